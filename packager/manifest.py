@@ -1,0 +1,597 @@
+"""Manifest v1: YAML -> schema validation -> typed, immutable objects with source positions.
+
+``load_manifest`` never raises for an invalid manifest: schema problems come back as findings
+(with file:line:col, JSON path and a hint). It raises ``ManifestReadError`` only when the file
+cannot be read as one YAML mapping at all.
+"""
+
+from __future__ import annotations
+
+import datetime as _dt
+import re
+from collections.abc import Iterator, Mapping
+from dataclasses import dataclass, field
+from pathlib import Path
+from types import MappingProxyType
+from typing import Any
+
+import jsonschema
+
+from packager.findings import Finding, Severity, did_you_mean
+from packager.schemas_store import load_schema, validator
+from packager.yamlsource import JsonPath, PositionedDocument, json_path_str, load_yaml_file
+
+API_VERSION = "airgap/v1"
+
+# ----------------------------------------------------------------------------- typed objects
+
+
+@dataclass(frozen=True)
+class HuggingFaceSource:
+    repo: str
+    revision: str
+    cache: Path | None
+
+
+@dataclass(frozen=True)
+class ModelSource:
+    path: Path | None = None
+    huggingface: HuggingFaceSource | None = None
+
+
+@dataclass(frozen=True)
+class Model:
+    name: str
+    source: ModelSource
+    format: str
+    precision: str | None
+    include: tuple[str, ...]
+    exclude: tuple[str, ...]
+    sha256: Mapping[str, str]
+    license: str | None
+
+
+@dataclass(frozen=True)
+class Accelerator:
+    vendor: str  # nvidia | huawei | none
+    chips: tuple[str, ...]
+    count: int
+    memory_bytes: int | None  # per device, when the manifest says
+
+
+@dataclass(frozen=True)
+class Stack:
+    cuda: str | None = None
+    cann: str | None = None
+    driver: str | None = None
+    firmware: str | None = None
+    torch: str | None = None
+    torch_npu: str | None = None
+
+
+@dataclass(frozen=True)
+class Image:
+    ref: str
+    role: str
+    digest: str | None
+    source: str  # registry | docker | oci-layout | docker-archive
+    path: Path | None
+    insecure: bool
+    json_path: JsonPath
+
+
+@dataclass(frozen=True)
+class Wheels:
+    requirements: tuple[Path, ...]
+    wheelhouse: Path | None
+    python: str | None
+    index_url: str | None
+    json_path: JsonPath
+
+
+@dataclass(frozen=True)
+class FileEntry:
+    source: Path
+    sha256: str | None
+    dest: str | None
+    mode: str | None
+    json_path: JsonPath
+
+
+@dataclass(frozen=True)
+class KernelTests:
+    inputs: tuple[Path, ...]
+    expected: tuple[Path, ...]
+    rtol: float
+    atol: float
+    grid: tuple[int, ...]
+    block: tuple[int, ...]
+    shared_mem: int
+    scalars: tuple[float, ...]
+
+
+@dataclass(frozen=True)
+class Kernel:
+    name: str
+    kind: str
+    path: Path
+    sha256: str | None
+    entry: str | None
+    targets: tuple[str, ...]
+    tests: KernelTests | None
+    json_path: JsonPath
+
+
+@dataclass(frozen=True)
+class Smoke:
+    image: str | None
+    command: tuple[str, ...]
+    env: Mapping[str, str]
+    timeout_s: int
+    exit_code: int
+    stdout_contains: str | None
+
+
+@dataclass(frozen=True)
+class Target:
+    """One deployment target with everything that applies to it (shared parts merged in)."""
+
+    id: str | None  # None for a manifest with a single `target`
+    json_path: JsonPath  # ("target",) or ("targets", id)
+    platform: str
+    accelerator: Accelerator
+    stack: Stack
+    precision: str | None
+    images: tuple[Image, ...]
+    wheels: Wheels | None
+    files: tuple[FileEntry, ...]
+    kernels: tuple[Kernel, ...]
+    smoke: Smoke | None
+
+
+@dataclass(frozen=True)
+class Manifest:
+    path: Path
+    base_dir: Path
+    name: str
+    version: str
+    description: str | None
+    expires: _dt.timedelta | None
+    labels: Mapping[str, str]
+    model: Model
+    targets: tuple[Target, ...]
+    document: PositionedDocument = field(repr=False, compare=False)
+
+    def bundle_name(self, target: Target) -> str:
+        """File stem of the bundle built for ``target``: NAME-VERSION[-TARGET]."""
+        stem = f"{self.name}-{self.version}"
+        return f"{stem}-{target.id}" if target.id else stem
+
+    def target(self, target_id: str | None) -> Target:
+        for t in self.targets:
+            if t.id == target_id:
+                return t
+        raise KeyError(target_id)
+
+
+# ----------------------------------------------------------------------------- loading
+
+
+@dataclass(frozen=True)
+class LoadResult:
+    document: PositionedDocument
+    manifest: Manifest | None  # None when the schema check found errors
+    findings: tuple[Finding, ...]
+
+
+def load_manifest(path: Path) -> LoadResult:
+    """Read, schema-check and type a manifest. Raises ManifestReadError for unreadable input."""
+    doc = load_yaml_file(path)
+    findings = schema_findings(doc)
+    manifest = None
+    if not any(f.severity is Severity.ERROR for f in findings):
+        manifest = _build(doc, path)
+    return LoadResult(doc, manifest, tuple(sorted(findings, key=Finding.sort_key)))
+
+
+_DURATION = re.compile(r"^([1-9][0-9]*)(h|d|w|y)$")
+_SIZE = re.compile(r"^([0-9]+(?:\.[0-9]+)?)\s*(MB|MiB|GB|GiB|TB|TiB)$")
+_SIZE_UNITS = {
+    "MB": 10**6, "MiB": 2**20, "GB": 10**9, "GiB": 2**30, "TB": 10**12, "TiB": 2**40,
+}  # fmt: skip
+_TIMEOUT = re.compile(r"^([1-9][0-9]*)(s|m|h)$")
+
+
+def parse_duration(text: str) -> _dt.timedelta:
+    m = _DURATION.match(text)
+    if not m:
+        raise ValueError(f"not a duration: {text!r}")
+    n, unit = int(m.group(1)), m.group(2)
+    days = {"h": n / 24, "d": n, "w": 7 * n, "y": 365 * n}[unit]
+    return _dt.timedelta(days=days)
+
+
+def parse_size(text: str) -> int:
+    m = _SIZE.match(text.strip())
+    if not m:
+        raise ValueError(f"not a size: {text!r}")
+    return int(float(m.group(1)) * _SIZE_UNITS[m.group(2)])
+
+
+def _timeout_seconds(text: str | None) -> int:
+    if text is None:
+        return 300
+    m = _TIMEOUT.match(text)
+    if not m:
+        raise ValueError(f"not a timeout: {text!r}")
+    return int(m.group(1)) * {"s": 1, "m": 60, "h": 3600}[m.group(2)]
+
+
+def _build(doc: PositionedDocument, path: Path) -> Manifest:
+    d = doc.data
+    base = path.resolve().parent
+
+    def p(rel: str) -> Path:
+        return (base / rel) if not Path(rel).is_absolute() else Path(rel)
+
+    md = d["metadata"]
+    m = d["model"]
+    src = m["source"]
+    if "path" in src:
+        source = ModelSource(path=p(src["path"]))
+    else:
+        hf = src["huggingface"]
+        source = ModelSource(
+            huggingface=HuggingFaceSource(
+                repo=hf["repo"],
+                revision=hf["revision"],
+                cache=p(hf["cache"]) if "cache" in hf else None,
+            )
+        )
+    model = Model(
+        name=m["name"],
+        source=source,
+        format=m["format"],
+        precision=m.get("precision"),
+        include=tuple(m.get("include", ())),
+        exclude=tuple(m.get("exclude", ())),
+        sha256=MappingProxyType(dict(m.get("sha256", {}))),
+        license=m.get("license"),
+    )
+
+    def images(rt: dict[str, Any], at: JsonPath) -> tuple[Image, ...]:
+        return tuple(
+            Image(
+                ref=i["ref"],
+                role=i.get("role", "serving"),
+                digest=i.get("digest"),
+                source=i.get("from", "registry"),
+                path=p(i["path"]) if "path" in i else None,
+                insecure=bool(i.get("insecure", False)),
+                json_path=(*at, "images", n),
+            )
+            for n, i in enumerate(rt.get("images", ()))
+        )
+
+    def files(rt: dict[str, Any], at: JsonPath) -> tuple[FileEntry, ...]:
+        return tuple(
+            FileEntry(
+                source=p(f["source"]),
+                sha256=f.get("sha256"),
+                dest=f.get("dest"),
+                mode=f.get("mode"),
+                json_path=(*at, "files", n),
+            )
+            for n, f in enumerate(rt.get("files", ()))
+        )
+
+    def wheels(shared: dict[str, Any], own: dict[str, Any], at: JsonPath) -> Wheels | None:
+        sw, ow = shared.get("wheels"), own.get("wheels")
+        if sw is None and ow is None:
+            return None
+        reqs: list[Path] = []
+        for w in (sw, ow):
+            if w is None:
+                continue
+            r = w.get("requirements", [])
+            reqs.extend(p(x) for x in ([r] if isinstance(r, str) else r))
+        sw, ow = sw or {}, ow or {}
+        wh = ow.get("wheelhouse", sw.get("wheelhouse"))
+        return Wheels(
+            requirements=tuple(reqs),
+            wheelhouse=p(wh) if wh else None,
+            python=ow.get("python", sw.get("python")),
+            index_url=ow.get("index_url", sw.get("index_url")),
+            json_path=(*at, "wheels") if "wheels" in own else ("runtime", "wheels"),
+        )
+
+    def kernels(items: list[dict[str, Any]], at: JsonPath) -> tuple[Kernel, ...]:
+        out = []
+        for n, k in enumerate(items):
+            t = k.get("tests")
+            tests = None
+            if t is not None:
+                tests = KernelTests(
+                    inputs=tuple(p(x) for x in t["inputs"]),
+                    expected=tuple(p(x) for x in t["expected"]),
+                    rtol=float(t.get("rtol", 1e-5)),
+                    atol=float(t.get("atol", 1e-8)),
+                    grid=tuple(t.get("grid", (1,))),
+                    block=tuple(t.get("block", (1,))),
+                    shared_mem=int(t.get("shared_mem", 0)),
+                    scalars=tuple(float(x) for x in t.get("scalars", ())),
+                )
+            out.append(
+                Kernel(
+                    name=k["name"],
+                    kind=k["kind"],
+                    path=p(k["path"]),
+                    sha256=k.get("sha256"),
+                    entry=k.get("entry"),
+                    targets=tuple(k.get("targets", ())),
+                    tests=tests,
+                    json_path=(*at, n),
+                )
+            )
+        return tuple(out)
+
+    def smoke(s: dict[str, Any] | None) -> Smoke | None:
+        if s is None:
+            return None
+        expect = s.get("expect", {})
+        return Smoke(
+            image=s.get("image"),
+            command=tuple(s["command"]),
+            env=MappingProxyType(dict(s.get("env", {}))),
+            timeout_s=_timeout_seconds(s.get("timeout")),
+            exit_code=int(expect.get("exit_code", 0)),
+            stdout_contains=expect.get("stdout_contains"),
+        )
+
+    shared_rt: dict[str, Any] = d.get("runtime", {})
+    shared_kernels = kernels(d.get("kernels", []), ("kernels",))
+
+    def target(t: dict[str, Any], tid: str | None, at: JsonPath) -> Target:
+        acc = t["accelerator"]
+        st = t.get("stack", {})
+        own_rt: dict[str, Any] = t.get("runtime", {}) if tid is not None else {}
+        return Target(
+            id=tid,
+            json_path=at,
+            platform=t["platform"],
+            accelerator=Accelerator(
+                vendor=acc["vendor"],
+                chips=tuple(acc.get("chips", ())),
+                count=int(acc.get("count", 1)),
+                memory_bytes=parse_size(acc["memory"]) if "memory" in acc else None,
+            ),
+            stack=Stack(**{k: str(v) for k, v in st.items()}),
+            precision=t.get("precision", model.precision),
+            images=images(shared_rt, ("runtime",)) + images(own_rt, (*at, "runtime")),
+            wheels=wheels(shared_rt, own_rt, (*at, "runtime")),
+            files=files(shared_rt, ("runtime",)) + files(own_rt, (*at, "runtime")),
+            kernels=shared_kernels + kernels(t.get("kernels", []), (*at, "kernels")),
+            smoke=smoke(t.get("smoke", d.get("smoke"))),
+        )
+
+    if "target" in d:
+        targets: tuple[Target, ...] = (target(d["target"], None, ("target",)),)
+    else:
+        targets = tuple(target(t, tid, ("targets", tid)) for tid, t in d["targets"].items())
+
+    return Manifest(
+        path=path,
+        base_dir=base,
+        name=md["name"],
+        version=md["version"],
+        description=md.get("description"),
+        expires=parse_duration(md["expires"]) if "expires" in md else None,
+        labels=MappingProxyType(dict(md.get("labels", {}))),
+        model=model,
+        targets=targets,
+        document=doc,
+    )
+
+
+# ----------------------------------------------------------------------------- schema findings
+
+
+def _subschema(schema_root: dict[str, Any], schema: dict[str, Any]) -> dict[str, Any]:
+    """Follow a local $ref so that we can read ``properties`` of the schema that failed."""
+    while "$ref" in schema:
+        ref = schema["$ref"]
+        node: Any = schema_root
+        for part in ref.lstrip("#/").split("/"):
+            node = node[part]
+        schema = node
+    return schema
+
+
+def _type_name(value: Any) -> str:
+    if value is None:
+        return "null"
+    return {
+        bool: "a boolean", int: "a number", float: "a number", str: "a string",
+        list: "a list", dict: "a mapping",
+    }.get(type(value), type(value).__name__)  # fmt: skip
+
+
+def _leaf_errors(error: jsonschema.ValidationError) -> Iterator[jsonschema.ValidationError]:
+    """Descend into oneOf/anyOf failures and pick the branch the user evidently meant."""
+    if error.validator not in ("oneOf", "anyOf") or not error.context:
+        yield error
+        return
+    by_branch: dict[int, list[jsonschema.ValidationError]] = {}
+    for sub in error.context:
+        by_branch.setdefault(int(sub.relative_schema_path[0]), []).append(sub)
+    if not by_branch:  # valid under more than one branch
+        yield error
+        return
+
+    def shallow_misses(errs: list[jsonschema.ValidationError]) -> int:
+        # a branch whose own keys are missing or unknown is not the one the user wrote
+        return sum(
+            1
+            for e in errs
+            if e.validator in ("required", "additionalProperties", "type")
+            and list(e.absolute_path) == list(error.absolute_path)
+        )
+
+    best = min(by_branch.values(), key=lambda errs: (shallow_misses(errs), len(errs)))
+    if shallow_misses(best):
+        yield error  # none of the branches fits: report the choice itself
+        return
+    for sub in best:
+        yield from _leaf_errors(sub)
+
+
+def schema_findings(doc: PositionedDocument) -> list[Finding]:
+    root = load_schema("manifest")
+    out: list[Finding] = []
+    data = doc.data
+    # The top-level choice between target and targets reads better as its own rule.
+    if ("target" in data) == ("targets" in data):
+        both = "target" in data
+        out.append(
+            Finding(
+                Severity.ERROR,
+                "AG106",
+                "give either `target` (one deployment) or `targets` (several), not both"
+                if both
+                else "no `target` or `targets`: say which chips and stack this deployment is for",
+                doc.location(("targets",) if both else (), key=True),
+                "$",
+                "a manifest with `targets` builds one bundle per target id",
+            )
+        )
+    for err in validator("manifest").iter_errors(data):
+        if err.validator == "oneOf" and not err.path and "target" in str(err.schema):
+            continue  # handled above
+        for leaf in _leaf_errors(err):
+            out.extend(_finding_for(doc, root, leaf))
+    # one message per place and problem
+    seen: set[tuple[str, str, str]] = set()
+    unique = []
+    for f in out:
+        key = (f.code, f.json_path, f.message)
+        if key not in seen:
+            seen.add(key)
+            unique.append(f)
+    return unique
+
+
+def _finding_for(
+    doc: PositionedDocument, root: dict[str, Any], err: jsonschema.ValidationError
+) -> Iterator[Finding]:
+    path: JsonPath = tuple(err.absolute_path)
+    jp = json_path_str(path)
+    schema = _subschema(root, err.schema) if isinstance(err.schema, dict) else {}
+    inst = err.instance
+    v = err.validator
+
+    if v == "additionalProperties" and isinstance(inst, dict):
+        allowed = sorted(schema.get("properties", {}))
+        for key in inst:
+            if key in allowed:
+                continue
+            dym = did_you_mean(key, allowed)
+            yield Finding(
+                Severity.ERROR,
+                "AG101",
+                f"unknown key {key!r} in {jp}",
+                doc.location((*path, key), key=True),
+                json_path_str((*path, key)),
+                dym or f"allowed here: {', '.join(allowed)}",
+            )
+        return
+    if v == "required":
+        missing = [k for k in err.validator_value if isinstance(inst, dict) and k not in inst]
+        for key in missing:
+            desc = _subschema(root, schema.get("properties", {}).get(key, {})).get(
+                "description"
+            )
+            yield Finding(
+                Severity.ERROR,
+                "AG102",
+                f"missing required key {key!r} in {jp}",
+                doc.location(path),
+                json_path_str((*path, key)),
+                desc or "see schemas/manifest.schema.json",
+            )
+        return
+    if v == "type":
+        expected = err.validator_value
+        exp = " or ".join(expected) if isinstance(expected, list) else expected
+        yield Finding(
+            Severity.ERROR,
+            "AG103",
+            f"{jp} must be {_article(exp)}, found {_type_name(inst)} ({inst!r})",
+            doc.location(path),
+            jp,
+            schema.get("description"),
+        )
+        return
+    if v in ("enum", "const"):
+        choices = err.validator_value if v == "enum" else [err.validator_value]
+        shown = [str(c) for c in choices]
+        hint = did_you_mean(str(inst), shown) if isinstance(inst, str) else None
+        yield Finding(
+            Severity.ERROR,
+            "AG104",
+            f"{jp} is {inst!r}; expected {' | '.join(shown)}",
+            doc.location(path),
+            jp,
+            hint or f"one of: {', '.join(shown)}",
+        )
+        return
+    if v in ("oneOf", "anyOf"):
+        keys = sorted(inst) if isinstance(inst, dict) else []
+        yield Finding(
+            Severity.ERROR,
+            "AG106",
+            f"{jp} does not match any accepted form (keys given: {', '.join(keys) or 'none'})",
+            doc.location(path),
+            jp,
+            _oneof_hint(root, err),
+        )
+        return
+    # pattern, minimum, minItems, uniqueItems, minProperties, propertyNames, ...
+    yield Finding(
+        Severity.ERROR,
+        "AG105",
+        f"{jp}: {_short_message(err)}",
+        doc.location(path),
+        jp,
+        schema.get("description"),
+    )
+
+
+def _article(word: str) -> str:
+    return {"object": "a mapping", "array": "a list", "integer": "an integer"}.get(
+        word, f"a {word}"
+    )
+
+
+def _short_message(err: jsonschema.ValidationError) -> str:
+    v, inst = err.validator, err.instance
+    if v == "pattern":
+        return f"{inst!r} is not in the expected form"
+    if v == "uniqueItems":
+        return "the list holds the same item twice"
+    if v == "minItems":
+        return "the list is empty" if not inst else f"needs at least {err.validator_value} items"
+    if v == "minLength":
+        return "must not be empty"
+    if v in ("minimum", "maximum"):
+        return f"{inst!r} is out of range ({v} {err.validator_value})"
+    return err.message
+
+
+def _oneof_hint(root: dict[str, Any], err: jsonschema.ValidationError) -> str:
+    forms = []
+    for branch in err.validator_value:
+        props = _subschema(root, branch).get("required") or sorted(
+            _subschema(root, branch).get("properties", {})
+        )
+        forms.append("{" + ", ".join(props) + "}")
+    return "give exactly one of: " + " or ".join(forms)

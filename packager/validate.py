@@ -1,0 +1,56 @@
+"""`airgap validate`: the schema and the chip stack, before anything is fetched."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from packager.compat import check_manifest
+from packager.findings import Finding, Severity, has_errors
+from packager.manifest import Manifest, load_manifest
+
+
+@dataclass(frozen=True)
+class ValidationReport:
+    path: Path
+    manifest: Manifest | None
+    findings: tuple[Finding, ...]
+
+    @property
+    def valid(self) -> bool:
+        return self.manifest is not None and not has_errors(self.findings)
+
+    def count(self, severity: Severity) -> int:
+        return sum(1 for f in self.findings if f.severity is severity)
+
+    def to_json(self) -> dict[str, Any]:
+        m = self.manifest
+        return {
+            "manifest": str(self.path),
+            "valid": self.valid,
+            "name": m.name if m else None,
+            "version": m.version if m else None,
+            "targets": [
+                {
+                    "id": t.id,
+                    "bundle": m.bundle_name(t),
+                    "platform": t.platform,
+                    "vendor": t.accelerator.vendor,
+                    "chips": list(t.accelerator.chips),
+                    "count": t.accelerator.count,
+                }
+                for t in (m.targets if m else ())
+            ],
+            "summary": {s.value: self.count(s) for s in Severity},
+            "findings": [f.to_json() for f in self.findings],
+        }
+
+
+def validate(path: Path) -> ValidationReport:
+    """Schema findings first; the stack rules run only on a manifest the schema accepts."""
+    loaded = load_manifest(path)
+    findings = list(loaded.findings)
+    if loaded.manifest is not None:
+        findings.extend(check_manifest(loaded.manifest))
+    return ValidationReport(path, loaded.manifest, tuple(sorted(findings, key=Finding.sort_key)))

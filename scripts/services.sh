@@ -1,0 +1,399 @@
+#!/usr/bin/env bash
+# scripts/services.sh — start/stop the real services that the tests and the demo use:
+#   * a private Docker engine: dockerd --storage-driver vfs --iptables=false --bridge=none
+#     on its own unix socket, with its data under the state dir (no iptables, no bridges,
+#     no ip forwarding; containers are meant to run with --network none);
+#   * a distribution registry 2.x (Debian docker-registry) on 127.0.0.1:<free port>.
+#
+# Usage: scripts/services.sh start                 start what is not running, write and print env.sh
+#        scripts/services.sh stop [docker|registry] stop (all by default); idempotent
+#        scripts/services.sh status [docker|registry]  print state; exit 0 only if all named run
+#        scripts/services.sh env                   print env.sh (DOCKER_HOST, AIRGAP_REGISTRY)
+#
+# State dir: $AIRGAP_SERVICES_DIR, default <repo>/.services. Because unix socket paths are
+# limited to 107 bytes, the docker socket and dockerd's exec-root (which holds containerd's
+# sockets) live in a short mktemp dir under /tmp, recorded in <state>/docker/rundir.
+# Missing binaries are installed with apt-get when running as root.
+# If dockerd cannot run here, `start` warns, records why in <state>/docker.unavailable,
+# and carries on with the registry only (env.sh then sets no DOCKER_HOST).
+set -euo pipefail
+
+REPO="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
+STATE="${AIRGAP_SERVICES_DIR:-$REPO/.services}"
+TIMEOUT="${AIRGAP_SERVICES_TIMEOUT:-60}"   # seconds to wait for each service to answer
+DDIR="$STATE/docker"
+RDIR="$STATE/registry"
+ENV_FILE="$STATE/env.sh"
+UNAVAILABLE="$STATE/docker.unavailable"
+
+log() { printf '[services] %s\n' "$*" >&2; }
+die() { printf '[services] ERROR: %s\n' "$*" >&2; exit 1; }
+
+# ---------------------------------------------------------------------------- installs
+
+busybox_static_installed() {
+    if command -v dpkg-query >/dev/null 2>&1; then
+        dpkg-query -W -f='${Status}' busybox-static 2>/dev/null | grep -q 'ok installed'
+    else
+        [[ -x /bin/busybox ]]
+    fi
+}
+
+# Install the Debian packages whose binaries are missing (apt-get update once first).
+ensure_packages() {
+    local -a want=()
+    command -v dockerd >/dev/null 2>&1 || want+=(docker.io)
+    [[ -x /usr/bin/docker-registry ]] || want+=(docker-registry)
+    command -v skopeo >/dev/null 2>&1 || want+=(skopeo)
+    command -v curl >/dev/null 2>&1 || want+=(curl)
+    busybox_static_installed || want+=(busybox-static)
+    ((${#want[@]})) || return 0
+    [[ "$(id -u)" == 0 ]] || die "missing packages: ${want[*]} (run as root, or install them)"
+    command -v apt-get >/dev/null 2>&1 || die "missing packages: ${want[*]} and no apt-get"
+    log "installing ${want[*]} (apt-get)"
+    # Keep the packages' init scripts from starting a system dockerd/registry while installing.
+    local made_policy=0 rc=0
+    if [[ ! -e /usr/sbin/policy-rc.d ]]; then
+        printf '#!/bin/sh\nexit 101\n' >/usr/sbin/policy-rc.d
+        chmod 755 /usr/sbin/policy-rc.d
+        made_policy=1
+    fi
+    {
+        DEBIAN_FRONTEND=noninteractive apt-get update -qq &&
+            DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends \
+                "${want[@]}"
+    } >"$STATE/apt.log" 2>&1 || rc=$?
+    ((made_policy)) && rm -f /usr/sbin/policy-rc.d
+    if ((rc)); then
+        tail -n 20 "$STATE/apt.log" >&2
+        die "apt-get install ${want[*]} failed (log: $STATE/apt.log)"
+    fi
+}
+
+# ---------------------------------------------------------------------------- processes
+
+# pid_alive PIDFILE NAME: the pid in PIDFILE is alive and its argv[0] ends in NAME.
+pid_alive() {
+    local pid argv0
+    [[ -s "$1" ]] || return 1
+    pid="$(<"$1")"
+    [[ "$pid" =~ ^[0-9]+$ ]] || return 1
+    [[ -r "/proc/$pid/cmdline" ]] || return 1
+    argv0="$(tr '\0' '\n' <"/proc/$pid/cmdline" 2>/dev/null | head -n 1)" || return 1
+    [[ "${argv0##*/}" == "$2" ]]
+}
+
+# spawn PIDFILE LOG CMD...: run CMD detached (own session, no stdin), pid into PIDFILE.
+spawn() {
+    local pidfile="$1" logfile="$2"
+    shift 2
+    rm -f "$pidfile"
+    # shellcheck disable=SC2016  # $$ and $@ are expanded by the inner bash
+    setsid bash -c 'echo $$ >"$0"; exec "$@"' "$pidfile" "$@" </dev/null >>"$logfile" 2>&1 9>&- &
+    local i
+    for ((i = 0; i < 50; i++)); do
+        [[ -s "$pidfile" ]] && return 0
+        sleep 0.1
+    done
+    die "could not start $1"
+}
+
+# stop_pid PIDFILE NAME GRACE: SIGTERM, wait GRACE seconds, then SIGKILL.
+stop_pid() {
+    local pidfile="$1" name="$2" grace="$3" pid i
+    if pid_alive "$pidfile" "$name"; then
+        pid="$(<"$pidfile")"
+        kill -TERM "$pid" 2>/dev/null || true
+        for ((i = 0; i < grace * 10; i++)); do
+            pid_alive "$pidfile" "$name" || break
+            sleep 0.1
+        done
+        if pid_alive "$pidfile" "$name"; then
+            log "$name (pid $pid) did not stop in ${grace}s; killing it"
+            kill -KILL "$pid" 2>/dev/null || true
+            sleep 0.2
+        fi
+        log "stopped $name (pid $pid)"
+    fi
+    rm -f "$pidfile"
+}
+
+free_port() {   # free_port [PREFERRED]: PREFERRED if it is free on 127.0.0.1, else any free one
+    python3 - "${1:-0}" <<'PY'
+import socket
+import sys
+
+preferred = int(sys.argv[1])
+for port in ([preferred] if preferred else []) + [0]:
+    with socket.socket() as s:
+        try:
+            s.bind(("127.0.0.1", port))
+        except OSError:
+            continue
+        print(s.getsockname()[1])
+        break
+PY
+}
+
+# ---------------------------------------------------------------------------- docker
+
+docker_sock() { [[ -s "$DDIR/rundir" ]] && printf '%s/docker.sock' "$(<"$DDIR/rundir")"; }
+
+docker_answers() {
+    local sock
+    sock="$(docker_sock)" || return 1
+    [[ -S "$sock" ]] || return 1
+    [[ "$(curl -s --max-time 3 --unix-socket "$sock" http://localhost/_ping 2>/dev/null)" == OK ]]
+}
+
+docker_running() { pid_alive "$DDIR/dockerd.pid" dockerd && docker_answers; }
+
+# Remove the short run dir, unmounting anything dockerd left there (netns bind mounts).
+docker_cleanup_rundir() {
+    local run mnt
+    [[ -s "$DDIR/rundir" ]] || return 0
+    run="$(<"$DDIR/rundir")"
+    if [[ "$run" == /tmp/airgap-* && -d "$run" ]]; then
+        awk -v r="$run/" 'index($2, r) == 1 {print $2}' /proc/self/mounts | sort -r |
+            while read -r mnt; do umount -l "$mnt" 2>/dev/null || true; done
+        rm -rf "$run"
+    fi
+    rm -f "$DDIR/rundir"
+}
+
+docker_stop() {
+    # The containerd that dockerd supervises normally exits with it; kill it if it did not.
+    local cpid=""
+    if [[ -s "$DDIR/rundir" && -s "$(<"$DDIR/rundir")/exec/containerd/containerd.pid" ]]; then
+        cpid="$(<"$(<"$DDIR/rundir")/exec/containerd/containerd.pid")"
+    fi
+    stop_pid "$DDIR/dockerd.pid" dockerd 30
+    if [[ "$cpid" =~ ^[0-9]+$ ]] && [[ "$(cat "/proc/$cpid/comm" 2>/dev/null)" == containerd ]]; then
+        log "killing leftover containerd (pid $cpid)"
+        kill -KILL "$cpid" 2>/dev/null || true
+    fi
+    docker_cleanup_rundir
+}
+
+docker_start() {
+    rm -f "$UNAVAILABLE"
+    if docker_running; then
+        log "dockerd already running (pid $(<"$DDIR/dockerd.pid"), $(docker_sock))"
+        return 0
+    fi
+    docker_stop   # a half-dead previous instance: clean it up first
+    mkdir -p "$DDIR/data"
+    local run
+    run="$(mktemp -d /tmp/airgap-XXXXXX)"
+    echo "$run" >"$DDIR/rundir"
+    # Our own config file, so that a system /etc/docker/daemon.json cannot change anything.
+    echo '{}' >"$DDIR/daemon.json"
+    : >"$DDIR/dockerd.log"
+    log "starting dockerd (socket $run/docker.sock, data $DDIR/data)"
+    local t0=$SECONDS
+    spawn "$DDIR/dockerd.pid" "$DDIR/dockerd.log" \
+        dockerd \
+        --host "unix://$run/docker.sock" \
+        --data-root "$DDIR/data" \
+        --exec-root "$run/exec" \
+        --pidfile "$run/dockerd.pid" \
+        --config-file "$DDIR/daemon.json" \
+        --storage-driver vfs \
+        --iptables=false --ip-masq=false --ip-forward=false --bridge=none \
+        --userland-proxy=false \
+        --containerd-namespace airgap --containerd-plugins-namespace airgap-plugins
+    while ((SECONDS - t0 < TIMEOUT)); do
+        if docker_answers; then
+            log "dockerd ready after $((SECONDS - t0))s (pid $(<"$DDIR/dockerd.pid"))"
+            return 0
+        fi
+        pid_alive "$DDIR/dockerd.pid" dockerd || break
+        sleep 0.2
+    done
+    local why
+    if pid_alive "$DDIR/dockerd.pid" dockerd; then
+        why="dockerd did not answer on $run/docker.sock within ${TIMEOUT}s"
+    else
+        why="dockerd exited: $(grep -m 1 -E 'level=(fatal|error)|failed to start' "$DDIR/dockerd.log" |
+            sed -E 's/^time="[^"]*" //' || true)"
+        [[ "$why" == "dockerd exited: " ]] && why="dockerd exited (see $DDIR/dockerd.log)"
+    fi
+    {
+        echo "[services] WARNING: the Docker engine cannot run here: $why"
+        echo "[services] --- last lines of $DDIR/dockerd.log:"
+        tail -n 25 "$DDIR/dockerd.log"
+        echo "[services] --- continuing with the registry only (DOCKER_HOST will not be set)"
+    } >&2
+    docker_stop
+    echo "$why" >"$UNAVAILABLE"
+    return 1
+}
+
+# ---------------------------------------------------------------------------- registry
+
+registry_port() { [[ -s "$RDIR/port" ]] && cat "$RDIR/port"; }
+
+registry_answers() {
+    local port
+    port="$(registry_port)" || return 1
+    curl -sf --max-time 3 -o /dev/null "http://127.0.0.1:$port/v2/" 2>/dev/null
+}
+
+registry_running() { pid_alive "$RDIR/registry.pid" docker-registry && registry_answers; }
+
+registry_stop() { stop_pid "$RDIR/registry.pid" docker-registry 10; }
+
+registry_start() {
+    if registry_running; then
+        log "registry already running (pid $(<"$RDIR/registry.pid"), 127.0.0.1:$(registry_port))"
+        return 0
+    fi
+    registry_stop
+    mkdir -p "$RDIR/data"
+    local port
+    port="$(free_port "$(registry_port || echo 0)")"
+    echo "$port" >"$RDIR/port"
+    cat >"$RDIR/config.yml" <<EOF
+# Written by scripts/services.sh; distribution registry 2.x on loopback only.
+version: 0.1
+log:
+  level: info
+  fields:
+    service: airgap-test-registry
+storage:
+  filesystem:
+    rootdirectory: "$RDIR/data"
+  delete:
+    enabled: true
+  cache:
+    blobdescriptor: inmemory
+http:
+  addr: 127.0.0.1:$port
+  headers:
+    X-Content-Type-Options: [nosniff]
+health:
+  storagedriver:
+    enabled: true
+    interval: 10s
+    threshold: 3
+EOF
+    : >"$RDIR/registry.log"
+    log "starting docker-registry on 127.0.0.1:$port (data $RDIR/data)"
+    local t0=$SECONDS
+    spawn "$RDIR/registry.pid" "$RDIR/registry.log" /usr/bin/docker-registry serve "$RDIR/config.yml"
+    while ((SECONDS - t0 < TIMEOUT)); do
+        if registry_answers; then
+            log "registry ready after $((SECONDS - t0))s (pid $(<"$RDIR/registry.pid"))"
+            return 0
+        fi
+        pid_alive "$RDIR/registry.pid" docker-registry || break
+        sleep 0.2
+    done
+    tail -n 25 "$RDIR/registry.log" >&2
+    registry_stop
+    die "docker-registry did not answer GET http://127.0.0.1:$port/v2/ within ${TIMEOUT}s"
+}
+
+# ---------------------------------------------------------------------------- env.sh
+
+write_env() {
+    local tmp="$ENV_FILE.tmp"
+    {
+        echo "# Written by scripts/services.sh; source it to use the test services."
+        if docker_running; then
+            echo "export DOCKER_HOST='unix://$(docker_sock)'"
+        elif [[ -s "$UNAVAILABLE" ]]; then
+            echo "# Docker engine unavailable: $(head -n 1 "$UNAVAILABLE" | tr -d "'")"
+        fi
+        if registry_running; then
+            echo "export AIRGAP_REGISTRY='127.0.0.1:$(registry_port)'"
+        fi
+    } >"$tmp"
+    mv "$tmp" "$ENV_FILE"
+}
+
+# ---------------------------------------------------------------------------- commands
+
+services_from_args() {   # validate names; default: both
+    if (($# == 0)); then
+        echo docker registry
+        return
+    fi
+    local s
+    for s in "$@"; do
+        [[ "$s" == docker || "$s" == registry ]] || die "unknown service '$s' (docker|registry)"
+    done
+    echo "$@"
+}
+
+cmd_start() {
+    ensure_packages
+    docker_start || true
+    registry_start
+    write_env
+    cat "$ENV_FILE"
+}
+
+cmd_stop() {
+    local s
+    for s in $(services_from_args "$@"); do
+        case "$s" in
+            docker) docker_stop; rm -f "$UNAVAILABLE" ;;
+            registry) registry_stop ;;
+        esac
+    done
+    if docker_running || registry_running; then
+        write_env
+    else
+        rm -f "$ENV_FILE"
+    fi
+}
+
+cmd_status() {
+    local s rc=0
+    for s in $(services_from_args "$@"); do
+        case "$s" in
+            docker)
+                if docker_running; then
+                    echo "docker: running (pid $(<"$DDIR/dockerd.pid"), unix://$(docker_sock))"
+                elif [[ -s "$UNAVAILABLE" ]]; then
+                    echo "docker: unavailable ($(head -n 1 "$UNAVAILABLE"))"
+                    rc=1
+                else
+                    echo "docker: stopped"
+                    rc=1
+                fi
+                ;;
+            registry)
+                if registry_running; then
+                    echo "registry: running (pid $(<"$RDIR/registry.pid"), 127.0.0.1:$(registry_port))"
+                else
+                    echo "registry: stopped"
+                    rc=1
+                fi
+                ;;
+        esac
+    done
+    return "$rc"
+}
+
+cmd_env() {
+    [[ -f "$ENV_FILE" ]] || die "services are not started ($ENV_FILE missing): run $0 start"
+    cat "$ENV_FILE"
+}
+
+main() {
+    local cmd="${1:-}"
+    (($#)) && shift
+    case "$cmd" in
+        start | stop | status | env) ;;
+        *) die "usage: $0 start | stop [docker|registry] | status [docker|registry] | env" ;;
+    esac
+    mkdir -p "$STATE" "$DDIR" "$RDIR"
+    # One services.sh at a time per state dir.
+    exec 9>"$STATE/lock"
+    flock -w 180 9 || die "another services.sh holds $STATE/lock"
+    "cmd_$cmd" "$@"
+}
+
+main "$@"

@@ -1,0 +1,50 @@
+"""Shared pytest fixtures: the real Docker engine, registry, shared folder and a test image.
+
+A fixture whose service is missing skips the test, or fails it when
+AIRGAP_REQUIRE_SERVICES=1 (see tests/support/services.py).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from pathlib import Path
+from typing import TYPE_CHECKING
+
+import pytest
+
+from tests.support import services
+
+if TYPE_CHECKING:
+    import docker
+
+require_services = services.require_services  # re-exported for tests: require_services("docker")
+
+
+@pytest.fixture(scope="session")
+def docker_client() -> Iterator[docker.DockerClient]:
+    """A docker SDK client for the engine at $DOCKER_HOST (scripts/services.sh's dockerd)."""
+    client = services.require(services.connect_docker)
+    try:
+        yield client
+    finally:
+        client.close()
+
+
+@pytest.fixture(scope="session")
+def registry() -> str:
+    """``127.0.0.1:PORT`` of the test registry ($AIRGAP_REGISTRY), checked with GET /v2/."""
+    return services.require(services.registry_address)
+
+
+@pytest.fixture(scope="session")
+def shared_dir() -> Path:
+    """The project's shared folder (../shared beside the repo, or $AIRGAP_SHARED_DIR)."""
+    return services.require(services.shared_dir)
+
+
+@pytest.fixture(scope="session")
+def busybox_image(
+    docker_client: docker.DockerClient, tmp_path_factory: pytest.TempPathFactory
+) -> str:
+    """Tag of an image built FROM scratch by the real engine, holding Debian's static busybox."""
+    return services.build_busybox_image(docker_client, tmp_path_factory.mktemp("busybox-image"))
