@@ -505,11 +505,9 @@ def _finding_for(
             )
         return
     if v == "required":
-        missing = [k for k in err.validator_value if isinstance(inst, dict) and k not in inst]
+        missing = [k for k in _vv(err) if isinstance(inst, dict) and k not in inst]
         for key in missing:
-            desc = _subschema(root, schema.get("properties", {}).get(key, {})).get(
-                "description"
-            )
+            desc = _subschema(root, schema.get("properties", {}).get(key, {})).get("description")
             yield Finding(
                 Severity.ERROR,
                 "AG102",
@@ -520,7 +518,7 @@ def _finding_for(
             )
         return
     if v == "type":
-        expected = err.validator_value
+        expected = _vv(err)
         exp = " or ".join(expected) if isinstance(expected, list) else expected
         yield Finding(
             Severity.ERROR,
@@ -532,7 +530,7 @@ def _finding_for(
         )
         return
     if v in ("enum", "const"):
-        choices = err.validator_value if v == "enum" else [err.validator_value]
+        choices = _vv(err) if v == "enum" else [_vv(err)]
         shown = [str(c) for c in choices]
         hint = did_you_mean(str(inst), shown) if isinstance(inst, str) else None
         yield Finding(
@@ -566,6 +564,11 @@ def _finding_for(
     )
 
 
+def _vv(err: jsonschema.ValidationError) -> Any:
+    """The schema value that failed (``required``'s list, ``enum``'s choices, ...)."""
+    return err.validator_value
+
+
 def _article(word: str) -> str:
     return {"object": "a mapping", "array": "a list", "integer": "an integer"}.get(
         word, f"a {word}"
@@ -579,17 +582,17 @@ def _short_message(err: jsonschema.ValidationError) -> str:
     if v == "uniqueItems":
         return "the list holds the same item twice"
     if v == "minItems":
-        return "the list is empty" if not inst else f"needs at least {err.validator_value} items"
+        return "the list is empty" if not inst else f"needs at least {_vv(err)} items"
     if v == "minLength":
         return "must not be empty"
     if v in ("minimum", "maximum"):
-        return f"{inst!r} is out of range ({v} {err.validator_value})"
+        return f"{inst!r} is out of range ({v} {_vv(err)})"
     return err.message
 
 
 def _oneof_hint(root: dict[str, Any], err: jsonschema.ValidationError) -> str:
     forms = []
-    for branch in err.validator_value:
+    for branch in _vv(err):
         props = _subschema(root, branch).get("required") or sorted(
             _subschema(root, branch).get("properties", {})
         )

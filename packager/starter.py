@@ -88,7 +88,9 @@ def starter_manifest(name: str, vendor: str | None, chip: str | None) -> str:
     preset = _PRESETS[vendor]
     chip_id = chip_id or preset.chip
     found = facts.chips[chip_id]
-    bf16 = found.bf16 if found.vendor == "huawei" else (found.cc is not None and found.cc.major >= 8)
+    bf16 = (
+        found.bf16 if found.vendor == "huawei" else (found.cc is not None and found.cc.major >= 8)
+    )
     platform = preset.platform if preset.platform in found.platforms else found.platforms[0]
     return head + (
         f"  precision: {'bf16' if bf16 else 'fp16'}\n"

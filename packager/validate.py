@@ -26,6 +26,7 @@ class ValidationReport:
 
     def to_json(self) -> dict[str, Any]:
         m = self.manifest
+        targets = m.targets if m else ()
         return {
             "manifest": str(self.path),
             "valid": self.valid,
@@ -34,13 +35,13 @@ class ValidationReport:
             "targets": [
                 {
                     "id": t.id,
-                    "bundle": m.bundle_name(t),
+                    "bundle": m.bundle_name(t) if m else "",
                     "platform": t.platform,
                     "vendor": t.accelerator.vendor,
                     "chips": list(t.accelerator.chips),
                     "count": t.accelerator.count,
                 }
-                for t in (m.targets if m else ())
+                for t in targets
             ],
             "summary": {s.value: self.count(s) for s in Severity},
             "findings": [f.to_json() for f in self.findings],

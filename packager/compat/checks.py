@@ -292,8 +292,10 @@ def _cuda_runs_chip(ctx: _Ctx, release: Version, chip: Chip) -> tuple[bool, str,
     cc_key = Version.parse(".".join(map(str, chip.cc.release[:2])))
     floor = ctx.facts.cuda_min_for_cc.get(cc_key)
     if floor is not None and release < floor.value:
-        return False, f"CUDA {floor.value} is the first to know compute capability {chip.cc}", (
-            floor.unsure
+        return (
+            False,
+            f"CUDA {floor.value} is the first to know compute capability {chip.cc}",
+            (floor.unsure),
         )
     min_cc = ctx.facts.cuda_min_cc.get(release.major)
     if min_cc is not None and chip.cc < min_cc:
@@ -493,7 +495,9 @@ def _check_platform(ctx: _Ctx, t: Target, chips: list[tuple[int, Chip]]) -> None
                     f"not for {', '.join(sorted(ids))}",
                     (*image.json_path, "ref"),
                     "pick the MindIE tag for the target hardware: "
-                    + ", ".join(f"{h} ({'/'.join(c)})" for h, c in ctx.facts.mindie_hardware.items()),
+                    + ", ".join(
+                        f"{h} ({'/'.join(c)})" for h, c in ctx.facts.mindie_hardware.items()
+                    ),
                 )
 
 
@@ -545,8 +549,7 @@ def _check_cuda_kernel(
             ctx.add(
                 Severity.ERROR,
                 "AG401",
-                f"kernel {name!r} cannot run on {chip.id}: it has {has}, "
-                f"{chip.id} needs {need}",
+                f"kernel {name!r} cannot run on {chip.id}: it has {has}, {chip.id} needs {need}",
                 (*at, "targets"),
                 f"build with -gencode arch=compute_{sm_name(chip.cc)[3:]},code=sm_{sm_name(chip.cc)[3:]}",
             )
@@ -651,7 +654,9 @@ def _check_local_inputs(ctx: _Ctx, t: Target, seen: set[str]) -> None:
     m = ctx.manifest
     checks: list[tuple[Path, JsonPath, str, Callable[[Path], bool]]] = []
     if m.model.source.path is not None:
-        checks.append((m.model.source.path, ("model", "source", "path"), "weights folder", Path.is_dir))
+        checks.append(
+            (m.model.source.path, ("model", "source", "path"), "weights folder", Path.is_dir)
+        )
     for f in t.files:
         checks.append((f.source, (*f.json_path, "source"), "file", Path.is_file))
     for k in t.kernels:

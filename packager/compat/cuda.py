@@ -36,9 +36,7 @@ class CudaArch:
     def parse(cls, text: str) -> CudaArch:
         m = _TARGET.match(text.strip().lower())
         if not m:
-            raise ValueError(
-                f"not a CUDA target: {text!r} (expected sm_XY, sm_XYa or compute_XY)"
-            )
+            raise ValueError(f"not a CUDA target: {text!r} (expected sm_XY, sm_XYa or compute_XY)")
         return cls(m.group(1) == "compute", int(m.group(2)), int(m.group(3)), m.group(4))
 
     def __str__(self) -> str:

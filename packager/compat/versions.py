@@ -56,7 +56,13 @@ class Version:
     def _key(self, width: int) -> tuple[tuple[int, ...], int, int, int, int]:
         rel = self.release + (0,) * (width - len(self.release))
         pre_rank, pre_num = self.pre if self.pre else (9, 0)
-        return (rel, 0 if self.pre else 1, pre_rank, pre_num, -1 if self.post is None else self.post)
+        return (
+            rel,
+            0 if self.pre else 1,
+            pre_rank,
+            pre_num,
+            -1 if self.post is None else self.post,
+        )
 
     def __lt__(self, other: object) -> bool:
         if not isinstance(other, Version):
