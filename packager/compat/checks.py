@@ -207,7 +207,8 @@ def _check_precision(ctx: _Ctx, t: Target, chips: list[tuple[int, Chip]]) -> Non
                 ctx.add(
                     Severity.ERROR,
                     "AG211" if p in FP8 else "AG210",
-                    f"{p} needs compute capability >= {need}; {chip.id} has {chip.cc}",
+                    f"{p} needs compute capability >= {need}; {chip.id} has {chip.cc}"
+                    + _in_target(t),
                     path,
                     _precision_hint(p, chip),
                 )
@@ -216,7 +217,7 @@ def _check_precision(ctx: _Ctx, t: Target, chips: list[tuple[int, Chip]]) -> Non
                 ctx.add(
                     Severity.WARNING if chip.bf16_unsure else Severity.ERROR,
                     "AG210",
-                    f"{chip.id} has no native bf16"
+                    f"{chip.id} has no native bf16{_in_target(t)}"
                     + (" (the public facts are unsure for this chip)" if chip.bf16_unsure else ""),
                     path,
                     "use fp16 on this chip (torch_npu IsBF16Supported is false below Ascend910B)",
@@ -229,6 +230,10 @@ def _check_precision(ctx: _Ctx, t: Target, chips: list[tuple[int, Chip]]) -> Non
                     path,
                     "check the MindIE/CANN release notes for quantized formats (w8a8, w8a16)",
                 )
+
+
+def _in_target(t: Target) -> str:
+    return f" (target {t.id!r})" if t.id else ""
 
 
 def _precision_hint(p: str, chip: Chip) -> str:
@@ -258,7 +263,13 @@ def _check_cuda(ctx: _Ctx, t: Target, chips: list[tuple[int, Chip]]) -> None:
     cuda = _constraint(ctx, st.cuda, (*at, "cuda"))
     if cuda is None:
         return
-    admitted = [r for r in ctx.facts.cuda_releases if cuda.admits(r)]
+    low = cuda.lower_bound()
+    # a patch release (12.4.1) belongs to the release line airgap knows (12.4)
+    admitted = [
+        r
+        for r in ctx.facts.cuda_releases
+        if cuda.admits(r) or (low is not None and low.startswith(r) and cuda.admits(low))
+    ]
     if not admitted:
         ctx.add(
             Severity.WARNING,
@@ -274,7 +285,7 @@ def _check_cuda(ctx: _Ctx, t: Target, chips: list[tuple[int, Chip]]) -> None:
     if st.driver:
         driver = _constraint(ctx, st.driver, (*at, "driver"))
         if driver is not None:
-            _check_driver(ctx, admitted[0], driver, (*at, "driver"))
+            _check_driver(ctx, admitted, driver, (*at, "driver"))
     else:
         need = ctx.facts.driver_min_for_cuda_major.get(admitted[0].major)
         ctx.add(
@@ -286,60 +297,70 @@ def _check_cuda(ctx: _Ctx, t: Target, chips: list[tuple[int, Chip]]) -> None:
         )
 
 
-def _cuda_runs_chip(ctx: _Ctx, release: Version, chip: Chip) -> tuple[bool, str, bool]:
-    """Whether CUDA ``release`` supports ``chip``: (ok, why not, unsure)."""
+@dataclass(frozen=True)
+class _CudaVerdict:
+    release: Version
+    code: str | None  # None: supported; AG220 too old for the chip; AG221 dropped the chip
+    why: str = ""
+    unsure: bool = False
+
+
+def _cuda_runs_chip(ctx: _Ctx, release: Version, chip: Chip) -> _CudaVerdict:
+    """Whether CUDA ``release`` supports ``chip``, and if not, which rule says so."""
     assert chip.cc is not None
     cc_key = Version.parse(".".join(map(str, chip.cc.release[:2])))
     floor = ctx.facts.cuda_min_for_cc.get(cc_key)
     if floor is not None and release < floor.value:
-        return (
-            False,
-            f"CUDA {floor.value} is the first to know compute capability {chip.cc}",
-            (floor.unsure),
-        )
+        why = f"CUDA {floor.value} is the first to know compute capability {chip.cc}"
+        return _CudaVerdict(release, "AG220", why, floor.unsure)
     min_cc = ctx.facts.cuda_min_cc.get(release.major)
     if min_cc is not None and chip.cc < min_cc:
-        return False, f"CUDA {release.major} dropped targets below {sm_name(min_cc)}", False
-    return True, "", False
+        why = f"CUDA {release.major} dropped targets below {sm_name(min_cc)}"
+        return _CudaVerdict(release, "AG221", why)
+    return _CudaVerdict(release, None)
 
 
 def _check_cuda_for_chip(
     ctx: _Ctx, chip: Chip, cuda: Constraint, admitted: list[Version], path: JsonPath
 ) -> None:
-    verdicts = [(r, *_cuda_runs_chip(ctx, r, chip)) for r in admitted]
-    good = [r for r, ok, _, _ in verdicts if ok]
-    bad = [(r, why, unsure) for r, ok, why, unsure in verdicts if not ok]
+    verdicts = [_cuda_runs_chip(ctx, r, chip) for r in admitted]
+    good = [v.release for v in verdicts if v.code is None]
+    bad = [v for v in verdicts if v.code is not None]
     if not bad:
         return
-    release, why, unsure = bad[0]
-    what = f"{chip.id} (compute capability {chip.cc}, {sm_name(chip.cc)})"  # type: ignore[arg-type]
+    first = bad[0]
+    assert first.code is not None and chip.cc is not None
+    what = f"{chip.id} (compute capability {chip.cc}, {sm_name(chip.cc)})"
     if not good:
-        too_old = release < admitted[-1] or "first to know" in why
         ctx.add(
-            Severity.WARNING if unsure else Severity.ERROR,
-            "AG220" if too_old else "AG221",
-            f"cuda {cuda} cannot run on {what}: {why}",
+            Severity.WARNING if first.unsure else Severity.ERROR,
+            first.code,
+            f"cuda {cuda} cannot run on {what}: {first.why}",
             path,
             _cuda_fix(ctx, chip),
         )
         return
     ctx.add(
         Severity.WARNING,
-        "AG220" if "first to know" in why else "AG221",
-        f"cuda {cuda} also admits CUDA {release}, which cannot run on {what}: {why}",
+        first.code,
+        f"cuda {cuda} also admits CUDA {first.release}, which cannot run on {what}: {first.why}",
         path,
-        f'narrow it, e.g. "{good[0]}"' + (f' or ">={good[0]},<13"' if "dropped" in why else ""),
+        f'narrow it, e.g. "{good[0]}"'
+        + (f' or ">={good[0]},<{first.release.major}"' if first.code == "AG221" else ""),
     )
 
 
 def _cuda_fix(ctx: _Ctx, chip: Chip) -> str:
-    ok = [r for r in ctx.facts.cuda_releases if _cuda_runs_chip(ctx, r, chip)[0]]
+    ok = [r for r in ctx.facts.cuda_releases if _cuda_runs_chip(ctx, r, chip).code is None]
     if not ok:
         return "no CUDA release airgap knows supports this chip"
     return f"{chip.id} needs CUDA {ok[0]} .. {ok[-1]}"
 
 
-def _check_driver(ctx: _Ctx, cuda: Version, driver: Constraint, path: JsonPath) -> None:
+def _check_driver(
+    ctx: _Ctx, admitted: list[Version], driver: Constraint, path: JsonPath
+) -> None:
+    cuda = admitted[0]
     low = driver.lower_bound()
     need = ctx.facts.driver_min_for_cuda_major.get(cuda.major)
     if need is None:
@@ -348,11 +369,23 @@ def _check_driver(ctx: _Ctx, cuda: Version, driver: Constraint, path: JsonPath) 
         ctx.add(
             Severity.ERROR,
             "AG222",
-            f"driver {driver} admits drivers older than {need}, the minimum for CUDA {cuda.major}.x",
+            f"driver {driver} admits drivers older than {need}, "
+            f"the minimum for CUDA {cuda.major}.x",
             path,
             f'require driver ">={need}" (docs.nvidia.com/deploy/cuda-compatibility)',
         )
         return
+    newest = admitted[-1]
+    need_newest = ctx.facts.driver_min_for_cuda_major.get(newest.major)
+    if need_newest is not None and low < need_newest:
+        ctx.add(
+            Severity.WARNING,
+            "AG222",
+            f"the cuda range admits CUDA {newest}, which needs driver >= {need_newest}; "
+            f"driver {driver} admits older ones",
+            path,
+            f"cap cuda below {newest.major}, or require driver \">={need_newest}\"",
+        )
     release = Version.parse(".".join(map(str, cuda.release[:2])))
     full = ctx.facts.driver_for_cuda_release.get(release)
     if full is not None and low < full:
@@ -443,12 +476,15 @@ def _check_cann(ctx: _Ctx, t: Target) -> None:
         return
     if not any(npu == v for v in exact):
         made_for = [str(c) for c, v in table.items() if any(npu == x for x in v)]
+        admitted = [c for c in made_for if cann is not None and cann.admits(Version.parse(c))]
         ctx.add(
-            Severity.ERROR,
+            Severity.WARNING if admitted else Severity.ERROR,
             "AG230",
-            f"torch_npu {npu}{npu_where} is not a release for CANN {low}",
+            f"torch_npu {npu}{npu_where} is not a release for CANN {low}"
+            + (f"; it needs CANN {admitted[0]}, which cann {cann} also admits" if admitted else ""),
             npu_path,
-            f"CANN {low} takes torch_npu {', '.join(map(str, exact))}"
+            (f'raise the floor: cann ">={admitted[0]}"; ' if admitted else "")
+            + f"CANN {low} takes torch_npu {', '.join(map(str, exact))}"
             + (f"; torch_npu {npu} is for CANN {', '.join(made_for)}" if made_for else ""),
         )
 
@@ -512,16 +548,17 @@ def _check_kernels(ctx: _Ctx, t: Target, chips: list[tuple[int, Chip]]) -> None:
     vendor = t.accelerator.vendor
     for k in t.kernels:
         cuda_kind = k.kind.startswith("cuda-")
-        if (vendor == "huawei" and cuda_kind) or (vendor == "nvidia" and not cuda_kind):
+        if vendor == "none" or (vendor == "huawei") == cuda_kind:
+            where = "a CPU-only" if vendor == "none" else f"a {_vendor_name(vendor)}"
             ctx.add(
                 Severity.ERROR,
                 "AG403",
-                f"kernel {k.name!r} is {k.kind}, which cannot run on a {vendor} target",
+                f"kernel {k.name!r} is {k.kind}, which cannot run on {where} target",
                 (*k.json_path, "kind"),
                 "move it under the target it is built for (targets.<id>.kernels)",
             )
             continue
-        if not k.targets or vendor == "none":
+        if not k.targets:
             continue
         if cuda_kind:
             _check_cuda_kernel(ctx, k.name, k.targets, k.json_path, chips)
@@ -537,7 +574,13 @@ def _check_cuda_kernel(
         try:
             archs.append(CudaArch.parse(text))
         except ValueError as exc:
-            ctx.add(Severity.ERROR, "AG404", str(exc), (*at, "targets", i))
+            ctx.add(
+                Severity.ERROR,
+                "AG404",
+                str(exc),
+                (*at, "targets", i),
+                "write nvcc's names: sm_90 (a cubin), sm_90a (arch-specific), compute_90 (PTX)",
+            )
     if not archs:
         return
     has = ", ".join(map(str, archs))
@@ -567,10 +610,10 @@ def _check_cuda_kernel(
 def _check_ascend_kernel(
     ctx: _Ctx, name: str, targets: tuple[str, ...], at: JsonPath, chips: list[tuple[int, Chip]]
 ) -> None:
-    socs = [s.lower() for s in targets]
+    socs = {s.lower() for s in targets}
     for _, chip in chips:
-        mine = [s.lower() for s in chip.soc]
-        if not any(s in mine or any(m.startswith(s) for m in mine) for s in socs):
+        mine = {s.lower() for s in chip.soc} | ({chip.family.lower()} if chip.family else set())
+        if not socs & mine:
             ctx.add(
                 Severity.ERROR,
                 "AG401",
@@ -670,10 +713,21 @@ def _check_local_inputs(ctx: _Ctx, t: Target, seen: set[str]) -> None:
             continue
         seen.add(key)
         if not ok(path):
+            written = _written(ctx, where)
             ctx.add(
                 Severity.WARNING,
                 "AG311",
-                f"{what} {path} not found on this host",
+                f"{what} {written or path} not found on this host"
+                + (f" (looked in {path})" if written and written != str(path) else ""),
                 where,
                 "`airgap lock` and `airgap build` need it; validate checks the rest regardless",
             )
+
+
+def _written(ctx: _Ctx, where: JsonPath) -> str | None:
+    """The path as the manifest spells it, when ``where`` points at a string."""
+    try:
+        value = ctx.manifest.document.get(where)
+    except (KeyError, IndexError, TypeError):
+        return None
+    return value if isinstance(value, str) else None

@@ -14,7 +14,7 @@ from enum import StrEnum
 
 from packager.compat.versions import Version
 
-_TARGET = re.compile(r"^(sm|compute|lto)_(\d+)(\d)([af]?)$")
+_TARGET = re.compile(r"^(sm|compute)_(\d+)(\d)([af]?)$")
 
 
 class Coverage(StrEnum):

@@ -35,6 +35,7 @@ class Chip:
     bf16: bool | None = None  # Ascend: native bf16 (None: decided by cc on NVIDIA)
     bf16_unsure: bool = False
     soc: tuple[str, ...] = ()  # Ascend soc_version names
+    family: str | None = None  # Ascend soc family (Ascend910B) an op package may target
     npu_smi: tuple[str, ...] = ()  # names npu-smi prints
 
 
@@ -112,6 +113,7 @@ def load_facts() -> Facts:
             bf16=bool(bf16["value"] if isinstance(bf16, dict) else bf16),
             bf16_unsure=unsure,
             soc=tuple(c["soc"]),
+            family=c.get("family"),
             npu_smi=tuple(str(n) for n in c["npu_smi"]),
         )
     rel = nv["driver_for_cuda_release"]

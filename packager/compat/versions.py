@@ -32,6 +32,8 @@ class Version:
         raw = text.strip()
         if raw[:1] in ("v", "V") and raw[1:2].isdigit():
             raw = raw[1:]
+        raw = raw.split("+", 1)[0]  # a local label (2.3.1+cpu) does not order releases
+        raw = re.sub(r"(?<=\d)(?=[A-Za-z])", ".", raw)  # pip's 2.4.0rc1 -> 2.4.0.rc1
         release: list[int] = []
         pre: tuple[int, int] | None = None
         post: int | None = None
@@ -111,16 +113,16 @@ class Clause:
 
     def admits(self, v: Version) -> bool:
         t = self.version
-        if self.op == "==":
-            return v.startswith(t) if t.pre is None and t.post is None else v == t
-        if self.op == "!=":
-            return not (v.startswith(t) if t.pre is None and t.post is None else v == t)
+        if self.op in ("==", "!="):
+            # a bare release names its series: "12.4" admits 12.4.1 (and 12.4.0 admits 12.4)
+            same = v == t or (t.pre is None and t.post is None and v.startswith(t))
+            return same if self.op == "==" else not same
         if self.op == ">=":
             return v >= t
         if self.op == ">":
-            return v > t and not v.startswith(t)
+            return v > t
         if self.op == "<=":
-            return v <= t or v.startswith(t)
+            return v <= t
         if self.op == "<":
             return v < t
         # ~=X.Y[.Z]: >= X.Y[.Z] and the same leading release numbers but the last
@@ -142,14 +144,20 @@ class Constraint:
             m = _CLAUSE.match(part)
             if not m:
                 raise VersionError(f"not a version constraint: {text!r}")
-            clauses.append(Clause(m.group(1) or "==", Version.parse(m.group(2))))
+            clause = Clause(m.group(1) or "==", Version.parse(m.group(2)))
+            if clause.op == "~=" and len(clause.version.release) < 2:
+                raise VersionError(f"~= needs at least two release numbers: {text!r}")
+            clauses.append(clause)
         return cls(str(text).strip(), tuple(clauses))
 
     def admits(self, v: Version) -> bool:
         return all(c.admits(v) for c in self.clauses)
 
     def lower_bound(self) -> Version | None:
-        """The smallest version named by a >=, >, == or ~= clause (None: unbounded below)."""
+        """The tightest lower bound: the largest version named by a >=, >, == or ~= clause.
+
+        None when the constraint is unbounded below.
+        """
         lows = [c.version for c in self.clauses if c.op in (">=", ">", "==", "~=")]
         return max(lows) if lows else None
 
