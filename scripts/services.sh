@@ -27,6 +27,8 @@ ENV_FILE="$STATE/env.sh"
 UNAVAILABLE="$STATE/docker.unavailable"
 
 log() { printf '[services] %s\n' "$*" >&2; }
+now_ms() { date +%s%3N; }
+since() { local ms=$(($(now_ms) - $1)); printf '%d.%03ds' $((ms / 1000)) $((ms % 1000)); }
 die() { printf '[services] ERROR: %s\n' "$*" >&2; exit 1; }
 
 # ---------------------------------------------------------------------------- installs
@@ -71,6 +73,13 @@ ensure_packages() {
 }
 
 # ---------------------------------------------------------------------------- processes
+
+# proc_live PID COMM: process PID exists, is not a zombie, and its comm is COMM.
+proc_live() {
+    local stat
+    stat="$(cat "/proc/$1/stat" 2>/dev/null)" || return 1
+    [[ "$stat" == "$1 ($2) "* && "${stat##*) }" != Z* ]]
+}
 
 # pid_alive PIDFILE NAME: the pid in PIDFILE is alive and its argv[0] ends in NAME.
 pid_alive() {
@@ -126,6 +135,7 @@ import sys
 preferred = int(sys.argv[1])
 for port in ([preferred] if preferred else []) + [0]:
     with socket.socket() as s:
+        s.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)  # as the registry (Go) does
         try:
             s.bind(("127.0.0.1", port))
         except OSError:
@@ -161,17 +171,43 @@ docker_cleanup_rundir() {
     rm -f "$DDIR/rundir"
 }
 
+# After a crash of dockerd, the containerd shims of its containers (and the containers'
+# processes) live on: kill those that belong to our containerd (by its socket address).
+docker_kill_orphan_shims() {
+    local address="$1" dir pid child argv
+    for dir in /proc/[0-9]*; do
+        pid="${dir#/proc/}"
+        argv="$({ tr '\0' ' ' <"$dir/cmdline"; } 2>/dev/null)" || continue
+        [[ "$argv" == *containerd-shim*" -address $address"* ]] || continue
+        while read -r child; do
+            log "killing orphan container process $child (of shim $pid)"
+            kill -KILL "$child" 2>/dev/null || true
+        done < <(ps -o pid= --ppid "$pid" 2>/dev/null || true)
+        log "killing orphan containerd-shim (pid $pid)"
+        kill -KILL "$pid" 2>/dev/null || true
+    done
+}
+
 docker_stop() {
     # The containerd that dockerd supervises normally exits with it; kill it if it did not.
-    local cpid=""
-    if [[ -s "$DDIR/rundir" && -s "$(<"$DDIR/rundir")/exec/containerd/containerd.pid" ]]; then
-        cpid="$(<"$(<"$DDIR/rundir")/exec/containerd/containerd.pid")"
+    local cpid="" run=""
+    [[ -s "$DDIR/rundir" ]] && run="$(<"$DDIR/rundir")"
+    if [[ -n "$run" && -s "$run/exec/containerd/containerd.pid" ]]; then
+        cpid="$(<"$run/exec/containerd/containerd.pid")"
     fi
     stop_pid "$DDIR/dockerd.pid" dockerd 30
-    if [[ "$cpid" =~ ^[0-9]+$ ]] && [[ "$(cat "/proc/$cpid/comm" 2>/dev/null)" == containerd ]]; then
-        log "killing leftover containerd (pid $cpid)"
-        kill -KILL "$cpid" 2>/dev/null || true
+    if [[ "$cpid" =~ ^[0-9]+$ ]]; then
+        local i
+        for ((i = 0; i < 50; i++)); do
+            proc_live "$cpid" containerd || break
+            sleep 0.1
+        done
+        if proc_live "$cpid" containerd; then
+            log "killing leftover containerd (pid $cpid)"
+            kill -KILL "$cpid" 2>/dev/null || true
+        fi
     fi
+    [[ -n "$run" ]] && docker_kill_orphan_shims "$run/exec/containerd/containerd.sock"
     docker_cleanup_rundir
 }
 
@@ -190,7 +226,8 @@ docker_start() {
     echo '{}' >"$DDIR/daemon.json"
     : >"$DDIR/dockerd.log"
     log "starting dockerd (socket $run/docker.sock, data $DDIR/data)"
-    local t0=$SECONDS
+    local t0 start_ms
+    t0=$SECONDS start_ms=$(now_ms)
     spawn "$DDIR/dockerd.pid" "$DDIR/dockerd.log" \
         dockerd \
         --host "unix://$run/docker.sock" \
@@ -204,7 +241,7 @@ docker_start() {
         --containerd-namespace airgap --containerd-plugins-namespace airgap-plugins
     while ((SECONDS - t0 < TIMEOUT)); do
         if docker_answers; then
-            log "dockerd ready after $((SECONDS - t0))s (pid $(<"$DDIR/dockerd.pid"))"
+            log "dockerd ready after $(since "$start_ms") (pid $(<"$DDIR/dockerd.pid"))"
             return 0
         fi
         pid_alive "$DDIR/dockerd.pid" dockerd || break
@@ -279,11 +316,12 @@ health:
 EOF
     : >"$RDIR/registry.log"
     log "starting docker-registry on 127.0.0.1:$port (data $RDIR/data)"
-    local t0=$SECONDS
+    local t0 start_ms
+    t0=$SECONDS start_ms=$(now_ms)
     spawn "$RDIR/registry.pid" "$RDIR/registry.log" /usr/bin/docker-registry serve "$RDIR/config.yml"
     while ((SECONDS - t0 < TIMEOUT)); do
         if registry_answers; then
-            log "registry ready after $((SECONDS - t0))s (pid $(<"$RDIR/registry.pid"))"
+            log "registry ready after $(since "$start_ms") (pid $(<"$RDIR/registry.pid"))"
             return 0
         fi
         pid_alive "$RDIR/registry.pid" docker-registry || break

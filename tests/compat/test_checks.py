@@ -562,10 +562,7 @@ REGRESSIONS: dict[str, tuple[Rule, str | None]] = {
 
 @pytest.mark.parametrize(
     ("rule", "mode"),
-    [
-        pytest.param(*REGRESSIONS[k], id=k)
-        for k in REGRESSIONS
-    ],
+    [pytest.param(*REGRESSIONS[k], id=k) for k in REGRESSIONS],
 )
 def test_rule_regressions(tmp_path: Path, rule: Rule, mode: str | None) -> None:
     path = write_manifest(tmp_path, rule.base, rule.set, rule.files)
@@ -735,12 +732,10 @@ ALL_CASES = [pytest.param(r.base, r.set, r.files, id=f"rule-{k}") for k, r in RU
     pytest.param(c.base, c.set, c.files, id=f"clean-{k}") for k, c in CLEAN.items()
 ]
 
+
 @pytest.mark.parametrize(
     ("base", "overrides", "files"),
-    [
-        p
-        for p in ALL_CASES
-    ],
+    [p for p in ALL_CASES],
 )
 def test_every_error_has_a_hint_and_a_place(
     tmp_path: Path, base: str, overrides: Mapping[str, Any], files: Mapping[str, str | Sparse]

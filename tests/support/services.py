@@ -61,7 +61,8 @@ def require(probe: Callable[[], T]) -> T:
     try:
         return probe()
     except ServiceUnavailable as exc:
-        unavailable(str(exc))
+        message = str(exc)
+    unavailable(message)  # outside the except block: no chained traceback in the report
 
 
 # --------------------------------------------------------------------------- probes
