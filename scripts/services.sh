@@ -87,8 +87,8 @@ pid_alive() {
     [[ -s "$1" ]] || return 1
     pid="$(<"$1")"
     [[ "$pid" =~ ^[0-9]+$ ]] || return 1
-    [[ -r "/proc/$pid/cmdline" ]] || return 1
-    argv0="$(tr '\0' '\n' <"/proc/$pid/cmdline" 2>/dev/null | head -n 1)" || return 1
+    # A zombie's cmdline is empty, so it does not count as alive.
+    { IFS= read -r -d '' argv0 <"/proc/$pid/cmdline"; } 2>/dev/null || return 1
     [[ "${argv0##*/}" == "$2" ]]
 }
 
@@ -104,7 +104,7 @@ spawn() {
         [[ -s "$pidfile" ]] && return 0
         sleep 0.1
     done
-    die "could not start $1"
+    die "could not start $1 (no pid written to $pidfile)"
 }
 
 # stop_pid PIDFILE NAME GRACE: SIGTERM, wait GRACE seconds, then SIGKILL.
