@@ -63,3 +63,15 @@ class CheckFailed(AirgapError):
     """A check ran and failed: an invalid manifest, a failed verification, a probe FAIL."""
 
     exit_code = 1
+
+
+class ResolveError(InputError):
+    """An input named by the manifest cannot be resolved: missing, unreadable, unreachable."""
+
+
+class PinMismatch(CheckFailed):
+    """Content does not match the sha256 or digest the manifest pins."""
+
+
+class LockMismatch(CheckFailed):
+    """A lock that does not belong to the manifest, or inputs that drifted since it was made."""
