@@ -7,7 +7,6 @@ local weights folder for its size; everything else is pure.
 
 from __future__ import annotations
 
-import fnmatch
 import os
 import re
 from collections.abc import Callable
@@ -18,6 +17,7 @@ from packager.compat.cuda import Coverage, CudaArch, coverage, sm_name
 from packager.compat.facts import Chip, Facts, load_facts, resolve_chip
 from packager.compat.versions import Constraint, Version, VersionError
 from packager.findings import Finding, Severity, did_you_mean
+from packager.globs import selected
 from packager.manifest import Manifest, Target
 from packager.yamlsource import JsonPath, json_path_str
 
@@ -634,7 +634,7 @@ def weights_size(manifest: Manifest, limit_files: int = 100_000) -> int | None:
     count = 0
     for dirpath, _dirs, files in os.walk(src):
         for fname in files:
-            rel = os.path.relpath(os.path.join(dirpath, fname), src)
+            rel = os.path.relpath(os.path.join(dirpath, fname), src).replace(os.sep, "/")
             if not selected(rel, manifest.model.include, manifest.model.exclude):
                 continue
             try:
@@ -645,21 +645,6 @@ def weights_size(manifest: Manifest, limit_files: int = 100_000) -> int | None:
             if count > limit_files:
                 return total
     return total
-
-
-def selected(rel: str, include: tuple[str, ...], exclude: tuple[str, ...]) -> bool:
-    """Whether a weights file (path relative to the source) is selected by the globs.
-
-    A glob without a slash matches the file name at any depth; with a slash, the relative path.
-    """
-
-    def match(pattern: str) -> bool:
-        target = rel if "/" in pattern else os.path.basename(rel)
-        return fnmatch.fnmatchcase(target, pattern)
-
-    if include and not any(match(p) for p in include):
-        return False
-    return not any(match(p) for p in exclude)
 
 
 def _human(n: float) -> str:

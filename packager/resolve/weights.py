@@ -1,0 +1,280 @@
+"""Model weights from a local folder or a Hugging Face hub cache snapshot, to per-file digests."""
+
+from __future__ import annotations
+
+import os
+import re
+import stat
+from collections.abc import Callable
+from dataclasses import dataclass
+from pathlib import Path
+
+from packager.errors import PinMismatch, ResolveError
+from packager.findings import Finding, Severity
+from packager.globs import glob_matches, selected
+from packager.lock import LockedFile, LockedModel, SafetensorsSummary
+from packager.manifest import HuggingFaceSource, Manifest
+from packager.resolve import safetensors
+from packager.resolve.content import digest_files
+from packager.statcache import StatCache
+from packager.yamlsource import json_path_str
+
+_COMMIT = re.compile(r"^[0-9a-f]{40}$")
+_WEIGHT_EXT = (".safetensors", ".bin", ".gguf", ".onnx", ".pt", ".pth", ".ckpt", ".h5", ".msgpack")
+
+
+def file_role(rel: str) -> str:
+    """What a file in a model folder is: weight | tokenizer | config | doc | code | other."""
+    name = rel.rsplit("/", 1)[-1].lower()
+    if name.endswith(_WEIGHT_EXT) or name.endswith(".onnx_data"):
+        return "weight"
+    if name.startswith(("tokenizer", "vocab", "merges", "special_tokens")) or name.endswith(
+        (".model", ".tiktoken")
+    ):
+        return "tokenizer"
+    if name.endswith((".json", ".yaml", ".yml", ".txt")) and not name.startswith(
+        ("readme", "license")
+    ):
+        return "config"
+    if name.endswith((".md", ".rst")) or name.startswith(("readme", "license", "notice")):
+        return "doc"
+    if name.endswith((".py", ".sh")):
+        return "code"
+    return "other"
+
+
+@dataclass(frozen=True)
+class Snapshot:
+    """A folder of model files, and what to record about where it came from."""
+
+    root: Path  # the folder whose relative paths name the files
+    boundary: Path  # symlinks must resolve inside this folder
+    source: dict[str, str]
+
+
+def hf_cache_root(src: HuggingFaceSource) -> Path:
+    if src.cache is not None:
+        return src.cache
+    env = os.environ.get("HF_HUB_CACHE") or os.environ.get("HUGGINGFACE_HUB_CACHE")
+    if env:
+        return Path(env)
+    home = os.environ.get("HF_HOME")
+    return (Path(home) if home else Path.home() / ".cache" / "huggingface") / "hub"
+
+
+def hf_snapshot(src: HuggingFaceSource) -> Snapshot:
+    """``models--ORG--NAME/snapshots/COMMIT``; a branch or tag is turned into a commit by refs/."""
+    root = hf_cache_root(src)
+    repo_dir = root / ("models--" + src.repo.replace("/", "--"))
+    if not repo_dir.is_dir():
+        raise ResolveError(
+            f"{src.repo} is not in the Hugging Face cache {root} (no {repo_dir.name}/)",
+            hint=f"on a connected host: huggingface-cli download {src.repo} "
+            f"--revision {src.revision}, or set model.source.huggingface.cache",
+        )
+    if _COMMIT.match(src.revision):
+        commit = src.revision
+    else:
+        ref = repo_dir / "refs" / src.revision
+        try:
+            commit = ref.read_text(encoding="utf-8").strip()
+        except OSError:
+            known = (
+                sorted(p.name for p in (repo_dir / "refs").glob("*"))
+                if (repo_dir / "refs").is_dir()
+                else []
+            )
+            raise ResolveError(
+                f"{src.repo}: revision {src.revision!r} is neither a commit nor a ref in "
+                f"{repo_dir / 'refs'}",
+                hint=f"known refs: {', '.join(known) or 'none'}; "
+                "pin model.source.huggingface.revision to a 40-hex commit",
+            ) from None
+        if not _COMMIT.match(commit):
+            raise ResolveError(f"{ref}: does not hold a commit hash ({commit[:60]!r})")
+    snap = repo_dir / "snapshots" / commit
+    if not snap.is_dir():
+        have = sorted(p.name for p in (repo_dir / "snapshots").glob("*"))
+        raise ResolveError(
+            f"{src.repo}: snapshot {commit} is not in the cache",
+            hint=f"snapshots present: {', '.join(have) or 'none'}",
+        )
+    return Snapshot(
+        snap,
+        repo_dir,
+        {"huggingface": src.repo, "revision": src.revision, "commit": commit},
+    )
+
+
+def _inside(path: str, folder: str) -> bool:
+    return path == folder or path.startswith(folder.rstrip(os.sep) + os.sep)
+
+
+def list_files(snap: Snapshot) -> list[str]:
+    """Every regular file below ``snap.root`` as a POSIX relative path, sorted.
+
+    Symlinks are followed only when they resolve inside ``snap.boundary``; a dangling or escaping
+    link, or a special file, is an error that names it.
+    """
+    root = str(snap.root)
+    boundary = os.path.realpath(snap.boundary)
+    out: list[str] = []
+    seen_dirs: set[str] = set()
+
+    def walk(folder: str) -> None:
+        real = os.path.realpath(folder)
+        if real in seen_dirs:
+            return
+        seen_dirs.add(real)
+        try:
+            entries = sorted(os.scandir(folder), key=lambda e: e.name)
+        except OSError as exc:
+            raise ResolveError(f"{folder}: cannot list: {exc.strerror}") from None
+        for e in entries:
+            rel = os.path.relpath(e.path, root).replace(os.sep, "/")
+            if e.is_symlink():
+                target = os.path.realpath(e.path)
+                if not os.path.exists(target):
+                    raise ResolveError(
+                        f"{e.path}: a dangling symbolic link (to {os.readlink(e.path)})",
+                        hint="an incomplete download? fetch the files again or remove the link",
+                    )
+                if not _inside(target, boundary):
+                    raise ResolveError(
+                        f"{e.path}: a symbolic link that escapes the source folder (to {target})",
+                        hint="airgap copies only files inside the model folder; "
+                        "copy the file in instead of linking it",
+                    )
+            try:
+                st = os.stat(e.path)
+            except OSError as exc:
+                raise ResolveError(f"{e.path}: cannot stat: {exc.strerror}") from None
+            if stat.S_ISDIR(st.st_mode):
+                walk(e.path)
+            elif stat.S_ISREG(st.st_mode):
+                out.append(rel)
+            else:
+                raise ResolveError(
+                    f"{e.path}: not a regular file", hint="remove it from the model folder"
+                )
+
+    walk(root)
+    return out
+
+
+def resolve_weights(
+    manifest: Manifest,
+    cache: StatCache,
+    progress: Callable[[int], None] | None = None,
+    on_total: Callable[[int], None] | None = None,
+) -> tuple[LockedModel, list[Finding]]:
+    model = manifest.model
+    if model.source.path is not None:
+        src = model.source.path
+        if not src.exists():
+            raise ResolveError(
+                f"weights folder {src} does not exist",
+                hint="fix model.source.path (relative paths start at the manifest's folder)",
+            )
+        if not src.is_dir():
+            raise ResolveError(f"{src} is not a folder", hint="model.source.path names a folder")
+        rel_src = os.path.relpath(src, manifest.base_dir)
+        snap = Snapshot(src, src, {"path": rel_src.replace(os.sep, "/")})
+    else:
+        assert model.source.huggingface is not None
+        snap = hf_snapshot(model.source.huggingface)
+
+    every = list_files(snap)
+    if not every:
+        raise ResolveError(
+            f"weights folder {snap.root} is empty", hint="download the model files into it"
+        )
+    chosen = [r for r in every if selected(r, model.include, model.exclude)]
+    for pattern in model.include:
+        if not any(glob_matches(pattern, r) for r in every):
+            raise ResolveError(
+                f"model.include glob {pattern!r} matches no file in {snap.root}",
+                hint=f"files there: {', '.join(every[:8])}{', ...' if len(every) > 8 else ''}",
+            )
+    if not chosen:
+        raise ResolveError(
+            f"the include/exclude globs select no file in {snap.root}",
+            hint="check model.include and model.exclude",
+        )
+    paths = {r: snap.root / r for r in chosen}
+    if on_total:
+        on_total(sum(os.stat(p).st_size for p in paths.values()))
+    digests = digest_files(paths.values(), cache, progress)
+    files = tuple(
+        LockedFile(r, digests[paths[r]].sha256, digests[paths[r]].size, file_role(r))
+        for r in chosen
+    )
+    _check_pins(manifest, files)
+    findings: list[Finding] = []
+    summary = None
+    if model.format == "safetensors":
+        shards = [r for r in chosen if r.endswith(".safetensors")]
+        if not shards:
+            raise ResolveError(
+                f"model.format is safetensors but no .safetensors file is selected in {snap.root}",
+                hint="check model.format and model.include",
+            )
+        summary = _summarize([safetensors.read_header(paths[r]) for r in shards])
+        findings.extend(_precision_findings(manifest, summary))
+    locked = LockedModel(model.name, model.format, snap.source, files, summary)
+    return locked, findings
+
+
+def _summarize(headers: list[safetensors.Header]) -> SafetensorsSummary:
+    dtypes: dict[str, int] = {}
+    for h in headers:
+        for d, n in h.dtypes.items():
+            dtypes[d] = dtypes.get(d, 0) + n
+    return SafetensorsSummary(
+        tensors=sum(h.tensors for h in headers),
+        parameters=sum(dtypes.values()),
+        dtypes=dict(sorted(dtypes.items())),
+    )
+
+
+def _check_pins(manifest: Manifest, files: tuple[LockedFile, ...]) -> None:
+    by_path = {f.path: f for f in files}
+    doc = manifest.document
+    for rel, want in manifest.model.sha256.items():
+        where = ("model", "sha256", rel)
+        got = by_path.get(rel)
+        if got is None:
+            raise ResolveError(
+                f"model.sha256 pins {rel!r}, which is not among the selected weight files",
+                hint="pins name paths relative to the model source",
+                location=doc.location(where),
+            )
+        if got.sha256 != want:
+            raise PinMismatch(
+                f"weights file {rel}: sha256 {got.sha256} does not match the pin {want}",
+                hint="the file changed since it was approved; fetch the approved one, "
+                "or update the pin if the change is intended",
+                location=doc.location(where),
+            )
+
+
+def _precision_findings(manifest: Manifest, st: SafetensorsSummary) -> list[Finding]:
+    declared = manifest.model.precision
+    expected = safetensors.PRECISION_DTYPES.get(declared or "")
+    found = safetensors.dominant_float_dtype(st.dtypes)
+    if not declared or expected is None or found is None or found in expected:
+        return []
+    path = ("model", "precision")
+    share = st.dtypes[found] / max(1, st.parameters)
+    return [
+        Finding(
+            Severity.ERROR,
+            "AG320",
+            f"the weights are {found} ({share:.0%} of {st.parameters:,} parameters) but "
+            f"model.precision says {declared}",
+            manifest.document.location(path),
+            json_path_str(path),
+            "set model.precision to what the files hold, or convert the weights; "
+            "the chip checks depend on it",
+        )
+    ]
