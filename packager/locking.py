@@ -1,0 +1,294 @@
+"""`airgap lock`: resolve every input of a manifest once, to content; and check a lock later.
+
+A lock belongs to one manifest: it records the sha256 of the manifest's canonical JSON (so
+comments and layout do not matter, every value does). ``check_lock`` re-resolves the inputs and
+names each one whose content drifted; `airgap build --locked` refuses to build then.
+"""
+
+from __future__ import annotations
+
+import datetime as _dt
+import hashlib
+import json
+import os
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import jsonschema
+
+from packager import __version__
+from packager.cache import cache_dir
+from packager.errors import InputError, LockMismatch
+from packager.findings import Finding
+from packager.fsutil import atomic_write_text
+from packager.lock import Lock, LockedFile, LockedImage, LockedTarget, LockedWheel
+from packager.manifest import Image, Manifest, Target
+from packager.progress import Reporter
+from packager.resolve.files import resolve_files, resolve_kernels
+from packager.resolve.weights import resolve_weights
+from packager.resolve.wheels import target_python
+from packager.schemas_store import validator
+from packager.statcache import StatCache
+
+MAX_LOCK_BYTES = 64 * 1024 * 1024
+#: pip may download GBs of wheels (torch): a wall-clock limit per pip run, not per request
+WHEELS_TIMEOUT = 3600.0
+
+
+def lock_path_for(manifest_path: Path) -> Path:
+    """``qwen.yaml`` -> ``qwen.lock.json``, beside the manifest."""
+    return manifest_path.with_name(manifest_path.stem + ".lock.json")
+
+
+def manifest_digest(manifest: Manifest) -> str:
+    canonical = json.dumps(
+        manifest.document.data, sort_keys=True, separators=(",", ":"), ensure_ascii=False
+    )
+    return "sha256:" + hashlib.sha256(canonical.encode("utf-8")).hexdigest()
+
+
+def created_time() -> str:
+    """RFC 3339 UTC, from SOURCE_DATE_EPOCH when set (reproducible builds), else now."""
+    sde = os.environ.get("SOURCE_DATE_EPOCH")
+    if sde is not None:
+        try:
+            ts = int(sde)
+        except ValueError:
+            raise InputError(
+                f"SOURCE_DATE_EPOCH={sde!r} is not a whole number of seconds",
+                hint="e.g. SOURCE_DATE_EPOCH=$(git log -1 --format=%ct)",
+            ) from None
+    else:
+        ts = int(time.time())
+    return _dt.datetime.fromtimestamp(ts, _dt.UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
+
+
+def open_stat_cache(enabled: bool = True) -> StatCache:
+    return StatCache(cache_dir() / "stat-cache.sqlite" if enabled else None)
+
+
+@dataclass
+class LockResult:
+    lock: Lock
+    findings: list[Finding] = field(default_factory=list)
+    hashed_bytes: int = 0
+    cache_hits: int = 0
+    cache_misses: int = 0
+
+
+def _image_key(image: Image, platform: str) -> tuple[str, str, str, str]:
+    return (image.ref, image.source, str(image.path), platform)
+
+
+def resolve_target_images(
+    target: Target, memo: dict[tuple[str, str, str, str], LockedImage], timeout: float
+) -> tuple[LockedImage, ...]:
+    if not target.images:
+        return ()
+    from packager.resolve.images import resolve_image
+
+    out = []
+    for image in target.images:
+        key = _image_key(image, target.platform)
+        if key not in memo:
+            memo[key] = resolve_image(image, target.platform, timeout=timeout)
+        out.append(memo[key])
+    return tuple(out)
+
+
+def resolve_target_wheels(target: Target, offline: bool, timeout: float) -> tuple[LockedWheel, ...]:
+    if target.wheels is None:
+        return ()
+    from packager.resolve.wheels import resolve_wheels
+
+    return resolve_wheels(
+        target.wheels,
+        target.platform,
+        cache_dir=cache_dir(),
+        offline=offline,
+        timeout=timeout,
+    )
+
+
+def lock_manifest(
+    manifest: Manifest,
+    *,
+    cache: StatCache,
+    reporter: Reporter | None = None,
+    offline: bool = False,
+    timeout: float = 30.0,
+) -> LockResult:
+    """Resolve the model once and every target's images, wheels, files and kernels."""
+    rep = reporter or Reporter()
+    hashed = 0
+
+    def advance(n: int) -> None:
+        nonlocal hashed
+        hashed += n
+        rep.advance(n)
+
+    rep.phase("hashing weights")
+    model, findings = resolve_weights(manifest, cache, advance, rep.set_total)
+    memo: dict[tuple[str, str, str, str], LockedImage] = {}
+    targets = []
+    for t in manifest.targets:
+        label = f" [{t.id}]" if t.id else ""
+        rep.phase(f"files and kernels{label}")
+        files = resolve_files(manifest, t.files, cache, advance)
+        kernels = resolve_kernels(manifest, t.kernels, cache, advance)
+        if t.images:
+            rep.phase(f"images{label}")
+        images = resolve_target_images(t, memo, timeout)
+        if t.wheels:
+            rep.phase(f"wheels{label}")
+        wheels = resolve_target_wheels(t, offline, WHEELS_TIMEOUT)
+        targets.append(
+            LockedTarget(
+                id=t.id,
+                platform=t.platform,
+                images=images,
+                wheels=wheels,
+                python=target_python(t.wheels) if t.wheels else None,
+                files=files,
+                kernels=kernels,
+            )
+        )
+    lock = Lock(
+        manifest_name=manifest.name,
+        manifest_version=manifest.version,
+        manifest_digest=manifest_digest(manifest),
+        tool=f"airgap {__version__}",
+        created=created_time(),
+        model=model,
+        targets=tuple(targets),
+        findings=tuple(f.to_json() for f in findings),
+    )
+    return LockResult(lock, findings, hashed - cache.hit_bytes, cache.hits, cache.misses)
+
+
+def write_lock(lock: Lock, path: Path) -> None:
+    doc = lock.to_json()
+    validator("lock").validate(doc)  # what we write must follow our own schema
+    atomic_write_text(path, json.dumps(doc, indent=2, sort_keys=False) + "\n")
+
+
+def load_lock(path: Path) -> Lock:
+    """Read and schema-check a lock file; InputError naming the file and the JSON path."""
+    try:
+        with path.open("rb") as fh:
+            raw = fh.read(MAX_LOCK_BYTES + 1)
+    except FileNotFoundError:
+        raise InputError(
+            f"{path}: no such lock file", hint="run `airgap lock MANIFEST` first"
+        ) from None
+    except OSError as exc:
+        raise InputError(f"{path}: cannot read: {exc.strerror}") from None
+    if len(raw) > MAX_LOCK_BYTES:
+        raise InputError(f"{path}: larger than {MAX_LOCK_BYTES // 2**20} MiB; not a lock file")
+    try:
+        doc = json.loads(raw)
+    except (UnicodeDecodeError, json.JSONDecodeError) as exc:
+        raise InputError(
+            f"{path}: not JSON ({exc})", hint="re-run `airgap lock` to write it again"
+        ) from None
+    errors = sorted(validator("lock").iter_errors(doc), key=lambda e: list(e.absolute_path))
+    if errors:
+        e = errors[0]
+        where = "$" + "".join(f"[{p}]" if isinstance(p, int) else f".{p}" for p in e.absolute_path)
+        raise InputError(
+            f"{path}: not a valid airgap lock at {where}: {_short(e)}",
+            hint="re-run `airgap lock` to write it again",
+        )
+    return Lock.from_json(doc)
+
+
+def _short(e: jsonschema.ValidationError) -> str:
+    return e.message if len(e.message) < 200 else e.message[:200] + "..."
+
+
+# ----------------------------------------------------------------------------- drift
+
+
+@dataclass(frozen=True)
+class Drift:
+    """One input whose content is no longer what the lock recorded."""
+
+    kind: str  # model | file | kernel | image | wheels
+    name: str
+    locked: str
+    now: str
+
+    def to_json(self) -> dict[str, Any]:
+        return {"kind": self.kind, "name": self.name, "locked": self.locked, "now": self.now}
+
+    def __str__(self) -> str:
+        return f"{self.kind} {self.name}: locked {self.locked}, now {self.now}"
+
+
+def check_lock_belongs(manifest: Manifest, lock: Lock, lock_path: Path) -> None:
+    if lock.manifest_name != manifest.name:
+        raise LockMismatch(
+            f"{lock_path} was made from another manifest ({lock.manifest_name} "
+            f"{lock.manifest_version}), not {manifest.name} {manifest.version}",
+            hint=f"lock this manifest: airgap lock {manifest.path}",
+        )
+    if lock.manifest_digest != manifest_digest(manifest):
+        raise LockMismatch(
+            f"{manifest.path} changed since {lock_path} was made",
+            hint=f"review the change, then lock again: airgap lock {manifest.path}",
+        )
+
+
+def _files_drift(
+    kind: str, locked: tuple[LockedFile, ...], now: tuple[LockedFile, ...]
+) -> list[Drift]:
+    out = []
+    before = {f.path: f for f in locked}
+    after = {f.path: f for f in now}
+    for p in sorted(before.keys() | after.keys()):
+        b, a = before.get(p), after.get(p)
+        if b is None:
+            out.append(Drift(kind, p, "absent", f"sha256:{a.sha256}" if a else "absent"))
+        elif a is None:
+            out.append(Drift(kind, p, f"sha256:{b.sha256}", "absent"))
+        elif (a.sha256, a.size) != (b.sha256, b.size):
+            out.append(Drift(kind, p, f"sha256:{b.sha256}", f"sha256:{a.sha256}"))
+    return out
+
+
+def find_drift(
+    manifest: Manifest,
+    lock: Lock,
+    *,
+    cache: StatCache,
+    reporter: Reporter | None = None,
+    offline: bool = False,
+    timeout: float = 30.0,
+) -> list[Drift]:
+    """Every input whose content differs from the lock (resolution errors propagate)."""
+    current = lock_manifest(
+        manifest, cache=cache, reporter=reporter, offline=offline, timeout=timeout
+    ).lock
+    drift = _files_drift("model", lock.model.files, current.model.files)
+    for before, after in zip(lock.targets, current.targets, strict=True):
+        drift += _files_drift("file", before.files, after.files)
+        drift += _files_drift(
+            "kernel",
+            tuple(k.file for k in before.kernels)
+            + tuple(t for k in before.kernels for t in k.tests),
+            tuple(k.file for k in after.kernels) + tuple(t for k in after.kernels for t in k.tests),
+        )
+        for b, a in zip(before.images, after.images, strict=True):
+            if b.content_digest != a.content_digest:
+                drift.append(Drift("image", b.ref, b.content_digest, a.content_digest))
+        bw = {(w.filename, w.sha256) for w in before.wheels}
+        aw = {(w.filename, w.sha256) for w in after.wheels}
+        for name, sha in sorted(bw - aw):
+            now = next((f"{f} sha256:{s}" for f, s in aw - bw if f == name), "absent")
+            drift.append(Drift("wheels", name, f"sha256:{sha}", now))
+        for name, sha in sorted(aw - bw):
+            if name not in {f for f, _ in bw}:
+                drift.append(Drift("wheels", name, "absent", f"sha256:{sha}"))
+    return drift

@@ -1,0 +1,130 @@
+#!/usr/bin/env python3
+"""Benchmarks (not tests): airgap against the floors of ../shared/reference/performance.md.
+
+    python scripts/bench.py lock [--size-gb 2] [--shards 4] [--dir DIR]
+
+Each benchmark makes its own data (incompressible safetensors shards), runs the floors and airgap
+in one run on the same data and disk, and prints wall times, ratios and peak RSS. Absolute times
+drift between machines; compare the ratios.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import shutil
+import struct
+import subprocess
+import sys
+import tempfile
+import time
+from collections.abc import Sequence
+from pathlib import Path
+
+REPO = Path(__file__).resolve().parents[1]
+AIRGAP = [sys.executable, "-m", "packager.cli"]
+
+
+def make_shards(folder: Path, total_bytes: int, shards: int) -> list[Path]:
+    """safetensors files of random (incompressible) bytes with a valid header."""
+    folder.mkdir(parents=True, exist_ok=True)
+    per = total_bytes // shards
+    out = []
+    for i in range(shards):
+        n = per // 2  # BF16 elements
+        header = json.dumps(
+            {"w": {"dtype": "BF16", "shape": [n], "data_offsets": [0, n * 2]}}
+        ).encode()
+        path = folder / f"model-{i + 1:05d}-of-{shards:05d}.safetensors"
+        with path.open("wb") as fh:
+            fh.write(struct.pack("<Q", len(header)) + header)
+            left = n * 2
+            while left:
+                chunk = os.urandom(min(left, 16 * 2**20))
+                fh.write(chunk)
+                left -= len(chunk)
+        out.append(path)
+    (folder / "config.json").write_text('{"architectures": ["Bench"]}\n')
+    return out
+
+
+def timed(cmd: Sequence[str], **kw: object) -> tuple[float, int]:
+    """Wall seconds and the child's peak RSS in MiB."""
+    t0 = time.perf_counter()
+    proc = subprocess.Popen(cmd, **kw)  # type: ignore[call-overload]
+    _, status, usage = os.wait4(proc.pid, 0)
+    wall = time.perf_counter() - t0
+    if os.waitstatus_to_exitcode(status) != 0:
+        raise SystemExit(f"benchmark step failed: {' '.join(cmd)}")
+    return wall, usage.ru_maxrss // 1024
+
+
+def drop_caches() -> bool:
+    try:
+        subprocess.run(["sync"], check=True)
+        Path("/proc/sys/vm/drop_caches").write_text("3\n")
+        return True
+    except OSError:
+        return False
+
+
+def bench_lock(args: argparse.Namespace) -> None:
+    base = Path(args.dir or tempfile.mkdtemp(prefix="airgap-bench-"))
+    try:
+        shards = make_shards(base / "weights", int(args.size_gb * 1e9), args.shards)
+        (base / "m.yaml").write_text(
+            "apiVersion: airgap/v1\nkind: Bundle\nmetadata: {name: bench, version: 1.0.0}\n"
+            "model: {name: bench/model, source: {path: ./weights}, format: safetensors, "
+            "precision: bf16}\n"
+            "target: {platform: linux/amd64, accelerator: {vendor: none}}\n"
+        )
+        old = time.time() - 3600  # past the stat cache's racy window
+        for p in (base / "weights").iterdir():
+            os.utime(p, (old, old))
+        env = {**os.environ, "AIRGAP_CACHE_DIR": str(base / "cache"), "PYTHONPATH": str(REPO)}
+        size = sum(p.stat().st_size for p in shards)
+        half = len(shards) // 2
+        rows = []
+        floor, _ = timed(
+            ["bash", "-c", 'openssl dgst -sha256 "$@" >/dev/null & openssl dgst -sha256 '
+             + " ".join(f"'{p}'" for p in shards[half:]) + " >/dev/null; wait", "_",
+             *map(str, shards[:half])]
+        )  # fmt: skip
+        rows.append(("hashing floor: 2x openssl dgst -sha256 in parallel", floor, None))
+        t, _ = timed(["sha256sum", *map(str, shards)], stdout=subprocess.DEVNULL)
+        rows.append(("sha256sum (coreutils)", t, None))
+        first, rss1 = timed([*AIRGAP, "lock", str(base / "m.yaml"), "--json"], env=env,
+                            stdout=subprocess.DEVNULL)  # fmt: skip
+        rows.append(("airgap lock, cold stat cache", first, rss1))
+        second, rss2 = timed([*AIRGAP, "lock", str(base / "m.yaml"), "--json"], env=env,
+                             stdout=subprocess.DEVNULL)  # fmt: skip
+        rows.append(("airgap lock, unchanged files", second, rss2))
+        noop, _ = timed([*AIRGAP, "--version"], env=env, stdout=subprocess.DEVNULL)
+        rows.append(("airgap --version (interpreter start)", noop, None))
+        print(f"\nlock benchmark: {size / 1e9:.2f} GB in {len(shards)} safetensors shards "
+              f"({base})")  # fmt: skip
+        for label, wall, rss in rows:
+            extra = f"  peak RSS {rss} MiB" if rss is not None else ""
+            print(f"  {label:<48} {wall:7.2f} s  {size / wall / 1e6:8.0f} MB/s  "
+                  f"{wall / floor:5.2f}x floor{extra}")  # fmt: skip
+        print(f"  second lock / first lock: {second / first:.3f}")
+    finally:
+        if not args.keep:
+            shutil.rmtree(base, ignore_errors=True)
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawTextHelpFormatter)
+    sub = ap.add_subparsers(dest="bench", required=True)
+    lock = sub.add_parser("lock", help="lock cold vs warm stat cache vs the hashing floor")
+    lock.add_argument("--size-gb", type=float, default=2.0)
+    lock.add_argument("--shards", type=int, default=4)
+    lock.add_argument("--dir", help="where to put the data (default: a temp folder)")
+    lock.add_argument("--keep", action="store_true", help="keep the data afterwards")
+    args = ap.parse_args()
+    {"lock": bench_lock}[args.bench](args)
+
+
+if __name__ == "__main__":
+    main()
