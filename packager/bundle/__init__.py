@@ -1,0 +1,1 @@
+"""The bundle format: layout (names, media types, paths), assembly, archives, reading."""

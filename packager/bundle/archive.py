@@ -1,0 +1,301 @@
+"""Deterministic tar output, whole or in parts, written in one streaming pass.
+
+Entries come in the order they are added (the builder adds them sorted), with a fixed mtime,
+uid/gid 0, no user or group names and plain ustar headers (no extended times). File content is
+copied in 4 MiB chunks while a second thread hashes the previous chunk, so hashing hides behind
+the copy; a file whose digest or size differs from what the lock promised aborts the build.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import hashlib
+import json
+import os
+import tarfile
+from collections.abc import Callable
+from concurrent.futures import Future, ThreadPoolExecutor
+from dataclasses import dataclass
+from pathlib import Path
+from types import TracebackType
+from typing import Any, BinaryIO
+
+from packager.errors import InputError, LockMismatch
+
+CHUNK = 4 * 1024 * 1024
+BLOCK = tarfile.BLOCKSIZE
+RECORD = tarfile.RECORDSIZE
+
+
+class OutputError(InputError):
+    """The output could not be written: not writable, disk full."""
+
+
+def _write_error(where: Path, exc: OSError) -> OutputError:
+    import errno
+
+    if exc.errno == errno.ENOSPC:
+        return OutputError(
+            f"{where}: no space left on the device",
+            hint="free space or write elsewhere with --out; nothing partial was left behind",
+        )
+    return OutputError(f"{where}: cannot write: {exc.strerror}", hint="check --out")
+
+
+class Sink:
+    """Where the tar bytes go. Subclasses write temporary files and rename them on commit."""
+
+    def write(self, data: bytes | bytearray | memoryview) -> None:
+        raise NotImplementedError
+
+    def commit(self) -> list[Path]:
+        raise NotImplementedError
+
+    def abort(self) -> None:
+        raise NotImplementedError
+
+
+def _tmp_path(final: Path) -> Path:
+    return final.with_name(f".{final.name}.{os.getpid()}.partial")
+
+
+class FileSink(Sink):
+    """One file, written as ``.NAME.PID.partial`` and renamed into place on commit."""
+
+    def __init__(self, final: Path) -> None:
+        self.final = final
+        self.tmp = _tmp_path(final)
+        try:
+            self._fh: BinaryIO = open(self.tmp, "wb")  # noqa: SIM115 - closed in commit/abort
+        except OSError as exc:
+            raise _write_error(final.parent, exc) from None
+
+    def write(self, data: bytes | bytearray | memoryview) -> None:
+        try:
+            self._fh.write(data)
+        except OSError as exc:
+            raise _write_error(self.final, exc) from None
+
+    def commit(self) -> list[Path]:
+        try:
+            self._fh.flush()
+            os.fsync(self._fh.fileno())
+            self._fh.close()
+            os.replace(self.tmp, self.final)
+        except OSError as exc:
+            self.abort()
+            raise _write_error(self.final, exc) from None
+        return [self.final]
+
+    def abort(self) -> None:
+        with contextlib.suppress(OSError):
+            self._fh.close()
+        self.tmp.unlink(missing_ok=True)
+
+
+@dataclass(frozen=True)
+class Part:
+    name: str
+    size: int
+    sha256: str
+
+    def to_json(self) -> dict[str, Any]:
+        return {"name": self.name, "size": self.size, "sha256": self.sha256}
+
+
+class PartsSink(Sink):
+    """Parts of at most ``part_size`` bytes, each hashed as it is written."""
+
+    def __init__(self, folder: Path, name_for: Callable[[int], str], part_size: int) -> None:
+        if part_size < BLOCK:
+            raise InputError(f"--split {part_size}: a part must hold at least {BLOCK} bytes")
+        self.folder = folder
+        self.name_for = name_for
+        self.part_size = part_size
+        self.parts: list[Part] = []
+        self._tmps: list[tuple[Path, Path]] = []
+        self._fh: BinaryIO | None = None
+        self._h = hashlib.sha256()
+        self._n = 0
+
+    def _open(self) -> None:
+        final = self.folder / self.name_for(len(self._tmps))
+        tmp = _tmp_path(final)
+        try:
+            self._fh = open(tmp, "wb")  # noqa: SIM115 - closed in _close/abort
+        except OSError as exc:
+            raise _write_error(self.folder, exc) from None
+        self._tmps.append((tmp, final))
+        self._h = hashlib.sha256()
+        self._n = 0
+
+    def _close(self) -> None:
+        assert self._fh is not None
+        self._fh.flush()
+        os.fsync(self._fh.fileno())
+        self._fh.close()
+        self._fh = None
+        self.parts.append(Part(self._tmps[-1][1].name, self._n, self._h.hexdigest()))
+
+    def write(self, data: bytes | bytearray | memoryview) -> None:
+        view = memoryview(data)
+        try:
+            while view:
+                if self._fh is None:
+                    self._open()
+                assert self._fh is not None
+                room = self.part_size - self._n
+                piece = view[:room]
+                self._fh.write(piece)
+                self._h.update(piece)
+                self._n += len(piece)
+                view = view[len(piece) :]
+                if self._n == self.part_size:
+                    self._close()
+        except OSError as exc:
+            raise _write_error(self.folder, exc) from None
+
+    def commit(self) -> list[Path]:
+        try:
+            if self._fh is not None:
+                self._close()
+            for tmp, final in self._tmps:
+                os.replace(tmp, final)
+        except OSError as exc:
+            self.abort()
+            raise _write_error(self.folder, exc) from None
+        return [final for _, final in self._tmps]
+
+    def abort(self) -> None:
+        if self._fh is not None:
+            with contextlib.suppress(OSError):
+                self._fh.close()
+        for tmp, _ in self._tmps:
+            tmp.unlink(missing_ok=True)
+
+
+class TarWriter:
+    """A deterministic ustar stream into a Sink."""
+
+    def __init__(self, sink: Sink, mtime: int) -> None:
+        self.sink = sink
+        self.mtime = mtime
+        self.size = 0
+        self._pool = ThreadPoolExecutor(max_workers=1, thread_name_prefix="tar-hash")
+
+    def _emit(self, data: bytes | bytearray | memoryview) -> None:
+        self.sink.write(data)
+        self.size += len(data)
+
+    def _header(self, name: str, size: int, *, directory: bool = False) -> None:
+        info = tarfile.TarInfo(name + ("/" if directory else ""))
+        info.size = 0 if directory else size
+        info.mtime = self.mtime
+        info.mode = 0o755 if directory else 0o644
+        info.type = tarfile.DIRTYPE if directory else tarfile.REGTYPE
+        info.uid = info.gid = 0
+        info.uname = info.gname = ""
+        self._emit(info.tobuf(tarfile.USTAR_FORMAT, "utf-8", "strict"))
+
+    def _pad(self, size: int) -> None:
+        rest = size % BLOCK
+        if rest:
+            self._emit(b"\0" * (BLOCK - rest))
+
+    def add_dir(self, name: str) -> None:
+        self._header(name, 0, directory=True)
+
+    def add_bytes(self, name: str, data: bytes) -> None:
+        self._header(name, len(data))
+        self._emit(data)
+        self._pad(len(data))
+
+    def add_file(
+        self,
+        name: str,
+        source: Path,
+        *,
+        size: int,
+        sha256: str,
+        what: str,
+        progress: Callable[[int], None] | None = None,
+    ) -> None:
+        """Copy ``source`` into the archive, hashing while copying; it must be what was locked."""
+        self._header(name, size)
+        h = hashlib.sha256()
+        bufs = (bytearray(CHUNK), bytearray(CHUNK))
+        pending: Future[None] | None = None
+        copied = 0
+        try:
+            fh = open(source, "rb", buffering=0)  # noqa: SIM115
+        except OSError as exc:
+            raise InputError(
+                f"{what} ({source}): cannot read: {exc.strerror}",
+                hint="it was there at lock time; restore it or lock again",
+            ) from None
+        with fh:
+            i = 0
+            while copied < size:
+                buf = bufs[i % 2]
+                want = min(CHUNK, size - copied)
+                n = fh.readinto(memoryview(buf)[:want])
+                if not n:
+                    break
+                view = memoryview(buf)[:n]
+                if pending is not None:
+                    pending.result()
+                pending = self._pool.submit(h.update, view)
+                self._emit(view)
+                copied += n
+                i += 1
+                if progress:
+                    progress(n)
+            grown = fh.read(1)
+        if pending is not None:
+            pending.result()
+        if copied != size or grown:
+            raise LockMismatch(
+                f"{what} ({source}) changed size since the lock: locked {size} bytes, "
+                f"now {'more' if grown else copied}",
+                hint="the input changed between lock and build; review it and lock again",
+            )
+        if h.hexdigest() != sha256:
+            raise LockMismatch(
+                f"{what} ({source}) changed since the lock: sha256 {h.hexdigest()}, "
+                f"locked {sha256}",
+                hint="the input changed between lock and build; review it and lock again",
+            )
+        self._pad(size)
+
+    def close(self) -> None:
+        self._emit(b"\0" * (2 * BLOCK))
+        rest = self.size % RECORD
+        if rest:
+            self._emit(b"\0" * (RECORD - rest))
+        self._pool.shutdown()
+
+    def __enter__(self) -> TarWriter:
+        return self
+
+    def __exit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> None:
+        self._pool.shutdown(wait=True)
+
+
+def write_parts_index(
+    path: Path, stem: str, parts: list[Part], total: int, content_digest: str
+) -> None:
+    from packager.fsutil import atomic_write_text
+
+    doc = {
+        "airgapParts": 1,
+        "bundle": stem,
+        "digest": content_digest,
+        "total_size": total,
+        "parts": [p.to_json() for p in parts],
+    }
+    atomic_write_text(path, json.dumps(doc, indent=2) + "\n")

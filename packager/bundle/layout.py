@@ -1,0 +1,141 @@
+"""The one place that spells the bundle format: file names, paths and media types.
+
+A bundle is an OCI image layout plus an ``airgap/`` folder:
+
+    oci-layout  index.json  blobs/sha256/<hex>
+    airgap/bundle.json                    the descriptor (signed)
+    airgap/bundle.json.sig/<keyid>.sig    base64 signatures over bundle.json
+    airgap/attestation.dsse.json          DSSE envelope: in-toto Statement v1, SLSA provenance v1
+    airgap/sbom.cdx.json                  CycloneDX 1.6
+    airgap/probe/...                      the stdlib-only probe (python3 airgap/probe)
+"""
+
+from __future__ import annotations
+
+import re
+
+BUNDLE_FORMAT_VERSION = 1
+
+# ----------------------------------------------------------------------------- paths in a bundle
+OCI_LAYOUT = "oci-layout"
+OCI_LAYOUT_CONTENT = b'{"imageLayoutVersion":"1.0.0"}'
+INDEX_JSON = "index.json"
+BLOBS_DIR = "blobs/sha256"
+AIRGAP_DIR = "airgap"
+BUNDLE_JSON = "airgap/bundle.json"
+SIGNATURES_DIR = "airgap/bundle.json.sig"
+ATTESTATION = "airgap/attestation.dsse.json"
+SBOM = "airgap/sbom.cdx.json"
+PROBE_DIR = "airgap/probe"
+
+#: bundle.json larger than this is refused before parsing (a descriptor lists, it does not hold)
+MAX_BUNDLE_JSON_BYTES = 32 * 1024 * 1024
+
+
+def blob_path(digest: str) -> str:
+    """``sha256:<hex>`` -> ``blobs/sha256/<hex>``."""
+    algo, _, hexd = digest.partition(":")
+    if algo != "sha256" or not re.fullmatch(r"[0-9a-f]{64}", hexd):
+        raise ValueError(f"not a sha256 digest: {digest!r}")
+    return f"{BLOBS_DIR}/{hexd}"
+
+
+def signature_path(keyid: str) -> str:
+    if not re.fullmatch(r"[0-9a-f]{64}", keyid):
+        raise ValueError(f"not a keyid: {keyid!r}")
+    return f"{SIGNATURES_DIR}/{keyid}.sig"
+
+
+def digest_of_blob_path(path: str) -> str | None:
+    m = re.fullmatch(r"blobs/sha256/([0-9a-f]{64})", path)
+    return f"sha256:{m.group(1)}" if m else None
+
+
+# ----------------------------------------------------------------------------- output file names
+
+
+def bundle_stem(name: str, version: str, target: str | None) -> str:
+    return f"{name}-{version}-{target}" if target else f"{name}-{version}"
+
+
+def tar_name(stem: str, *, zstd: bool = False) -> str:
+    return f"{stem}.airgap.tar" + (".zst" if zstd else "")
+
+
+def part_name(stem: str, index: int, *, zstd: bool = False) -> str:
+    return f"{tar_name(stem, zstd=zstd)}.{index:03d}"
+
+
+def parts_index_name(stem: str) -> str:
+    return f"{stem}.airgap.parts.json"
+
+
+#: the largest file FAT32 media hold
+FAT32_MAX = 4 * 1024**3 - 1
+
+# ----------------------------------------------------------------------------- media types
+OCI_INDEX = "application/vnd.oci.image.index.v1+json"
+OCI_MANIFEST = "application/vnd.oci.image.manifest.v1+json"
+OCI_EMPTY = "application/vnd.oci.empty.v1+json"
+OCI_EMPTY_CONTENT = b"{}"
+OCI_LAYER_TAR = "application/vnd.oci.image.layer.v1.tar"
+OCI_CONFIG = "application/vnd.oci.image.config.v1+json"
+DOCKER_MANIFEST = "application/vnd.docker.distribution.manifest.v2+json"
+DOCKER_MANIFEST_LIST = "application/vnd.docker.distribution.manifest.list.v2+json"
+DOCKER_CONFIG = "application/vnd.docker.container.image.v1+json"
+DOCKER_LAYER_TAR = "application/vnd.docker.image.rootfs.diff.tar"
+IMAGE_MANIFEST_TYPES = (OCI_MANIFEST, DOCKER_MANIFEST)
+IMAGE_INDEX_TYPES = (OCI_INDEX, DOCKER_MANIFEST_LIST)
+
+# ModelPack (CNCF model-spec)
+MODEL_ARTIFACT = "application/vnd.cncf.model.manifest.v1+json"
+MODEL_CONFIG = "application/vnd.cncf.model.config.v1+json"
+MODEL_WEIGHT = "application/vnd.cncf.model.weight.v1.raw"
+MODEL_WEIGHT_CONFIG = "application/vnd.cncf.model.weight.config.v1.raw"
+MODEL_DOC = "application/vnd.cncf.model.doc.v1.raw"
+MODEL_CODE = "application/vnd.cncf.model.code.v1.raw"
+MODEL_FILEPATH = "org.cncf.model.filepath"
+
+#: weight file role (packager.resolve.weights.file_role) -> ModelPack layer media type
+MODEL_LAYER_BY_ROLE = {
+    "weight": MODEL_WEIGHT,
+    "config": MODEL_WEIGHT_CONFIG,
+    "tokenizer": MODEL_WEIGHT_CONFIG,
+    "doc": MODEL_DOC,
+    "code": MODEL_CODE,
+    "other": MODEL_WEIGHT_CONFIG,
+}
+
+# airgap artifacts
+KERNEL_ARTIFACT = "application/vnd.airgap.kernel.v1+json"
+KERNEL_BINARY = "application/vnd.airgap.kernel.binary.v1"
+KERNEL_TEST_VECTOR = "application/vnd.airgap.kernel.vector.v1+npy"
+WHEELS_ARTIFACT = "application/vnd.airgap.wheels.v1+json"
+WHEEL = "application/vnd.airgap.wheel.v1+zip"
+FILES_ARTIFACT = "application/vnd.airgap.files.v1+json"
+FILE = "application/vnd.airgap.file.v1"
+PROBE_ARTIFACT = "application/vnd.airgap.probe.v1+json"
+PROBE_FILE = "application/vnd.airgap.probe.file.v1"
+
+# annotations
+REF_NAME = "org.opencontainers.image.ref.name"
+TITLE = "org.opencontainers.image.title"
+CREATED = "org.opencontainers.image.created"
+ROLE = "dev.airgap.role"  # model | image | kernel | wheels | files | probe
+INSTALL_PATH = "dev.airgap.install.path"
+
+# ref names of the airgap artifacts in index.json
+MODEL_REF = "airgap/model"
+WHEELS_REF = "airgap/wheels"
+FILES_REF = "airgap/files"
+PROBE_REF = "airgap/probe"
+
+
+def kernel_ref(name: str) -> str:
+    return f"airgap/kernel/{name}"
+
+
+# ----------------------------------------------------------------------------- install paths
+MODEL_INSTALL_DIR = "model"
+KERNELS_INSTALL_DIR = "kernels"
+WHEELS_INSTALL_DIR = "wheels"

@@ -1,0 +1,288 @@
+"""Read a bundle as it travels: a layout folder, one tar, or parts (by their index or any part).
+
+Reading never extracts: a tar (or the concatenation of its parts) is scanned header by header,
+seeking past content, and members are read in place with bounded sizes.
+"""
+
+from __future__ import annotations
+
+import io
+import json
+import os
+import re
+import tarfile
+from collections.abc import Iterator
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, BinaryIO
+
+from packager.bundle import layout
+from packager.errors import InputError
+
+MAX_MEMBERS = 1_000_000
+
+
+class BundleFormatError(InputError):
+    """The input is not a readable airgap bundle."""
+
+
+@dataclass(frozen=True)
+class Member:
+    name: str  # normalized: no leading ./, folders end without /
+    size: int
+    offset: int  # of the content in the (concatenated) stream
+    kind: str  # file | dir | other
+
+
+class ConcatFile(io.RawIOBase):
+    """Several files read as one seekable stream (the parts of a bundle)."""
+
+    def __init__(self, paths: list[Path]) -> None:
+        self.paths = paths
+        self.sizes = [p.stat().st_size for p in paths]
+        self.starts = [sum(self.sizes[:i]) for i in range(len(paths))]
+        self.total = sum(self.sizes)
+        self.pos = 0
+        self._open: tuple[int, io.BufferedReader] | None = None
+
+    def readable(self) -> bool:
+        return True
+
+    def seekable(self) -> bool:
+        return True
+
+    def tell(self) -> int:
+        return self.pos
+
+    def seek(self, offset: int, whence: int = io.SEEK_SET) -> int:
+        base = {io.SEEK_SET: 0, io.SEEK_CUR: self.pos, io.SEEK_END: self.total}[whence]
+        self.pos = max(0, base + offset)
+        return self.pos
+
+    def _file(self, i: int) -> io.BufferedReader:
+        if self._open is None or self._open[0] != i:
+            if self._open is not None:
+                self._open[1].close()
+            self._open = (i, open(self.paths[i], "rb"))  # noqa: SIM115 - closed in close()
+        return self._open[1]
+
+    def readinto(self, buf: Any) -> int:
+        view = memoryview(buf).cast("B")
+        done = 0
+        while done < len(view) and self.pos < self.total:
+            i = max(j for j, s in enumerate(self.starts) if s <= self.pos)
+            fh = self._file(i)
+            fh.seek(self.pos - self.starts[i])
+            n = fh.readinto(
+                view[done : done + min(len(view) - done, self.starts[i] + self.sizes[i] - self.pos)]
+            )
+            if not n:
+                break
+            done += n
+            self.pos += n
+        return done
+
+    def close(self) -> None:
+        if self._open is not None:
+            self._open[1].close()
+            self._open = None
+        super().close()
+
+
+def _norm(name: str) -> str:
+    while name.startswith("./"):
+        name = name[2:]
+    return name.rstrip("/")
+
+
+class Bundle:
+    """What every reader offers: member names and sizes, bounded reads of small members."""
+
+    source: Path
+    parts: list[Path]
+
+    def members(self) -> dict[str, Member]:
+        raise NotImplementedError
+
+    def open_member(self, name: str) -> BinaryIO:
+        raise NotImplementedError
+
+    def read(self, name: str, limit: int) -> bytes:
+        m = self.members().get(name)
+        if m is None or m.kind != "file":
+            raise BundleFormatError(
+                f"{self.source}: the bundle has no {name}",
+                hint="is this an airgap bundle? `airgap inspect` lists what it holds",
+            )
+        if m.size > limit:
+            raise BundleFormatError(
+                f"{self.source}: {name} is {m.size} bytes, more than the {limit} a bundle may hold"
+            )
+        with self.open_member(name) as fh:
+            return fh.read(m.size)
+
+    def bundle_json(self) -> tuple[bytes, dict[str, Any]]:
+        raw = self.read(layout.BUNDLE_JSON, layout.MAX_BUNDLE_JSON_BYTES)
+        try:
+            doc = json.loads(raw)
+        except (UnicodeDecodeError, json.JSONDecodeError) as exc:
+            raise BundleFormatError(
+                f"{self.source}: {layout.BUNDLE_JSON} is not JSON ({exc})"
+            ) from None
+        if not isinstance(doc, dict):
+            raise BundleFormatError(f"{self.source}: {layout.BUNDLE_JSON} is not a JSON object")
+        return raw, doc
+
+    def close(self) -> None:
+        pass
+
+    def __enter__(self) -> Bundle:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+
+class FolderBundle(Bundle):
+    def __init__(self, root: Path) -> None:
+        self.source = root
+        self.parts = []
+        self._members: dict[str, Member] | None = None
+
+    def members(self) -> dict[str, Member]:
+        if self._members is None:
+            out: dict[str, Member] = {}
+            for dirpath, dirs, files in os.walk(self.source):
+                dirs.sort()
+                for n in sorted(dirs + files):
+                    full = os.path.join(dirpath, n)
+                    rel = os.path.relpath(full, self.source).replace(os.sep, "/")
+                    st = os.lstat(full)
+                    kind = (
+                        "dir"
+                        if os.path.isdir(full) and not os.path.islink(full)
+                        else "file"
+                        if os.path.isfile(full) and not os.path.islink(full)
+                        else "other"
+                    )
+                    out[rel] = Member(rel, st.st_size if kind == "file" else 0, 0, kind)
+            self._members = out
+        return self._members
+
+    def open_member(self, name: str) -> BinaryIO:
+        path = self.source / name
+        return open(path, "rb")
+
+
+class _Slice(io.RawIOBase):
+    def __init__(self, base: BinaryIO, offset: int, size: int) -> None:
+        self.base, self.offset, self.size, self.pos = base, offset, size, 0
+
+    def readable(self) -> bool:
+        return True
+
+    def readinto(self, buf: Any) -> int:
+        view = memoryview(buf).cast("B")
+        n = min(len(view), self.size - self.pos)
+        if n <= 0:
+            return 0
+        self.base.seek(self.offset + self.pos)
+        got = self.base.readinto(view[:n])  # type: ignore[attr-defined]
+        self.pos += got or 0
+        return got or 0
+
+
+class TarBundle(Bundle):
+    def __init__(self, source: Path, parts: list[Path]) -> None:
+        self.source = source
+        self.parts = parts
+        self._raw = ConcatFile(parts)
+        self._members: dict[str, Member] | None = None
+
+    def members(self) -> dict[str, Member]:
+        if self._members is None:
+            out: dict[str, Member] = {}
+            try:
+                with tarfile.open(fileobj=self._raw, mode="r:") as tf:
+                    while True:
+                        info = tf.next()
+                        if info is None:
+                            break
+                        if len(out) >= MAX_MEMBERS:
+                            raise BundleFormatError(
+                                f"{self.source}: more than {MAX_MEMBERS} entries"
+                            )
+                        kind = "file" if info.isreg() else "dir" if info.isdir() else "other"
+                        name = _norm(info.name)
+                        out[name] = Member(
+                            name, info.size if kind == "file" else 0, info.offset_data, kind
+                        )
+            except tarfile.TarError as exc:
+                raise BundleFormatError(
+                    f"{self.source}: not a readable tar ({exc})",
+                    hint="a truncated copy? compare its size and sha256 with the parts index",
+                ) from None
+            self._members = out
+        return self._members
+
+    def open_member(self, name: str) -> BinaryIO:
+        m = self.members()[name]
+        return io.BufferedReader(_Slice(self._raw, m.offset, m.size), buffer_size=4 * 2**20)  # type: ignore[arg-type]
+
+    def close(self) -> None:
+        self._raw.close()
+
+
+_PART = re.compile(r"^(?P<stem>.+\.airgap\.tar)\.(?P<n>\d{3})$")
+
+
+def parts_of(path: Path) -> tuple[list[Path], dict[str, Any] | None]:
+    """The part files a bundle path stands for, and the parts index when there is one."""
+    if path.name.endswith(".airgap.parts.json"):
+        try:
+            doc = json.loads(path.read_text(encoding="utf-8"))
+            names = [p["name"] for p in doc["parts"]]
+        except (OSError, ValueError, KeyError, TypeError) as exc:
+            raise BundleFormatError(f"{path}: not a parts index ({exc})") from None
+        for n in names:
+            if "/" in n or n.startswith("."):
+                raise BundleFormatError(f"{path}: part name {n!r} is not a plain file name")
+        return [path.parent / n for n in names], doc
+    m = _PART.match(path.name)
+    if m:
+        stem = m.group("stem")
+        index = path.parent / (stem[: -len(".airgap.tar")] + ".airgap.parts.json")
+        if index.is_file():
+            return parts_of(index)
+        found = sorted(path.parent.glob(f"{stem}.[0-9][0-9][0-9]"))
+        return found, None
+    return [path], None
+
+
+def open_bundle(path: Path) -> Bundle:
+    """A layout folder, a ``.airgap.tar``, its parts index, or one of its parts."""
+    if not path.exists():
+        raise BundleFormatError(
+            f"{path}: no such bundle",
+            hint="give the .airgap.tar, its parts index or the layout folder",
+        )
+    if path.is_dir():
+        if not (path / layout.OCI_LAYOUT).is_file():
+            raise BundleFormatError(
+                f"{path}: a folder without {layout.OCI_LAYOUT} is not a bundle layout"
+            )
+        return FolderBundle(path)
+    parts, _ = parts_of(path)
+    missing = [p for p in parts if not p.is_file()]
+    if missing:
+        raise BundleFormatError(
+            f"{path}: missing part(s): {', '.join(p.name for p in missing)}",
+            hint="copy every part into one folder",
+        )
+    return TarBundle(path, parts)
+
+
+def iter_blob_members(b: Bundle) -> Iterator[Member]:
+    for m in b.members().values():
+        if layout.digest_of_blob_path(m.name):
+            yield m
