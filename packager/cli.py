@@ -144,6 +144,178 @@ def lock(
 
 
 @app.command()
+def build(
+    manifest: Annotated[Path, typer.Argument(help="The manifest YAML file.")],
+    out: Annotated[Path, typer.Option("--out", "-o", help="Output folder.")] = Path("bundles"),
+    key: Annotated[
+        Path | None,
+        typer.Option(help="Private key (encrypted PEM); passphrase from AIRGAP_KEY_PASSPHRASE."),
+    ] = None,
+    unsigned: Annotated[
+        bool, typer.Option(help="Build without a signature (says so everywhere).")
+    ] = False,
+    split: Annotated[
+        str | None, typer.Option(help="Write parts of at most SIZE (4G, 700M, fat32).")
+    ] = None,
+    compress: Annotated[str, typer.Option(help="none (zstd: not yet).")] = "none",
+    locked: Annotated[
+        bool, typer.Option(help="Build from MANIFEST.lock.json; fail naming inputs that drifted.")
+    ] = False,
+    lock_file: Annotated[
+        Path | None, typer.Option("--lock", help="The lock file for --locked.")
+    ] = None,
+    target: Annotated[str | None, typer.Option(help="Build only this target id.")] = None,
+    layout_only: Annotated[
+        bool, typer.Option("--layout-only", help="Write the OCI layout as a folder, no tar.")
+    ] = False,
+    offline: Annotated[bool, typer.Option(help="Use only local inputs.")] = False,
+    timeout: Annotated[
+        float, typer.Option(help="Seconds to wait for a registry or an engine.")
+    ] = 60.0,
+    as_json: JsonOpt = False,
+) -> None:
+    """Build one signed, reproducible bundle per target: OCI layout + airgap/ descriptor."""
+    from packager import build as build_stage
+    from packager.validate import validate as run_validate
+
+    if compress != "none":
+        raise InputError(
+            f"--compress {compress!r} is not supported yet",
+            hint="weights and image layers barely compress; build with --compress none",
+        )
+    if key is None and not unsigned:
+        raise InputError(
+            "no signing key: give --key KEY (airgap key generate makes one) or --unsigned",
+            hint="sites verify bundles against trusted keys; an unsigned bundle is for testing",
+        )
+    if key is not None and unsigned:
+        raise InputError("--key and --unsigned contradict each other")
+    report = run_validate(manifest)
+    if not report.valid or report.manifest is None:
+        if as_json:
+            render.emit_json({"ok": False, "validation": report.to_json()})
+        else:
+            render.validation(report)
+        raise typer.Exit(1)
+    signing_key = build_stage.load_signing_key(key) if key is not None else None
+    split_bytes = build_stage.parse_split(split)
+    with render.reporter(enabled=not as_json) as rep:
+        result = build_stage.build(
+            report.manifest,
+            out=out,
+            key=signing_key,
+            locked=locked,
+            lock_file=lock_file,
+            split=split_bytes,
+            layout_only=layout_only,
+            target_id=target,
+            reporter=rep,
+            offline=offline,
+            timeout=timeout,
+        )
+    if as_json:
+        render.emit_json(render.build_json(result))
+    else:
+        render.build_result(result)
+
+
+@app.command()
+def inspect(
+    bundle: Annotated[
+        Path, typer.Argument(help="A .airgap.tar, its parts index, a part, or a layout folder.")
+    ],
+    as_json: JsonOpt = False,
+) -> None:
+    """List what a bundle holds by role, with sizes and digests (not a verification)."""
+    from packager.inspect import inspect_bundle
+
+    info = inspect_bundle(bundle)
+    if as_json:
+        render.emit_json(info.to_json())
+    else:
+        render.inspection(info)
+
+
+@app.command()
+def digest(
+    bundle: Annotated[Path, typer.Argument(help="A bundle (tar, parts or folder).")],
+    as_json: JsonOpt = False,
+) -> None:
+    """Print the content digest (sha256 of bundle.json): equal for rebuilds from one lock."""
+    from packager.inspect import content_digest
+
+    d = content_digest(bundle)
+    if as_json:
+        render.emit_json({"bundle": str(bundle), "digest": d})
+    else:
+        print(d)
+
+
+key_app = typer.Typer(help="Signing keys.", no_args_is_help=True)
+app.add_typer(key_app, name="key")
+
+
+@key_app.command("generate")
+def key_generate(
+    out: Annotated[
+        Path, typer.Option("--out", "-o", help="Folder for NAME.key.pem and NAME.pub.pem.")
+    ],
+    name: Annotated[str, typer.Option(help="File name stem.")] = "airgap",
+    algorithm: Annotated[str, typer.Option(help="ecdsa-p256 or ed25519.")] = "ecdsa-p256",
+    as_json: JsonOpt = False,
+) -> None:
+    """Write an encrypted private key (passphrase from AIRGAP_KEY_PASSPHRASE or a prompt) and its
+    public key; print the keyid."""
+    from packager.keytool import generate_key_files
+
+    kid, priv, pub = generate_key_files(out, name, algorithm)
+    if as_json:
+        render.emit_json(
+            {"keyid": kid, "private_key": str(priv), "public_key": str(pub), "algorithm": algorithm}
+        )
+    else:
+        render.stderr.print(f"wrote {priv} (encrypted) and {pub}")
+        print(kid)
+
+
+@key_app.command("show")
+def key_show(
+    key: Annotated[
+        Path, typer.Argument(help="A public key PEM (or a private key: asks for its passphrase).")
+    ],
+    as_json: JsonOpt = False,
+) -> None:
+    """Print a key's keyid and algorithm."""
+    from packager.keytool import describe_key_file
+
+    info = describe_key_file(key)
+    if as_json:
+        render.emit_json(info)
+    else:
+        print(f"{info['keyid']}  {info['algorithm']}  {info['kind']}  {key}")
+
+
+@app.command(
+    context_settings={
+        "allow_extra_args": True,
+        "ignore_unknown_options": True,
+        "help_option_names": [],
+    },
+    add_help_option=False,
+)
+def probe(ctx: typer.Context) -> None:
+    """Probe this host (or a recorded one) against a bundle's requirements: PASS/WARN/FAIL/NOT RUN.
+
+    Options: [--bundle B | --installed NAME --prefix DIR] [--json] [--report FILE]
+    [--sysroot DIR | --record DIR] [--timeout S]. Exit 0 all pass, 1 a FAIL, 3 WARN or NOT RUN.
+    """
+    from packager.compat.probe_facts import export_probe_facts
+    from packager.probe.cli import main as probe_main
+
+    raise typer.Exit(probe_main(list(ctx.args), export_probe_facts()))
+
+
+@app.command()
 def init(
     name: Annotated[str, typer.Argument(help="Bundle name, e.g. qwen2.5-7b-ascend.")],
     vendor: Annotated[

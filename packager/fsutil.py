@@ -9,7 +9,7 @@ from pathlib import Path
 from packager.errors import InputError
 
 
-def atomic_write_text(path: Path, text: str, *, overwrite: bool = True) -> None:
+def atomic_write_text(path: Path, text: str, *, overwrite: bool = True, mode: int = 0o644) -> None:
     """Write ``text`` to ``path`` via a temporary file in the same folder, fsync, rename."""
     folder = path.parent
     if not folder.is_dir():
@@ -23,11 +23,11 @@ def atomic_write_text(path: Path, text: str, *, overwrite: bool = True) -> None:
             f"{folder}: cannot write here: {exc.strerror}", hint="pick a writable folder"
         ) from None
     try:
+        os.fchmod(fd, mode)  # mkstemp made it 0600; never wider than asked, even for a moment
         with os.fdopen(fd, "w", encoding="utf-8") as fh:
             fh.write(text)
             fh.flush()
             os.fsync(fh.fileno())
-        os.chmod(tmp, 0o644)
         if overwrite:
             os.replace(tmp, path)
         else:

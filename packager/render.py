@@ -15,6 +15,8 @@ from packager.progress import Reporter, RichReporter
 from packager.validate import ValidationReport
 
 if TYPE_CHECKING:
+    from packager.build import BuildResult
+    from packager.inspect import Inspection
     from packager.locking import Drift, LockResult
 
 _STYLE = {Severity.ERROR: "bold red", Severity.WARNING: "yellow", Severity.INFO: "cyan"}
@@ -163,4 +165,82 @@ def drift(path: object, items: list[Drift]) -> None:
         stdout.print(f"[bold red]drifted[/bold red] {escape(str(d))}")
     stdout.print(
         f"[bold red]{len(items)} input(s) drifted[/bold red] since {escape(str(path))} was made"
+    )
+
+
+def build_json(result: BuildResult) -> dict[str, Any]:
+    return {
+        "ok": True,
+        "seconds": round(result.seconds, 3),
+        "bundles": [
+            {
+                "target": b.target,
+                "files": [str(f) for f in b.files],
+                "digest": b.digest,
+                "size": b.size,
+                "blobs": b.blobs,
+                "stored_bytes": b.stored_bytes,
+                "dedup_saved_bytes": b.dedup_saved,
+                "signed_by": b.signed_by,
+                "parts": [p.to_json() for p in b.parts],
+            }
+            for b in result.bundles
+        ],
+    }
+
+
+def build_result(result: BuildResult) -> None:
+    total = sum(b.size for b in result.bundles)
+    for b in result.bundles:
+        where = ", ".join(escape(str(f)) for f in b.files[:3]) + (
+            f", ... ({len(b.files)} files)" if len(b.files) > 3 else ""
+        )
+        sig = (
+            f"signed by {', '.join(k[:16] for k in b.signed_by)}"
+            if b.signed_by
+            else "[bold yellow]UNSIGNED[/bold yellow]"
+        )
+        stdout.print(
+            f"[green]built[/green] {escape(b.stem)}: {where}\n"
+            f"  {human_size(b.size)}, {b.blobs} blobs, {human_size(b.dedup_saved)} saved by dedup, {sig}\n"
+            f"  content digest {b.digest}"
+        )
+    rate = total / result.seconds if result.seconds else 0
+    stdout.print(
+        f"{len(result.bundles)} bundle(s), {human_size(total)} in {result.seconds:.1f} s ({human_size(rate)}/s)"
+    )
+
+
+def inspection(info: Inspection) -> None:
+    j = info.to_json()
+    stdout.print(
+        f"{escape(str(j['name']))} {escape(str(j['version']))}"
+        + (f" [{escape(str(j['target']))}]" if j["target"] else "")
+        + f"  {j['platform']}  created {j['created']}  expires {j['expires'] or 'never'}"
+    )
+    stdout.print(f"content digest {j['digest']}  (read, not verified: `airgap verify` checks it)")
+    stdout.print(
+        "signatures: "
+        + (
+            ", ".join(j["signatures"])
+            if j["signed"]
+            else "[bold yellow]none: UNSIGNED[/bold yellow]"
+        )
+    )
+    for role, r in sorted(j["roles"].items()):
+        stdout.print(f"  {role:<7} {r['blobs']:>5} blobs  {human_size(r['bytes']):>10}")
+    for m in j["model"]:
+        stdout.print(f"  model   {escape(m['path'])}  {human_size(m['size'])}  {m['digest']}")
+    for i in j["images"]:
+        stdout.print(
+            f"  image   {escape(i['ref'])}  {i['platform']}  {i['manifest_digest'] or i['config_digest']}"
+        )
+    for k in j["kernels"]:
+        stdout.print(f"  kernel  {escape(k['name'])} ({k['kind']})  {escape(k['path'])}")
+    for w in j["wheels"]:
+        stdout.print(f"  wheel   {escape(w['path'])}  {human_size(w['size'])}")
+    for f in j["files"]:
+        stdout.print(f"  file    {escape(f['path'])}  {human_size(f['size'])}")
+    stdout.print(
+        f"total {human_size(j['size'])}" + (f" in {len(j['parts'])} parts" if j["parts"] else "")
     )

@@ -2,6 +2,7 @@
 """Benchmarks (not tests): airgap against the floors of ../shared/reference/performance.md.
 
     python scripts/bench.py lock [--size-gb 2] [--shards 4] [--dir DIR]
+    python scripts/bench.py build [--size-gb 2] [--shards 4] [--dir DIR]
 
 Each benchmark makes its own data (incompressible safetensors shards), runs the floors and airgap
 in one run on the same data and disk, and prints wall times, ratios and peak RSS. Absolute times
@@ -114,6 +115,60 @@ def bench_lock(args: argparse.Namespace) -> None:
             shutil.rmtree(base, ignore_errors=True)
 
 
+def bench_build(args: argparse.Namespace) -> None:
+    base = Path(args.dir or tempfile.mkdtemp(prefix="airgap-bench-"))
+    try:
+        shards = make_shards(base / "weights", int(args.size_gb * 1e9), args.shards)
+        (base / "m.yaml").write_text(
+            "apiVersion: airgap/v1\nkind: Bundle\nmetadata: {name: bench, version: 1.0.0}\n"
+            "model: {name: bench/model, source: {path: ./weights}, format: safetensors, "
+            "precision: bf16}\n"
+            "target: {platform: linux/amd64, accelerator: {vendor: none}}\n"
+        )
+        old = time.time() - 3600
+        for p in (base / "weights").iterdir():
+            os.utime(p, (old, old))
+        key = base / "k.key.pem"
+        subprocess.run(
+            ["openssl", "genpkey", "-algorithm", "EC", "-pkeyopt", "ec_paramgen_curve:P-256",
+             "-aes256", "-pass", "pass:bench", "-out", str(key)],
+            check=True,
+        )  # fmt: skip
+        env = {
+            **os.environ,
+            "AIRGAP_CACHE_DIR": str(base / "cache"),
+            "PYTHONPATH": str(REPO),
+            "AIRGAP_KEY_PASSPHRASE": "bench",
+        }
+        size = sum(p.stat().st_size for p in shards)
+        out = base / "out"
+        rows = []
+        floor, _ = timed(["tar", "-b", "8192", "-cf", str(base / "floor.tar"), "-C", str(base), "weights"])
+        rows.append(("copy floor: tar -b 8192 -cf", floor, None))
+        (base / "floor.tar").unlink()
+        naive = (
+            f"cd {base} && sha256sum weights/* > SHA256SUMS && tar -cf naive.tar weights SHA256SUMS"
+            f" && openssl dgst -sha256 -sign {key} -passin pass:bench -out naive.sig SHA256SUMS"
+        )
+        t, _ = timed(["bash", "-c", naive])
+        rows.append(("naive script: sha256sum + tar cf + openssl sign", t, None))
+        (base / "naive.tar").unlink()
+        cmd = [*AIRGAP, "build", str(base / "m.yaml"), "--out", str(out), "--key", str(key), "--json"]
+        cold, rss1 = timed(cmd, env=env, stdout=subprocess.DEVNULL)
+        rows.append(("airgap build (cold: hashes, then copies)", cold, rss1))
+        shutil.rmtree(out)
+        warm, rss2 = timed(cmd, env=env, stdout=subprocess.DEVNULL)
+        rows.append(("airgap build (after a lock: one pass)", warm, rss2))
+        print(f"\nbuild benchmark: {size / 1e9:.2f} GB in {len(shards)} safetensors shards ({base})")
+        for label, wall, rss in rows:
+            extra = f"  peak RSS {rss} MiB" if rss is not None else ""
+            print(f"  {label:<48} {wall:7.2f} s  {size / wall / 1e6:8.0f} MB/s  "
+                  f"{wall / floor:5.2f}x copy floor{extra}")  # fmt: skip
+    finally:
+        if not args.keep:
+            shutil.rmtree(base, ignore_errors=True)
+
+
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawTextHelpFormatter)
     sub = ap.add_subparsers(dest="bench", required=True)
@@ -122,8 +177,13 @@ def main() -> None:
     lock.add_argument("--shards", type=int, default=4)
     lock.add_argument("--dir", help="where to put the data (default: a temp folder)")
     lock.add_argument("--keep", action="store_true", help="keep the data afterwards")
+    b = sub.add_parser("build", help="build against tar (copy floor) and the naive script")
+    b.add_argument("--size-gb", type=float, default=2.0)
+    b.add_argument("--shards", type=int, default=4)
+    b.add_argument("--dir")
+    b.add_argument("--keep", action="store_true")
     args = ap.parse_args()
-    {"lock": bench_lock}[args.bench](args)
+    {"lock": bench_lock, "build": bench_build}[args.bench](args)
 
 
 if __name__ == "__main__":

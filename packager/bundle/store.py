@@ -72,7 +72,9 @@ class BlobStore:
                 )
             os.replace(tmp, final)
         except OSError as exc:
-            raise InputError(f"{final.parent}: cannot write the build cache: {exc.strerror}") from None
+            raise InputError(
+                f"{final.parent}: cannot write the build cache: {exc.strerror}"
+            ) from None
         finally:
             tmp.unlink(missing_ok=True)
         return StoredBlob(digest, n, final)

@@ -37,6 +37,7 @@ class Chip:
     soc: tuple[str, ...] = ()  # Ascend soc_version names
     family: str | None = None  # Ascend soc family (Ascend910B) an op package may target
     npu_smi: tuple[str, ...] = ()  # names npu-smi prints
+    nvidia_smi: tuple[str, ...] = ()  # leading words of the names nvidia-smi prints ("H100")
 
 
 @dataclass(frozen=True)
@@ -53,6 +54,7 @@ class Facts:
     mindie_hardware: Mapping[str, tuple[str, ...]]
     torch_npu_for_cann: Mapping[Version, tuple[Version, ...]]
     ascend_precision_unsure: frozenset[str]
+    nvidia_smi_prefixes: tuple[str, ...] = ()  # words nvidia-smi puts before a chip ("NVIDIA")
 
     def chip_ids(self, vendor: str | None = None) -> list[str]:
         return [c.id for c in self.chips.values() if vendor is None or c.vendor == vendor]
@@ -91,6 +93,8 @@ def load_facts() -> Facts:
     text = resources.files("packager.compat").joinpath("facts.yaml").read_text("utf-8")
     d = yaml.safe_load(text)
     nv, hw = d["nvidia"], d["huawei"]
+    smi = nv.get("smi_names") or {}
+    smi_chips = smi.get("chips") or {}
     chips: dict[str, Chip] = {}
     for cid, c in nv["chips"].items():
         chips[cid] = Chip(
@@ -100,6 +104,7 @@ def load_facts() -> Facts:
             memory_bytes=int(c["memory_gb"] * GB),
             platforms=tuple(c["platforms"]),
             cc=Version.parse(str(c["cc"])),
+            nvidia_smi=tuple(str(n) for n in smi_chips.get(cid, ())),
         )
     for cid, c in hw["chips"].items():
         bf16 = c["bf16"]
@@ -137,4 +142,5 @@ def load_facts() -> Facts:
             for k, v in hw["torch_npu_for_cann"].items()
         },
         ascend_precision_unsure=frozenset(hw["precision_unsure"]),
+        nvidia_smi_prefixes=tuple(str(p) for p in smi.get("prefixes", ())),
     )

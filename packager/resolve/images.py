@@ -39,7 +39,7 @@ import re
 import tarfile
 from collections.abc import Callable, Iterable, Iterator
 from contextlib import contextmanager
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import IO, Any, cast
 
@@ -275,12 +275,13 @@ def resolve_image(image: Image, platform: str, *, timeout: float = 30.0) -> Lock
 
 @dataclass(frozen=True)
 class _Doc:
-    """A manifest or index read and verified: its bytes hash to ``digest``."""
+    """A manifest or index read and verified: its bytes (``raw``) hash to ``digest``."""
 
     digest: str
     media_type: str | None
     data: dict[str, Any]
     size: int
+    raw: bytes = field(default=b"", repr=False, compare=False)
 
     @property
     def is_index(self) -> bool:
@@ -305,18 +306,28 @@ def _kind(media_type: str | None, data: dict[str, Any]) -> str:
 
 @dataclass(frozen=True)
 class _Ctx:
-    """What every message names: the image as the manifest wrote it, its source, the target."""
+    """What every message names: the image as the manifest wrote it, its source, the target.
+
+    ``mismatch`` is the error raised for content that does not match its digest or size
+    (:class:`CheckFailed` when locking; the collection at build time uses the blob store's
+    ``BlobMismatch``).
+    """
 
     ref: str
     source: str
     target: Platform
     where: str  # "registry 127.0.0.1:5000", "OCI layout /x", ...
+    mismatch: type[CheckFailed] = CheckFailed
 
     def error(self, message: str, hint: str | None = None) -> ResolveError:
         return ResolveError(f"image {self.ref}: {message}", hint=hint)
 
     def failed(self, message: str, hint: str | None = None) -> CheckFailed:
         return CheckFailed(f"image {self.ref}: {message}", hint=hint)
+
+    def mismatched(self, message: str, hint: str | None = None) -> CheckFailed:
+        """Content that does not hash to (or is not the size of) what its digest promises."""
+        return self.mismatch(f"image {self.ref}: {message}", hint=hint)
 
 
 def _sha256(data: bytes) -> str:
@@ -358,7 +369,7 @@ def _verify_bytes(
     actual = _sha256(data)
     for want, by in ((expected, "it was asked for by"), (claimed, "the registry claims")):
         if want is not None and want != actual:
-            raise ctx.failed(
+            raise ctx.mismatched(
                 f"{what} from {ctx.where} does not match its digest: {by} {want}, "
                 f"its bytes hash to {actual}",
                 hint="the source is corrupt or was tampered with; fetch the image again "
@@ -434,8 +445,8 @@ def _check_platform(ctx: _Ctx, found: Platform, what: str) -> None:
 
 def _image_manifest_parts(
     ctx: _Ctx, manifest: _Doc
-) -> tuple[tuple[str, int, str | None], list[tuple[str, int]]]:
-    """((config digest, size, media type), [(layer digest, size)]) of an image manifest."""
+) -> tuple[tuple[str, int, str | None], list[tuple[str, int, str | None]]]:
+    """((config digest, size, media type), [(layer digest, size, media type)]) of a manifest."""
     kind = _kind(manifest.media_type, manifest.data)
     if kind != "manifest":
         raise _unsupported(ctx, manifest.digest, kind)
@@ -445,12 +456,12 @@ def _image_manifest_parts(
     layers_raw = manifest.data.get("layers")
     if not isinstance(layers_raw, list):
         raise ctx.error(f"manifest {manifest.digest} in {ctx.where} has no 'layers' list")
-    layers: list[tuple[str, int]] = []
+    layers: list[tuple[str, int, str | None]] = []
     for n, layer in enumerate(layers_raw):
-        ldigest, lsize, _ = _descriptor(ctx, f"layer {n} of manifest {manifest.digest}", layer)
+        ldigest, lsize, lmt = _descriptor(ctx, f"layer {n} of manifest {manifest.digest}", layer)
         if lsize is None:
             raise ctx.error(f"layer {ldigest} of manifest {manifest.digest} has no size")
-        layers.append((ldigest, lsize))
+        layers.append((ldigest, lsize, lmt))
     if csize is None:
         raise ctx.error(f"config {cdigest} of manifest {manifest.digest} has no size")
     return (cdigest, csize, cmt), layers
@@ -564,11 +575,11 @@ def _locked_from_manifest(
         source=image.source,
         platform=str(platform),
         config_digest=cdigest,
-        size=csize + sum(size for _, size in layers),
+        size=csize + sum(size for _, size, _ in layers),
         manifest_digest=manifest.digest,
         index_digest=index_digest,
         media_type=_media_type(manifest),
-        layers=tuple(d for d, _ in layers),
+        layers=tuple(d for d, _, _ in layers),
     )
 
 
@@ -666,7 +677,7 @@ class _Registry:
                 hint="use HTTPS for a registry that needs credentials (drop insecure: true)",
             ) from None
         except dxf.exceptions.DXFDigestMismatchError as exc:
-            raise ctx.failed(
+            raise ctx.mismatched(
                 f"{what} from {ctx.where}: the content does not match its digest: "
                 f"expected {exc.expected}, got {exc.got}",
                 hint="the registry served corrupt content; fetch the image again",
@@ -769,7 +780,7 @@ class _Registry:
         if len(content) > MAX_DOCUMENT_BYTES:
             raise self.ctx.error(f"manifest {reference} is larger than {MAX_DOCUMENT_BYTES} bytes")
         if size is not None and len(content) != size:
-            raise self.ctx.failed(
+            raise self.ctx.mismatched(
                 f"manifest {reference} from {self.ctx.where} is {len(content)} bytes, "
                 f"its descriptor says {size}",
                 hint="the registry served corrupt content; fetch the image again",
@@ -779,7 +790,7 @@ class _Registry:
         digest = _verify_bytes(self.ctx, f"manifest {reference}", content, expected, claimed)
         data = _parse_json_object(self.ctx, f"manifest {reference}", content)
         mt = content_type.split(";", 1)[0].strip() if content_type else None
-        return _Doc(digest, mt, data, len(content))
+        return _Doc(digest, mt, data, len(content), content)
 
     def blob(self, digest: str, size: int) -> bytes:
         if size > MAX_DOCUMENT_BYTES:
@@ -801,7 +812,7 @@ class _Registry:
         data = b"".join(chunks)
         _verify_bytes(self.ctx, f"image config {digest}", data, digest)
         if len(data) != size:
-            raise self.ctx.failed(
+            raise self.ctx.mismatched(
                 f"image config {digest} from {self.ctx.where} is {len(data)} bytes, "
                 f"the manifest says {size}",
                 hint="the manifest is inconsistent; push the image again",
@@ -834,15 +845,20 @@ def _docker_host_text() -> str:
     )
 
 
-def _resolve_docker(image: Image, target: Platform, timeout: float) -> LockedImage:
+def _docker_ctx(ref: str, source: str, target: Platform, **kw: Any) -> _Ctx:
+    return _Ctx(ref, source, target, f"the Docker engine ({_docker_host_text()})", **kw)
+
+
+def _docker_client(ctx: _Ctx, timeout: float) -> Any:
+    """A docker SDK client for $DOCKER_HOST, ``timeout`` bounding each read; a ResolveError
+    naming DOCKER_HOST and how to start an engine when there is none."""
     import docker
     import docker.errors
     import requests
 
     where = _docker_host_text()
-    ctx = _Ctx(image.ref, image.source, target, f"the Docker engine ({where})")
     try:
-        client = docker.from_env(timeout=max(1, math.ceil(timeout)))
+        return docker.from_env(timeout=max(1, math.ceil(timeout)))
     except (docker.errors.DockerException, requests.exceptions.RequestException, OSError) as exc:
         raise ctx.error(
             f"cannot reach the Docker engine at {where}: {_short_reason(exc)}",
@@ -850,6 +866,16 @@ def _resolve_docker(image: Image, target: Platform, timeout: float) -> LockedIma
             "start` and source the env it prints) and point DOCKER_HOST at its socket; or take the "
             "image from: registry, oci-layout or docker-archive instead",
         ) from None
+
+
+def _resolve_docker(image: Image, target: Platform, timeout: float) -> LockedImage:
+    import docker
+    import docker.errors
+    import requests
+
+    where = _docker_host_text()
+    ctx = _docker_ctx(image.ref, image.source, target)
+    client = _docker_client(ctx, timeout)
     try:
         try:
             attrs: dict[str, Any] = client.images.get(image.ref).attrs
@@ -973,7 +999,7 @@ class _Layout:
             raise self.ctx.error(f"{what} {digest} is {size} bytes, more than {MAX_DOCUMENT_BYTES}")
         data = _read_bounded_file(self.ctx, path, f"{what} {digest}")
         if size is not None and len(data) != size:
-            raise self.ctx.failed(
+            raise self.ctx.mismatched(
                 f"{what} {digest} in {self.ctx.where} is {len(data)} bytes, its descriptor says {size}",
                 hint="the layout is corrupt; write it again",
             )
@@ -983,7 +1009,11 @@ class _Layout:
     def manifest(self, digest: str, size: int | None, media_type: str | None) -> _Doc:
         data = self.read(digest, size, "manifest")
         return _Doc(
-            digest, media_type, _parse_json_object(self.ctx, f"manifest {digest}", data), len(data)
+            digest,
+            media_type,
+            _parse_json_object(self.ctx, f"manifest {digest}", data),
+            len(data),
+            data,
         )
 
     def check_blob(self, digest: str, size: int, what: str) -> None:
@@ -991,7 +1021,7 @@ class _Layout:
         path = self._path(digest)
         actual = path.stat().st_size
         if actual != size:
-            raise self.ctx.failed(
+            raise self.ctx.mismatched(
                 f"{what} {digest} in {self.ctx.where} is {actual} bytes, the manifest says {size}",
                 hint="the layout is corrupt; write it again",
             )
@@ -1107,7 +1137,7 @@ def _resolve_oci_layout(image: Image, target: Platform) -> LockedImage:
     )
     (cdigest, csize, _), layers = _image_manifest_parts(ctx, manifest)
     layout.check_blob(cdigest, csize, "config")
-    for ldigest, lsize in layers:
+    for ldigest, lsize, _ in layers:
         layout.check_blob(ldigest, lsize, "layer")
     return _locked_from_manifest(image, ctx, manifest, index, platform)
 

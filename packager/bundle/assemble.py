@@ -1,0 +1,299 @@
+"""Assemble one target's bundle: the OCI layout tree, the descriptor, as a plan of entries.
+
+Pure planning: it reads no large file. Every blob is named by the digest the lock recorded and
+is copied (and verified) only when the plan is written out.
+"""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from packager.bundle import layout
+from packager.bundle.images import CollectedImage
+from packager.bundle.store import BlobStore
+from packager.lock import Lock, LockedFile, LockedTarget
+from packager.manifest import Manifest, Target
+
+
+def canonical(obj: Any) -> bytes:
+    """Canonical JSON for generated blobs: sorted keys, no whitespace, UTF-8."""
+    return json.dumps(obj, sort_keys=True, separators=(",", ":"), ensure_ascii=False).encode()
+
+
+def pretty(obj: Any) -> bytes:
+    """Readable, still deterministic JSON for the files people open (bundle.json, sbom)."""
+    return (json.dumps(obj, sort_keys=True, indent=2, ensure_ascii=False) + "\n").encode()
+
+
+def sha256_digest(data: bytes) -> str:
+    import hashlib
+
+    return "sha256:" + hashlib.sha256(data).hexdigest()
+
+
+@dataclass
+class BlobEntry:
+    digest: str
+    size: int
+    media_type: str
+    role: str  # model | image | kernel | wheel | file | probe | oci
+    source: Path | None = None  # a local file, copied and verified at write time
+    data: bytes | None = None  # generated content
+    what: str = ""  # for error messages
+    paths: list[str] = field(default_factory=list)  # install paths
+
+
+@dataclass
+class Plan:
+    target: Target
+    locked: LockedTarget
+    blobs: dict[str, BlobEntry] = field(default_factory=dict)
+    index: list[dict[str, Any]] = field(default_factory=list)
+    airgap_files: dict[str, bytes] = field(default_factory=dict)  # path in bundle -> content
+    logical_bytes: int = 0  # before dedup
+
+    def add_blob(self, entry: BlobEntry, install_path: str | None = None) -> dict[str, Any]:
+        self.logical_bytes += entry.size
+        have = self.blobs.get(entry.digest)
+        if have is None:
+            self.blobs[entry.digest] = have = entry
+        if install_path is not None and install_path not in have.paths:
+            have.paths.append(install_path)
+        return {"mediaType": entry.media_type, "digest": entry.digest, "size": entry.size}
+
+    def add_generated(self, data: bytes, media_type: str, role: str = "oci") -> dict[str, Any]:
+        return self.add_blob(
+            BlobEntry(sha256_digest(data), len(data), media_type, role, data=data, what=media_type)
+        )
+
+    @property
+    def stored_bytes(self) -> int:
+        return sum(b.size for b in self.blobs.values())
+
+
+EMPTY_CONFIG = {
+    "mediaType": layout.OCI_EMPTY,
+    "digest": sha256_digest(layout.OCI_EMPTY_CONTENT),
+    "size": len(layout.OCI_EMPTY_CONTENT),
+}
+
+
+def _artifact_manifest(
+    plan: Plan,
+    artifact_type: str,
+    layers: list[dict[str, Any]],
+    annotations: dict[str, str],
+    config: dict[str, Any] | None = None,
+) -> dict[str, Any]:
+    if config is None:
+        plan.add_generated(layout.OCI_EMPTY_CONTENT, layout.OCI_EMPTY)
+        config = EMPTY_CONFIG
+    manifest = {
+        "schemaVersion": 2,
+        "mediaType": layout.OCI_MANIFEST,
+        "artifactType": artifact_type,
+        "config": config,
+        "layers": layers,
+        "annotations": dict(sorted(annotations.items())),
+    }
+    return plan.add_generated(canonical(manifest), layout.OCI_MANIFEST)
+
+
+def _index_entry(
+    plan: Plan, descriptor: dict[str, Any], ref: str, role: str, artifact_type: str | None = None
+) -> None:
+    d = dict(descriptor)
+    if artifact_type:
+        d["artifactType"] = artifact_type
+    d["annotations"] = {layout.REF_NAME: ref, layout.ROLE: role}
+    plan.index.append(d)
+
+
+def _param_size(n: int) -> str:
+    for unit, div in (("T", 10**12), ("B", 10**9), ("M", 10**6), ("K", 10**3)):
+        if n >= div:
+            return f"{n / div:.1f}{unit}"
+    return str(n)
+
+
+def _file_layer(plan: Plan, f: LockedFile, media_type: str, role: str, source: Path,
+                install_path: str, title_key: str, title: str) -> dict[str, Any]:  # fmt: skip
+    desc = plan.add_blob(
+        BlobEntry(
+            f"sha256:{f.sha256}", f.size, media_type, role, source=source, what=f"{role} {title}"
+        ),
+        install_path,
+    )
+    return {**desc, "annotations": {title_key: title}}
+
+
+def model_source_root(manifest: Manifest, lock: Lock) -> Path:
+    src = lock.model.source
+    if "path" in src:
+        return manifest.base_dir / src["path"]
+    from packager.manifest import HuggingFaceSource
+    from packager.resolve.weights import hf_cache_root
+
+    hf = manifest.model.source.huggingface
+    assert hf is not None
+    root = hf_cache_root(HuggingFaceSource(src["huggingface"], src["commit"], hf.cache))
+    return root / ("models--" + src["huggingface"].replace("/", "--")) / "snapshots" / src["commit"]
+
+
+def plan_model(plan: Plan, manifest: Manifest, lock: Lock, created: str) -> None:
+    root = model_source_root(manifest, lock)
+    layers = []
+    for f in lock.model.files:
+        media = layout.MODEL_LAYER_BY_ROLE.get(f.role or "other", layout.MODEL_WEIGHT_CONFIG)
+        install = f"{layout.MODEL_INSTALL_DIR}/{f.path}"
+        layers.append(
+            _file_layer(
+                plan, f, media, "model", root / f.path, install, layout.MODEL_FILEPATH, f.path
+            )
+        )
+    st = lock.model.safetensors
+    precision = plan.target.precision or manifest.model.precision
+    descriptor: dict[str, Any] = {"name": manifest.model.name, "createdAt": created}
+    if manifest.model.license:
+        descriptor["licenses"] = [manifest.model.license]
+    if "commit" in lock.model.source:
+        descriptor["revision"] = lock.model.source["commit"]
+        descriptor["sourceURL"] = f"https://huggingface.co/{lock.model.source['huggingface']}"
+    config_doc: dict[str, Any] = {
+        "descriptor": descriptor,
+        "config": {
+            "format": manifest.model.format,
+            **({"precision": precision} if precision else {}),
+        },
+        "modelfs": {"type": "layers", "diffIds": [layer["digest"] for layer in layers]},
+    }
+    if st is not None:
+        config_doc["config"]["paramSize"] = _param_size(st.parameters)
+    config = plan.add_generated(canonical(config_doc), layout.MODEL_CONFIG)
+    desc = _artifact_manifest(
+        plan,
+        layout.MODEL_ARTIFACT,
+        layers,
+        {layout.TITLE: manifest.model.name, layout.CREATED: created},
+        config=config,
+    )
+    _index_entry(plan, desc, layout.MODEL_REF, "model", layout.MODEL_ARTIFACT)
+
+
+def plan_kernels(plan: Plan, manifest: Manifest) -> None:
+    for k, lk in zip(plan.target.kernels, plan.locked.kernels, strict=True):
+        base = f"{layout.KERNELS_INSTALL_DIR}/{k.name}"
+        binary = _file_layer(
+            plan,
+            lk.file,
+            layout.KERNEL_BINARY,
+            "kernel",
+            k.path,
+            f"{base}/{k.path.name}",
+            layout.TITLE,
+            k.path.name,
+        )
+        layers = [binary]
+        if k.tests is not None:
+            sources = list(k.tests.inputs) + list(k.tests.expected)
+            for src, f in zip(sources, lk.tests, strict=True):
+                sub = "inputs" if f.role == "input" else "expected"
+                layers.append(
+                    _file_layer(
+                        plan,
+                        f,
+                        layout.KERNEL_TEST_VECTOR,
+                        "kernel",
+                        src,
+                        f"{base}/{sub}/{src.name}",
+                        layout.TITLE,
+                        f"{sub}/{src.name}",
+                    )
+                )
+        annotations = {layout.TITLE: k.name, "dev.airgap.kernel.kind": k.kind}
+        if k.entry:
+            annotations["dev.airgap.kernel.entry"] = k.entry
+        if k.targets:
+            annotations["dev.airgap.kernel.targets"] = ",".join(k.targets)
+        desc = _artifact_manifest(plan, layout.KERNEL_ARTIFACT, layers, annotations)
+        _index_entry(plan, desc, layout.kernel_ref(k.name), "kernel", layout.KERNEL_ARTIFACT)
+
+
+def plan_wheels(plan: Plan, wheel_sources: dict[str, Path]) -> None:
+    if not plan.locked.wheels:
+        return
+    layers = []
+    for w in plan.locked.wheels:
+        f = LockedFile(w.filename, w.sha256, w.size)
+        layers.append(
+            _file_layer(
+                plan,
+                f,
+                layout.WHEEL,
+                "wheel",
+                wheel_sources[w.filename],
+                f"{layout.WHEELS_INSTALL_DIR}/{w.filename}",
+                layout.TITLE,
+                w.filename,
+            )
+        )
+    desc = _artifact_manifest(
+        plan, layout.WHEELS_ARTIFACT, layers, {"dev.airgap.python": plan.locked.python or ""}
+    )
+    _index_entry(plan, desc, layout.WHEELS_REF, "wheels", layout.WHEELS_ARTIFACT)
+
+
+def plan_files(plan: Plan) -> None:
+    if not plan.locked.files:
+        return
+    layers = []
+    for entry, f in zip(plan.target.files, plan.locked.files, strict=True):
+        assert f.dest is not None
+        layers.append(
+            _file_layer(plan, f, layout.FILE, "file", entry.source, f.dest, layout.TITLE, f.dest)
+        )
+    desc = _artifact_manifest(plan, layout.FILES_ARTIFACT, layers, {})
+    _index_entry(plan, desc, layout.FILES_REF, "files", layout.FILES_ARTIFACT)
+
+
+def plan_probe(plan: Plan, payload: dict[str, bytes]) -> None:
+    layers = []
+    for rel, data in sorted(payload.items()):
+        desc = plan.add_blob(
+            BlobEntry(
+                sha256_digest(data),
+                len(data),
+                layout.PROBE_FILE,
+                "probe",
+                data=data,
+                what=f"probe {rel}",
+            )
+        )
+        layers.append({**desc, "annotations": {layout.TITLE: rel}})
+        plan.airgap_files[f"{layout.PROBE_DIR}/{rel}"] = data
+    desc = _artifact_manifest(plan, layout.PROBE_ARTIFACT, layers, {})
+    _index_entry(plan, desc, layout.PROBE_REF, "probe", layout.PROBE_ARTIFACT)
+
+
+def plan_images(plan: Plan, images: list[CollectedImage], store: BlobStore) -> None:
+    for img in images:
+        for digest, size, media in img.blobs:
+            plan.add_blob(
+                BlobEntry(
+                    digest,
+                    size,
+                    media,
+                    "image",
+                    source=store.path(digest),
+                    what=f"image {img.ref} blob {digest}",
+                )
+            )
+        _index_entry(plan, img.descriptor, img.ref, "image")
+
+
+def index_json(plan: Plan) -> bytes:
+    manifests = sorted(plan.index, key=lambda d: d["annotations"][layout.REF_NAME])
+    return canonical({"schemaVersion": 2, "mediaType": layout.OCI_INDEX, "manifests": manifests})

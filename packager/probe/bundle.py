@@ -1,0 +1,225 @@
+"""The requirements a bundle puts on the machine, read from its ``airgap/bundle.json``.
+
+A bundle is a folder holding ``airgap/bundle.json``, a ``.tar`` holding that member (read in
+place with tarfile, never extracted), or the ``bundle.json`` file itself. An installed bundle is
+``PREFIX/bundles/NAME/current/.airgap/bundle.json``. Keys this probe does not know are ignored.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import tarfile
+from dataclasses import dataclass, field
+from typing import Any
+
+from .versions import Constraint, VersionError
+
+MAX_DESCRIPTOR = 16 << 20
+DESCRIPTOR = "airgap/bundle.json"
+
+
+class BundleError(Exception):
+    """A bundle that is missing or whose bundle.json cannot be used (exit 2)."""
+
+
+@dataclass
+class Requirements:
+    source: str
+    name: str | None = None
+    version: str | None = None
+    target: str | None = None
+    platform: str | None = None
+    vendor: str | None = None  # nvidia | huawei | none
+    chips: list[str] = field(default_factory=list)
+    count: int | None = None
+    memory_bytes: int | None = None
+    cuda: Constraint | None = None
+    cann: Constraint | None = None
+    driver: Constraint | None = None
+    firmware: Constraint | None = None
+    install_bytes: int | None = None
+    weights_bytes: int | None = None
+    kernels: int = 0
+    smoke: bool = False
+    images: bool = False
+
+    def to_json(self) -> dict[str, Any]:
+        return {
+            "source": self.source,
+            "name": self.name,
+            "version": self.version,
+            "target": self.target,
+            "platform": self.platform,
+            "vendor": self.vendor,
+            "chips": list(self.chips),
+            "count": self.count,
+            "memory_bytes": self.memory_bytes,
+            "stack": {
+                k: (str(v) if v is not None else None)
+                for k, v in (
+                    ("cuda", self.cuda),
+                    ("cann", self.cann),
+                    ("driver", self.driver),
+                    ("firmware", self.firmware),
+                )
+            },
+            "install_bytes": self.install_bytes,
+            "weights_bytes": self.weights_bytes,
+            "kernels": self.kernels,
+            "smoke": self.smoke,
+        }
+
+
+def _read_tar(path: str) -> bytes:
+    try:
+        with tarfile.open(path, "r:*") as tf:
+            for member in tf:
+                name = member.name[2:] if member.name.startswith("./") else member.name
+                if name != DESCRIPTOR:
+                    continue
+                if not member.isfile():
+                    raise BundleError(f"{path}: {DESCRIPTOR} is not a regular file")
+                if member.size > MAX_DESCRIPTOR:
+                    raise BundleError(f"{path}: {DESCRIPTOR} is larger than 16 MiB")
+                fh = tf.extractfile(member)
+                if fh is None:
+                    raise BundleError(f"{path}: cannot read {DESCRIPTOR}")
+                return fh.read(MAX_DESCRIPTOR + 1)
+    except (tarfile.TarError, OSError, EOFError) as exc:
+        first = str(exc).splitlines()[0] if str(exc) else type(exc).__name__
+        raise BundleError(f"{path}: not a readable tar ({first.rstrip(':')})") from None
+    raise BundleError(f"{path}: no {DESCRIPTOR} in this tar (is it an airgap bundle?)")
+
+
+def _read_file(path: str) -> bytes:
+    try:
+        if os.path.getsize(path) > MAX_DESCRIPTOR:
+            raise BundleError(f"{path}: larger than 16 MiB")
+        with open(path, "rb") as fh:
+            return fh.read(MAX_DESCRIPTOR + 1)
+    except OSError as exc:
+        raise BundleError(f"{path}: cannot read: {exc.strerror or exc}") from None
+
+
+def locate(bundle: str | None, installed: str | None, prefix: str) -> tuple[str, bytes]:
+    """Where the descriptor is and its bytes."""
+    if installed is not None:
+        path = os.path.join(prefix, "bundles", installed, "current", ".airgap", "bundle.json")
+        if not os.path.isfile(path):
+            raise BundleError(
+                f"no installed bundle {installed!r} under {prefix} ({path} is missing)"
+            )
+        return path, _read_file(path)
+    assert bundle is not None
+    if os.path.isdir(bundle):
+        path = os.path.join(bundle, DESCRIPTOR)
+        if not os.path.isfile(path):
+            alt = os.path.join(bundle, "bundle.json")  # the airgap/ folder itself
+            if os.path.isfile(alt):
+                return alt, _read_file(alt)
+            raise BundleError(f"{bundle}: not a bundle folder (no {DESCRIPTOR})")
+        return path, _read_file(path)
+    if not os.path.exists(bundle):
+        raise BundleError(f"{bundle}: no such bundle")
+    if bundle.endswith(".json"):
+        return bundle, _read_file(bundle)
+    return bundle, _read_tar(bundle)
+
+
+def _get(d: dict[str, Any], key: str, where: str) -> dict[str, Any]:
+    v = d.get(key)
+    if v is None:
+        return {}
+    if not isinstance(v, dict):
+        raise BundleError(f"bad bundle.json: {where}{key} must be an object")
+    return v
+
+
+def _str(d: dict[str, Any], key: str, where: str) -> str | None:
+    v = d.get(key)
+    if v is None:
+        return None
+    if not isinstance(v, str):
+        raise BundleError(f"bad bundle.json: {where}{key} must be a string")
+    return v
+
+
+def _int(d: dict[str, Any], key: str, where: str) -> int | None:
+    v = d.get(key)
+    if v is None:
+        return None
+    if isinstance(v, bool) or not isinstance(v, int) or v < 0:
+        raise BundleError(f"bad bundle.json: {where}{key} must be a non-negative integer")
+    return v
+
+
+def _constraint(d: dict[str, Any], key: str) -> Constraint | None:
+    v = d.get(key)
+    if v is None or v == "":
+        return None
+    if not isinstance(v, (str, int, float)) or isinstance(v, bool):
+        raise BundleError(f"bad bundle.json: target.stack.{key} must be a version constraint")
+    try:
+        return Constraint.parse(str(v))
+    except VersionError as exc:
+        raise BundleError(f"bad bundle.json: target.stack.{key}: {exc}") from None
+
+
+def parse_requirements(data: bytes, source: str) -> Requirements:
+    """The requirements of a bundle.json; BundleError names the first bad value."""
+    if len(data) > MAX_DESCRIPTOR:
+        raise BundleError(f"{source}: bundle.json is larger than 16 MiB")
+    try:
+        doc = json.loads(data.decode("utf-8"))
+    except (UnicodeDecodeError, ValueError) as exc:
+        raise BundleError(f"bad bundle.json ({source}): not JSON: {exc}") from None
+    if not isinstance(doc, dict):
+        raise BundleError(f"bad bundle.json ({source}): not a JSON object")
+    req = Requirements(source=source)
+    b = _get(doc, "bundle", "")
+    req.name = _str(b, "name", "bundle.")
+    req.version = _str(b, "version", "bundle.")
+    req.target = _str(b, "target", "bundle.")
+    t = _get(doc, "target", "")
+    req.platform = _str(t, "platform", "target.")
+    acc = _get(t, "accelerator", "target.")
+    req.vendor = _str(acc, "vendor", "target.accelerator.")
+    if req.vendor is not None and req.vendor not in ("nvidia", "huawei", "none"):
+        raise BundleError(
+            f"bad bundle.json: target.accelerator.vendor {req.vendor!r} "
+            "(expected nvidia, huawei or none)"
+        )
+    chips = acc.get("chips")
+    if chips is not None:
+        if not isinstance(chips, list) or not all(isinstance(c, str) for c in chips):
+            raise BundleError("bad bundle.json: target.accelerator.chips must be a list of strings")
+        req.chips = [str(c) for c in chips]
+    req.count = _int(acc, "count", "target.accelerator.")
+    req.memory_bytes = _int(acc, "memory_bytes", "target.accelerator.")
+    stack = _get(t, "stack", "target.")
+    req.cuda = _constraint(stack, "cuda")
+    req.cann = _constraint(stack, "cann")
+    req.driver = _constraint(stack, "driver")
+    req.firmware = _constraint(stack, "firmware")
+    inst = _get(doc, "install", "")
+    req.install_bytes = _int(inst, "bytes", "install.")
+    req.weights_bytes = _int(inst, "weights_bytes", "install.")
+    kernels = doc.get("kernels")
+    if kernels is not None and not isinstance(kernels, list):
+        raise BundleError("bad bundle.json: kernels must be a list")
+    req.kernels = len(kernels or [])
+    smoke = doc.get("smoke")
+    if smoke is not None and not isinstance(smoke, dict):
+        raise BundleError("bad bundle.json: smoke must be an object or null")
+    req.smoke = bool(smoke)
+    images = doc.get("images")
+    lock = doc.get("lock")
+    lock_images = lock.get("images") if isinstance(lock, dict) else None
+    req.images = bool(smoke) or bool(images) or bool(lock_images)
+    return req
+
+
+def load(bundle: str | None, installed: str | None, prefix: str) -> Requirements:
+    source, data = locate(bundle, installed, prefix)
+    return parse_requirements(data, source)

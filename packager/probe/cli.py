@@ -1,0 +1,196 @@
+"""``airgap probe`` / ``python3 airgap/probe``: detect the machine, check a bundle's requirements.
+
+Exit status: 0 every check passed, 1 a check failed, 3 the worst is a WARN or a NOT RUN,
+2 a usage or input error (one line on stderr, never a traceback).
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import sys
+from typing import Any, NoReturn
+
+from . import __version__
+from .bundle import BundleError, Requirements, load
+from .checks import run_checks
+from .chipfacts import FactsError, load_facts
+from .detect import detect
+from .report import build, render_text, to_json_text, write_atomic
+from .system import DEFAULT_TIMEOUT, LiveSystem, RecordingSystem, SysrootSystem, System
+
+
+class UsageError(Exception):
+    """Bad arguments or input: exit 2 with one line."""
+
+
+class _Parser(argparse.ArgumentParser):
+    def error(self, message: str) -> NoReturn:
+        raise UsageError(f"{message} (see --help)")
+
+
+def _parser(prog: str) -> argparse.ArgumentParser:
+    p = _Parser(
+        prog=prog,
+        description=(
+            "Detect this machine (host, NVIDIA GPUs, Ascend NPUs, container engine) and check a "
+            "bundle's requirements. Exit 0 all pass, 1 a check failed, 3 the worst is WARN or "
+            "NOT RUN, 2 usage or input error."
+        ),
+    )
+    src = p.add_mutually_exclusive_group()
+    src.add_argument(
+        "--bundle",
+        metavar="B",
+        help="a bundle folder (holding airgap/bundle.json), a .tar bundle, or a bundle.json",
+    )
+    src.add_argument(
+        "--installed",
+        metavar="NAME",
+        help="an installed bundle: PREFIX/bundles/NAME/current/.airgap/bundle.json",
+    )
+    src.add_argument(
+        "--no-bundle",
+        action="store_true",
+        help="check no bundle, even when the probe runs from inside one",
+    )
+    p.add_argument(
+        "--prefix",
+        metavar="DIR",
+        default=".",
+        help="the install prefix: where free disk is measured and --installed looks (default: .)",
+    )
+    p.add_argument("--json", action="store_true", help="print the report as one JSON document")
+    p.add_argument("--report", metavar="FILE", help="also write the JSON report to FILE")
+    mode = p.add_mutually_exclusive_group()
+    mode.add_argument(
+        "--sysroot", metavar="DIR", help="read a recorded machine (made by --record) instead"
+    )
+    mode.add_argument(
+        "--record",
+        metavar="DIR",
+        help="record this machine into DIR (a new folder) to be replayed with --sysroot",
+    )
+    p.add_argument(
+        "--timeout",
+        metavar="SECONDS",
+        type=float,
+        default=DEFAULT_TIMEOUT,
+        help=f"the longest one command may run (default: {DEFAULT_TIMEOUT:g})",
+    )
+    p.add_argument("--version", action="version", version=f"airgap probe {__version__}")
+    return p
+
+
+def _own_bundle() -> str | None:
+    """The bundle.json beside the probe's folder, when the probe runs from inside a bundle
+    (``airgap/probe/`` next to ``airgap/bundle.json``, or ``.airgap/`` of an installed one)."""
+    here = os.path.dirname(os.path.abspath(__file__))
+    candidate = os.path.join(os.path.dirname(here), "bundle.json")
+    return candidate if os.path.isfile(candidate) else None
+
+
+def _requirements(args: argparse.Namespace) -> Requirements | None:
+    if args.installed is not None:
+        return load(None, args.installed, args.prefix)
+    if args.bundle is not None:
+        return load(args.bundle, None, args.prefix)
+    if args.no_bundle:
+        return None
+    own = _own_bundle()
+    return load(own, None, args.prefix) if own else None
+
+
+def _system(args: argparse.Namespace) -> System:
+    if args.sysroot is not None:
+        if not os.path.isdir(args.sysroot):
+            raise UsageError(f"--sysroot {args.sysroot}: no such folder")
+        if not os.path.isfile(os.path.join(args.sysroot, "machine.json")):
+            raise UsageError(f"--sysroot {args.sysroot}: not a recorded machine (no machine.json)")
+        return SysrootSystem(args.sysroot)
+    if args.record is not None:
+        if os.path.exists(args.record) and (
+            not os.path.isdir(args.record) or os.listdir(args.record)
+        ):
+            raise UsageError(f"--record {args.record}: exists and is not an empty folder")
+        return RecordingSystem(args.timeout)
+    return LiveSystem(args.timeout)
+
+
+def _run(argv: list[str], facts: dict[str, Any] | None, prog: str) -> int:
+    args = _parser(prog).parse_args(argv)
+    if not args.timeout > 0:
+        raise UsageError("--timeout must be more than 0 seconds")
+    if args.installed is not None and not os.path.isdir(args.prefix):
+        raise UsageError(f"--prefix {args.prefix}: no such folder")
+    try:
+        pf, facts_source = load_facts(facts)
+    except FactsError as exc:
+        raise UsageError(str(exc)) from None
+    req = _requirements(args)
+    system = _system(args)
+    det = detect(system, pf, args.prefix)
+    checks = run_checks(det, req, pf)
+    doc = build(
+        det,
+        checks,
+        req,
+        mode=system.mode,
+        sysroot=system.root,
+        facts_source=facts_source,
+    )
+    text = to_json_text(doc)
+    if isinstance(system, RecordingSystem):
+        try:
+            system.save(args.record)
+            write_atomic(os.path.join(args.record, "report.json"), text)
+        except OSError as exc:
+            raise UsageError(
+                f"--record {args.record}: cannot write: {exc.strerror or exc}"
+            ) from None
+        print(f"recorded this machine in {args.record}", file=sys.stderr)
+    if args.report:
+        try:
+            write_atomic(args.report, text)
+        except OSError as exc:
+            raise UsageError(
+                f"--report {args.report}: cannot write: {exc.strerror or exc}"
+            ) from None
+    if args.json:
+        sys.stdout.write(text)
+    else:
+        sys.stdout.write(render_text(doc))
+    sys.stdout.flush()
+    code: int = doc["summary"]["exit_code"]
+    return code
+
+
+def _one_line(text: str) -> str:
+    lines = [line.strip() for line in text.splitlines() if line.strip()]
+    return lines[0] if lines else text.strip()
+
+
+def main(argv: list[str], facts: dict[str, Any] | None = None, prog: str = "airgap probe") -> int:
+    """Run the probe with command-line arguments ``argv`` (without the program name).
+
+    ``facts``: the chip facts (``packager.compat.probe_facts.export_probe_facts()``); None reads
+    ``facts.json`` beside the probe. Returns the exit status; never raises (but SystemExit is
+    not raised either: --help and --version return 0).
+    """
+    try:
+        return _run(list(argv), facts, prog)
+    except (UsageError, BundleError) as exc:
+        print(f"{prog}: error: {_one_line(str(exc))}", file=sys.stderr)
+        return 2
+    except SystemExit as exc:  # --help, --version
+        return exc.code if isinstance(exc.code, int) else 0
+    except KeyboardInterrupt:
+        print(f"{prog}: interrupted", file=sys.stderr)
+        return 130
+    except Exception as exc:  # a bug: one line, and how to report it
+        print(
+            f"{prog}: internal error: {type(exc).__name__}: {_one_line(str(exc))} "
+            "(please report it with the output of --record DIR)",
+            file=sys.stderr,
+        )
+        return 2

@@ -1,0 +1,254 @@
+"""The build attestation: an in-toto Statement v1 with a SLSA provenance v1 predicate.
+
+- Statement: https://github.com/in-toto/attestation/blob/main/spec/v1/statement.md
+- Predicate: https://slsa.dev/spec/v1.0/provenance
+
+Subjects are the bundle's blobs, one per distinct digest, named by their path in the OCI
+layout, ``blobs/sha256/<hex>``: unique within the bundle (blobs are stored once) and the path a
+verifier finds the bytes at, whichever roles the blob plays (a weight file may be installed under
+two names; it is one blob). Subjects and dependencies are sorted, and every time comes from the
+caller, so a rebuild from one lock with one SOURCE_DATE_EPOCH gives the same statement.
+
+The payload signed in the DSSE envelope is :func:`canonical_json` of the statement.
+"""
+
+from __future__ import annotations
+
+import json
+import re
+from collections.abc import Iterable, Mapping, Sequence
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from typing import Any, Final
+
+from packager.signing.canonical import canonical_json
+from packager.signing.dsse import PAYLOAD_TYPE_INTOTO, envelope
+from packager.signing.errors import StatementError
+from packager.signing.keys import PrivateKey
+
+__all__ = [
+    "BUILD_TYPE",
+    "PAYLOAD_TYPE_INTOTO",
+    "SLSA_PROVENANCE_V1",
+    "STATEMENT_TYPE",
+    "Dependency",
+    "ManifestRef",
+    "Subject",
+    "blob_subject",
+    "canonical_json",
+    "parse_statement",
+    "provenance_statement",
+    "rfc3339",
+    "sign_statement",
+    "statement",
+    "time_from_epoch",
+]
+
+STATEMENT_TYPE: Final = "https://in-toto.io/Statement/v1"
+SLSA_PROVENANCE_V1: Final = "https://slsa.dev/provenance/v1"
+#: what an airgap build is; the version moves when externalParameters change meaning
+BUILD_TYPE: Final = "https://airgap.dev/build/v1"
+
+_HEX64 = re.compile(r"[0-9a-f]{64}")
+
+
+def _sha256_hex(digest: str, what: str) -> str:
+    """``<hex>`` from ``<hex>`` or ``sha256:<hex>``; ValueError for anything else."""
+    hex_ = digest.removeprefix("sha256:")
+    if not _HEX64.fullmatch(hex_):
+        raise ValueError(f"{what}: not a sha256 digest (64 lowercase hex digits): {digest!r}")
+    return hex_
+
+
+@dataclass(frozen=True)
+class Subject:
+    """An artifact the statement is about. ``sha256`` is hex (``sha256:`` prefix allowed)."""
+
+    name: str
+    sha256: str
+    media_type: str | None = None
+
+    def to_dict(self) -> dict[str, Any]:
+        d: dict[str, Any] = {
+            "name": self.name,
+            "digest": {"sha256": _sha256_hex(self.sha256, self.name)},
+        }
+        if self.media_type:
+            d["mediaType"] = self.media_type
+        return d
+
+
+def blob_subject(sha256: str, media_type: str | None = None) -> Subject:
+    """The subject for a bundle blob: named ``blobs/sha256/<hex>``, its path in the layout."""
+    hex_ = _sha256_hex(sha256, "blob")
+    return Subject(f"blobs/sha256/{hex_}", hex_, media_type)
+
+
+@dataclass(frozen=True)
+class Dependency:
+    """A resolved input of the build (a SLSA ResourceDescriptor): an image, a weight file, a
+    wheel, a kernel... ``uri`` should not depend on the build host (no absolute local paths),
+    e.g. ``docker://registry/mindie@sha256:...``, ``pkg:pypi/numpy@1.26.4``,
+    ``https://huggingface.co/Qwen/Qwen2.5-7B-Instruct/resolve/<rev>/model.safetensors``."""
+
+    uri: str
+    sha256: str
+    name: str | None = None
+    media_type: str | None = None
+
+    def to_dict(self) -> dict[str, Any]:
+        d: dict[str, Any] = {
+            "uri": self.uri,
+            "digest": {"sha256": _sha256_hex(self.sha256, self.uri)},
+        }
+        if self.name:
+            d["name"] = self.name
+        if self.media_type:
+            d["mediaType"] = self.media_type
+        return d
+
+
+@dataclass(frozen=True)
+class ManifestRef:
+    """The manifest a bundle was built from: metadata.name/version and the file's sha256."""
+
+    name: str
+    version: str
+    sha256: str
+
+
+def rfc3339(when: datetime) -> str:
+    """``when`` in UTC as RFC 3339 with a ``Z`` (``2024-05-01T12:00:00Z``); fractions only if
+    any. A naive datetime is refused: its meaning would depend on the build host's zone."""
+    if when.tzinfo is None or when.utcoffset() is None:
+        raise ValueError(f"a naive datetime has no time zone: {when!r}")
+    utc = when.astimezone(UTC)
+    text = utc.strftime("%Y-%m-%dT%H:%M:%S")
+    if utc.microsecond:
+        text += f".{utc.microsecond:06d}".rstrip("0")
+    return text + "Z"
+
+
+def time_from_epoch(seconds: int) -> datetime:
+    """A UTC datetime from seconds since the epoch (SOURCE_DATE_EPOCH)."""
+    return datetime.fromtimestamp(seconds, UTC)
+
+
+def _subjects(subjects: Iterable[Subject]) -> list[dict[str, Any]]:
+    by_name: dict[str, dict[str, Any]] = {}
+    for s in subjects:
+        d = s.to_dict()
+        seen = by_name.get(s.name)
+        if seen is not None and seen != d:
+            raise ValueError(f"subject {s.name!r} given twice with different content")
+        by_name[s.name] = d
+    if not by_name:
+        raise ValueError("an in-toto statement needs at least one subject")
+    return [by_name[name] for name in sorted(by_name)]
+
+
+def statement(
+    subjects: Iterable[Subject], predicate_type: str, predicate: Mapping[str, Any]
+) -> dict[str, Any]:
+    """An in-toto Statement v1; subjects sorted by name, duplicates (same name) merged."""
+    return {
+        "_type": STATEMENT_TYPE,
+        "subject": _subjects(subjects),
+        "predicateType": predicate_type,
+        "predicate": dict(predicate),
+    }
+
+
+def provenance_statement(
+    subjects: Iterable[Subject],
+    *,
+    manifest: ManifestRef,
+    lock_sha256: str,
+    tool_version: str,
+    builder_id: str,
+    started_on: datetime,
+    finished_on: datetime,
+    dependencies: Iterable[Dependency] = (),
+    target: str | None = None,
+    invocation_id: str | None = None,
+) -> dict[str, Any]:
+    """An in-toto Statement v1 whose predicate is SLSA provenance v1 for an airgap build.
+
+    - ``externalParameters``: the manifest (name, version, digest), the lock's digest and, for a
+      multi-target manifest, the target id;
+    - ``internalParameters``: the airgap version;
+    - ``resolvedDependencies``: ``dependencies``, sorted, exact duplicates merged;
+    - ``runDetails``: ``builder_id`` (a URI naming the build platform) with the airgap version,
+      and the given times (from SOURCE_DATE_EPOCH for a reproducible build) and invocation id.
+    """
+    if finished_on < started_on:
+        raise ValueError("finished_on is before started_on")
+    external: dict[str, Any] = {
+        "manifest": {
+            "name": manifest.name,
+            "version": manifest.version,
+            "digest": {"sha256": _sha256_hex(manifest.sha256, "manifest")},
+        },
+        "lock": {"digest": {"sha256": _sha256_hex(lock_sha256, "lock")}},
+    }
+    if target is not None:
+        external["target"] = target
+    deps = {canonical_json(d.to_dict()): d.to_dict() for d in dependencies}
+    metadata: dict[str, Any] = {
+        "startedOn": rfc3339(started_on),
+        "finishedOn": rfc3339(finished_on),
+    }
+    if invocation_id is not None:
+        metadata["invocationId"] = invocation_id
+    predicate = {
+        "buildDefinition": {
+            "buildType": BUILD_TYPE,
+            "externalParameters": external,
+            "internalParameters": {"toolVersion": tool_version},
+            "resolvedDependencies": [
+                deps[k]
+                for k in sorted(
+                    deps,
+                    key=lambda k: (deps[k]["uri"], deps[k].get("name", ""), k),
+                )
+            ],
+        },
+        "runDetails": {
+            "builder": {"id": builder_id, "version": {"airgap": tool_version}},
+            "metadata": metadata,
+        },
+    }
+    return statement(subjects, SLSA_PROVENANCE_V1, predicate)
+
+
+def sign_statement(stmt: Mapping[str, Any], signers: Sequence[PrivateKey]) -> dict[str, Any]:
+    """The DSSE envelope (payloadType ``application/vnd.in-toto+json``) over ``stmt``."""
+    return envelope(PAYLOAD_TYPE_INTOTO, canonical_json(stmt), signers)
+
+
+def parse_statement(payload: bytes) -> dict[str, Any]:
+    """A verified DSSE payload as an in-toto Statement v1 with sha256 subjects; checks shape
+    only (the caller decides what the subjects and predicate must say)."""
+    try:
+        value = json.loads(payload)
+    except (ValueError, RecursionError) as exc:
+        raise StatementError(f"attestation payload: not JSON ({exc})") from None
+    if not isinstance(value, dict):
+        raise StatementError("attestation payload: not a JSON object")
+    if value.get("_type") != STATEMENT_TYPE:
+        raise StatementError(
+            f"attestation payload: _type is {value.get('_type')!r}, expected {STATEMENT_TYPE!r}"
+        )
+    subjects = value.get("subject")
+    if not isinstance(subjects, list) or not subjects:
+        raise StatementError("attestation payload: subject is not a non-empty list")
+    for i, s in enumerate(subjects):
+        digest = s.get("digest") if isinstance(s, dict) else None
+        sha = digest.get("sha256") if isinstance(digest, dict) else None
+        if not isinstance(sha, str) or not _HEX64.fullmatch(sha):
+            raise StatementError(f"attestation payload: subject[{i}] has no sha256 digest")
+    if not isinstance(value.get("predicateType"), str):
+        raise StatementError("attestation payload: predicateType is not a string")
+    if not isinstance(value.get("predicate", {}), dict):
+        raise StatementError("attestation payload: predicate is not an object")
+    return value

@@ -1,0 +1,147 @@
+"""The deterministic tar: fixed metadata, parts with their digests, reading back without extracting."""
+
+from __future__ import annotations
+
+import hashlib
+import os
+import tarfile
+from pathlib import Path
+
+import pytest
+
+from packager.bundle.archive import FileSink, OutputError, PartsSink, TarWriter
+from packager.bundle.reader import BundleFormatError, ConcatFile, open_bundle, parts_of
+from packager.errors import LockMismatch
+
+
+def sha(data: bytes) -> str:
+    return hashlib.sha256(data).hexdigest()
+
+
+def write_tree(sink: FileSink | PartsSink, src: Path, mtime: int = 1_700_000_000) -> int:
+    with TarWriter(sink, mtime) as w:
+        w.add_dir("airgap")
+        w.add_bytes("airgap/bundle.json", b'{"a": 1}\n')
+        w.add_dir("blobs")
+        data = src.read_bytes()
+        w.add_file("blobs/x", src, size=len(data), sha256=sha(data), what="weights")
+        w.add_bytes("oci-layout", b"{}")
+        w.close()
+        size = w.size
+    sink.commit()
+    return size
+
+
+@pytest.fixture
+def payload(tmp_path: Path) -> Path:
+    p = tmp_path / "payload.bin"
+    p.write_bytes(os.urandom(3 * 1024 * 1024 + 123))
+    return p
+
+
+def test_the_tar_is_standard_and_fixed(tmp_path: Path, payload: Path) -> None:
+    out = tmp_path / "b.airgap.tar"
+    size = write_tree(FileSink(out), payload)
+    assert out.stat().st_size == size and size % tarfile.RECORDSIZE == 0
+    with tarfile.open(out) as tf:
+        infos = tf.getmembers()
+        assert [i.name for i in infos] == [
+            "airgap",
+            "airgap/bundle.json",
+            "blobs",
+            "blobs/x",
+            "oci-layout",
+        ]
+        for i in infos:
+            assert (i.mtime, i.uid, i.gid, i.uname, i.gname) == (1_700_000_000, 0, 0, "", "")
+            assert i.pax_headers == {}
+        x = tf.extractfile("blobs/x")
+        assert x is not None and x.read() == payload.read_bytes()
+
+
+def test_the_same_input_gives_the_same_bytes(tmp_path: Path, payload: Path) -> None:
+    write_tree(FileSink(tmp_path / "a.tar"), payload)
+    write_tree(FileSink(tmp_path / "b.tar"), payload)
+    assert (tmp_path / "a.tar").read_bytes() == (tmp_path / "b.tar").read_bytes()
+
+
+def test_parts_concatenate_to_the_whole(tmp_path: Path, payload: Path) -> None:
+    write_tree(FileSink(tmp_path / "whole.tar"), payload)
+    sink = PartsSink(tmp_path, lambda i: f"b.airgap.tar.{i:03d}", 1024 * 1024)
+    write_tree(sink, payload)
+    parts = sorted(tmp_path.glob("b.airgap.tar.*"))
+    assert [p.name for p in parts] == [f"b.airgap.tar.{i:03d}" for i in range(len(parts))]
+    assert all(p.stat().st_size <= 1024 * 1024 for p in parts)
+    assert b"".join(p.read_bytes() for p in parts) == (tmp_path / "whole.tar").read_bytes()
+    assert [x.sha256 for x in sink.parts] == [sha(p.read_bytes()) for p in parts]
+    assert not list(tmp_path.glob(".*partial"))
+
+
+def test_an_input_that_changed_since_the_lock_aborts_and_leaves_nothing(
+    tmp_path: Path, payload: Path
+) -> None:
+    sink = FileSink(tmp_path / "b.tar")
+    with pytest.raises(LockMismatch, match="changed since the lock"), TarWriter(sink, 0) as w:
+        try:
+            w.add_file(
+                "blobs/x", payload, size=payload.stat().st_size, sha256="0" * 64, what="weights"
+            )
+        except BaseException:
+            sink.abort()
+            raise
+    assert list(tmp_path.iterdir()) == [payload]
+
+
+def test_an_input_that_grew_is_caught(tmp_path: Path, payload: Path) -> None:
+    data = payload.read_bytes()
+    sink = FileSink(tmp_path / "b.tar")
+    with pytest.raises(LockMismatch, match="changed size"), TarWriter(sink, 0) as w:
+        w.add_file("blobs/x", payload, size=len(data) - 1, sha256=sha(data[:-1]), what="weights")
+    sink.abort()
+
+
+def test_an_unwritable_folder_is_a_clear_error(tmp_path: Path) -> None:
+    with pytest.raises(OutputError, match="cannot write"):
+        FileSink(tmp_path / "missing-folder" / "b.tar")
+
+
+def test_the_reader_reads_members_in_place_across_parts(tmp_path: Path, payload: Path) -> None:
+    write_tree(PartsSink(tmp_path, lambda i: f"b.airgap.tar.{i:03d}", 1024 * 1024), payload)
+    with open_bundle(tmp_path / "b.airgap.tar.001") as b:
+        assert len(b.parts) > 2
+        members = b.members()
+        assert members["blobs/x"].size == payload.stat().st_size
+        assert b.read("airgap/bundle.json", 100) == b'{"a": 1}\n'
+        with b.open_member("blobs/x") as fh:
+            assert fh.read() == payload.read_bytes()
+        with pytest.raises(BundleFormatError, match="more than"):
+            b.read("blobs/x", 10)
+
+
+def test_concat_file_seeks_across_boundaries(tmp_path: Path) -> None:
+    files = []
+    for i, chunk in enumerate([b"abc", b"", b"defgh", b"ij"]):
+        p = tmp_path / f"{i}"
+        p.write_bytes(chunk)
+        files.append(p)
+    with ConcatFile(files) as f:
+        f.seek(2)
+        assert f.read(5) == b"cdefg"
+        f.seek(-1, 2)
+        assert f.read() == b"j"
+
+
+def test_a_missing_part_is_named(tmp_path: Path, payload: Path) -> None:
+    write_tree(PartsSink(tmp_path, lambda i: f"b.airgap.tar.{i:03d}", 1024 * 1024), payload)
+    (tmp_path / "b.airgap.tar.001").unlink()
+    parts, _ = parts_of(tmp_path / "b.airgap.tar.000")
+    assert "b.airgap.tar.001" not in [p.name for p in parts]
+
+
+def test_not_a_bundle(tmp_path: Path) -> None:
+    junk = tmp_path / "junk.airgap.tar"
+    junk.write_bytes(b"\x89PNG" + b"\0" * 2000)
+    with pytest.raises(BundleFormatError), open_bundle(junk) as b:
+        b.members()
+    with pytest.raises(BundleFormatError, match="no such bundle"):
+        open_bundle(tmp_path / "none.tar")

@@ -1,0 +1,1 @@
+"""Tests for the stdlib-only hardware probe (packager/probe)."""

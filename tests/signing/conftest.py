@@ -1,0 +1,67 @@
+"""Fixtures for the signing tests: keys of each algorithm, the real openssl, test dependencies."""
+
+from __future__ import annotations
+
+import importlib
+import subprocess
+from pathlib import Path
+from types import ModuleType
+
+import pytest
+
+from packager.signing import keys
+from tests.support import services
+
+PASSPHRASE = b"correct horse SECRET-42"
+
+
+def require_module(name: str) -> ModuleType:
+    """Import a test dependency; skip without it, fail when AIRGAP_REQUIRE_SERVICES=1 (CI)."""
+    try:
+        return importlib.import_module(name)
+    except ImportError as exc:
+        message = f"test dependency {name} is not installed ({exc}); pip install -e .[test]"
+        if services.services_required():
+            pytest.fail(message, pytrace=False)
+        pytest.skip(message)
+
+
+def require_tool(name: str) -> str:
+    """Absolute path of a command-line tool; skip without it, fail in CI."""
+    return services.require(lambda: services.tool(name))
+
+
+def run(*args: str | Path, env: dict[str, str] | None = None) -> subprocess.CompletedProcess[bytes]:
+    return subprocess.run([str(a) for a in args], capture_output=True, timeout=30, env=env)
+
+
+@pytest.fixture(scope="session", params=keys.ALGORITHMS)
+def algorithm(request: pytest.FixtureRequest) -> keys.Algorithm:
+    value: keys.Algorithm = request.param
+    return value
+
+
+_KEYS: dict[str, keys.PrivateKey] = {}
+
+
+@pytest.fixture
+def private_key(algorithm: keys.Algorithm) -> keys.PrivateKey:
+    """One private key per algorithm for the whole session (generation is cheap, but why)."""
+    if algorithm not in _KEYS:
+        _KEYS[algorithm] = keys.generate_private_key(algorithm)
+    return _KEYS[algorithm]
+
+
+@pytest.fixture
+def key_files(tmp_path: Path, private_key: keys.PrivateKey) -> tuple[Path, Path]:
+    """(NAME.key.pem encrypted with PASSPHRASE, NAME.pub.pem) of ``private_key``."""
+    priv = tmp_path / "test.key.pem"
+    pub = tmp_path / "test.pub.pem"
+    priv.write_bytes(keys.private_key_pem(private_key, PASSPHRASE))
+    pub.write_bytes(keys.public_key_pem(private_key.public_key()))
+    return priv, pub
+
+
+@pytest.fixture(scope="session")
+def openssl() -> str:
+    return require_tool("openssl")
