@@ -155,9 +155,14 @@ def _bundle_doc(
         }
         for b in sorted(plan.blobs.values(), key=lambda b: b.digest)
     ]
+    covered = {
+        **plan.airgap_files,
+        layout.INDEX_JSON: index_json(plan),
+        layout.OCI_LAYOUT: layout.OCI_LAYOUT_CONTENT,
+    }
     files = [
         {"path": path, "sha256": sha256_digest(data).split(":", 1)[1], "size": len(data)}
-        for path, data in sorted(plan.airgap_files.items())
+        for path, data in sorted(covered.items())
     ]
     kernels = []
     for k in target.kernels:

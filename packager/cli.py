@@ -5,7 +5,7 @@ from __future__ import annotations
 import os
 import sys
 from pathlib import Path
-from typing import Annotated
+from typing import Annotated, Any
 
 import typer
 
@@ -249,6 +249,165 @@ def digest(
         render.emit_json({"bundle": str(bundle), "digest": d})
     else:
         print(d)
+
+
+def _policy(trust: Path | None, keys: list[Path] | None) -> Any:
+    from packager import trust as trust_mod
+
+    if trust is not None and keys:
+        raise InputError("give --trust POLICY or --key PUB, not both")
+    if trust is not None:
+        return trust_mod.load_policy(trust)
+    if keys:
+        return trust_mod.policy_from_keys(keys)
+    return None
+
+
+TrustOpt = Annotated[Path | None, typer.Option("--trust", help="Trust policy (airgap trust init).")]
+PubKeysOpt = Annotated[
+    list[Path] | None, typer.Option("--key", help="A trusted public key (repeatable; threshold 1).")
+]
+
+
+@app.command()
+def verify(
+    bundle: Annotated[
+        Path, typer.Argument(help="A .airgap.tar, its parts index, a part, or a layout folder.")
+    ],
+    trust: TrustOpt = None,
+    key: PubKeysOpt = None,
+    as_json: JsonOpt = False,
+) -> None:
+    """Verify parts, signatures (threshold, expiry, revocation), every blob, and consistency.
+
+    Exit 0 only when all hold; else 1, listing every failure.
+    """
+    from packager.verify import verify_bundle
+
+    policy = _policy(trust, key)
+    if policy is None:
+        raise InputError(
+            "verify needs --trust POLICY or --key PUB",
+            hint="a signature means nothing without a trusted key",
+        )
+    with render.reporter(enabled=not as_json) as rep:
+        report = verify_bundle(bundle, policy, reporter=rep)
+    if as_json:
+        render.emit_json(report.to_json())
+    else:
+        render.verify_report(report)
+    raise typer.Exit(0 if report.ok else 1)
+
+
+@app.command()
+def sign(
+    bundle: Annotated[
+        Path, typer.Argument(help="A .airgap.tar, its parts index, a part, or a layout folder.")
+    ],
+    key: Annotated[
+        Path, typer.Option("--key", help="Private key; passphrase from AIRGAP_KEY_PASSPHRASE.")
+    ],
+    as_json: JsonOpt = False,
+) -> None:
+    """Add a co-signature over bundle.json without rebuilding or rewriting any blob."""
+    from packager.build import load_signing_key
+    from packager.cosign import sign_bundle
+
+    result = sign_bundle(bundle, load_signing_key(key))
+    if as_json:
+        render.emit_json({"bundle": str(bundle), "keyid": result.keyid, "added": result.added})
+    elif result.added:
+        render.stdout.print(f"[green]signed[/green] {bundle} with {result.keyid}")
+    else:
+        render.stdout.print(
+            f"{bundle} already carries a signature by {result.keyid}: nothing changed"
+        )
+
+
+@app.command()
+def audit(
+    bundle: Annotated[Path, typer.Argument(help="A bundle (tar, parts or folder).")],
+    trust: TrustOpt = None,
+    key: PubKeysOpt = None,
+    as_json: JsonOpt = False,
+) -> None:
+    """Who signed and when, the build provenance, the SBOM summary and the verdict."""
+    from packager.audit import audit_bundle
+
+    doc = audit_bundle(bundle, _policy(trust, key))
+    if as_json:
+        render.emit_json(doc)
+    else:
+        render.audit(doc)
+    raise typer.Exit({"PASS": 0, "FAIL": 1}.get(doc["verdict"], 3))
+
+
+trust_app = typer.Typer(
+    help="Trust policies: trusted keys, threshold, revocations.", no_args_is_help=True
+)
+app.add_typer(trust_app, name="trust")
+
+
+@trust_app.command("init")
+def trust_init(
+    policy: Annotated[Path, typer.Argument(help="The policy file to create.")],
+    threshold: Annotated[
+        int, typer.Option(min=1, help="Distinct trusted keys that must sign.")
+    ] = 1,
+    max_age: Annotated[
+        str | None, typer.Option(help="Refuse bundles older than this (90d, 52w).")
+    ] = None,
+) -> None:
+    """Write an empty trust policy."""
+    from packager import trust as trust_mod
+
+    trust_mod.init_policy(policy, threshold, max_age)
+    render.stderr.print(
+        f"wrote {policy}; add keys with `airgap trust add {policy} PUB --name NAME`"
+    )
+
+
+@trust_app.command("add")
+def trust_add(
+    policy: Annotated[Path, typer.Argument(help="The policy file.")],
+    public_key: Annotated[Path, typer.Argument(help="A public key PEM.")],
+    name: Annotated[str, typer.Option(help="Who holds the key.")],
+) -> None:
+    """Trust a public key."""
+    from packager import trust as trust_mod
+
+    print(trust_mod.add_key(policy, public_key, name))
+
+
+@trust_app.command("revoke")
+def trust_revoke(
+    policy: Annotated[Path, typer.Argument(help="The policy file.")],
+    keyid: Annotated[str, typer.Argument(help="Keyid (or a unique prefix, or the key's name).")],
+    reason: Annotated[str, typer.Option(help="Why.")] = "",
+) -> None:
+    """Revoke a key: bundles it signed no longer count its signature."""
+    from packager import trust as trust_mod
+
+    trust_mod.revoke_key(policy, keyid, reason)
+
+
+@trust_app.command("show")
+def trust_show(
+    policy: Annotated[Path, typer.Argument(help="The policy file.")],
+    as_json: JsonOpt = False,
+) -> None:
+    """Show the trusted keys, threshold, revocations and max age."""
+    from packager import trust as trust_mod
+
+    doc = trust_mod.show(policy)
+    if as_json:
+        render.emit_json(doc)
+        return
+    print(f"threshold {doc['threshold']} of {len(doc['keys'])}; max age {doc['max_age'] or 'none'}")
+    for k in doc["keys"]:
+        print(
+            f"  {k['keyid']}  {k['algorithm']:<18} {k['name']}{'  REVOKED' if k['revoked'] else ''}"
+        )
 
 
 key_app = typer.Typer(help="Signing keys.", no_args_is_help=True)

@@ -46,7 +46,12 @@ class Inspection:
             "roles": by_role,
             "model": sorted(
                 (
-                    {"path": p, "size": b["size"], "digest": b["digest"], "mediaType": b["mediaType"]}
+                    {
+                        "path": p,
+                        "size": b["size"],
+                        "digest": b["digest"],
+                        "mediaType": b["mediaType"],
+                    }
                     for b in blobs
                     if b.get("role") == "model"
                     for p in b.get("paths", [])

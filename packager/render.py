@@ -18,6 +18,7 @@ if TYPE_CHECKING:
     from packager.build import BuildResult
     from packager.inspect import Inspection
     from packager.locking import Drift, LockResult
+    from packager.verify import VerifyReport
 
 _STYLE = {Severity.ERROR: "bold red", Severity.WARNING: "yellow", Severity.INFO: "cyan"}
 
@@ -244,3 +245,68 @@ def inspection(info: Inspection) -> None:
     stdout.print(
         f"total {human_size(j['size'])}" + (f" in {len(j['parts'])} parts" if j["parts"] else "")
     )
+
+
+def verify_report(r: VerifyReport) -> None:
+    b = (r.descriptor or {}).get("bundle", {})
+    title = f"{b.get('name', '?')} {b.get('version', '?')}" + (
+        f" [{b['target']}]" if b.get("target") else ""
+    )
+    for f in r.failures:
+        stdout.print(f"[bold red]FAIL[/bold red] {escape(str(f))}")
+    for n in r.notes:
+        stdout.print(f"[dim]note:[/dim] {escape(n)}")
+    rate = r.bytes_hashed / r.seconds if r.seconds else 0
+    if r.ok:
+        signers = ", ".join(f"{n} ({k[:16]})" for k, n in r.signers)
+        stdout.print(
+            f"[green]verified[/green] {escape(title)}: signed by {escape(signers)}; {r.blobs_checked} blobs "
+            f"({human_size(r.bytes_hashed)}) match in {r.seconds:.1f} s ({human_size(rate)}/s)"
+        )
+    else:
+        stdout.print(
+            f"[bold red]NOT VERIFIED[/bold red] {escape(title)}: {len(r.failures)} failure(s)"
+        )
+
+
+def audit(doc: dict[str, Any]) -> None:
+    style = {"PASS": "green", "FAIL": "bold red"}.get(doc["verdict"], "yellow")
+    stdout.print(
+        f"{escape(str(doc['name']))} {escape(str(doc['version']))}  created {doc['created']}  expires {doc['expires'] or 'never'}"
+    )
+    stdout.print(
+        "signatures:" + ("" if doc["signers"] else " [bold yellow]none: UNSIGNED[/bold yellow]")
+    )
+    for s in doc["signers"]:
+        state = (
+            "revoked"
+            if s["revoked"]
+            else ("valid" if s["valid"] else "INVALID" if s["valid"] is False else "unchecked")
+        )
+        stdout.print(
+            f"  {s['keyid']}  {s['name'] or 'unknown key'}  {s['algorithm'] or ''}  {state}  (signed for {doc['signed_at']})"
+        )
+    p = doc.get("provenance") or {}
+    if p and "error" not in p:
+        stdout.print(
+            f"provenance: builder {escape(str(p['builder']))}, airgap {p['tool_version']}, started {p['started']}"
+        )
+        m = p.get("manifest") or {}
+        stdout.print(
+            f"  manifest {m.get('name')} {m.get('version')} sha256:{(m.get('digest') or {}).get('sha256')}"
+        )
+        stdout.print(
+            f"  lock sha256:{(p.get('lock_digest') or {}).get('sha256')}; {len(p['sources'])} source(s)"
+        )
+    sb = doc.get("sbom") or {}
+    if sb and "error" not in sb:
+        stdout.print(
+            f"sbom ({sb['format']}): {len(sb['models'])} model(s), {len(sb['images'])} image(s), {len(sb['wheels'])} wheel(s), {len(sb['files'])} file(s)"
+        )
+        for i in sb["images"]:
+            stdout.print(f"  image {escape(str(i['name']))}:{i['version']} {i['digest']}")
+        for w in sb["wheels"]:
+            stdout.print(f"  wheel {escape(str(w['name']))} {w['version']} {w['digest']}")
+    stdout.print(f"verdict: [{style}]{doc['verdict']}[/{style}]")
+    for r in doc["reasons"]:
+        stdout.print(f"  {escape(r)}")

@@ -8,6 +8,7 @@ from typing import Any
 
 from packager.compat import check_manifest
 from packager.findings import Finding, Severity, has_errors
+from packager.kernels.checks import SUPERSEDED, validate_kernels
 from packager.manifest import Manifest, load_manifest
 
 
@@ -49,9 +50,21 @@ class ValidationReport:
 
 
 def validate(path: Path) -> ValidationReport:
-    """Schema findings first; the stack rules run only on a manifest the schema accepts."""
+    """Schema findings first; the stack rules run only on a manifest the schema accepts.
+
+    Then every kernel file that exists is read (packager.kernels.checks, codes AG405..AG419):
+    coverage per chip from the binary itself, the entry symbol, declared targets and kind against
+    the file, Ascend kernel metadata, test vectors. Where the binary was read, it replaces the
+    declared-``targets`` coverage findings (AG401/AG402) of that kernel: the binary is what runs,
+    and a declaration that disagrees with it gets AG409.
+    """
     loaded = load_manifest(path)
     findings = list(loaded.findings)
     if loaded.manifest is not None:
-        findings.extend(check_manifest(loaded.manifest))
+        compat = check_manifest(loaded.manifest)
+        kernels = validate_kernels(loaded.manifest)
+        findings.extend(
+            f for f in compat if not (f.code in SUPERSEDED and f.json_path in kernels.superseded)
+        )
+        findings.extend(kernels.findings)
     return ValidationReport(path, loaded.manifest, tuple(sorted(findings, key=Finding.sort_key)))

@@ -98,7 +98,7 @@ _ZSTD_MAGIC = b"\x28\xb5\x2f\xfd"
 
 
 #: annotation of a generated OCI index that wraps a docker-typed manifest or list: its digest
-WRAPS_ANNOTATION = "dev.airgap.image.wraps"
+WRAPS_ANNOTATION = layout.IMAGE_WRAPS
 
 
 @dataclass(frozen=True)

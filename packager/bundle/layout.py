@@ -123,6 +123,10 @@ TITLE = "org.opencontainers.image.title"
 CREATED = "org.opencontainers.image.created"
 ROLE = "dev.airgap.role"  # model | image | kernel | wheels | files | probe
 INSTALL_PATH = "dev.airgap.install.path"
+#: on a generated OCI index that lists a docker-typed manifest or manifest list (which skopeo and
+#: containers/image do not list from index.json): the digest of the docker-typed original, the
+#: bytes a registry push sends (packager.bundle.images, packager.site.images)
+IMAGE_WRAPS = "dev.airgap.image.wraps"
 
 # ref names of the airgap artifacts in index.json
 MODEL_REF = "airgap/model"

@@ -10,6 +10,7 @@ import io
 import json
 import os
 import re
+import stat
 import tarfile
 from collections.abc import Iterator
 from dataclasses import dataclass
@@ -100,6 +101,25 @@ class Bundle:
 
     source: Path
     parts: list[Path]
+    #: every entry as found, raw names and kinds (file, dir, symlink, hardlink, other), for verify
+    observed: list[tuple[str, str, int]]
+
+    def hash_member(self, name: str, progress: Any = None) -> tuple[str, int]:
+        """sha256 hex and size of a member, read through a handle of its own (thread-safe)."""
+        import hashlib
+
+        h = hashlib.sha256()
+        n = 0
+        with self.open_fresh(name) as fh:
+            while chunk := fh.read(4 * 1024 * 1024):
+                h.update(chunk)
+                n += len(chunk)
+                if progress is not None:
+                    progress(len(chunk))
+        return h.hexdigest(), n
+
+    def open_fresh(self, name: str) -> BinaryIO:
+        raise NotImplementedError
 
     def members(self) -> dict[str, Member]:
         raise NotImplementedError
@@ -147,6 +167,7 @@ class FolderBundle(Bundle):
     def __init__(self, root: Path) -> None:
         self.source = root
         self.parts = []
+        self.observed = []
         self._members: dict[str, Member] | None = None
 
     def members(self) -> dict[str, Member]:
@@ -159,13 +180,21 @@ class FolderBundle(Bundle):
                     rel = os.path.relpath(full, self.source).replace(os.sep, "/")
                     st = os.lstat(full)
                     kind = (
-                        "dir"
-                        if os.path.isdir(full) and not os.path.islink(full)
+                        "symlink"
+                        if stat.S_ISLNK(st.st_mode)
+                        else "dir"
+                        if stat.S_ISDIR(st.st_mode)
                         else "file"
-                        if os.path.isfile(full) and not os.path.islink(full)
+                        if stat.S_ISREG(st.st_mode)
                         else "other"
                     )
-                    out[rel] = Member(rel, st.st_size if kind == "file" else 0, 0, kind)
+                    self.observed.append((rel, kind, st.st_size if kind == "file" else 0))
+                    out[rel] = Member(
+                        rel,
+                        st.st_size if kind == "file" else 0,
+                        0,
+                        kind if kind in ("file", "dir") else "other",
+                    )
             self._members = out
         return self._members
 
@@ -175,8 +204,14 @@ class FolderBundle(Bundle):
 
 
 class _Slice(io.RawIOBase):
-    def __init__(self, base: BinaryIO, offset: int, size: int) -> None:
+    def __init__(self, base: Any, offset: int, size: int, *, owns: bool = False) -> None:
         self.base, self.offset, self.size, self.pos = base, offset, size, 0
+        self.owns = owns
+
+    def close(self) -> None:
+        if self.owns and not self.closed:
+            self.base.close()
+        super().close()
 
     def readable(self) -> bool:
         return True
@@ -187,7 +222,7 @@ class _Slice(io.RawIOBase):
         if n <= 0:
             return 0
         self.base.seek(self.offset + self.pos)
-        got = self.base.readinto(view[:n])  # type: ignore[attr-defined]
+        got = self.base.readinto(view[:n])
         self.pos += got or 0
         return got or 0
 
@@ -198,6 +233,7 @@ class TarBundle(Bundle):
         self.parts = parts
         self._raw = ConcatFile(parts)
         self._members: dict[str, Member] | None = None
+        self.observed = []
 
     def members(self) -> dict[str, Member]:
         if self._members is None:
@@ -213,6 +249,18 @@ class TarBundle(Bundle):
                                 f"{self.source}: more than {MAX_MEMBERS} entries"
                             )
                         kind = "file" if info.isreg() else "dir" if info.isdir() else "other"
+                        raw_kind = (
+                            kind
+                            if kind != "other"
+                            else "symlink"
+                            if info.issym()
+                            else "hardlink"
+                            if info.islnk()
+                            else "device or special file"
+                        )
+                        self.observed.append(
+                            (info.name, raw_kind, info.size if kind == "file" else 0)
+                        )
                         name = _norm(info.name)
                         out[name] = Member(
                             name, info.size if kind == "file" else 0, info.offset_data, kind
@@ -227,7 +275,12 @@ class TarBundle(Bundle):
 
     def open_member(self, name: str) -> BinaryIO:
         m = self.members()[name]
-        return io.BufferedReader(_Slice(self._raw, m.offset, m.size), buffer_size=4 * 2**20)  # type: ignore[arg-type]
+        return io.BufferedReader(_Slice(self._raw, m.offset, m.size), buffer_size=4 * 2**20)
+
+    def open_fresh(self, name: str) -> BinaryIO:
+        m = self.members()[name]
+        raw = ConcatFile(self.parts)
+        return io.BufferedReader(_Slice(raw, m.offset, m.size, owns=True), buffer_size=4 * 2**20)
 
     def close(self) -> None:
         self._raw.close()

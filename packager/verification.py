@@ -1,0 +1,360 @@
+"""Bundle verification as pure functions: descriptor + signatures + policy + observations -> verdict.
+
+Nothing here reads a file or the clock: the I/O (scanning a tar, hashing blobs, reading parts)
+is in ``packager.verify``, which hands its observations to these functions. Every failure is
+collected, never just the first, and each names what it is about.
+"""
+
+from __future__ import annotations
+
+import datetime as _dt
+import json
+import re
+from collections.abc import Mapping
+from dataclasses import dataclass
+from typing import Any
+
+from packager.bundle import layout
+from packager.signing import signature
+from packager.signing.errors import SignatureFormatError
+from packager.trust import Policy
+
+_SIG_NAME = re.compile(r"^airgap/bundle\.json\.sig/([0-9a-f]{64})\.sig$")
+_BLOB_NAME = re.compile(r"^blobs/sha256/([0-9a-f]{64})$")
+
+
+@dataclass(frozen=True)
+class Failure:
+    check: str  # parts | signatures | expiry | layout | blobs | consistency
+    subject: str  # what it is about: a part, a keyid, a path, a digest
+    message: str
+
+    def to_json(self) -> dict[str, str]:
+        return {"check": self.check, "subject": self.subject, "message": self.message}
+
+    def __str__(self) -> str:
+        return f"[{self.check}] {self.subject}: {self.message}"
+
+
+@dataclass(frozen=True)
+class Observed:
+    """One entry of the bundle as found: its raw name, kind and size."""
+
+    name: str
+    kind: str  # file | dir | symlink | hardlink | other
+    size: int
+
+
+# ----------------------------------------------------------------------------- parts
+
+
+@dataclass(frozen=True)
+class PartSeen:
+    name: str
+    size: int | None  # None: missing
+    sha256: str | None
+
+
+def check_parts(
+    index: Mapping[str, Any], seen: list[PartSeen], others: list[PartSeen]
+) -> list[Failure]:
+    """Each listed part present with its size and sha256; ``others``: part-like files not listed."""
+    out: list[Failure] = []
+    listed = index.get("parts", [])
+    by_hash = {p["sha256"]: p["name"] for p in listed}
+    for want, got in zip(listed, seen, strict=True):
+        name = want["name"]
+        if got.size is None:
+            out.append(Failure("parts", name, "missing"))
+        elif got.size != want["size"]:
+            out.append(
+                Failure(
+                    "parts",
+                    name,
+                    f"{got.size} bytes, the index says {want['size']} (truncated or padded copy?)",
+                )
+            )
+        elif got.sha256 != want["sha256"]:
+            other = by_hash.get(got.sha256 or "")
+            out.append(
+                Failure(
+                    "parts",
+                    name,
+                    f"holds the content of {other} (parts renamed or reordered)"
+                    if other
+                    else "sha256 does not match the index (a damaged copy or a part of another bundle)",
+                )
+            )
+    for o in others:
+        out.append(
+            Failure("parts", o.name, "a part file the index does not list (from another bundle?)")
+        )
+    return out
+
+
+# ----------------------------------------------------------------------------- signatures
+
+
+@dataclass(frozen=True)
+class SignatureVerdict:
+    valid: list[str]  # keyids: trusted, unrevoked, verifying
+    failures: list[Failure]
+    notes: list[str]  # signatures that do not count but are not failures (unknown keys)
+
+
+def check_signatures(
+    descriptor: bytes, signature_files: Mapping[str, bytes], policy: Policy
+) -> SignatureVerdict:
+    """``signature_files``: member name -> content for every entry under bundle.json.sig/."""
+    valid: list[str] = []
+    failures: list[Failure] = []
+    notes: list[str] = []
+    for name, content in sorted(signature_files.items()):
+        m = _SIG_NAME.match(name)
+        if m is None:
+            failures.append(Failure("signatures", name, "not a signature file name (<keyid>.sig)"))
+            continue
+        kid = m.group(1)
+        label = f"{policy.name_of(kid)} ({kid[:16]})"
+        if kid in policy.revoked:
+            reason = policy.revoked[kid]
+            failures.append(
+                Failure(
+                    "signatures",
+                    label,
+                    "signed by a revoked key" + (f": {reason}" if reason else ""),
+                )
+            )
+            continue
+        key = policy.keys.get(kid)
+        if key is None:
+            notes.append(
+                f"signature by {kid[:16]}..., a key the policy does not trust: not counted"
+            )
+            continue
+        try:
+            raw = signature.parse_signature_file(content, source=name)
+        except SignatureFormatError as exc:
+            failures.append(Failure("signatures", label, exc.message))
+            continue
+        if not signature.verify(key.public_key, descriptor, raw):
+            failures.append(
+                Failure(
+                    "signatures",
+                    label,
+                    "does not verify over bundle.json (tampered bundle.json or signature)",
+                )
+            )
+            continue
+        if kid not in valid:
+            valid.append(kid)
+    if len(valid) < policy.threshold:
+        have = ", ".join(policy.name_of(k) for k in valid) or "none"
+        failures.append(
+            Failure(
+                "signatures",
+                "threshold",
+                f"{len(valid)} valid signature(s) from distinct trusted keys ({have}); the policy needs {policy.threshold}",
+            )
+        )
+    return SignatureVerdict(valid, failures, notes)
+
+
+def _time(text: str | None) -> _dt.datetime | None:
+    if not text:
+        return None
+    try:
+        return _dt.datetime.strptime(text, "%Y-%m-%dT%H:%M:%SZ").replace(tzinfo=_dt.UTC)
+    except ValueError:
+        return None
+
+
+def check_expiry(descriptor: Mapping[str, Any], policy: Policy, now: _dt.datetime) -> list[Failure]:
+    b = descriptor.get("bundle", {})
+    out = []
+    expires = _time(b.get("expires"))
+    if b.get("expires") and expires is None:
+        out.append(Failure("expiry", "bundle.expires", f"not a time: {b.get('expires')!r}"))
+    if expires is not None and now > expires:
+        out.append(Failure("expiry", "bundle", f"expired on {b['expires']}"))
+    created = _time(b.get("created"))
+    if policy.max_age is not None and created is not None and now - created > policy.max_age:
+        out.append(
+            Failure(
+                "expiry",
+                "bundle",
+                f"created {b['created']}, older than the policy's max_age {policy.max_age_text}",
+            )
+        )
+    return out
+
+
+# ----------------------------------------------------------------------------- layout and blobs
+
+
+def _bad_name(name: str) -> str | None:
+    if name.startswith("/"):
+        return "an absolute path"
+    parts = name.split("/")
+    if any(p in ("..",) for p in parts):
+        return "a path with .. in it"
+    if "\\" in name or "\x00" in name:
+        return "a path with a backslash or NUL"
+    return None
+
+
+def expected_members(descriptor: Mapping[str, Any]) -> dict[str, tuple[str, int | None]]:
+    """What may be in the bundle: path -> (kind, size or None when any size is fine)."""
+    allowed: dict[str, tuple[str, int | None]] = {
+        layout.BUNDLE_JSON: ("file", None),
+        layout.ATTESTATION: ("file", None),
+    }
+    for f in descriptor.get("files", []):
+        allowed[f["path"]] = ("file", int(f["size"]))
+    for b in descriptor.get("blobs", []):
+        allowed[layout.blob_path(b["digest"])] = ("file", int(b["size"]))
+    for name in list(allowed):
+        parts = name.split("/")[:-1]
+        for i in range(1, len(parts) + 1):
+            allowed["/".join(parts[:i])] = ("dir", None)
+    allowed[layout.SIGNATURES_DIR] = ("dir", None)
+    return allowed
+
+
+def check_members(descriptor: Mapping[str, Any], observed: list[Observed]) -> list[Failure]:
+    """No path outside the layout, no links or devices, nothing extra, nothing missing."""
+    out: list[Failure] = []
+    allowed = expected_members(descriptor)
+    seen: set[str] = set()
+    for o in observed:
+        bad = _bad_name(o.name)
+        name = o.name.removeprefix("./").rstrip("/")
+        if bad:
+            out.append(Failure("layout", o.name, f"{bad}: refused"))
+            continue
+        if o.kind not in ("file", "dir"):
+            out.append(
+                Failure("layout", name, f"a {o.kind}: only regular files and folders are allowed")
+            )
+            continue
+        if name in seen:
+            out.append(Failure("layout", name, "appears twice in the archive"))
+            continue
+        seen.add(name)
+        if _SIG_NAME.match(name) and o.kind == "file":
+            continue
+        want = allowed.get(name)
+        if want is None:
+            out.append(Failure("layout", name, "an extra file that bundle.json does not list"))
+        elif want[0] != o.kind:
+            out.append(Failure("layout", name, f"a {o.kind} where bundle.json has a {want[0]}"))
+        elif want[1] is not None and o.size != want[1]:
+            out.append(
+                Failure(
+                    "blobs" if _BLOB_NAME.match(name) else "layout",
+                    name,
+                    f"{o.size} bytes, bundle.json says {want[1]}",
+                )
+            )
+    for name, (kind, _) in sorted(allowed.items()):
+        if kind == "file" and name not in seen and name != layout.ATTESTATION:
+            out.append(Failure("blobs" if _BLOB_NAME.match(name) else "layout", name, "missing"))
+    return out
+
+
+def check_hashes(descriptor: Mapping[str, Any], hashes: Mapping[str, str]) -> list[Failure]:
+    """``hashes``: path -> sha256 hex of what was read, for every listed blob and file found."""
+    out = []
+    roles = {layout.blob_path(b["digest"]): b for b in descriptor.get("blobs", [])}
+    for b in descriptor.get("blobs", []):
+        path = layout.blob_path(b["digest"])
+        got = hashes.get(path)
+        if got is not None and "sha256:" + got != b["digest"]:
+            what = roles[path].get("role", "blob")
+            where = ", ".join(roles[path].get("paths", [])[:2])
+            out.append(
+                Failure(
+                    "blobs",
+                    path,
+                    f"{what} blob{f' ({where})' if where else ''}: content is sha256:{got}, not its digest",
+                )
+            )
+    for f in descriptor.get("files", []):
+        got = hashes.get(f["path"])
+        if got is not None and got != f["sha256"]:
+            out.append(
+                Failure(
+                    "layout", f["path"], f"sha256 {got} does not match bundle.json ({f['sha256']})"
+                )
+            )
+    return out
+
+
+# ----------------------------------------------------------------------------- consistency
+
+
+def check_consistency(
+    descriptor: Mapping[str, Any], index_json: bytes | None, manifests: Mapping[str, bytes]
+) -> list[Failure]:
+    """index.json and the OCI manifests reference only blobs bundle.json lists, and agree with it.
+
+    ``manifests``: digest -> bytes of every blob whose media type is an OCI/docker manifest or index.
+    """
+    out: list[Failure] = []
+    listed = {b["digest"]: b for b in descriptor.get("blobs", [])}
+    if index_json is None:
+        return [Failure("consistency", layout.INDEX_JSON, "missing")]
+    try:
+        index = json.loads(index_json)
+    except (UnicodeDecodeError, json.JSONDecodeError):
+        return [Failure("consistency", layout.INDEX_JSON, "not JSON")]
+    refs = set()
+    for d in index.get("manifests", []) if isinstance(index, dict) else []:
+        digest = d.get("digest")
+        ref = (d.get("annotations") or {}).get(layout.REF_NAME, digest)
+        refs.add(ref)
+        if digest not in listed:
+            out.append(
+                Failure(
+                    "consistency",
+                    str(ref),
+                    f"index.json points at {digest}, which bundle.json does not list",
+                )
+            )
+    for digest, raw in manifests.items():
+        try:
+            doc = json.loads(raw)
+        except (UnicodeDecodeError, json.JSONDecodeError):
+            out.append(Failure("consistency", digest, "a manifest blob that is not JSON"))
+            continue
+        children = [doc.get("config")] if isinstance(doc.get("config"), dict) else []
+        children += [
+            c for c in doc.get("layers", []) + doc.get("manifests", []) if isinstance(c, dict)
+        ]
+        for c in children:
+            if c.get("digest") not in listed:
+                out.append(
+                    Failure(
+                        "consistency",
+                        digest,
+                        f"references {c.get('digest')}, which bundle.json does not list",
+                    )
+                )
+            elif int(c.get("size", -1)) != int(listed[c["digest"]]["size"]):
+                out.append(
+                    Failure(
+                        "consistency",
+                        digest,
+                        f"gives {c.get('digest')} a size bundle.json does not",
+                    )
+                )
+    for img in descriptor.get("images", []):
+        if img.get("ref") not in refs:
+            out.append(
+                Failure(
+                    "consistency",
+                    str(img.get("ref")),
+                    "an image bundle.json names but index.json does not",
+                )
+            )
+    return out
