@@ -12,12 +12,12 @@ from rich.markup import escape
 from packager.errors import AirgapError
 from packager.findings import Finding, Severity
 from packager.progress import Reporter, RichReporter
-from packager.validate import ValidationReport
 
 if TYPE_CHECKING:
     from packager.build import BuildResult
     from packager.inspect import Inspection
     from packager.locking import Drift, LockResult
+    from packager.validate import ValidationReport
     from packager.verify import VerifyReport
 
 _STYLE = {Severity.ERROR: "bold red", Severity.WARNING: "yellow", Severity.INFO: "cyan"}

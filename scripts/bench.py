@@ -3,6 +3,8 @@
 
     python scripts/bench.py lock [--size-gb 2] [--shards 4] [--dir DIR]
     python scripts/bench.py build [--size-gb 2] [--shards 4] [--dir DIR]
+    python scripts/bench.py verify [--size-gb 2] [--shards 4] [--dir DIR]
+    python scripts/bench.py probe
 
 Each benchmark makes its own data (incompressible safetensors shards), runs the floors and airgap
 in one run on the same data and disk, and prints wall times, ratios and peak RSS. Absolute times
@@ -143,7 +145,9 @@ def bench_build(args: argparse.Namespace) -> None:
         size = sum(p.stat().st_size for p in shards)
         out = base / "out"
         rows = []
-        floor, _ = timed(["tar", "-b", "8192", "-cf", str(base / "floor.tar"), "-C", str(base), "weights"])
+        floor, _ = timed(
+            ["tar", "-b", "8192", "-cf", str(base / "floor.tar"), "-C", str(base), "weights"]
+        )
         rows.append(("copy floor: tar -b 8192 -cf", floor, None))
         (base / "floor.tar").unlink()
         naive = (
@@ -153,13 +157,24 @@ def bench_build(args: argparse.Namespace) -> None:
         t, _ = timed(["bash", "-c", naive])
         rows.append(("naive script: sha256sum + tar cf + openssl sign", t, None))
         (base / "naive.tar").unlink()
-        cmd = [*AIRGAP, "build", str(base / "m.yaml"), "--out", str(out), "--key", str(key), "--json"]
+        cmd = [
+            *AIRGAP,
+            "build",
+            str(base / "m.yaml"),
+            "--out",
+            str(out),
+            "--key",
+            str(key),
+            "--json",
+        ]
         cold, rss1 = timed(cmd, env=env, stdout=subprocess.DEVNULL)
         rows.append(("airgap build (cold: hashes, then copies)", cold, rss1))
         shutil.rmtree(out)
         warm, rss2 = timed(cmd, env=env, stdout=subprocess.DEVNULL)
         rows.append(("airgap build (after a lock: one pass)", warm, rss2))
-        print(f"\nbuild benchmark: {size / 1e9:.2f} GB in {len(shards)} safetensors shards ({base})")
+        print(
+            f"\nbuild benchmark: {size / 1e9:.2f} GB in {len(shards)} safetensors shards ({base})"
+        )
         for label, wall, rss in rows:
             extra = f"  peak RSS {rss} MiB" if rss is not None else ""
             print(f"  {label:<48} {wall:7.2f} s  {size / wall / 1e6:8.0f} MB/s  "
@@ -167,6 +182,65 @@ def bench_build(args: argparse.Namespace) -> None:
     finally:
         if not args.keep:
             shutil.rmtree(base, ignore_errors=True)
+
+
+def bench_verify(args: argparse.Namespace) -> None:
+    base = Path(args.dir or tempfile.mkdtemp(prefix="airgap-bench-"))
+    try:
+        make_shards(base / "weights", int(args.size_gb * 1e9), args.shards)
+        (base / "m.yaml").write_text(
+            "apiVersion: airgap/v1\nkind: Bundle\nmetadata: {name: bench, version: 1.0.0}\n"
+            "model: {name: bench/model, source: {path: ./weights}, format: safetensors, "
+            "precision: bf16}\n"
+            "target: {platform: linux/amd64, accelerator: {vendor: none}}\n"
+        )
+        env = {**os.environ, "AIRGAP_CACHE_DIR": str(base / "cache"), "PYTHONPATH": str(REPO),
+               "AIRGAP_KEY_PASSPHRASE": "bench"}  # fmt: skip
+        subprocess.run([*AIRGAP, "key", "generate", "--out", str(base), "--name", "k"], env=env,
+                       check=True, stdout=subprocess.DEVNULL)  # fmt: skip
+        subprocess.run([*AIRGAP, "build", str(base / "m.yaml"), "--out", str(base / "out"),
+                        "--key", str(base / "k.key.pem"), "--layout-only", "--json"],
+                       env=env, check=True, stdout=subprocess.DEVNULL)  # fmt: skip
+        folder = base / "out" / "bench-1.0.0"
+        blobs = sorted((folder / "blobs/sha256").iterdir(), key=lambda p: -p.stat().st_size)
+        size = sum(p.stat().st_size for p in blobs)
+        half_a, half_b = blobs[0::2], blobs[1::2]
+        subprocess.run(
+            ["cat", *map(str, blobs)], stdout=subprocess.DEVNULL, check=True
+        )  # warm cache
+        floor, _ = timed(
+            ["bash", "-c", 'openssl dgst -sha256 "$@" >/dev/null & openssl dgst -sha256 '
+             + " ".join(f"'{p}'" for p in half_b) + " >/dev/null; wait", "_", *map(str, half_a)]
+        )  # fmt: skip
+        sums = base / "SHA256SUMS"
+        sums.write_text("".join(f"{p.name}  {p}\n" for p in blobs))
+        t_sum, _ = timed(["sha256sum", "--quiet", "-c", str(sums)], stdout=subprocess.DEVNULL)
+        t_v, rss = timed([*AIRGAP, "verify", str(folder), "--key", str(base / "k.pub.pem"), "--json"],
+                         env=env, stdout=subprocess.DEVNULL)  # fmt: skip
+        print(f"\nverify benchmark: {size / 1e9:.2f} GB of blobs in {len(blobs)} files ({base})")
+        for label, wall, r in (
+            ("hashing floor: 2x openssl dgst -sha256 in parallel", floor, None),
+            ("sha256sum -c (for the record)", t_sum, None),
+            ("airgap verify (layout folder)", t_v, rss),
+        ):
+            extra = f"  peak RSS {r} MiB" if r is not None else ""
+            print(f"  {label:<48} {wall:7.2f} s  {size / wall / 1e6:8.0f} MB/s  "
+                  f"{wall / floor:5.2f}x floor{extra}")  # fmt: skip
+        print(f"  airgap verify / sha256sum -c: {t_v / t_sum:.2f}")
+    finally:
+        if not args.keep:
+            shutil.rmtree(base, ignore_errors=True)
+
+
+def bench_probe(args: argparse.Namespace) -> None:
+    runs = []
+    for _ in range(5):
+        t, rss = timed([*AIRGAP, "probe", "--json"], stdout=subprocess.DEVNULL)
+        runs.append((t, rss))
+    best = min(t for t, _ in runs)
+    print(f"\nprobe benchmark (no bundle, this host): best {best:.2f} s, worst "
+          f"{max(t for t, _ in runs):.2f} s of 5 runs, peak RSS {max(r for _, r in runs)} MiB "
+          f"(target: under 2 s)")  # fmt: skip
 
 
 def main() -> None:
@@ -182,8 +256,16 @@ def main() -> None:
     b.add_argument("--shards", type=int, default=4)
     b.add_argument("--dir")
     b.add_argument("--keep", action="store_true")
+    v = sub.add_parser("verify", help="verify against the parallel hashing floor")
+    v.add_argument("--size-gb", type=float, default=2.0)
+    v.add_argument("--shards", type=int, default=4)
+    v.add_argument("--dir")
+    v.add_argument("--keep", action="store_true")
+    sub.add_parser("probe", help="the probe with no bundle on this host")
     args = ap.parse_args()
-    {"lock": bench_lock, "build": bench_build}[args.bench](args)
+    {"lock": bench_lock, "build": bench_build, "verify": bench_verify, "probe": bench_probe}[
+        args.bench
+    ](args)
 
 
 if __name__ == "__main__":

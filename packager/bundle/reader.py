@@ -200,7 +200,11 @@ class FolderBundle(Bundle):
 
     def open_member(self, name: str) -> BinaryIO:
         path = self.source / name
-        return open(path, "rb")
+        fd = os.open(path, os.O_RDONLY | os.O_NOFOLLOW)  # a planted symlink is never followed
+        return os.fdopen(fd, "rb")
+
+    def open_fresh(self, name: str) -> BinaryIO:
+        return self.open_member(name)
 
 
 class _Slice(io.RawIOBase):
