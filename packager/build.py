@@ -140,6 +140,32 @@ def _wheel_sources(target: Target, lock_target: Any) -> dict[str, Path]:
     return out
 
 
+def _kernel_entry(manifest: Manifest, target: Target, kernel: Any) -> dict[str, Any]:
+    """What the site needs to run a kernel's test vectors, and the build's verdict on its binary."""
+    from packager.compat.facts import load_facts
+    from packager.kernels.checks import check_kernel, target_chips
+    from packager.kernels.record import probe_spec
+
+    base = f"{layout.KERNELS_INSTALL_DIR}/{kernel.name}"
+    site: dict[Path, str] = {kernel.path: f"{base}/{kernel.path.name}"}
+    if kernel.tests is not None:
+        site.update({p: f"{base}/inputs/{p.name}" for p in kernel.tests.inputs})
+        site.update({p: f"{base}/expected/{p.name}" for p in kernel.tests.expected})
+    chips = target_chips(load_facts(), target.accelerator.vendor, target.accelerator.chips)
+    check = check_kernel(kernel, chips)
+    spec = probe_spec(manifest, kernel, site.__getitem__, check)
+    return {
+        "name": kernel.name,
+        "kind": kernel.kind,
+        "path": spec["path"],
+        "entry": kernel.entry,
+        "targets": list(kernel.targets),
+        "params": spec.get("params"),
+        "tests": spec.get("tests"),
+        "check": check.to_json(),
+    }
+
+
 def _bundle_doc(
     manifest: Manifest, lock: Lock, plan: Plan, target: Target, created: str, expires: str | None
 ) -> dict[str, Any]:
@@ -164,31 +190,7 @@ def _bundle_doc(
         {"path": path, "sha256": sha256_digest(data).split(":", 1)[1], "size": len(data)}
         for path, data in sorted(covered.items())
     ]
-    kernels = []
-    for k in target.kernels:
-        tests = None
-        if k.tests is not None:
-            base = f"{layout.KERNELS_INSTALL_DIR}/{k.name}"
-            tests = {
-                "inputs": [f"{base}/inputs/{p.name}" for p in k.tests.inputs],
-                "expected": [f"{base}/expected/{p.name}" for p in k.tests.expected],
-                "rtol": k.tests.rtol,
-                "atol": k.tests.atol,
-                "grid": list(k.tests.grid),
-                "block": list(k.tests.block),
-                "shared_mem": k.tests.shared_mem,
-                "scalars": list(k.tests.scalars),
-            }
-        kernels.append(
-            {
-                "name": k.name,
-                "kind": k.kind,
-                "path": f"{layout.KERNELS_INSTALL_DIR}/{k.name}/{k.path.name}",
-                "entry": k.entry,
-                "targets": list(k.targets),
-                "tests": tests,
-            }
-        )
+    kernels = [_kernel_entry(manifest, target, k) for k in target.kernels]
     smoke = None
     if target.smoke is not None:
         s = target.smoke
@@ -242,12 +244,13 @@ def _bundle_doc(
         "images": [
             {
                 "ref": i.ref,
+                "role": role,
                 "platform": i.platform,
                 "manifest_digest": i.manifest_digest,
                 "index_digest": i.index_digest,
                 "config_digest": i.config_digest,
             }
-            for i in t.images
+            for i, role in zip(t.images, (img.role for img in target.images), strict=True)
         ],
         "kernels": kernels,
         "smoke": smoke,

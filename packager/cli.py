@@ -410,6 +410,48 @@ def trust_show(
         )
 
 
+@app.command()
+def images(
+    bundle: Annotated[Path, typer.Argument(help="A bundle (tar, parts or folder).")],
+    as_json: JsonOpt = False,
+) -> None:
+    """List the bundle's container images with platform, size and digests."""
+    from packager.site.images_cmd import images_command
+
+    raise typer.Exit(images_command(bundle, as_json))
+
+
+kernels_app = typer.Typer(
+    help="Inference kernels: what a binary holds and where it runs.", no_args_is_help=True
+)
+app.add_typer(kernels_app, name="kernels")
+
+
+@kernels_app.command("inspect")
+def kernels_inspect(
+    file: Annotated[
+        Path,
+        typer.Argument(help="A cubin, fatbin, PTX file, or an ELF object/.so embedding a fatbin."),
+    ],
+    kind: Annotated[
+        str | None, typer.Option(help="The kind the manifest declares (cuda-fatbin, ...).")
+    ] = None,
+    as_json: JsonOpt = False,
+) -> None:
+    """Read a kernel binary: format, SM archs (SASS/PTX, compression), kernel symbols.
+
+    Exit 0 readable, 1 damaged entries, 2 not a CUDA file.
+    """
+    from packager.kernels.inspect import inspect_file
+
+    info = inspect_file(file, kind)
+    if as_json:
+        render.emit_json(info.to_json())
+    else:
+        print(info.render_text())
+    raise typer.Exit(0 if info.ok else 1)
+
+
 key_app = typer.Typer(help="Signing keys.", no_args_is_help=True)
 app.add_typer(key_app, name="key")
 

@@ -122,7 +122,7 @@ def run_build(manifest: Path, out: Path, *args: str, env: dict[str, str] | None 
     r = subprocess.run(
         [os.sys.executable, "-m", "packager.cli", "build", str(manifest), "--out", str(out), *args],  # type: ignore[attr-defined]
         capture_output=True, text=True, timeout=300,
-        env={**os.environ, "AIRGAP_KEY_PASSPHRASE": PASS, **(env or {})},
+        env={**os.environ, "AIRGAP_KEY_PASSPHRASE": PASS, "AIRGAP_CACHE_DIR": str(out.parent / "cache"), **(env or {})},
     )  # fmt: skip
     assert r.returncode == 0, r.stdout + r.stderr
 
@@ -130,7 +130,6 @@ def run_build(manifest: Path, out: Path, *args: str, env: dict[str, str] | None 
 @pytest.fixture(scope="module")
 def built(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Path]:
     base = tmp_path_factory.mktemp("tamper")
-    os.environ.setdefault("AIRGAP_CACHE_DIR", str(base / "cache"))
     keysdir = base / "keys"
     keysdir.mkdir()
     priv_a, pub_a, _ = make_key(keysdir, "a")

@@ -43,6 +43,14 @@ class Requirements:
     kernels: int = 0
     smoke: bool = False
     images: bool = False
+    #: where the bundle's files are: ("folder" | "tar" | "installed" | "descriptor", path)
+    location: tuple[str, str] = ("descriptor", "")
+    kernel_specs: list[dict[str, Any]] = field(default_factory=list)
+    #: install path -> blob digest, from bundle.json's blobs
+    blob_for_path: dict[str, str] = field(default_factory=dict)
+    smoke_spec: dict[str, Any] | None = None
+    target_spec: dict[str, Any] = field(default_factory=dict)
+    image_specs: list[dict[str, Any]] = field(default_factory=list)
 
     def to_json(self) -> dict[str, Any]:
         return {
@@ -209,11 +217,21 @@ def parse_requirements(data: bytes, source: str) -> Requirements:
     if kernels is not None and not isinstance(kernels, list):
         raise BundleError("bad bundle.json: kernels must be a list")
     req.kernels = len(kernels or [])
+    req.kernel_specs = [k for k in kernels or [] if isinstance(k, dict)]
+    for blob in doc.get("blobs") or []:
+        if isinstance(blob, dict) and isinstance(blob.get("digest"), str):
+            for path in blob.get("paths") or []:
+                if isinstance(path, str):
+                    req.blob_for_path[path] = blob["digest"]
     smoke = doc.get("smoke")
     if smoke is not None and not isinstance(smoke, dict):
         raise BundleError("bad bundle.json: smoke must be an object or null")
     req.smoke = bool(smoke)
+    req.smoke_spec = smoke if isinstance(smoke, dict) else None
+    target_doc = doc.get("target")
+    req.target_spec = target_doc if isinstance(target_doc, dict) else {}
     images = doc.get("images")
+    req.image_specs = [i for i in images or [] if isinstance(i, dict)]
     lock = doc.get("lock")
     lock_images = lock.get("images") if isinstance(lock, dict) else None
     req.images = bool(smoke) or bool(images) or bool(lock_images)
@@ -222,4 +240,15 @@ def parse_requirements(data: bytes, source: str) -> Requirements:
 
 def load(bundle: str | None, installed: str | None, prefix: str) -> Requirements:
     source, data = locate(bundle, installed, prefix)
-    return parse_requirements(data, source)
+    req = parse_requirements(data, source)
+    if installed is not None:
+        req.location = ("installed", os.path.dirname(os.path.dirname(source)))
+    elif (
+        bundle is not None
+        and os.path.isdir(bundle)
+        and source.endswith(DESCRIPTOR.replace("/", os.sep))
+    ):
+        req.location = ("folder", bundle)
+    elif bundle is not None and not bundle.endswith(".json") and os.path.isfile(bundle):
+        req.location = ("tar", bundle)
+    return req

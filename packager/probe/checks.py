@@ -1050,20 +1050,6 @@ def run_checks(det: Detection, req: Requirements | None, facts: ProbeFacts) -> l
         check_disk(det, req),
         check_host_memory(det, req),
     ]
-    if req.kernels:
-        checks.append(
-            Check(
-                "kernels",
-                "kernels",
-                NOT_RUN,
-                f"kernel test vectors: run by the kernel runner ({req.kernels} kernel"
-                f"{'s' if req.kernels != 1 else ''})",
-            )
-        )
-    if req.smoke:
-        checks.append(
-            Check("smoke", "smoke test", NOT_RUN, "smoke container: needs the images stage")
-        )
     return [c for c in checks if c is not None]
 
 

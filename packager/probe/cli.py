@@ -16,6 +16,7 @@ from .bundle import BundleError, Requirements, load
 from .checks import run_checks
 from .chipfacts import FactsError, load_facts
 from .detect import detect
+from .kernels import kernel_checks, smoke_checks
 from .report import build, render_text, to_json_text, write_atomic
 from .system import DEFAULT_TIMEOUT, LiveSystem, RecordingSystem, SysrootSystem, System
 
@@ -131,6 +132,10 @@ def _run(argv: list[str], facts: dict[str, Any] | None, prog: str) -> int:
     system = _system(args)
     det = detect(system, pf, args.prefix)
     checks = run_checks(det, req, pf)
+    if req is not None:
+        # before the summary: the kernels' test vectors on this host's device
+        checks += kernel_checks(req, live=args.sysroot is None, timeout=max(60.0, args.timeout))
+        checks += smoke_checks(req, live=args.sysroot is None, timeout=max(60.0, args.timeout))
     doc = build(
         det,
         checks,

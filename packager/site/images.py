@@ -931,24 +931,30 @@ def load_into_docker(
     """
     reporter = progress or Reporter()
     images = image_entries(bundle)
+    if not images:
+        return []
     info = _engine_info(client)
     if not any_platform:
         for image in images:
             _check_platform(image, info)
-    present = {i.ref for i in images if _engine_has(client, i.config_digest)}
-    todo = [i for i in images if i.ref not in present]
+    have = {i.config_digest for i in images if _engine_has(client, i.config_digest)}
+    todo: list[BundleImage] = []
+    for i in images:  # one load per image ID (two references may name one image)
+        if i.config_digest not in have and all(t.config_digest != i.config_digest for t in todo):
+            todo.append(i)
     room = check_engine_room(bundle, client, todo)
     if not room.checked:
         reporter.note(room.reason)
     out: list[LoadedImage] = []
     for image in images:
-        if image.ref in present:
+        if image.config_digest in have:
             tag = _tag(client, image)
             out.append(
                 LoadedImage(image.ref, image.config_digest, image.config_digest, tag, "present", 0)
             )
         else:
             out.append(_load_one(bundle, client, image, info, reporter))
+            have.add(image.config_digest)
     return out
 
 
@@ -1083,7 +1089,8 @@ class PushedImage:
     manifest_digest: str
     index_digest: str | None
     uploaded: tuple[str, ...]  # blobs sent now
-    present: tuple[str, ...]  # blobs the registry had already (not sent)
+    mounted: tuple[str, ...]  # blobs mounted from another repository of the push (not sent)
+    present: tuple[str, ...]  # blobs the repository had already (not sent)
     bytes_uploaded: int
     retries: int
 
@@ -1095,6 +1102,7 @@ class PushedImage:
             "manifest_digest": self.manifest_digest,
             "index_digest": self.index_digest,
             "uploaded": list(self.uploaded),
+            "mounted": list(self.mounted),
             "present": list(self.present),
             "bytes_uploaded": self.bytes_uploaded,
             "retries": self.retries,
@@ -1140,8 +1148,8 @@ def _registry_message(response: Any) -> str:
 
 
 _STATUS_HINT = {
-    401: "the registry wants credentials: pass credentials (airgap never sends them over plain "
-    "HTTP: use HTTPS for a registry that needs them)",
+    401: "the registry wants credentials: give them for an HTTPS registry (airgap never sends "
+    "credentials over plain HTTP)",
     403: "the account may not push to this repository: check its permissions on the registry",
     404: "check the registry address; some registries (Harbor) need the project to exist first",
     413: "the registry (or a proxy in front of it) limits upload sizes: raise the limit",
@@ -1286,6 +1294,17 @@ class _Remote:
             return False
         return bool(got == digest)
 
+    def mount(self, source: str, digest: str) -> bool:
+        """Mount a blob from another repository of the registry; False when it will not."""
+        import dxf.exceptions
+        import requests
+
+        try:
+            self.client.mount_blob(source, digest)
+        except (dxf.exceptions.DXFMountFailed, requests.exceptions.HTTPError):
+            return False
+        return True
+
     def put_manifest(self, reference: str, raw: bytes, media_type: str) -> str | None:
         """PUT the manifest's bytes as they are (dxf's set_manifest takes text and reads the media
         type from the JSON); the digest the registry reports."""
@@ -1339,8 +1358,11 @@ def push_to_registry(
     """
     host = _registry_host(registry)
     reporter = progress or Reporter()
+    known: dict[str, str] = {}  # blob -> a repository of this push that holds it
     return [
-        _push_image(bundle, image, host, insecure, retries, reporter, timeout, backoff, credentials)
+        _push_image(
+            bundle, image, host, insecure, retries, reporter, timeout, backoff, credentials, known
+        )
         for image in image_entries(bundle)
     ]
 
@@ -1355,7 +1377,10 @@ def _push_image(
     timeout: float,
     backoff: float,
     credentials: tuple[str, str] | None,
+    known: dict[str, str],
 ) -> PushedImage:
+    """Push one image; ``known`` maps blobs already on the registry in this push to their
+    repository (a blob shared by two images is mounted across, not sent twice)."""
     try:
         ref = parse_reference(image.ref)
     except ResolveError as exc:
@@ -1367,6 +1392,7 @@ def _push_image(
     blobs = image.blobs()
     reporter.phase(f"push {image.ref}", sum(b.size for b in blobs))
     uploaded: list[str] = []
+    mounted: list[str] = []
     present: list[str] = []
     sent = 0
 
@@ -1375,9 +1401,12 @@ def _push_image(
         sent += n
         reporter.advance(n)
 
-    def push_blob(blob: Blob) -> bool:
+    def push_blob(blob: Blob) -> str:
         if remote.has_blob(blob.digest):
-            return False
+            return "present"
+        source = known.get(blob.digest)
+        if source is not None and source != ref.repository and remote.mount(source, blob.digest):
+            return "mounted"
         what = "image config" if any(blob == m.config for m in image.manifests) else "layer"
         chunks = _verified_chunks(bundle, image.ref, blob, what, f"registry {host}")
 
@@ -1389,7 +1418,7 @@ def _push_image(
         remote.client.push_blob(
             data=_Upload(counted(), blob.size), digest=blob.digest, check_exists=False
         )
-        return True
+        return "uploaded"
 
     def push_manifest(blob: Blob, reference: str) -> None:
         raw = bundle.read(layout.blob_path(blob.digest), MAX_DOCUMENT_BYTES)
@@ -1411,11 +1440,11 @@ def _push_image(
     reference = ref.tag or top.digest
     with remote.client:  # one HTTP session
         for blob in blobs:
-            if remote.retry(f"uploading blob {blob.digest}", partial(push_blob, blob)):
-                uploaded.append(blob.digest)
-            else:
-                present.append(blob.digest)
+            how = remote.retry(f"uploading blob {blob.digest}", partial(push_blob, blob))
+            {"uploaded": uploaded, "mounted": mounted, "present": present}[how].append(blob.digest)
+            if how != "uploaded":
                 reporter.advance(blob.size)
+            known[blob.digest] = ref.repository
         for doc in [m.blob for m in image.manifests] + list(image.indexes):
             if not remote.retry(
                 f"checking manifest {doc.digest}", partial(remote.has_manifest, doc.digest)
@@ -1441,6 +1470,7 @@ def _push_image(
         manifest_digest=image.manifest_digest,
         index_digest=image.index.digest if image.index is not None else None,
         uploaded=tuple(uploaded),
+        mounted=tuple(mounted),
         present=tuple(present),
         bytes_uploaded=sent,
         retries=remote.retried,

@@ -1,0 +1,180 @@
+"""One real bundle with four images, built once for the site tests by the real `airgap build`.
+
+- ``serving``: an image built FROM the busybox fixture with a marker file, pushed by the engine to
+  the test registry (a docker schema 2 manifest with gzip layers) and removed from the engine;
+- ``tool``: another such image taken from the engine (``from: docker``: an OCI manifest synthesized
+  at build time, uncompressed layers), removed from the engine once the bundle is built;
+- ``multi``: a hand-made two-platform OCI index (amd64 and arm64/v8) on the registry;
+- ``list``: the same as a docker manifest list (listed in the bundle through a generated wrapper).
+
+The bundle is written as parts (``--split``), as the tar those parts make up, and as a layout
+folder. The engine never holds the four images between tests that need it (``absent``).
+"""
+
+from __future__ import annotations
+
+import contextlib
+import shutil
+import uuid
+from collections.abc import Iterator
+from dataclasses import dataclass
+from pathlib import Path
+from typing import TYPE_CHECKING
+
+import pytest
+
+from packager.bundle.reader import open_bundle
+from packager.site.images import BundleImage, image_entries
+from tests.resolve import images_support as sup
+from tests.test_build import link_tree
+from tests.test_cli import airgap
+
+if TYPE_CHECKING:
+    import docker
+
+RUN = uuid.uuid4().hex[:8]
+
+MANIFEST = """\
+apiVersion: airgap/v1
+kind: Bundle
+metadata: {{name: site, version: 1.0.0}}
+model:
+  name: sentence-transformers/all-MiniLM-L6-v2
+  source: {{path: ./weights}}
+  format: safetensors
+  precision: fp32
+  include: ["*.safetensors", "*.json", "vocab.txt"]
+target:
+  platform: linux/amd64
+  accelerator: {{vendor: none}}
+runtime:
+  images:
+    - {{ref: "{serving}", insecure: true}}
+    - {{ref: "{tool}", from: docker, role: tool}}
+    - {{ref: "{multi}", insecure: true, role: sidecar}}
+    - {{ref: "{list}", insecure: true, role: init}}
+smoke: {{image: serving, command: [cat, /marker], timeout: 30s, expect: {{stdout_contains: "{marker}"}}}}
+"""
+
+
+@dataclass(frozen=True)
+class SiteBundle:
+    folder: Path  # the layout folder
+    tar: Path  # one .airgap.tar
+    parts: Path  # the parts index of the same bundle
+    refs: dict[str, str]  # serving | tool | multi | list -> reference
+    markers: dict[str, str]  # serving | tool -> the content of /marker
+    multi: dict[str, sup.MultiArch]  # multi | list -> the hand-made image
+    images: dict[str, BundleImage]  # by key, as image_entries reads them from the folder
+
+    @property
+    def config_ids(self) -> list[str]:
+        return [i.config_digest for i in self.images.values()]
+
+
+def _build_derived(
+    client: docker.DockerClient, base: str, folder: Path, tag: str, marker: str
+) -> None:
+    folder.mkdir(parents=True)
+    (folder / "marker").write_text(marker + "\n")
+    (folder / "Dockerfile").write_text(f"FROM {base}\nCOPY marker /marker\n")
+    client.images.build(path=str(folder), tag=tag, rm=True, forcerm=True, network_mode="none")
+
+
+def remove_images(client: docker.DockerClient, ids: list[str]) -> None:
+    import docker.errors
+
+    for image_id in ids:
+        with contextlib.suppress(docker.errors.ImageNotFound):
+            client.images.remove(image_id, force=True)
+
+
+@pytest.fixture(scope="session")
+def site_bundle(
+    docker_client: docker.DockerClient,
+    registry: str,
+    busybox_image: str,
+    minilm_dir: Path,
+    tmp_path_factory: pytest.TempPathFactory,
+) -> Iterator[SiteBundle]:
+    root = tmp_path_factory.mktemp("site-bundle")
+    refs = {
+        "serving": f"{registry}/airgap-test/site-{RUN}:v1",
+        "tool": f"airgap-test/site-local-{RUN}:v1",
+        "multi": f"{registry}/airgap-test/site-multi-{RUN}:v1",
+        "list": f"{registry}/airgap-test/site-list-{RUN}:v1",
+    }
+    markers = {"serving": f"hello-airgap-{RUN}", "tool": f"tool-{RUN}"}
+    _build_derived(
+        docker_client, busybox_image, root / "ctx-serving", refs["serving"], markers["serving"]
+    )
+    _build_derived(docker_client, busybox_image, root / "ctx-tool", refs["tool"], markers["tool"])
+    events = docker_client.images.push(refs["serving"], stream=True, decode=True)
+    assert not [e for e in events if "error" in e]
+    docker_client.images.remove(refs["serving"])  # the engine has it only from the bundle
+    multi = {
+        "multi": sup.multi_arch(marker=f"site multi {RUN}"),
+        "list": sup.multi_arch(docker=True, marker=f"site list {RUN}"),
+    }
+    for key, image in multi.items():
+        repo, tag = refs[key].split("/", 1)[1].rsplit(":", 1)
+        sup.push_multi_arch(registry, repo, tag, image)
+    link_tree(minilm_dir, root / "weights")
+    (root / "m.yaml").write_text(MANIFEST.format(marker=markers["serving"], **refs))
+    ids: list[str] = []
+    try:
+        r = airgap(
+            "build",
+            str(root / "m.yaml"),
+            "--unsigned",
+            "--split",
+            "40M",
+            "--out",
+            str(root / "parts"),
+        )
+        assert r.returncode == 0, r.stderr
+        r = airgap(
+            "build",
+            str(root / "m.yaml"),
+            "--unsigned",
+            "--layout-only",
+            "--out",
+            str(root / "layout"),
+        )
+        assert r.returncode == 0, r.stderr
+        docker_client.images.remove(refs["tool"])
+        parts = sorted((root / "parts").glob("site-1.0.0.airgap.tar.[0-9][0-9][0-9]"))
+        assert len(parts) > 1
+        tar = root / "site-1.0.0.airgap.tar"
+        with tar.open("wb") as out:  # the parts are slices of the one tar
+            for p in parts:
+                with p.open("rb") as fh:
+                    shutil.copyfileobj(fh, out)
+        folder = root / "layout" / "site-1.0.0"
+        with open_bundle(folder) as b:
+            by_ref = {i.ref: i for i in image_entries(b)}
+        images = {k: by_ref[ref] for k, ref in refs.items()}
+        ids = [i.config_digest for i in images.values()]
+        remove_images(docker_client, ids)
+        yield SiteBundle(
+            folder=folder,
+            tar=tar,
+            parts=root / "parts" / "site-1.0.0.airgap.parts.json",
+            refs=refs,
+            markers=markers,
+            multi=multi,
+            images=images,
+        )
+    finally:
+        remove_images(docker_client, ids)
+        for ref in (refs["serving"], refs["tool"]):
+            with contextlib.suppress(Exception):
+                docker_client.images.remove(ref, force=True)
+
+
+@pytest.fixture
+def absent(docker_client: docker.DockerClient, site_bundle: SiteBundle) -> Iterator[None]:
+    """The engine holds none of the bundle's images, before and after the test."""
+    remove_images(docker_client, site_bundle.config_ids)
+    yield
+    remove_images(docker_client, site_bundle.config_ids)
