@@ -370,6 +370,7 @@ def build_target(
     probe_payload: dict[str, bytes],
     reporter: Reporter,
     timeout: float,
+    all_platforms: bool = False,
 ) -> BuiltBundle:
     from packager.bundle.images import collect_image
     from packager.sbom import build_sbom, sbom_bytes
@@ -382,7 +383,9 @@ def build_target(
     if target.images:
         reporter.phase(f"images{f' [{target.id}]' if target.id else ''}")
     collected = [
-        collect_image(img, li, store, timeout=timeout, progress=reporter.advance)
+        collect_image(
+            img, li, store, timeout=timeout, progress=reporter.advance, all_platforms=all_platforms
+        )
         for img, li in zip(target.images, locked.images, strict=True)
     ]
     plan_model(plan, manifest, lock, created)
@@ -543,7 +546,7 @@ def build(
     reporter: Reporter | None = None,
     offline: bool = False,
     timeout: float = 60.0,
-    all_targets: bool = True,
+    all_platforms: bool = False,
 ) -> BuildResult:
     rep = reporter or Reporter()
     t0 = time.perf_counter()
@@ -609,6 +612,7 @@ def build(
             probe_payload=payload,
             reporter=rep,
             timeout=timeout,
+            all_platforms=all_platforms,
         )
         for t in targets
     ]

@@ -319,7 +319,8 @@ def _build(doc: PositionedDocument, path: Path) -> Manifest:
                     grid=tuple(t.get("grid", (1,))),
                     block=tuple(t.get("block", (1,))),
                     shared_mem=int(t.get("shared_mem", 0)),
-                    scalars=tuple(float(x) for x in t.get("scalars", ())),
+                    # ints stay ints: the probe passes 1024 as int32, 0.5 as float32
+                    scalars=tuple(x for x in t.get("scalars", ())),
                 )
             out.append(
                 Kernel(

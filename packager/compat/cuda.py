@@ -2,7 +2,8 @@
 
 A cubin for ``sm_XY`` runs on compute capability X.y with y >= Y (same major only); an
 arch-specific cubin (``sm_90a``) only on exactly X.Y. PTX for ``compute_XY`` is JIT-compiled by the
-driver on any compute capability >= X.Y (arch-specific PTX, ``compute_90a``, only on X.Y).
+driver on any compute capability >= X.Y (arch-specific PTX, ``compute_90a``, only on X.Y;
+family-specific code, ``sm_100f``/``compute_100f``, only on the same major: 10.0 and 10.3, not 12.0).
 """
 
 from __future__ import annotations
@@ -46,6 +47,8 @@ class CudaArch:
         major, minor = cc.release[0], (cc.release[1] if len(cc.release) > 1 else 0)
         if self.suffix == "a":
             return (major, minor) == (self.major, self.minor)
+        if self.suffix == "f":  # family-specific (sm_100f, compute_100f): the same major only
+            return major == self.major and minor >= self.minor
         if self.ptx:
             return (major, minor) >= (self.major, self.minor)
         return major == self.major and minor >= self.minor
