@@ -5,6 +5,7 @@
     python scripts/bench.py build [--size-gb 2] [--shards 4] [--dir DIR]
     python scripts/bench.py verify [--size-gb 2] [--shards 4] [--dir DIR]
     python scripts/bench.py probe
+    python scripts/bench.py images [--size-gb 1]   (needs DOCKER_HOST: scripts/services.sh start)
 
 Each benchmark makes its own data (incompressible safetensors shards), runs the floors and airgap
 in one run on the same data and disk, and prints wall times, ratios and peak RSS. Absolute times
@@ -24,6 +25,7 @@ import tempfile
 import time
 from collections.abc import Sequence
 from pathlib import Path
+from typing import Any
 
 REPO = Path(__file__).resolve().parents[1]
 AIRGAP = [sys.executable, "-m", "packager.cli"]
@@ -243,6 +245,98 @@ def bench_probe(args: argparse.Namespace) -> None:
           f"(target: under 2 s)")  # fmt: skip
 
 
+def _docker_archive_with_random_layer(path: Path, size: int, ref: str) -> None:
+    """A `docker save`-style tar whose one layer is ``size`` bytes of random data (streamed)."""
+    import hashlib
+    import io
+    import tarfile
+
+    layer = path.with_suffix(".layer.tar")
+    with tarfile.open(layer, "w") as lt:
+        info = tarfile.TarInfo("blob.bin")
+        info.size = size
+
+        class Rand(io.RawIOBase):
+            left = size
+
+            def readable(self) -> bool:
+                return True
+
+            def readinto(self, b: Any) -> int:
+                n = min(len(b), self.left, 16 * 2**20)
+                b[:n] = os.urandom(n)
+                self.left -= n
+                return n
+
+        lt.addfile(info, io.BufferedReader(Rand(), 16 * 2**20))
+    h = hashlib.sha256()
+    with layer.open("rb") as fh:
+        while chunk := fh.read(16 * 2**20):
+            h.update(chunk)
+    diff_id = "sha256:" + h.hexdigest()
+    config = json.dumps({"architecture": "amd64", "os": "linux", "config": {"Cmd": ["sh"]},
+                         "rootfs": {"type": "layers", "diff_ids": [diff_id]}}, sort_keys=True).encode()  # fmt: skip
+    cid = hashlib.sha256(config).hexdigest()
+    manifest = json.dumps(
+        [{"Config": f"{cid}.json", "RepoTags": [ref], "Layers": ["layer/layer.tar"]}]
+    ).encode()
+    with tarfile.open(path, "w") as tf:
+        tf.add(layer, "layer/layer.tar")
+        for name, data in ((f"{cid}.json", config), ("manifest.json", manifest)):
+            info = tarfile.TarInfo(name)
+            info.size = len(data)
+            tf.addfile(info, io.BytesIO(data))
+    layer.unlink()
+
+
+def bench_images(args: argparse.Namespace) -> None:
+    if not os.environ.get("DOCKER_HOST"):
+        raise SystemExit(
+            'images benchmark: set DOCKER_HOST (eval "$(bash scripts/services.sh env)")'
+        )
+    base = Path(args.dir or tempfile.mkdtemp(prefix="airgap-bench-"))
+    try:
+        base.mkdir(parents=True, exist_ok=True)
+        size = int(args.size_gb * 1e9)
+        ref = "bench.local/big:1"
+        _docker_archive_with_random_layer(base / "image.tar", size, ref)
+        (base / "weights").mkdir()
+        (base / "weights" / "config.json").write_text("{}\n")
+        (base / "m.yaml").write_text(
+            "apiVersion: airgap/v1\nkind: Bundle\nmetadata: {name: big, version: 1.0.0}\n"
+            "model: {name: b/m, source: {path: ./weights}, format: onnx}\n"
+            "target: {platform: linux/amd64, accelerator: {vendor: none}}\n"
+            f'runtime: {{images: [{{ref: "{ref}", from: docker-archive, path: image.tar}}]}}\n'
+        )
+        env = {**os.environ, "AIRGAP_CACHE_DIR": str(base / "cache"), "PYTHONPATH": str(REPO)}
+        t_build, rss_build = timed([*AIRGAP, "build", str(base / "m.yaml"), "--out", str(base / "out"),
+                                    "--unsigned", "--json"], env=env, stdout=subprocess.DEVNULL)  # fmt: skip
+        load = (
+            "import docker, sys; from pathlib import Path; from packager.bundle.reader import open_bundle\n"
+            "from packager.site.images import load_into_docker\n"
+            "c = docker.from_env(timeout=600)\n"
+            "with open_bundle(Path(sys.argv[1])) as b: load_into_docker(b, c)\n"
+        )
+        tar = base / "out" / "big-1.0.0.airgap.tar"
+        t_load, rss_load = timed([sys.executable, "-c", load, str(tar)], env=env)
+        subprocess.run(
+            ["docker", "rmi", "-f", ref],
+            env=env,
+            stdout=subprocess.DEVNULL,
+            stderr=subprocess.DEVNULL,
+        )
+        print(f"\nimages benchmark: one {size / 1e9:.2f} GB layer ({base})")
+        print(
+            f"  airgap build (collect from docker-archive + write)  {t_build:7.2f} s  peak RSS {rss_build} MiB"
+        )
+        print(
+            f"  load into the engine from the bundle tar           {t_load:7.2f} s  peak RSS {rss_load} MiB"
+        )
+    finally:
+        if not args.keep:
+            shutil.rmtree(base, ignore_errors=True)
+
+
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawTextHelpFormatter)
     sub = ap.add_subparsers(dest="bench", required=True)
@@ -262,10 +356,18 @@ def main() -> None:
     v.add_argument("--dir")
     v.add_argument("--keep", action="store_true")
     sub.add_parser("probe", help="the probe with no bundle on this host")
+    im = sub.add_parser("images", help="a 1 GB image through build and load: time and peak RSS")
+    im.add_argument("--size-gb", type=float, default=1.0)
+    im.add_argument("--dir")
+    im.add_argument("--keep", action="store_true")
     args = ap.parse_args()
-    {"lock": bench_lock, "build": bench_build, "verify": bench_verify, "probe": bench_probe}[
-        args.bench
-    ](args)
+    {
+        "lock": bench_lock,
+        "build": bench_build,
+        "verify": bench_verify,
+        "probe": bench_probe,
+        "images": bench_images,
+    }[args.bench](args)
 
 
 if __name__ == "__main__":
