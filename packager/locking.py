@@ -22,7 +22,7 @@ from packager import __version__
 from packager.cache import cache_dir
 from packager.errors import InputError, LockMismatch
 from packager.findings import Finding
-from packager.fsutil import atomic_write_text
+from packager.fsutil import atomic_write_text, read_json_bounded
 from packager.lock import Lock, LockedFile, LockedImage, LockedTarget, LockedWheel
 from packager.manifest import Image, Manifest, Target
 from packager.progress import Reporter
@@ -176,23 +176,12 @@ def write_lock(lock: Lock, path: Path) -> None:
 
 def load_lock(path: Path) -> Lock:
     """Read and schema-check a lock file; InputError naming the file and the JSON path."""
-    try:
-        with path.open("rb") as fh:
-            raw = fh.read(MAX_LOCK_BYTES + 1)
-    except FileNotFoundError:
-        raise InputError(
-            f"{path}: no such lock file", hint="run `airgap lock MANIFEST` first"
-        ) from None
-    except OSError as exc:
-        raise InputError(f"{path}: cannot read: {exc.strerror}") from None
-    if len(raw) > MAX_LOCK_BYTES:
-        raise InputError(f"{path}: larger than {MAX_LOCK_BYTES // 2**20} MiB; not a lock file")
-    try:
-        doc = json.loads(raw)
-    except (UnicodeDecodeError, json.JSONDecodeError) as exc:
-        raise InputError(
-            f"{path}: not JSON ({exc})", hint="re-run `airgap lock` to write it again"
-        ) from None
+    doc = read_json_bounded(
+        path,
+        MAX_LOCK_BYTES,
+        what="lock file",
+        missing_hint="run `airgap lock MANIFEST` (again) to write it",
+    )
     errors = sorted(validator("lock").iter_errors(doc), key=lambda e: list(e.absolute_path))
     if errors:
         e = errors[0]

@@ -13,7 +13,7 @@ from pathlib import Path
 from typing import Any
 
 from packager.errors import InputError
-from packager.fsutil import atomic_write_text
+from packager.fsutil import atomic_write_text, read_json_bounded
 from packager.manifest import parse_duration
 from packager.schemas_store import validator
 from packager.signing import keys
@@ -96,23 +96,13 @@ def load_policy(path: Path) -> Policy:
 
 
 def _read(path: Path) -> dict[str, Any]:
-    try:
-        with path.open("rb") as fh:
-            raw = fh.read(MAX_POLICY_BYTES + 1)
-    except FileNotFoundError:
-        raise PolicyError(
-            f"{path}: no such trust policy", hint="`airgap trust init POLICY` writes one"
-        ) from None
-    except OSError as exc:
-        raise PolicyError(f"{path}: cannot read: {exc.strerror}") from None
-    if len(raw) > MAX_POLICY_BYTES:
-        raise PolicyError(
-            f"{path}: larger than {MAX_POLICY_BYTES // 2**20} MiB; not a trust policy"
-        )
-    try:
-        doc = json.loads(raw)
-    except (UnicodeDecodeError, json.JSONDecodeError) as exc:
-        raise PolicyError(f"{path}: not JSON ({exc})") from None
+    doc = read_json_bounded(
+        path,
+        MAX_POLICY_BYTES,
+        what="trust policy",
+        missing_hint="`airgap trust init POLICY` writes one",
+        error=PolicyError,
+    )
     if not isinstance(doc, dict):
         raise PolicyError(f"{path}: not a JSON object")
     return doc
