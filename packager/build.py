@@ -153,6 +153,17 @@ def _kernel_entry(manifest: Manifest, target: Target, kernel: Any) -> dict[str, 
         site.update({p: f"{base}/expected/{p.name}" for p in kernel.tests.expected})
     chips = target_chips(load_facts(), target.accelerator.vendor, target.accelerator.chips)
     check = check_kernel(kernel, chips)
+    if not check.ok:
+        from packager.errors import CheckFailed
+
+        errors = [i for i in check.issues if i.severity.value == "error"]
+        where = manifest.document.location(kernel.json_path)
+        raise CheckFailed(
+            f"kernel {kernel.name!r} cannot ship: "
+            + "; ".join(f"{i.code} {i.message}" for i in errors),
+            hint=errors[0].hint if errors else None,
+            location=where,
+        )
     spec = probe_spec(manifest, kernel, site.__getitem__, check)
     return {
         "name": kernel.name,

@@ -616,3 +616,16 @@ def test_verify_with_openssl_script(built: dict[str, Path], tmp_path: Path) -> N
         timeout=120,
     )
     assert other.returncode == 1
+
+
+def test_a_kernel_whose_vectors_do_not_fit_it_does_not_ship(tmp_path: Path) -> None:
+    """validate only warns about test vectors (AG416/AG418); the build refuses them."""
+    m = project(tmp_path / "p")
+    (tmp_path / "p" / "kernels" / "x.npy").write_bytes(b"not an npy")
+    r = subprocess.run(
+        [os.sys.executable, "-m", "packager.cli", "build", str(m), "--out", str(tmp_path / "out"), "--unsigned"],  # type: ignore[attr-defined]
+        capture_output=True, text=True, timeout=300, env={**os.environ, "AIRGAP_CACHE_DIR": str(tmp_path / "cache")},
+    )  # fmt: skip
+    assert r.returncode == 1, r.stdout + r.stderr
+    assert "kernel 'k' cannot ship" in r.stderr and "AG416" in r.stderr
+    assert not (tmp_path / "out").exists() or not list((tmp_path / "out").glob("*.tar"))
