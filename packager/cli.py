@@ -172,6 +172,10 @@ def build(
     timeout: Annotated[
         float, typer.Option(help="Seconds to wait for a registry or an engine.")
     ] = 60.0,
+    all_platforms: Annotated[
+        bool,
+        typer.Option("--all-platforms", help="Keep every platform of a multi-arch image index."),
+    ] = False,
     as_json: JsonOpt = False,
 ) -> None:
     """Build one signed, reproducible bundle per target: OCI layout + airgap/ descriptor."""
@@ -212,6 +216,7 @@ def build(
             reporter=rep,
             offline=offline,
             timeout=timeout,
+            all_platforms=all_platforms,
         )
     if as_json:
         render.emit_json(render.build_json(result))
@@ -326,12 +331,39 @@ def sign(
 
 @app.command()
 def audit(
-    bundle: Annotated[Path, typer.Argument(help="A bundle (tar, parts or folder).")],
+    bundle: Annotated[
+        Path | None, typer.Argument(help="A bundle (tar, parts or folder).", show_default=False)
+    ] = None,
     trust: TrustOpt = None,
     key: PubKeysOpt = None,
+    site: Annotated[
+        Path | None,
+        typer.Option(
+            "--site",
+            help="Audit an install prefix instead: the hash-chained audit log, and every "
+            "installed file against its receipt (drift).",
+        ),
+    ] = None,
     as_json: JsonOpt = False,
 ) -> None:
-    """Who signed and when, the build provenance, the SBOM summary and the verdict."""
+    """Who signed and when, the build provenance, the SBOM summary and the verdict.
+
+    With --site DIR: the audit log's chain and the drift of every installed version; exit 1 on
+    any tampered entry or drifted file.
+    """
+    if site is not None:
+        if bundle is not None:
+            raise InputError("give a BUNDLE or --site DIR, not both")
+        from packager.site.siteaudit import audit_site
+
+        result = audit_site(site)
+        if as_json:
+            render.emit_json(result.to_json())
+        else:
+            render.site_audit(result.to_json())
+        raise typer.Exit(0 if result.ok else 1)
+    if bundle is None:
+        raise InputError("audit needs a BUNDLE (or --site DIR for an install prefix)")
     from packager.audit import audit_bundle
 
     doc = audit_bundle(bundle, _policy(trust, key))
@@ -340,6 +372,124 @@ def audit(
     else:
         render.audit(doc)
     raise typer.Exit({"PASS": 0, "FAIL": 1}.get(doc["verdict"], 3))
+
+
+PrefixOpt = Annotated[Path, typer.Option("--prefix", help="The install prefix (site folder).")]
+
+
+@app.command()
+def install(
+    bundle: Annotated[
+        Path, typer.Argument(help="A .airgap.tar, its parts index, a part, or a layout folder.")
+    ],
+    prefix: PrefixOpt,
+    trust: TrustOpt = None,
+    key: PubKeysOpt = None,
+    docker: Annotated[
+        bool, typer.Option("--docker", help="Load the images into Docker ($DOCKER_HOST).")
+    ] = False,
+    registry: Annotated[
+        str | None,
+        typer.Option("--registry", help="Push the images to HOST:PORT, digests unchanged."),
+    ] = None,
+    insecure: Annotated[bool, typer.Option("--insecure", help="Plain HTTP to --registry.")] = False,
+    no_probe: Annotated[
+        bool, typer.Option("--no-probe", help="Do not probe the host after installing.")
+    ] = False,
+    allow_downgrade: Annotated[
+        bool,
+        typer.Option("--allow-downgrade", help="Install a version older than the current one."),
+    ] = False,
+    as_json: JsonOpt = False,
+) -> None:
+    """Verify, then install into PREFIX: store, lay out, switch current, receipt, audit log, probe.
+
+    Exit 0 installed (probe WARN / NOT RUN included), 1 not verified, refused (anti-rollback,
+    same version with other content, unsafe paths) or the probe FAILed or could not run (the
+    install stays),
+    2 an unusable prefix (unsafe, full) or bad input.
+    """
+    from packager.site.install import InstallOptions, install_bundle
+
+    policy = _policy(trust, key)
+    if policy is None:
+        raise InputError(
+            "install needs --trust POLICY or --key PUB",
+            hint="a bundle is verified against trusted keys before anything is written",
+        )
+    if insecure and registry is None:
+        raise InputError("--insecure applies to --registry HOST:PORT only")
+    options = InstallOptions(docker, registry, insecure, not no_probe, allow_downgrade)
+    with render.reporter(enabled=not as_json) as rep:
+        result = install_bundle(bundle, prefix, policy, options, reporter=rep)
+    if as_json:
+        render.emit_json(result.to_json())
+    else:
+        render.install_result(result.to_json())
+    raise typer.Exit(result.exit_code)
+
+
+@app.command("list")
+def list_cmd(prefix: PrefixOpt, as_json: JsonOpt = False) -> None:
+    """The bundles installed under PREFIX: versions, the current one, digests, sizes."""
+    from packager.site.manage import list_installed
+
+    doc = list_installed(prefix).to_json()
+    if as_json:
+        render.emit_json(doc)
+    else:
+        render.site_list(doc)
+
+
+@app.command()
+def uninstall(
+    name: Annotated[str, typer.Argument(help="The bundle name.")],
+    prefix: PrefixOpt,
+    version: Annotated[
+        str | None,
+        typer.Option("--version", help="Remove this version only (not the current one)."),
+    ] = None,
+    as_json: JsonOpt = False,
+) -> None:
+    """Remove one version of NAME, or every version and its current link. Blobs stay until gc."""
+    from packager.site.manage import uninstall as run
+
+    with render.reporter(enabled=not as_json) as rep:
+        doc = run(prefix, name, version, reporter=rep).to_json()
+    if as_json:
+        render.emit_json(doc)
+    else:
+        render.site_change("uninstall", doc)
+
+
+@app.command()
+def rollback(
+    name: Annotated[str, typer.Argument(help="The bundle name.")],
+    prefix: PrefixOpt,
+    as_json: JsonOpt = False,
+) -> None:
+    """Make the newest installed version older than the current one current again."""
+    from packager.site.manage import rollback as run
+
+    with render.reporter(enabled=not as_json) as rep:
+        doc = run(prefix, name, reporter=rep).to_json()
+    if as_json:
+        render.emit_json(doc)
+    else:
+        render.site_change("rollback", doc)
+
+
+@app.command()
+def gc(prefix: PrefixOpt, as_json: JsonOpt = False) -> None:
+    """Drop the store's blobs that no installed version references."""
+    from packager.site.manage import gc as run
+
+    with render.reporter(enabled=not as_json) as rep:
+        doc = run(prefix, reporter=rep).to_json()
+    if as_json:
+        render.emit_json(doc)
+    else:
+        render.site_change("gc", doc)
 
 
 trust_app = typer.Typer(

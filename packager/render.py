@@ -310,3 +310,131 @@ def audit(doc: dict[str, Any]) -> None:
     stdout.print(f"verdict: [{style}]{doc['verdict']}[/{style}]")
     for r in doc["reasons"]:
         stdout.print(f"  {escape(r)}")
+
+
+# ----------------------------------------------------------------------------- site (packager.site)
+
+
+def install_result(doc: dict[str, Any]) -> None:
+    """``doc``: :meth:`packager.site.install.InstallResult.to_json`."""
+    what = f"{escape(doc['name'])} {escape(doc['version'])}" + (
+        f" [{escape(str(doc['target']))}]" if doc["target"] else ""
+    )
+    for n in doc["notes"]:
+        stdout.print(f"[dim]note:[/dim] {escape(n)}")
+    signers = ", ".join(s["name"] for s in doc["signers"])
+    if doc["action"] == "unchanged":
+        stdout.print(
+            f"[green]already installed[/green] {what} ({doc['digest']}) and current: nothing to do"
+        )
+    elif doc["action"] == "activated":
+        stdout.print(
+            f"[green]current again[/green] {what}: installed before, now current "
+            f"(was {escape(str(doc['previous'] or 'none'))})"
+        )
+    else:
+        how = "hard links into the store" if doc["hard_links"] else "copies (no hard links here)"
+        stdout.print(
+            f"[green]installed[/green] {what} into {escape(doc['path'])}\n"
+            f"  verified in {doc['verify_seconds']:.1f} s, signed by {escape(signers)}; "
+            f"{doc['files']} files, {human_size(doc['install_bytes'])} as {how}; "
+            f"{doc['blobs_written']} blob(s) stored ({human_size(doc['bytes_written'])}), "
+            f"{doc['blobs_present']} already there\n"
+            f"  current: {escape(str(doc['previous'] or 'none'))} -> {escape(doc['version'])}; "
+            f"receipt {escape(doc['receipt'])}"
+        )
+    for i in doc["images"]:
+        stdout.print(f"  image {escape(i['ref'])} -> {escape(i['into'])}")
+    p = doc["probe"]
+    if p is None:
+        return
+    status = p["status"] or "ERROR"
+    style = {"PASS": "green", "WARN": "yellow", "NOT RUN": "yellow"}.get(status, "bold red")
+    stdout.print(f"probe: [{style}]{status}[/{style}]" + (f" {p['counts']}" if p["counts"] else ""))
+    for c in p["checks"]:
+        stdout.print(f"  {c['status']:<7} {escape(c['title'])}: {escape(c['reason'])}")
+        if c.get("remedy"):
+            stdout.print(f"          [dim]remedy:[/dim] {escape(c['remedy'])}")
+    if p["error"]:
+        stdout.print(f"  {escape(p['error'])}")
+    if p["exit_code"] not in (0, 3):
+        stdout.print(
+            f"[bold red]the install is complete and current, but the probe "
+            f"{'FAILED' if p['exit_code'] == 1 else 'could not run'}[/bold red]: fix the host "
+            f"and run `airgap probe --installed {escape(doc['name'])} --prefix "
+            f"{escape(doc['prefix'])}`, or go back with `airgap rollback {escape(doc['name'])}`"
+        )
+
+
+def site_list(doc: dict[str, Any]) -> None:
+    if not doc["bundles"]:
+        stdout.print(f"nothing installed under {escape(doc['prefix'])}")
+    for b in doc["bundles"]:
+        stdout.print(f"{escape(b['name'])}  (current: {escape(str(b['current'] or 'none'))})")
+        for v in b["versions"]:
+            mark = "*" if v["current"] else " "
+            stdout.print(
+                f"  {mark} {escape(v['version']):<14} {v['digest'][:19]}  {v['files']:>5} files "
+                f"{human_size(v['bytes']):>10}  installed {v['installed']}"
+            )
+    s = doc["store"]
+    stdout.print(
+        f"store: {s['blobs']} blob(s), {human_size(s['bytes'])}; "
+        f"{human_size(s['unreferenced_bytes'])} unreferenced (airgap gc drops them)"
+    )
+    for p in doc["problems"]:
+        stdout.print(f"[bold red]problem[/bold red] {escape(p)}")
+
+
+def site_change(action: str, doc: dict[str, Any]) -> None:
+    """uninstall / rollback / gc results."""
+    for n in doc.get("notes", []):
+        stdout.print(f"[dim]note:[/dim] {escape(n)}")
+    if action == "uninstall":
+        stdout.print(
+            f"[green]uninstalled[/green] {escape(doc['name'])} {escape(', '.join(doc['removed']))}; "
+            f"current: {escape(str(doc['current_before'] or 'none'))} -> "
+            f"{escape(str(doc['current_after'] or 'none'))}; "
+            f"`airgap gc` would free {human_size(doc['freeable_bytes'])}"
+        )
+    elif action == "rollback":
+        stdout.print(
+            f"[green]rolled back[/green] {escape(doc['name'])} from {escape(doc['from'])} "
+            f"to {escape(doc['to'])} ({doc['digest']})"
+        )
+    else:
+        stdout.print(
+            f"[green]gc[/green]: removed {doc['removed']} unreferenced blob(s), "
+            f"{human_size(doc['removed_bytes'])}; kept {doc['kept']}"
+        )
+
+
+def site_audit(doc: dict[str, Any]) -> None:
+    log = doc["log"]
+    for p in log["problems"]:
+        where = f"audit.log line {p['line']}" if p["line"] else "audit.log"
+        stdout.print(f"[bold red]TAMPERED[/bold red] {where}: {escape(p['message'])}")
+    for b in doc["bundles"]:
+        label = f"{escape(b['name'])} {escape(b['version'])}" + (
+            " (current)" if b["current"] else ""
+        )
+        if b["ok"]:
+            stdout.print(f"[green]intact[/green] {label}: {b['files']} files match the receipt")
+            continue
+        stdout.print(f"[bold red]DRIFT[/bold red] {label}:")
+        for m in b["modified"]:
+            stdout.print(f"  modified {escape(m['path'])}: {escape(m['reason'])}")
+        for m in b["missing"]:
+            stdout.print(f"  missing  {escape(m)}")
+        for m in b["extra"]:
+            stdout.print(f"  extra    {escape(m)}")
+    for p in doc["problems"]:
+        stdout.print(f"[bold red]problem[/bold red] {escape(p)}")
+    for n in doc["notes"] + log["notes"]:
+        stdout.print(f"[dim]note:[/dim] {escape(n)}")
+    style = "green" if doc["ok"] else "bold red"
+    stdout.print(
+        f"audit log: {log['entries']} entries, "
+        + ("chain intact" if log["ok"] else f"{len(log['problems'])} problem(s)")
+        + f"; verdict: [{style}]{doc['verdict']}[/{style}]"
+    )

@@ -5,6 +5,7 @@
     python scripts/bench.py build [--size-gb 2] [--shards 4] [--dir DIR]
     python scripts/bench.py verify [--size-gb 2] [--shards 4] [--dir DIR]
     python scripts/bench.py probe
+    python scripts/bench.py install [--size-gb 2] [--shards 4] [--dir DIR] [--runs 2]
     python scripts/bench.py images [--size-gb 1]   (needs DOCKER_HOST: scripts/services.sh start)
 
 Each benchmark makes its own data (incompressible safetensors shards), runs the floors and airgap
@@ -234,6 +235,67 @@ def bench_verify(args: argparse.Namespace) -> None:
             shutil.rmtree(base, ignore_errors=True)
 
 
+def bench_install(args: argparse.Namespace) -> None:
+    """airgap install (verification included) against `tar -xf` of the same bundle tar into a
+    fresh folder (the copy floor: it neither hashes nor checks anything), in one run."""
+    base = Path(args.dir or tempfile.mkdtemp(prefix="airgap-bench-"))
+    try:
+        make_shards(base / "weights", int(args.size_gb * 1e9), args.shards)
+        (base / "m.yaml").write_text(
+            "apiVersion: airgap/v1\nkind: Bundle\nmetadata: {name: bench, version: 1.0.0}\n"
+            "model: {name: bench/model, source: {path: ./weights}, format: safetensors, "
+            "precision: bf16}\n"
+            "target: {platform: linux/amd64, accelerator: {vendor: none}}\n"
+        )
+        env = {**os.environ, "AIRGAP_CACHE_DIR": str(base / "cache"), "PYTHONPATH": str(REPO),
+               "AIRGAP_KEY_PASSPHRASE": "bench"}  # fmt: skip
+        subprocess.run([*AIRGAP, "key", "generate", "--out", str(base), "--name", "k"], env=env,
+                       check=True, stdout=subprocess.DEVNULL)  # fmt: skip
+        subprocess.run([*AIRGAP, "build", str(base / "m.yaml"), "--out", str(base / "out"),
+                        "--key", str(base / "k.key.pem"), "--json"],
+                       env=env, check=True, stdout=subprocess.DEVNULL)  # fmt: skip
+        shutil.rmtree(base / "weights")  # the bundle is the only copy of the data
+        tar = base / "out" / "bench-1.0.0.airgap.tar"
+        size = tar.stat().st_size
+        subprocess.run(["cat", str(tar)], stdout=subprocess.DEVNULL, check=True)  # warm cache
+        rows: list[tuple[str, float, int | None]] = []
+        floors, durable, installs = [], [], []
+        for i in range(args.runs):
+            for label, cmd, into in (
+                ("copy floor: tar -xf into a fresh folder", "tar -xf {tar} -C {dest}", floors),
+                ("durable floor: tar -xf, then sync", "tar -xf {tar} -C {dest} && sync", durable),
+            ):
+                dest = base / f"floor-{i}"
+                dest.mkdir()
+                subprocess.run(["sync"], check=True)
+                t, _ = timed(["bash", "-c", cmd.format(tar=tar, dest=dest)])
+                into.append(t)
+                rows.append((f"{label} (run {i + 1})", t, None))
+                shutil.rmtree(dest)
+            subprocess.run(["sync"], check=True)
+            prefix = base / f"site-{i}"
+            t, rss = timed([*AIRGAP, "install", str(tar), "--prefix", str(prefix), "--key",
+                            str(base / "k.pub.pem"), "--no-probe", "--json"],
+                           env=env, stdout=subprocess.DEVNULL)  # fmt: skip
+            installs.append(t)
+            rows.append((f"airgap install, verify included (run {i + 1})", t, rss))
+            shutil.rmtree(prefix)
+        floor = min(floors)
+        print(
+            f"\ninstall benchmark: a {size / 1e9:.2f} GB bundle tar, {args.shards} shards ({base})"
+        )
+        for label, wall, r in rows:
+            extra = f"  peak RSS {r} MiB" if r is not None else ""
+            print(f"  {label:<52} {wall:7.2f} s  {size / wall / 1e6:8.0f} MB/s  "
+                  f"{wall / floor:5.2f}x floor{extra}")  # fmt: skip
+        print(f"  best airgap install / best tar -xf: {min(installs) / floor:.2f} (target <= 1.3); "
+              f"/ best tar -xf + sync: {min(installs) / min(durable):.2f} (install fsyncs every "
+              "blob before it names it; tar -xf leaves its data in the page cache)")  # fmt: skip
+    finally:
+        if not args.keep:
+            shutil.rmtree(base, ignore_errors=True)
+
+
 def bench_probe(args: argparse.Namespace) -> None:
     runs = []
     for _ in range(5):
@@ -360,6 +422,12 @@ def main() -> None:
     im.add_argument("--size-gb", type=float, default=1.0)
     im.add_argument("--dir")
     im.add_argument("--keep", action="store_true")
+    inst = sub.add_parser("install", help="install (verify included) against tar -xf")
+    inst.add_argument("--size-gb", type=float, default=2.0)
+    inst.add_argument("--shards", type=int, default=4)
+    inst.add_argument("--dir")
+    inst.add_argument("--keep", action="store_true")
+    inst.add_argument("--runs", type=int, default=2, help="alternate floor and install N times")
     args = ap.parse_args()
     {
         "lock": bench_lock,
@@ -367,6 +435,7 @@ def main() -> None:
         "verify": bench_verify,
         "probe": bench_probe,
         "images": bench_images,
+        "install": bench_install,
     }[args.bench](args)
 
 

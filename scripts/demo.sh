@@ -32,3 +32,24 @@ log "airgap build manifests/examples/demo.yaml --locked --key bundles/keys/demo.
 airgap build manifests/examples/demo.yaml --locked --key bundles/keys/demo.key.pem --out bundles
 log "airgap inspect bundles/minilm-demo-0.1.0.airgap.tar"
 airgap inspect bundles/minilm-demo-0.1.0.airgap.tar
+
+# The site side: verify, install into a fresh prefix (bundles/site), probe the installed bundle,
+# and audit the prefix (the hash-chained audit log, every installed file against its receipt).
+log "airgap verify bundles/minilm-demo-0.1.0.airgap.tar --key bundles/keys/demo.pub.pem"
+airgap verify bundles/minilm-demo-0.1.0.airgap.tar --key bundles/keys/demo.pub.pem
+rm -rf bundles/site
+log "airgap install bundles/minilm-demo-0.1.0.airgap.tar --prefix bundles/site --key bundles/keys/demo.pub.pem --no-probe"
+airgap install bundles/minilm-demo-0.1.0.airgap.tar --prefix bundles/site \
+    --key bundles/keys/demo.pub.pem --no-probe
+log "airgap probe --installed minilm-demo --prefix bundles/site"
+probe_rc=0
+airgap probe --installed minilm-demo --prefix bundles/site || probe_rc=$?
+case "$probe_rc" in
+    0) ;;
+    3) log "probe: the worst check is a WARN or NOT RUN (exit 3); the demo goes on" ;;
+    *) die "airgap probe failed (exit $probe_rc)" ;;
+esac
+log "airgap list --prefix bundles/site"
+airgap list --prefix bundles/site
+log "airgap audit --site bundles/site"
+airgap audit --site bundles/site

@@ -143,3 +143,39 @@ def kernel_ref(name: str) -> str:
 MODEL_INSTALL_DIR = "model"
 KERNELS_INSTALL_DIR = "kernels"
 WHEELS_INSTALL_DIR = "wheels"
+
+# ----------------------------------------------------------------------------- an install prefix
+# What `airgap install --prefix DIR` makes (packager.site):
+#
+#   DIR/.airgap.lock                      flock: one install/uninstall/rollback/gc at a time
+#   DIR/.staging/<random>/                work in progress (removed, or recovered, by the next run)
+#   DIR/blobs/sha256/<hex>                content-addressed store shared by every bundle
+#   DIR/bundles/NAME/VERSION/<path>       the files, hard links into the store where possible
+#   DIR/bundles/NAME/VERSION/.airgap/     bundle.json, its signatures, attestation, sbom, probe
+#   DIR/bundles/NAME/current              symlink to VERSION, switched by rename
+#   DIR/receipts/NAME/VERSION.json        what was installed: digest, signers, every file
+#   DIR/audit.log                         JSON lines, hash-chained; audit.log.head: the last link
+SITE_LOCK = ".airgap.lock"
+SITE_STAGING_DIR = ".staging"
+SITE_BLOBS_DIR = BLOBS_DIR
+SITE_BUNDLES_DIR = "bundles"
+SITE_RECEIPTS_DIR = "receipts"
+SITE_CURRENT = "current"
+SITE_AUDIT_LOG = "audit.log"
+SITE_AUDIT_HEAD = "audit.log.head"
+#: inside an installed version: the signed descriptor and the airgap/ files, for the probe and audit
+INSTALLED_META_DIR = ".airgap"
+#: a staging folder's journal: which version it was committing or removing (crash recovery)
+STAGING_JOURNAL = "journal.json"
+RECEIPT_FORMAT = 1
+
+
+def receipt_name(version: str) -> str:
+    return f"{version}.json"
+
+
+def installed_meta_path(bundle_path: str) -> str:
+    """``airgap/probe/cli.py`` (a path in the bundle) -> ``.airgap/probe/cli.py`` (in a version)."""
+    if bundle_path != AIRGAP_DIR and not bundle_path.startswith(AIRGAP_DIR + "/"):
+        raise ValueError(f"not a path under {AIRGAP_DIR}/: {bundle_path!r}")
+    return INSTALLED_META_DIR + bundle_path[len(AIRGAP_DIR) :]

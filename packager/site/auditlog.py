@@ -1,0 +1,366 @@
+"""The prefix's audit log: ``DIR/audit.log``, one JSON object per line, hash-chained.
+
+Each entry is ``{"seq", "time", "action", "name", "version", "digest", "detail", "prev"}`` where
+``prev`` is the sha256 (hex) of the previous line's bytes, without its newline (``"0" * 64`` for
+the first) and ``seq`` counts entries from 1. Lines are appended with O_APPEND in one write and
+fsynced. ``DIR/audit.log.head`` holds the last entry's seq and hash, so that deleting or editing
+the last lines shows too.
+
+What the chain shows: an edited, deleted, inserted or reordered entry, by anyone who does not
+rewrite every entry after it and the head. It is not a signature: someone who can rewrite the
+whole file can forge it; keep a copy of the head elsewhere for that.
+
+:func:`check_chain` is pure; :func:`append` does the I/O.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import datetime as _dt
+import hashlib
+import json
+import os
+import secrets
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field
+from typing import Any
+
+from packager.bundle import layout
+from packager.site.safefs import Dir, os_error
+
+ZERO = "0" * 64
+#: the entry append() writes first when the log does not end where the head says
+DAMAGED = "log-damaged"
+FIELDS = ("seq", "time", "action", "name", "version", "digest", "detail", "prev")
+MAX_LOG_BYTES = 256 * 1024 * 1024
+_TAIL = 64 * 1024
+
+
+def line_hash(line: bytes) -> str:
+    return hashlib.sha256(line).hexdigest()
+
+
+def now_text() -> str:
+    return _dt.datetime.now(_dt.UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
+
+
+def make_line(
+    prev: str,
+    seq: int,
+    *,
+    action: str,
+    name: str | None,
+    version: str | None,
+    digest: str | None,
+    detail: str,
+    time: str,
+) -> bytes:
+    entry = {
+        "seq": seq,
+        "time": time,
+        "action": action,
+        "name": name,
+        "version": version,
+        "digest": digest,
+        "detail": detail,
+        "prev": prev,
+    }
+    return json.dumps(entry, separators=(",", ":")).encode()  # ASCII: no line separators inside
+
+
+# ----------------------------------------------------------------------------- checking
+
+
+@dataclass(frozen=True)
+class LogProblem:
+    line: int | None  # 1-based line of audit.log
+    message: str
+
+    def to_json(self) -> dict[str, Any]:
+        return {"line": self.line, "message": self.message}
+
+    def __str__(self) -> str:
+        return f"line {self.line}: {self.message}" if self.line else self.message
+
+
+@dataclass
+class ChainReport:
+    entries: list[dict[str, Any]] = field(default_factory=list)
+    problems: list[LogProblem] = field(default_factory=list)
+    notes: list[str] = field(default_factory=list)
+
+    @property
+    def ok(self) -> bool:
+        return not self.problems
+
+
+def _lines(data: bytes) -> tuple[list[bytes], bool]:
+    """The lines and whether the last one ends with a newline."""
+    if not data:
+        return [], True
+    complete = data.endswith(b"\n")
+    return (data[:-1] if complete else data).split(b"\n"), complete
+
+
+def check_chain(data: bytes, head: bytes | None) -> ChainReport:
+    """Every problem of the log ``data`` (and the head file's content), each naming its line."""
+    rep = ChainReport()
+    lines, complete = _lines(data)
+    hashes = [line_hash(line) for line in lines]
+    by_hash = {h: i for i, h in enumerate(hashes, 1)}
+    seqs: list[int | None] = []
+    for i, raw in enumerate(lines, 1):
+        try:
+            entry = json.loads(raw)
+            if not isinstance(entry, dict) or set(entry) != set(FIELDS):
+                raise ValueError
+            if not isinstance(entry["seq"], int) or isinstance(entry["seq"], bool):
+                raise ValueError
+        except ValueError:
+            rep.problems.append(LogProblem(i, "not an audit entry (edited or damaged)"))
+            seqs.append(None)
+            rep.entries.append({})
+            continue
+        rep.entries.append(entry)
+        seqs.append(entry["seq"])
+    if not complete:
+        rep.problems.append(
+            LogProblem(len(lines), "the last line has no newline (a torn write, or edited)")
+        )
+    for i, e in enumerate(rep.entries, 1):
+        if e.get("action") == DAMAGED:
+            rep.problems.append(LogProblem(i, f"recorded when appending: {e.get('detail')}"))
+    # sequence numbers: deleted, duplicated and reordered entries
+    where: dict[int, int] = {}
+    for i, s in enumerate(seqs, 1):
+        if s is None:
+            continue
+        if s in where:
+            rep.problems.append(
+                LogProblem(i, f"entry {s} appears again (first on line {where[s]})")
+            )
+        where.setdefault(s, i)
+    top = max((s for s in seqs if s is not None), default=0)
+    missing_before: dict[int, list[int]] = {}
+    for s in range(1, top + 1):
+        if s not in where:
+            after = next((where[t] for t in range(s + 1, top + 1) if t in where), len(lines) + 1)
+            missing_before.setdefault(after, []).append(s)
+    for line, gone in sorted(missing_before.items()):
+        rep.problems.append(
+            LogProblem(
+                line,
+                f"entr{'y' if len(gone) == 1 else 'ies'} {', '.join(map(str, gone))} "
+                f"{'is' if len(gone) == 1 else 'are'} missing before this line (deleted)",
+            )
+        )
+    prev_seq: int | None = None
+    for i, s in enumerate(seqs, 1):
+        if s is not None and prev_seq is not None and s < prev_seq:
+            rep.problems.append(
+                LogProblem(i, f"entry {s} comes after entry {prev_seq} (line {i - 1}): reordered")
+            )
+        if s is not None:
+            prev_seq = s
+    # the chain itself
+    for i, entry in enumerate(rep.entries, 1):
+        if not entry:
+            continue
+        want = ZERO if i == 1 else hashes[i - 2]
+        if entry["prev"] == want:
+            continue
+        if i == 1:
+            rep.problems.append(
+                LogProblem(1, "does not start the chain: entries before it were deleted")
+            )
+        elif entry["prev"] in by_hash:
+            j = by_hash[entry["prev"]]
+            rep.problems.append(
+                LogProblem(i, f"chains to line {j}, not to line {i - 1}: reordered or deleted")
+            )
+        elif i in missing_before:
+            pass  # named above: deleted entries
+        else:
+            rep.problems.append(LogProblem(i - 1, f"edited: its hash is not the prev of line {i}"))
+    _check_head(rep, lines, hashes, head)
+    return rep
+
+
+def _check_head(
+    rep: ChainReport, lines: list[bytes], hashes: list[str], head: bytes | None
+) -> None:
+    if head is None:
+        if lines:
+            rep.notes.append(f"no {layout.SITE_AUDIT_HEAD}: the last entry is not anchored")
+        return
+    try:
+        doc = json.loads(head)
+        seq, sha = int(doc["seq"]), str(doc["sha256"])
+    except (ValueError, KeyError, TypeError):
+        rep.problems.append(LogProblem(None, f"{layout.SITE_AUDIT_HEAD} is not readable (edited?)"))
+        return
+    line_of = {e.get("seq"): i for i, e in enumerate(rep.entries, 1) if e}
+    if seq == 0 and not lines:
+        return
+    if seq not in line_of:
+        rep.problems.append(
+            LogProblem(
+                None,
+                f"{layout.SITE_AUDIT_HEAD} names entry {seq}, which the log does not hold: "
+                "the last entries were deleted",
+            )
+        )
+        return
+    i = line_of[seq]
+    if hashes[i - 1] != sha:
+        rep.problems.append(LogProblem(i, f"edited: does not match {layout.SITE_AUDIT_HEAD}"))
+    beyond = len(lines) - i
+    if beyond > 0:
+        rep.notes.append(
+            f"{beyond} entr{'y' if beyond == 1 else 'ies'} after the one {layout.SITE_AUDIT_HEAD} "
+            "names (an append stopped before updating the head?)"
+        )
+
+
+def current_by_log(entries: Sequence[Mapping[str, Any]], name: str) -> tuple[str, str] | None:
+    """(version, digest) the log says ``name`` is at after its last entry, or None."""
+    cur: tuple[str, str] | None = None
+    for e in entries:
+        if e.get("name") != name:
+            continue
+        if e.get("action") in ("install", "activate", "rollback", "reconcile"):
+            cur = (str(e.get("version")), str(e.get("digest"))) if e.get("version") else None
+        elif e.get("action") == "uninstall" and cur is not None and e.get("version") == cur[0]:
+            cur = None
+    return cur
+
+
+# ----------------------------------------------------------------------------- appending
+
+
+def _last_line(fd: int, size: int) -> bytes | None:
+    """The last line of the file (without its newline), read from the end."""
+    if size == 0:
+        return None
+    end = size
+    data = os.pread(fd, min(_TAIL, size), size - min(_TAIL, size))
+    if data.endswith(b"\n"):
+        data, end = data[:-1], end - 1
+    while b"\n" not in data and len(data) < end:
+        more = min(_TAIL, end - len(data))
+        data = os.pread(fd, more, end - len(data) - more) + data
+    return data.rsplit(b"\n", 1)[-1]
+
+
+def _against_head(prefix: Dir, last: bytes | None, last_seq: int) -> tuple[int, str | None]:
+    """The head's seq, and what is wrong when the log's last line is not the one it names
+    (None when it is, or when the head lags by exactly one entry that chains onto it: an append
+    stopped before it moved the head)."""
+    raw = prefix.read_small(layout.SITE_AUDIT_HEAD, 4096)
+    if raw is None:
+        return 0, None
+    try:
+        doc = json.loads(raw)
+        head_seq, head_sha = int(doc["seq"]), str(doc["sha256"])
+    except (ValueError, KeyError, TypeError):
+        return 0, f"{layout.SITE_AUDIT_HEAD} was unreadable before this entry (edited?)"
+    if last is None:
+        return head_seq, (
+            f"the log was empty or missing while {layout.SITE_AUDIT_HEAD} named entry {head_seq}"
+            if head_seq
+            else None
+        )
+    if last_seq == head_seq and line_hash(last) == head_sha:
+        return head_seq, None
+    with_prev: dict[str, Any] = {}
+    with contextlib.suppress(ValueError):
+        with_prev = json.loads(last)
+    if (
+        last_seq == head_seq + 1
+        and isinstance(with_prev, dict)
+        and with_prev.get("prev") == head_sha
+    ):
+        return head_seq, None
+    return head_seq, (
+        f"before this entry the log ended with entry {last_seq}, but {layout.SITE_AUDIT_HEAD} "
+        f"named entry {head_seq} (sha256 {head_sha[:16]}...): entries were edited or deleted"
+    )
+
+
+def read_log(prefix: Dir) -> tuple[bytes, bytes | None]:
+    """The log's bytes (empty when there is none) and the head's."""
+    data = prefix.read_small(layout.SITE_AUDIT_LOG, MAX_LOG_BYTES) or b""
+    return data, prefix.read_small(layout.SITE_AUDIT_HEAD, 4096)
+
+
+def read_entries(prefix: Dir) -> list[dict[str, Any]]:
+    data, _ = read_log(prefix)
+    out = []
+    for line in _lines(data)[0]:
+        try:
+            e = json.loads(line)
+        except ValueError:
+            continue
+        if isinstance(e, dict):
+            out.append(e)
+    return out
+
+
+def append(
+    prefix: Dir,
+    action: str,
+    name: str | None,
+    version: str | None,
+    digest: str | None,
+    detail: str,
+) -> dict[str, Any]:
+    """Append one entry (O_APPEND, one write, fsync), then move the head to it. Call it with the
+    prefix locked. Returns the entry."""
+    where = prefix.path_of(layout.SITE_AUDIT_LOG)
+    try:
+        fd = os.open(
+            layout.SITE_AUDIT_LOG,
+            os.O_RDWR | os.O_APPEND | os.O_CREAT | os.O_NOFOLLOW | os.O_CLOEXEC,
+            0o644,
+            dir_fd=prefix.fd,
+        )
+    except OSError as exc:
+        raise os_error(exc, where) from None
+    try:
+        size = os.fstat(fd).st_size
+        last = _last_line(fd, size)
+        prev = ZERO if last is None else line_hash(last)
+        last_seq = 0
+        if last is not None:
+            try:
+                last_seq = int(json.loads(last)["seq"])
+            except (ValueError, KeyError, TypeError):
+                last_seq = os.pread(fd, size, 0).count(b"\n")
+        head_seq, damage = _against_head(prefix, last, last_seq)
+        seq = max(last_seq, head_seq) + 1
+        torn = size > 0 and os.pread(fd, 1, size - 1) != b"\n"
+        out = b"\n" if torn else b""
+        if damage:  # evidence first: the entries the head vouched for are gone or changed
+            bad = make_line(
+                prev, seq, action=DAMAGED, name=None, version=None, digest=None,
+                detail=damage, time=now_text(),
+            )  # fmt: skip
+            out += bad + b"\n"
+            prev, seq = line_hash(bad), seq + 1
+        line = make_line(
+            prev, seq, action=action, name=name, version=version, digest=digest,
+            detail=detail, time=now_text(),
+        )  # fmt: skip
+        os.write(fd, out + line + b"\n")
+        os.fsync(fd)
+    except OSError as exc:
+        raise os_error(exc, where) from None
+    finally:
+        os.close(fd)
+    head = json.dumps({"seq": seq, "sha256": line_hash(line)}).encode() + b"\n"
+    tmp = f".{layout.SITE_AUDIT_HEAD}.{secrets.token_hex(6)}.tmp"
+    prefix.write_file(tmp, head)
+    prefix.rename(tmp, prefix, layout.SITE_AUDIT_HEAD)
+    prefix.fsync()
+    entry: dict[str, Any] = json.loads(line)
+    return entry

@@ -1,0 +1,559 @@
+"""`airgap install`: verify, refuse rollback, check space, stage, commit atomically, probe.
+
+1. The bundle is verified (:func:`packager.verify.verify_bundle`) before anything is written:
+   a bundle that fails leaves the prefix untouched (not even created).
+2. Its install paths are planned and checked (:func:`packager.site.rules.plan_install`).
+3. With the prefix locked: interrupted operations are recovered, and the installed versions
+   decide (:func:`packager.site.rules.decide`): install, make current again, nothing to do, or
+   refuse (older than current, or the same version with other content).
+4. Free space (bytes and inodes) is checked for what the store lacks.
+5. Blobs are streamed into ``DIR/blobs/sha256`` (hashed while written, capped at their signed
+   size, fsynced, renamed), in parallel; the version's folder is laid out in
+   ``DIR/.staging/<random>/tree`` as hard links into the store (copies where the file system has
+   none), with ``.airgap/`` (bundle.json, signatures, attestation, sbom, probe).
+6. Images go into Docker / a registry when asked, still before the commit: a failure there
+   leaves the prefix as it was.
+7. Commit: the folder is renamed to ``bundles/NAME/VERSION``, the receipt to
+   ``receipts/NAME/VERSION.json``, ``current`` is switched by renaming a new link over it, and the
+   audit log gets its entry. A crash before the receipt's rename leaves the previous state
+   (the next run removes the folder its journal names); after it, the version is installed and a
+   re-run finishes the switch.
+8. The probe runs on the installed bundle (unless ``--no-probe``), after the lock is released.
+   A probe FAIL makes the result's exit code 1; the install stays (it is complete and current):
+   the operator reads the FAIL's remedy, fixes the host, and probes again, or rolls back.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import hashlib
+import io
+import json
+import os
+import stat
+import time
+from concurrent.futures import ThreadPoolExecutor, as_completed
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from packager import __version__
+from packager.bundle import layout
+from packager.bundle.reader import Bundle, FolderBundle, TarBundle, open_bundle
+from packager.errors import CheckFailed
+from packager.progress import Reporter
+from packager.site import auditlog
+from packager.site.prefix import Prefix, step
+from packager.site.receipts import InstalledFile, Receipt
+from packager.site.rules import Action, InstallPlan, UnsafeBundle, decide, plan_install
+from packager.site.safefs import Dir, SiteError, os_error
+from packager.site.store import BlobStore, ContentMismatch, Span, capped_copy
+from packager.trust import Policy
+from packager.verify import VerifyReport, verify_bundle
+
+#: room kept free beyond what the install writes (receipts, the log, file system overhead)
+SPACE_MARGIN = 8 * 1024 * 1024
+MAX_META_BYTES = 64 * 1024 * 1024
+
+
+class NotVerified(CheckFailed):
+    """The bundle did not verify: nothing was written."""
+
+
+class InstallRefused(CheckFailed):
+    """Anti-rollback, the same version with other content, or an unsafe bundle: refused."""
+
+
+@dataclass
+class InstallOptions:
+    docker: bool = False
+    registry: str | None = None
+    insecure: bool = False
+    probe: bool = True
+    allow_downgrade: bool = False
+
+
+@dataclass
+class InstallResult:
+    bundle: Path
+    prefix: Path
+    name: str
+    version: str
+    target: str | None
+    digest: str
+    action: str  # installed | activated | unchanged
+    previous: str | None  # the version that was current before
+    signers: list[tuple[str, str]]
+    files: int = 0
+    install_bytes: int = 0
+    blobs_written: int = 0
+    blobs_present: int = 0
+    bytes_written: int = 0
+    linked: bool = True
+    committed: bool = False  # the receipt is in place: the version is installed
+    images: list[dict[str, Any]] = field(default_factory=list)
+    probe: dict[str, Any] | None = None
+    notes: list[str] = field(default_factory=list)
+    verify_seconds: float = 0.0
+    seconds: float = 0.0
+
+    @property
+    def exit_code(self) -> int:
+        """0 installed (a probe WARN / NOT RUN included); 1 the probe FAILed or could not run."""
+        if self.probe is not None and self.probe["exit_code"] not in (0, 3):
+            return 1
+        return 0
+
+    @property
+    def version_dir(self) -> Path:
+        return self.prefix / layout.SITE_BUNDLES_DIR / self.name / self.version
+
+    def to_json(self) -> dict[str, Any]:
+        return {
+            "ok": self.exit_code == 0,
+            "bundle": str(self.bundle),
+            "prefix": str(self.prefix),
+            "name": self.name,
+            "version": self.version,
+            "target": self.target,
+            "digest": self.digest,
+            "action": self.action,
+            "previous": self.previous,
+            "current": self.version,
+            "path": str(self.version_dir),
+            "receipt": str(
+                self.prefix
+                / layout.SITE_RECEIPTS_DIR
+                / self.name
+                / layout.receipt_name(self.version)
+            ),
+            "signers": [{"keyid": k, "name": n} for k, n in self.signers],
+            "files": self.files,
+            "install_bytes": self.install_bytes,
+            "blobs_written": self.blobs_written,
+            "blobs_present": self.blobs_present,
+            "bytes_written": self.bytes_written,
+            "hard_links": self.linked,
+            "images": self.images,
+            "probe": self.probe,
+            "notes": self.notes,
+            "verify_seconds": round(self.verify_seconds, 3),
+            "seconds": round(self.seconds, 3),
+        }
+
+
+def _workers() -> int:
+    """Threads that store blobs: at least 4, so that the disk always has writes queued (large
+    blobs go with O_DIRECT: each write waits for the disk); hashing takes the cores."""
+    return min(8, max(4, os.cpu_count() or 4))
+
+
+def _not_verified(path: Path, report: VerifyReport) -> NotVerified:
+    lines = [str(f) for f in report.failures[:12]]
+    more = len(report.failures) - len(lines)
+    return NotVerified(
+        f"{path} did not verify, nothing was installed: {len(report.failures)} failure(s)\n  "
+        + "\n  ".join(lines)
+        + (f"\n  ... and {more} more" if more > 0 else ""),
+        hint="`airgap verify` lists every failure; get an intact copy of the bundle",
+    )
+
+
+def install_bundle(
+    path: Path,
+    prefix_path: Path,
+    policy: Policy,
+    options: InstallOptions | None = None,
+    *,
+    reporter: Reporter | None = None,
+) -> InstallResult:
+    """Verify ``path`` against ``policy`` and install it under ``prefix_path`` (see the module).
+
+    Raises :class:`NotVerified` / :class:`InstallRefused` (exit 1) with nothing written,
+    :class:`SiteError` (exit 2) for a prefix that cannot be used (unsafe, full, unwritable).
+    """
+    opts = options or InstallOptions()
+    rep = reporter or Reporter()
+    t0 = time.perf_counter()
+    report = verify_bundle(path, policy, reporter=rep)
+    if not report.ok or report.descriptor is None or report.digest is None:
+        raise _not_verified(path, report)
+    doc = report.descriptor
+    with open_bundle(path) as b:
+        members = b.members()
+        sigs = [
+            n
+            for n, m in members.items()
+            if n.startswith(layout.SIGNATURES_DIR + "/") and m.kind == "file"
+        ]
+        try:
+            plan = plan_install(doc, sigs, layout.ATTESTATION in members)
+        except UnsafeBundle as exc:
+            raise InstallRefused(
+                f"{path}: unsafe install paths, nothing was installed:\n  "
+                + "\n  ".join(exc.problems[:20]),
+                hint="the bundle's signer must fix its paths",
+            ) from None
+        result = InstallResult(
+            path, prefix_path, plan.name, plan.version, plan.target, report.digest, "installed",
+            None, report.signers, verify_seconds=report.seconds,
+        )  # fmt: skip
+        with Prefix.open(prefix_path, create=True) as prefix, prefix.locked(reporter=rep):
+            _install_locked(prefix, b, plan, opts, result, rep)
+    if opts.probe and result.action != "unchanged":  # a no-op stays one (exit 0)
+        rep.phase("probing")
+        result.probe = run_probe(prefix_path, plan.name)
+    result.seconds = time.perf_counter() - t0
+    if os.environ.get("AIRGAP_TEST_KILL_AFTER") is not None:  # TEST ONLY (see prefix.step)
+        result.notes.append(f"test hook: {step.count} write steps")
+    return result
+
+
+def _install_locked(
+    prefix: Prefix,
+    b: Bundle,
+    plan: InstallPlan,
+    opts: InstallOptions,
+    result: InstallResult,
+    rep: Reporter,
+) -> None:
+    result.notes += prefix.prepare()
+    installed = prefix.installed(plan.name)
+    current = prefix.current(plan.name)
+    result.previous = current
+    decision = decide(
+        plan.version,
+        result.digest,
+        {v: r.digest for v, r in installed.items()},
+        current,
+        allow_downgrade=opts.allow_downgrade,
+    )
+    if decision.action is Action.REFUSE:
+        raise InstallRefused(
+            f"{plan.name}: {decision.reason}; nothing was changed", hint=decision.hint
+        )
+    if decision.action is Action.NOOP:
+        result.action = "unchanged"
+        result.notes.append(decision.reason)
+        r = installed[plan.version]
+        result.files, result.install_bytes, result.linked = len(r.files), r.size, r.linked
+        result.images = _images(b, opts, rep)
+        if result.images:
+            auditlog.append(
+                prefix.root, "images", plan.name, plan.version, result.digest,
+                _images_detail(result.images),
+            )  # fmt: skip
+        return
+    if decision.action is Action.ACTIVATE:
+        result.action = "activated"
+        r = installed[plan.version]
+        result.files, result.install_bytes, result.linked = len(r.files), r.size, r.linked
+        result.images = _images(b, opts, rep)
+        prefix.switch_current(plan.name, plan.version)
+        action, detail = "activate", f"current: {current or 'none'} -> {plan.version}"
+        if not any(
+            e.get("action") == "install"
+            and (e.get("name"), e.get("version"), e.get("digest"))
+            == (plan.name, plan.version, result.digest)
+            for e in auditlog.read_entries(prefix.root)
+        ):  # its install stopped after the receipt, before the switch: this run finishes it
+            result.action, action = "installed", "install"
+            detail = f"finished an install interrupted after its receipt; {detail}"
+            result.notes.append("finished an earlier install that was interrupted")
+        auditlog.append(prefix.root, action, plan.name, plan.version, result.digest, detail)
+        return
+    with prefix.root.walk(layout.SITE_BUNDLES_DIR, create=True) as bd:
+        nd = bd.maybe_sub(plan.name)
+        if nd is not None:
+            with nd:
+                if nd.kind(plan.version) is not None:
+                    raise SiteError(
+                        f"{nd.path_of(plan.version)} exists but {plan.name} {plan.version} has "
+                        "no receipt: not made by a complete airgap install; nothing was changed",
+                        hint="move it away and run again",
+                    )
+    raw, _ = b.bundle_json()
+    if "sha256:" + hashlib.sha256(raw).hexdigest() != result.digest:
+        raise ContentMismatch(
+            f"{b.source}: bundle.json changed after it was verified; nothing was installed",
+            hint="do not modify a bundle while it installs",
+        )
+    store = BlobStore(prefix.root, create=True)
+    try:
+        missing = {h: s for h, s in plan.blobs.items() if not store.has(h, s)}
+        meta_bytes = sum(m.size or 4096 for m in plan.meta) + len(raw)
+        _check_space(
+            prefix,
+            sum(missing.values()) + meta_bytes,
+            # a hard link takes an inode on some file systems (tmpfs): count the files too
+            len(missing) + len(plan.files) + len(plan.meta) + len(plan.dirs) + 8,
+        )
+        staging, sname = prefix.new_staging(
+            {"op": "install", "name": plan.name, "versions": [plan.version]}
+        )
+        try:
+            with staging:
+                _stage(prefix, b, plan, raw, store, staging, missing, opts, result, rep)
+        except SiteError as exc:
+            if not result.committed:
+                was = f"{current} is still current" if current else "nothing was installed"
+                exc.hint = f"{exc.hint + '; ' if exc.hint else ''}{was}"
+            raise
+        finally:
+            result.notes += prefix.discard_staging(sname)
+    finally:
+        store.close()
+
+
+def _check_space(prefix: Prefix, need_bytes: int, need_inodes: int) -> None:
+    st = os.fstatvfs(prefix.root.fd)
+    free = st.f_bavail * st.f_frsize
+    need = need_bytes + SPACE_MARGIN
+    if free < need:
+        raise SiteError(
+            f"not enough free space in {prefix.path}: the install writes {_mb(need_bytes)}, "
+            f"{_mb(free)} free (keeping {_mb(SPACE_MARGIN)} spare); nothing was changed",
+            hint="free space there (`airgap gc --prefix` drops blobs no version uses), "
+            "or install into a larger prefix",
+        )
+    if st.f_files and st.f_favail < need_inodes:
+        raise SiteError(
+            f"not enough free inodes in {prefix.path}: the install makes up to {need_inodes} "
+            f"files and folders, {st.f_favail} free; nothing was changed",
+            hint="free inodes there (`airgap gc --prefix`), or install into another file system",
+        )
+
+
+def _mb(n: int) -> str:
+    return f"{n / 1e6:.1f} MB"
+
+
+def _stage(
+    prefix: Prefix,
+    b: Bundle,
+    plan: InstallPlan,
+    raw: bytes,
+    store: BlobStore,
+    staging: Dir,
+    missing: dict[str, int],
+    opts: InstallOptions,
+    result: InstallResult,
+    rep: Reporter,
+) -> None:
+    # blobs: the largest first, in parallel (hashlib and os.write release the GIL)
+    rep.phase("storing blobs", sum(missing.values()))
+    todo = sorted(missing.items(), key=lambda kv: -kv[1])
+
+    members = b.members()
+    one_file = (
+        os.open(b.parts[0], os.O_RDONLY | os.O_CLOEXEC)
+        if isinstance(b, TarBundle) and len(b.parts) == 1
+        else None
+    )
+
+    def put(item: tuple[str, int]) -> None:
+        hexd, size = item
+        member = layout.blob_path("sha256:" + hexd)
+        m = members.get(member)
+        if m is None or m.kind != "file":
+            raise ContentMismatch(f"{b.source}: {member} is gone since it was verified")
+        if one_file is not None:  # a range of the tar, read with pread
+            span = Span(one_file, m.offset, m.size)
+            store.put(hexd, size, span, staging, what=member, progress=rep.advance, step=step)
+            return
+        with b.open_fresh(member) as src:  # a layout folder's file (O_NOFOLLOW), or parts
+            if isinstance(b, FolderBundle):
+                fd = src.fileno()
+                span = Span(fd, 0, os.fstat(fd).st_size)
+                store.put(hexd, size, span, staging, what=member, progress=rep.advance, step=step)
+            else:
+                store.put(hexd, size, src, staging, what=member, progress=rep.advance, step=step)
+
+    try:
+        _parallel(put, todo)
+    finally:
+        if one_file is not None:
+            os.close(one_file)
+    store.dir.fsync()
+    step()
+    result.blobs_written = len(missing)
+    result.blobs_present = len(plan.blobs) - len(missing)
+    result.bytes_written = sum(missing.values())
+    # the version's folder, in staging
+    rep.phase("laying out files", plan.install_bytes)
+    tree = staging.mkdir("tree")
+    dirs: dict[str, Dir] = {"": tree}
+    try:
+        for d in plan.dirs:
+            parent, _, leaf = d.rpartition("/")
+            dirs[d] = dirs[parent].mkdir(leaf)
+            step()
+        files: list[InstalledFile] = []
+        for f in plan.files:
+            parent, _, leaf = f.path.rpartition("/")
+            _place(dirs[parent], leaf, store, f.sha256, f.size, result)
+            files.append(InstalledFile(f.path, f.sha256, f.size, True))
+            rep.advance(f.size)
+            step()
+        for m in plan.meta:
+            data = raw if m.source == layout.BUNDLE_JSON else b.read(m.source, MAX_META_BYTES)
+            sha = hashlib.sha256(data).hexdigest()
+            if m.sha256 is not None and (sha != m.sha256 or len(data) != m.size):
+                raise ContentMismatch(f"{b.source}: {m.source} does not match bundle.json")
+            parent, _, leaf = m.path.rpartition("/")
+            dirs[parent].write_file(leaf, data)
+            files.append(InstalledFile(m.path, sha, len(data), False))
+            step()
+        for rel in sorted(dirs, key=lambda k: -k.count("/")):
+            dirs[rel].fsync()
+    finally:
+        for opened in dirs.values():
+            opened.close()
+    step()
+    result.files = len(plan.files)
+    result.install_bytes = plan.install_bytes
+    # images, before the commit: a failure leaves the prefix as it was
+    result.images = _images(b, opts, rep)
+    receipt = Receipt(
+        name=plan.name,
+        version=plan.version,
+        target=plan.target,
+        digest=result.digest,
+        signers=[{"keyid": k, "name": n} for k, n in result.signers],
+        installed=auditlog.now_text(),
+        tool=__version__,
+        files=files,
+        linked=result.linked,
+        images=result.images,
+    )
+    staging.write_file("receipt.json", receipt.to_bytes())
+    staging.fsync()
+    step()
+    _commit(prefix, staging, plan, result)
+
+
+def _parallel(fn: Any, items: list[tuple[str, int]]) -> None:
+    """``fn`` over ``items`` in threads (hashlib and os.write release the GIL); the first failure
+    (a full disk) cancels what has not started and is raised."""
+    with ThreadPoolExecutor(_workers(), thread_name_prefix="install") as pool:
+        futures = [pool.submit(fn, item) for item in items]
+        try:
+            for fut in as_completed(futures):
+                fut.result()
+        except BaseException:
+            for fut in futures:
+                fut.cancel()
+            raise
+
+
+def _place(
+    d: Dir, leaf: str, store: BlobStore, hexd: str, size: int, result: InstallResult
+) -> None:
+    """``leaf`` in ``d`` as a hard link to the blob, or a verified copy where a link fails (a file
+    system without hard links, or a blob at its link limit)."""
+    if d.link_from(store.dir, hexd, leaf):
+        st = d.lstat(leaf)
+        if st is None or not (st.st_size == size and stat.S_ISREG(st.st_mode)):
+            raise SiteError(f"{d.path_of(leaf)}: the store's blob {hexd} changed while linking")
+        return
+    result.linked = False
+    src = store.dir.open_read(hexd)
+    out = d.create(leaf)
+    try:
+        span = Span(src, 0, os.fstat(src).st_size)
+        got = capped_copy(span, out, size, what=store.dir.path_of(hexd))
+        os.fsync(out)
+    except OSError as exc:
+        raise os_error(exc, d.path_of(leaf)) from None
+    finally:
+        os.close(out)
+        os.close(src)
+    if got != hexd:
+        raise ContentMismatch(
+            f"{store.dir.path_of(hexd)}: the stored blob is damaged (sha256:{got})",
+            hint="`airgap audit --site` shows what else changed; remove that blob and run again",
+        )
+
+
+def _commit(prefix: Prefix, staging: Dir, plan: InstallPlan, result: InstallResult) -> None:
+    with prefix.root.walk(f"{layout.SITE_BUNDLES_DIR}/{plan.name}", create=True) as nd:
+        if nd.kind(plan.version) is not None:
+            raise SiteError(
+                f"{nd.path_of(plan.version)} exists but {plan.name} {plan.version} has no receipt",
+                hint="not made by a complete airgap install: move it away and run again",
+            )
+        staging.rename("tree", nd, plan.version)
+        step()
+        nd.fsync()
+        step()
+    with prefix.root.walk(f"{layout.SITE_RECEIPTS_DIR}/{plan.name}", create=True) as rd:
+        staging.rename("receipt.json", rd, layout.receipt_name(plan.version))
+        result.committed = True
+        step()
+        rd.fsync()
+        step()
+    prefix.switch_current(plan.name, plan.version)
+    names = ", ".join(n for _, n in result.signers)
+    try:
+        auditlog.append(
+            prefix.root, "install", plan.name, plan.version, result.digest,
+            f"{result.files} files, {result.install_bytes} bytes; signed by {names}; "
+            f"current: {result.previous or 'none'} -> {plan.version}",
+        )  # fmt: skip
+    except SiteError as exc:
+        raise SiteError(
+            f"{plan.name} {plan.version} is installed and current, but its audit log entry "
+            f"could not be written: {exc.message}",
+            hint="fix that and run the same install again: it adds the missing entry",
+        ) from None
+    step()
+
+
+def _images(b: Bundle, opts: InstallOptions, rep: Reporter) -> list[dict[str, Any]]:
+    out: list[dict[str, Any]] = []
+    if not (opts.docker or opts.registry):
+        return out
+    from packager.site.images import connect_docker, load_into_docker, push_to_registry
+
+    if opts.docker:
+        rep.phase("loading images into Docker")
+        client = connect_docker()
+        try:
+            out += [
+                {"into": "docker", **i.to_json()} for i in load_into_docker(b, client, progress=rep)
+            ]
+        finally:
+            client.close()
+    if opts.registry:
+        rep.phase(f"pushing images to {opts.registry}")
+        pushed = push_to_registry(b, opts.registry, insecure=opts.insecure, progress=rep)
+        out += [{"into": opts.registry, **i.to_json()} for i in pushed]
+    return out
+
+
+def _images_detail(images: list[dict[str, Any]]) -> str:
+    return "images: " + ", ".join(f"{i['ref']} -> {i['into']}" for i in images)
+
+
+def run_probe(prefix: Path, name: str) -> dict[str, Any]:
+    """The probe on the installed bundle: its summary, the checks that did not pass, and the exit
+    status (0 pass, 1 FAIL, 3 WARN / NOT RUN, 2 could not run)."""
+    from packager.compat.probe_facts import export_probe_facts
+    from packager.probe.cli import main as probe_main
+
+    out, err = io.StringIO(), io.StringIO()
+    with contextlib.redirect_stdout(out), contextlib.redirect_stderr(err):
+        code = probe_main(
+            ["--installed", name, "--prefix", str(prefix), "--json"], export_probe_facts()
+        )
+    doc: dict[str, Any] = {}
+    with contextlib.suppress(ValueError):
+        doc = json.loads(out.getvalue() or "{}")
+    summary = doc.get("summary") or {}
+    return {
+        "exit_code": code,
+        "status": summary.get("status", "ERROR" if code == 2 else None),
+        "counts": summary.get("counts"),
+        "checks": [c for c in doc.get("checks", []) if c.get("status") != "PASS"],
+        "error": (err.getvalue().strip() or None) if code == 2 else None,
+    }

@@ -1,0 +1,155 @@
+"""Receipts: ``DIR/receipts/NAME/VERSION.json``, what one install put where.
+
+A receipt exists exactly when a version is installed: it is renamed into place after the
+version's folder is complete and before ``current`` may point at it, and removed first when the
+version is uninstalled. `airgap audit --site` re-hashes the installed files against it.
+"""
+
+from __future__ import annotations
+
+import json
+import re
+from dataclasses import dataclass, field
+from typing import Any
+
+from packager.bundle import layout
+from packager.site.safefs import Dir, SiteError
+
+MAX_RECEIPT_BYTES = 64 * 1024 * 1024
+_HEX = re.compile(r"^[0-9a-f]{64}$")
+
+
+@dataclass(frozen=True)
+class InstalledFile:
+    path: str  # relative to bundles/NAME/VERSION
+    sha256: str
+    size: int
+    blob: bool  # a hard link to (or copy of) DIR/blobs/sha256/<sha256>
+
+    def to_json(self) -> dict[str, Any]:
+        return {"path": self.path, "sha256": self.sha256, "size": self.size, "blob": self.blob}
+
+
+@dataclass
+class Receipt:
+    name: str
+    version: str
+    target: str | None
+    digest: str  # the bundle's content digest: sha256 of bundle.json
+    signers: list[dict[str, str]]  # keyid, name
+    installed: str  # UTC time
+    tool: str  # airgap version that installed it
+    files: list[InstalledFile]
+    linked: bool = True  # hard links into the store (False: copies)
+    images: list[dict[str, Any]] = field(default_factory=list)  # loaded into an engine / pushed
+
+    @property
+    def blobs(self) -> set[str]:
+        return {f.sha256 for f in self.files if f.blob}
+
+    @property
+    def size(self) -> int:
+        return sum(f.size for f in self.files)
+
+    def to_json(self) -> dict[str, Any]:
+        return {
+            "receipt": layout.RECEIPT_FORMAT,
+            "name": self.name,
+            "version": self.version,
+            "target": self.target,
+            "digest": self.digest,
+            "signers": self.signers,
+            "installed": self.installed,
+            "airgap": self.tool,
+            "linked": self.linked,
+            "images": self.images,
+            "files": [f.to_json() for f in self.files],
+        }
+
+    def to_bytes(self) -> bytes:
+        return (json.dumps(self.to_json(), indent=1, sort_keys=True) + "\n").encode()
+
+
+class ReceiptError(SiteError):
+    """A receipt that cannot be read: damaged or edited by hand."""
+
+
+def parse_receipt(data: bytes, where: str) -> Receipt:
+    try:
+        doc = json.loads(data)
+        if not isinstance(doc, dict) or doc.get("receipt") != layout.RECEIPT_FORMAT:
+            raise ValueError("not an airgap receipt")
+        files = []
+        for f in doc["files"]:
+            path, sha, size = f["path"], f["sha256"], f["size"]
+            if not isinstance(path, str) or not _HEX.match(str(sha)) or not isinstance(size, int):
+                raise ValueError(f"bad file entry {f!r:.80}")
+            files.append(InstalledFile(path, sha, size, bool(f.get("blob", True))))
+        return Receipt(
+            name=str(doc["name"]),
+            version=str(doc["version"]),
+            target=doc.get("target"),
+            digest=str(doc["digest"]),
+            signers=list(doc.get("signers") or []),
+            installed=str(doc.get("installed")),
+            tool=str(doc.get("airgap")),
+            files=files,
+            linked=bool(doc.get("linked", True)),
+            images=list(doc.get("images") or []),
+        )
+    except (ValueError, KeyError, TypeError) as exc:
+        raise ReceiptError(f"{where}: not a readable receipt ({exc})") from None
+
+
+def read_receipt(receipts: Dir, name: str, version: str) -> Receipt | None:
+    d = receipts.maybe_sub(name)
+    if d is None:
+        return None
+    with d:
+        data = d.read_small(layout.receipt_name(version), MAX_RECEIPT_BYTES)
+        return (
+            None if data is None else parse_receipt(data, d.path_of(layout.receipt_name(version)))
+        )
+
+
+def versions_of(receipts: Dir, name: str) -> list[str]:
+    """The versions of ``name`` that have a receipt (installed), by file name."""
+    d = receipts.maybe_sub(name)
+    if d is None:
+        return []
+    with d:
+        return [
+            n.removesuffix(".json")
+            for n in d.names()
+            if n.endswith(".json") and not n.startswith(".") and d.kind(n) == "file"
+        ]
+
+
+def read_all(prefix: Dir) -> tuple[dict[str, dict[str, Receipt]], list[str]]:
+    """Every receipt of the prefix by name and version, and a problem for each unreadable one."""
+    out: dict[str, dict[str, Receipt]] = {}
+    problems: list[str] = []
+    receipts = prefix.maybe_sub(layout.SITE_RECEIPTS_DIR)
+    if receipts is None:
+        return out, problems
+    with receipts:
+        for name in receipts.names():
+            if receipts.kind(name) != "dir":
+                problems.append(f"{receipts.path_of(name)}: not a folder of receipts")
+                continue
+            for version in versions_of(receipts, name):
+                try:
+                    r = read_receipt(receipts, name, version)
+                except SiteError as exc:
+                    problems.append(exc.message)
+                    continue
+                if r is None:
+                    continue
+                if r.name != name or r.version != version:
+                    problems.append(
+                        f"{receipts.path_of(name)}/{layout.receipt_name(version)}: "
+                        f"says {r.name} {r.version} (moved or edited)"
+                    )
+                    continue
+                out.setdefault(name, {})[version] = r
+    return out, problems

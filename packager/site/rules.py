@@ -1,0 +1,308 @@
+"""The site's decisions as pure functions: what may be written, and whether an install may go on.
+
+Nothing here touches a file: :func:`plan_install` turns a verified descriptor into the list of
+folders and files an install writes (refusing any path that could escape or collide),
+:func:`decide` compares a bundle with what a prefix holds (anti-rollback), and
+:func:`compare_versions` orders semantic versions.
+"""
+
+from __future__ import annotations
+
+import re
+import unicodedata
+from collections.abc import Iterable, Mapping
+from dataclasses import dataclass, field
+from enum import Enum
+from typing import Any
+
+from packager.bundle import layout
+
+_HEX = re.compile(r"^[0-9a-f]{64}$")
+MAX_COMPONENT_BYTES = 255
+MAX_PATH_BYTES = 4000
+MAX_DEPTH = 64
+
+
+# ----------------------------------------------------------------------------- names and paths
+
+
+def component_problem(text: object, what: str) -> str | None:
+    """Why ``text`` cannot be one folder or file name under the prefix (None: it can)."""
+    if not isinstance(text, str) or not text:
+        return f"{what} is empty or not text"
+    if text in (".", ".."):
+        return f"{what} {text!r} is . or .."
+    if text.startswith("."):
+        return f"{what} {text!r} starts with a dot (reserved for airgap's own files)"
+    if "/" in text or "\\" in text:
+        return f"{what} {text!r} holds a slash"
+    if any(ord(c) < 0x20 or ord(c) == 0x7F for c in text):
+        return f"{what} {text!r} holds a control character"
+    if len(text.encode("utf-8", "surrogatepass")) > MAX_COMPONENT_BYTES:
+        return f"{what} is longer than {MAX_COMPONENT_BYTES} bytes"
+    if text == layout.SITE_CURRENT:
+        return f"{what} {text!r} is reserved"
+    return None
+
+
+def _path_problem(path: object) -> str | None:
+    if not isinstance(path, str) or not path:
+        return "an empty install path"
+    if path.startswith("/"):
+        return f"{path!r} is an absolute path"
+    if "\\" in path or "\x00" in path:
+        return f"{path!r} holds a backslash or NUL"
+    if any(ord(c) < 0x20 or ord(c) == 0x7F for c in path):
+        return f"{path!r} holds a control character"
+    parts = path.split("/")
+    if any(p in ("", ".", "..") for p in parts):
+        return f"{path!r} has an empty, . or .. segment"
+    if parts[0] == layout.INSTALLED_META_DIR:
+        return f"{path!r} is under {layout.INSTALLED_META_DIR}/, which airgap writes itself"
+    if len(parts) > MAX_DEPTH or len(path.encode("utf-8", "surrogatepass")) > MAX_PATH_BYTES:
+        return f"{path[:80]!r}... is too deep or too long"
+    if any(len(p.encode("utf-8", "surrogatepass")) > MAX_COMPONENT_BYTES for p in parts):
+        return f"{path!r} has a name longer than {MAX_COMPONENT_BYTES} bytes"
+    return None
+
+
+def _fold(path: str) -> str:
+    """What a case-insensitive or normalizing file system would make of ``path``."""
+    return unicodedata.normalize("NFC", unicodedata.normalize("NFC", path).casefold())
+
+
+def install_path_problems(paths: Iterable[str]) -> list[str]:
+    """Every reason these install paths cannot be written side by side under one folder:
+    escapes (absolute, ``..``), reserved names, a path that is both a file and a folder, and
+    two paths that differ only by case or Unicode normalization (NFC/NFD)."""
+    out: list[str] = []
+    files: dict[str, str] = {}  # folded -> as written
+    dirs: dict[str, str] = {}
+    good: list[str] = []
+    for p in paths:
+        bad = _path_problem(p)
+        if bad:
+            out.append(bad)
+            continue
+        good.append(p)
+    for p in good:
+        key = _fold(p)
+        if key in files:
+            other = files[key]
+            out.append(
+                f"{p!r} appears twice"
+                if other == p
+                else f"{p!r} and {other!r} collide by case or Unicode normalization"
+            )
+            continue
+        files[key] = p
+        parts = p.split("/")
+        for i in range(1, len(parts)):
+            d = "/".join(parts[:i])
+            dkey = _fold(d)
+            if dkey in dirs and dirs[dkey] != d:
+                out.append(f"folders {d!r} and {dirs[dkey]!r} collide by case or normalization")
+            dirs.setdefault(dkey, d)
+    for key, p in files.items():
+        if key in dirs:
+            out.append(f"{p!r} is a file and also the folder of {dirs[key]!r}/...")
+    return out
+
+
+# ----------------------------------------------------------------------------- the plan
+
+
+@dataclass(frozen=True)
+class PlannedFile:
+    """One file of an installed version: where it goes and the store blob it is."""
+
+    path: str  # relative to bundles/NAME/VERSION
+    sha256: str  # hex; the blob in DIR/blobs/sha256/
+    size: int
+
+
+@dataclass(frozen=True)
+class PlannedMeta:
+    """One file of ``.airgap/`` copied from the bundle: the descriptor, signatures and airgap/."""
+
+    source: str  # member name in the bundle
+    path: str  # relative to bundles/NAME/VERSION
+    sha256: str | None  # None: checked otherwise (bundle.json by its digest; signatures verified)
+    size: int | None
+
+
+@dataclass
+class InstallPlan:
+    name: str
+    version: str
+    target: str | None
+    files: list[PlannedFile] = field(default_factory=list)
+    meta: list[PlannedMeta] = field(default_factory=list)
+    blobs: dict[str, int] = field(default_factory=dict)  # hex -> size, the blobs to store
+
+    @property
+    def dirs(self) -> list[str]:
+        """Every folder the files need, parents first."""
+        out: set[str] = set()
+        for p in [f.path for f in self.files] + [m.path for m in self.meta]:
+            parts = p.split("/")[:-1]
+            out.update("/".join(parts[: i + 1]) for i in range(len(parts)))
+        return sorted(out, key=lambda d: (d.count("/"), d))
+
+    @property
+    def install_bytes(self) -> int:
+        return sum(f.size for f in self.files)
+
+
+class UnsafeBundle(ValueError):
+    """A descriptor whose install paths cannot be written safely (refused, nothing written)."""
+
+    def __init__(self, problems: list[str]) -> None:
+        super().__init__("; ".join(problems))
+        self.problems = problems
+
+
+def plan_install(
+    descriptor: Mapping[str, Any], signatures: Iterable[str] = (), attestation: bool = False
+) -> InstallPlan:
+    """The files an install writes for a verified ``descriptor``.
+
+    ``signatures``: the signature member names found in the bundle; ``attestation``: whether it
+    holds one. Raises :class:`UnsafeBundle` listing every problem (never the first only).
+    """
+    b = descriptor.get("bundle") or {}
+    problems = [
+        p
+        for p in (
+            component_problem(b.get("name"), "the bundle name"),
+            component_problem(b.get("version"), "the bundle version"),
+        )
+        if p
+    ]
+    plan = InstallPlan(str(b.get("name")), str(b.get("version")), b.get("target"))
+    for blob in descriptor.get("blobs") or []:
+        paths = blob.get("paths") or []
+        if not paths:
+            continue
+        digest, size = blob.get("digest"), blob.get("size")
+        algo, _, hexd = str(digest).partition(":")
+        if algo != "sha256" or not _HEX.match(hexd):
+            problems.append(f"blob {digest!r} is not a sha256 digest")
+            continue
+        if isinstance(size, bool) or not isinstance(size, int) or size < 0:
+            problems.append(f"blob {digest} has no valid size")
+            continue
+        plan.blobs[hexd] = size
+        plan.files += [PlannedFile(p, hexd, size) for p in paths]
+    problems += install_path_problems(f.path for f in plan.files)
+    plan.meta.append(
+        PlannedMeta(layout.BUNDLE_JSON, layout.installed_meta_path(layout.BUNDLE_JSON), None, None)
+    )
+    for s in sorted(signatures):
+        if not re.fullmatch(re.escape(layout.SIGNATURES_DIR) + r"/[0-9a-f]{64}\.sig", s):
+            problems.append(f"{s!r} is not a signature file name")
+            continue
+        plan.meta.append(PlannedMeta(s, layout.installed_meta_path(s), None, None))
+    if attestation:
+        plan.meta.append(
+            PlannedMeta(
+                layout.ATTESTATION, layout.installed_meta_path(layout.ATTESTATION), None, None
+            )
+        )
+    for f in descriptor.get("files") or []:
+        path = f.get("path")
+        if isinstance(path, str) and path.startswith(layout.AIRGAP_DIR + "/"):
+            bad = _path_problem(path)
+            if bad:
+                problems.append(bad)
+                continue
+            plan.meta.append(
+                PlannedMeta(path, layout.installed_meta_path(path), f.get("sha256"), f.get("size"))
+            )
+    if problems:
+        raise UnsafeBundle(problems)
+    return plan
+
+
+# ----------------------------------------------------------------------------- versions
+
+_SEMVER = re.compile(
+    r"^v?(\d+)(?:\.(\d+))?(?:\.(\d+))?(?:-([0-9A-Za-z.-]+))?(?:\+[0-9A-Za-z.-]+)?$"
+)
+
+
+def _semver_key(v: str) -> tuple[Any, ...]:
+    m = _SEMVER.match(v.strip())
+    if not m:  # not semantic: order by text, after every semantic version
+        return (1, v)
+    rel = tuple(int(x or 0) for x in m.group(1, 2, 3))
+    pre = m.group(4)
+    if pre is None:
+        return (0, rel, 1, ())
+    ids = tuple((0, int(p), "") if p.isdigit() else (1, 0, p) for p in pre.split("."))
+    return (0, rel, 0, ids)
+
+
+def compare_versions(a: str, b: str) -> int:
+    """-1, 0 or 1 by semantic-version precedence (build metadata ignored; 1.0.0-rc.1 < 1.0.0)."""
+    ka, kb = _semver_key(a), _semver_key(b)
+    return (ka > kb) - (ka < kb)
+
+
+def newest(versions: Iterable[str]) -> str | None:
+    best: str | None = None
+    for v in versions:
+        if best is None or compare_versions(v, best) > 0:
+            best = v
+    return best
+
+
+# ----------------------------------------------------------------------------- anti-rollback
+
+
+class Action(Enum):
+    INSTALL = "install"  # write a new version and make it current
+    ACTIVATE = "activate"  # the same content is installed but not current: make it current
+    NOOP = "noop"  # the same content is current already
+    REFUSE = "refuse"
+
+
+@dataclass(frozen=True)
+class Decision:
+    action: Action
+    reason: str
+    hint: str | None = None
+
+
+def decide(
+    version: str,
+    digest: str,
+    installed: Mapping[str, str],
+    current: str | None,
+    *,
+    allow_downgrade: bool = False,
+) -> Decision:
+    """What to do with a verified bundle ``version``/``digest`` given the installed versions of
+    its name (``installed``: version -> bundle digest) and the ``current`` one."""
+    for v, d in installed.items():
+        if compare_versions(v, version) == 0 and (d != digest or v != version):
+            return Decision(
+                Action.REFUSE,
+                f"version {v} is installed with other content ({d}); this bundle is {digest}",
+                "a version is never re-used for other content: build it as a new version, "
+                "or uninstall the installed one first (airgap uninstall NAME --version V)",
+            )
+    if current is not None and compare_versions(version, current) < 0 and not allow_downgrade:
+        return Decision(
+            Action.REFUSE,
+            f"{version} is older than the installed {current} (anti-rollback)",
+            "install a newer version; to go back on purpose, use airgap rollback NAME, "
+            "or install with --allow-downgrade",
+        )
+    if installed.get(version) == digest:
+        if current == version:
+            return Decision(Action.NOOP, f"{version} ({digest}) is installed and current already")
+        return Decision(
+            Action.ACTIVATE, f"{version} ({digest}) is installed: making it current again"
+        )
+    return Decision(Action.INSTALL, f"installing {version}")

@@ -1,0 +1,349 @@
+"""`airgap audit --site DIR`: the audit log's hash chain, and every installed file against its
+receipt (drift: modified, missing and extra files, per bundle version).
+
+Read-only: it takes the prefix's lock shared (waiting for an install to finish) and never
+repairs. Leftovers of an interrupted operation that the next one cleans up are notes, not
+findings; everything else that does not match is a finding and makes the exit status 1.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import os
+import re
+import stat
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from packager.bundle import layout
+from packager.site import auditlog
+from packager.site import receipts as receipts_mod
+from packager.site.prefix import Prefix, _journal
+from packager.site.safefs import FILE_MODE, Dir, SiteError, kind_of, walk_files
+
+CHUNK = 4 * 1024 * 1024
+
+
+@dataclass
+class VersionDrift:
+    name: str
+    version: str
+    current: bool
+    files: int
+    modified: list[tuple[str, str]] = field(default_factory=list)  # (path, what changed)
+    missing: list[str] = field(default_factory=list)
+    extra: list[str] = field(default_factory=list)
+
+    @property
+    def ok(self) -> bool:
+        return not (self.modified or self.missing or self.extra)
+
+    def to_json(self) -> dict[str, Any]:
+        return {
+            "name": self.name,
+            "version": self.version,
+            "current": self.current,
+            "files": self.files,
+            "ok": self.ok,
+            "modified": [{"path": p, "reason": r} for p, r in self.modified],
+            "missing": self.missing,
+            "extra": self.extra,
+        }
+
+
+@dataclass
+class SiteAudit:
+    prefix: Path
+    log: auditlog.ChainReport
+    versions: list[VersionDrift] = field(default_factory=list)
+    problems: list[str] = field(default_factory=list)
+    notes: list[str] = field(default_factory=list)
+    hashed_bytes: int = 0
+    receipts: dict[str, dict[str, receipts_mod.Receipt]] = field(default_factory=dict)
+    journaled: set[tuple[str, str]] = field(default_factory=set)  # left by interrupted operations
+    hashes: dict[Any, str | None] = field(default_factory=dict)  # by (dev, inode, size, mtime)
+
+    @property
+    def ok(self) -> bool:
+        return self.log.ok and not self.problems and all(v.ok for v in self.versions)
+
+    def to_json(self) -> dict[str, Any]:
+        return {
+            "prefix": str(self.prefix),
+            "ok": self.ok,
+            "verdict": "PASS" if self.ok else "FAIL",
+            "log": {
+                "entries": len(self.log.entries),
+                "ok": self.log.ok,
+                "problems": [p.to_json() for p in self.log.problems],
+                "notes": self.log.notes,
+            },
+            "bundles": [v.to_json() for v in self.versions],
+            "problems": self.problems,
+            "notes": self.notes,
+            "hashed_bytes": self.hashed_bytes,
+        }
+
+
+def audit_site(prefix_path: Path) -> SiteAudit:
+    with Prefix.open(prefix_path, create=False) as prefix, prefix.locked(exclusive=False):
+        try:
+            data, head = auditlog.read_log(prefix.root)
+            chain = auditlog.check_chain(data, head)
+        except SiteError as exc:
+            chain = auditlog.ChainReport(problems=[auditlog.LogProblem(None, exc.message)])
+        report = SiteAudit(prefix_path, chain)
+        for step in (_layout, _receipts, _journaled, _check_store, _bundles, _check_log_current):
+            try:
+                step(prefix, report)
+            except SiteError as exc:  # a link or file planted where a folder belongs
+                report.problems.append(exc.message)
+    return report
+
+
+#: what the prefix's own names must be, when they exist
+_KINDS = {
+    layout.SITE_LOCK: "file",
+    layout.SITE_AUDIT_LOG: "file",
+    layout.SITE_AUDIT_HEAD: "file",
+    layout.SITE_STAGING_DIR: "dir",
+    layout.SITE_BUNDLES_DIR: "dir",
+    layout.SITE_RECEIPTS_DIR: "dir",
+    layout.SITE_BLOBS_DIR.split("/")[0]: "dir",
+}
+
+
+def _layout(prefix: Prefix, report: SiteAudit) -> None:
+    for name, kind in _KINDS.items():
+        got = prefix.root.kind(name)
+        if got not in (None, kind):
+            report.problems.append(
+                f"{prefix.root.path_of(name)} is a {got}, not a {'folder' if kind == 'dir' else kind}"
+            )
+    store = prefix.sub(layout.SITE_BLOBS_DIR)
+    if store is None:
+        return
+    with store:
+        for n in store.names():
+            got = store.kind(n)
+            if got != "file" or not re.fullmatch(r"[0-9a-f]{64}", n):
+                report.problems.append(f"{store.path_of(n)}: a {got} in the store that is no blob")
+
+
+def _receipts(prefix: Prefix, report: SiteAudit) -> None:
+    report.receipts, problems = receipts_mod.read_all(prefix.root)
+    report.problems += problems
+
+
+def _bundles(prefix: Prefix, report: SiteAudit) -> None:
+    bd = prefix.bundles()
+    try:
+        names = sorted(set(report.receipts) | set(bd.names() if bd is not None else []))
+        for name in names:
+            try:
+                _audit_name(prefix, bd, name, report.receipts.get(name, {}), report)
+            except SiteError as exc:
+                report.problems.append(exc.message)
+    finally:
+        if bd is not None:
+            bd.close()
+
+
+def _journaled(prefix: Prefix, report: SiteAudit) -> None:
+    """(name, version) of the folders interrupted operations were writing or removing."""
+    out = report.journaled
+    top = prefix.sub(layout.SITE_STAGING_DIR)
+    if top is None:
+        return
+    with top:
+        for n in top.names():
+            report.notes.append(
+                f"{top.path_of(n)}: left by an interrupted operation; the next install, "
+                "uninstall, rollback or gc removes it"
+            )
+            if top.kind(n) != "dir":
+                continue
+            with top.sub(n) as d:
+                j = _journal(d.read_small(layout.STAGING_JOURNAL, 1 << 20))
+            if j is not None:
+                out.update((j["name"], v) for v in j["versions"])
+
+
+def _check_store(prefix: Prefix, report: SiteAudit) -> None:
+    everything = report.receipts
+    sizes = {
+        f.sha256: f.size
+        for vs in everything.values()
+        for r in vs.values()
+        if r.linked
+        for f in r.files
+        if f.blob
+    }
+    store = prefix.sub(layout.SITE_BLOBS_DIR)
+    if store is None:
+        if sizes:
+            report.problems.append(f"{prefix.path}/{layout.SITE_BLOBS_DIR} is missing")
+        return
+    with store:
+        for hexd, size in sorted(sizes.items()):
+            st = store.lstat(hexd)
+            if st is None:
+                report.notes.append(
+                    f"{store.path_of(hexd)} is missing from the store (the installed files "
+                    "are checked on their own)"
+                )
+            elif not stat.S_ISREG(st.st_mode) or st.st_size != size:
+                report.problems.append(
+                    f"{store.path_of(hexd)}: a damaged blob ({st.st_size} bytes, "
+                    f"receipts say {size})"
+                )
+
+
+def _audit_name(
+    prefix: Prefix,
+    bd: Dir | None,
+    name: str,
+    versions: dict[str, receipts_mod.Receipt],
+    report: SiteAudit,
+) -> None:
+    nd = bd.maybe_sub(name) if bd is not None else None
+    try:
+        current = prefix.current(name)
+    except SiteError as exc:
+        report.problems.append(exc.message)
+        current = None
+    if current is not None and current not in versions:
+        report.problems.append(
+            f"{name}: current points at {current}, which has no receipt (not installed)"
+        )
+    on_disk = nd.names() if nd is not None else []
+    for entry in on_disk:
+        if entry == layout.SITE_CURRENT or entry in versions:
+            continue
+        where = f"{nd.path_of(entry) if nd else entry}"
+        if entry.startswith(f".{layout.SITE_CURRENT}."):
+            report.notes.append(f"{where}: a link left by an interrupted switch")
+        elif (name, entry) in report.journaled:
+            report.notes.append(
+                f"{where}: left without a receipt by an interrupted operation; the next one "
+                "removes it"
+            )
+        else:
+            report.problems.append(
+                f"{where}: a folder with no receipt (not installed by airgap, or its receipt "
+                "was deleted)"
+            )
+    for version in sorted(versions):
+        drift = VersionDrift(name, version, version == current, len(versions[version].files))
+        vd = nd.maybe_sub(version) if nd is not None and nd.kind(version) == "dir" else None
+        if vd is None:
+            drift.missing = sorted(f.path for f in versions[version].files)
+            if nd is not None and nd.kind(version) not in (None, "dir"):
+                drift.modified.append((".", f"the version folder is a {nd.kind(version)}"))
+        else:
+            with vd:
+                report.hashed_bytes += _drift(vd, versions[version], drift, report.hashes)
+        report.versions.append(drift)
+    if nd is not None:
+        nd.close()
+
+
+def _drift(
+    vd: Dir, receipt: receipts_mod.Receipt, drift: VersionDrift, cache: dict[Any, str | None]
+) -> int:
+    """Compare one version folder with its receipt; returns the bytes hashed. ``cache``: sha256
+    by (device, inode, size, mtime), shared by the versions (they share files through the
+    store, so each is hashed once)."""
+    want = {f.path: f for f in receipt.files}
+    want_dirs = {"/".join(p.split("/")[:i]) for p in want for i in range(1, p.count("/") + 1)}
+    seen: dict[str, os.stat_result] = {}
+    for _parent, _name, rel, st in walk_files(vd):
+        kind = stat.S_IFMT(st.st_mode)
+        if stat.S_ISDIR(st.st_mode):
+            if rel not in want_dirs:
+                if rel in want:
+                    drift.modified.append((rel, "a folder now"))
+                else:
+                    drift.extra.append(rel + "/")
+            continue
+        if rel not in want:
+            drift.extra.append(rel)
+            continue
+        if kind != stat.S_IFREG:
+            drift.modified.append((rel, f"a {kind_of(st.st_mode)} now"))
+            continue
+        seen[rel] = st
+    for rel in sorted(set(want) - set(seen)):
+        if not any(m[0] == rel for m in drift.modified):
+            drift.missing.append(rel)
+
+    # hash what is there, once per inode
+    def key(st: os.stat_result) -> tuple[int, int, int, int]:
+        return (st.st_dev, st.st_ino, st.st_size, st.st_mtime_ns)
+
+    todo: dict[Any, str] = {}
+    for rel, st in sorted(seen.items()):
+        f = want[rel]
+        if st.st_size != f.size:
+            drift.modified.append((rel, f"{st.st_size} bytes, installed {f.size}"))
+            continue
+        if st.st_mode & 0o7777 != FILE_MODE:
+            drift.modified.append((rel, f"mode {st.st_mode & 0o7777:04o}, installed 0644"))
+        if key(st) not in cache:
+            todo.setdefault(key(st), rel)
+
+    def digest(rel: str) -> str | None:
+        try:
+            fd = os.open(
+                rel, os.O_RDONLY | os.O_NOFOLLOW | os.O_NONBLOCK | os.O_CLOEXEC, dir_fd=vd.fd
+            )
+        except OSError:
+            return None
+        try:
+            if key(os.fstat(fd)) != key(seen[rel]):
+                return None  # replaced while we looked
+            h = hashlib.sha256()
+            while chunk := os.read(fd, CHUNK):
+                h.update(chunk)
+            return h.hexdigest()
+        finally:
+            os.close(fd)
+
+    rels = list(todo.values())
+    with ThreadPoolExecutor(min(8, max(2, os.cpu_count() or 2))) as pool:
+        cache.update(zip(todo, pool.map(digest, rels), strict=True))
+    for rel, st in sorted(seen.items()):
+        f = want[rel]
+        if st.st_size != f.size:
+            continue
+        got = cache.get(key(st))
+        if got is None:
+            drift.modified.append((rel, "changed or unreadable while audited"))
+        elif got != f.sha256:
+            drift.modified.append((rel, f"sha256 {got[:16]}..., installed {f.sha256[:16]}..."))
+    hashed = sum(seen[r].st_size for r in rels)
+    drift.modified.sort()
+    drift.extra.sort()
+    return hashed
+
+
+def _check_log_current(prefix: Prefix, report: SiteAudit) -> None:
+    everything = report.receipts
+    entries = [e for e in report.log.entries if e]
+    for name, versions in everything.items():
+        try:
+            current = prefix.current(name)
+        except SiteError:
+            continue
+        real = (current, versions[current].digest) if current in versions else None
+        if (
+            current is not None
+            and real is not None
+            and auditlog.current_by_log(entries, name) != real
+        ):
+            report.notes.append(
+                f"{name}: the audit log does not (yet) record {current} as current (an "
+                "operation stopped before its entry; the next one adds a reconcile entry)"
+            )

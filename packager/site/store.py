@@ -1,0 +1,181 @@
+"""The prefix's content-addressed store ``DIR/blobs/sha256/<hex>``, shared by every bundle.
+
+A blob is streamed into a new file of the staging folder (O_EXCL|O_NOFOLLOW, mode 0644), hashed
+while it is written, capped at its signed size (reading stops one byte past it), fsynced, and only
+then renamed to its final name: a final name always holds complete, matching content. Large blobs
+are written with O_DIRECT where the file system takes it (no copy through the page cache, and
+the fsync has little left to wait for); others are handed to the disk every 32 MiB.
+"""
+
+from __future__ import annotations
+
+import errno
+import fcntl
+import hashlib
+import mmap
+import os
+import stat
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import Any, BinaryIO, cast
+
+from packager.bundle import layout
+from packager.errors import CheckFailed
+from packager.site.safefs import Dir, SiteError, os_error
+
+CHUNK = 4 * 1024 * 1024
+
+
+class ContentMismatch(CheckFailed):
+    """Bytes read from the bundle are not what its verified descriptor says (changed since)."""
+
+
+@dataclass(frozen=True)
+class Span:
+    """A blob as a byte range of an open file: a member of a one-file tar, or a file of a layout
+    folder. Read with ``pread`` (threads share the fd), so no layer of buffering copies it."""
+
+    fd: int
+    offset: int
+    length: int  # what the source holds for this blob (the tar header's size, the file's size)
+
+
+#: blobs at least this large are written with O_DIRECT where the file system takes it
+DIRECT_MIN = 8 * 1024 * 1024
+DIRECT_ALIGN = 4096
+
+#: written data is handed to the disk every this many bytes (it would otherwise pile up in the
+#: page cache and the final fsync would wait for all of it)
+WRITEBACK = 32 * 1024 * 1024
+
+
+def _write_all(fd: int, chunk: memoryview, direct: list[bool]) -> None:
+    """Write ``chunk``; with O_DIRECT on ``fd`` a length that is not a whole number of blocks (a
+    blob's tail) or a refusal (EINVAL) turns O_DIRECT off for the rest of the file."""
+    if direct[0] and len(chunk) % DIRECT_ALIGN:
+        _buffered(fd, direct)
+    while chunk:
+        try:
+            w = os.write(fd, chunk)
+        except OSError as exc:
+            if not (direct[0] and exc.errno == errno.EINVAL):
+                raise
+            _buffered(fd, direct)
+            continue
+        chunk = chunk[w:]
+
+
+def _buffered(fd: int, direct: list[bool]) -> None:
+    fcntl.fcntl(fd, fcntl.F_SETFL, fcntl.fcntl(fd, fcntl.F_GETFL) & ~os.O_DIRECT)
+    direct[0] = False
+
+
+def capped_copy(
+    src: BinaryIO | Span,
+    fd: int,
+    size: int,
+    *,
+    what: str,
+    progress: Callable[[int], None] | None = None,
+    step: Callable[[], None] | None = None,
+) -> str:
+    """Copy exactly ``size`` bytes of ``src`` into ``fd`` and return their sha256 hex.
+
+    The bytes hashed are the bytes written (one private, page-aligned buffer, so that ``fd`` may
+    be opened with O_DIRECT: the data then goes to the disk without a copy into the page cache).
+    Never reads past the signed size: a stream longer than ``size`` is refused
+    (:class:`ContentMismatch`) after one byte too many, a span of another length before anything
+    is read, and a shorter source too.
+    """
+    if isinstance(src, Span) and src.length != size:
+        raise ContentMismatch(f"{what}: the bundle holds {src.length} bytes, signed size is {size}")
+    h = hashlib.sha256()
+    direct = [bool(fcntl.fcntl(fd, fcntl.F_GETFL) & os.O_DIRECT)]
+    readinto = None if isinstance(src, Span) else cast(Any, src).readinto  # BinaryIO lacks it
+    done = flushed = 0
+    # anonymous memory, aligned to a page; freed with the last view of it (not closed here: a
+    # slice may still be referenced by a traceback)
+    view = memoryview(mmap.mmap(-1, CHUNK))
+    while done < size:
+        want = view[: min(CHUNK, size - done)]
+        n = (
+            os.preadv(src.fd, [want], src.offset + done)
+            if isinstance(src, Span)
+            else readinto(want)  # type: ignore[misc]
+        )
+        if not n:
+            raise ContentMismatch(f"{what}: ends after {done} bytes, signed size is {size}")
+        h.update(view[:n])
+        _write_all(fd, view[:n], direct)
+        done += n
+        if not direct[0] and done - flushed >= WRITEBACK:  # write back now: fsync waits less
+            os.posix_fadvise(fd, flushed, done - flushed, os.POSIX_FADV_DONTNEED)
+            flushed = done
+        if progress is not None:
+            progress(n)
+        if step is not None:
+            step()
+    if not isinstance(src, Span) and src.read(1):
+        raise ContentMismatch(f"{what}: longer than its signed size {size}: refused")
+    return h.hexdigest()
+
+
+class BlobStore:
+    """``DIR/blobs/sha256`` opened (and created) without following links."""
+
+    def __init__(self, prefix: Dir, *, create: bool) -> None:
+        self.dir = prefix.walk(layout.SITE_BLOBS_DIR, create=create)
+
+    def close(self) -> None:
+        self.dir.close()
+
+    def has(self, hexd: str, size: int) -> bool:
+        """A regular file of the right size under the blob's name (its content was hashed when it
+        was stored; `airgap audit --site` hashes the installed files)."""
+        st = self.dir.lstat(hexd)
+        return st is not None and stat.S_ISREG(st.st_mode) and st.st_size == size
+
+    def put(
+        self,
+        hexd: str,
+        size: int,
+        src: BinaryIO | Span,
+        staging: Dir,
+        *,
+        what: str,
+        progress: Callable[[int], None] | None = None,
+        step: Callable[[], None] | None = None,
+    ) -> None:
+        """Stream ``src`` into the store as blob ``hexd`` of ``size`` bytes (see the module)."""
+        tmp = f"blob-{hexd}"
+        fd = staging.create(tmp, direct=size >= DIRECT_MIN)
+        try:
+            try:
+                got = capped_copy(src, fd, size, what=what, progress=progress, step=step)
+                os.fsync(fd)
+            except OSError as exc:
+                raise os_error(exc, self.dir.path_of(hexd)) from None
+        finally:
+            os.close(fd)
+        if got != hexd:
+            staging.unlink(tmp)
+            raise ContentMismatch(
+                f"{what}: content is sha256:{got}, not sha256:{hexd} (the bundle changed after "
+                "it was verified?)",
+                hint="verify the bundle again: airgap verify BUNDLE",
+            )
+        if step is not None:
+            step()
+        if self.dir.kind(hexd) not in (None, "file"):
+            raise SiteError(
+                f"{self.dir.path_of(hexd)} is a {self.dir.kind(hexd)}: refusing to replace it",
+                hint="something planted it in the store; remove it and run again",
+            )
+        staging.rename(tmp, self.dir, hexd)  # over a damaged one of the wrong size, if any
+
+    def names(self) -> list[str]:
+        return [n for n in self.dir.names() if len(n) == 64]
+
+    def size_of(self, hexd: str) -> int:
+        st = self.dir.lstat(hexd)
+        return st.st_size if st is not None else 0
