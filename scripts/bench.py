@@ -55,6 +55,18 @@ def make_shards(folder: Path, total_bytes: int, shards: int) -> list[Path]:
     return out
 
 
+def weights_project(base: Path, args: argparse.Namespace) -> list[Path]:
+    """``base/weights`` (incompressible shards) and ``base/m.yaml``, a CPU-only manifest for them."""
+    shards = make_shards(base / "weights", int(args.size_gb * 1e9), args.shards)
+    (base / "m.yaml").write_text(
+        "apiVersion: airgap/v1\nkind: Bundle\nmetadata: {name: bench, version: 1.0.0}\n"
+        "model: {name: bench/model, source: {path: ./weights}, format: safetensors, "
+        "precision: bf16}\n"
+        "target: {platform: linux/amd64, accelerator: {vendor: none}}\n"
+    )
+    return shards
+
+
 def timed(cmd: Sequence[str], **kw: object) -> tuple[float, int]:
     """Wall seconds and the child's peak RSS in MiB."""
     t0 = time.perf_counter()
@@ -78,13 +90,7 @@ def drop_caches() -> bool:
 def bench_lock(args: argparse.Namespace) -> None:
     base = Path(args.dir or tempfile.mkdtemp(prefix="airgap-bench-"))
     try:
-        shards = make_shards(base / "weights", int(args.size_gb * 1e9), args.shards)
-        (base / "m.yaml").write_text(
-            "apiVersion: airgap/v1\nkind: Bundle\nmetadata: {name: bench, version: 1.0.0}\n"
-            "model: {name: bench/model, source: {path: ./weights}, format: safetensors, "
-            "precision: bf16}\n"
-            "target: {platform: linux/amd64, accelerator: {vendor: none}}\n"
-        )
+        shards = weights_project(base, args)
         old = time.time() - 3600  # past the stat cache's racy window
         for p in (base / "weights").iterdir():
             os.utime(p, (old, old))
@@ -123,13 +129,7 @@ def bench_lock(args: argparse.Namespace) -> None:
 def bench_build(args: argparse.Namespace) -> None:
     base = Path(args.dir or tempfile.mkdtemp(prefix="airgap-bench-"))
     try:
-        shards = make_shards(base / "weights", int(args.size_gb * 1e9), args.shards)
-        (base / "m.yaml").write_text(
-            "apiVersion: airgap/v1\nkind: Bundle\nmetadata: {name: bench, version: 1.0.0}\n"
-            "model: {name: bench/model, source: {path: ./weights}, format: safetensors, "
-            "precision: bf16}\n"
-            "target: {platform: linux/amd64, accelerator: {vendor: none}}\n"
-        )
+        shards = weights_project(base, args)
         old = time.time() - 3600
         for p in (base / "weights").iterdir():
             os.utime(p, (old, old))
@@ -190,13 +190,7 @@ def bench_build(args: argparse.Namespace) -> None:
 def bench_verify(args: argparse.Namespace) -> None:
     base = Path(args.dir or tempfile.mkdtemp(prefix="airgap-bench-"))
     try:
-        make_shards(base / "weights", int(args.size_gb * 1e9), args.shards)
-        (base / "m.yaml").write_text(
-            "apiVersion: airgap/v1\nkind: Bundle\nmetadata: {name: bench, version: 1.0.0}\n"
-            "model: {name: bench/model, source: {path: ./weights}, format: safetensors, "
-            "precision: bf16}\n"
-            "target: {platform: linux/amd64, accelerator: {vendor: none}}\n"
-        )
+        weights_project(base, args)
         env = {**os.environ, "AIRGAP_CACHE_DIR": str(base / "cache"), "PYTHONPATH": str(REPO),
                "AIRGAP_KEY_PASSPHRASE": "bench"}  # fmt: skip
         subprocess.run([*AIRGAP, "key", "generate", "--out", str(base), "--name", "k"], env=env,
@@ -240,13 +234,7 @@ def bench_install(args: argparse.Namespace) -> None:
     fresh folder (the copy floor: it neither hashes nor checks anything), in one run."""
     base = Path(args.dir or tempfile.mkdtemp(prefix="airgap-bench-"))
     try:
-        make_shards(base / "weights", int(args.size_gb * 1e9), args.shards)
-        (base / "m.yaml").write_text(
-            "apiVersion: airgap/v1\nkind: Bundle\nmetadata: {name: bench, version: 1.0.0}\n"
-            "model: {name: bench/model, source: {path: ./weights}, format: safetensors, "
-            "precision: bf16}\n"
-            "target: {platform: linux/amd64, accelerator: {vendor: none}}\n"
-        )
+        weights_project(base, args)
         env = {**os.environ, "AIRGAP_CACHE_DIR": str(base / "cache"), "PYTHONPATH": str(REPO),
                "AIRGAP_KEY_PASSPHRASE": "bench"}  # fmt: skip
         subprocess.run([*AIRGAP, "key", "generate", "--out", str(base), "--name", "k"], env=env,
