@@ -49,6 +49,9 @@ ensure_packages() {
     command -v skopeo >/dev/null 2>&1 || want+=(skopeo)
     command -v curl >/dev/null 2>&1 || want+=(curl)
     busybox_static_installed || want+=(busybox-static)
+    # independent tools the tests compare against: zstd (kernel decompression), setpriv (util-linux)
+    command -v zstd >/dev/null 2>&1 || want+=(zstd)
+    command -v setpriv >/dev/null 2>&1 || want+=(util-linux)
     ((${#want[@]})) || return 0
     [[ "$(id -u)" == 0 ]] || die "missing packages: ${want[*]} (run as root, or install them)"
     command -v apt-get >/dev/null 2>&1 || die "missing packages: ${want[*]} and no apt-get"

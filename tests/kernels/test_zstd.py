@@ -11,6 +11,7 @@ import pytest
 
 from packager.kernels import lz4, zstd
 from tests.kernels.conftest import FIXTURES
+from tests.support.services import unavailable
 
 
 def _inputs() -> dict[str, bytes]:
@@ -35,7 +36,7 @@ LEVELS = ["-1", "-3", "-9", "-19", "--ultra -22", "--fast=3", "-6 --long=20"]
 def zstd_cli() -> str:
     tool = shutil.which("zstd")
     if tool is None:
-        pytest.skip("the zstd tool is not installed")
+        unavailable("the zstd tool is not installed (scripts/services.sh installs it)")
     return tool
 
 
@@ -80,7 +81,7 @@ def test_xxh64_known_values() -> None:
 def _frame(tmp_path: Path, data: bytes, *args: str) -> bytes:
     tool = shutil.which("zstd")
     if tool is None:
-        pytest.skip("the zstd tool is not installed")
+        unavailable("the zstd tool is not installed (scripts/services.sh installs it)")
     (tmp_path / "in").write_bytes(data)
     subprocess.run(
         [tool, "-q", "-f", *args, str(tmp_path / "in"), "-o", str(tmp_path / "in.zst")], check=True

@@ -21,6 +21,7 @@ from packager.manifest import Manifest, load_manifest
 from packager.resolve.safetensors import dominant_float_dtype, read_header
 from packager.resolve.weights import file_role, resolve_weights
 from packager.statcache import StatCache
+from tests.support.services import unavailable
 
 MINILM_INCLUDE = '["*.safetensors", "*.json", "vocab.txt", "tokenizer*"]'
 
@@ -282,7 +283,7 @@ def test_model_pins_are_checked(tmp_path: Path, weights: Path, cache: StatCache)
 def test_unreadable_files_are_named(minilm_dir: Path) -> None:
     """Run the resolver as an unprivileged user: root reads every file, nobody does not."""
     if shutil.which("setpriv") is None:
-        pytest.skip("setpriv (util-linux) is not installed")
+        unavailable("setpriv (util-linux) is not installed (scripts/services.sh installs it)")
     top = Path(tempfile.mkdtemp(prefix="airgap-perm-"))
     try:
         top.chmod(0o755)
