@@ -501,23 +501,17 @@ class _FolderWriter:
         what: str,
         progress: Callable[[int], None] | None = None,
     ) -> None:
-        import hashlib
+        from concurrent.futures import ThreadPoolExecutor
 
-        h = hashlib.sha256()
-        n = 0
+        from packager.bundle.archive import copy_verified
+
         dest = self.root / name
-        with open(source, "rb") as src, open(dest, "wb") as dst:
-            while chunk := src.read(4 * 1024 * 1024):
-                h.update(chunk)
-                dst.write(chunk)
-                n += len(chunk)
-                if progress:
-                    progress(len(chunk))
-        if n != size or h.hexdigest() != sha256:
-            raise LockMismatch(
-                f"{what} ({source}) changed since the lock: sha256 {h.hexdigest()} ({n} bytes), "
-                f"locked {sha256} ({size} bytes)",
-                hint="the input changed between lock and build; review it and lock again",
+        with (
+            open(dest, "wb") as out,
+            ThreadPoolExecutor(1, thread_name_prefix="layout-hash") as pool,
+        ):
+            copy_verified(
+                source, out.write, size=size, sha256=sha256, what=what, pool=pool, progress=progress
             )
         os.utime(dest, (self.mtime, self.mtime))
 

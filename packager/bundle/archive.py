@@ -174,6 +174,61 @@ class PartsSink(Sink):
             tmp.unlink(missing_ok=True)
 
 
+def copy_verified(
+    source: Path,
+    write: Callable[[memoryview], object],
+    *,
+    size: int,
+    sha256: str,
+    what: str,
+    pool: ThreadPoolExecutor,
+    progress: Callable[[int], None] | None = None,
+) -> None:
+    """Copy ``source`` to ``write`` in CHUNK pieces while ``pool`` hashes the previous piece;
+    raise LockMismatch when the bytes are not the ``size`` and ``sha256`` the lock promised."""
+    h = hashlib.sha256()
+    bufs = (bytearray(CHUNK), bytearray(CHUNK))
+    pending: Future[None] | None = None
+    copied = 0
+    try:
+        fh = open(source, "rb", buffering=0)  # noqa: SIM115
+    except OSError as exc:
+        raise InputError(
+            f"{what} ({source}): cannot read: {exc.strerror}",
+            hint="it was there at lock time; restore it or lock again",
+        ) from None
+    with fh:
+        i = 0
+        while copied < size:
+            buf = bufs[i % 2]
+            n = fh.readinto(memoryview(buf)[: min(CHUNK, size - copied)])
+            if not n:
+                break
+            view = memoryview(buf)[:n]
+            if pending is not None:
+                pending.result()  # the other buffer is free again
+            pending = pool.submit(h.update, view)
+            write(view)
+            copied += n
+            i += 1
+            if progress:
+                progress(n)
+        grown = fh.read(1)
+    if pending is not None:
+        pending.result()
+    if copied != size or grown:
+        raise LockMismatch(
+            f"{what} ({source}) changed size since the lock: locked {size} bytes, "
+            f"now {'more' if grown else copied}",
+            hint="the input changed between lock and build; review it and lock again",
+        )
+    if h.hexdigest() != sha256:
+        raise LockMismatch(
+            f"{what} ({source}) changed since the lock: sha256 {h.hexdigest()}, locked {sha256}",
+            hint="the input changed between lock and build; review it and lock again",
+        )
+
+
 class TarWriter:
     """A deterministic ustar stream into a Sink."""
 
@@ -222,49 +277,15 @@ class TarWriter:
     ) -> None:
         """Copy ``source`` into the archive, hashing while copying; it must be what was locked."""
         self._header(name, size)
-        h = hashlib.sha256()
-        bufs = (bytearray(CHUNK), bytearray(CHUNK))
-        pending: Future[None] | None = None
-        copied = 0
-        try:
-            fh = open(source, "rb", buffering=0)  # noqa: SIM115
-        except OSError as exc:
-            raise InputError(
-                f"{what} ({source}): cannot read: {exc.strerror}",
-                hint="it was there at lock time; restore it or lock again",
-            ) from None
-        with fh:
-            i = 0
-            while copied < size:
-                buf = bufs[i % 2]
-                want = min(CHUNK, size - copied)
-                n = fh.readinto(memoryview(buf)[:want])
-                if not n:
-                    break
-                view = memoryview(buf)[:n]
-                if pending is not None:
-                    pending.result()
-                pending = self._pool.submit(h.update, view)
-                self._emit(view)
-                copied += n
-                i += 1
-                if progress:
-                    progress(n)
-            grown = fh.read(1)
-        if pending is not None:
-            pending.result()
-        if copied != size or grown:
-            raise LockMismatch(
-                f"{what} ({source}) changed size since the lock: locked {size} bytes, "
-                f"now {'more' if grown else copied}",
-                hint="the input changed between lock and build; review it and lock again",
-            )
-        if h.hexdigest() != sha256:
-            raise LockMismatch(
-                f"{what} ({source}) changed since the lock: sha256 {h.hexdigest()}, "
-                f"locked {sha256}",
-                hint="the input changed between lock and build; review it and lock again",
-            )
+        copy_verified(
+            source,
+            self._emit,
+            size=size,
+            sha256=sha256,
+            what=what,
+            pool=self._pool,
+            progress=progress,
+        )
         self._pad(size)
 
     def close(self) -> None:
