@@ -173,7 +173,8 @@ def _kernel_entry(manifest: Manifest, target: Target, kernel: Any) -> dict[str, 
         "targets": list(kernel.targets),
         "params": spec.get("params"),
         "tests": spec.get("tests"),
-        "check": check.to_json(),
+        # the check names the file by its install path, never by the build host's path
+        "check": {**check.to_json(), "path": spec["path"]},
     }
 
 
