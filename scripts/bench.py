@@ -29,7 +29,7 @@ from pathlib import Path
 from typing import Any
 
 REPO = Path(__file__).resolve().parents[1]
-AIRGAP = [sys.executable, "-m", "packager.cli"]
+AIRGAP = [sys.executable, "-m", "packager"]
 
 
 def make_shards(folder: Path, total_bytes: int, shards: int) -> list[Path]:

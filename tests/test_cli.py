@@ -22,7 +22,7 @@ EXAMPLES = REPO / "manifests" / "examples"
 def airgap(*args: str, cwd: Path | None = None) -> subprocess.CompletedProcess[str]:
     env = {**os.environ, "COLUMNS": "200", "NO_COLOR": "1"}
     return subprocess.run(
-        [sys.executable, "-m", "packager.cli", *args],
+        [sys.executable, "-m", "packager", *args],
         capture_output=True,
         text=True,
         cwd=cwd,

@@ -44,7 +44,7 @@ def bundle(
         "expect: {exit_code: 0, stdout_contains: smoke-42}}\n"
     )
     env = {**os.environ}
-    r = subprocess.run([sys.executable, "-m", "packager.cli", "build", str(tmp_path / "m.yaml"), "--out",
+    r = subprocess.run([sys.executable, "-m", "packager", "build", str(tmp_path / "m.yaml"), "--out",
                         str(tmp_path / "out"), "--unsigned"], capture_output=True, text=True, env=env, timeout=300)  # fmt: skip
     assert r.returncode == 0, r.stdout + r.stderr
     registry_digest = json.loads(
@@ -97,7 +97,7 @@ def test_the_engine_loads_the_image_and_the_probe_runs_the_smoke_command(
         ref, ["sh", "-c", "echo loaded-from-bundle"], network_mode="none", remove=True
     )
     assert out.strip() == b"loaded-from-bundle"
-    r = subprocess.run([sys.executable, "-m", "packager.cli", "probe", "--bundle", str(tar), "--json"],
+    r = subprocess.run([sys.executable, "-m", "packager", "probe", "--bundle", str(tar), "--json"],
                        capture_output=True, text=True, timeout=180)  # fmt: skip
     (smoke,) = [c for c in json.loads(r.stdout)["checks"] if c["id"] == "smoke"]
     assert smoke["status"] == "PASS", smoke

@@ -10,8 +10,8 @@ from pathlib import Path
 import jsonschema
 import pytest
 
+from packager.commands.lock import load_lock, lock_path_for
 from packager.errors import InputError
-from packager.locking import load_lock, lock_path_for
 from tests.test_cli import REPO, airgap
 
 MANIFEST = """\

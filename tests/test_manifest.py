@@ -10,7 +10,7 @@ from pathlib import Path
 import pytest
 
 from packager.findings import Severity
-from packager.manifest import load_manifest, parse_duration, parse_size
+from packager.manifest.model import load_manifest, parse_duration, parse_size
 
 BASE = """\
 apiVersion: airgap/v1

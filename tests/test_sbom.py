@@ -11,8 +11,10 @@ from typing import Any
 import pytest
 from packageurl import PackageURL
 
+from packager.bundle.sbom import SPDX_IDS, build_sbom, image_purl, sbom_bytes, wheel_purl
 from packager.errors import InputError
-from packager.lock import (
+from packager.resolve.images import parse_reference
+from packager.resolve.lockfile import (
     Lock,
     LockedFile,
     LockedImage,
@@ -22,8 +24,6 @@ from packager.lock import (
     LockedWheel,
     SafetensorsSummary,
 )
-from packager.resolve.images import parse_reference
-from packager.sbom import SPDX_IDS, build_sbom, image_purl, sbom_bytes, wheel_purl
 from tests.support.sbom_schema import (
     _load,
     assert_valid_cyclonedx_16,

@@ -7,7 +7,7 @@ import time
 from pathlib import Path
 
 from packager.resolve.content import digest_files
-from packager.statcache import StatCache
+from packager.resolve.statcache import StatCache
 
 
 def aged(path: Path, seconds: float = 60) -> None:

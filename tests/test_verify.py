@@ -20,10 +20,10 @@ from typing import Any
 import pytest
 
 from packager.bundle import layout
+from packager.bundle.checks import check_signatures
+from packager.commands.verify import verify_bundle
 from packager.signing import keys, signature
-from packager.trust import Policy, PolicyError, TrustedKey, load_policy, policy_from_keys
-from packager.verification import check_signatures
-from packager.verify import verify_bundle
+from packager.signing.trust import Policy, PolicyError, TrustedKey, load_policy, policy_from_keys
 from tests.resolve.images_support import write_docker_archive
 from tests.resolve.wheel_factory import make_wheel
 from tests.test_cli import REPO, airgap
@@ -120,7 +120,7 @@ def project(folder: Path, name: str = "tamper") -> Path:
 
 def run_build(manifest: Path, out: Path, *args: str, env: dict[str, str] | None = None) -> None:
     r = subprocess.run(
-        [os.sys.executable, "-m", "packager.cli", "build", str(manifest), "--out", str(out), *args],  # type: ignore[attr-defined]
+        [os.sys.executable, "-m", "packager", "build", str(manifest), "--out", str(out), *args],  # type: ignore[attr-defined]
         capture_output=True, text=True, timeout=300,
         env={**os.environ, "AIRGAP_KEY_PASSPHRASE": PASS, "AIRGAP_CACHE_DIR": str(out.parent / "cache"), **(env or {})},
     )  # fmt: skip
@@ -357,7 +357,7 @@ def test_threshold_two_with_one_signature_then_a_co_signature(
     assert r.returncode == 1 and "needs 2" in r.stdout
     env = {**os.environ, "AIRGAP_KEY_PASSPHRASE": PASS}
     before = tar.read_bytes()
-    s = subprocess.run([os.sys.executable, "-m", "packager.cli", "sign", str(tar), "--key", str(built["priv_b"])],  # type: ignore[attr-defined]
+    s = subprocess.run([os.sys.executable, "-m", "packager", "sign", str(tar), "--key", str(built["priv_b"])],  # type: ignore[attr-defined]
                        capture_output=True, text=True, env=env)  # fmt: skip
     assert s.returncode == 0, s.stderr
     after = tar.read_bytes()
@@ -368,7 +368,7 @@ def test_threshold_two_with_one_signature_then_a_co_signature(
     assert end > 0
     r = airgap("verify", str(tar), "--trust", str(pol))
     assert r.returncode == 0, r.stdout
-    again = subprocess.run([os.sys.executable, "-m", "packager.cli", "sign", str(tar), "--key", str(built["priv_b"])],  # type: ignore[attr-defined]
+    again = subprocess.run([os.sys.executable, "-m", "packager", "sign", str(tar), "--key", str(built["priv_b"])],  # type: ignore[attr-defined]
                            capture_output=True, text=True, env=env)  # fmt: skip
     assert again.returncode == 0 and "nothing changed" in again.stdout
     assert tar.read_bytes() == after
@@ -381,7 +381,7 @@ def test_co_signing_parts_and_folders(built: dict[str, Path], tmp_path: Path) ->
     folder = copy_folder(built, tmp_path)
     env = {**os.environ, "AIRGAP_KEY_PASSPHRASE": PASS}
     for target in (parts_dir / built["parts"].name, folder):
-        s = subprocess.run([os.sys.executable, "-m", "packager.cli", "sign", str(target), "--key", str(built["priv_b"])],  # type: ignore[attr-defined]
+        s = subprocess.run([os.sys.executable, "-m", "packager", "sign", str(target), "--key", str(built["priv_b"])],  # type: ignore[attr-defined]
                            capture_output=True, text=True, env=env)  # fmt: skip
         assert s.returncode == 0, s.stderr
         report = verify_bundle(target, load_policy(pol))
@@ -623,7 +623,7 @@ def test_a_kernel_whose_vectors_do_not_fit_it_does_not_ship(tmp_path: Path) -> N
     m = project(tmp_path / "p")
     (tmp_path / "p" / "kernels" / "x.npy").write_bytes(b"not an npy")
     r = subprocess.run(
-        [os.sys.executable, "-m", "packager.cli", "build", str(m), "--out", str(tmp_path / "out"), "--unsigned"],  # type: ignore[attr-defined]
+        [os.sys.executable, "-m", "packager", "build", str(m), "--out", str(tmp_path / "out"), "--unsigned"],  # type: ignore[attr-defined]
         capture_output=True, text=True, timeout=300, env={**os.environ, "AIRGAP_CACHE_DIR": str(tmp_path / "cache")},
     )  # fmt: skip
     assert r.returncode == 1, r.stdout + r.stderr

@@ -7,7 +7,7 @@ from pathlib import Path
 import pytest
 
 from packager.errors import ManifestReadError
-from packager.yamlsource import (
+from packager.manifest.yamlsource import (
     MAX_DOCUMENT_BYTES,
     Mark,
     json_path_str,

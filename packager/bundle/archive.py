@@ -310,7 +310,7 @@ class TarWriter:
 def write_parts_index(
     path: Path, stem: str, parts: list[Part], total: int, content_digest: str
 ) -> None:
-    from packager.fsutil import atomic_write_text
+    from packager.util.fs import atomic_write_text
 
     doc = {
         "airgapParts": 1,

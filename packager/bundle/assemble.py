@@ -14,8 +14,8 @@ from typing import Any
 from packager.bundle import layout
 from packager.bundle.images import CollectedImage
 from packager.bundle.store import BlobStore
-from packager.lock import Lock, LockedFile, LockedTarget
-from packager.manifest import Manifest, Target
+from packager.manifest.model import Manifest, Target
+from packager.resolve.lockfile import Lock, LockedFile, LockedTarget
 
 
 def canonical(obj: Any) -> bytes:
@@ -134,7 +134,7 @@ def model_source_root(manifest: Manifest, lock: Lock) -> Path:
     src = lock.model.source
     if "path" in src:
         return manifest.base_dir / src["path"]
-    from packager.manifest import HuggingFaceSource
+    from packager.manifest.model import HuggingFaceSource
     from packager.resolve.weights import hf_cache_root
 
     hf = manifest.model.source.huggingface

@@ -1,7 +1,7 @@
 """Collect a locked container image into the build's blob store (``airgap build``).
 
 :func:`collect_image` takes what :func:`packager.resolve.images.resolve_image` pinned (a
-:class:`packager.lock.LockedImage`) and puts every blob an OCI image layout needs for it into a
+:class:`packager.resolve.lockfile.LockedImage`) and puts every blob an OCI image layout needs for it into a
 :class:`packager.bundle.store.BlobStore`, returning the descriptor that ``index.json`` lists.
 
 ``registry``
@@ -50,8 +50,7 @@ from typing import IO, Any, Protocol
 from packager.bundle import layout
 from packager.bundle.store import BlobMismatch, BlobStore
 from packager.errors import AirgapError, InputError, LockMismatch, ResolveError
-from packager.lock import LockedImage
-from packager.manifest import Image
+from packager.manifest.model import Image
 from packager.resolve.images import (
     _BLOB_MEMBER,
     _DIGEST,
@@ -81,6 +80,7 @@ from packager.resolve.images import (
     parse_platform,
     parse_reference,
 )
+from packager.resolve.lockfile import LockedImage
 
 __all__ = ["CHUNK_SIZE", "CollectedImage", "collect_image"]
 

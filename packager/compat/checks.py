@@ -17,9 +17,9 @@ from packager.compat.cuda import Coverage, CudaArch, coverage, sm_name
 from packager.compat.facts import Chip, Facts, load_facts, resolve_chip
 from packager.compat.versions import Constraint, Version, VersionError
 from packager.findings import Finding, Severity, did_you_mean
-from packager.globs import selected
-from packager.manifest import Manifest, Target
-from packager.yamlsource import JsonPath, json_path_str
+from packager.manifest.model import Manifest, Target
+from packager.manifest.yamlsource import JsonPath, json_path_str
+from packager.util.globs import selected
 
 FP8 = frozenset({"fp8", "fp8_e4m3", "fp8_e5m2"})
 ARCH_TOKENS = {

@@ -18,7 +18,7 @@ from packager.kernels.checks import (
     validate_kernels,
 )
 from packager.kernels.errors import KernelFormatError
-from packager.kernels.inspect import Image, KernelInfo, inspect_bytes, inspect_file
+from packager.kernels.inspection import Image, KernelInfo, inspect_bytes, inspect_file
 
 __all__ = [
     "ChipCoverage",

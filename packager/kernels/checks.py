@@ -50,10 +50,16 @@ from packager.compat.versions import Version
 from packager.findings import Finding, Severity, did_you_mean
 from packager.kernels import ascend
 from packager.kernels.errors import KernelFormatError
-from packager.kernels.inspect import FORMAT_FOR_KIND, FORMAT_NAMES, Image, KernelInfo, inspect_file
-from packager.manifest import Kernel, Manifest
+from packager.kernels.inspection import (
+    FORMAT_FOR_KIND,
+    FORMAT_NAMES,
+    Image,
+    KernelInfo,
+    inspect_file,
+)
+from packager.manifest.model import Kernel, Manifest
+from packager.manifest.yamlsource import JsonPath, json_path_str
 from packager.probe.npy import NpyArray, NpyError, read_npy
-from packager.yamlsource import JsonPath, json_path_str
 
 ERROR, WARNING, INFO = Severity.ERROR, Severity.WARNING, Severity.INFO
 SUPERSEDED = frozenset({"AG401", "AG402"})  # declared-target findings the binary replaces

@@ -15,7 +15,7 @@ from pathlib import Path
 from typing import Any
 
 from packager.kernels.checks import KernelCheck
-from packager.manifest import Kernel, Manifest
+from packager.manifest.model import Kernel, Manifest
 
 
 def probe_spec(

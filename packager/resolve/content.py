@@ -7,8 +7,8 @@ from collections.abc import Callable, Iterable
 from pathlib import Path
 
 from packager.errors import ResolveError
-from packager.hashing import FileDigest, sha256_files
-from packager.statcache import StatCache
+from packager.resolve.statcache import StatCache
+from packager.util.hashing import FileDigest, sha256_files
 
 
 def digest_files(

@@ -8,11 +8,11 @@ from collections.abc import Callable
 from pathlib import Path
 
 from packager.errors import PinMismatch, ResolveError
-from packager.lock import LockedFile, LockedKernel
-from packager.manifest import FileEntry, Kernel, Manifest
+from packager.manifest.model import FileEntry, Kernel, Manifest
+from packager.manifest.yamlsource import JsonPath
 from packager.resolve.content import digest_files
-from packager.statcache import StatCache
-from packager.yamlsource import JsonPath
+from packager.resolve.lockfile import LockedFile, LockedKernel
+from packager.resolve.statcache import StatCache
 
 
 def _written(manifest: Manifest, path: Path) -> str:

@@ -1,6 +1,6 @@
 """Resolve a container image to content for one target platform (``airgap lock``).
 
-Four sources, one result (:class:`packager.lock.LockedImage`):
+Four sources, one result (:class:`packager.resolve.lockfile.LockedImage`):
 
 ``registry``
     The OCI distribution API through python-dxf. The reference is parsed here
@@ -44,8 +44,8 @@ from pathlib import Path
 from typing import IO, Any, cast
 
 from packager.errors import CheckFailed, PinMismatch, ResolveError
-from packager.lock import LockedImage
-from packager.manifest import Image
+from packager.manifest.model import Image
+from packager.resolve.lockfile import LockedImage
 
 __all__ = [
     "DOCKER_HUB_HOST",

@@ -11,13 +11,13 @@ from pathlib import Path
 
 from packager.errors import PinMismatch, ResolveError
 from packager.findings import Finding, Severity
-from packager.globs import glob_matches, selected
-from packager.lock import LockedFile, LockedModel, SafetensorsSummary
-from packager.manifest import HuggingFaceSource, Manifest
+from packager.manifest.model import HuggingFaceSource, Manifest
+from packager.manifest.yamlsource import json_path_str
 from packager.resolve import safetensors
 from packager.resolve.content import digest_files
-from packager.statcache import StatCache
-from packager.yamlsource import json_path_str
+from packager.resolve.lockfile import LockedFile, LockedModel, SafetensorsSummary
+from packager.resolve.statcache import StatCache
+from packager.util.globs import glob_matches, selected
 
 _COMMIT = re.compile(r"^[0-9a-f]{40}$")
 _WEIGHT_EXT = (".safetensors", ".bin", ".gguf", ".onnx", ".pt", ".pth", ".ckpt", ".h5", ".msgpack")

@@ -19,7 +19,7 @@ under ``CACHE/wheels`` (``pip download`` because it checks ``Requires-Python`` a
 pip is told the target with ``--only-binary=:all: --implementation cp --python-version X.Y`` and
 one ``--platform`` per tag of :func:`platform_tags`. Every wheel it picks is then checked again by
 :func:`check_wheel` (pure functions over the file name, PEP 427/425 with compressed tag sets),
-hashed (sha256, streamed) and returned as :class:`~packager.lock.LockedWheel`, sorted by name.
+hashed (sha256, streamed) and returned as :class:`~packager.resolve.lockfile.LockedWheel`, sorted by name.
 
 Tag policy (what the site can install and run):
 
@@ -49,9 +49,9 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from packager.errors import CheckFailed, ResolveError
-from packager.hashing import FileDigest, sha256_files
-from packager.lock import LockedWheel
-from packager.manifest import Wheels
+from packager.manifest.model import Wheels
+from packager.resolve.lockfile import LockedWheel
+from packager.util.hashing import FileDigest, sha256_files
 
 #: Python of the site when the manifest does not say (the MindIE and current NGC images run 3.11)
 DEFAULT_PYTHON = "3.11"

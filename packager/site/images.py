@@ -56,7 +56,6 @@ from packager.bundle import layout
 from packager.bundle.reader import Bundle, ConcatFile, FolderBundle, Member, TarBundle
 from packager.bundle.store import BlobMismatch
 from packager.errors import AirgapError, CheckFailed, InputError, ResolveError
-from packager.progress import Reporter
 from packager.resolve.images import (
     MAX_DOCUMENT_BYTES,
     MAX_INDEX_DEPTH,
@@ -66,6 +65,7 @@ from packager.resolve.images import (
     parse_platform,
     parse_reference,
 )
+from packager.util.progress import Reporter
 
 __all__ = [
     "CHUNK_SIZE",

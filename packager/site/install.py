@@ -1,6 +1,6 @@
 """`airgap install`: verify, refuse rollback, check space, stage, commit atomically, probe.
 
-1. The bundle is verified (:func:`packager.verify.verify_bundle`) before anything is written:
+1. The bundle is verified (:func:`packager.commands.verify.verify_bundle`) before anything is written:
    a bundle that fails leaves the prefix untouched (not even created).
 2. Its install paths are planned and checked (:func:`packager.site.rules.plan_install`).
 3. With the prefix locked: interrupted operations are recovered, and the installed versions
@@ -40,16 +40,16 @@ from typing import Any
 from packager import __version__
 from packager.bundle import layout
 from packager.bundle.reader import Bundle, FolderBundle, TarBundle, open_bundle
+from packager.commands.verify import VerifyReport, verify_bundle
 from packager.errors import CheckFailed
-from packager.progress import Reporter
+from packager.signing.trust import Policy
 from packager.site import auditlog
 from packager.site.prefix import Prefix, step
 from packager.site.receipts import InstalledFile, Receipt
 from packager.site.rules import Action, InstallPlan, UnsafeBundle, decide, plan_install
 from packager.site.safefs import Dir, SiteError, os_error
 from packager.site.store import BlobStore, ContentMismatch, Span, capped_copy
-from packager.trust import Policy
-from packager.verify import VerifyReport, verify_bundle
+from packager.util.progress import Reporter
 
 #: room kept free beyond what the install writes (receipts, the log, file system overhead)
 SPACE_MARGIN = 8 * 1024 * 1024

@@ -16,13 +16,13 @@ from typing import Any
 
 from packager.bundle import layout
 from packager.errors import CheckFailed
-from packager.progress import Reporter
 from packager.site import auditlog
 from packager.site import receipts as receipts_mod
 from packager.site.prefix import Prefix, step
 from packager.site.rules import compare_versions, component_problem, newest
 from packager.site.safefs import Dir, SiteError
 from packager.site.store import BlobStore
+from packager.util.progress import Reporter
 
 
 class NotInstalled(SiteError):

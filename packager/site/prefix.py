@@ -21,11 +21,11 @@ from pathlib import Path
 from typing import Any
 
 from packager.bundle import layout
-from packager.progress import Reporter
 from packager.site import auditlog
 from packager.site import receipts as receipts_mod
 from packager.site.rules import component_problem
 from packager.site.safefs import Dir, SiteError, os_error
+from packager.util.progress import Reporter
 
 
 # ----------------------------------------------------------------------------- test-only hook

@@ -22,9 +22,9 @@ import pytest
 from packager.bundle.images import CollectedImage, collect_image
 from packager.bundle.store import BlobMismatch, BlobStore
 from packager.errors import LockMismatch, ResolveError
-from packager.lock import LockedImage
-from packager.manifest import Image
+from packager.manifest.model import Image
 from packager.resolve.images import resolve_image
+from packager.resolve.lockfile import LockedImage
 from tests.resolve import images_support as sup
 from tests.support import services
 

@@ -17,8 +17,8 @@ from typing import Any
 import pytest
 import yaml
 
+from packager.commands.validate import ValidationReport, validate
 from packager.findings import Finding, Severity
-from packager.validate import ValidationReport, validate
 
 ERROR, WARNING, INFO = Severity.ERROR, Severity.WARNING, Severity.INFO
 GB = 10**9

@@ -15,7 +15,7 @@ from collections.abc import Callable
 from typing import Any
 
 from packager.kernels.errors import KernelFormatError
-from packager.kernels.inspect import inspect_bytes
+from packager.kernels.inspection import inspect_bytes
 
 Memory = dict[int, bytearray]
 #: a kernel model: (memory, args as Python values, grid, block) -> None

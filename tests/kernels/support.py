@@ -8,8 +8,8 @@ from typing import Any
 
 import yaml
 
+from packager.commands.validate import ValidationReport, validate
 from packager.findings import Finding
-from packager.validate import ValidationReport, validate
 
 
 def manifest(

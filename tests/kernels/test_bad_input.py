@@ -12,7 +12,7 @@ import pytest
 from packager.errors import InputError
 from packager.kernels import fatbin
 from packager.kernels.errors import KernelFormatError
-from packager.kernels.inspect import inspect_bytes, inspect_file
+from packager.kernels.inspection import inspect_bytes, inspect_file
 from tests.kernels.conftest import FIXTURES
 from tests.kernels.support import findings, manifest, run, show
 

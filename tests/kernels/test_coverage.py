@@ -17,7 +17,7 @@ from packager.compat.cuda import Coverage
 from packager.compat.facts import Chip
 from packager.findings import Severity
 from packager.kernels.checks import check_kernel
-from packager.manifest import Kernel
+from packager.manifest.model import Kernel
 from tests.kernels.conftest import FIXTURES
 
 N, J, X = Coverage.NATIVE, Coverage.PTX_JIT, Coverage.NONE

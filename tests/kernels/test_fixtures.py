@@ -8,7 +8,7 @@ import subprocess
 from pathlib import Path
 from typing import Any
 
-from packager.kernels.inspect import inspect_file
+from packager.kernels.inspection import inspect_file
 from tests.kernels.conftest import COMMITTED, FIXTURES
 
 BYTE_EXACT = (

@@ -10,7 +10,7 @@ import pytest
 
 from packager.compat.cuda import CudaArch
 from packager.kernels import cubin, fatbin
-from packager.kernels.inspect import inspect_bytes, inspect_file
+from packager.kernels.inspection import inspect_bytes, inspect_file
 
 VADD_PARAMS = (8, 8, 8, 4)  # const float*, const float*, float*, int
 KERNELS = ["_Z4axpyfPKfPfi", "scale", "vadd"]
@@ -221,7 +221,7 @@ def test_json_and_text(kernel_bins: Path) -> None:
 
 
 def test_arch_ordering_and_equality() -> None:
-    from packager.kernels.inspect import _sorted_archs
+    from packager.kernels.inspection import _sorted_archs
 
     archs = [CudaArch.parse(t) for t in ("compute_90", "sm_90a", "sm_80", "sm_100", "sm_90")]
     assert [str(a) for a in _sorted_archs(archs)] == [

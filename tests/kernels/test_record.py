@@ -10,7 +10,7 @@ import numpy as np
 from packager.compat.facts import Chip
 from packager.kernels.checks import check_kernel
 from packager.kernels.record import probe_spec
-from packager.manifest import load_manifest
+from packager.manifest.model import load_manifest
 from packager.probe import kernel_runner as kr
 from tests.kernels.conftest import FIXTURES
 from tests.kernels.fake_cuda import FakeLibCuda

@@ -13,7 +13,7 @@ import pytest
 from packager.compat.facts import load_facts
 from packager.findings import Severity
 from packager.kernels.checks import check_kernel
-from packager.manifest import load_manifest
+from packager.manifest.model import load_manifest
 from tests.kernels.conftest import FIXTURES
 from tests.kernels.support import findings, manifest, run, show, text_at
 

@@ -26,7 +26,7 @@ def bundles(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Path]:
     env = {**os.environ, "AIRGAP_CACHE_DIR": str(base / "cache")}
     for args, out in (([], "tar"), (["--layout-only"], "folder")):
         r = subprocess.run(
-            [sys.executable, "-m", "packager.cli", "build", str(m), "--out", str(base / out), "--unsigned", *args],
+            [sys.executable, "-m", "packager", "build", str(m), "--out", str(base / out), "--unsigned", *args],
             capture_output=True, text=True, env=env, timeout=300,
         )  # fmt: skip
         assert r.returncode == 0, r.stdout + r.stderr
@@ -75,7 +75,7 @@ def test_a_tampered_vector_is_a_fail_not_a_pass(bundles: dict[str, Path], tmp_pa
 
 
 def test_without_a_device_the_probe_says_not_run(bundles: dict[str, Path]) -> None:
-    r = subprocess.run([sys.executable, "-m", "packager.cli", "probe", "--bundle", str(bundles["tar"]), "--json"],
+    r = subprocess.run([sys.executable, "-m", "packager", "probe", "--bundle", str(bundles["tar"]), "--json"],
                        capture_output=True, text=True, timeout=120)  # fmt: skip
     doc = json.loads(r.stdout)
     kernels = [c for c in doc["checks"] if c["id"] == "kernels"]
@@ -85,7 +85,7 @@ def test_without_a_device_the_probe_says_not_run(bundles: dict[str, Path]) -> No
 
 def test_a_recorded_machine_runs_no_kernel(bundles: dict[str, Path]) -> None:
     machines = Path(__file__).resolve().parents[1] / "fixtures" / "machines"
-    r = subprocess.run([sys.executable, "-m", "packager.cli", "probe", "--bundle", str(bundles["tar"]), "--json",
+    r = subprocess.run([sys.executable, "-m", "packager", "probe", "--bundle", str(bundles["tar"]), "--json",
                         "--sysroot", str(machines / "h100x8-driver550")], capture_output=True, text=True, timeout=120)  # fmt: skip
     doc = json.loads(r.stdout)
     (k,) = [c for c in doc["checks"] if c["id"] == "kernels"]

@@ -8,11 +8,11 @@ from pathlib import Path
 import pytest
 
 import packager.probe
+from packager.bundle.probe_payload import facts_json, probe_payload
 from packager.compat.facts import load_facts
 from packager.compat.probe_facts import export_probe_facts
 from packager.probe.chipfacts import FactsError, ProbeFacts
 from packager.probe.versions import Version
-from packager.probe_bundle import facts_json, probe_payload
 
 
 def pf() -> ProbeFacts:

@@ -15,7 +15,7 @@ from pathlib import Path
 import pytest
 
 import packager.probe
-from packager.probe_bundle import probe_payload
+from packager.bundle.probe_payload import probe_payload
 from tests.probe.util import BUNDLES, MACHINES, facts, validator
 
 PROBE_DIR = Path(packager.probe.__file__).parent

@@ -20,8 +20,7 @@ from typing import TYPE_CHECKING, Any
 import pytest
 
 from packager.errors import CheckFailed, PinMismatch, ResolveError
-from packager.lock import LockedImage
-from packager.manifest import Image
+from packager.manifest.model import Image
 from packager.resolve.images import (
     DOCKER_HUB_HOST,
     MAX_DOCUMENT_BYTES,
@@ -31,6 +30,7 @@ from packager.resolve.images import (
     parse_reference,
     resolve_image,
 )
+from packager.resolve.lockfile import LockedImage
 from tests.resolve import images_support as sup
 from tests.support import services
 

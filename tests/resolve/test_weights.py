@@ -17,10 +17,10 @@ from pathlib import Path
 import pytest
 
 from packager.errors import PinMismatch, ResolveError
-from packager.manifest import Manifest, load_manifest
+from packager.manifest.model import Manifest, load_manifest
 from packager.resolve.safetensors import dominant_float_dtype, read_header
+from packager.resolve.statcache import StatCache
 from packager.resolve.weights import file_role, resolve_weights
-from packager.statcache import StatCache
 from tests.support.services import unavailable
 
 MINILM_INCLUDE = '["*.safetensors", "*.json", "vocab.txt", "tokenizer*"]'
@@ -301,9 +301,9 @@ def test_unreadable_files_are_named(minilm_dir: Path) -> None:
         )
         code = (
             "import sys; from pathlib import Path\n"
-            "from packager.manifest import load_manifest\n"
+            "from packager.manifest.model import load_manifest\n"
             "from packager.resolve.weights import resolve_weights\n"
-            "from packager.statcache import StatCache\n"
+            "from packager.resolve.statcache import StatCache\n"
             "from packager.errors import ResolveError\n"
             "m = load_manifest(Path(sys.argv[1])).manifest\n"
             "try:\n    resolve_weights(m, StatCache(None))\n"

@@ -20,9 +20,9 @@ from pathlib import Path
 import pytest
 
 from packager.errors import CheckFailed, ResolveError
-from packager.lock import LockedWheel
-from packager.manifest import Wheels
+from packager.manifest.model import Wheels
 from packager.resolve import wheels as wheels_mod
+from packager.resolve.lockfile import LockedWheel
 from packager.resolve.wheels import (
     DEFAULT_PYTHON,
     IndexUnreachable,

@@ -71,7 +71,7 @@ def env(**extra: str) -> dict[str, str]:
 
 def airgap_proc(*args: str, **extra: str) -> subprocess.Popen[str]:
     return subprocess.Popen(
-        [sys.executable, "-m", "packager.cli", *args],
+        [sys.executable, "-m", "packager", *args],
         stdout=subprocess.PIPE,
         stderr=subprocess.PIPE,
         text=True,
@@ -81,7 +81,7 @@ def airgap_proc(*args: str, **extra: str) -> subprocess.Popen[str]:
 
 def run(*args: str, timeout: float = 120, **extra: str) -> subprocess.CompletedProcess[str]:
     return subprocess.run(
-        [sys.executable, "-m", "packager.cli", *args],
+        [sys.executable, "-m", "packager", *args],
         capture_output=True,
         text=True,
         env=env(**extra),
@@ -96,9 +96,9 @@ def install(
 
 
 def cli(*args: str) -> subprocess.CompletedProcess[str]:
-    """`airgap ARGS` in this process (packager.cli.main, exit status and both streams captured):
+    """`airgap ARGS` in this process (packager.cli.app.main, exit status and both streams captured):
     the same code path as the console script, without a Python start per call."""
-    from packager.cli import main
+    from packager.cli.app import main
 
     out, err = io.StringIO(), io.StringIO()
     code = 0
@@ -149,7 +149,7 @@ def build_all(base: Path) -> Bundles:
     jobs.append([str(project(base / "full")), "--out", str(base / "out-full")])
     procs = [
         subprocess.Popen(
-            [sys.executable, "-m", "packager.cli", "build", *args, "--key", str(priv)],
+            [sys.executable, "-m", "packager", "build", *args, "--key", str(priv)],
             stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
             env=env(AIRGAP_CACHE_DIR=str(base / f"cache-{i}")),
         )

@@ -18,13 +18,13 @@ from packager.bundle import layout
 from packager.bundle.images import collect_image
 from packager.bundle.reader import open_bundle
 from packager.bundle.store import BlobMismatch, BlobStore
+from packager.commands.images import images_command, load_command, push_command
 from packager.errors import InputError
-from packager.lock import LockedImage
-from packager.manifest import Image
-from packager.progress import Reporter
+from packager.manifest.model import Image
 from packager.resolve.images import parse_reference, resolve_image
+from packager.resolve.lockfile import LockedImage
 from packager.site import images as site
-from packager.site.images_cmd import images_command, load_command, push_command
+from packager.util.progress import Reporter
 from tests.resolve import images_support as sup
 from tests.site import support
 from tests.site.conftest import RUN, SiteBundle, remove_images

@@ -12,10 +12,10 @@ from typing import Any
 import pytest
 
 from packager.bundle import layout
+from packager.signing.trust import policy_from_keys
 from packager.site.install import InstallOptions, install_bundle
+from packager.site.integrity import audit_site
 from packager.site.manage import gc, rollback
-from packager.site.siteaudit import audit_site
-from packager.trust import policy_from_keys
 from tests.site.install_support import (
     FILES,
     Bundles,

@@ -23,7 +23,9 @@ from typing import Any
 import pytest
 
 from packager.bundle import layout
+from packager.signing.trust import policy_from_keys
 from packager.site.install import InstallOptions, install_bundle
+from packager.site.integrity import audit_site
 from packager.site.rules import (
     Action,
     UnsafeBundle,
@@ -33,9 +35,7 @@ from packager.site.rules import (
     plan_install,
 )
 from packager.site.safefs import Dir, SiteError
-from packager.site.siteaudit import audit_site
 from packager.site.store import BlobStore, ContentMismatch, Span, capped_copy
-from packager.trust import policy_from_keys
 from tests.site.install_support import (
     Bundles,
     built_bundles,

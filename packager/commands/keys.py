@@ -6,7 +6,7 @@ from pathlib import Path
 from typing import Any
 
 from packager.errors import InputError
-from packager.fsutil import atomic_write_text
+from packager.util.fs import atomic_write_text
 
 
 def generate_key_files(out: Path, name: str, algorithm: str) -> tuple[str, Path, Path]:

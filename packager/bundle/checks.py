@@ -1,7 +1,7 @@
 """Bundle verification as pure functions: descriptor + signatures + policy + observations -> verdict.
 
 Nothing here reads a file or the clock: the I/O (scanning a tar, hashing blobs, reading parts)
-is in ``packager.verify``, which hands its observations to these functions. Every failure is
+is in ``packager.commands.verify``, which hands its observations to these functions. Every failure is
 collected, never just the first, and each names what it is about.
 """
 
@@ -17,7 +17,7 @@ from typing import Any
 from packager.bundle import layout
 from packager.signing import signature
 from packager.signing.errors import SignatureFormatError
-from packager.trust import Policy
+from packager.signing.trust import Policy
 
 _SIG_NAME = re.compile(r"^airgap/bundle\.json\.sig/([0-9a-f]{64})\.sig$")
 _BLOB_NAME = re.compile(r"^blobs/sha256/([0-9a-f]{64})$")

@@ -9,8 +9,8 @@ from typing import Any
 
 from packager.bundle import layout
 from packager.bundle.reader import BundleFormatError, open_bundle
-from packager.trust import Policy
-from packager.verify import verify_bundle
+from packager.commands.verify import verify_bundle
+from packager.signing.trust import Policy
 
 
 def audit_bundle(path: Path, policy: Policy | None) -> dict[str, Any]:

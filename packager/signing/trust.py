@@ -13,10 +13,10 @@ from pathlib import Path
 from typing import Any
 
 from packager.errors import InputError
-from packager.fsutil import atomic_write_text, read_json_bounded
-from packager.manifest import parse_duration
-from packager.schemas_store import validator
+from packager.manifest.model import parse_duration
 from packager.signing import keys
+from packager.util.fs import atomic_write_text, read_json_bounded
+from packager.util.schemas import validator
 
 API_VERSION = "airgap/trust/v1"
 MAX_POLICY_BYTES = 4 * 1024 * 1024

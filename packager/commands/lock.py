@@ -19,18 +19,18 @@ from typing import Any
 import jsonschema
 
 from packager import __version__
-from packager.cache import cache_dir
 from packager.errors import InputError, LockMismatch
 from packager.findings import Finding
-from packager.fsutil import atomic_write_text, read_json_bounded
-from packager.lock import Lock, LockedFile, LockedImage, LockedTarget, LockedWheel
-from packager.manifest import Image, Manifest, Target
-from packager.progress import Reporter
+from packager.manifest.model import Image, Manifest, Target
 from packager.resolve.files import resolve_files, resolve_kernels
+from packager.resolve.lockfile import Lock, LockedFile, LockedImage, LockedTarget, LockedWheel
+from packager.resolve.statcache import StatCache
 from packager.resolve.weights import resolve_weights
 from packager.resolve.wheels import target_python
-from packager.schemas_store import validator
-from packager.statcache import StatCache
+from packager.util.cache import cache_dir
+from packager.util.fs import atomic_write_text, read_json_bounded
+from packager.util.progress import Reporter
+from packager.util.schemas import validator
 
 MAX_LOCK_BYTES = 64 * 1024 * 1024
 #: pip may download GBs of wheels (torch): a wall-clock limit per pip run, not per request

@@ -18,8 +18,8 @@ from typing import Any
 import jsonschema
 
 from packager.findings import Finding, Severity, did_you_mean
-from packager.schemas_store import load_schema, validator
-from packager.yamlsource import JsonPath, PositionedDocument, json_path_str, load_yaml_file
+from packager.manifest.yamlsource import JsonPath, PositionedDocument, json_path_str, load_yaml_file
+from packager.util.schemas import load_schema, validator
 
 API_VERSION = "airgap/v1"
 

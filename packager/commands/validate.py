@@ -9,7 +9,7 @@ from typing import Any
 from packager.compat import check_manifest
 from packager.findings import Finding, Severity, has_errors
 from packager.kernels.checks import SUPERSEDED, validate_kernels
-from packager.manifest import Manifest, load_manifest
+from packager.manifest.model import Manifest, load_manifest
 
 
 @dataclass(frozen=True)

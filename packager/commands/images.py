@@ -15,8 +15,8 @@ from typing import Any
 
 from rich.markup import escape
 
-from packager import render
 from packager.bundle.reader import open_bundle
+from packager.cli import render
 from packager.site.images import (
     BundleImage,
     connect_docker,

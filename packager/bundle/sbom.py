@@ -47,8 +47,15 @@ from typing import Any
 from urllib.parse import quote
 
 from packager.errors import InputError
-from packager.lock import Lock, LockedFile, LockedImage, LockedKernel, LockedModel, LockedWheel
 from packager.resolve.images import DOCKER_HUB_HOST, ImageReference, parse_reference
+from packager.resolve.lockfile import (
+    Lock,
+    LockedFile,
+    LockedImage,
+    LockedKernel,
+    LockedModel,
+    LockedWheel,
+)
 
 __all__ = [
     "SPDX_IDS",

@@ -14,12 +14,12 @@ import tarfile
 from dataclasses import dataclass
 from pathlib import Path
 
-from packager.build import SigningKey
 from packager.bundle import layout
 from packager.bundle.archive import BLOCK, RECORD
 from packager.bundle.reader import BundleFormatError, FolderBundle, open_bundle, parts_of
+from packager.commands.build import SigningKey
 from packager.errors import InputError
-from packager.fsutil import atomic_write_text
+from packager.util.fs import atomic_write_text
 
 
 @dataclass(frozen=True)

@@ -1,6 +1,6 @@
 """`airgap verify`: parts -> signatures -> every blob re-hashed (in parallel) -> layout -> consistency.
 
-The I/O lives here; every judgement is a pure function of packager.verification.
+The I/O lives here; every judgement is a pure function of packager.bundle.checks.
 """
 
 from __future__ import annotations
@@ -16,11 +16,7 @@ from pathlib import Path
 from typing import Any
 
 from packager.bundle import layout
-from packager.bundle.reader import Bundle, BundleFormatError, open_bundle, parts_of
-from packager.progress import Reporter
-from packager.schemas_store import validator
-from packager.trust import Policy
-from packager.verification import (
+from packager.bundle.checks import (
     Failure,
     Observed,
     PartSeen,
@@ -31,6 +27,10 @@ from packager.verification import (
     check_parts,
     check_signatures,
 )
+from packager.bundle.reader import Bundle, BundleFormatError, open_bundle, parts_of
+from packager.signing.trust import Policy
+from packager.util.progress import Reporter
+from packager.util.schemas import validator
 
 MAX_SIGNATURE_BYTES = 4096
 MAX_MANIFEST_BYTES = 16 * 1024 * 1024

@@ -36,10 +36,7 @@ from packager.bundle.assemble import (
     sha256_digest,
 )
 from packager.bundle.store import BlobStore
-from packager.cache import cache_dir
-from packager.errors import InputError, LockMismatch, ResolveError
-from packager.lock import Lock
-from packager.locking import (
+from packager.commands.lock import (
     check_lock_belongs,
     find_drift,
     load_lock,
@@ -47,9 +44,12 @@ from packager.locking import (
     lock_path_for,
     open_stat_cache,
 )
-from packager.manifest import Manifest, Target
-from packager.progress import Reporter
-from packager.schemas_store import validator
+from packager.errors import InputError, LockMismatch, ResolveError
+from packager.manifest.model import Manifest, Target
+from packager.resolve.lockfile import Lock
+from packager.util.cache import cache_dir
+from packager.util.progress import Reporter
+from packager.util.schemas import validator
 
 
 @dataclass(frozen=True)
@@ -385,7 +385,7 @@ def build_target(
     all_platforms: bool = False,
 ) -> BuiltBundle:
     from packager.bundle.images import collect_image
-    from packager.sbom import build_sbom, sbom_bytes
+    from packager.bundle.sbom import build_sbom, sbom_bytes
 
     locked = lock.target(target.id)
     epoch = _epoch(lock)
@@ -601,7 +601,7 @@ def build(
                     hint=errors[0].hint,
                 )
             lock = result.lock
-    from packager.probe_bundle import probe_payload
+    from packager.bundle.probe_payload import probe_payload
 
     payload = probe_payload()
     store = BlobStore(cache_dir() / "blobs")

@@ -9,9 +9,10 @@ from typing import Annotated, Any
 
 import typer
 
-from packager import __version__, render
+from packager import __version__
+from packager.cli import render
 from packager.errors import AirgapError, InputError
-from packager.fsutil import atomic_write_text
+from packager.util.fs import atomic_write_text
 
 app = typer.Typer(
     name="airgap",
@@ -50,7 +51,7 @@ def validate(
 
     Exit 0 valid (warnings allowed), 1 invalid, 2 unreadable.
     """
-    from packager.validate import validate as run
+    from packager.commands.validate import validate as run
 
     report = run(manifest)
     if as_json:
@@ -87,8 +88,8 @@ def lock(
     Exit 0 locked (or, with --check, nothing drifted), 1 invalid manifest, pin mismatch,
     findings or drift, 2 an input that cannot be read or reached.
     """
-    from packager import locking
-    from packager.validate import validate as run_validate
+    from packager.commands import lock as locking
+    from packager.commands.validate import validate as run_validate
 
     report = run_validate(manifest)
     if not report.valid or report.manifest is None:
@@ -179,8 +180,8 @@ def build(
     as_json: JsonOpt = False,
 ) -> None:
     """Build one signed, reproducible bundle per target: OCI layout + airgap/ descriptor."""
-    from packager import build as build_stage
-    from packager.validate import validate as run_validate
+    from packager.commands import build as build_stage
+    from packager.commands.validate import validate as run_validate
 
     if compress != "none":
         raise InputError(
@@ -232,7 +233,7 @@ def inspect(
     as_json: JsonOpt = False,
 ) -> None:
     """List what a bundle holds by role, with sizes and digests (not a verification)."""
-    from packager.inspect import inspect_bundle
+    from packager.commands.inspect_bundle import inspect_bundle
 
     info = inspect_bundle(bundle)
     if as_json:
@@ -247,7 +248,7 @@ def digest(
     as_json: JsonOpt = False,
 ) -> None:
     """Print the content digest (sha256 of bundle.json): equal for rebuilds from one lock."""
-    from packager.inspect import content_digest
+    from packager.commands.inspect_bundle import content_digest
 
     d = content_digest(bundle)
     if as_json:
@@ -257,7 +258,7 @@ def digest(
 
 
 def _policy(trust: Path | None, keys: list[Path] | None) -> Any:
-    from packager import trust as trust_mod
+    from packager.signing import trust as trust_mod
 
     if trust is not None and keys:
         raise InputError("give --trust POLICY or --key PUB, not both")
@@ -287,7 +288,7 @@ def verify(
 
     Exit 0 only when all hold; else 1, listing every failure.
     """
-    from packager.verify import verify_bundle
+    from packager.commands.verify import verify_bundle
 
     policy = _policy(trust, key)
     if policy is None:
@@ -315,8 +316,8 @@ def sign(
     as_json: JsonOpt = False,
 ) -> None:
     """Add a co-signature over bundle.json without rebuilding or rewriting any blob."""
-    from packager.build import load_signing_key
-    from packager.cosign import sign_bundle
+    from packager.commands.build import load_signing_key
+    from packager.commands.sign import sign_bundle
 
     result = sign_bundle(bundle, load_signing_key(key))
     if as_json:
@@ -354,7 +355,7 @@ def audit(
     if site is not None:
         if bundle is not None:
             raise InputError("give a BUNDLE or --site DIR, not both")
-        from packager.site.siteaudit import audit_site
+        from packager.site.integrity import audit_site
 
         result = audit_site(site)
         if as_json:
@@ -364,7 +365,7 @@ def audit(
         raise typer.Exit(0 if result.ok else 1)
     if bundle is None:
         raise InputError("audit needs a BUNDLE (or --site DIR for an install prefix)")
-    from packager.audit import audit_bundle
+    from packager.commands.audit import audit_bundle
 
     doc = audit_bundle(bundle, _policy(trust, key))
     if as_json:
@@ -509,7 +510,7 @@ def trust_init(
     ] = None,
 ) -> None:
     """Write an empty trust policy."""
-    from packager import trust as trust_mod
+    from packager.signing import trust as trust_mod
 
     trust_mod.init_policy(policy, threshold, max_age)
     render.stderr.print(
@@ -524,7 +525,7 @@ def trust_add(
     name: Annotated[str, typer.Option(help="Who holds the key.")],
 ) -> None:
     """Trust a public key."""
-    from packager import trust as trust_mod
+    from packager.signing import trust as trust_mod
 
     print(trust_mod.add_key(policy, public_key, name))
 
@@ -536,7 +537,7 @@ def trust_revoke(
     reason: Annotated[str, typer.Option(help="Why.")] = "",
 ) -> None:
     """Revoke a key: bundles it signed no longer count its signature."""
-    from packager import trust as trust_mod
+    from packager.signing import trust as trust_mod
 
     trust_mod.revoke_key(policy, keyid, reason)
 
@@ -547,7 +548,7 @@ def trust_show(
     as_json: JsonOpt = False,
 ) -> None:
     """Show the trusted keys, threshold, revocations and max age."""
-    from packager import trust as trust_mod
+    from packager.signing import trust as trust_mod
 
     doc = trust_mod.show(policy)
     if as_json:
@@ -566,7 +567,7 @@ def images(
     as_json: JsonOpt = False,
 ) -> None:
     """List the bundle's container images with platform, size and digests."""
-    from packager.site.images_cmd import images_command
+    from packager.commands.images import images_command
 
     raise typer.Exit(images_command(bundle, as_json))
 
@@ -592,7 +593,7 @@ def kernels_inspect(
 
     Exit 0 readable, 1 damaged entries, 2 not a CUDA file.
     """
-    from packager.kernels.inspect import inspect_file
+    from packager.kernels.inspection import inspect_file
 
     info = inspect_file(file, kind)
     if as_json:
@@ -617,7 +618,7 @@ def key_generate(
 ) -> None:
     """Write an encrypted private key (passphrase from AIRGAP_KEY_PASSPHRASE or a prompt) and its
     public key; print the keyid."""
-    from packager.keytool import generate_key_files
+    from packager.commands.keys import generate_key_files
 
     kid, priv, pub = generate_key_files(out, name, algorithm)
     if as_json:
@@ -637,7 +638,7 @@ def key_show(
     as_json: JsonOpt = False,
 ) -> None:
     """Print a key's keyid and algorithm."""
-    from packager.keytool import describe_key_file
+    from packager.commands.keys import describe_key_file
 
     info = describe_key_file(key)
     if as_json:
@@ -680,7 +681,7 @@ def init(
     force: Annotated[bool, typer.Option(help="Replace an existing file.")] = False,
 ) -> None:
     """Write a commented starter manifest that validates."""
-    from packager.starter import starter_manifest
+    from packager.commands.init import starter_manifest
 
     if vendor is not None and vendor not in ("nvidia", "huawei", "none"):
         raise InputError(f"--vendor {vendor!r}: expected nvidia, huawei or none")

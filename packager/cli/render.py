@@ -11,14 +11,14 @@ from rich.markup import escape
 
 from packager.errors import AirgapError
 from packager.findings import Finding, Severity
-from packager.progress import Reporter, RichReporter
+from packager.util.progress import Reporter, RichReporter
 
 if TYPE_CHECKING:
-    from packager.build import BuildResult
-    from packager.inspect import Inspection
-    from packager.locking import Drift, LockResult
-    from packager.validate import ValidationReport
-    from packager.verify import VerifyReport
+    from packager.commands.build import BuildResult
+    from packager.commands.inspect_bundle import Inspection
+    from packager.commands.lock import Drift, LockResult
+    from packager.commands.validate import ValidationReport
+    from packager.commands.verify import VerifyReport
 
 _STYLE = {Severity.ERROR: "bold red", Severity.WARNING: "yellow", Severity.INFO: "cyan"}
 

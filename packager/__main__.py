@@ -1,0 +1,5 @@
+"""``python -m packager``: the airgap command line."""
+
+from packager.cli.app import main
+
+main()

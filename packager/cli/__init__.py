@@ -1,0 +1,1 @@
+"""Presentation only: the typer app, rendering for people and machines, progress bars."""

@@ -1,0 +1,1 @@
+"""The manifest: YAML with source positions -> schema findings -> typed, immutable Manifest."""
