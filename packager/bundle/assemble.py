@@ -6,7 +6,6 @@ is copied (and verified) only when the plan is written out.
 
 from __future__ import annotations
 
-import json
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -16,16 +15,7 @@ from packager.bundle.images import CollectedImage
 from packager.bundle.store import BlobStore
 from packager.manifest.model import Manifest, Target
 from packager.resolve.lockfile import Lock, LockedFile, LockedTarget
-
-
-def canonical(obj: Any) -> bytes:
-    """Canonical JSON for generated blobs: sorted keys, no whitespace, UTF-8."""
-    return json.dumps(obj, sort_keys=True, separators=(",", ":"), ensure_ascii=False).encode()
-
-
-def pretty(obj: Any) -> bytes:
-    """Readable, still deterministic JSON for the files people open (bundle.json, sbom)."""
-    return (json.dumps(obj, sort_keys=True, indent=2, ensure_ascii=False) + "\n").encode()
+from packager.util.jsonio import canonical_json
 
 
 def sha256_digest(data: bytes) -> str:
@@ -99,7 +89,7 @@ def _artifact_manifest(
         "layers": layers,
         "annotations": dict(sorted(annotations.items())),
     }
-    return plan.add_generated(canonical(manifest), layout.OCI_MANIFEST)
+    return plan.add_generated(canonical_json(manifest), layout.OCI_MANIFEST)
 
 
 def _index_entry(
@@ -172,7 +162,7 @@ def plan_model(plan: Plan, manifest: Manifest, lock: Lock, created: str) -> None
     }
     if st is not None:
         config_doc["config"]["paramSize"] = _param_size(st.parameters)
-    config = plan.add_generated(canonical(config_doc), layout.MODEL_CONFIG)
+    config = plan.add_generated(canonical_json(config_doc), layout.MODEL_CONFIG)
     desc = _artifact_manifest(
         plan,
         layout.MODEL_ARTIFACT,
@@ -296,4 +286,6 @@ def plan_images(plan: Plan, images: list[CollectedImage], store: BlobStore) -> N
 
 def index_json(plan: Plan) -> bytes:
     manifests = sorted(plan.index, key=lambda d: d["annotations"][layout.REF_NAME])
-    return canonical({"schemaVersion": 2, "mediaType": layout.OCI_INDEX, "manifests": manifests})
+    return canonical_json(
+        {"schemaVersion": 2, "mediaType": layout.OCI_INDEX, "manifests": manifests}
+    )

@@ -18,6 +18,7 @@ from packager.bundle import layout
 from packager.signing import signature
 from packager.signing.errors import SignatureFormatError
 from packager.signing.trust import Policy
+from packager.util.timefmt import parse_utc
 
 _SIG_NAME = re.compile(r"^airgap/bundle\.json\.sig/([0-9a-f]{64})\.sig$")
 _BLOB_NAME = re.compile(r"^blobs/sha256/([0-9a-f]{64})$")
@@ -161,12 +162,7 @@ def check_signatures(
 
 
 def _time(text: str | None) -> _dt.datetime | None:
-    if not text:
-        return None
-    try:
-        return _dt.datetime.strptime(text, "%Y-%m-%dT%H:%M:%SZ").replace(tzinfo=_dt.UTC)
-    except ValueError:
-        return None
+    return parse_utc(text) if text else None
 
 
 def check_expiry(descriptor: Mapping[str, Any], policy: Policy, now: _dt.datetime) -> list[Failure]:

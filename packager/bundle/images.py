@@ -35,7 +35,6 @@ from __future__ import annotations
 
 import hashlib
 import io
-import json
 import os
 import posixpath
 import tarfile
@@ -81,6 +80,7 @@ from packager.resolve.images import (
     parse_reference,
 )
 from packager.resolve.lockfile import LockedImage
+from packager.util.jsonio import canonical_json
 
 __all__ = ["CHUNK_SIZE", "CollectedImage", "collect_image"]
 
@@ -124,11 +124,6 @@ class CollectedImage:
     descriptor: dict[str, Any]
     blobs: tuple[Blob, ...]
     wrapped: dict[str, Any] | None = None
-
-
-def canonical_json(obj: Any) -> bytes:
-    """Sorted keys, no whitespace, UTF-8: the bytes of a synthesized manifest."""
-    return json.dumps(obj, sort_keys=True, separators=(",", ":"), ensure_ascii=False).encode()
 
 
 def collect_image(

@@ -56,6 +56,7 @@ from packager.resolve.lockfile import (
     LockedModel,
     LockedWheel,
 )
+from packager.util.jsonio import canonical_json, pretty_json
 
 __all__ = [
     "SPDX_IDS",
@@ -237,7 +238,7 @@ def build_sbom(
         "components": parts,
         "dependencies": [{"ref": bundle_ref, "dependsOn": [p["bom-ref"] for p in parts]}],
     }
-    body = hashlib.sha256(_canonical(doc)).hexdigest()
+    body = hashlib.sha256(canonical_json(doc)).hexdigest()
     name = json.dumps([serial_seed, target_id, body])
     doc["serialNumber"] = uuid.uuid5(_SERIAL_NAMESPACE, name).urn
     return doc
@@ -248,8 +249,7 @@ def sbom_bytes(sbom: Mapping[str, Any]) -> bytes:
 
     Deterministic: equal documents give equal bytes.
     """
-    text = json.dumps(sbom, indent=2, sort_keys=True, ensure_ascii=False, allow_nan=False)
-    return (text + "\n").encode("utf-8")
+    return pretty_json(sbom)
 
 
 # ============================================================================ purls
@@ -551,7 +551,3 @@ def _hex(value: str, what: str) -> str:
 def _digest(value: str, what: str) -> str:
     """A digest as ``sha256:<lowercase hex>``."""
     return "sha256:" + _hex(value, what)
-
-
-def _canonical(doc: Mapping[str, Any]) -> bytes:
-    return json.dumps(doc, sort_keys=True, separators=(",", ":"), ensure_ascii=False).encode()

@@ -567,9 +567,13 @@ def images(
     as_json: JsonOpt = False,
 ) -> None:
     """List the bundle's container images with platform, size and digests."""
-    from packager.commands.images import images_command
+    from packager.commands.images import list_images
 
-    raise typer.Exit(images_command(bundle, as_json))
+    report = list_images(bundle)
+    if as_json:
+        render.emit_json(report.to_json())
+    else:
+        render.images(report)
 
 
 kernels_app = typer.Typer(

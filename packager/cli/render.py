@@ -9,12 +9,15 @@ from typing import TYPE_CHECKING, Any
 from rich.console import Console
 from rich.markup import escape
 
+from packager.cli.progress import RichReporter
 from packager.errors import AirgapError
 from packager.findings import Finding, Severity
-from packager.util.progress import Reporter, RichReporter
+from packager.util.progress import Reporter
+from packager.util.units import human_size
 
 if TYPE_CHECKING:
     from packager.commands.build import BuildResult
+    from packager.commands.images import ImagesReport
     from packager.commands.inspect_bundle import Inspection
     from packager.commands.lock import Drift, LockResult
     from packager.commands.validate import ValidationReport
@@ -88,14 +91,6 @@ def error(exc: AirgapError, *, as_json: bool) -> None:
 def reporter(*, enabled: bool) -> Reporter:
     """Progress bars on stderr for people at a terminal; nothing for pipes and --json."""
     return RichReporter(stderr) if enabled and stderr.is_terminal else Reporter()
-
-
-def human_size(n: float) -> str:
-    for unit in ("B", "KB", "MB", "GB", "TB"):
-        if abs(n) < 1000 or unit == "TB":
-            return f"{n:.0f} {unit}" if unit == "B" else f"{n:.1f} {unit}"
-        n /= 1000
-    return f"{n:.1f} TB"
 
 
 def lock_summary_json(result: LockResult) -> dict[str, Any]:
@@ -438,3 +433,25 @@ def site_audit(doc: dict[str, Any]) -> None:
         + ("chain intact" if log["ok"] else f"{len(log['problems'])} problem(s)")
         + f"; verdict: [{style}]{doc['verdict']}[/{style}]"
     )
+
+
+def images(report: ImagesReport) -> None:
+    if not report.images:
+        stdout.print(f"{escape(str(report.bundle))}: no container images")
+        return
+    for i in report.images:
+        stdout.print(
+            f"[bold]{escape(i.ref)}[/bold]  {escape(i.role)}  {i.platform}  "
+            f"{human_size(i.size)}  {len(i.layers)} layer{'s' if len(i.layers) != 1 else ''}"
+        )
+        stdout.print(
+            f"  manifest {i.manifest_digest}  [dim]{escape(i.manifest.blob.media_type)}[/dim]"
+        )
+        stdout.print(f"  config   {i.config_digest}")
+        if i.index is not None:
+            platforms = ", ".join(sorted({m.platform for m in i.manifests if m.platform}))
+            stdout.print(f"  index    {i.index.digest}  [dim](kept: {escape(platforms)})[/dim]")
+        elif i.chosen_from:
+            stdout.print(f"  index    {i.chosen_from}  [dim](chosen from; not in the bundle)[/dim]")
+    n = len(report.images)
+    stdout.print(f"{n} image{'s' if n != 1 else ''}, {human_size(report.size)} (layers as stored)")

@@ -85,7 +85,9 @@ def _provenance(raw: bytes) -> dict[str, Any] | None:
         deps = pred["buildDefinition"].get("resolvedDependencies", [])
         return {
             "builder": run["builder"]["id"],
-            "tool_version": pred["buildDefinition"].get("internalParameters", {}).get("toolVersion"),
+            "tool_version": pred["buildDefinition"]
+            .get("internalParameters", {})
+            .get("toolVersion"),
             "manifest": ext.get("manifest"),
             "lock_digest": ext.get("lock", {}).get("digest"),
             "started": run.get("metadata", {}).get("startedOn"),

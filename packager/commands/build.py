@@ -3,7 +3,6 @@ target, each under a temporary name renamed into place at the end."""
 
 from __future__ import annotations
 
-import datetime as _dt
 import os
 import shutil
 import time
@@ -24,7 +23,6 @@ from packager.bundle.archive import (
 )
 from packager.bundle.assemble import (
     Plan,
-    canonical,
     index_json,
     plan_files,
     plan_images,
@@ -32,7 +30,6 @@ from packager.bundle.assemble import (
     plan_model,
     plan_probe,
     plan_wheels,
-    pretty,
     sha256_digest,
 )
 from packager.bundle.store import BlobStore
@@ -48,8 +45,10 @@ from packager.errors import InputError, LockMismatch, ResolveError
 from packager.manifest.model import Manifest, Target
 from packager.resolve.lockfile import Lock
 from packager.util.cache import cache_dir
+from packager.util.jsonio import canonical_json, pretty_json
 from packager.util.progress import Reporter
 from packager.util.schemas import validator
+from packager.util.timefmt import epoch_of, format_utc, source_date_epoch
 
 
 @dataclass(frozen=True)
@@ -84,18 +83,14 @@ class BuildResult:
 
 
 def _epoch(lock: Lock) -> int:
-    sde = os.environ.get("SOURCE_DATE_EPOCH")
-    if sde is not None and sde.strip().isdigit():
-        return int(sde)
-    return int(
-        _dt.datetime.strptime(lock.created, "%Y-%m-%dT%H:%M:%SZ")
-        .replace(tzinfo=_dt.UTC)
-        .timestamp()
-    )
-
-
-def _iso(ts: int) -> str:
-    return _dt.datetime.fromtimestamp(ts, _dt.UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
+    """The bundle's time: SOURCE_DATE_EPOCH, else the lock's."""
+    sde = source_date_epoch()
+    if sde is not None:
+        return sde
+    when = epoch_of(lock.created)
+    if when is None:
+        raise InputError(f"the lock's created time {lock.created!r} is not RFC 3339")
+    return when
 
 
 def parse_split(text: str | None) -> int | None:
@@ -229,7 +224,7 @@ def _bundle_doc(
         "manifest": manifest.document.data,
         "manifest_digest": lock.manifest_digest,
         "lock": lock.to_json(),
-        "lock_digest": sha256_digest(canonical(lock.to_json())),
+        "lock_digest": sha256_digest(canonical_json(lock.to_json())),
         "target": {
             "id": target.id,
             "platform": target.platform,
@@ -389,8 +384,10 @@ def build_target(
 
     locked = lock.target(target.id)
     epoch = _epoch(lock)
-    created = _iso(epoch)
-    expires = _iso(epoch + int(manifest.expires.total_seconds())) if manifest.expires else None
+    created = format_utc(epoch)
+    expires = (
+        format_utc(epoch + int(manifest.expires.total_seconds())) if manifest.expires else None
+    )
     plan = Plan(target, locked)
     if target.images:
         reporter.phase(f"images{f' [{target.id}]' if target.id else ''}")
@@ -422,7 +419,7 @@ def build_target(
     plan.airgap_files[layout.SBOM] = sbom_bytes(sbom)
     doc = _bundle_doc(manifest, lock, plan, target, created, expires)
     validator("bundle").validate(doc)  # what we sign must follow our own schema
-    bundle_json = pretty(doc)
+    bundle_json = pretty_json(doc)
     digest = sha256_digest(bundle_json)
     entries: dict[str, bytes] = {
         layout.OCI_LAYOUT: layout.OCI_LAYOUT_CONTENT,

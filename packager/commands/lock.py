@@ -7,10 +7,8 @@ names each one whose content drifted; `airgap build --locked` refuses to build t
 
 from __future__ import annotations
 
-import datetime as _dt
 import hashlib
 import json
-import os
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -28,9 +26,11 @@ from packager.resolve.statcache import StatCache
 from packager.resolve.weights import resolve_weights
 from packager.resolve.wheels import target_python
 from packager.util.cache import cache_dir
-from packager.util.fs import atomic_write_text, read_json_bounded
+from packager.util.fs import atomic_write_text
+from packager.util.jsonio import canonical_json, read_json_bounded
 from packager.util.progress import Reporter
 from packager.util.schemas import validator
+from packager.util.timefmt import format_utc, source_date_epoch
 
 MAX_LOCK_BYTES = 64 * 1024 * 1024
 #: pip may download GBs of wheels (torch): a wall-clock limit per pip run, not per request
@@ -43,26 +43,13 @@ def lock_path_for(manifest_path: Path) -> Path:
 
 
 def manifest_digest(manifest: Manifest) -> str:
-    canonical = json.dumps(
-        manifest.document.data, sort_keys=True, separators=(",", ":"), ensure_ascii=False
-    )
-    return "sha256:" + hashlib.sha256(canonical.encode("utf-8")).hexdigest()
+    return "sha256:" + hashlib.sha256(canonical_json(manifest.document.data)).hexdigest()
 
 
 def created_time() -> str:
     """RFC 3339 UTC, from SOURCE_DATE_EPOCH when set (reproducible builds), else now."""
-    sde = os.environ.get("SOURCE_DATE_EPOCH")
-    if sde is not None:
-        try:
-            ts = int(sde)
-        except ValueError:
-            raise InputError(
-                f"SOURCE_DATE_EPOCH={sde!r} is not a whole number of seconds",
-                hint="e.g. SOURCE_DATE_EPOCH=$(git log -1 --format=%ct)",
-            ) from None
-    else:
-        ts = int(time.time())
-    return _dt.datetime.fromtimestamp(ts, _dt.UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
+    sde = source_date_epoch()
+    return format_utc(sde if sde is not None else time.time())
 
 
 def open_stat_cache(enabled: bool = True) -> StatCache:

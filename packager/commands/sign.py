@@ -90,15 +90,11 @@ def sign_bundle(path: Path, key: SigningKey) -> SignResult:
 
 def _epoch_of(doc: dict[str, object]) -> int:
     """The archive's fixed mtime: the bundle's creation time."""
-    import datetime as _dt
+    from packager.util.timefmt import epoch_of
 
     bundle = doc.get("bundle")
     created = bundle.get("created") if isinstance(bundle, dict) else None
-    try:
-        when = _dt.datetime.strptime(str(created), "%Y-%m-%dT%H:%M:%SZ").replace(tzinfo=_dt.UTC)
-    except ValueError:
-        return 0
-    return int(when.timestamp())
+    return epoch_of(str(created)) or 0
 
 
 def _append(path: Path, parts: list[Path], end: int, data: bytes) -> None:

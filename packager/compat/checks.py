@@ -20,6 +20,7 @@ from packager.findings import Finding, Severity, did_you_mean
 from packager.manifest.model import Manifest, Target
 from packager.manifest.yamlsource import JsonPath, json_path_str
 from packager.util.globs import selected
+from packager.util.units import human_size
 
 FP8 = frozenset({"fp8", "fp8_e4m3", "fp8_e5m2"})
 ARCH_TOKENS = {
@@ -647,14 +648,6 @@ def weights_size(manifest: Manifest, limit_files: int = 100_000) -> int | None:
     return total
 
 
-def _human(n: float) -> str:
-    for unit in ("B", "KB", "MB", "GB", "TB"):
-        if n < 1000 or unit == "TB":
-            return f"{n:.1f} {unit}" if unit != "B" else f"{int(n)} B"
-        n /= 1000
-    return f"{n} B"
-
-
 def _check_memory(ctx: _Ctx, t: Target, chips: list[tuple[int, Chip]]) -> None:
     if not chips:
         return
@@ -669,8 +662,8 @@ def _check_memory(ctx: _Ctx, t: Target, chips: list[tuple[int, Chip]]) -> None:
         ctx.add(
             Severity.WARNING,
             "AG310",
-            f"the weights ({_human(size)}) are larger than the memory of "
-            f"{t.accelerator.count} x {_human(per_device)} devices ({_human(total)})",
+            f"the weights ({human_size(size)}) are larger than the memory of "
+            f"{t.accelerator.count} x {human_size(per_device)} devices ({human_size(total)})",
             (*t.json_path, "accelerator"),
             "raise accelerator.count, pick a chip with more memory, or a smaller precision",
         )

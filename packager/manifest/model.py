@@ -20,6 +20,7 @@ import jsonschema
 from packager.findings import Finding, Severity, did_you_mean
 from packager.manifest.yamlsource import JsonPath, PositionedDocument, json_path_str, load_yaml_file
 from packager.util.schemas import load_schema, validator
+from packager.util.units import parse_duration, parse_size
 
 API_VERSION = "airgap/v1"
 
@@ -194,28 +195,7 @@ def load_manifest(path: Path) -> LoadResult:
     return LoadResult(doc, manifest, tuple(sorted(findings, key=Finding.sort_key)))
 
 
-_DURATION = re.compile(r"^([1-9][0-9]*)(h|d|w|y)$")
-_SIZE = re.compile(r"^([0-9]+(?:\.[0-9]+)?)\s*(MB|MiB|GB|GiB|TB|TiB)$")
-_SIZE_UNITS = {
-    "MB": 10**6, "MiB": 2**20, "GB": 10**9, "GiB": 2**30, "TB": 10**12, "TiB": 2**40,
-}  # fmt: skip
 _TIMEOUT = re.compile(r"^([1-9][0-9]*)(s|m|h)$")
-
-
-def parse_duration(text: str) -> _dt.timedelta:
-    m = _DURATION.match(text)
-    if not m:
-        raise ValueError(f"not a duration: {text!r}")
-    n, unit = int(m.group(1)), m.group(2)
-    days = {"h": n / 24, "d": n, "w": 7 * n, "y": 365 * n}[unit]
-    return _dt.timedelta(days=days)
-
-
-def parse_size(text: str) -> int:
-    m = _SIZE.match(text.strip())
-    if not m:
-        raise ValueError(f"not a size: {text!r}")
-    return int(float(m.group(1)) * _SIZE_UNITS[m.group(2)])
 
 
 def _timeout_seconds(text: str | None) -> int:

@@ -20,10 +20,10 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any, Final
 
-from packager.signing.canonical import canonical_json
 from packager.signing.errors import EnvelopeError
 from packager.signing.keys import PrivateKey, PublicKey, keyid
 from packager.signing.signature import sign, verify
+from packager.util.jsonio import canonical_json
 
 #: the payload type of an in-toto Statement
 PAYLOAD_TYPE_INTOTO: Final = "application/vnd.in-toto+json"

@@ -18,13 +18,15 @@ import json
 import re
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
-from datetime import UTC, datetime
+from datetime import datetime
 from typing import Any, Final
 
-from packager.signing.canonical import canonical_json
 from packager.signing.dsse import PAYLOAD_TYPE_INTOTO, envelope
 from packager.signing.errors import StatementError
 from packager.signing.keys import PrivateKey
+from packager.util.jsonio import canonical_json
+from packager.util.timefmt import UTC
+from packager.util.timefmt import format_datetime as rfc3339
 
 __all__ = [
     "BUILD_TYPE",
@@ -115,18 +117,6 @@ class ManifestRef:
     name: str
     version: str
     sha256: str
-
-
-def rfc3339(when: datetime) -> str:
-    """``when`` in UTC as RFC 3339 with a ``Z`` (``2024-05-01T12:00:00Z``); fractions only if
-    any. A naive datetime is refused: its meaning would depend on the build host's zone."""
-    if when.tzinfo is None or when.utcoffset() is None:
-        raise ValueError(f"a naive datetime has no time zone: {when!r}")
-    utc = when.astimezone(UTC)
-    text = utc.strftime("%Y-%m-%dT%H:%M:%S")
-    if utc.microsecond:
-        text += f".{utc.microsecond:06d}".rstrip("0")
-    return text + "Z"
 
 
 def time_from_epoch(seconds: int) -> datetime:

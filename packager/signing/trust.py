@@ -13,10 +13,12 @@ from pathlib import Path
 from typing import Any
 
 from packager.errors import InputError
-from packager.manifest.model import parse_duration
 from packager.signing import keys
-from packager.util.fs import atomic_write_text, read_json_bounded
+from packager.util.fs import atomic_write_text
+from packager.util.jsonio import read_json_bounded
 from packager.util.schemas import validator
+from packager.util.timefmt import now_utc
+from packager.util.units import parse_duration
 
 API_VERSION = "airgap/trust/v1"
 MAX_POLICY_BYTES = 4 * 1024 * 1024
@@ -108,10 +110,6 @@ def _read(path: Path) -> dict[str, Any]:
     return doc
 
 
-def _now() -> str:
-    return _dt.datetime.now(_dt.UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
-
-
 def _write(path: Path, doc: dict[str, Any]) -> None:
     validator("trust").validate(doc)
     atomic_write_text(path, json.dumps(doc, indent=2) + "\n")
@@ -146,7 +144,7 @@ def add_key(path: Path, public_key: Path, name: str) -> str:
         )
     doc["keys"].append(
         {"name": name, "keyid": kid, "algorithm": keys.algorithm_of(pub),
-         "public_key": keys.public_key_pem(pub).decode("ascii"), "added": _now()}
+         "public_key": keys.public_key_pem(pub).decode("ascii"), "added": now_utc()}
     )  # fmt: skip
     _write(path, doc)
     return kid
@@ -166,7 +164,7 @@ def revoke_key(path: Path, keyid: str, reason: str) -> None:
         )
     if any(r["keyid"] == matches[0] for r in doc["revoked"]):
         return
-    doc["revoked"].append({"keyid": matches[0], "reason": reason, "revoked": _now()})
+    doc["revoked"].append({"keyid": matches[0], "reason": reason, "revoked": now_utc()})
     _write(path, doc)
 
 

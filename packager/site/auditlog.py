@@ -16,7 +16,6 @@ whole file can forge it; keep a copy of the head elsewhere for that.
 from __future__ import annotations
 
 import contextlib
-import datetime as _dt
 import hashlib
 import json
 import os
@@ -27,6 +26,7 @@ from typing import Any
 
 from packager.bundle import layout
 from packager.site.safefs import Dir, os_error
+from packager.util.timefmt import now_utc
 
 ZERO = "0" * 64
 #: the entry append() writes first when the log does not end where the head says
@@ -38,10 +38,6 @@ _TAIL = 64 * 1024
 
 def line_hash(line: bytes) -> str:
     return hashlib.sha256(line).hexdigest()
-
-
-def now_text() -> str:
-    return _dt.datetime.now(_dt.UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
 
 
 def make_line(
@@ -343,13 +339,13 @@ def append(
         if damage:  # evidence first: the entries the head vouched for are gone or changed
             bad = make_line(
                 prev, seq, action=DAMAGED, name=None, version=None, digest=None,
-                detail=damage, time=now_text(),
+                detail=damage, time=now_utc(),
             )  # fmt: skip
             out += bad + b"\n"
             prev, seq = line_hash(bad), seq + 1
         line = make_line(
             prev, seq, action=action, name=name, version=version, digest=digest,
-            detail=detail, time=now_text(),
+            detail=detail, time=now_utc(),
         )  # fmt: skip
         os.write(fd, out + line + b"\n")
         os.fsync(fd)

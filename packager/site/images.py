@@ -66,6 +66,7 @@ from packager.resolve.images import (
     parse_reference,
 )
 from packager.util.progress import Reporter
+from packager.util.units import human_size
 
 __all__ = [
     "CHUNK_SIZE",
@@ -766,14 +767,6 @@ def _engine_info(client: Any) -> dict[str, Any]:
     return info
 
 
-def _human(n: float) -> str:
-    for unit in ("B", "KB", "MB", "GB", "TB"):
-        if abs(n) < 1000 or unit == "TB":
-            return f"{n:.0f} {unit}" if unit == "B" else f"{n:.1f} {unit}"
-        n /= 1000
-    return f"{n:.1f} TB"
-
-
 def _peek(bundle: Bundle, member: Member, offset: int, n: int) -> bytes | None:
     """``n`` bytes of a member at ``offset`` (negative: from its end), without a big buffer."""
     start = offset if offset >= 0 else member.size + offset
@@ -868,7 +861,7 @@ def check_engine_room(
             root,
             driver,
             f"cannot check the room in the engine's storage: {why}; the load needs about "
-            f"{_human(needed)} there",
+            f"{human_size(needed)} there",
         )
     try:
         st = os.statvfs(root)
@@ -880,13 +873,13 @@ def check_engine_room(
             root,
             driver,
             f"cannot check the room in the engine's storage {root}: {exc.strerror or exc}; "
-            f"the load needs about {_human(needed)} there",
+            f"the load needs about {human_size(needed)} there",
         )
     free = st.f_bavail * st.f_frsize
     text = (
-        f"the engine's storage {root} (driver {driver or '?'}) has {_human(free)} free; "
+        f"the engine's storage {root} (driver {driver or '?'}) has {human_size(free)} free; "
         f"loading {len(images)} image{'s' if len(images) != 1 else ''} needs about "
-        f"{_human(needed)}"
+        f"{human_size(needed)}"
     )
     if free < needed:
         raise EngineError(

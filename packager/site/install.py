@@ -50,6 +50,8 @@ from packager.site.rules import Action, InstallPlan, UnsafeBundle, decide, plan_
 from packager.site.safefs import Dir, SiteError, os_error
 from packager.site.store import BlobStore, ContentMismatch, Span, capped_copy
 from packager.util.progress import Reporter
+from packager.util.timefmt import now_utc
+from packager.util.units import human_size
 
 #: room kept free beyond what the install writes (receipts, the log, file system overhead)
 SPACE_MARGIN = 8 * 1024 * 1024
@@ -311,8 +313,8 @@ def _check_space(prefix: Prefix, need_bytes: int, need_inodes: int) -> None:
     need = need_bytes + SPACE_MARGIN
     if free < need:
         raise SiteError(
-            f"not enough free space in {prefix.path}: the install writes {_mb(need_bytes)}, "
-            f"{_mb(free)} free (keeping {_mb(SPACE_MARGIN)} spare); nothing was changed",
+            f"not enough free space in {prefix.path}: the install writes {human_size(need_bytes)}, "
+            f"{human_size(free)} free (keeping {human_size(SPACE_MARGIN)} spare); nothing was changed",
             hint="free space there (`airgap gc --prefix` drops blobs no version uses), "
             "or install into a larger prefix",
         )
@@ -322,10 +324,6 @@ def _check_space(prefix: Prefix, need_bytes: int, need_inodes: int) -> None:
             f"files and folders, {st.f_favail} free; nothing was changed",
             hint="free inodes there (`airgap gc --prefix`), or install into another file system",
         )
-
-
-def _mb(n: int) -> str:
-    return f"{n / 1e6:.1f} MB"
 
 
 def _stage(
@@ -420,7 +418,7 @@ def _stage(
         target=plan.target,
         digest=result.digest,
         signers=[{"keyid": k, "name": n} for k, n in result.signers],
-        installed=auditlog.now_text(),
+        installed=now_utc(),
         tool=__version__,
         files=files,
         linked=result.linked,

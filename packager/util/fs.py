@@ -5,7 +5,6 @@ from __future__ import annotations
 import os
 import tempfile
 from pathlib import Path
-from typing import Any
 
 from packager.errors import InputError
 
@@ -41,29 +40,3 @@ def atomic_write_text(path: Path, text: str, *, overwrite: bool = True, mode: in
         if os.path.exists(tmp):
             os.unlink(tmp)
         raise InputError(f"{path}: cannot write: {exc.strerror}") from None
-
-
-def read_json_bounded(
-    path: Path,
-    limit: int,
-    *,
-    what: str,
-    missing_hint: str,
-    error: type[InputError] = InputError,
-) -> Any:
-    """Parse a small JSON file (a lock, a trust policy) without reading more than ``limit`` bytes."""
-    import json
-
-    try:
-        with path.open("rb") as fh:
-            raw = fh.read(limit + 1)
-    except FileNotFoundError:
-        raise error(f"{path}: no such {what}", hint=missing_hint) from None
-    except OSError as exc:
-        raise error(f"{path}: cannot read: {exc.strerror}") from None
-    if len(raw) > limit:
-        raise error(f"{path}: larger than {limit // 2**20} MiB; not a {what}")
-    try:
-        return json.loads(raw)
-    except (UnicodeDecodeError, json.JSONDecodeError) as exc:
-        raise error(f"{path}: not JSON ({exc})", hint=missing_hint) from None

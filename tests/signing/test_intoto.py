@@ -10,8 +10,8 @@ from typing import Any
 import pytest
 
 from packager.signing import dsse, intoto, keys
-from packager.signing.canonical import canonical_json
 from packager.signing.errors import StatementError
+from packager.util.jsonio import canonical_json
 from tests.signing.conftest import require_module
 
 H = {c: c * 64 for c in "0123456789abcdef"}  # fake sha256 hex digests

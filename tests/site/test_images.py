@@ -18,7 +18,7 @@ from packager.bundle import layout
 from packager.bundle.images import collect_image
 from packager.bundle.reader import open_bundle
 from packager.bundle.store import BlobMismatch, BlobStore
-from packager.commands.images import images_command, load_command, push_command
+from packager.cli.app import main as airgap_main
 from packager.errors import InputError
 from packager.manifest.model import Image
 from packager.resolve.images import parse_reference, resolve_image
@@ -89,7 +89,9 @@ def test_entries_name_every_image_with_its_kept_digests(site_bundle: SiteBundle)
 def test_images_command_lists_platform_size_and_digests(
     site_bundle: SiteBundle, capsys: pytest.CaptureFixture[str]
 ) -> None:
-    assert images_command(site_bundle.parts, as_json=True) == 0
+    with pytest.raises(SystemExit) as exit_:
+        airgap_main(["images", str(site_bundle.parts), "--json"])
+    assert exit_.value.code == 0
     doc = json.loads(capsys.readouterr().out)
     rows = {i["ref"]: i for i in doc["images"]}
     serving = site_bundle.images["serving"]
@@ -101,7 +103,9 @@ def test_images_command_lists_platform_size_and_digests(
         serving.config_digest,
     )
     assert len(row["layers"]) == len(serving.layers)
-    assert images_command(site_bundle.tar, as_json=False) == 0
+    with pytest.raises(SystemExit) as exit_:
+        airgap_main(["images", str(site_bundle.tar)])
+    assert exit_.value.code == 0
     text = capsys.readouterr().out
     for image in site_bundle.images.values():
         assert image.ref in text and image.manifest_digest in text and image.config_digest in text
@@ -477,14 +481,14 @@ def test_one_image_under_two_references_is_loaded_once_and_mounted_once(
         first, second = site.image_entries(b)
     remove_images(docker_client, [first.config_digest])
     try:
-        assert load_command(folder, as_json=True) == 0
-        loaded = json.loads(capsys.readouterr().out)["loaded"]
+        with open_bundle(folder) as b:
+            loaded = [x.to_json() for x in site.load_into_docker(b, docker_client)]
         assert [x["status"] for x in loaded] == ["loaded", "present"]
         assert docker_client.images.get(other).id == docker_client.images.get(ref).id
     finally:
         remove_images(docker_client, [first.config_digest])
-    assert push_command(folder, site_registry, insecure=True, as_json=True) == 0
-    pushed = json.loads(capsys.readouterr().out)["pushed"]
+    with open_bundle(folder) as b:
+        pushed = [p.to_json() for p in site.push_to_registry(b, site_registry, insecure=True)]
     assert [p["destination"] for p in pushed] == [_dest(site_registry, r) for r in (ref, other)]
     all_blobs = [b.digest for b in first.blobs()]
     assert (pushed[0]["uploaded"], pushed[1]["mounted"]) == (all_blobs, all_blobs)
