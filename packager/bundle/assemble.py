@@ -10,10 +10,26 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from packager import __version__
 from packager.bundle import layout
+from packager.bundle.archive import Entry, FileContent
+from packager.bundle.descriptor import (
+    AcceleratorSpec,
+    BlobRecord,
+    BundleMeta,
+    CoveredFile,
+    Descriptor,
+    ImageRecord,
+    InstallSize,
+    KernelRecord,
+    KernelVectors,
+    SmokeSpec,
+    StackSpec,
+    TargetSpec,
+)
 from packager.bundle.images import CollectedImage
 from packager.bundle.store import BlobStore
-from packager.manifest.model import Manifest, Target
+from packager.manifest.model import Kernel, Manifest, Target
 from packager.resolve.lockfile import Lock, LockedFile, LockedTarget
 from packager.util.jsonio import canonical_json
 
@@ -53,6 +69,19 @@ class Plan:
         if install_path is not None and install_path not in have.paths:
             have.paths.append(install_path)
         return {"mediaType": entry.media_type, "digest": entry.digest, "size": entry.size}
+
+    def entries(self, extra: dict[str, bytes]) -> dict[str, Entry]:
+        """What the output holds: ``extra`` (the airgap/ files, index.json...) and every blob."""
+        out: dict[str, Entry] = dict(extra)
+        for b in self.blobs.values():
+            if b.data is not None:
+                out[layout.blob_path(b.digest)] = b.data
+            else:
+                assert b.source is not None
+                out[layout.blob_path(b.digest)] = FileContent(
+                    b.source, b.size, b.digest.split(":", 1)[1], b.what
+                )
+        return out
 
     def add_generated(self, data: bytes, media_type: str, role: str = "oci") -> dict[str, Any]:
         return self.add_blob(
@@ -288,4 +317,110 @@ def index_json(plan: Plan) -> bytes:
     manifests = sorted(plan.index, key=lambda d: d["annotations"][layout.REF_NAME])
     return canonical_json(
         {"schemaVersion": 2, "mediaType": layout.OCI_INDEX, "manifests": manifests}
+    )
+
+
+# ----------------------------------------------------------------------------- the descriptor
+
+
+def kernel_record(manifest: Manifest, target: Target, kernel: Kernel) -> KernelRecord:
+    """What the site needs to run a kernel's test vectors, and the build's verdict on its binary.
+
+    Raises CheckFailed for a binary that cannot ship (no code for a target chip, no entry...).
+    """
+    from packager.compat.facts import load_facts
+    from packager.errors import CheckFailed
+    from packager.kernels.checks import check_kernel, target_chips
+    from packager.kernels.record import probe_spec
+
+    base = f"{layout.KERNELS_INSTALL_DIR}/{kernel.name}"
+    site: dict[Path, str] = {kernel.path: f"{base}/{kernel.path.name}"}
+    if kernel.tests is not None:
+        site.update({p: f"{base}/inputs/{p.name}" for p in kernel.tests.inputs})
+        site.update({p: f"{base}/expected/{p.name}" for p in kernel.tests.expected})
+    chips = target_chips(load_facts(), target.accelerator.vendor, target.accelerator.chips)
+    check = check_kernel(kernel, chips)
+    if not check.ok:
+        errors = [i for i in check.issues if i.severity.value == "error"]
+        raise CheckFailed(
+            f"kernel {kernel.name!r} cannot ship: "
+            + "; ".join(f"{i.code} {i.message}" for i in errors),
+            hint=errors[0].hint if errors else None,
+            location=manifest.document.location(kernel.json_path),
+        )
+    spec = probe_spec(manifest, kernel, site.__getitem__, check)
+    params = spec.get("params")
+    tests = spec.get("tests")
+    return KernelRecord(
+        name=kernel.name,
+        kind=kernel.kind,
+        path=spec["path"],
+        entry=kernel.entry,
+        targets=tuple(kernel.targets),
+        params=tuple(params) if params is not None else None,
+        tests=KernelVectors.from_json(tests) if tests is not None else None,
+        # the check names the file by its install path, never by the build host's path
+        check={**check.to_json(), "path": spec["path"]},
+    )
+
+
+def describe(
+    manifest: Manifest, lock: Lock, plan: Plan, target: Target, created: str, expires: str | None
+) -> Descriptor:
+    """The descriptor of one target's bundle, once every blob of ``plan`` is known."""
+    covered = {
+        **plan.airgap_files,
+        layout.INDEX_JSON: index_json(plan),
+        layout.OCI_LAYOUT: layout.OCI_LAYOUT_CONTENT,
+    }
+    acc = target.accelerator
+    stack = target.stack
+    smoke = target.smoke
+    return Descriptor(
+        bundle=BundleMeta(
+            manifest.name, manifest.version, target.id, manifest.description, created, expires
+        ),
+        tool=f"airgap {__version__}",
+        manifest=manifest.document.data,
+        manifest_digest=lock.manifest_digest,
+        lock=lock,
+        lock_digest=sha256_digest(canonical_json(lock.to_json())),
+        target=TargetSpec(
+            target.id,
+            target.platform,
+            AcceleratorSpec(acc.vendor, tuple(acc.chips), acc.count, acc.memory_bytes),
+            StackSpec(
+                stack.cuda, stack.cann, stack.driver, stack.firmware, stack.torch, stack.torch_npu
+            ),
+            target.precision,
+        ),
+        install=InstallSize(
+            sum(b.size for b in plan.blobs.values() if b.paths),
+            sum(f.size for f in lock.model.files),
+        ),
+        images=tuple(
+            ImageRecord(
+                i.ref, img.role, i.platform, i.manifest_digest, i.index_digest, i.config_digest
+            )
+            for i, img in zip(plan.locked.images, target.images, strict=True)
+        ),
+        kernels=tuple(kernel_record(manifest, target, k) for k in target.kernels),
+        smoke=SmokeSpec(
+            smoke.image,
+            tuple(smoke.command),
+            dict(smoke.env),
+            smoke.timeout_s,
+            smoke.exit_code,
+            smoke.stdout_contains,
+        )
+        if smoke is not None
+        else None,
+        blobs=tuple(
+            BlobRecord(b.digest, b.size, b.media_type, b.role, tuple(sorted(b.paths)))
+            for b in sorted(plan.blobs.values(), key=lambda b: b.digest)
+        ),
+        files=tuple(
+            CoveredFile(path, sha256_digest(data).split(":", 1)[1], len(data))
+            for path, data in sorted(covered.items())
+        ),
     )

@@ -11,9 +11,6 @@ from importlib import resources
 
 from packager.compat.probe_facts import export_probe_facts
 
-#: where the payload goes inside a bundle
-PROBE_DIR = "airgap/probe"
-
 
 def facts_json() -> bytes:
     """``facts.json``: the chip facts, in a canonical form (sorted keys, fixed separators)."""

@@ -18,13 +18,9 @@ from pathlib import Path
 from typing import Any, BinaryIO
 
 from packager.bundle import layout
-from packager.errors import InputError
+from packager.bundle.errors import BundleFormatError
 
 MAX_MEMBERS = 1_000_000
-
-
-class BundleFormatError(InputError):
-    """The input is not a readable airgap bundle."""
 
 
 @dataclass(frozen=True)

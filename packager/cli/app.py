@@ -182,6 +182,7 @@ def build(
     """Build one signed, reproducible bundle per target: OCI layout + airgap/ descriptor."""
     from packager.commands import build as build_stage
     from packager.commands.validate import validate as run_validate
+    from packager.signing.keys import load_signing_key
 
     if compress != "none":
         raise InputError(
@@ -202,7 +203,7 @@ def build(
         else:
             render.validation(report)
         raise typer.Exit(1)
-    signing_key = build_stage.load_signing_key(key) if key is not None else None
+    signing_key = load_signing_key(key) if key is not None else None
     split_bytes = build_stage.parse_split(split)
     with render.reporter(enabled=not as_json) as rep:
         result = build_stage.build(
@@ -316,8 +317,8 @@ def sign(
     as_json: JsonOpt = False,
 ) -> None:
     """Add a co-signature over bundle.json without rebuilding or rewriting any blob."""
-    from packager.commands.build import load_signing_key
     from packager.commands.sign import sign_bundle
+    from packager.signing.keys import load_signing_key
 
     result = sign_bundle(bundle, load_signing_key(key))
     if as_json:
@@ -510,9 +511,9 @@ def trust_init(
     ] = None,
 ) -> None:
     """Write an empty trust policy."""
-    from packager.signing import trust as trust_mod
+    from packager.commands import trust as trust_cmd
 
-    trust_mod.init_policy(policy, threshold, max_age)
+    trust_cmd.init_policy(policy, threshold, max_age)
     render.stderr.print(
         f"wrote {policy}; add keys with `airgap trust add {policy} PUB --name NAME`"
     )
@@ -525,9 +526,9 @@ def trust_add(
     name: Annotated[str, typer.Option(help="Who holds the key.")],
 ) -> None:
     """Trust a public key."""
-    from packager.signing import trust as trust_mod
+    from packager.commands import trust as trust_cmd
 
-    print(trust_mod.add_key(policy, public_key, name))
+    print(trust_cmd.add_key(policy, public_key, name))
 
 
 @trust_app.command("revoke")
@@ -537,9 +538,9 @@ def trust_revoke(
     reason: Annotated[str, typer.Option(help="Why.")] = "",
 ) -> None:
     """Revoke a key: bundles it signed no longer count its signature."""
-    from packager.signing import trust as trust_mod
+    from packager.commands import trust as trust_cmd
 
-    trust_mod.revoke_key(policy, keyid, reason)
+    trust_cmd.revoke_key(policy, keyid, reason)
 
 
 @trust_app.command("show")
@@ -548,9 +549,9 @@ def trust_show(
     as_json: JsonOpt = False,
 ) -> None:
     """Show the trusted keys, threshold, revocations and max age."""
-    from packager.signing import trust as trust_mod
+    from packager.commands import trust as trust_cmd
 
-    doc = trust_mod.show(policy)
+    doc = trust_cmd.show(policy)
     if as_json:
         render.emit_json(doc)
         return

@@ -8,7 +8,8 @@ from pathlib import Path
 from typing import Any
 
 from packager.bundle import layout
-from packager.bundle.reader import BundleFormatError, open_bundle
+from packager.bundle.errors import BundleFormatError
+from packager.bundle.reader import open_bundle
 from packager.commands.verify import verify_bundle
 from packager.signing.trust import Policy
 

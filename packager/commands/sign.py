@@ -7,7 +7,6 @@ records the original sizes first, so an interrupted append is rolled back by the
 
 from __future__ import annotations
 
-import hashlib
 import json
 import os
 import tarfile
@@ -16,10 +15,12 @@ from pathlib import Path
 
 from packager.bundle import layout
 from packager.bundle.archive import BLOCK, RECORD
-from packager.bundle.reader import BundleFormatError, FolderBundle, open_bundle, parts_of
-from packager.commands.build import SigningKey
+from packager.bundle.errors import BundleFormatError
+from packager.bundle.reader import FolderBundle, open_bundle, parts_of
 from packager.errors import InputError
+from packager.signing.keys import SigningKey
 from packager.util.fs import atomic_write_text
+from packager.util.hashing import sha256_file
 
 
 @dataclass(frozen=True)
@@ -150,7 +151,8 @@ def _append(path: Path, parts: list[Path], end: int, data: bytes) -> None:
         if index is not None and index_path is not None:
             final = parts[: at + 1] + new_parts
             index["parts"] = [
-                {"name": p.name, "size": p.stat().st_size, "sha256": _sha256(p)} for p in final
+                {"name": p.name, "size": p.stat().st_size, "sha256": sha256_file(p).sha256}
+                for p in final
             ]
             index["total_size"] = sum(p.stat().st_size for p in final)
             atomic_write_text(index_path, json.dumps(index, indent=2) + "\n")
@@ -163,11 +165,3 @@ def _append(path: Path, parts: list[Path], end: int, data: bytes) -> None:
     except BundleFormatError:
         _recover(path)
         raise
-
-
-def _sha256(p: Path) -> str:
-    h = hashlib.sha256()
-    with open(p, "rb") as fh:
-        while chunk := fh.read(4 * 1024 * 1024):
-            h.update(chunk)
-    return h.hexdigest()

@@ -27,8 +27,10 @@ from packager.bundle.checks import (
     check_parts,
     check_signatures,
 )
-from packager.bundle.reader import Bundle, BundleFormatError, open_bundle, parts_of
+from packager.bundle.errors import BundleFormatError
+from packager.bundle.reader import Bundle, open_bundle, parts_of
 from packager.signing.trust import Policy
+from packager.util.hashing import sha256_file
 from packager.util.progress import Reporter
 from packager.util.schemas import validator
 
@@ -74,16 +76,6 @@ def _workers() -> int:
     return min(8, max(2, os.cpu_count() or 2))
 
 
-def _hash_file(path: Path) -> tuple[str, int]:
-    h = hashlib.sha256()
-    n = 0
-    with open(path, "rb", buffering=0) as fh:
-        while chunk := fh.read(4 * 1024 * 1024):
-            h.update(chunk)
-            n += len(chunk)
-    return h.hexdigest(), n
-
-
 def _check_parts(path: Path, report: VerifyReport, reporter: Reporter) -> bool:
     """Step 1. False when the parts cannot make a bundle (missing), so later steps cannot run."""
     parts, index = parts_of(path)
@@ -96,9 +88,8 @@ def _check_parts(path: Path, report: VerifyReport, reporter: Reporter) -> bool:
     def seen(p: Path) -> PartSeen:
         if not p.is_file():
             return PartSeen(p.name, None, None)
-        digest, size = _hash_file(p)
-        reporter.advance(size)
-        return PartSeen(p.name, size, digest)
+        d = sha256_file(p, reporter.advance)
+        return PartSeen(p.name, d.size, d.sha256)
 
     with ThreadPoolExecutor(_workers()) as pool:
         got = list(pool.map(seen, parts))

@@ -20,6 +20,7 @@ import os
 import re
 import sys
 from collections.abc import Callable, Mapping
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Final, Literal, Protocol, TypeAlias
 
@@ -457,3 +458,26 @@ def load_public_key(path: Path | str) -> PublicKey:
     """Read a PEM SubjectPublicKeyInfo public key file."""
     p = Path(path)
     return load_public_key_pem(_read_key_file(p), source=str(p))
+
+
+@dataclass(frozen=True)
+class SigningKey:
+    """What the build needs of a private key: its keyid, algorithm and a way to sign bytes."""
+
+    keyid: str
+    algorithm: str
+    sign: Callable[[bytes], bytes]
+    private_key: PrivateKey | None = None  # for the DSSE envelope
+
+
+def load_signing_key(path: Path) -> SigningKey:
+    """The private key at ``path``; its passphrase from AIRGAP_KEY_PASSPHRASE or a prompt."""
+    from packager.signing import signature
+
+    private = load_private_key(path)
+    return SigningKey(
+        keyid=keyid(private.public_key()),
+        algorithm=algorithm_of(private),
+        sign=lambda data: signature.sign(private, data),
+        private_key=private,
+    )

@@ -7,17 +7,14 @@ policy cannot make one key count as two), no key is listed twice, the threshold 
 from __future__ import annotations
 
 import datetime as _dt
-import json
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 from packager.errors import InputError
 from packager.signing import keys
-from packager.util.fs import atomic_write_text
 from packager.util.jsonio import read_json_bounded
 from packager.util.schemas import validator
-from packager.util.timefmt import now_utc
 from packager.util.units import parse_duration
 
 API_VERSION = "airgap/trust/v1"
@@ -61,7 +58,7 @@ def policy_from_keys(paths: list[Path]) -> Policy:
 
 
 def load_policy(path: Path) -> Policy:
-    doc = _read(path)
+    doc = read_policy_document(path)
     errors = list(validator("trust").iter_errors(doc))
     if errors:
         e = errors[0]
@@ -97,7 +94,7 @@ def load_policy(path: Path) -> Policy:
     )
 
 
-def _read(path: Path) -> dict[str, Any]:
+def read_policy_document(path: Path) -> dict[str, Any]:
     doc = read_json_bounded(
         path,
         MAX_POLICY_BYTES,
@@ -108,80 +105,3 @@ def _read(path: Path) -> dict[str, Any]:
     if not isinstance(doc, dict):
         raise PolicyError(f"{path}: not a JSON object")
     return doc
-
-
-def _write(path: Path, doc: dict[str, Any]) -> None:
-    validator("trust").validate(doc)
-    atomic_write_text(path, json.dumps(doc, indent=2) + "\n")
-
-
-def init_policy(path: Path, threshold: int, max_age: str | None) -> None:
-    if path.exists():
-        raise PolicyError(f"{path} already exists", hint="edit it with `airgap trust add|revoke`")
-    if max_age is not None:
-        parse_duration(max_age)
-    _write(
-        path,
-        {
-            "apiVersion": API_VERSION,
-            "threshold": threshold,
-            "max_age": max_age,
-            "keys": [],
-            "revoked": [],
-        },
-    )
-
-
-def add_key(path: Path, public_key: Path, name: str) -> str:
-    doc = _read(path)
-    pub = keys.load_public_key(public_key)
-    kid = keys.keyid(pub)
-    if any(k["keyid"] == kid for k in doc["keys"]):
-        raise PolicyError(f"{path}: key {kid[:16]}... is already trusted")
-    if any(k["name"] == name for k in doc["keys"]):
-        raise PolicyError(
-            f"{path}: a key named {name!r} is already trusted", hint="pick another --name"
-        )
-    doc["keys"].append(
-        {"name": name, "keyid": kid, "algorithm": keys.algorithm_of(pub),
-         "public_key": keys.public_key_pem(pub).decode("ascii"), "added": now_utc()}
-    )  # fmt: skip
-    _write(path, doc)
-    return kid
-
-
-def revoke_key(path: Path, keyid: str, reason: str) -> None:
-    doc = _read(path)
-    matches = [
-        k["keyid"] for k in doc["keys"] if k["keyid"].startswith(keyid) or k["name"] == keyid
-    ]
-    if keys.is_keyid(keyid) and keyid not in matches:
-        matches = [keyid]
-    if len(matches) != 1:
-        raise PolicyError(
-            f"{path}: {keyid!r} names {'no' if not matches else 'more than one'} trusted key",
-            hint="give the full keyid or the key's name (`airgap trust show`)",
-        )
-    if any(r["keyid"] == matches[0] for r in doc["revoked"]):
-        return
-    doc["revoked"].append({"keyid": matches[0], "reason": reason, "revoked": now_utc()})
-    _write(path, doc)
-
-
-def show(path: Path) -> dict[str, Any]:
-    p = load_policy(path)
-    return {
-        "policy": str(path),
-        "threshold": p.threshold,
-        "max_age": p.max_age_text,
-        "keys": [
-            {
-                "name": k.name,
-                "keyid": k.keyid,
-                "algorithm": k.algorithm,
-                "revoked": k.keyid in p.revoked,
-            }
-            for k in p.keys.values()
-        ],
-        "revoked": [{"keyid": k, "reason": r} for k, r in p.revoked.items()],
-    }

@@ -12,7 +12,7 @@ from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
 
-from packager.errors import ResolveError
+from packager.errors import InputError
 
 CHUNK = 4 * 1024 * 1024  # 4 MiB reads: the floor in reference/performance.md assumes MiBs
 
@@ -30,7 +30,7 @@ def sha256_file(path: Path, progress: Callable[[int], None] | None = None) -> Fi
     try:
         fd = os.open(path, os.O_RDONLY | getattr(os, "O_NOFOLLOW", 0))
     except OSError as exc:
-        raise ResolveError(
+        raise InputError(
             f"{path}: cannot read: {exc.strerror}", hint="check that it exists and is readable"
         ) from None
     try:
@@ -45,7 +45,7 @@ def sha256_file(path: Path, progress: Callable[[int], None] | None = None) -> Fi
             if progress:
                 progress(n)
     except OSError as exc:
-        raise ResolveError(f"{path}: read failed: {exc.strerror}") from None
+        raise InputError(f"{path}: read failed: {exc.strerror}") from None
     finally:
         os.close(fd)
     return FileDigest(h.hexdigest(), size)

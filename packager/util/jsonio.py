@@ -1,9 +1,12 @@
-"""JSON as airgap writes and reads it: one canonical form for what it signs or hashes, one readable
-form for the files people open, and a bounded reader for small documents.
+"""JSON as airgap writes and reads it.
 
-Canonical: one stable JSON serialization for everything airgap signs or hashes.
+Writing: one canonical form for what airgap signs or hashes, one readable form for the files
+people open. Reading: :func:`parse_document` is the one way a document from outside (a bundle, a
+parts index, a trust policy, a lock, a receipt) becomes Python data: a name given twice, NaN,
+nesting deeper than :data:`MAX_DEPTH` and text that is not valid Unicode are refused, with the
+JSON path of the first offence.
 
-Keys sorted, no whitespace, UTF-8 (not ``\\uXXXX`` escapes), NaN and infinities refused. Equal
+Canonical JSON: keys sorted, no whitespace, UTF-8 (not ``\\uXXXX`` escapes), NaN and infinities refused. Equal
 objects give equal bytes on every machine and Python version, which is what reproducible builds
 and signatures over JSON need. It is not RFC 8785 (JCS): floats are written as Python writes them,
 so signed documents should hold integers and strings only.
@@ -33,6 +36,78 @@ def pretty_json(obj: Any) -> bytes:
     ).encode("utf-8")
 
 
+#: deeper nesting than any airgap document has; a deeper one is refused before code walks it
+MAX_DEPTH = 64
+
+
+class DocumentError(ValueError):
+    """A JSON document that cannot be taken as data; ``str()`` says what and where."""
+
+
+def _no_duplicates(pairs: list[tuple[str, Any]]) -> dict[str, Any]:
+    out: dict[str, Any] = {}
+    for key, value in pairs:
+        if key in out:
+            raise DocumentError(f"the name {key!r} is given twice in one object")
+        out[key] = value
+    return out
+
+
+def _no_constant(name: str) -> Any:
+    raise DocumentError(f"{name} is not a JSON number")
+
+
+def _json_path(path: list[str | int]) -> str:
+    return "$" + "".join(f"[{p}]" if isinstance(p, int) else f".{p}" for p in path)
+
+
+def _check_tree(doc: Any, max_depth: int) -> None:
+    """Depth and text, iteratively (no recursion for a hostile document to exhaust)."""
+    stack: list[tuple[Any, list[str | int]]] = [(doc, [])]
+    while stack:
+        value, path = stack.pop()
+        if len(path) > max_depth:
+            raise DocumentError(
+                f"nested deeper than {max_depth} levels at {_json_path(path[:8])}..."
+            )
+        if isinstance(value, str):
+            try:
+                value.encode("utf-8")
+            except UnicodeEncodeError:
+                raise DocumentError(
+                    f"text that is not valid Unicode at {_json_path(path)}"
+                ) from None
+        elif isinstance(value, dict):
+            for k, v in value.items():
+                try:
+                    k.encode("utf-8")
+                except UnicodeEncodeError:
+                    raise DocumentError(
+                        f"a name that is not valid Unicode at {_json_path(path)}"
+                    ) from None
+                stack.append((v, [*path, k]))
+        elif isinstance(value, list):
+            stack.extend((v, [*path, i]) for i, v in enumerate(value))
+
+
+def parse_document(raw: bytes | str, *, max_depth: int = MAX_DEPTH) -> Any:
+    """``raw`` as JSON data, or :class:`DocumentError` (see the module docstring)."""
+    try:
+        doc = json.loads(raw, object_pairs_hook=_no_duplicates, parse_constant=_no_constant)
+    except DocumentError:
+        raise
+    except RecursionError:
+        raise DocumentError(f"nested deeper than {max_depth} levels") from None
+    except UnicodeDecodeError as exc:
+        raise DocumentError(f"not UTF-8 text (byte {exc.start})") from None
+    except json.JSONDecodeError as exc:
+        raise DocumentError(
+            f"not JSON: {exc.msg} at line {exc.lineno} column {exc.colno}"
+        ) from None
+    _check_tree(doc, max_depth)
+    return doc
+
+
 def read_json_bounded(
     path: Path,
     limit: int,
@@ -52,6 +127,6 @@ def read_json_bounded(
     if len(raw) > limit:
         raise error(f"{path}: larger than {limit // 2**20} MiB; not a {what}")
     try:
-        return json.loads(raw)
-    except (UnicodeDecodeError, json.JSONDecodeError) as exc:
-        raise error(f"{path}: not JSON ({exc})", hint=missing_hint) from None
+        return parse_document(raw)
+    except DocumentError as exc:
+        raise error(f"{path}: not a {what}: {exc}", hint=missing_hint) from None

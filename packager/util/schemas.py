@@ -1,13 +1,22 @@
-"""Access to the JSON Schemas in ``schemas/`` (shipped inside the package as ``packager/schemas``)."""
+"""The JSON Schemas in ``schemas/`` (shipped inside the package as ``packager/schemas``).
+
+One deviation from jsonschema's defaults, so a schema means what it says: a ``pattern`` is an
+ECMA-262 regular expression, in which ``$`` matches only at the very end of the text. Python's
+``re`` lets ``$`` match before a final newline too, so ``"<keyid>\\n"`` would pass ``^[0-9a-f]{64}$``;
+here every ``$`` outside a character class is compiled as ``\\Z``.
+"""
 
 from __future__ import annotations
 
 import json
-from functools import cache
+import re
+from collections.abc import Iterator
+from functools import cache, lru_cache
 from importlib import resources
 from typing import Any
 
 import jsonschema
+from jsonschema.exceptions import ValidationError
 
 
 @cache
@@ -18,10 +27,62 @@ def load_schema(name: str) -> dict[str, Any]:
     return data
 
 
+def ecma_to_python(pattern: str) -> str:
+    """An ECMA-262 pattern (no flags) as a Python one: ``$`` outside ``[...]`` becomes ``\\Z``."""
+    out: list[str] = []
+    in_class = False
+    i = 0
+    while i < len(pattern):
+        c = pattern[i]
+        if c == "\\" and i + 1 < len(pattern):
+            out.append(pattern[i : i + 2])
+            i += 2
+            continue
+        if in_class:
+            in_class = c != "]"
+        elif c == "[":
+            in_class = True
+        elif c == "$":
+            c = r"\Z"
+        out.append(c)
+        i += 1
+    return "".join(out)
+
+
+@lru_cache(maxsize=512)
+def compile_pattern(pattern: str) -> re.Pattern[str]:
+    return re.compile(ecma_to_python(pattern))
+
+
+def _pattern(
+    validator: Any, pattern: str, instance: Any, schema: dict[str, Any]
+) -> Iterator[ValidationError]:
+    if validator.is_type(instance, "string") and not compile_pattern(pattern).search(instance):
+        yield ValidationError(f"{instance!r} does not match {pattern!r}")
+
+
 @cache
 def validator(name: str) -> jsonschema.protocols.Validator:
     schema = load_schema(name)
-    cls = jsonschema.validators.validator_for(schema)
-    cls.check_schema(schema)
-    v: jsonschema.protocols.Validator = cls(schema, format_checker=cls.FORMAT_CHECKER)
+    base = jsonschema.validators.validator_for(schema)
+    base.check_schema(schema)
+    cls = jsonschema.validators.extend(base, {"pattern": _pattern})  # type: ignore[no-untyped-call]
+    v: jsonschema.protocols.Validator = cls(schema, format_checker=base.FORMAT_CHECKER)
     return v
+
+
+def json_path(path: Any) -> str:
+    """jsonschema's ``absolute_path`` as ``$.a.b[0]``."""
+    return "$" + "".join(f"[{p}]" if isinstance(p, int) else f".{p}" for p in path)
+
+
+def first_error(name: str, doc: Any) -> str | None:
+    """The first (by path) way ``doc`` breaks schema ``name``, as ``at $.path: message``."""
+    errors = sorted(
+        validator(name).iter_errors(doc), key=lambda e: [str(p) for p in e.absolute_path]
+    )
+    if not errors:
+        return None
+    e = errors[0]
+    message = e.message if len(e.message) <= 200 else e.message[:197] + "..."
+    return f"at {json_path(e.absolute_path)}: {message}"

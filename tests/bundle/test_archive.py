@@ -10,7 +10,8 @@ from pathlib import Path
 import pytest
 
 from packager.bundle.archive import FileSink, OutputError, PartsSink, TarWriter
-from packager.bundle.reader import BundleFormatError, ConcatFile, open_bundle, parts_of
+from packager.bundle.errors import BundleFormatError
+from packager.bundle.reader import ConcatFile, open_bundle, parts_of
 from packager.errors import LockMismatch
 
 

@@ -37,9 +37,10 @@ def golden_env(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> Path:
 
 
 def test_the_golden_bundle_is_byte_identical(golden_env: Path) -> None:
-    from packager.commands.build import SigningKey, build
+    from packager.commands.build import build
     from packager.commands.validate import validate
     from packager.signing import keys, signature
+    from packager.signing.keys import SigningKey
 
     private = golden_key()
     key = SigningKey(

@@ -1,0 +1,484 @@
+"""The bundle descriptor, ``airgap/bundle.json``, as typed data (schemas/bundle.schema.json).
+
+The one place that reads and writes it: the build makes a :class:`Descriptor` and writes
+:func:`descriptor_bytes`; every reader calls :func:`parse_descriptor`, which refuses anything that
+is not strict JSON (a name given twice, NaN, deep nesting), breaks the schema, or lists one blob,
+file, install path or kernel twice, before any other code sees a value. What it returns holds
+only well-formed digests, sizes and relative paths, so ``layout.blob_path`` and friends never see
+a hostile string.
+
+Parsing is not verifying: a descriptor from a bundle is trusted only after its signatures are
+checked over the raw bytes (packager.commands.verify).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field
+from typing import Any, Union
+
+from packager.bundle import layout
+from packager.bundle.errors import DescriptorError
+from packager.resolve.lockfile import Lock
+from packager.util.jsonio import DocumentError, parse_document, pretty_json
+from packager.util.schemas import first_error
+
+Number = Union[int, float]  # noqa: UP007 (a runtime alias: Python 3.9 has no int | float)
+
+
+@dataclass(frozen=True)
+class BundleMeta:
+    """``bundle``: what the bundle is and when it was made (RFC 3339 UTC)."""
+
+    name: str
+    version: str
+    target: str | None
+    description: str | None
+    created: str
+    expires: str | None
+
+    def to_json(self) -> dict[str, Any]:
+        return {
+            "name": self.name,
+            "version": self.version,
+            "target": self.target,
+            "description": self.description,
+            "created": self.created,
+            "expires": self.expires,
+        }
+
+    @classmethod
+    def from_json(cls, d: Mapping[str, Any]) -> BundleMeta:
+        return cls(
+            d["name"], d["version"], d["target"], d["description"], d["created"], d["expires"]
+        )
+
+
+@dataclass(frozen=True)
+class AcceleratorSpec:
+    vendor: str  # nvidia | huawei | none
+    chips: tuple[str, ...]
+    count: int
+    memory_bytes: int | None
+
+    def to_json(self) -> dict[str, Any]:
+        return {
+            "vendor": self.vendor,
+            "chips": list(self.chips),
+            "count": self.count,
+            "memory_bytes": self.memory_bytes,
+        }
+
+    @classmethod
+    def from_json(cls, d: Mapping[str, Any]) -> AcceleratorSpec:
+        return cls(d["vendor"], tuple(d["chips"]), d["count"], d["memory_bytes"])
+
+
+@dataclass(frozen=True)
+class StackSpec:
+    """The chip stack the bundle needs, as the manifest wrote the constraints."""
+
+    cuda: str | None = None
+    cann: str | None = None
+    driver: str | None = None
+    firmware: str | None = None
+    torch: str | None = None
+    torch_npu: str | None = None
+
+    def to_json(self) -> dict[str, Any]:
+        return {
+            "cuda": self.cuda,
+            "cann": self.cann,
+            "driver": self.driver,
+            "firmware": self.firmware,
+            "torch": self.torch,
+            "torch_npu": self.torch_npu,
+        }
+
+    @classmethod
+    def from_json(cls, d: Mapping[str, Any]) -> StackSpec:
+        return cls(d["cuda"], d["cann"], d["driver"], d["firmware"], d["torch"], d["torch_npu"])
+
+
+@dataclass(frozen=True)
+class TargetSpec:
+    id: str | None
+    platform: str  # linux/amd64 | linux/arm64
+    accelerator: AcceleratorSpec
+    stack: StackSpec
+    precision: str | None
+
+    def to_json(self) -> dict[str, Any]:
+        return {
+            "id": self.id,
+            "platform": self.platform,
+            "accelerator": self.accelerator.to_json(),
+            "stack": self.stack.to_json(),
+            "precision": self.precision,
+        }
+
+    @classmethod
+    def from_json(cls, d: Mapping[str, Any]) -> TargetSpec:
+        return cls(
+            d["id"],
+            d["platform"],
+            AcceleratorSpec.from_json(d["accelerator"]),
+            StackSpec.from_json(d["stack"]),
+            d["precision"],
+        )
+
+
+@dataclass(frozen=True)
+class InstallSize:
+    bytes: int  # every blob with an install path
+    weights_bytes: int
+
+    def to_json(self) -> dict[str, Any]:
+        return {"bytes": self.bytes, "weights_bytes": self.weights_bytes}
+
+    @classmethod
+    def from_json(cls, d: Mapping[str, Any]) -> InstallSize:
+        return cls(d["bytes"], d["weights_bytes"])
+
+
+@dataclass(frozen=True)
+class ImageRecord:
+    """A container image the bundle carries, by the digests it keeps."""
+
+    ref: str
+    role: str  # serving | sidecar | tool | init
+    platform: str
+    manifest_digest: str | None
+    index_digest: str | None
+    config_digest: str
+
+    def to_json(self) -> dict[str, Any]:
+        return {
+            "ref": self.ref,
+            "role": self.role,
+            "platform": self.platform,
+            "manifest_digest": self.manifest_digest,
+            "index_digest": self.index_digest,
+            "config_digest": self.config_digest,
+        }
+
+    @classmethod
+    def from_json(cls, d: Mapping[str, Any]) -> ImageRecord:
+        return cls(
+            d["ref"],
+            d["role"],
+            d["platform"],
+            d["manifest_digest"],
+            d["index_digest"],
+            d["config_digest"],
+        )
+
+
+@dataclass(frozen=True)
+class KernelVectors:
+    """A kernel's test vectors: install paths of the .npy files and how to launch and compare."""
+
+    inputs: tuple[str, ...]
+    expected: tuple[str, ...]
+    rtol: Number
+    atol: Number
+    grid: tuple[int, ...]
+    block: tuple[int, ...]
+    shared_mem: int
+    scalars: tuple[Number, ...]
+
+    def to_json(self) -> dict[str, Any]:
+        return {
+            "inputs": list(self.inputs),
+            "expected": list(self.expected),
+            "rtol": self.rtol,
+            "atol": self.atol,
+            "grid": list(self.grid),
+            "block": list(self.block),
+            "shared_mem": self.shared_mem,
+            "scalars": list(self.scalars),
+        }
+
+    @classmethod
+    def from_json(cls, d: Mapping[str, Any]) -> KernelVectors:
+        return cls(
+            tuple(d["inputs"]),
+            tuple(d["expected"]),
+            d["rtol"],
+            d["atol"],
+            tuple(d["grid"]),
+            tuple(d["block"]),
+            d["shared_mem"],
+            tuple(d["scalars"]),
+        )
+
+
+@dataclass(frozen=True)
+class KernelRecord:
+    """A verified inference kernel: where it installs, its entry and the build's check of it."""
+
+    name: str
+    kind: str
+    path: str  # install path of the binary
+    entry: str | None
+    targets: tuple[str, ...]
+    params: tuple[int, ...] | None  # byte size of each parameter of the entry, from the binary
+    tests: KernelVectors | None
+    #: the build's inspection of the binary (packager.kernels.checks.KernelCheck.to_json), kept
+    #: as the record it is: shown, never acted on
+    check: Mapping[str, Any] = field(default_factory=dict)
+
+    def to_json(self) -> dict[str, Any]:
+        return {
+            "name": self.name,
+            "kind": self.kind,
+            "path": self.path,
+            "entry": self.entry,
+            "targets": list(self.targets),
+            "params": list(self.params) if self.params is not None else None,
+            "tests": self.tests.to_json() if self.tests is not None else None,
+            "check": dict(self.check),
+        }
+
+    @classmethod
+    def from_json(cls, d: Mapping[str, Any]) -> KernelRecord:
+        params = d["params"]
+        tests = d["tests"]
+        return cls(
+            d["name"],
+            d["kind"],
+            d["path"],
+            d["entry"],
+            tuple(d["targets"]),
+            tuple(params) if params is not None else None,
+            KernelVectors.from_json(tests) if tests is not None else None,
+            dict(d["check"]),
+        )
+
+
+@dataclass(frozen=True)
+class SmokeSpec:
+    """The smoke command the probe runs in the serving image."""
+
+    image: str | None  # an image role
+    command: tuple[str, ...]
+    env: Mapping[str, str]
+    timeout_s: int
+    exit_code: int
+    stdout_contains: str | None
+
+    def to_json(self) -> dict[str, Any]:
+        return {
+            "image": self.image,
+            "command": list(self.command),
+            "env": dict(self.env),
+            "timeout_s": self.timeout_s,
+            "exit_code": self.exit_code,
+            "stdout_contains": self.stdout_contains,
+        }
+
+    @classmethod
+    def from_json(cls, d: Mapping[str, Any]) -> SmokeSpec:
+        return cls(
+            d["image"],
+            tuple(d["command"]),
+            dict(d["env"]),
+            d["timeout_s"],
+            d["exit_code"],
+            d["stdout_contains"],
+        )
+
+
+@dataclass(frozen=True)
+class BlobRecord:
+    """One blob of the OCI layout: its digest, size, media type, role and install paths."""
+
+    digest: str  # sha256:<hex>
+    size: int
+    media_type: str
+    role: str  # model | image | kernel | wheel | file | probe | oci
+    paths: tuple[str, ...]  # install paths under the site prefix, sorted
+
+    @property
+    def hex(self) -> str:
+        return self.digest.split(":", 1)[1]
+
+    @property
+    def member(self) -> str:
+        """Its path in the bundle: ``blobs/sha256/<hex>``."""
+        return layout.blob_path(self.digest)
+
+    def to_json(self) -> dict[str, Any]:
+        return {
+            "digest": self.digest,
+            "size": self.size,
+            "mediaType": self.media_type,
+            "role": self.role,
+            "paths": list(self.paths),
+        }
+
+    @classmethod
+    def from_json(cls, d: Mapping[str, Any]) -> BlobRecord:
+        return cls(d["digest"], d["size"], d["mediaType"], d["role"], tuple(d["paths"]))
+
+
+@dataclass(frozen=True)
+class CoveredFile:
+    """A file outside ``blobs/`` that the signature covers (index.json, the SBOM, the probe)."""
+
+    path: str
+    sha256: str  # hex
+    size: int
+
+    def to_json(self) -> dict[str, Any]:
+        return {"path": self.path, "sha256": self.sha256, "size": self.size}
+
+    @classmethod
+    def from_json(cls, d: Mapping[str, Any]) -> CoveredFile:
+        return cls(d["path"], d["sha256"], d["size"])
+
+
+@dataclass(frozen=True)
+class Descriptor:
+    """``airgap/bundle.json``: what a bundle holds, signed as a whole."""
+
+    bundle: BundleMeta
+    tool: str
+    #: the manifest as data (its YAML parsed): a record of what was asked for, shown, not acted on
+    manifest: Mapping[str, Any]
+    manifest_digest: str
+    lock: Lock
+    lock_digest: str
+    target: TargetSpec
+    install: InstallSize
+    images: tuple[ImageRecord, ...]
+    kernels: tuple[KernelRecord, ...]
+    smoke: SmokeSpec | None
+    blobs: tuple[BlobRecord, ...]
+    files: tuple[CoveredFile, ...]
+    format: int = layout.BUNDLE_FORMAT_VERSION
+
+    # ------------------------------------------------------------------ views
+
+    @property
+    def name(self) -> str:
+        return self.bundle.name
+
+    @property
+    def version(self) -> str:
+        return self.bundle.version
+
+    def blob(self, digest: str) -> BlobRecord | None:
+        return self._blobs_by_digest.get(digest)
+
+    def blobs_with_role(self, role: str) -> list[BlobRecord]:
+        return [b for b in self.blobs if b.role == role]
+
+    @property
+    def _blobs_by_digest(self) -> dict[str, BlobRecord]:
+        cached: dict[str, BlobRecord] | None = self.__dict__.get("_by_digest")
+        if cached is None:
+            cached = {b.digest: b for b in self.blobs}
+            object.__setattr__(self, "_by_digest", cached)
+        return cached
+
+    def image_roles(self) -> dict[str, str]:
+        """Image reference -> role."""
+        return {i.ref: i.role for i in self.images}
+
+    # ------------------------------------------------------------------ JSON
+
+    def to_json(self) -> dict[str, Any]:
+        return {
+            "bundleFormat": self.format,
+            "bundle": self.bundle.to_json(),
+            "tool": self.tool,
+            "manifest": dict(self.manifest),
+            "manifest_digest": self.manifest_digest,
+            "lock": self.lock.to_json(),
+            "lock_digest": self.lock_digest,
+            "target": self.target.to_json(),
+            "install": self.install.to_json(),
+            "images": [i.to_json() for i in self.images],
+            "kernels": [k.to_json() for k in self.kernels],
+            "smoke": self.smoke.to_json() if self.smoke is not None else None,
+            "blobs": [b.to_json() for b in self.blobs],
+            "files": [f.to_json() for f in self.files],
+        }
+
+    @classmethod
+    def from_json(cls, d: Mapping[str, Any]) -> Descriptor:
+        """From a document that passed the bundle schema (:func:`parse_descriptor` checks it)."""
+        smoke = d["smoke"]
+        return cls(
+            bundle=BundleMeta.from_json(d["bundle"]),
+            tool=d["tool"],
+            manifest=dict(d["manifest"]),
+            manifest_digest=d["manifest_digest"],
+            lock=Lock.from_json(d["lock"]),
+            lock_digest=d["lock_digest"],
+            target=TargetSpec.from_json(d["target"]),
+            install=InstallSize.from_json(d["install"]),
+            images=tuple(ImageRecord.from_json(i) for i in d["images"]),
+            kernels=tuple(KernelRecord.from_json(k) for k in d["kernels"]),
+            smoke=SmokeSpec.from_json(smoke) if smoke is not None else None,
+            blobs=tuple(BlobRecord.from_json(b) for b in d["blobs"]),
+            files=tuple(CoveredFile.from_json(f) for f in d["files"]),
+            format=d["bundleFormat"],
+        )
+
+
+def descriptor_bytes(descriptor: Descriptor) -> bytes:
+    """The bytes the build writes and signs: readable, deterministic JSON."""
+    return pretty_json(descriptor.to_json())
+
+
+def _repeated(values: Sequence[str]) -> str | None:
+    seen: set[str] = set()
+    for v in values:
+        if v in seen:
+            return v
+        seen.add(v)
+    return None
+
+
+def _unique(descriptor: Descriptor) -> None:
+    """A name listed twice is refused: it would mean two things, or hide one."""
+    checks: list[tuple[str, Sequence[str]]] = [
+        ("blobs[].digest", [b.digest for b in descriptor.blobs]),
+        ("blobs[].paths (an install path)", [p for b in descriptor.blobs for p in b.paths]),
+        ("files[].path", [f.path for f in descriptor.files]),
+        ("kernels[].name", [k.name for k in descriptor.kernels]),
+    ]
+    for where, values in checks:
+        twice = _repeated(values)
+        if twice is not None:
+            raise DescriptorError(
+                f"{layout.BUNDLE_JSON}: {where} lists {twice!r} twice",
+                hint="a descriptor names each blob, file and install path once; this bundle "
+                "was not made by airgap build, or was changed",
+            )
+
+
+def parse_descriptor(raw: bytes) -> Descriptor:
+    """``airgap/bundle.json``'s bytes as a :class:`Descriptor`, or :class:`DescriptorError`."""
+    if len(raw) > layout.MAX_BUNDLE_JSON_BYTES:
+        raise DescriptorError(
+            f"{layout.BUNDLE_JSON}: larger than {layout.MAX_BUNDLE_JSON_BYTES // 2**20} MiB"
+        )
+    try:
+        doc = parse_document(raw)
+    except DocumentError as exc:
+        raise DescriptorError(f"{layout.BUNDLE_JSON}: {exc}") from None
+    problem = first_error("bundle", doc)
+    if problem is None:
+        in_lock = first_error("lock", doc["lock"])
+        problem = in_lock.replace("at $", "at $.lock", 1) if in_lock else None
+    if problem is not None:
+        raise DescriptorError(
+            f"{layout.BUNDLE_JSON} is not a valid descriptor {problem}",
+            hint="this bundle was made by another airgap version, or changed after it was built",
+        )
+    descriptor = Descriptor.from_json(doc)
+    _unique(descriptor)
+    return descriptor

@@ -1,0 +1,66 @@
+"""The build attestation of a bundle: ``airgap/attestation.dsse.json``.
+
+A DSSE envelope over an in-toto Statement v1 whose subjects are every blob and whose predicate is
+SLSA provenance v1: the manifest and lock it was built from, the builder, and every input.
+"""
+
+from __future__ import annotations
+
+import os
+
+from packager import __version__
+from packager.bundle.assemble import Plan
+from packager.bundle.descriptor import Descriptor
+from packager.resolve.lockfile import Lock
+from packager.signing import dsse, intoto
+from packager.signing.keys import SigningKey
+
+
+def builder_id() -> str:
+    """Who built it: AIRGAP_BUILDER_ID, else this host's name."""
+    return (
+        os.environ.get("AIRGAP_BUILDER_ID")
+        or f"https://airgap.dev/builder/host/{os.uname().nodename}"
+    )
+
+
+def dependencies(lock: Lock, plan: Plan) -> list[intoto.Dependency]:
+    """Every input the bundle was built from, by URI and digest."""
+    deps: list[intoto.Dependency] = []
+    src = lock.model.source
+    model_uri = (
+        f"https://huggingface.co/{src['huggingface']}/resolve/{src['commit']}"
+        if "commit" in src
+        else f"file:{src.get('path', '')}"
+    )
+    for f in lock.model.files:
+        deps.append(intoto.Dependency(f"{model_uri}/{f.path}", f.sha256))
+    for i in plan.locked.images:
+        deps.append(intoto.Dependency(f"oci://{i.ref}", i.content_digest))
+    for w in plan.locked.wheels:
+        deps.append(intoto.Dependency(f"pypi:{w.filename}", w.sha256))
+    for fl in plan.locked.files:
+        deps.append(intoto.Dependency(f"file:{fl.path}", fl.sha256))
+    for k in plan.locked.kernels:
+        deps.append(intoto.Dependency(f"file:{k.file.path}", k.file.sha256))
+    return deps
+
+
+def attestation(plan: Plan, descriptor: Descriptor, key: SigningKey | None, epoch: int) -> bytes:
+    """The DSSE envelope, signed by ``key`` (unsigned when there is none)."""
+    when = intoto.time_from_epoch(epoch)
+    statement = intoto.provenance_statement(
+        [intoto.blob_subject(b.digest, b.media_type) for b in plan.blobs.values()],
+        manifest=intoto.ManifestRef(
+            descriptor.bundle.name, descriptor.bundle.version, descriptor.manifest_digest
+        ),
+        lock_sha256=descriptor.lock_digest,
+        tool_version=__version__,
+        builder_id=builder_id(),
+        started_on=when,
+        finished_on=when,
+        dependencies=dependencies(descriptor.lock, plan),
+        target=descriptor.bundle.target,
+    )
+    signers = [key.private_key] if key is not None and key.private_key is not None else []
+    return dsse.envelope_to_json(intoto.sign_statement(statement, signers))
