@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import contextlib
 import hashlib
-import json
 import os
 import shutil
 import tarfile
@@ -19,8 +18,9 @@ from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
 from types import TracebackType
-from typing import Any, BinaryIO, Protocol, Union
+from typing import BinaryIO, Protocol, Union
 
+from packager.bundle.parts import Part
 from packager.errors import InputError, LockMismatch
 
 CHUNK = 4 * 1024 * 1024
@@ -92,16 +92,6 @@ class FileSink(Sink):
         with contextlib.suppress(OSError):
             self._fh.close()
         self.tmp.unlink(missing_ok=True)
-
-
-@dataclass(frozen=True)
-class Part:
-    name: str
-    size: int
-    sha256: str
-
-    def to_json(self) -> dict[str, Any]:
-        return {"name": self.name, "size": self.size, "sha256": self.sha256}
 
 
 class PartsSink(Sink):
@@ -362,21 +352,6 @@ class TarWriter:
         tb: TracebackType | None,
     ) -> None:
         self._pool.shutdown(wait=True)
-
-
-def write_parts_index(
-    path: Path, stem: str, parts: list[Part], total: int, content_digest: str
-) -> None:
-    from packager.util.fs import atomic_write_text
-
-    doc = {
-        "airgapParts": 1,
-        "bundle": stem,
-        "digest": content_digest,
-        "total_size": total,
-        "parts": [p.to_json() for p in parts],
-    }
-    atomic_write_text(path, json.dumps(doc, indent=2) + "\n")
 
 
 class FolderWriter:

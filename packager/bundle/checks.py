@@ -8,16 +8,18 @@ collected, never just the first, and each names what it is about.
 from __future__ import annotations
 
 import datetime as _dt
-import json
 import re
 from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any
 
 from packager.bundle import layout
+from packager.bundle.descriptor import Descriptor
+from packager.bundle.parts import PartsIndex
 from packager.signing import signature
 from packager.signing.errors import SignatureFormatError
 from packager.signing.trust import Policy
+from packager.util.jsonio import DocumentError, parse_document
 from packager.util.timefmt import parse_utc
 
 _SIG_NAME = re.compile(r"^airgap/bundle\.json\.sig/([0-9a-f]{64})\.sig$")
@@ -56,26 +58,23 @@ class PartSeen:
     sha256: str | None
 
 
-def check_parts(
-    index: Mapping[str, Any], seen: list[PartSeen], others: list[PartSeen]
-) -> list[Failure]:
+def check_parts(index: PartsIndex, seen: list[PartSeen], others: list[PartSeen]) -> list[Failure]:
     """Each listed part present with its size and sha256; ``others``: part-like files not listed."""
     out: list[Failure] = []
-    listed = index.get("parts", [])
-    by_hash = {p["sha256"]: p["name"] for p in listed}
-    for want, got in zip(listed, seen, strict=True):
-        name = want["name"]
+    by_hash = {p.sha256: p.name for p in index.parts}
+    for want, got in zip(index.parts, seen, strict=True):
+        name = want.name
         if got.size is None:
             out.append(Failure("parts", name, "missing"))
-        elif got.size != want["size"]:
+        elif got.size != want.size:
             out.append(
                 Failure(
                     "parts",
                     name,
-                    f"{got.size} bytes, the index says {want['size']} (truncated or padded copy?)",
+                    f"{got.size} bytes, the index says {want.size} (truncated or padded copy?)",
                 )
             )
-        elif got.sha256 != want["sha256"]:
+        elif got.sha256 != want.sha256:
             other = by_hash.get(got.sha256 or "")
             out.append(
                 Failure(
@@ -165,21 +164,21 @@ def _time(text: str | None) -> _dt.datetime | None:
     return parse_utc(text) if text else None
 
 
-def check_expiry(descriptor: Mapping[str, Any], policy: Policy, now: _dt.datetime) -> list[Failure]:
-    b = descriptor.get("bundle", {})
+def check_expiry(descriptor: Descriptor, policy: Policy, now: _dt.datetime) -> list[Failure]:
+    b = descriptor.bundle
     out = []
-    expires = _time(b.get("expires"))
-    if b.get("expires") and expires is None:
-        out.append(Failure("expiry", "bundle.expires", f"not a time: {b.get('expires')!r}"))
+    expires = _time(b.expires)
+    if b.expires and expires is None:
+        out.append(Failure("expiry", "bundle.expires", f"not a time: {b.expires!r}"))
     if expires is not None and now > expires:
-        out.append(Failure("expiry", "bundle", f"expired on {b['expires']}"))
-    created = _time(b.get("created"))
+        out.append(Failure("expiry", "bundle", f"expired on {b.expires}"))
+    created = _time(b.created)
     if policy.max_age is not None and created is not None and now - created > policy.max_age:
         out.append(
             Failure(
                 "expiry",
                 "bundle",
-                f"created {b['created']}, older than the policy's max_age {policy.max_age_text}",
+                f"created {b.created}, older than the policy's max_age {policy.max_age_text}",
             )
         )
     return out
@@ -199,16 +198,16 @@ def _bad_name(name: str) -> str | None:
     return None
 
 
-def expected_members(descriptor: Mapping[str, Any]) -> dict[str, tuple[str, int | None]]:
+def expected_members(descriptor: Descriptor) -> dict[str, tuple[str, int | None]]:
     """What may be in the bundle: path -> (kind, size or None when any size is fine)."""
     allowed: dict[str, tuple[str, int | None]] = {
         layout.BUNDLE_JSON: ("file", None),
         layout.ATTESTATION: ("file", None),
     }
-    for f in descriptor.get("files", []):
-        allowed[f["path"]] = ("file", int(f["size"]))
-    for b in descriptor.get("blobs", []):
-        allowed[layout.blob_path(b["digest"])] = ("file", int(b["size"]))
+    for f in descriptor.files:
+        allowed[f.path] = ("file", f.size)
+    for b in descriptor.blobs:
+        allowed[b.member] = ("file", b.size)
     for name in list(allowed):
         parts = name.split("/")[:-1]
         for i in range(1, len(parts) + 1):
@@ -217,7 +216,7 @@ def expected_members(descriptor: Mapping[str, Any]) -> dict[str, tuple[str, int 
     return allowed
 
 
-def check_members(descriptor: Mapping[str, Any], observed: list[Observed]) -> list[Failure]:
+def check_members(descriptor: Descriptor, observed: list[Observed]) -> list[Failure]:
     """No path outside the layout, no links or devices, nothing extra, nothing missing."""
     out: list[Failure] = []
     allowed = expected_members(descriptor)
@@ -258,30 +257,25 @@ def check_members(descriptor: Mapping[str, Any], observed: list[Observed]) -> li
     return out
 
 
-def check_hashes(descriptor: Mapping[str, Any], hashes: Mapping[str, str]) -> list[Failure]:
+def check_hashes(descriptor: Descriptor, hashes: Mapping[str, str]) -> list[Failure]:
     """``hashes``: path -> sha256 hex of what was read, for every listed blob and file found."""
     out = []
-    roles = {layout.blob_path(b["digest"]): b for b in descriptor.get("blobs", [])}
-    for b in descriptor.get("blobs", []):
-        path = layout.blob_path(b["digest"])
-        got = hashes.get(path)
-        if got is not None and "sha256:" + got != b["digest"]:
-            what = roles[path].get("role", "blob")
-            where = ", ".join(roles[path].get("paths", [])[:2])
+    for b in descriptor.blobs:
+        got = hashes.get(b.member)
+        if got is not None and got != b.hex:
+            where = ", ".join(b.paths[:2])
             out.append(
                 Failure(
                     "blobs",
-                    path,
-                    f"{what} blob{f' ({where})' if where else ''}: content is sha256:{got}, not its digest",
+                    b.member,
+                    f"{b.role} blob{f' ({where})' if where else ''}: content is sha256:{got}, not its digest",
                 )
             )
-    for f in descriptor.get("files", []):
-        got = hashes.get(f["path"])
-        if got is not None and got != f["sha256"]:
+    for f in descriptor.files:
+        got = hashes.get(f.path)
+        if got is not None and got != f.sha256:
             out.append(
-                Failure(
-                    "layout", f["path"], f"sha256 {got} does not match bundle.json ({f['sha256']})"
-                )
+                Failure("layout", f.path, f"sha256 {got} does not match bundle.json ({f.sha256})")
             )
     return out
 
@@ -289,68 +283,73 @@ def check_hashes(descriptor: Mapping[str, Any], hashes: Mapping[str, str]) -> li
 # ----------------------------------------------------------------------------- consistency
 
 
+def _oci_refs(doc: object, *keys: str) -> list[dict[str, Any]]:
+    """The descriptor objects under ``keys`` of an OCI document (``config``: one, the rest lists)."""
+    if not isinstance(doc, dict):
+        return []
+    out: list[dict[str, Any]] = []
+    for key in keys:
+        value = doc.get(key)
+        items = [value] if key == "config" else value if isinstance(value, list) else []
+        out += [d for d in items if isinstance(d, dict)]
+    return out
+
+
 def check_consistency(
-    descriptor: Mapping[str, Any], index_json: bytes | None, manifests: Mapping[str, bytes]
+    descriptor: Descriptor, index_json: bytes | None, manifests: Mapping[str, bytes]
 ) -> list[Failure]:
     """index.json and the OCI manifests reference only blobs bundle.json lists, and agree with it.
 
     ``manifests``: digest -> bytes of every blob whose media type is an OCI/docker manifest or index.
     """
     out: list[Failure] = []
-    listed = {b["digest"]: b for b in descriptor.get("blobs", [])}
+    listed = {b.digest: b for b in descriptor.blobs}
     if index_json is None:
         return [Failure("consistency", layout.INDEX_JSON, "missing")]
     try:
-        index = json.loads(index_json)
-    except (UnicodeDecodeError, json.JSONDecodeError):
-        return [Failure("consistency", layout.INDEX_JSON, "not JSON")]
+        index = parse_document(index_json)
+    except DocumentError as exc:
+        return [Failure("consistency", layout.INDEX_JSON, f"not an OCI index: {exc}")]
     refs = set()
-    for d in index.get("manifests", []) if isinstance(index, dict) else []:
+    for d in _oci_refs(index, "manifests"):
         digest = d.get("digest")
-        ref = (d.get("annotations") or {}).get(layout.REF_NAME, digest)
-        refs.add(ref)
-        if digest not in listed:
+        annotations = d.get("annotations")
+        ref = annotations.get(layout.REF_NAME) if isinstance(annotations, dict) else None
+        refs.add(ref if isinstance(ref, str) else digest)
+        if not isinstance(digest, str) or digest not in listed:
             out.append(
                 Failure(
                     "consistency",
-                    str(ref),
-                    f"index.json points at {digest}, which bundle.json does not list",
+                    str(ref if isinstance(ref, str) else digest),
+                    f"index.json points at {digest!r}, which bundle.json does not list",
                 )
             )
     for digest, raw in manifests.items():
         try:
-            doc = json.loads(raw)
-        except (UnicodeDecodeError, json.JSONDecodeError):
+            doc = parse_document(raw)
+        except DocumentError:
             out.append(Failure("consistency", digest, "a manifest blob that is not JSON"))
             continue
-        children = [doc.get("config")] if isinstance(doc.get("config"), dict) else []
-        children += [
-            c for c in doc.get("layers", []) + doc.get("manifests", []) if isinstance(c, dict)
-        ]
-        for c in children:
-            if c.get("digest") not in listed:
+        for c in _oci_refs(doc, "config", "layers", "manifests"):
+            child = c.get("digest")
+            blob = listed.get(child) if isinstance(child, str) else None
+            if blob is None:
                 out.append(
                     Failure(
                         "consistency",
                         digest,
-                        f"references {c.get('digest')}, which bundle.json does not list",
+                        f"references {child!r}, which bundle.json does not list",
                     )
                 )
-            elif int(c.get("size", -1)) != int(listed[c["digest"]]["size"]):
+            elif c.get("size") != blob.size:
                 out.append(
-                    Failure(
-                        "consistency",
-                        digest,
-                        f"gives {c.get('digest')} a size bundle.json does not",
-                    )
+                    Failure("consistency", digest, f"gives {child} a size bundle.json does not")
                 )
-    for img in descriptor.get("images", []):
-        if img.get("ref") not in refs:
+    for img in descriptor.images:
+        if img.ref not in refs:
             out.append(
                 Failure(
-                    "consistency",
-                    str(img.get("ref")),
-                    "an image bundle.json names but index.json does not",
+                    "consistency", img.ref, "an image bundle.json names but index.json does not"
                 )
             )
     return out

@@ -7,7 +7,6 @@ seeking past content, and members are read in place with bounded sizes.
 from __future__ import annotations
 
 import io
-import json
 import os
 import re
 import stat
@@ -18,7 +17,9 @@ from pathlib import Path
 from typing import Any, BinaryIO
 
 from packager.bundle import layout
-from packager.bundle.errors import BundleFormatError
+from packager.bundle.descriptor import Descriptor, parse_descriptor
+from packager.bundle.errors import BundleFormatError, DescriptorError
+from packager.bundle.parts import PartsIndex, read_parts_index
 
 MAX_MEMBERS = 1_000_000
 
@@ -140,17 +141,20 @@ class Bundle:
         with self.open_member(name) as fh:
             return fh.read(m.size)
 
-    def bundle_json(self) -> tuple[bytes, dict[str, Any]]:
-        raw = self.read(layout.BUNDLE_JSON, layout.MAX_BUNDLE_JSON_BYTES)
+    def descriptor_bytes(self) -> bytes:
+        """``airgap/bundle.json`` as it is (bounded): what signatures are checked over."""
+        return self.read(layout.BUNDLE_JSON, layout.MAX_BUNDLE_JSON_BYTES)
+
+    def descriptor(self) -> tuple[bytes, Descriptor]:
+        """The descriptor's bytes and their typed parse (:class:`DescriptorError` when invalid).
+
+        Parsed, not verified: what a signature check has not covered is not trusted.
+        """
+        raw = self.descriptor_bytes()
         try:
-            doc = json.loads(raw)
-        except (UnicodeDecodeError, json.JSONDecodeError) as exc:
-            raise BundleFormatError(
-                f"{self.source}: {layout.BUNDLE_JSON} is not JSON ({exc})"
-            ) from None
-        if not isinstance(doc, dict):
-            raise BundleFormatError(f"{self.source}: {layout.BUNDLE_JSON} is not a JSON object")
-        return raw, doc
+            return raw, parse_descriptor(raw)
+        except DescriptorError as exc:
+            raise DescriptorError(f"{self.source}: {exc.message}", hint=exc.hint) from None
 
     def close(self) -> None:
         pass
@@ -292,24 +296,17 @@ class TarBundle(Bundle):
 _PART = re.compile(r"^(?P<stem>.+\.airgap\.tar)\.(?P<n>\d{3})$")
 
 
-def parts_of(path: Path) -> tuple[list[Path], dict[str, Any] | None]:
+def parts_of(path: Path) -> tuple[list[Path], PartsIndex | None]:
     """The part files a bundle path stands for, and the parts index when there is one."""
     if path.name.endswith(".airgap.parts.json"):
-        try:
-            doc = json.loads(path.read_text(encoding="utf-8"))
-            names = [p["name"] for p in doc["parts"]]
-        except (OSError, ValueError, KeyError, TypeError) as exc:
-            raise BundleFormatError(f"{path}: not a parts index ({exc})") from None
-        for n in names:
-            if "/" in n or n.startswith("."):
-                raise BundleFormatError(f"{path}: part name {n!r} is not a plain file name")
-        return [path.parent / n for n in names], doc
+        index = read_parts_index(path)
+        return [path.parent / p.name for p in index.parts], index
     m = _PART.match(path.name)
     if m:
         stem = m.group("stem")
-        index = path.parent / (stem[: -len(".airgap.tar")] + ".airgap.parts.json")
-        if index.is_file():
-            return parts_of(index)
+        index_path = path.parent / layout.parts_index_name(stem[: -len(".airgap.tar")])
+        if index_path.is_file():
+            return parts_of(index_path)
         found = sorted(path.parent.glob(f"{stem}.[0-9][0-9][0-9]"))
         return found, None
     return [path], None

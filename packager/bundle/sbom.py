@@ -42,6 +42,7 @@ import json
 import re
 import uuid
 from collections.abc import Iterable, Mapping, Sequence
+from dataclasses import dataclass
 from pathlib import PurePosixPath
 from typing import Any
 from urllib.parse import quote
@@ -551,3 +552,76 @@ def _hex(value: str, what: str) -> str:
 def _digest(value: str, what: str) -> str:
     """A digest as ``sha256:<lowercase hex>``."""
     return "sha256:" + _hex(value, what)
+
+
+# ============================================================================ reading it back
+
+
+@dataclass(frozen=True)
+class SbomComponent:
+    name: str | None
+    version: str | None
+    digest: str | None  # sha256:<hex>
+
+    def to_json(self, *, version: bool = True) -> dict[str, Any]:
+        d: dict[str, Any] = {"name": self.name}
+        if version:
+            d["version"] = self.version
+        d["digest"] = self.digest
+        return d
+
+
+@dataclass(frozen=True)
+class SbomSummary:
+    """What an audit shows of a bundle's SBOM: its format and components by kind."""
+
+    spec_version: str | None
+    models: tuple[SbomComponent, ...]
+    images: tuple[SbomComponent, ...]
+    wheels: tuple[SbomComponent, ...]
+    files: tuple[SbomComponent, ...]
+
+    def to_json(self) -> dict[str, Any]:
+        return {
+            "format": f"CycloneDX {self.spec_version}",
+            "models": [{"name": c.name, "version": c.version} for c in self.models],
+            "images": [c.to_json() for c in self.images],
+            "wheels": [c.to_json() for c in self.wheels],
+            "files": [c.to_json(version=False) for c in self.files],
+        }
+
+
+def _str_or_none(value: object) -> str | None:
+    return value if isinstance(value, str) else None
+
+
+def summarize_sbom(raw: bytes) -> SbomSummary:
+    """The summary of an SBOM's bytes; ValueError when they are not a CycloneDX document."""
+    from packager.util.jsonio import parse_document
+
+    doc = parse_document(raw)
+    if not isinstance(doc, dict) or not isinstance(doc.get("components", []), list):
+        raise ValueError("not a CycloneDX document")
+    by_type: dict[str, list[SbomComponent]] = {}
+    for c in doc.get("components", []):
+        if not isinstance(c, dict):
+            continue
+        digest = None
+        hashes = c.get("hashes")
+        for h in hashes if isinstance(hashes, list) else []:
+            if (
+                isinstance(h, dict)
+                and h.get("alg") == "SHA-256"
+                and isinstance(h.get("content"), str)
+            ):
+                digest = "sha256:" + h["content"]
+                break
+        comp = SbomComponent(_str_or_none(c.get("name")), _str_or_none(c.get("version")), digest)
+        by_type.setdefault(str(c.get("type")), []).append(comp)
+    return SbomSummary(
+        _str_or_none(doc.get("specVersion")),
+        tuple(by_type.get("machine-learning-model", [])),
+        tuple(by_type.get("container", [])),
+        tuple(by_type.get("library", [])),
+        tuple(by_type.get("file", [])),
+    )

@@ -368,12 +368,12 @@ def audit(
         raise InputError("audit needs a BUNDLE (or --site DIR for an install prefix)")
     from packager.commands.audit import audit_bundle
 
-    doc = audit_bundle(bundle, _policy(trust, key))
+    report = audit_bundle(bundle, _policy(trust, key))
     if as_json:
-        render.emit_json(doc)
+        render.emit_json(report.to_json())
     else:
-        render.audit(doc)
-    raise typer.Exit({"PASS": 0, "FAIL": 1}.get(doc["verdict"], 3))
+        render.audit(report.to_json())
+    raise typer.Exit(report.exit_code)
 
 
 PrefixOpt = Annotated[Path, typer.Option("--prefix", help="The install prefix (site folder).")]

@@ -243,10 +243,8 @@ def inspection(info: Inspection) -> None:
 
 
 def verify_report(r: VerifyReport) -> None:
-    b = (r.descriptor or {}).get("bundle", {})
-    title = f"{b.get('name', '?')} {b.get('version', '?')}" + (
-        f" [{b['target']}]" if b.get("target") else ""
-    )
+    b = r.descriptor.bundle if r.descriptor is not None else None
+    title = f"{b.name} {b.version}" + (f" [{b.target}]" if b.target else "") if b else "?"
     for f in r.failures:
         stdout.print(f"[bold red]FAIL[/bold red] {escape(str(f))}")
     for n in r.notes:

@@ -1,55 +1,114 @@
-"""`airgap audit BUNDLE`: who signed, how it was built, what it holds, and the verdict."""
+"""`airgap audit BUNDLE`: who signed, how it was built, what it holds, and the verdict.
+
+(`airgap audit --site DIR` is packager.site.integrity.)
+"""
 
 from __future__ import annotations
 
-import base64
-import json
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 from packager.bundle import layout
-from packager.bundle.errors import BundleFormatError
+from packager.bundle.descriptor import BundleMeta
 from packager.bundle.reader import open_bundle
+from packager.bundle.sbom import SbomSummary, summarize_sbom
+from packager.commands.inspect_bundle import signature_keyids
 from packager.commands.verify import verify_bundle
+from packager.signing.intoto import Provenance
 from packager.signing.trust import Policy
 
+MAX_SBOM_BYTES = 64 * 2**20
 
-def audit_bundle(path: Path, policy: Policy | None) -> dict[str, Any]:
+#: audit verdicts and their exit codes (CLI contract: 0 ok, 1 a check failed; 3 not checked)
+EXIT_CODES = {"PASS": 0, "FAIL": 1, "NOT VERIFIED": 3}
+
+
+@dataclass(frozen=True)
+class Signer:
+    keyid: str
+    name: str | None  # the policy's name for the key
+    algorithm: str | None
+    trusted: bool
+    revoked: bool
+    valid: bool | None  # None: not checked (no policy)
+
+    def to_json(self) -> dict[str, Any]:
+        return {
+            "keyid": self.keyid,
+            "name": self.name,
+            "algorithm": self.algorithm,
+            "trusted": self.trusted,
+            "revoked": self.revoked,
+            "valid": self.valid,
+        }
+
+
+@dataclass(frozen=True)
+class AuditReport:
+    bundle: Path
+    meta: BundleMeta
+    signers: list[Signer]
+    provenance: Provenance | None
+    sbom: SbomSummary | None
+    sbom_error: str | None
+    verdict: str  # PASS | FAIL | NOT VERIFIED
+    reasons: list[str] = field(default_factory=list)
+    digest: str | None = None
+
+    @property
+    def exit_code(self) -> int:
+        return EXIT_CODES[self.verdict]
+
+    def to_json(self) -> dict[str, Any]:
+        return {
+            "bundle": str(self.bundle),
+            "name": self.meta.name,
+            "version": self.meta.version,
+            "target": self.meta.target,
+            "created": self.meta.created,
+            "expires": self.meta.expires,
+            "signed_at": self.meta.created,
+            "signers": [s.to_json() for s in self.signers],
+            "provenance": self.provenance.to_json() if self.provenance is not None else None,
+            "sbom": self.sbom.to_json()
+            if self.sbom is not None
+            else ({"error": self.sbom_error} if self.sbom_error else None),
+            "verdict": self.verdict,
+            "reasons": self.reasons,
+            "digest": self.digest,
+        }
+
+
+def audit_bundle(path: Path, policy: Policy | None) -> AuditReport:
     with open_bundle(path) as b:
-        _, doc = b.bundle_json()
-        members = b.members()
-        sig_ids = sorted(
-            n.rsplit("/", 1)[1].removesuffix(".sig")
-            for n in members
-            if n.startswith(layout.SIGNATURES_DIR + "/")
-        )
-        provenance = (
-            _provenance(b.read(layout.ATTESTATION, 64 * 2**20))
-            if layout.ATTESTATION in members
-            else None
-        )
-        sbom = _sbom(b.read(layout.SBOM, 64 * 2**20)) if layout.SBOM in members else None
+        _, doc = b.descriptor()
+        sig_ids = signature_keyids(b)
+        sbom: SbomSummary | None = None
+        sbom_error = None
+        if layout.SBOM in b.members():
+            try:
+                sbom = summarize_sbom(b.read(layout.SBOM, MAX_SBOM_BYTES))
+            except ValueError:
+                sbom_error = "the SBOM is unreadable"
     report = verify_bundle(path, policy) if policy is not None else None
     valid = {k for k, _ in report.signers} if report else set()
     signers = []
     for kid in sig_ids:
         key = policy.keys.get(kid) if policy else None
         signers.append(
-            {
-                "keyid": kid,
-                "name": key.name if key else None,
-                "algorithm": key.algorithm if key else None,
-                "trusted": key is not None,
-                "revoked": bool(policy and kid in policy.revoked),
-                "valid": kid in valid if report else None,
-            }
+            Signer(
+                kid,
+                key.name if key else None,
+                key.algorithm if key else None,
+                key is not None,
+                bool(policy and kid in policy.revoked),
+                kid in valid if report else None,
+            )
         )
-    bundle = doc.get("bundle", {})
     if report is None:
-        verdict, reasons = (
-            "NOT VERIFIED",
-            ["no trust policy or key given: signatures were not checked"],
-        )
+        verdict = "NOT VERIFIED"
+        reasons = ["no trust policy or key given: signatures were not checked"]
     elif report.ok:
         verdict = "PASS"
         reasons = [
@@ -57,79 +116,23 @@ def audit_bundle(path: Path, policy: Policy | None) -> dict[str, Any]:
         ]
     else:
         verdict, reasons = "FAIL", [str(f) for f in report.failures]
+    provenance = report.provenance if report is not None else None
+    if provenance is None:
+        reasons.append(
+            "provenance not shown: the attestation is not signed by a trusted key (ignored)"
+            if report is not None
+            else "provenance not shown: the bundle was not verified"
+        )
     if not sig_ids:
         reasons.append("the bundle is UNSIGNED")
-    return {
-        "bundle": str(path),
-        "name": bundle.get("name"),
-        "version": bundle.get("version"),
-        "target": bundle.get("target"),
-        "created": bundle.get("created"),
-        "expires": bundle.get("expires"),
-        "signed_at": bundle.get("created"),
-        "signers": signers,
-        "provenance": provenance,
-        "sbom": sbom,
-        "verdict": verdict,
-        "reasons": reasons,
-        "digest": report.digest if report else None,
-    }
-
-
-def _provenance(raw: bytes) -> dict[str, Any] | None:
-    try:
-        env = json.loads(raw)
-        st = json.loads(base64.b64decode(env["payload"]))
-        pred = st["predicate"]
-        ext = pred["buildDefinition"]["externalParameters"]
-        run = pred["runDetails"]
-        deps = pred["buildDefinition"].get("resolvedDependencies", [])
-        return {
-            "builder": run["builder"]["id"],
-            "tool_version": pred["buildDefinition"]
-            .get("internalParameters", {})
-            .get("toolVersion"),
-            "manifest": ext.get("manifest"),
-            "lock_digest": ext.get("lock", {}).get("digest"),
-            "started": run.get("metadata", {}).get("startedOn"),
-            "sources": [{"uri": d.get("uri"), "digest": d.get("digest")} for d in deps],
-            "dsse_signatures": [s.get("keyid") for s in env.get("signatures", [])],
-        }
-    except (ValueError, KeyError, TypeError, BundleFormatError):
-        return {"error": "the attestation is unreadable"}
-
-
-def _sbom(raw: bytes) -> dict[str, Any] | None:
-    try:
-        doc = json.loads(raw)
-    except ValueError:
-        return {"error": "the SBOM is unreadable"}
-    comps = doc.get("components", [])
-
-    def digest(c: dict[str, Any]) -> str | None:
-        for h in c.get("hashes", []):
-            if h.get("alg") == "SHA-256":
-                return "sha256:" + str(h["content"])
-        return None
-
-    return {
-        "format": f"CycloneDX {doc.get('specVersion')}",
-        "models": [
-            {"name": c.get("name"), "version": c.get("version")}
-            for c in comps
-            if c.get("type") == "machine-learning-model"
-        ],
-        "images": [
-            {"name": c.get("name"), "version": c.get("version"), "digest": digest(c)}
-            for c in comps
-            if c.get("type") == "container"
-        ],
-        "wheels": [
-            {"name": c.get("name"), "version": c.get("version"), "digest": digest(c)}
-            for c in comps
-            if c.get("type") == "library"
-        ],
-        "files": [
-            {"name": c.get("name"), "digest": digest(c)} for c in comps if c.get("type") == "file"
-        ],
-    }
+    return AuditReport(
+        path,
+        doc.bundle,
+        signers,
+        provenance,
+        sbom,
+        sbom_error,
+        verdict,
+        reasons,
+        report.digest if report else None,
+    )

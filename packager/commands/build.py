@@ -14,12 +14,10 @@ from packager.bundle import layout
 from packager.bundle.archive import (
     FileSink,
     OutputError,
-    Part,
     PartsSink,
     TarWriter,
     write_entries,
     write_folder,
-    write_parts_index,
 )
 from packager.bundle.assemble import (
     Plan,
@@ -34,6 +32,7 @@ from packager.bundle.assemble import (
     sha256_digest,
 )
 from packager.bundle.descriptor import descriptor_bytes
+from packager.bundle.parts import Part, PartsIndex, write_parts_index
 from packager.bundle.provenance import attestation
 from packager.bundle.store import BlobStore
 from packager.commands.lock import (
@@ -222,7 +221,7 @@ def build_target(
         if isinstance(sink, PartsSink):
             parts = sink.parts
             index_path = out / layout.parts_index_name(stem)
-            write_parts_index(index_path, stem, parts, size, digest)
+            write_parts_index(index_path, PartsIndex(stem, digest, size, tuple(parts)))
             files.append(index_path)
     return BuiltBundle(
         target=target.id,

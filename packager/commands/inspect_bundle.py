@@ -1,99 +1,98 @@
-"""`airgap inspect` and `airgap digest`: what a bundle says it holds (read, not verified)."""
+"""`airgap inspect` and `airgap digest`: what a bundle says it holds (read, not verified).
+
+(Named ``inspect_bundle`` so that no module of the package shadows the standard library's.)
+"""
 
 from __future__ import annotations
 
 import hashlib
+import re
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 from packager.bundle import layout
-from packager.bundle.errors import BundleFormatError
-from packager.bundle.reader import open_bundle
+from packager.bundle.descriptor import Descriptor
+from packager.bundle.reader import Bundle, open_bundle
+
+_SIGNATURE_FILE = re.compile(re.escape(layout.SIGNATURES_DIR) + r"/([0-9a-f]{64})\.sig")
 
 
 @dataclass(frozen=True)
 class Inspection:
     path: Path
     digest: str
-    descriptor: dict[str, Any]
+    descriptor: Descriptor
     signatures: list[str]  # keyids with a signature file
     parts: list[str]
     members: int
 
+    def by_role(self) -> dict[str, dict[str, int]]:
+        out: dict[str, dict[str, int]] = {}
+        for b in self.descriptor.blobs:
+            r = out.setdefault(b.role, {"blobs": 0, "bytes": 0})
+            r["blobs"] += 1
+            r["bytes"] += b.size
+        return out
+
+    def installed(self, role: str) -> list[dict[str, Any]]:
+        """Every install path of the blobs of ``role``, sorted by path."""
+        return sorted(
+            (
+                {"path": p, "size": b.size, "digest": b.digest, "mediaType": b.media_type}
+                for b in self.descriptor.blobs_with_role(role)
+                for p in b.paths
+            ),
+            key=lambda m: str(m["path"]),
+        )
+
     def to_json(self) -> dict[str, Any]:
         d = self.descriptor
-        blobs = d.get("blobs", [])
-        by_role: dict[str, dict[str, int]] = {}
-        for b in blobs:
-            r = by_role.setdefault(b.get("role", "?"), {"blobs": 0, "bytes": 0})
-            r["blobs"] += 1
-            r["bytes"] += int(b.get("size", 0))
         return {
             "bundle": str(self.path),
             "digest": self.digest,
             "verified": False,
-            "name": d.get("bundle", {}).get("name"),
-            "version": d.get("bundle", {}).get("version"),
-            "target": d.get("bundle", {}).get("target"),
-            "created": d.get("bundle", {}).get("created"),
-            "expires": d.get("bundle", {}).get("expires"),
-            "platform": d.get("target", {}).get("platform"),
-            "accelerator": d.get("target", {}).get("accelerator"),
+            "name": d.bundle.name,
+            "version": d.bundle.version,
+            "target": d.bundle.target,
+            "created": d.bundle.created,
+            "expires": d.bundle.expires,
+            "platform": d.target.platform,
+            "accelerator": d.target.accelerator.to_json(),
             "signed": bool(self.signatures),
             "signatures": self.signatures,
             "parts": self.parts,
-            "size": sum(int(b.get("size", 0)) for b in blobs),
-            "roles": by_role,
-            "model": sorted(
-                (
-                    {
-                        "path": p,
-                        "size": b["size"],
-                        "digest": b["digest"],
-                        "mediaType": b["mediaType"],
-                    }
-                    for b in blobs
-                    if b.get("role") == "model"
-                    for p in b.get("paths", [])
-                ),
-                key=lambda m: str(m["path"]),
-            ),
-            "images": d.get("images", []),
-            "kernels": [
-                {"name": k["name"], "kind": k["kind"], "path": k["path"]}
-                for k in d.get("kernels", [])
-            ],
+            "size": sum(b.size for b in d.blobs),
+            "roles": self.by_role(),
+            "model": self.installed("model"),
+            "images": [i.to_json() for i in d.images],
+            "kernels": [{"name": k.name, "kind": k.kind, "path": k.path} for k in d.kernels],
             "wheels": [
-                {"path": p, "size": b["size"], "digest": b["digest"]}
-                for b in blobs
-                if b.get("role") == "wheel"
-                for p in b.get("paths", [])
+                {k: m[k] for k in ("path", "size", "digest")} for m in self.installed("wheel")
             ],
             "files": [
-                {"path": p, "size": b["size"], "digest": b["digest"]}
-                for b in blobs
-                if b.get("role") == "file"
-                for p in b.get("paths", [])
+                {k: m[k] for k in ("path", "size", "digest")} for m in self.installed("file")
             ],
         }
 
 
+def signature_keyids(b: Bundle) -> list[str]:
+    """The keyids that have a signature file in the bundle (files named otherwise are not)."""
+    return sorted(
+        m.group(1)
+        for name, member in b.members().items()
+        if member.kind == "file" and (m := _SIGNATURE_FILE.fullmatch(name))
+    )
+
+
 def inspect_bundle(path: Path) -> Inspection:
     with open_bundle(path) as b:
-        raw, doc = b.bundle_json()
-        sigs = sorted(
-            name.rsplit("/", 1)[1].removesuffix(".sig")
-            for name, m in b.members().items()
-            if name.startswith(layout.SIGNATURES_DIR + "/") and m.kind == "file"
-        )
-        if "blobs" not in doc or "bundle" not in doc:
-            raise BundleFormatError(f"{path}: {layout.BUNDLE_JSON} is not an airgap descriptor")
+        raw, doc = b.descriptor()
         return Inspection(
             path,
             "sha256:" + hashlib.sha256(raw).hexdigest(),
             doc,
-            sigs,
+            signature_keyids(b),
             [p.name for p in b.parts] if len(b.parts) > 1 else [],
             len(b.members()),
         )
@@ -102,5 +101,5 @@ def inspect_bundle(path: Path) -> Inspection:
 def content_digest(path: Path) -> str:
     """sha256 of bundle.json: the same for every rebuild from one lock."""
     with open_bundle(path) as b:
-        raw, _ = b.bundle_json()
+        raw = b.descriptor_bytes()
     return "sha256:" + hashlib.sha256(raw).hexdigest()

@@ -16,11 +16,13 @@ from pathlib import Path
 from packager.bundle import layout
 from packager.bundle.archive import BLOCK, RECORD
 from packager.bundle.errors import BundleFormatError
+from packager.bundle.parts import Part, PartsIndex, write_parts_index
 from packager.bundle.reader import FolderBundle, open_bundle, parts_of
 from packager.errors import InputError
 from packager.signing.keys import SigningKey
 from packager.util.fs import atomic_write_text
 from packager.util.hashing import sha256_file
+from packager.util.timefmt import epoch_of
 
 
 @dataclass(frozen=True)
@@ -68,7 +70,7 @@ def sign_bundle(path: Path, key: SigningKey) -> SignResult:
     if path.is_file():
         _recover(path)
     with open_bundle(path) as b:
-        raw, doc = b.bundle_json()
+        raw, doc = b.descriptor()
         members = b.members()
         name = layout.signature_path(key.keyid)
         if name in members:
@@ -80,22 +82,13 @@ def sign_bundle(path: Path, key: SigningKey) -> SignResult:
             atomic_write_text(path / name, sig.decode("ascii"))
             return SignResult(path, key.keyid, True)
         end = max(m.offset + m.size + (BLOCK - m.size % BLOCK) % BLOCK for m in members.values())
-        mtime = _epoch_of(doc)
+        mtime = epoch_of(doc.bundle.created) or 0
         parts = b.parts
     new = _member(name, sig, mtime) + b"\0" * (2 * BLOCK)
     total = end + len(new)
     new += b"\0" * ((RECORD - total % RECORD) % RECORD)
     _append(path, parts, end, new)
     return SignResult(path, key.keyid, True)
-
-
-def _epoch_of(doc: dict[str, object]) -> int:
-    """The archive's fixed mtime: the bundle's creation time."""
-    from packager.util.timefmt import epoch_of
-
-    bundle = doc.get("bundle")
-    created = bundle.get("created") if isinstance(bundle, dict) else None
-    return epoch_of(str(created)) or 0
 
 
 def _append(path: Path, parts: list[Path], end: int, data: bytes) -> None:
@@ -105,7 +98,7 @@ def _append(path: Path, parts: list[Path], end: int, data: bytes) -> None:
     limit = max(sizes) if index is not None else None
     index_path = None
     if index is not None:
-        index_path = parts[0].parent / f"{index['bundle']}.airgap.parts.json"
+        index_path = parts[0].parent / layout.parts_index_name(index.stem)
     recorded: list[list[object]] = [[p.name, s] for p, s in zip(parts, sizes, strict=True)]
     journal: dict[str, object] = {
         "parts": recorded,
@@ -150,12 +143,11 @@ def _append(path: Path, parts: list[Path], end: int, data: bytes) -> None:
             n += 1
         if index is not None and index_path is not None:
             final = parts[: at + 1] + new_parts
-            index["parts"] = [
-                {"name": p.name, "size": p.stat().st_size, "sha256": sha256_file(p).sha256}
-                for p in final
-            ]
-            index["total_size"] = sum(p.stat().st_size for p in final)
-            atomic_write_text(index_path, json.dumps(index, indent=2) + "\n")
+            listed = tuple(Part(p.name, p.stat().st_size, sha256_file(p).sha256) for p in final)
+            write_parts_index(
+                index_path,
+                PartsIndex(index.stem, index.digest, sum(p.size for p in listed), listed),
+            )
         j.unlink()
     except OSError as exc:
         _recover(path)

@@ -7,7 +7,6 @@ from __future__ import annotations
 
 import datetime as _dt
 import hashlib
-import json
 import os
 import time
 from concurrent.futures import ThreadPoolExecutor
@@ -27,12 +26,13 @@ from packager.bundle.checks import (
     check_parts,
     check_signatures,
 )
-from packager.bundle.errors import BundleFormatError
+from packager.bundle.descriptor import Descriptor, parse_descriptor
+from packager.bundle.errors import BundleFormatError, DescriptorError
 from packager.bundle.reader import Bundle, open_bundle, parts_of
+from packager.signing.intoto import Provenance
 from packager.signing.trust import Policy
 from packager.util.hashing import sha256_file
 from packager.util.progress import Reporter
-from packager.util.schemas import validator
 
 MAX_SIGNATURE_BYTES = 4096
 MAX_MANIFEST_BYTES = 16 * 1024 * 1024
@@ -42,7 +42,10 @@ MAX_MANIFEST_BYTES = 16 * 1024 * 1024
 class VerifyReport:
     bundle: Path
     digest: str | None = None
-    descriptor: dict[str, Any] | None = None
+    descriptor: Descriptor | None = None
+    #: the build provenance, when the attestation is signed by a trusted key and its subjects
+    #: are the bundle's blobs; else None (never shown)
+    provenance: Provenance | None = None
     signers: list[tuple[str, str]] = field(default_factory=list)  # (keyid, name)
     failures: list[Failure] = field(default_factory=list)
     notes: list[str] = field(default_factory=list)
@@ -55,14 +58,14 @@ class VerifyReport:
         return not self.failures
 
     def to_json(self) -> dict[str, Any]:
-        b = (self.descriptor or {}).get("bundle", {})
+        b = self.descriptor.bundle if self.descriptor is not None else None
         return {
             "bundle": str(self.bundle),
             "verified": self.ok,
             "digest": self.digest,
-            "name": b.get("name"),
-            "version": b.get("version"),
-            "target": b.get("target"),
+            "name": b.name if b else None,
+            "version": b.version if b else None,
+            "target": b.target if b else None,
             "signers": [{"keyid": k, "name": n} for k, n in self.signers],
             "failures": [f.to_json() for f in self.failures],
             "notes": self.notes,
@@ -81,9 +84,7 @@ def _check_parts(path: Path, report: VerifyReport, reporter: Reporter) -> bool:
     parts, index = parts_of(path)
     if index is None:
         return True
-    listed = index.get("parts", [])
-    total = sum(int(p.get("size", 0)) for p in listed)
-    reporter.phase("checking parts", total)
+    reporter.phase("checking parts", sum(p.size for p in index.parts))
 
     def seen(p: Path) -> PartSeen:
         if not p.is_file():
@@ -135,7 +136,7 @@ def _verify_open(
     members = b.members()
     # 2. the descriptor and its signatures, before any other byte is trusted
     try:
-        raw, doc = b.bundle_json()
+        raw = b.descriptor_bytes()
     except BundleFormatError as exc:
         report.failures.append(Failure("signatures", layout.BUNDLE_JSON, exc.message))
         return
@@ -151,21 +152,17 @@ def _verify_open(
     report.failures += verdict.failures
     report.notes += verdict.notes
     report.signers = [(k, policy.name_of(k)) for k in verdict.valid]
-    schema_errors = list(validator("bundle").iter_errors(doc))
-    if schema_errors:
-        e = schema_errors[0]
-        report.failures.append(
-            Failure("layout", layout.BUNDLE_JSON, f"not a valid descriptor: {e.message[:200]}")
-        )
+    try:
+        doc = parse_descriptor(raw)
+    except DescriptorError as exc:
+        report.failures.append(Failure("layout", layout.BUNDLE_JSON, exc.message))
         return
     report.descriptor = doc
     report.failures += check_expiry(doc, policy, now)
     # 3. the layout: nothing extra, nothing missing, no links, no path outside
     report.failures += check_members(doc, _observed(b))
     # 3. every listed blob and file re-hashed, in parallel
-    targets = [layout.blob_path(x["digest"]) for x in doc["blobs"]] + [
-        f["path"] for f in doc["files"]
-    ]
+    targets = [x.member for x in doc.blobs] + [f.path for f in doc.files]
     present = [t for t in targets if t in members and members[t].kind == "file"]
     rep.phase("hashing blobs", sum(members[t].size for t in present))
     with ThreadPoolExecutor(_workers(), thread_name_prefix="verify") as pool:
@@ -175,18 +172,13 @@ def _verify_open(
     report.bytes_hashed += sum(n for _, n in results)
     report.failures += check_hashes(doc, hashes)
     # 4. consistency of index.json and the OCI manifests with bundle.json
-    good = {
-        x["digest"]
-        for x in doc["blobs"]
-        if hashes.get(layout.blob_path(x["digest"])) == x["digest"].split(":", 1)[1]
-    }
     manifest_types = set(layout.IMAGE_MANIFEST_TYPES) | set(layout.IMAGE_INDEX_TYPES)
     manifests = {
-        x["digest"]: b.read(layout.blob_path(x["digest"]), MAX_MANIFEST_BYTES)
-        for x in doc["blobs"]
-        if x["mediaType"] in manifest_types
-        and x["digest"] in good
-        and x["size"] <= MAX_MANIFEST_BYTES
+        x.digest: b.read(x.member, MAX_MANIFEST_BYTES)
+        for x in doc.blobs
+        if x.media_type in manifest_types
+        and hashes.get(x.member) == x.hex
+        and x.size <= MAX_MANIFEST_BYTES
     }
     index_ok = hashes.get(layout.INDEX_JSON) is not None
     index_bytes = b.read(layout.INDEX_JSON, MAX_MANIFEST_BYTES) if index_ok else None
@@ -194,11 +186,10 @@ def _verify_open(
     _check_attestation(b, doc, policy, report)
 
 
-def _check_attestation(
-    b: Bundle, doc: dict[str, Any], policy: Policy, report: VerifyReport
-) -> None:
+def _check_attestation(b: Bundle, doc: Descriptor, policy: Policy, report: VerifyReport) -> None:
     """The DSSE envelope, when there is one: its signatures by trusted keys and its subjects."""
-    from packager.signing import dsse
+    from packager.signing import dsse, intoto
+    from packager.signing.errors import StatementError
 
     if layout.ATTESTATION not in b.members():
         report.notes.append("no attestation in the bundle")
@@ -218,17 +209,18 @@ def _check_attestation(
         )
         return
     if not check.valid_keyids:
-        report.notes.append("the attestation carries no signature by a trusted key")
-    try:
-        statement = json.loads(check.payload)
-        subjects = {s["digest"]["sha256"] for s in statement.get("subject", [])}
-    except (ValueError, KeyError, TypeError, AttributeError):
-        report.failures.append(
-            Failure("consistency", layout.ATTESTATION, "payload is not an in-toto statement")
+        report.notes.append(
+            "the attestation carries no signature by a trusted key: its provenance is ignored"
         )
         return
-    blobs = {x["digest"].split(":", 1)[1] for x in doc["blobs"]}
-    if check.valid_keyids and subjects != blobs:
+    try:
+        statement = intoto.parse_statement(check.payload)
+        provenance = intoto.read_provenance(statement, check.valid_keyids)
+    except StatementError as exc:
+        report.failures.append(Failure("consistency", layout.ATTESTATION, exc.message))
+        return
+    subjects = {s["digest"]["sha256"] for s in statement["subject"]}
+    if subjects != {x.hex for x in doc.blobs}:
         report.failures.append(
             Failure(
                 "consistency",
@@ -236,3 +228,5 @@ def _check_attestation(
                 "its subjects are not the blobs bundle.json lists",
             )
         )
+        return
+    report.provenance = provenance

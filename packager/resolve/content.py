@@ -37,7 +37,7 @@ def digest_files(
         else:
             todo[p] = st
     real_paths = {p: Path(os.path.realpath(p)) for p in todo}
-    hashed = sha256_files(real_paths.values(), progress=progress)
+    hashed = sha256_files(real_paths.values(), progress=progress, error=ResolveError)
     for p, st in todo.items():
         d = hashed[real_paths[p]]
         out[p] = d

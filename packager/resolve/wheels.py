@@ -606,7 +606,7 @@ def _in_folder(
                 "wheel into the wheelhouse folder itself",
             )
         originals.append(o)
-    digests = sha256_files([*copies, *originals])  # streamed, several files at once
+    digests = sha256_files([*copies, *originals], error=ResolveError)  # streamed, several files at once
     for c, o in zip(copies, originals, strict=True):
         if digests[c] != digests[o]:
             raise ResolveError(
@@ -725,7 +725,7 @@ def resolve_wheels(
             for c in copies:
                 os.replace(c, cache / c.name)
                 paths.append(cache / c.name)
-            digests = sha256_files(paths)  # streamed, several files at once
+            digests = sha256_files(paths, error=ResolveError)  # streamed, several files at once
     locked = [
         LockedWheel(p.name, w.name, w.version, digests[p].sha256, digests[p].size, w.tags)
         for p, w in zip(paths, parsed, strict=True)

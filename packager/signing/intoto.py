@@ -242,3 +242,76 @@ def parse_statement(payload: bytes) -> dict[str, Any]:
     if not isinstance(value.get("predicate", {}), dict):
         raise StatementError("attestation payload: predicate is not an object")
     return value
+
+
+@dataclass(frozen=True)
+class Provenance:
+    """What an airgap build attestation says about the build (its SLSA predicate, typed)."""
+
+    builder: str
+    tool_version: str | None
+    manifest: Mapping[str, Any] | None  # {name, version, digest: {sha256}}
+    lock_digest: Mapping[str, Any] | None  # {sha256}
+    started: str | None
+    sources: tuple[tuple[str, Mapping[str, Any]], ...]  # (uri, digest set)
+    signed_by: tuple[str, ...]  # keyids whose DSSE signature verified
+
+    def to_json(self) -> dict[str, Any]:
+        return {
+            "builder": self.builder,
+            "tool_version": self.tool_version,
+            "manifest": dict(self.manifest) if self.manifest is not None else None,
+            "lock_digest": dict(self.lock_digest) if self.lock_digest is not None else None,
+            "started": self.started,
+            "sources": [{"uri": u, "digest": dict(d)} for u, d in self.sources],
+            "dsse_signatures": list(self.signed_by),
+        }
+
+
+def _obj(value: object, what: str) -> Mapping[str, Any]:
+    if not isinstance(value, Mapping):
+        raise StatementError(f"attestation payload: {what} is not an object")
+    return value
+
+
+def _text(value: object, what: str, *, required: bool = False) -> str | None:
+    if value is None and not required:
+        return None
+    if not isinstance(value, str):
+        raise StatementError(f"attestation payload: {what} is not a string")
+    return value
+
+
+def read_provenance(stmt: Mapping[str, Any], signed_by: Iterable[str]) -> Provenance:
+    """The typed predicate of a statement :func:`parse_statement` accepted; StatementError when
+    a field has the wrong type (a hostile or foreign predicate is named, never trusted)."""
+    pred = _obj(stmt.get("predicate"), "predicate")
+    definition = _obj(pred.get("buildDefinition"), "predicate.buildDefinition")
+    external = _obj(definition.get("externalParameters", {}), "externalParameters")
+    internal = _obj(definition.get("internalParameters", {}), "internalParameters")
+    run = _obj(pred.get("runDetails"), "predicate.runDetails")
+    builder = _obj(run.get("builder"), "runDetails.builder")
+    metadata = _obj(run.get("metadata", {}), "runDetails.metadata")
+    deps = definition.get("resolvedDependencies", [])
+    if not isinstance(deps, list):
+        raise StatementError("attestation payload: resolvedDependencies is not a list")
+    sources = []
+    for i, d in enumerate(deps):
+        entry = _obj(d, f"resolvedDependencies[{i}]")
+        uri = _text(entry.get("uri"), f"resolvedDependencies[{i}].uri", required=True)
+        sources.append(
+            (str(uri), _obj(entry.get("digest", {}), f"resolvedDependencies[{i}].digest"))
+        )
+    manifest = external.get("manifest")
+    lock = external.get("lock")
+    return Provenance(
+        builder=str(_text(builder.get("id"), "runDetails.builder.id", required=True)),
+        tool_version=_text(internal.get("toolVersion"), "internalParameters.toolVersion"),
+        manifest=_obj(manifest, "externalParameters.manifest") if manifest is not None else None,
+        lock_digest=_obj(_obj(lock, "externalParameters.lock").get("digest"), "lock.digest")
+        if lock is not None
+        else None,
+        started=_text(metadata.get("startedOn"), "runDetails.metadata.startedOn"),
+        sources=tuple(sources),
+        signed_by=tuple(sorted(signed_by)),
+    )

@@ -53,6 +53,7 @@ from functools import partial
 from typing import Any, TypeVar
 
 from packager.bundle import layout
+from packager.bundle.descriptor import ImageRecord
 from packager.bundle.reader import Bundle, ConcatFile, FolderBundle, Member, TarBundle
 from packager.bundle.store import BlobMismatch
 from packager.errors import AirgapError, CheckFailed, InputError, ResolveError
@@ -243,14 +244,10 @@ def image_entries(bundle: Bundle) -> list[BundleImage]:
     """
     docs = _Docs(bundle)
     index = docs.json_member(layout.INDEX_JSON)
-    _, descriptor = bundle.bundle_json()
-    target = descriptor.get("target")
-    target_platform = target.get("platform") if isinstance(target, dict) else None
-    meta: dict[str, dict[str, Any]] = {}
-    for item in descriptor.get("images") or []:
-        if isinstance(item, dict) and isinstance(item.get("ref"), str):
-            meta.setdefault(item["ref"], item)
-    roles = _roles(descriptor)
+    _, descriptor = bundle.descriptor()
+    target_platform = descriptor.target.platform
+    meta = {i.ref: i for i in descriptor.images}
+    roles = descriptor.image_roles()
     entries = index.get("manifests")
     if not isinstance(entries, list):
         raise ImageError(f"{bundle.source}: {layout.INDEX_JSON} has no list of manifests")
@@ -265,7 +262,7 @@ def image_entries(bundle: Bundle) -> list[BundleImage]:
                 f"{bundle.source}: an image in {layout.INDEX_JSON} has no {layout.REF_NAME}"
             )
         out.append(
-            _image(docs, ref, entry, meta.get(ref, {}), roles.get(ref, "serving"), target_platform)
+            _image(docs, ref, entry, meta.get(ref), roles.get(ref, "serving"), target_platform)
         )
     missing = sorted(set(meta) - {i.ref for i in out})
     if missing:
@@ -275,27 +272,6 @@ def image_entries(bundle: Bundle) -> list[BundleImage]:
             hint="the bundle is damaged or was edited: `airgap verify` checks it",
         )
     return out
-
-
-def _roles(descriptor: dict[str, Any]) -> dict[str, str]:
-    """ref -> role, from the manifest that bundle.json records (shared and per-target images)."""
-    manifest = descriptor.get("manifest")
-    if not isinstance(manifest, dict):
-        return {}
-    runtimes = [manifest.get("runtime")]
-    bundle = descriptor.get("bundle")
-    tid = bundle.get("target") if isinstance(bundle, dict) else None
-    targets = manifest.get("targets")
-    if isinstance(tid, str) and isinstance(targets, dict) and isinstance(targets.get(tid), dict):
-        runtimes.append(targets[tid].get("runtime"))
-    roles: dict[str, str] = {}
-    for rt in runtimes:
-        images = rt.get("images") if isinstance(rt, dict) else None
-        for i in images if isinstance(images, list) else []:
-            if isinstance(i, dict) and isinstance(i.get("ref"), str):
-                role = i.get("role", "serving")
-                roles.setdefault(i["ref"], role if isinstance(role, str) else "serving")
-    return roles
 
 
 class _Docs:
@@ -471,9 +447,9 @@ def _image(
     docs: _Docs,
     ref: str,
     entry: dict[str, Any],
-    meta: dict[str, Any],
+    meta: ImageRecord | None,
     role: str,
-    target_platform: object,
+    target_platform: str,
 ) -> BundleImage:
     listed = _descriptor(ref, f"the {layout.INDEX_JSON} entry", entry)
     _, data = docs.read(ref, "manifest", listed.digest, listed.size)
@@ -516,24 +492,20 @@ def _image(
     chosen = _choose(ref, manifests, meta, target_platform)
     manifests.remove(chosen)
     manifests.insert(0, chosen)
-    said = meta.get("config_digest")
-    if isinstance(said, str) and said != chosen.config.digest:
+    said = meta.config_digest if meta is not None else None
+    if said is not None and said != chosen.config.digest:
         raise CheckFailed(
             f"image {ref}: {layout.BUNDLE_JSON} names config {said}, its manifest "
             f"{chosen.digest} names {chosen.config.digest}",
             hint="the bundle was edited or damaged: `airgap verify` checks it",
         )
-    platform = meta.get("platform")
-    chosen_from = meta.get("index_digest")
     return BundleImage(
         ref=ref,
         role=role,
-        platform=platform
-        if isinstance(platform, str)
-        else chosen.platform or (str(target_platform) if target_platform else "unknown"),
+        platform=meta.platform if meta is not None else chosen.platform or target_platform,
         manifest=chosen,
         index=index,
-        chosen_from=chosen_from if isinstance(chosen_from, str) else None,
+        chosen_from=meta.index_digest if meta is not None else None,
         listed=listed,
         wrapped=wrapped,
         manifests=tuple(manifests),
@@ -542,16 +514,16 @@ def _image(
 
 
 def _choose(
-    ref: str, manifests: list[ImageManifest], meta: dict[str, Any], target_platform: object
+    ref: str, manifests: list[ImageManifest], meta: ImageRecord | None, target_platform: str
 ) -> ImageManifest:
-    want = meta.get("manifest_digest")
+    want = meta.manifest_digest if meta is not None else None
     for m in manifests:
         if m.digest == want:
             return m
     if len(manifests) == 1:
         return manifests[0]
-    text = meta.get("platform") or target_platform
-    if isinstance(text, str):
+    text = meta.platform if meta is not None else target_platform
+    if text:
         try:
             target = parse_platform(text)
         except ResolveError:

@@ -274,7 +274,7 @@ def _install_locked(
                         "no receipt: not made by a complete airgap install; nothing was changed",
                         hint="move it away and run again",
                     )
-    raw, _ = b.bundle_json()
+    raw = b.descriptor_bytes()
     if "sha256:" + hashlib.sha256(raw).hexdigest() != result.digest:
         raise ContentMismatch(
             f"{b.source}: bundle.json changed after it was verified; nothing was installed",

@@ -16,6 +16,7 @@ from enum import Enum
 from typing import Any
 
 from packager.bundle import layout
+from packager.bundle.descriptor import Descriptor
 
 _HEX = re.compile(r"^[0-9a-f]{64}$")
 MAX_COMPONENT_BYTES = 255
@@ -163,37 +164,28 @@ class UnsafeBundle(ValueError):
 
 
 def plan_install(
-    descriptor: Mapping[str, Any], signatures: Iterable[str] = (), attestation: bool = False
+    descriptor: Descriptor, signatures: Iterable[str] = (), attestation: bool = False
 ) -> InstallPlan:
     """The files an install writes for a verified ``descriptor``.
 
     ``signatures``: the signature member names found in the bundle; ``attestation``: whether it
     holds one. Raises :class:`UnsafeBundle` listing every problem (never the first only).
     """
-    b = descriptor.get("bundle") or {}
+    b = descriptor.bundle
     problems = [
         p
         for p in (
-            component_problem(b.get("name"), "the bundle name"),
-            component_problem(b.get("version"), "the bundle version"),
+            component_problem(b.name, "the bundle name"),
+            component_problem(b.version, "the bundle version"),
         )
         if p
     ]
-    plan = InstallPlan(str(b.get("name")), str(b.get("version")), b.get("target"))
-    for blob in descriptor.get("blobs") or []:
-        paths = blob.get("paths") or []
-        if not paths:
+    plan = InstallPlan(b.name, b.version, b.target)
+    for blob in descriptor.blobs:
+        if not blob.paths:
             continue
-        digest, size = blob.get("digest"), blob.get("size")
-        algo, _, hexd = str(digest).partition(":")
-        if algo != "sha256" or not _HEX.match(hexd):
-            problems.append(f"blob {digest!r} is not a sha256 digest")
-            continue
-        if isinstance(size, bool) or not isinstance(size, int) or size < 0:
-            problems.append(f"blob {digest} has no valid size")
-            continue
-        plan.blobs[hexd] = size
-        plan.files += [PlannedFile(p, hexd, size) for p in paths]
+        plan.blobs[blob.hex] = blob.size
+        plan.files += [PlannedFile(p, blob.hex, blob.size) for p in blob.paths]
     problems += install_path_problems(f.path for f in plan.files)
     plan.meta.append(
         PlannedMeta(layout.BUNDLE_JSON, layout.installed_meta_path(layout.BUNDLE_JSON), None, None)
@@ -209,15 +201,14 @@ def plan_install(
                 layout.ATTESTATION, layout.installed_meta_path(layout.ATTESTATION), None, None
             )
         )
-    for f in descriptor.get("files") or []:
-        path = f.get("path")
-        if isinstance(path, str) and path.startswith(layout.AIRGAP_DIR + "/"):
-            bad = _path_problem(path)
+    for f in descriptor.files:
+        if f.path.startswith(layout.AIRGAP_DIR + "/"):
+            bad = _path_problem(f.path)
             if bad:
                 problems.append(bad)
                 continue
             plan.meta.append(
-                PlannedMeta(path, layout.installed_meta_path(path), f.get("sha256"), f.get("size"))
+                PlannedMeta(f.path, layout.installed_meta_path(f.path), f.sha256, f.size)
             )
     if problems:
         raise UnsafeBundle(problems)

@@ -23,14 +23,19 @@ class FileDigest:
     size: int
 
 
-def sha256_file(path: Path, progress: Callable[[int], None] | None = None) -> FileDigest:
+def sha256_file(
+    path: Path,
+    progress: Callable[[int], None] | None = None,
+    *,
+    error: type[InputError] = InputError,
+) -> FileDigest:
     """Hash one regular file in CHUNK reads; ``progress`` gets each chunk's byte count."""
     h = hashlib.sha256()
     size = 0
     try:
         fd = os.open(path, os.O_RDONLY | getattr(os, "O_NOFOLLOW", 0))
     except OSError as exc:
-        raise InputError(
+        raise error(
             f"{path}: cannot read: {exc.strerror}", hint="check that it exists and is readable"
         ) from None
     try:
@@ -45,7 +50,7 @@ def sha256_file(path: Path, progress: Callable[[int], None] | None = None) -> Fi
             if progress:
                 progress(n)
     except OSError as exc:
-        raise InputError(f"{path}: read failed: {exc.strerror}") from None
+        raise error(f"{path}: read failed: {exc.strerror}") from None
     finally:
         os.close(fd)
     return FileDigest(h.hexdigest(), size)
@@ -56,6 +61,7 @@ def sha256_files(
     *,
     workers: int | None = None,
     progress: Callable[[int], None] | None = None,
+    error: type[InputError] = InputError,
 ) -> dict[Path, FileDigest]:
     """Hash many files in parallel threads (one file per thread at a time)."""
     items = list(paths)
@@ -63,9 +69,9 @@ def sha256_files(
         return {}
     n = workers or min(len(items), max(2, (os.cpu_count() or 2)))
     if n == 1 or len(items) == 1:
-        return {p: sha256_file(p, progress) for p in items}
+        return {p: sha256_file(p, progress, error=error) for p in items}
     with ThreadPoolExecutor(max_workers=n, thread_name_prefix="sha256") as pool:
-        results = list(pool.map(lambda p: sha256_file(p, progress), items))
+        results = list(pool.map(lambda p: sha256_file(p, progress, error=error), items))
     return dict(zip(items, results, strict=True))
 
 

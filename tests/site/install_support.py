@@ -177,7 +177,7 @@ def build_all(base: Path) -> Bundles:
 
 def split_into_parts(tar: Path, folder: Path, size: int = 1 << 20) -> Path:
     """The parts a `build --split` of the same bundle writes: slices of the tar and an index."""
-    from packager.bundle.archive import Part, write_parts_index
+    from packager.bundle.parts import Part, PartsIndex, write_parts_index
 
     folder.mkdir()
     data = tar.read_bytes()
@@ -190,7 +190,7 @@ def split_into_parts(tar: Path, folder: Path, size: int = 1 << 20) -> Path:
             Part(name, len(data[i : i + size]), hashlib.sha256(data[i : i + size]).hexdigest())
         )
     index = folder / f"{stem}.airgap.parts.json"
-    write_parts_index(index, stem, parts, len(data), descriptor_digest(tar))
+    write_parts_index(index, PartsIndex(stem, descriptor_digest(tar), len(data), tuple(parts)))
     return index
 
 

@@ -15,6 +15,7 @@ from typing import TYPE_CHECKING, Any
 import pytest
 
 from packager.bundle import layout
+from packager.bundle.descriptor import ImageRecord
 from packager.bundle.images import collect_image
 from packager.bundle.reader import open_bundle
 from packager.bundle.store import BlobMismatch, BlobStore
@@ -28,6 +29,7 @@ from packager.util.progress import Reporter
 from tests.resolve import images_support as sup
 from tests.site import support
 from tests.site.conftest import RUN, SiteBundle, remove_images
+from tests.support.descriptors import descriptor_json
 
 if TYPE_CHECKING:
     import docker
@@ -264,19 +266,20 @@ def _layout(
     (folder / "airgap").mkdir()
     (folder / layout.BUNDLE_JSON).write_text(
         json.dumps(
-            {
-                "target": {"platform": platform},
-                "images": [
-                    {
-                        "ref": r,
-                        "platform": locked.platform,
-                        "manifest_digest": locked.manifest_digest,
-                        "index_digest": locked.index_digest,
-                        "config_digest": locked.config_digest,
-                    }
+            descriptor_json(
+                platform="/".join(platform.split("/")[:2]),  # the target: os/arch
+                images=[
+                    ImageRecord(
+                        r,
+                        "serving",
+                        locked.platform,
+                        locked.manifest_digest,
+                        locked.index_digest,
+                        locked.config_digest,
+                    )
                     for r in (ref, *also)
                 ],
-            }
+            )
         )
     )
     return folder

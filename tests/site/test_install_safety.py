@@ -23,6 +23,7 @@ from typing import Any
 import pytest
 
 from packager.bundle import layout
+from packager.bundle.descriptor import Descriptor
 from packager.signing.trust import policy_from_keys
 from packager.site.install import InstallOptions, install_bundle
 from packager.site.integrity import audit_site
@@ -47,6 +48,7 @@ from tests.site.install_support import (
     store_is_sound,
     tree_files,
 )
+from tests.support.descriptors import blob, make_descriptor
 
 GB = 1024**3
 
@@ -171,15 +173,10 @@ def test_a_hostile_tar_is_refused_and_writes_nothing(
 # ============================================================================ the plan's own checks
 
 
-def _desc(paths: list[str], name: str = "b", version: str = "1.0.0") -> dict[str, Any]:
-    return {
-        "bundle": {"name": name, "version": version, "target": None},
-        "blobs": [
-            {"digest": "sha256:" + f"{i:064x}", "size": 1, "paths": [p]}
-            for i, p in enumerate(paths, 1)
-        ],
-        "files": [],
-    }
+def _desc(paths: list[str], name: str = "b", version: str = "1.0.0") -> Descriptor:
+    return make_descriptor(
+        name=name, version=version, blobs=[blob(i, p) for i, p in enumerate(paths, 1)]
+    )
 
 
 NFC, NFD = unicodedata.normalize("NFC", "caf\u00e9"), unicodedata.normalize("NFD", "caf\u00e9")
