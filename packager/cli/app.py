@@ -5,7 +5,7 @@ from __future__ import annotations
 import os
 import sys
 from pathlib import Path
-from typing import Annotated, Any
+from typing import TYPE_CHECKING, Annotated, Any
 
 import typer
 
@@ -13,6 +13,9 @@ from packager import __version__
 from packager.cli import render
 from packager.errors import AirgapError, InputError
 from packager.util.fs import atomic_write_text
+
+if TYPE_CHECKING:
+    from packager.manifest.model import Manifest
 
 app = typer.Typer(
     name="airgap",
@@ -54,11 +57,22 @@ def validate(
     from packager.commands.validate import validate as run
 
     report = run(manifest)
-    if as_json:
-        render.emit_json(report.to_json())
-    else:
-        render.validation(report)
+    render.show(report, as_json, render.validation)
     raise typer.Exit(0 if report.valid else 1)
+
+
+def _valid_manifest(path: Path, as_json: bool) -> Manifest:
+    """The manifest for lock and build, or its findings rendered and exit 1."""
+    from packager.commands.validate import validate as run_validate
+
+    report = run_validate(path)
+    if not report.valid or report.manifest is None:
+        if as_json:
+            render.emit_json({"ok": False, "validation": report.to_json()})
+        else:
+            render.validation(report)
+        raise typer.Exit(1)
+    return report.manifest
 
 
 @app.command()
@@ -89,59 +103,19 @@ def lock(
     findings or drift, 2 an input that cannot be read or reached.
     """
     from packager.commands import lock as locking
-    from packager.commands.validate import validate as run_validate
 
-    report = run_validate(manifest)
-    if not report.valid or report.manifest is None:
-        if as_json:
-            render.emit_json({"ok": False, "validation": report.to_json()})
-        else:
-            render.validation(report)
-        raise typer.Exit(1)
-    m = report.manifest
+    m = _valid_manifest(manifest, as_json)
     path = lock_file or locking.lock_path_for(manifest)
-    with (
-        render.reporter(enabled=not as_json) as rep,
-        locking.open_stat_cache(not no_cache) as cache,
-    ):
-        if check:
-            existing = locking.load_lock(path)
-            locking.check_lock_belongs(m, existing, path)
-            drift = locking.find_drift(
-                m, existing, cache=cache, reporter=rep, offline=offline, timeout=timeout
-            )
-            result = None
-        else:
-            result = locking.lock_manifest(
-                m, cache=cache, reporter=rep, offline=offline, timeout=timeout
-            )
-    if check:
-        if as_json:
-            render.emit_json(
-                {"ok": not drift, "lock": str(path), "drift": [d.to_json() for d in drift]}
-            )
-        else:
-            render.drift(path, drift)
-        raise typer.Exit(1 if drift else 0)
-    assert result is not None
-    from packager.findings import has_errors
-
-    written = not has_errors(result.findings)
-    if written:
-        locking.write_lock(result.lock, path)
-    if as_json:
-        render.emit_json(
-            {
-                "ok": written,
-                "lock": str(path),
-                "written": written,
-                "summary": render.lock_summary_json(result),
-                "findings": [f.to_json() for f in result.findings],
-            }
+    with render.reporter(enabled=not as_json) as rep:
+        run = locking.check_command if check else locking.lock_command
+        report = run(
+            m, path, use_cache=not no_cache, reporter=rep, offline=offline, timeout=timeout
         )
+    if isinstance(report, locking.DriftReport):
+        render.show(report, as_json, render.drift)
     else:
-        render.lock_result(path, result, written)
-    raise typer.Exit(0 if written else 1)
+        render.show(report, as_json, render.lock_result)
+    raise typer.Exit(0 if report.ok else 1)
 
 
 @app.command()
@@ -181,7 +155,6 @@ def build(
 ) -> None:
     """Build one signed, reproducible bundle per target: OCI layout + airgap/ descriptor."""
     from packager.commands import build as build_stage
-    from packager.commands.validate import validate as run_validate
     from packager.signing.keys import load_signing_key
 
     if compress != "none":
@@ -196,18 +169,12 @@ def build(
         )
     if key is not None and unsigned:
         raise InputError("--key and --unsigned contradict each other")
-    report = run_validate(manifest)
-    if not report.valid or report.manifest is None:
-        if as_json:
-            render.emit_json({"ok": False, "validation": report.to_json()})
-        else:
-            render.validation(report)
-        raise typer.Exit(1)
+    m = _valid_manifest(manifest, as_json)
     signing_key = load_signing_key(key) if key is not None else None
     split_bytes = build_stage.parse_split(split)
     with render.reporter(enabled=not as_json) as rep:
         result = build_stage.build(
-            report.manifest,
+            m,
             out=out,
             key=signing_key,
             locked=locked,
@@ -220,10 +187,7 @@ def build(
             timeout=timeout,
             all_platforms=all_platforms,
         )
-    if as_json:
-        render.emit_json(render.build_json(result))
-    else:
-        render.build_result(result)
+    render.show(result, as_json, render.build_result)
 
 
 @app.command()
@@ -237,10 +201,7 @@ def inspect(
     from packager.commands.inspect_bundle import inspect_bundle
 
     info = inspect_bundle(bundle)
-    if as_json:
-        render.emit_json(info.to_json())
-    else:
-        render.inspection(info)
+    render.show(info, as_json, render.inspection)
 
 
 @app.command()
@@ -299,10 +260,7 @@ def verify(
         )
     with render.reporter(enabled=not as_json) as rep:
         report = verify_bundle(bundle, policy, reporter=rep)
-    if as_json:
-        render.emit_json(report.to_json())
-    else:
-        render.verify_report(report)
+    render.show(report, as_json, render.verify_report)
     raise typer.Exit(0 if report.ok else 1)
 
 
@@ -321,14 +279,7 @@ def sign(
     from packager.signing.keys import load_signing_key
 
     result = sign_bundle(bundle, load_signing_key(key))
-    if as_json:
-        render.emit_json({"bundle": str(bundle), "keyid": result.keyid, "added": result.added})
-    elif result.added:
-        render.stdout.print(f"[green]signed[/green] {bundle} with {result.keyid}")
-    else:
-        render.stdout.print(
-            f"{bundle} already carries a signature by {result.keyid}: nothing changed"
-        )
+    render.show(result, as_json, render.signed)
 
 
 @app.command()
@@ -359,21 +310,15 @@ def audit(
         from packager.site.integrity import audit_site
 
         result = audit_site(site)
-        if as_json:
-            render.emit_json(result.to_json())
-        else:
-            render.site_audit(result.to_json())
+        render.show(result, as_json, render.site_audit)
         raise typer.Exit(0 if result.ok else 1)
     if bundle is None:
         raise InputError("audit needs a BUNDLE (or --site DIR for an install prefix)")
     from packager.commands.audit import audit_bundle
 
-    report = audit_bundle(bundle, _policy(trust, key))
-    if as_json:
-        render.emit_json(report.to_json())
-    else:
-        render.audit(report.to_json())
-    raise typer.Exit(report.exit_code)
+    audit_report = audit_bundle(bundle, _policy(trust, key))
+    render.show(audit_report, as_json, render.audit)
+    raise typer.Exit(audit_report.exit_code)
 
 
 PrefixOpt = Annotated[Path, typer.Option("--prefix", help="The install prefix (site folder).")]
@@ -424,10 +369,7 @@ def install(
     options = InstallOptions(docker, registry, insecure, not no_probe, allow_downgrade)
     with render.reporter(enabled=not as_json) as rep:
         result = install_bundle(bundle, prefix, policy, options, reporter=rep)
-    if as_json:
-        render.emit_json(result.to_json())
-    else:
-        render.install_result(result.to_json())
+    render.show(result, as_json, render.install_result)
     raise typer.Exit(result.exit_code)
 
 
@@ -436,11 +378,7 @@ def list_cmd(prefix: PrefixOpt, as_json: JsonOpt = False) -> None:
     """The bundles installed under PREFIX: versions, the current one, digests, sizes."""
     from packager.site.manage import list_installed
 
-    doc = list_installed(prefix).to_json()
-    if as_json:
-        render.emit_json(doc)
-    else:
-        render.site_list(doc)
+    render.show(list_installed(prefix), as_json, render.site_list)
 
 
 @app.command()
@@ -457,11 +395,8 @@ def uninstall(
     from packager.site.manage import uninstall as run
 
     with render.reporter(enabled=not as_json) as rep:
-        doc = run(prefix, name, version, reporter=rep).to_json()
-    if as_json:
-        render.emit_json(doc)
-    else:
-        render.site_change("uninstall", doc)
+        removed = run(prefix, name, version, reporter=rep)
+    render.show(removed, as_json, lambda r: render.site_change("uninstall", r))
 
 
 @app.command()
@@ -474,11 +409,8 @@ def rollback(
     from packager.site.manage import rollback as run
 
     with render.reporter(enabled=not as_json) as rep:
-        doc = run(prefix, name, reporter=rep).to_json()
-    if as_json:
-        render.emit_json(doc)
-    else:
-        render.site_change("rollback", doc)
+        rolled = run(prefix, name, reporter=rep)
+    render.show(rolled, as_json, lambda r: render.site_change("rollback", r))
 
 
 @app.command()
@@ -487,11 +419,8 @@ def gc(prefix: PrefixOpt, as_json: JsonOpt = False) -> None:
     from packager.site.manage import gc as run
 
     with render.reporter(enabled=not as_json) as rep:
-        doc = run(prefix, reporter=rep).to_json()
-    if as_json:
-        render.emit_json(doc)
-    else:
-        render.site_change("gc", doc)
+        collected = run(prefix, reporter=rep)
+    render.show(collected, as_json, lambda r: render.site_change("gc", r))
 
 
 trust_app = typer.Typer(
@@ -551,15 +480,7 @@ def trust_show(
     """Show the trusted keys, threshold, revocations and max age."""
     from packager.commands import trust as trust_cmd
 
-    doc = trust_cmd.show(policy)
-    if as_json:
-        render.emit_json(doc)
-        return
-    print(f"threshold {doc['threshold']} of {len(doc['keys'])}; max age {doc['max_age'] or 'none'}")
-    for k in doc["keys"]:
-        print(
-            f"  {k['keyid']}  {k['algorithm']:<18} {k['name']}{'  REVOKED' if k['revoked'] else ''}"
-        )
+    render.show(trust_cmd.show(policy), as_json, render.trust_policy)
 
 
 @app.command()
@@ -570,11 +491,7 @@ def images(
     """List the bundle's container images with platform, size and digests."""
     from packager.commands.images import list_images
 
-    report = list_images(bundle)
-    if as_json:
-        render.emit_json(report.to_json())
-    else:
-        render.images(report)
+    render.show(list_images(bundle), as_json, render.images)
 
 
 kernels_app = typer.Typer(
@@ -645,11 +562,7 @@ def key_show(
     """Print a key's keyid and algorithm."""
     from packager.commands.keys import describe_key_file
 
-    info = describe_key_file(key)
-    if as_json:
-        render.emit_json(info)
-    else:
-        print(f"{info['keyid']}  {info['algorithm']}  {info['kind']}  {key}")
+    render.show(describe_key_file(key), as_json, render.key_info)
 
 
 @app.command(

@@ -4,7 +4,8 @@ from __future__ import annotations
 
 import json
 import sys
-from typing import TYPE_CHECKING, Any
+from collections.abc import Callable
+from typing import TYPE_CHECKING, Any, Protocol
 
 from rich.console import Console
 from rich.markup import escape
@@ -16,17 +17,38 @@ from packager.util.progress import Reporter
 from packager.util.units import human_size
 
 if TYPE_CHECKING:
+    from packager.commands.audit import AuditReport
     from packager.commands.build import BuildResult
     from packager.commands.images import ImagesReport
     from packager.commands.inspect_bundle import Inspection
-    from packager.commands.lock import Drift, LockResult
+    from packager.commands.keys import KeyInfo
+    from packager.commands.lock import DriftReport, LockReport
+    from packager.commands.sign import SignResult
+    from packager.commands.trust import PolicyView
     from packager.commands.validate import ValidationReport
     from packager.commands.verify import VerifyReport
+    from packager.site.install import InstallResult
+    from packager.site.integrity import SiteAudit
+    from packager.site.manage import GcResult, RollbackResult, SiteListing, UninstallResult
 
 _STYLE = {Severity.ERROR: "bold red", Severity.WARNING: "yellow", Severity.INFO: "cyan"}
 
 stdout = Console(highlight=False, soft_wrap=True)
 stderr = Console(stderr=True, highlight=False, soft_wrap=True)
+
+
+class Result(Protocol):
+    """What a command returns: typed data with its ``--json`` document."""
+
+    def to_json(self) -> dict[str, Any]: ...
+
+
+def show(result: Result, as_json: bool, text: Callable[[Any], None]) -> None:
+    """``--json``: the result's document on stdout; else ``text(result)`` for people."""
+    if as_json:
+        emit_json(result.to_json())
+    else:
+        text(result)
 
 
 def emit_json(doc: dict[str, Any]) -> None:
@@ -93,34 +115,8 @@ def reporter(*, enabled: bool) -> Reporter:
     return RichReporter(stderr) if enabled and stderr.is_terminal else Reporter()
 
 
-def lock_summary_json(result: LockResult) -> dict[str, Any]:
-    lk = result.lock
-    st = lk.model.safetensors
-    return {
-        "manifest_digest": lk.manifest_digest,
-        "model": {
-            "files": len(lk.model.files),
-            "size": lk.model.size,
-            "parameters": st.parameters if st else None,
-            "dtypes": st.dtypes if st else None,
-        },
-        "targets": [
-            {
-                "id": t.id,
-                "platform": t.platform,
-                "images": len(t.images),
-                "wheels": len(t.wheels),
-                "files": len(t.files),
-                "kernels": len(t.kernels),
-            }
-            for t in lk.targets
-        ],
-        "hashed_bytes": result.hashed_bytes,
-        "stat_cache": {"hits": result.cache_hits, "misses": result.cache_misses},
-    }
-
-
-def lock_result(path: object, result: LockResult, written: bool) -> None:
+def lock_result(report: LockReport) -> None:
+    result, path, written = report.result, report.path, report.written
     for f in result.findings:
         stdout.print(finding_line(f))
     lk = result.lock
@@ -153,7 +149,8 @@ def lock_result(path: object, result: LockResult, written: bool) -> None:
         )
 
 
-def drift(path: object, items: list[Drift]) -> None:
+def drift(report: DriftReport) -> None:
+    path, items = report.path, report.drift
     if not items:
         stdout.print(f"[green]no drift[/green]: every input matches {escape(str(path))}")
         return
@@ -162,27 +159,6 @@ def drift(path: object, items: list[Drift]) -> None:
     stdout.print(
         f"[bold red]{len(items)} input(s) drifted[/bold red] since {escape(str(path))} was made"
     )
-
-
-def build_json(result: BuildResult) -> dict[str, Any]:
-    return {
-        "ok": True,
-        "seconds": round(result.seconds, 3),
-        "bundles": [
-            {
-                "target": b.target,
-                "files": [str(f) for f in b.files],
-                "digest": b.digest,
-                "size": b.size,
-                "blobs": b.blobs,
-                "stored_bytes": b.stored_bytes,
-                "dedup_saved_bytes": b.dedup_saved,
-                "signed_by": b.signed_by,
-                "parts": [p.to_json() for p in b.parts],
-            }
-            for b in result.bundles
-        ],
-    }
 
 
 def build_result(result: BuildResult) -> None:
@@ -262,7 +238,8 @@ def verify_report(r: VerifyReport) -> None:
         )
 
 
-def audit(doc: dict[str, Any]) -> None:
+def audit(report: AuditReport) -> None:
+    doc = report.to_json()
     style = {"PASS": "green", "FAIL": "bold red"}.get(doc["verdict"], "yellow")
     stdout.print(
         f"{escape(str(doc['name']))} {escape(str(doc['version']))}  created {doc['created']}  expires {doc['expires'] or 'never'}"
@@ -308,8 +285,8 @@ def audit(doc: dict[str, Any]) -> None:
 # ----------------------------------------------------------------------------- site (packager.site)
 
 
-def install_result(doc: dict[str, Any]) -> None:
-    """``doc``: :meth:`packager.site.install.InstallResult.to_json`."""
+def install_result(result: InstallResult) -> None:
+    doc = result.to_json()
     what = f"{escape(doc['name'])} {escape(doc['version'])}" + (
         f" [{escape(str(doc['target']))}]" if doc["target"] else ""
     )
@@ -359,7 +336,8 @@ def install_result(doc: dict[str, Any]) -> None:
         )
 
 
-def site_list(doc: dict[str, Any]) -> None:
+def site_list(listing: SiteListing) -> None:
+    doc = listing.to_json()
     if not doc["bundles"]:
         stdout.print(f"nothing installed under {escape(doc['prefix'])}")
     for b in doc["bundles"]:
@@ -379,8 +357,8 @@ def site_list(doc: dict[str, Any]) -> None:
         stdout.print(f"[bold red]problem[/bold red] {escape(p)}")
 
 
-def site_change(action: str, doc: dict[str, Any]) -> None:
-    """uninstall / rollback / gc results."""
+def site_change(action: str, result: UninstallResult | RollbackResult | GcResult) -> None:
+    doc = result.to_json()
     for n in doc.get("notes", []):
         stdout.print(f"[dim]note:[/dim] {escape(n)}")
     if action == "uninstall":
@@ -402,7 +380,8 @@ def site_change(action: str, doc: dict[str, Any]) -> None:
         )
 
 
-def site_audit(doc: dict[str, Any]) -> None:
+def site_audit(result: SiteAudit) -> None:
+    doc = result.to_json()
     log = doc["log"]
     for p in log["problems"]:
         where = f"audit.log line {p['line']}" if p["line"] else "audit.log"
@@ -453,3 +432,26 @@ def images(report: ImagesReport) -> None:
             stdout.print(f"  index    {i.chosen_from}  [dim](chosen from; not in the bundle)[/dim]")
     n = len(report.images)
     stdout.print(f"{n} image{'s' if n != 1 else ''}, {human_size(report.size)} (layers as stored)")
+
+
+def signed(result: SignResult) -> None:
+    if result.added:
+        stdout.print(f"[green]signed[/green] {escape(str(result.bundle))} with {result.keyid}")
+    else:
+        stdout.print(
+            f"{escape(str(result.bundle))} already carries a signature by {result.keyid}: "
+            "nothing changed"
+        )
+
+
+def trust_policy(view: PolicyView) -> None:
+    stdout.print(
+        f"threshold {view.threshold} of {len(view.keys)}; max age {view.max_age or 'none'}"
+    )
+    for k in view.keys:
+        revoked = "  REVOKED" if k.revoked else ""
+        stdout.print(f"  {k.keyid}  {k.algorithm:<18} {escape(k.name)}{revoked}")
+
+
+def key_info(info: KeyInfo) -> None:
+    stdout.print(f"{info.keyid}  {info.algorithm}  {info.kind}  {escape(str(info.path))}")

@@ -66,12 +66,32 @@ class BuiltBundle:
     signed_by: list[str]
     parts: list[Part] = field(default_factory=list)
 
+    def to_json(self) -> dict[str, Any]:
+        return {
+            "target": self.target,
+            "files": [str(f) for f in self.files],
+            "digest": self.digest,
+            "size": self.size,
+            "blobs": self.blobs,
+            "stored_bytes": self.stored_bytes,
+            "dedup_saved_bytes": self.dedup_saved,
+            "signed_by": self.signed_by,
+            "parts": [p.to_json() for p in self.parts],
+        }
+
 
 @dataclass
 class BuildResult:
     bundles: list[BuiltBundle]
     seconds: float
     lock_path: Path | None
+
+    def to_json(self) -> dict[str, Any]:
+        return {
+            "ok": True,
+            "seconds": round(self.seconds, 3),
+            "bundles": [b.to_json() for b in self.bundles],
+        }
 
 
 def _epoch(lock: Lock) -> int:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -26,7 +27,23 @@ def generate_key_files(out: Path, name: str, algorithm: str) -> tuple[str, Path,
     return keys.keyid(key.public_key()), priv_path, pub_path
 
 
-def describe_key_file(path: Path) -> dict[str, Any]:
+@dataclass(frozen=True)
+class KeyInfo:
+    path: Path
+    keyid: str
+    algorithm: str
+    kind: str  # public | private
+
+    def to_json(self) -> dict[str, Any]:
+        return {
+            "path": str(self.path),
+            "keyid": self.keyid,
+            "algorithm": self.algorithm,
+            "kind": self.kind,
+        }
+
+
+def describe_key_file(path: Path) -> KeyInfo:
     from packager.signing import keys
 
     text = path.read_bytes() if path.is_file() else b""
@@ -37,9 +54,4 @@ def describe_key_file(path: Path) -> dict[str, Any]:
     else:
         pub = keys.load_public_key(path)
         kind = "public"
-    return {
-        "path": str(path),
-        "keyid": keys.keyid(pub),
-        "algorithm": keys.algorithm_of(pub),
-        "kind": kind,
-    }
+    return KeyInfo(path, keys.keyid(pub), keys.algorithm_of(pub), kind)

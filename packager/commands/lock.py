@@ -18,7 +18,7 @@ import jsonschema
 
 from packager import __version__
 from packager.errors import InputError, LockMismatch
-from packager.findings import Finding
+from packager.findings import Finding, has_errors
 from packager.manifest.model import Image, Manifest, Target
 from packager.resolve.files import resolve_files, resolve_kernels
 from packager.resolve.lockfile import Lock, LockedFile, LockedImage, LockedTarget, LockedWheel
@@ -63,6 +63,32 @@ class LockResult:
     hashed_bytes: int = 0
     cache_hits: int = 0
     cache_misses: int = 0
+
+    def summary_json(self) -> dict[str, Any]:
+        lk = self.lock
+        st = lk.model.safetensors
+        return {
+            "manifest_digest": lk.manifest_digest,
+            "model": {
+                "files": len(lk.model.files),
+                "size": lk.model.size,
+                "parameters": st.parameters if st else None,
+                "dtypes": st.dtypes if st else None,
+            },
+            "targets": [
+                {
+                    "id": t.id,
+                    "platform": t.platform,
+                    "images": len(t.images),
+                    "wheels": len(t.wheels),
+                    "files": len(t.files),
+                    "kernels": len(t.kernels),
+                }
+                for t in lk.targets
+            ],
+            "hashed_bytes": self.hashed_bytes,
+            "stat_cache": {"hits": self.cache_hits, "misses": self.cache_misses},
+        }
 
 
 def _image_key(image: Image, platform: str) -> tuple[str, str, str, str]:
@@ -268,3 +294,79 @@ def find_drift(
             if name not in {f for f, _ in bw}:
                 drift.append(Drift("wheels", name, "absent", f"sha256:{sha}"))
     return drift
+
+
+@dataclass(frozen=True)
+class LockReport:
+    """`airgap lock`: the lock made, where it went, whether it was written (no error findings)."""
+
+    path: Path
+    result: LockResult
+    written: bool
+
+    @property
+    def ok(self) -> bool:
+        return self.written
+
+    def to_json(self) -> dict[str, Any]:
+        return {
+            "ok": self.written,
+            "lock": str(self.path),
+            "written": self.written,
+            "summary": self.result.summary_json(),
+            "findings": [f.to_json() for f in self.result.findings],
+        }
+
+
+@dataclass(frozen=True)
+class DriftReport:
+    """`airgap lock --check`: every input whose content is no longer what the lock says."""
+
+    path: Path
+    drift: list[Drift]
+
+    @property
+    def ok(self) -> bool:
+        return not self.drift
+
+    def to_json(self) -> dict[str, Any]:
+        return {"ok": self.ok, "lock": str(self.path), "drift": [d.to_json() for d in self.drift]}
+
+
+def lock_command(
+    manifest: Manifest,
+    path: Path,
+    *,
+    use_cache: bool = True,
+    reporter: Reporter | None = None,
+    offline: bool = False,
+    timeout: float = 30.0,
+) -> LockReport:
+    """Resolve every input and write the lock at ``path``, unless a finding is an error."""
+    with open_stat_cache(use_cache) as cache:
+        result = lock_manifest(
+            manifest, cache=cache, reporter=reporter, offline=offline, timeout=timeout
+        )
+    written = not has_errors(result.findings)
+    if written:
+        write_lock(result.lock, path)
+    return LockReport(path, result, written)
+
+
+def check_command(
+    manifest: Manifest,
+    path: Path,
+    *,
+    use_cache: bool = True,
+    reporter: Reporter | None = None,
+    offline: bool = False,
+    timeout: float = 30.0,
+) -> DriftReport:
+    """Re-resolve every input and name each one that drifted since the lock at ``path``."""
+    existing = load_lock(path)
+    check_lock_belongs(manifest, existing, path)
+    with open_stat_cache(use_cache) as cache:
+        drift = find_drift(
+            manifest, existing, cache=cache, reporter=reporter, offline=offline, timeout=timeout
+        )
+    return DriftReport(path, drift)

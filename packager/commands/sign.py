@@ -12,6 +12,7 @@ import os
 import tarfile
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 from packager.bundle import layout
 from packager.bundle.archive import BLOCK, RECORD
@@ -30,6 +31,9 @@ class SignResult:
     bundle: Path
     keyid: str
     added: bool  # False: this key had signed already
+
+    def to_json(self) -> dict[str, Any]:
+        return {"bundle": str(self.bundle), "keyid": self.keyid, "added": self.added}
 
 
 def _journal(path: Path) -> Path:

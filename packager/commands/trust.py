@@ -6,6 +6,7 @@ The policy model and its loading rules are packager.signing.trust.
 from __future__ import annotations
 
 import json
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -75,20 +76,48 @@ def revoke_key(path: Path, keyid: str, reason: str) -> None:
     _write(path, doc)
 
 
-def show(path: Path) -> dict[str, Any]:
+@dataclass(frozen=True)
+class KeyView:
+    name: str
+    keyid: str
+    algorithm: str
+    revoked: bool
+
+    def to_json(self) -> dict[str, Any]:
+        return {
+            "name": self.name,
+            "keyid": self.keyid,
+            "algorithm": self.algorithm,
+            "revoked": self.revoked,
+        }
+
+
+@dataclass(frozen=True)
+class PolicyView:
+    """`airgap trust show`: the policy as a verifier reads it (keyids recomputed, checked)."""
+
+    path: Path
+    threshold: int
+    max_age: str | None
+    keys: list[KeyView]
+    revoked: dict[str, str]  # keyid -> reason
+
+    def to_json(self) -> dict[str, Any]:
+        return {
+            "policy": str(self.path),
+            "threshold": self.threshold,
+            "max_age": self.max_age,
+            "keys": [k.to_json() for k in self.keys],
+            "revoked": [{"keyid": k, "reason": r} for k, r in self.revoked.items()],
+        }
+
+
+def show(path: Path) -> PolicyView:
     p = load_policy(path)
-    return {
-        "policy": str(path),
-        "threshold": p.threshold,
-        "max_age": p.max_age_text,
-        "keys": [
-            {
-                "name": k.name,
-                "keyid": k.keyid,
-                "algorithm": k.algorithm,
-                "revoked": k.keyid in p.revoked,
-            }
-            for k in p.keys.values()
-        ],
-        "revoked": [{"keyid": k, "reason": r} for k, r in p.revoked.items()],
-    }
+    return PolicyView(
+        path,
+        p.threshold,
+        p.max_age_text,
+        [KeyView(k.name, k.keyid, k.algorithm, k.keyid in p.revoked) for k in p.keys.values()],
+        dict(p.revoked),
+    )
