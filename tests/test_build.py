@@ -5,7 +5,6 @@ from __future__ import annotations
 import base64
 import hashlib
 import json
-import os
 import shutil
 import subprocess
 import tarfile
@@ -18,8 +17,9 @@ from referencing import Registry, Resource
 from referencing.jsonschema import DRAFT4
 
 from packager.signing import keys
+from tests.support.cli import REPO, airgap
+from tests.support.fs import link_tree, mounted_tmpfs
 from tests.support.sbom_schema import assert_valid_cyclonedx_16
-from tests.test_cli import REPO, airgap
 
 PASSPHRASE = "correct horse battery staple"
 
@@ -43,16 +43,6 @@ runtime:
     - {source: files/same.txt, dest: a/}
     - {source: files/same.txt, dest: b/}
 """
-
-
-def link_tree(src: Path, dest: Path) -> None:
-    def link_or_copy(s: str, d: str) -> None:
-        try:
-            os.link(s, d)
-        except OSError:
-            shutil.copy2(s, d)
-
-    shutil.copytree(src, dest, copy_function=link_or_copy)
 
 
 @pytest.fixture
@@ -335,15 +325,6 @@ def test_an_input_changed_since_the_lock_is_named(project: Path) -> None:
     code, _, err = build(project, "--unsigned", "--locked")
     assert code == 1 and "files/run.sh" in err and "drifted" in err
     assert not (project / "out").exists() or not list((project / "out").iterdir())
-
-
-def mounted_tmpfs(where: Path, size: str, *, ro: bool = False) -> bool:
-    where.mkdir(parents=True, exist_ok=True)
-    opts = f"size={size}" + (",ro" if ro else "")
-    r = subprocess.run(
-        ["mount", "-t", "tmpfs", "-o", opts, "tmpfs", str(where)], capture_output=True
-    )
-    return r.returncode == 0
 
 
 def test_a_full_disk_is_a_clean_error_with_no_partial_file(project: Path) -> None:

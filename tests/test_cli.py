@@ -3,32 +3,14 @@
 from __future__ import annotations
 
 import json
-import os
 import resource
-import subprocess
-import sys
 from pathlib import Path
 
 import jsonschema
 import pytest
 
-from tests.test_manifest import BASE
-from tests.test_yamlsource import billion_laughs
-
-REPO = Path(__file__).resolve().parents[1]
-EXAMPLES = REPO / "manifests" / "examples"
-
-
-def airgap(*args: str, cwd: Path | None = None) -> subprocess.CompletedProcess[str]:
-    env = {**os.environ, "COLUMNS": "200", "NO_COLOR": "1"}
-    return subprocess.run(
-        [sys.executable, "-m", "packager", *args],
-        capture_output=True,
-        text=True,
-        cwd=cwd,
-        env=env,
-        timeout=60,
-    )
+from tests.support.cli import EXAMPLES, REPO, airgap
+from tests.support.manifests import BASE, billion_laughs
 
 
 def make(tmp_path: Path, name: str, content: str | bytes | None) -> Path:

@@ -12,7 +12,7 @@ import pytest
 
 from packager.commands.lock import load_lock, lock_path_for
 from packager.errors import InputError
-from tests.test_cli import REPO, airgap
+from tests.support.cli import REPO, airgap
 
 MANIFEST = """\
 # a comment that does not change the lock

@@ -13,7 +13,7 @@ import pytest
 
 from tests.resolve.images_support import multi_arch, push_multi_arch
 from tests.resolve.wheel_factory import make_wheel
-from tests.test_cli import airgap
+from tests.support.cli import airgap
 
 pytestmark = pytest.mark.services
 

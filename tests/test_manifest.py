@@ -11,21 +11,7 @@ import pytest
 
 from packager.findings import Severity
 from packager.manifest.model import load_manifest, parse_duration, parse_size
-
-BASE = """\
-apiVersion: airgap/v1
-kind: Bundle
-metadata: {name: demo, version: 1.0.0}
-model:
-  name: org/model
-  source: {path: ./weights}
-  format: safetensors
-  precision: fp16
-target:
-  platform: linux/amd64
-  accelerator: {vendor: nvidia, chips: [h100], count: 2}
-  stack: {cuda: "12.4", driver: ">=550.54.14"}
-"""
+from tests.support.manifests import BASE
 
 
 def write(tmp_path: Path, text: str) -> Path:

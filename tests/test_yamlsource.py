@@ -14,15 +14,7 @@ from packager.manifest.yamlsource import (
     load_yaml_file,
     load_yaml_text,
 )
-
-
-def billion_laughs(levels: int = 9) -> str:
-    text = 'a: &a ["lol","lol","lol","lol","lol","lol","lol","lol","lol"]\n'
-    prev = "a"
-    for name in "bcdefghijk"[: levels - 1]:
-        text += f"{name}: &{name} [" + ",".join([f"*{prev}"] * 9) + "]\n"
-        prev = name
-    return text
+from tests.support.manifests import billion_laughs
 
 
 def test_values_and_keys_keep_their_positions() -> None:

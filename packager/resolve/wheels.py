@@ -606,7 +606,9 @@ def _in_folder(
                 "wheel into the wheelhouse folder itself",
             )
         originals.append(o)
-    digests = sha256_files([*copies, *originals], error=ResolveError)  # streamed, several files at once
+    digests = sha256_files(
+        [*copies, *originals], error=ResolveError
+    )  # streamed, several files at once
     for c, o in zip(copies, originals, strict=True):
         if digests[c] != digests[o]:
             raise ResolveError(

@@ -16,7 +16,7 @@ import pytest
 from packager.probe import kernel_runner
 from packager.probe.bundle import load
 from packager.probe.kernels import kernel_checks
-from tests.test_verify import project
+from tests.support.projects import project
 
 
 @pytest.fixture(scope="module")

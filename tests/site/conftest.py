@@ -26,8 +26,8 @@ import pytest
 from packager.bundle.reader import open_bundle
 from packager.site.images import BundleImage, image_entries
 from tests.resolve import images_support as sup
-from tests.test_build import link_tree
-from tests.test_cli import airgap
+from tests.support.cli import airgap
+from tests.support.fs import link_tree
 
 if TYPE_CHECKING:
     import docker

@@ -10,9 +10,7 @@ all signed by one ECDSA key. Helpers run `airgap` as a subprocess and read a pre
 
 from __future__ import annotations
 
-import contextlib
 import hashlib
-import io
 import json
 import os
 import random
@@ -27,7 +25,8 @@ from typing import Any
 import pytest
 
 from packager.bundle import layout
-from tests.test_verify import PASS, make_key, project, tiny_safetensors
+from tests.support.cli import cli
+from tests.support.projects import PASS, make_key, project, tiny_safetensors
 
 FILES = 200
 
@@ -93,21 +92,6 @@ def install(
     bundle: Path, prefix: Path, pub: Path, *args: str, **extra: str
 ) -> subprocess.CompletedProcess[str]:
     return run("install", str(bundle), "--prefix", str(prefix), "--key", str(pub), *args, **extra)
-
-
-def cli(*args: str) -> subprocess.CompletedProcess[str]:
-    """`airgap ARGS` in this process (packager.cli.app.main, exit status and both streams captured):
-    the same code path as the console script, without a Python start per call."""
-    from packager.cli.app import main
-
-    out, err = io.StringIO(), io.StringIO()
-    code = 0
-    with contextlib.redirect_stdout(out), contextlib.redirect_stderr(err):
-        try:
-            main(list(args))
-        except SystemExit as exc:
-            code = exc.code if isinstance(exc.code, int) else 0 if exc.code is None else 1
-    return subprocess.CompletedProcess(list(args), code, out.getvalue(), err.getvalue())
 
 
 def install_cli(

@@ -40,7 +40,7 @@ from tests.site.install_support import (
     run,
     store_is_sound,
 )
-from tests.test_build import mounted_tmpfs
+from tests.support.fs import mounted_tmpfs
 
 TRIALS = 20
 COMMIT_STEPS = 10  # the installer's last write steps: everything after the version is staged

@@ -64,7 +64,9 @@ def make_descriptor(
         manifest_digest=ZERO,
         lock=lock,
         lock_digest=ZERO,
-        target=TargetSpec(target, platform, AcceleratorSpec("none", (), 1, None), StackSpec(), None),
+        target=TargetSpec(
+            target, platform, AcceleratorSpec("none", (), 1, None), StackSpec(), None
+        ),
         install=InstallSize(sum(b.size for b in blobs if b.paths), 0),
         images=tuple(images),
         kernels=(),
