@@ -20,7 +20,7 @@ from packager.signing import signature
 from packager.signing.errors import SignatureFormatError
 from packager.signing.trust import Policy
 from packager.util.jsonio import DocumentError, parse_document
-from packager.util.timefmt import parse_utc
+from packager.util.timefmt import format_datetime, parse_utc
 
 _SIG_NAME = re.compile(r"^airgap/bundle\.json\.sig/([0-9a-f]{64})\.sig$")
 _BLOB_NAME = re.compile(r"^blobs/sha256/([0-9a-f]{64})$")
@@ -164,7 +164,12 @@ def _time(text: str | None) -> _dt.datetime | None:
     return parse_utc(text) if text else None
 
 
+#: how far a creation time may lie ahead of this host's clock (clocks differ) before it is refused
+CLOCK_SKEW = _dt.timedelta(minutes=10)
+
+
 def check_expiry(descriptor: Descriptor, policy: Policy, now: _dt.datetime) -> list[Failure]:
+    """Expiry and the policy's max age; an unreadable or future time fails (never skips)."""
     b = descriptor.bundle
     out = []
     expires = _time(b.expires)
@@ -173,7 +178,17 @@ def check_expiry(descriptor: Descriptor, policy: Policy, now: _dt.datetime) -> l
     if expires is not None and now > expires:
         out.append(Failure("expiry", "bundle", f"expired on {b.expires}"))
     created = _time(b.created)
-    if policy.max_age is not None and created is not None and now - created > policy.max_age:
+    if created is None:
+        out.append(Failure("expiry", "bundle.created", f"not a time: {b.created!r}"))
+    elif created - now > CLOCK_SKEW:
+        out.append(
+            Failure(
+                "expiry",
+                "bundle.created",
+                f"{b.created} is in the future (this host's clock says {format_datetime(now)})",
+            )
+        )
+    elif policy.max_age is not None and now - created > policy.max_age:
         out.append(
             Failure(
                 "expiry",

@@ -23,7 +23,7 @@ from packager.resolve.lockfile import Lock
 from packager.util.jsonio import DocumentError, parse_document, pretty_json
 from packager.util.schemas import first_error
 
-Number = Union[int, float]  # noqa: UP007 (a runtime alias: Python 3.9 has no int | float)
+Number = Union[int, float]
 
 
 @dataclass(frozen=True)
