@@ -441,7 +441,7 @@ def compare(got: NpyArray, want: NpyArray, rtol: float, atol: float) -> tuple[in
     bad = 0
     first = ""
     max_err = 0.0
-    for i, (a, b) in enumerate(zip(g, w)):
+    for i, (a, b) in enumerate(zip(g, w)):  # noqa: B905 - equal lengths, checked; strict= is 3.10+
         ok, err = _close(a, b, rtol, atol)
         if err > max_err:
             max_err = err
@@ -844,7 +844,7 @@ def _run(
         del keep
         failures = []
         worst = ""
-        for i, ((path, want), ptr) in enumerate(zip(plan.expected, outputs)):
+        for i, ((path, want), ptr) in enumerate(zip(plan.expected, outputs)):  # noqa: B905 - one output per expected; 3.8
             got = NpyArray(want.dtype, want.shape, driver.copy_from_device(ptr, want.nbytes))
             bad, text = compare(got, want, plan.rtol, plan.atol)
             if bad:
