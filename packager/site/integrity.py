@@ -20,7 +20,7 @@ from typing import Any
 from packager.bundle import layout
 from packager.site import auditlog
 from packager.site import receipts as receipts_mod
-from packager.site.prefix import Prefix, _journal
+from packager.site.prefix import Prefix, parse_journal
 from packager.site.safefs import FILE_MODE, Dir, SiteError, kind_of, walk_files
 
 CHUNK = 4 * 1024 * 1024
@@ -166,7 +166,7 @@ def _journaled(prefix: Prefix, report: SiteAudit) -> None:
             if top.kind(n) != "dir":
                 continue
             with top.sub(n) as d:
-                j = _journal(d.read_small(layout.STAGING_JOURNAL, 1 << 20))
+                j = parse_journal(d.read_small(layout.STAGING_JOURNAL, 1 << 20))
             if j is not None:
                 out.update((j["name"], v) for v in j["versions"])
 

@@ -207,7 +207,7 @@ class Prefix:
             if top.kind(name) == "dir":
                 with top.sub(name) as d:
                     raw = d.read_small(layout.STAGING_JOURNAL, 1 << 20)
-                journal = _journal(raw)
+                journal = parse_journal(raw)
                 if journal is not None:
                     notes += self._undo(journal)
             top.remove_tree(name)
@@ -304,7 +304,7 @@ class Prefix:
         return notes
 
 
-def _journal(raw: bytes | None) -> dict[str, Any] | None:
+def parse_journal(raw: bytes | None) -> dict[str, Any] | None:
     if raw is None:
         return None
     try:
