@@ -5,10 +5,10 @@ from __future__ import annotations
 import difflib
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
-from enum import StrEnum
 from typing import Any
 
 from packager.errors import SourceLocation
+from packager.util.compat import StrEnum
 
 
 class Severity(StrEnum):

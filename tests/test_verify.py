@@ -316,13 +316,13 @@ def test_one_key_cannot_count_twice(built: dict[str, Path], tmp_path: Path) -> N
 def test_an_expired_bundle(built: dict[str, Path]) -> None:
     report = verify_bundle(built["expired"], policy_a(built))
     assert ("expiry", "bundle") in [(c, s) for c, s, _ in failures(report)]
-    young = verify_bundle(built["folder"], policy_a(built), now=_dt.datetime.now(_dt.UTC))
+    young = verify_bundle(built["folder"], policy_a(built), now=_dt.datetime.now(_dt.timezone.utc))
     assert young.ok
 
 
 def test_max_age_in_the_policy(built: dict[str, Path], tmp_path: Path) -> None:
     pol = write_policy(tmp_path / "trust.json", built, threshold=1, max_age="1d")
-    later = _dt.datetime.now(_dt.UTC) + _dt.timedelta(days=2)
+    later = _dt.datetime.now(_dt.timezone.utc) + _dt.timedelta(days=2)
     report = verify_bundle(built["folder"], load_policy(pol), now=later)
     assert any("max_age" in m for _, _, m in failures(report))
 

@@ -31,6 +31,7 @@ from packager.bundle.images import CollectedImage
 from packager.bundle.store import BlobStore
 from packager.manifest.model import Kernel, Manifest, Target
 from packager.resolve.lockfile import Lock, LockedFile, LockedTarget
+from packager.util.compat import strict_zip
 from packager.util.jsonio import canonical_json
 
 
@@ -203,7 +204,7 @@ def plan_model(plan: Plan, manifest: Manifest, lock: Lock, created: str) -> None
 
 
 def plan_kernels(plan: Plan, manifest: Manifest) -> None:
-    for k, lk in zip(plan.target.kernels, plan.locked.kernels, strict=True):
+    for k, lk in strict_zip(plan.target.kernels, plan.locked.kernels):
         base = f"{layout.KERNELS_INSTALL_DIR}/{k.name}"
         binary = _file_layer(
             plan,
@@ -218,7 +219,7 @@ def plan_kernels(plan: Plan, manifest: Manifest) -> None:
         layers = [binary]
         if k.tests is not None:
             sources = list(k.tests.inputs) + list(k.tests.expected)
-            for src, f in zip(sources, lk.tests, strict=True):
+            for src, f in strict_zip(sources, lk.tests):
                 sub = "inputs" if f.role == "input" else "expected"
                 layers.append(
                     _file_layer(
@@ -269,7 +270,7 @@ def plan_files(plan: Plan) -> None:
     if not plan.locked.files:
         return
     layers = []
-    for entry, f in zip(plan.target.files, plan.locked.files, strict=True):
+    for entry, f in strict_zip(plan.target.files, plan.locked.files):
         assert f.dest is not None
         layers.append(
             _file_layer(plan, f, layout.FILE, "file", entry.source, f.dest, layout.TITLE, f.dest)
@@ -402,7 +403,7 @@ def describe(
             ImageRecord(
                 i.ref, img.role, i.platform, i.manifest_digest, i.index_digest, i.config_digest
             )
-            for i, img in zip(plan.locked.images, target.images, strict=True)
+            for i, img in strict_zip(plan.locked.images, target.images)
         ),
         kernels=tuple(kernel_record(manifest, target, k) for k in target.kernels),
         smoke=SmokeSpec(

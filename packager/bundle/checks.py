@@ -19,6 +19,7 @@ from packager.bundle.parts import PartsIndex
 from packager.signing import signature
 from packager.signing.errors import SignatureFormatError
 from packager.signing.trust import Policy
+from packager.util.compat import strict_zip
 from packager.util.jsonio import DocumentError, parse_document
 from packager.util.timefmt import format_datetime, parse_utc
 
@@ -62,7 +63,7 @@ def check_parts(index: PartsIndex, seen: list[PartSeen], others: list[PartSeen])
     """Each listed part present with its size and sha256; ``others``: part-like files not listed."""
     out: list[Failure] = []
     by_hash = {p.sha256: p.name for p in index.parts}
-    for want, got in zip(index.parts, seen, strict=True):
+    for want, got in strict_zip(index.parts, seen):
         name = want.name
         if got.size is None:
             out.append(Failure("parts", name, "missing"))

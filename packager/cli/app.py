@@ -1,11 +1,12 @@
 """The `airgap` command line: argument handling and rendering only; the work is in the stages."""
 
-from __future__ import annotations
-
+# No `from __future__ import annotations` here: typer reads these signatures at run time, and
+# typer on Python 3.9 drops a required Annotated option given as a string. So they say
+# Optional[X] (3.9 has no X | None at run time).
 import os
 import sys
 from pathlib import Path
-from typing import TYPE_CHECKING, Annotated, Any
+from typing import TYPE_CHECKING, Annotated, Any, Optional
 
 import typer
 
@@ -61,7 +62,7 @@ def validate(
     raise typer.Exit(0 if report.valid else 1)
 
 
-def _valid_manifest(path: Path, as_json: bool) -> Manifest:
+def _valid_manifest(path: Path, as_json: bool) -> "Manifest":
     """The manifest for lock and build, or its findings rendered and exit 1."""
     from packager.commands.validate import validate as run_validate
 
@@ -83,7 +84,7 @@ def lock(
         typer.Option("--check", help="Do not write: re-resolve and name inputs that drifted."),
     ] = False,
     lock_file: Annotated[
-        Path | None,
+        Optional[Path],
         typer.Option("--lock", help="Lock file (default: MANIFEST.lock.json beside it)."),
     ] = None,
     offline: Annotated[
@@ -123,23 +124,23 @@ def build(
     manifest: Annotated[Path, typer.Argument(help="The manifest YAML file.")],
     out: Annotated[Path, typer.Option("--out", "-o", help="Output folder.")] = Path("bundles"),
     key: Annotated[
-        Path | None,
+        Optional[Path],
         typer.Option(help="Private key (encrypted PEM); passphrase from AIRGAP_KEY_PASSPHRASE."),
     ] = None,
     unsigned: Annotated[
         bool, typer.Option(help="Build without a signature (says so everywhere).")
     ] = False,
     split: Annotated[
-        str | None, typer.Option(help="Write parts of at most SIZE (4G, 700M, fat32).")
+        Optional[str], typer.Option(help="Write parts of at most SIZE (4G, 700M, fat32).")
     ] = None,
     compress: Annotated[str, typer.Option(help="none (zstd: not yet).")] = "none",
     locked: Annotated[
         bool, typer.Option(help="Build from MANIFEST.lock.json; fail naming inputs that drifted.")
     ] = False,
     lock_file: Annotated[
-        Path | None, typer.Option("--lock", help="The lock file for --locked.")
+        Optional[Path], typer.Option("--lock", help="The lock file for --locked.")
     ] = None,
-    target: Annotated[str | None, typer.Option(help="Build only this target id.")] = None,
+    target: Annotated[Optional[str], typer.Option(help="Build only this target id.")] = None,
     layout_only: Annotated[
         bool, typer.Option("--layout-only", help="Write the OCI layout as a folder, no tar.")
     ] = False,
@@ -219,7 +220,7 @@ def digest(
         print(d)
 
 
-def _policy(trust: Path | None, keys: list[Path] | None) -> Any:
+def _policy(trust: Optional[Path], keys: Optional[list[Path]]) -> Any:
     from packager.signing import trust as trust_mod
 
     if trust is not None and keys:
@@ -231,9 +232,9 @@ def _policy(trust: Path | None, keys: list[Path] | None) -> Any:
     return None
 
 
-TrustOpt = Annotated[Path | None, typer.Option("--trust", help="Trust policy (airgap trust init).")]
+TrustOpt = Annotated[Optional[Path], typer.Option("--trust", help="Trust policy (airgap trust init).")]
 PubKeysOpt = Annotated[
-    list[Path] | None, typer.Option("--key", help="A trusted public key (repeatable; threshold 1).")
+    Optional[list[Path]], typer.Option("--key", help="A trusted public key (repeatable; threshold 1).")
 ]
 
 
@@ -285,12 +286,12 @@ def sign(
 @app.command()
 def audit(
     bundle: Annotated[
-        Path | None, typer.Argument(help="A bundle (tar, parts or folder).", show_default=False)
+        Optional[Path], typer.Argument(help="A bundle (tar, parts or folder).", show_default=False)
     ] = None,
     trust: TrustOpt = None,
     key: PubKeysOpt = None,
     site: Annotated[
-        Path | None,
+        Optional[Path],
         typer.Option(
             "--site",
             help="Audit an install prefix instead: the hash-chained audit log, and every "
@@ -336,7 +337,7 @@ def install(
         bool, typer.Option("--docker", help="Load the images into Docker ($DOCKER_HOST).")
     ] = False,
     registry: Annotated[
-        str | None,
+        Optional[str],
         typer.Option("--registry", help="Push the images to HOST:PORT, digests unchanged."),
     ] = None,
     insecure: Annotated[bool, typer.Option("--insecure", help="Plain HTTP to --registry.")] = False,
@@ -386,7 +387,7 @@ def uninstall(
     name: Annotated[str, typer.Argument(help="The bundle name.")],
     prefix: PrefixOpt,
     version: Annotated[
-        str | None,
+        Optional[str],
         typer.Option("--version", help="Remove this version only (not the current one)."),
     ] = None,
     as_json: JsonOpt = False,
@@ -436,7 +437,7 @@ def trust_init(
         int, typer.Option(min=1, help="Distinct trusted keys that must sign.")
     ] = 1,
     max_age: Annotated[
-        str | None, typer.Option(help="Refuse bundles older than this (90d, 52w).")
+        Optional[str], typer.Option(help="Refuse bundles older than this (90d, 52w).")
     ] = None,
 ) -> None:
     """Write an empty trust policy."""
@@ -507,7 +508,7 @@ def kernels_inspect(
         typer.Argument(help="A cubin, fatbin, PTX file, or an ELF object/.so embedding a fatbin."),
     ],
     kind: Annotated[
-        str | None, typer.Option(help="The kind the manifest declares (cuda-fatbin, ...).")
+        Optional[str], typer.Option(help="The kind the manifest declares (cuda-fatbin, ...).")
     ] = None,
     as_json: JsonOpt = False,
 ) -> None:
@@ -589,12 +590,12 @@ def probe(ctx: typer.Context) -> None:
 def init(
     name: Annotated[str, typer.Argument(help="Bundle name, e.g. qwen2.5-7b-ascend.")],
     vendor: Annotated[
-        str | None,
+        Optional[str],
         typer.Option(help="Accelerator vendor: nvidia, huawei or none."),
     ] = None,
-    chip: Annotated[str | None, typer.Option(help="Chip id, e.g. h100 or ascend910b3.")] = None,
+    chip: Annotated[Optional[str], typer.Option(help="Chip id, e.g. h100 or ascend910b3.")] = None,
     out: Annotated[
-        Path | None, typer.Option("--out", "-o", help="Where to write (default NAME.yaml).")
+        Optional[Path], typer.Option("--out", "-o", help="Where to write (default NAME.yaml).")
     ] = None,
     force: Annotated[bool, typer.Option(help="Replace an existing file.")] = False,
 ) -> None:
@@ -609,7 +610,7 @@ def init(
     render.stderr.print(f"wrote {target}; next: airgap validate {target}")
 
 
-def main(argv: list[str] | None = None) -> None:
+def main(argv: Optional[list[str]] = None) -> None:
     """Console-script entry point: map airgap errors to exit codes, never a traceback.
 
     Click's standalone mode handles usage errors (exit 2) and ``typer.Exit``; everything that

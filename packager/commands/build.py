@@ -48,6 +48,7 @@ from packager.manifest.model import Manifest, Target
 from packager.resolve.lockfile import Lock
 from packager.signing.keys import SigningKey
 from packager.util.cache import cache_dir
+from packager.util.compat import strict_zip
 from packager.util.progress import Reporter
 from packager.util.schemas import validator
 from packager.util.timefmt import epoch_of, format_utc, source_date_epoch
@@ -178,7 +179,7 @@ def build_target(
         collect_image(
             img, li, store, timeout=timeout, progress=reporter.advance, all_platforms=all_platforms
         )
-        for img, li in zip(target.images, locked.images, strict=True)
+        for img, li in strict_zip(target.images, locked.images)
     ]
     plan_model(plan, manifest, lock, created)
     plan_kernels(plan, manifest)

@@ -26,6 +26,7 @@ from packager.resolve.statcache import StatCache
 from packager.resolve.weights import resolve_weights
 from packager.resolve.wheels import target_python
 from packager.util.cache import cache_dir
+from packager.util.compat import strict_zip
 from packager.util.fs import atomic_write_text
 from packager.util.jsonio import canonical_json, read_json_bounded
 from packager.util.progress import Reporter
@@ -274,7 +275,7 @@ def find_drift(
         manifest, cache=cache, reporter=reporter, offline=offline, timeout=timeout
     ).lock
     drift = _files_drift("model", lock.model.files, current.model.files)
-    for before, after in zip(lock.targets, current.targets, strict=True):
+    for before, after in strict_zip(lock.targets, current.targets):
         drift += _files_drift("file", before.files, after.files)
         drift += _files_drift(
             "kernel",
@@ -282,7 +283,7 @@ def find_drift(
             + tuple(t for k in before.kernels for t in k.tests),
             tuple(k.file for k in after.kernels) + tuple(t for k in after.kernels for t in k.tests),
         )
-        for b, a in zip(before.images, after.images, strict=True):
+        for b, a in strict_zip(before.images, after.images):
             if b.content_digest != a.content_digest:
                 drift.append(Drift("image", b.ref, b.content_digest, a.content_digest))
         bw = {(w.filename, w.sha256) for w in before.wheels}

@@ -21,6 +21,7 @@ from packager.bundle.parts import Part, PartsIndex, write_parts_index
 from packager.bundle.reader import FolderBundle, open_bundle, parts_of
 from packager.errors import InputError
 from packager.signing.keys import SigningKey
+from packager.util.compat import strict_zip
 from packager.util.fs import atomic_write_text
 from packager.util.hashing import sha256_file
 from packager.util.timefmt import epoch_of
@@ -103,7 +104,7 @@ def _append(path: Path, parts: list[Path], end: int, data: bytes) -> None:
     index_path = None
     if index is not None:
         index_path = parts[0].parent / layout.parts_index_name(index.stem)
-    recorded: list[list[object]] = [[p.name, s] for p, s in zip(parts, sizes, strict=True)]
+    recorded: list[list[object]] = [[p.name, s] for p, s in strict_zip(parts, sizes)]
     journal: dict[str, object] = {
         "parts": recorded,
         "index": index_path.read_text() if index_path else None,

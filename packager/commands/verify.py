@@ -31,6 +31,7 @@ from packager.bundle.errors import BundleFormatError, DescriptorError
 from packager.bundle.reader import Bundle, open_bundle, parts_of
 from packager.signing.intoto import Provenance
 from packager.signing.trust import Policy
+from packager.util.compat import strict_zip
 from packager.util.hashing import sha256_file
 from packager.util.progress import Reporter
 
@@ -117,7 +118,7 @@ def verify_bundle(
     rep = reporter or Reporter()
     t0 = time.perf_counter()
     report = VerifyReport(path)
-    moment = now or _dt.datetime.now(_dt.UTC)
+    moment = now or _dt.datetime.now(_dt.timezone.utc)
     try:
         if not _check_parts(path, report, rep):
             return report
@@ -167,7 +168,7 @@ def _verify_open(
     rep.phase("hashing blobs", sum(members[t].size for t in present))
     with ThreadPoolExecutor(_workers(), thread_name_prefix="verify") as pool:
         results = list(pool.map(lambda t: b.hash_member(t, rep.advance), present))
-    hashes = {t: h for t, (h, _) in zip(present, results, strict=True)}
+    hashes = {t: h for t, (h, _) in strict_zip(present, results)}
     report.blobs_checked = len(present)
     report.bytes_hashed += sum(n for _, n in results)
     report.failures += check_hashes(doc, hashes)

@@ -11,9 +11,9 @@ from __future__ import annotations
 import re
 from collections.abc import Iterable
 from dataclasses import dataclass
-from enum import StrEnum
 
 from packager.compat.versions import Version
+from packager.util.compat import StrEnum
 
 _TARGET = re.compile(r"^(sm|compute)_(\d+)(\d)([af]?)$")
 

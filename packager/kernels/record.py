@@ -40,7 +40,7 @@ def probe_spec(
         raw = manifest.document.get((*kernel.json_path, "tests", "scalars"))
     except (KeyError, IndexError, TypeError):
         raw = list(t.scalars)
-    scalars = [x for x in raw if isinstance(x, int | float) and not isinstance(x, bool)]
+    scalars = [x for x in raw if isinstance(x, (int, float)) and not isinstance(x, bool)]
     spec["tests"] = {
         "inputs": [install_path(p) for p in t.inputs],
         "expected": [install_path(p) for p in t.expected],

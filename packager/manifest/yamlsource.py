@@ -14,7 +14,7 @@ import datetime as _dt
 from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import Any, Union
 
 import yaml
 from yaml.nodes import MappingNode, Node, ScalarNode, SequenceNode
@@ -27,7 +27,7 @@ MAX_DOCUMENT_BYTES = 1024 * 1024
 MAX_EXPANDED_NODES = 100_000
 MAX_DEPTH = 64
 
-JsonPath = tuple[str | int, ...]
+JsonPath = tuple[Union[str, int], ...]
 
 
 @dataclass(frozen=True)
@@ -134,7 +134,7 @@ class _Builder:
                 f"unsupported YAML value: {exc.problem}",
                 "manifests use plain YAML: strings, numbers, booleans, lists and mappings",
             ) from None
-        if isinstance(value, _dt.datetime | _dt.date):
+        if isinstance(value, (_dt.datetime, _dt.date)):
             return value.isoformat()
         if isinstance(value, bytes):
             raise self.fail(node, "binary values (!!binary) are not allowed in a manifest")

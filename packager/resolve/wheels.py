@@ -51,6 +51,7 @@ from pathlib import Path
 from packager.errors import CheckFailed, ResolveError
 from packager.manifest.model import Wheels
 from packager.resolve.lockfile import LockedWheel
+from packager.util.compat import strict_zip
 from packager.util.hashing import FileDigest, sha256_files
 
 #: Python of the site when the manifest does not say (the MindIE and current NGC images run 3.11)
@@ -609,7 +610,7 @@ def _in_folder(
     digests = sha256_files(
         [*copies, *originals], error=ResolveError
     )  # streamed, several files at once
-    for c, o in zip(copies, originals, strict=True):
+    for c, o in strict_zip(copies, originals):
         if digests[c] != digests[o]:
             raise ResolveError(
                 f"pip took a {c.name} that differs from {o} (sha256 {digests[c].sha256} "
@@ -730,6 +731,6 @@ def resolve_wheels(
             digests = sha256_files(paths, error=ResolveError)  # streamed, several files at once
     locked = [
         LockedWheel(p.name, w.name, w.version, digests[p].sha256, digests[p].size, w.tags)
-        for p, w in zip(paths, parsed, strict=True)
+        for p, w in strict_zip(paths, parsed)
     ]
     return tuple(sorted(locked, key=lambda w: (w.name, w.version, w.filename)))

@@ -22,7 +22,7 @@ import sys
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Final, Literal, Protocol, TypeAlias
+from typing import Final, Literal, Protocol, Union
 
 from cryptography.exceptions import UnsupportedAlgorithm
 from cryptography.hazmat.primitives import serialization
@@ -40,7 +40,7 @@ from packager.signing.errors import (
     WrongPassphrase,
 )
 
-Algorithm: TypeAlias = Literal["ecdsa-p256-sha256", "ed25519"]
+Algorithm = Literal["ecdsa-p256-sha256", "ed25519"]
 ECDSA_P256_SHA256: Final = "ecdsa-p256-sha256"
 ED25519: Final = "ed25519"
 DEFAULT_ALGORITHM: Final[Algorithm] = ECDSA_P256_SHA256
@@ -54,8 +54,8 @@ ALGORITHM_ALIASES: Final[Mapping[str, Algorithm]] = {
     "ed25519": ED25519,
 }
 
-PrivateKey: TypeAlias = ec.EllipticCurvePrivateKey | ed25519.Ed25519PrivateKey
-PublicKey: TypeAlias = ec.EllipticCurvePublicKey | ed25519.Ed25519PublicKey
+PrivateKey = Union[ec.EllipticCurvePrivateKey, ed25519.Ed25519PrivateKey]
+PublicKey = Union[ec.EllipticCurvePublicKey, ed25519.Ed25519PublicKey]
 
 #: the environment variable a passphrase is read from before any prompt
 PASSPHRASE_ENV: Final = "AIRGAP_KEY_PASSPHRASE"
@@ -100,31 +100,31 @@ def parse_algorithm(name: str) -> Algorithm:
 
 def describe_key_type(key: PrivateKeyTypes | PublicKeyTypes) -> str:
     """A human name for any key's algorithm, e.g. ``ECDSA P-384 (secp384r1)``, ``RSA 2048-bit``."""
-    if isinstance(key, ec.EllipticCurvePrivateKey | ec.EllipticCurvePublicKey):
+    if isinstance(key, (ec.EllipticCurvePrivateKey, ec.EllipticCurvePublicKey)):
         nist = _NIST_CURVES.get(key.curve.name)
         return f"ECDSA {nist} ({key.curve.name})" if nist else f"ECDSA {key.curve.name}"
-    if isinstance(key, rsa.RSAPrivateKey | rsa.RSAPublicKey):
+    if isinstance(key, (rsa.RSAPrivateKey, rsa.RSAPublicKey)):
         return f"RSA {key.key_size}-bit"
-    if isinstance(key, dsa.DSAPrivateKey | dsa.DSAPublicKey):
+    if isinstance(key, (dsa.DSAPrivateKey, dsa.DSAPublicKey)):
         return f"DSA {key.key_size}-bit"
-    if isinstance(key, ed25519.Ed25519PrivateKey | ed25519.Ed25519PublicKey):
+    if isinstance(key, (ed25519.Ed25519PrivateKey, ed25519.Ed25519PublicKey)):
         return "Ed25519"
-    if isinstance(key, ed448.Ed448PrivateKey | ed448.Ed448PublicKey):
+    if isinstance(key, (ed448.Ed448PrivateKey, ed448.Ed448PublicKey)):
         return "Ed448"
-    if isinstance(key, x25519.X25519PrivateKey | x25519.X25519PublicKey):
+    if isinstance(key, (x25519.X25519PrivateKey, x25519.X25519PublicKey)):
         return "X25519 (a key-agreement key, it cannot sign)"
-    if isinstance(key, x448.X448PrivateKey | x448.X448PublicKey):
+    if isinstance(key, (x448.X448PrivateKey, x448.X448PublicKey)):
         return "X448 (a key-agreement key, it cannot sign)"
     return type(key).__name__
 
 
 def algorithm_of(key: PrivateKeyTypes | PublicKeyTypes) -> Algorithm:
     """The airgap algorithm of a key; :class:`UnsupportedKeyAlgorithm` for any other key."""
-    if isinstance(key, ec.EllipticCurvePrivateKey | ec.EllipticCurvePublicKey) and isinstance(
+    if isinstance(key, (ec.EllipticCurvePrivateKey, ec.EllipticCurvePublicKey)) and isinstance(
         key.curve, ec.SECP256R1
     ):
         return ECDSA_P256_SHA256
-    if isinstance(key, ed25519.Ed25519PrivateKey | ed25519.Ed25519PublicKey):
+    if isinstance(key, (ed25519.Ed25519PrivateKey, ed25519.Ed25519PublicKey)):
         return ED25519
     raise UnsupportedKeyAlgorithm(
         f"unsupported key algorithm {describe_key_type(key)}: "
@@ -142,14 +142,14 @@ def _check_supported(key: PrivateKeyTypes | PublicKeyTypes, source: str) -> None
 
 def _supported_private(key: PrivateKeyTypes, source: str) -> PrivateKey:
     _check_supported(key, source)
-    if not isinstance(key, ec.EllipticCurvePrivateKey | ed25519.Ed25519PrivateKey):
+    if not isinstance(key, (ec.EllipticCurvePrivateKey, ed25519.Ed25519PrivateKey)):
         raise AssertionError("unreachable: algorithm_of accepted an unsupported key")
     return key
 
 
 def _supported_public(key: PublicKeyTypes, source: str) -> PublicKey:
     _check_supported(key, source)
-    if not isinstance(key, ec.EllipticCurvePublicKey | ed25519.Ed25519PublicKey):
+    if not isinstance(key, (ec.EllipticCurvePublicKey, ed25519.Ed25519PublicKey)):
         raise AssertionError("unreachable: algorithm_of accepted an unsupported key")
     return key
 
@@ -187,7 +187,7 @@ def public_key_pem(key: PublicKey | PrivateKey) -> bytes:
     """PEM SubjectPublicKeyInfo (``-----BEGIN PUBLIC KEY-----``) of a public or private key."""
     public = (
         key.public_key()
-        if isinstance(key, ec.EllipticCurvePrivateKey | ed25519.Ed25519PrivateKey)
+        if isinstance(key, (ec.EllipticCurvePrivateKey, ed25519.Ed25519PrivateKey))
         else key
     )
     return public.public_bytes(

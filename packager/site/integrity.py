@@ -22,6 +22,7 @@ from packager.site import auditlog
 from packager.site import receipts as receipts_mod
 from packager.site.prefix import Prefix, parse_journal
 from packager.site.safefs import FILE_MODE, Dir, SiteError, kind_of, walk_files
+from packager.util.compat import strict_zip
 
 CHUNK = 4 * 1024 * 1024
 
@@ -313,7 +314,7 @@ def _drift(
 
     rels = list(todo.values())
     with ThreadPoolExecutor(min(8, max(2, os.cpu_count() or 2))) as pool:
-        cache.update(zip(todo, pool.map(digest, rels), strict=True))
+        cache.update(strict_zip(todo, pool.map(digest, rels)))
     for rel, st in sorted(seen.items()):
         f = want[rel]
         if st.st_size != f.size:

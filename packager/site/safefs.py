@@ -12,7 +12,6 @@ from __future__ import annotations
 import contextlib
 import errno
 import os
-import shutil
 import stat
 from collections.abc import Iterator
 from types import TracebackType
@@ -248,8 +247,12 @@ class Dir:
         if kind != "dir":
             self.unlink(name)
             return
+        # folder by folder through descriptors (shutil.rmtree takes dir_fd only from 3.11)
+        with self.sub(name) as folder:
+            for child in folder.names():
+                folder.remove_tree(child)
         try:
-            shutil.rmtree(name, dir_fd=self.fd)
+            os.rmdir(name, dir_fd=self.fd)
         except FileNotFoundError:
             pass
         except OSError as exc:

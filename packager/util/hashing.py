@@ -13,6 +13,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from packager.errors import InputError
+from packager.util.compat import strict_zip
 
 CHUNK = 4 * 1024 * 1024  # 4 MiB reads: the floor in reference/performance.md assumes MiBs
 
@@ -72,7 +73,7 @@ def sha256_files(
         return {p: sha256_file(p, progress, error=error) for p in items}
     with ThreadPoolExecutor(max_workers=n, thread_name_prefix="sha256") as pool:
         results = list(pool.map(lambda p: sha256_file(p, progress, error=error), items))
-    return dict(zip(items, results, strict=True))
+    return dict(strict_zip(items, results))
 
 
 def sha256_bytes(data: bytes) -> str:

@@ -10,7 +10,7 @@ import time
 #: the one format of every time airgap writes (bundle.json, locks, receipts, the audit log)
 RFC3339_UTC = "%Y-%m-%dT%H:%M:%SZ"
 _SHAPE = re.compile(r"[0-9]{4}-[0-9]{2}-[0-9]{2}T[0-9]{2}:[0-9]{2}:[0-9]{2}Z")
-UTC = _dt.UTC
+UTC = _dt.timezone.utc
 
 
 def format_utc(ts: float) -> str:

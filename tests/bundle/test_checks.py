@@ -16,7 +16,7 @@ from packager.signing import keys, signature
 from packager.signing.trust import Policy, TrustedKey
 from tests.support.descriptors import blob, make_descriptor
 
-UTC = _dt.UTC
+UTC = _dt.timezone.utc
 NOW = _dt.datetime(2025, 6, 1, 12, 0, tzinfo=UTC)
 H = {n: f"{n:x}" * 64 for n in range(1, 6)}
 

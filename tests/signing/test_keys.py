@@ -9,7 +9,7 @@ import io
 import re
 from collections.abc import Callable
 from pathlib import Path
-from typing import Any
+from typing import Any, Optional
 
 import pytest
 from cryptography import x509
@@ -318,7 +318,7 @@ def _folder(path: Path) -> None:
     path.mkdir()
 
 
-Make = Callable[[Path], bytes | None]  # file content, or None to leave the path absent/a folder
+Make = Callable[[Path], Optional[bytes]]  # file content, or None to leave the path absent/a folder
 
 PRIVATE_CASES: list[tuple[str, Make, type[Exception], str]] = [
     ("missing", lambda p: None, KeyFileError, "no such key file"),
