@@ -13,7 +13,7 @@ from packageurl import PackageURL
 
 from packager.bundle.sbom import SPDX_IDS, build_sbom, image_purl, sbom_bytes, wheel_purl
 from packager.errors import InputError
-from packager.resolve.images import parse_reference
+from packager.oci.reference import parse_reference
 from packager.resolve.lockfile import (
     Lock,
     LockedFile,

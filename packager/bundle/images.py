@@ -50,35 +50,32 @@ from packager.bundle import layout
 from packager.bundle.store import BlobMismatch, BlobStore
 from packager.errors import AirgapError, InputError, LockMismatch, ResolveError
 from packager.manifest.model import Image
-from packager.resolve.images import (
+from packager.oci.reference import SHA256_DIGEST, Platform, parse_platform, parse_reference
+from packager.resolve.images.archive import (
     _BLOB_MEMBER,
-    _DIGEST,
     _LEGACY_CONFIG_MEMBER,
+    MAX_TAR_MEMBERS,
+    _norm,
+)
+from packager.resolve.images.common import (
     MAX_DOCUMENT_BYTES,
     MAX_INDEX_DEPTH,
-    MAX_TAR_MEMBERS,
-    Platform,
     _Ctx,
     _descriptor,
     _Doc,
-    _docker_client,
-    _docker_ctx,
-    _docker_host_text,
     _image_manifest_parts,
     _index_entries,
     _kind,
-    _Layout,
     _media_type,
-    _norm,
     _parse_json_object,
-    _Registry,
     _sha256,
     _short_reason,
     _unsupported,
     _verify_bytes,
-    parse_platform,
-    parse_reference,
 )
+from packager.resolve.images.engine import _docker_client, _docker_ctx, _docker_host_text
+from packager.resolve.images.layout import _Layout
+from packager.resolve.images.registry import _Registry
 from packager.resolve.lockfile import LockedImage
 from packager.util.jsonio import canonical_json
 
@@ -250,14 +247,6 @@ class _Blobs:
         return CollectedImage(self.ctx.ref, platform, descriptor, blobs, wrapped=top)
 
 
-def _platform_object(platform: str) -> dict[str, str]:
-    p = parse_platform(platform)
-    out = {"architecture": p.architecture, "os": p.os}
-    if p.variant:
-        out["variant"] = p.variant
-    return out
-
-
 # ============================================================================ registry, OCI layout
 
 
@@ -323,7 +312,7 @@ def _collect_tree(
     progress: Progress | None,
 ) -> CollectedImage:
     manifest_digest = locked.manifest_digest
-    if manifest_digest is None or not _DIGEST.match(manifest_digest):
+    if manifest_digest is None or not SHA256_DIGEST.match(manifest_digest):
         raise LockMismatch(
             f"image {image.ref} (from: {image.source}): the lock has no manifest digest for it",
             hint="run `airgap lock` again",
@@ -441,7 +430,7 @@ def _walk(
         "mediaType": mt,
         "digest": top.digest,
         "size": top.size,
-        "platform": _platform_object(locked.platform),
+        "platform": parse_platform(locked.platform).to_json(),
     }
     if mt == layout.OCI_MANIFEST:
         return blobs.result(descriptor, locked.platform)
@@ -485,7 +474,7 @@ def _config_diff_ids(ctx: _Ctx, config: bytes, digest: str) -> list[str]:
     rootfs = doc.get("rootfs")
     diff_ids = rootfs.get("diff_ids") if isinstance(rootfs, dict) else None
     if not isinstance(diff_ids, list) or not all(
-        isinstance(d, str) and _DIGEST.match(d) for d in diff_ids
+        isinstance(d, str) and SHA256_DIGEST.match(d) for d in diff_ids
     ):
         raise ctx.error(f"image config {digest} in {ctx.where} has no list of sha256 diff_ids")
     return diff_ids
@@ -693,7 +682,7 @@ def _saved_result(
         "mediaType": layout.OCI_MANIFEST,
         "digest": mdigest,
         "size": len(manifest),
-        "platform": _platform_object(locked.platform),
+        "platform": parse_platform(locked.platform).to_json(),
     }
     return blobs.result(descriptor, locked.platform)
 

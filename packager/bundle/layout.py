@@ -14,6 +14,8 @@ from __future__ import annotations
 
 import re
 
+from packager.oci import mediatypes
+
 BUNDLE_FORMAT_VERSION = 1
 
 # ----------------------------------------------------------------------------- paths in a bundle
@@ -74,18 +76,19 @@ def parts_index_name(stem: str) -> str:
 FAT32_MAX = 4 * 1024**3 - 1
 
 # ----------------------------------------------------------------------------- media types
-OCI_INDEX = "application/vnd.oci.image.index.v1+json"
-OCI_MANIFEST = "application/vnd.oci.image.manifest.v1+json"
-OCI_EMPTY = "application/vnd.oci.empty.v1+json"
-OCI_EMPTY_CONTENT = b"{}"
-OCI_LAYER_TAR = "application/vnd.oci.image.layer.v1.tar"
-OCI_CONFIG = "application/vnd.oci.image.config.v1+json"
-DOCKER_MANIFEST = "application/vnd.docker.distribution.manifest.v2+json"
-DOCKER_MANIFEST_LIST = "application/vnd.docker.distribution.manifest.list.v2+json"
-DOCKER_CONFIG = "application/vnd.docker.container.image.v1+json"
-DOCKER_LAYER_TAR = "application/vnd.docker.image.rootfs.diff.tar"
-IMAGE_MANIFEST_TYPES = (OCI_MANIFEST, DOCKER_MANIFEST)
-IMAGE_INDEX_TYPES = (OCI_INDEX, DOCKER_MANIFEST_LIST)
+# the standard OCI and Docker ones are spelled in packager.oci.mediatypes
+OCI_INDEX = mediatypes.OCI_INDEX
+OCI_MANIFEST = mediatypes.OCI_MANIFEST
+OCI_EMPTY = mediatypes.OCI_EMPTY
+OCI_EMPTY_CONTENT = mediatypes.OCI_EMPTY_CONTENT
+OCI_LAYER_TAR = mediatypes.OCI_LAYER_TAR
+OCI_CONFIG = mediatypes.OCI_CONFIG
+DOCKER_MANIFEST = mediatypes.DOCKER_MANIFEST
+DOCKER_MANIFEST_LIST = mediatypes.DOCKER_MANIFEST_LIST
+DOCKER_CONFIG = mediatypes.DOCKER_CONFIG
+DOCKER_LAYER_TAR = mediatypes.DOCKER_LAYER_TAR
+IMAGE_MANIFEST_TYPES = mediatypes.IMAGE_MANIFEST_TYPES
+IMAGE_INDEX_TYPES = mediatypes.IMAGE_INDEX_TYPES
 
 # ModelPack (CNCF model-spec)
 MODEL_ARTIFACT = "application/vnd.cncf.model.manifest.v1+json"
@@ -118,9 +121,9 @@ PROBE_ARTIFACT = "application/vnd.airgap.probe.v1+json"
 PROBE_FILE = "application/vnd.airgap.probe.file.v1"
 
 # annotations
-REF_NAME = "org.opencontainers.image.ref.name"
-TITLE = "org.opencontainers.image.title"
-CREATED = "org.opencontainers.image.created"
+REF_NAME = mediatypes.REF_NAME
+TITLE = mediatypes.TITLE
+CREATED = mediatypes.CREATED
 ROLE = "dev.airgap.role"  # model | image | kernel | wheels | files | probe
 INSTALL_PATH = "dev.airgap.install.path"
 #: on a generated OCI index that lists a docker-typed manifest or manifest list (which skopeo and

@@ -48,7 +48,7 @@ from typing import Any
 from urllib.parse import quote
 
 from packager.errors import InputError
-from packager.resolve.images import DOCKER_HUB_HOST, ImageReference, parse_reference
+from packager.oci.reference import ImageReference, architecture_of, parse_reference
 from packager.resolve.lockfile import (
     Lock,
     LockedFile,
@@ -265,9 +265,9 @@ def image_purl(ref: ImageReference, manifest_digest: str, platform: str | None =
     """
     name = ref.repository.rsplit("/", 1)[-1].lower()
     qualifiers = {
-        "repository_url": f"{_display_host(ref.host)}/{ref.repository}",
+        "repository_url": f"{ref.display_host}/{ref.repository}",
         "tag": ref.tag,
-        "arch": platform.split("/")[1] if platform and platform.count("/") >= 1 else None,
+        "arch": architecture_of(platform),
     }
     return _purl("oci", None, name, _digest(manifest_digest, f"image {ref}"), qualifiers)
 
@@ -306,10 +306,6 @@ def _purl(
 def _pct(text: str, also_safe: str = "") -> str:
     """Percent-encode a purl component; ``:`` (and ``also_safe``) stay as they are."""
     return quote(text, safe=":" + also_safe)
-
-
-def _display_host(host: str) -> str:
-    return "docker.io" if host == DOCKER_HUB_HOST else host
 
 
 # ============================================================================ components
@@ -392,7 +388,7 @@ def _image_component(image: LockedImage, refs: _Refs) -> dict[str, Any]:
         parsed = None
     c: dict[str, Any] = {"type": "container", "bom-ref": refs.take(f"image:{image.ref}")}
     if parsed is not None:
-        c["name"] = f"{_display_host(parsed.host)}/{parsed.repository}"
+        c["name"] = f"{parsed.display_host}/{parsed.repository}"
         version = parsed.tag or parsed.digest
         if version:
             c["version"] = version

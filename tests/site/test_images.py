@@ -22,9 +22,11 @@ from packager.bundle.store import BlobMismatch, BlobStore
 from packager.cli.app import main as airgap_main
 from packager.errors import InputError
 from packager.manifest.model import Image
-from packager.resolve.images import parse_reference, resolve_image
+from packager.oci.reference import parse_reference
+from packager.resolve.images import resolve_image
 from packager.resolve.lockfile import LockedImage
 from packager.site import images as site
+from packager.site.images import docker as site_docker
 from packager.util.progress import Reporter
 from tests.resolve import images_support as sup
 from tests.site import support
@@ -230,7 +232,7 @@ def test_room_is_checked_and_a_shortage_is_named(
         class Tiny:
             f_bavail, f_frsize = 10, 4096
 
-        monkeypatch.setattr(site.os, "statvfs", lambda _p: Tiny())
+        monkeypatch.setattr(site_docker.os, "statvfs", lambda _p: Tiny())
         with pytest.raises(site.EngineError) as err:
             site.check_engine_room(b, FakeEngine(info), images)
         assert "not enough room" in err.value.message and str(tmp_path) in err.value.message
