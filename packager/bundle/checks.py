@@ -23,8 +23,8 @@ from packager.util.compat import strict_zip
 from packager.util.jsonio import DocumentError, parse_document
 from packager.util.timefmt import format_datetime, parse_utc
 
-_SIG_NAME = re.compile(r"^airgap/bundle\.json\.sig/([0-9a-f]{64})\.sig$")
-_BLOB_NAME = re.compile(r"^blobs/sha256/([0-9a-f]{64})$")
+_SIG_NAME = re.compile(r"^airgap/bundle\.json\.sig/([0-9a-f]{64})\.sig\Z")
+_BLOB_NAME = re.compile(r"^blobs/sha256/([0-9a-f]{64})\Z")
 
 
 @dataclass(frozen=True)

@@ -10,7 +10,6 @@ import io
 import os
 import re
 import stat
-import tarfile
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
@@ -100,6 +99,8 @@ class Bundle:
     parts: list[Path]
     #: every entry as found, raw names and kinds (file, dir, symlink, hardlink, other), for verify
     observed: list[tuple[str, str, int]]
+    #: what is wrong with the container itself (bytes after a tar's end), for verify and sign
+    problems: list[str]
 
     def hash_member(self, name: str, progress: Any = None) -> tuple[str, int]:
         """sha256 hex and size of a member, read through a handle of its own (thread-safe)."""
@@ -171,6 +172,7 @@ class FolderBundle(Bundle):
         self.source = root
         self.parts = []
         self.observed = []
+        self.problems = []
         self._members: dict[str, Member] | None = None
 
     def members(self) -> dict[str, Member]:
@@ -234,6 +236,159 @@ class _Slice(io.RawIOBase):
         return got or 0
 
 
+#: the largest GNU long name or PAX extended header read: a bundle's names are short, and a
+#: hostile header that claims a GiB is refused before a byte of it is read
+MAX_EXTENDED_HEADER = 64 * 1024
+_BLOCK = 512
+_RECORD = 20 * _BLOCK
+_TYPE_KIND = {
+    b"0": "file", b"\0": "file", b"7": "file", b"5": "dir", b"1": "hardlink", b"2": "symlink",
+    b"3": "device or special file", b"4": "device or special file", b"6": "device or special file",
+    b"S": "GNU sparse file",
+}  # fmt: skip
+#: kinds whose header is not followed by content (tar's own rule; anything unknown has content)
+_NO_CONTENT = ("dir", "hardlink", "symlink", "device or special file")
+
+
+def _octal(field: bytes, what: str, where: int) -> int:
+    """A tar number: NUL/space-terminated octal, or GNU base-256 (first byte 0x80)."""
+    if field[:1] == b"\x80":
+        return int.from_bytes(field[1:], "big")
+    text = field.split(b"\0", 1)[0].strip(b" ")
+    if not text:
+        return 0
+    if not all(48 <= c <= 55 for c in text):
+        raise BundleFormatError(f"the tar header at byte {where} has a bad {what} field")
+    return int(text, 8)
+
+
+def _pax_records(data: bytes, where: int) -> dict[str, str]:
+    """``LEN KEY=VALUE\n`` records of a PAX extended header."""
+    out: dict[str, str] = {}
+    pos = 0
+    while pos < len(data):
+        space = data.find(b" ", pos)
+        if space < 0 or not data[pos:space].isdigit():
+            raise BundleFormatError(f"the PAX header at byte {where} is malformed")
+        length = int(data[pos:space])
+        record = data[space + 1 : pos + length]
+        if length <= space - pos or not record.endswith(b"\n") or b"=" not in record:
+            raise BundleFormatError(f"the PAX header at byte {where} is malformed")
+        key, _, value = record[:-1].partition(b"=")
+        out[key.decode("utf-8", "replace")] = value.decode("utf-8", "surrogateescape")
+        pos += length
+    return out
+
+
+@dataclass(frozen=True)
+class ScannedEntry:
+    name: str  # as the archive spells it
+    kind: str  # file | dir | symlink | hardlink | other
+    size: int
+    offset: int  # of the content
+
+
+@dataclass(frozen=True)
+class Scan:
+    entries: list[ScannedEntry]
+    end: int  # the offset just after the two end-of-archive blocks
+    #: what lies after the end that should not: each a sentence (empty when the archive is clean)
+    trailing: list[str]
+
+
+def scan_tar(raw: ConcatFile, *, max_entries: int = MAX_MEMBERS) -> Scan:
+    """Every header of the (concatenated) tar, reading headers only and seeking past content.
+
+    ustar and GNU tar headers, GNU long names and PAX path/size records (each bounded by
+    :data:`MAX_EXTENDED_HEADER`). After the two zero blocks that end the archive only zero padding
+    up to the next record (10 KiB) may follow; anything else is reported in ``trailing``.
+    """
+    total = raw.total
+    entries: list[ScannedEntry] = []
+    long_name: str | None = None
+    pax: dict[str, str] = {}
+    pos = 0
+    while True:
+        raw.seek(pos)
+        header = raw.read(_BLOCK)
+        if len(header) < _BLOCK:
+            raise BundleFormatError(
+                f"the archive ends inside a header at byte {pos} (no end-of-archive blocks)"
+            )
+        if header == bytes(_BLOCK):
+            second = raw.read(_BLOCK)
+            if second != bytes(_BLOCK):
+                raise BundleFormatError(f"a lone zero block at byte {pos} is not an archive end")
+            end = pos + 2 * _BLOCK
+            return Scan(entries, end, _trailing(raw, end, total))
+        stored = _octal(header[148:156], "checksum", pos)
+        computed = sum(header[:148]) + 32 * 8 + sum(header[156:])
+        if stored != computed:
+            raise BundleFormatError(f"the tar header at byte {pos} has a wrong checksum")
+        size = _octal(header[124:136], "size", pos)
+        flag = header[156:157]
+        data_at = pos + _BLOCK
+        next_at = data_at + (size + _BLOCK - 1) // _BLOCK * _BLOCK
+        if next_at > total:
+            raise BundleFormatError(
+                f"an entry at byte {pos} claims {size} bytes, past the end of the archive "
+                f"({total} bytes)"
+            )
+        if flag in (b"L", b"x", b"g", b"K"):
+            if size > MAX_EXTENDED_HEADER:
+                raise BundleFormatError(
+                    f"an extended tar header at byte {pos} claims {size} bytes "
+                    f"(at most {MAX_EXTENDED_HEADER} are read)"
+                )
+            raw.seek(data_at)
+            data = raw.read(size)
+            if flag == b"L":
+                long_name = data.split(b"\0", 1)[0].decode("utf-8", "surrogateescape")
+            elif flag == b"x":
+                pax = _pax_records(data, pos)
+            pos = next_at
+            continue
+        if len(entries) >= max_entries:
+            raise BundleFormatError(f"more than {max_entries} entries")
+        name = header[0:100].split(b"\0", 1)[0]
+        if header[257:262] == b"ustar":
+            prefix = header[345:500].split(b"\0", 1)[0]
+            if prefix:
+                name = prefix + b"/" + name
+        text = name.decode("utf-8", "surrogateescape")
+        if long_name is not None:
+            text = long_name
+        if "path" in pax:
+            text = pax["path"]
+        if "size" in pax:
+            if not pax["size"].isdigit():
+                raise BundleFormatError(f"the PAX header before byte {pos} has a bad size")
+            size = int(pax["size"])
+            next_at = data_at + (size + _BLOCK - 1) // _BLOCK * _BLOCK
+            if next_at > total:
+                raise BundleFormatError(f"an entry at byte {pos} claims {size} bytes, past the end")
+        kind = _TYPE_KIND.get(flag, f"tar entry of type {flag.decode('latin-1')!r}")
+        entries.append(ScannedEntry(text, kind, size if kind == "file" else 0, data_at))
+        long_name, pax = None, {}
+        pos = data_at if kind in _NO_CONTENT else next_at
+
+
+def _trailing(raw: ConcatFile, end: int, total: int) -> list[str]:
+    """Only zeros may follow the end, and only up to the next 10 KiB record."""
+    allowed = -(-end // _RECORD) * _RECORD
+    problems = []
+    if total > allowed:
+        problems.append(
+            f"{total - end} bytes follow the end of the archive (at byte {end}); only zero "
+            f"padding up to byte {allowed} may"
+        )
+    raw.seek(end)
+    padding = raw.read(min(total, allowed) - end)
+    if padding.strip(b"\0"):
+        problems.append(f"the padding after the end of the archive (byte {end}) is not zeros")
+    return problems
+
+
 class TarBundle(Bundle):
     def __init__(self, source: Path, parts: list[Path]) -> None:
         self.source = source
@@ -241,42 +396,35 @@ class TarBundle(Bundle):
         self._raw = ConcatFile(parts)
         self._members: dict[str, Member] | None = None
         self.observed = []
+        self.problems: list[str] = []
+        self.end = 0
 
     def members(self) -> dict[str, Member]:
         if self._members is None:
-            out: dict[str, Member] = {}
             try:
-                with tarfile.open(fileobj=self._raw, mode="r:") as tf:
-                    while True:
-                        info = tf.next()
-                        if info is None:
-                            break
-                        if len(out) >= MAX_MEMBERS:
-                            raise BundleFormatError(
-                                f"{self.source}: more than {MAX_MEMBERS} entries"
-                            )
-                        kind = "file" if info.isreg() else "dir" if info.isdir() else "other"
-                        raw_kind = (
-                            kind
-                            if kind != "other"
-                            else "symlink"
-                            if info.issym()
-                            else "hardlink"
-                            if info.islnk()
-                            else "device or special file"
-                        )
-                        self.observed.append(
-                            (info.name, raw_kind, info.size if kind == "file" else 0)
-                        )
-                        name = _norm(info.name)
-                        out[name] = Member(
-                            name, info.size if kind == "file" else 0, info.offset_data, kind
-                        )
-            except tarfile.TarError as exc:
+                scan = scan_tar(self._raw)
+            except BundleFormatError as exc:
                 raise BundleFormatError(
-                    f"{self.source}: not a readable tar ({exc})",
-                    hint="a truncated copy? compare its size and sha256 with the parts index",
+                    f"{self.source}: not a readable bundle tar: {exc.message}",
+                    hint="a truncated or damaged copy? compare its size and sha256 with the "
+                    "parts index or the original",
                 ) from None
+            out: dict[str, Member] = {}
+            for e in scan.entries:
+                self.observed.append((e.name, e.kind, e.size))
+                name = _norm(e.name)
+                out[name] = Member(
+                    name, e.size, e.offset, e.kind if e.kind in ("file", "dir") else "other"
+                )
+            self.end = scan.end
+            self.problems = [f"{self.source}: {t}" for t in scan.trailing]
+            allowed = -(-scan.end // _RECORD) * _RECORD
+            self.problems += [
+                f"the part {p.name} lies after the end of the archive: a bundle's parts end with "
+                "the part that holds its end"
+                for p, start in zip(self.parts, self._raw.starts)
+                if start >= allowed and len(self.parts) > 1
+            ]
             self._members = out
         return self._members
 
@@ -293,7 +441,7 @@ class TarBundle(Bundle):
         self._raw.close()
 
 
-_PART = re.compile(r"^(?P<stem>.+\.airgap\.tar)\.(?P<n>\d{3})$")
+_PART = re.compile(r"^(?P<stem>.+\.airgap\.tar)\.(?P<n>\d{3})\Z")
 
 
 def parts_of(path: Path) -> tuple[list[Path], PartsIndex | None]:

@@ -78,13 +78,13 @@ HUGGINGFACE_URL = "https://huggingface.co"
 #: serial numbers are uuid5 names in this namespace (itself a uuid5 of a fixed URL)
 _SERIAL_NAMESPACE = uuid.uuid5(uuid.NAMESPACE_URL, "https://cyclonedx.org/airgap/sbom")
 
-_SHA256_HEX = re.compile(r"^[0-9a-f]{64}$")
+_SHA256_HEX = re.compile(r"^[0-9a-f]{64}\Z")
 _RFC3339 = re.compile(
     r"^\d{4}-(0[1-9]|1[0-2])-(0[1-9]|[12]\d|3[01])T([01]\d|2[0-3]):[0-5]\d:([0-5]\d|60)"
-    r"(\.\d+)?(Z|[+-]([01]\d|2[0-3]):[0-5]\d)$"
+    r"(\.\d+)?(Z|[+-]([01]\d|2[0-3]):[0-5]\d)\Z"
 )
-_HF_REPO = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]*(/[A-Za-z0-9][A-Za-z0-9._-]*)?$")
-_COMMIT = re.compile(r"^[0-9a-fA-F]{40}$")
+_HF_REPO = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]*(/[A-Za-z0-9][A-Za-z0-9._-]*)?\Z")
+_COMMIT = re.compile(r"^[0-9a-fA-F]{40}\Z")
 
 #: SPDX license ids a model license is recognized as (case-insensitively, so Hugging Face's
 #: lowercase tags such as ``apache-2.0`` map too); anything else is written as a license name.

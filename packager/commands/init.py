@@ -10,7 +10,7 @@ from packager.compat import load_facts, resolve_chip
 from packager.errors import InputError
 from packager.findings import did_you_mean
 
-NAME = re.compile(r"^[a-z0-9]([a-z0-9._\-]*[a-z0-9])?$")
+NAME = re.compile(r"^[a-z0-9]([a-z0-9._\-]*[a-z0-9])?\Z")
 
 
 @dataclass(frozen=True)

@@ -15,7 +15,7 @@ from dataclasses import dataclass
 from packager.compat.versions import Version
 from packager.util.compat import StrEnum
 
-_TARGET = re.compile(r"^(sm|compute)_(\d+)(\d)([af]?)$")
+_TARGET = re.compile(r"^(sm|compute)_(\d+)(\d)([af]?)\Z")
 
 
 class Coverage(StrEnum):

@@ -21,7 +21,7 @@ _ENTRY = re.compile(
 _PARAM = re.compile(
     r"\.param\s+(?:\.align\s+\d+\s+)?\.([busf])(8|16|32|64)\b[^,)]*?([A-Za-z_$%][\w$%]*)\s*(?:\[(\d+)\])?\s*(?:[,)])"
 )
-_SM = re.compile(r"^sm_(\d+)([af]?)$")
+_SM = re.compile(r"^sm_(\d+)([af]?)\Z")
 MAX_PTX_BYTES = 256 * 1024 * 1024
 
 

@@ -195,7 +195,7 @@ def load_manifest(path: Path) -> LoadResult:
     return LoadResult(doc, manifest, tuple(sorted(findings, key=Finding.sort_key)))
 
 
-_TIMEOUT = re.compile(r"^([1-9][0-9]*)(s|m|h)$")
+_TIMEOUT = re.compile(r"^([1-9][0-9]*)(s|m|h)\Z")
 
 
 def _timeout_seconds(text: str | None) -> int:

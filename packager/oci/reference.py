@@ -43,13 +43,13 @@ DOCKER_HUB_NAME = "docker.io"
 _DOCKER_HUB_ALIASES = frozenset({DOCKER_HUB_NAME, "index.docker.io", DOCKER_HUB_HOST})
 
 #: a sha256 content digest: ``sha256:`` and 64 lowercase hex digits
-SHA256_DIGEST = re.compile(r"^sha256:[0-9a-f]{64}$")
+SHA256_DIGEST = re.compile(r"^sha256:[0-9a-f]{64}\Z")
 _HOST = re.compile(
     r"^(?:[A-Za-z0-9](?:[A-Za-z0-9-]*[A-Za-z0-9])?(?:\.[A-Za-z0-9](?:[A-Za-z0-9-]*[A-Za-z0-9])?)*"
-    r"|\[[0-9A-Fa-f:.]+\])(?::[0-9]+)?$"
+    r"|\[[0-9A-Fa-f:.]+\])(?::[0-9]+)?\Z"
 )
-_PATH_COMPONENT = re.compile(r"^[a-z0-9]+(?:(?:[._]|__|-+)[a-z0-9]+)*$")
-_TAG = re.compile(r"^[A-Za-z0-9_][A-Za-z0-9_.-]{0,127}$")
+_PATH_COMPONENT = re.compile(r"^[a-z0-9]+(?:(?:[._]|__|-+)[a-z0-9]+)*\Z")
+_TAG = re.compile(r"^[A-Za-z0-9_][A-Za-z0-9_.-]{0,127}\Z")
 
 _ARCH_ALIASES = {"x86_64": "amd64", "x86-64": "amd64", "aarch64": "arm64"}
 _DEFAULT_VARIANT = {"arm64": "v8"}
@@ -101,8 +101,14 @@ def _split_tag(name: str) -> tuple[str, str | None]:
 
 
 def is_registry_host(text: str) -> bool:
-    """True for ``HOST[:PORT]``: a DNS name, an IPv4 address or a bracketed IPv6 address."""
-    return _HOST.match(text) is not None
+    """True for ``HOST[:PORT]``: a DNS name, an IPv4 address or a bracketed IPv6 address, and
+    a port from 1 to 65535."""
+    m = _HOST.match(text)
+    if m is None:
+        return False
+    host_end = text.rfind("]") + 1 if text.startswith("[") else 0
+    _, colon, port = text[host_end:].rpartition(":")
+    return not colon or 0 < int(port) <= 65535
 
 
 def parse_reference(ref: str) -> ImageReference:

@@ -19,7 +19,7 @@ from packager.resolve.lockfile import LockedFile, LockedModel, SafetensorsSummar
 from packager.resolve.statcache import StatCache
 from packager.util.globs import glob_matches, selected
 
-_COMMIT = re.compile(r"^[0-9a-f]{40}$")
+_COMMIT = re.compile(r"^[0-9a-f]{40}\Z")
 _WEIGHT_EXT = (".safetensors", ".bin", ".gguf", ".onnx", ".pt", ".pth", ".ckpt", ".h5", ".msgpack")
 
 

@@ -112,10 +112,10 @@ class WheelFilename:
         )
 
 
-_NAME = re.compile(r"^[A-Za-z0-9](?:[A-Za-z0-9._]*[A-Za-z0-9])?$")
-_VERSION = re.compile(r"^[A-Za-z0-9_.!+]+$")
-_BUILD = re.compile(r"^[0-9][A-Za-z0-9_.]*$")
-_TAG = re.compile(r"^[A-Za-z0-9_]+(?:\.[A-Za-z0-9_]+)*$")
+_NAME = re.compile(r"^[A-Za-z0-9](?:[A-Za-z0-9._]*[A-Za-z0-9])?\Z")
+_VERSION = re.compile(r"^[A-Za-z0-9_.!+]+\Z")
+_BUILD = re.compile(r"^[0-9][A-Za-z0-9_.]*\Z")
+_TAG = re.compile(r"^[A-Za-z0-9_]+(?:\.[A-Za-z0-9_]+)*\Z")
 
 
 def normalize_name(name: str) -> str:
@@ -455,7 +455,7 @@ def _common_args(target: WheelTarget, requirements: Sequence[Path], timeout: flo
 
 
 _CONN_BROKEN = re.compile(r"after connection broken by '(.*)': (\S+)")
-_FETCH_FAILED = re.compile(r"Could not fetch URL (\S+?): (.*?)(?: - skipping)?$")
+_FETCH_FAILED = re.compile(r"Could not fetch URL (\S+?): (.*?)(?: - skipping)?\Z")
 _NO_MATCH = re.compile(r"No matching distribution found for (\S+)")
 _WRONG_PYTHON = re.compile(r"Package '([^']+)' requires a different Python")
 

@@ -16,7 +16,7 @@ from packager.bundle import layout
 from packager.site.safefs import Dir, SiteError
 
 MAX_RECEIPT_BYTES = 64 * 1024 * 1024
-_HEX = re.compile(r"^[0-9a-f]{64}$")
+_HEX = re.compile(r"^[0-9a-f]{64}\Z")
 
 
 @dataclass(frozen=True)

@@ -18,7 +18,7 @@ from typing import Any
 from packager.bundle import layout
 from packager.bundle.descriptor import Descriptor
 
-_HEX = re.compile(r"^[0-9a-f]{64}$")
+_HEX = re.compile(r"^[0-9a-f]{64}\Z")
 MAX_COMPONENT_BYTES = 255
 MAX_PATH_BYTES = 4000
 MAX_DEPTH = 64
@@ -218,7 +218,7 @@ def plan_install(
 # ----------------------------------------------------------------------------- versions
 
 _SEMVER = re.compile(
-    r"^v?(\d+)(?:\.(\d+))?(?:\.(\d+))?(?:-([0-9A-Za-z.-]+))?(?:\+[0-9A-Za-z.-]+)?$"
+    r"^v?(\d+)(?:\.(\d+))?(?:\.(\d+))?(?:-([0-9A-Za-z.-]+))?(?:\+[0-9A-Za-z.-]+)?\Z"
 )
 
 

@@ -143,7 +143,7 @@ HOSTILE = [
     ("symlink-then-write", _symlink_then_write, "a symlink"),
     ("hardlink-to-etc-passwd", _hardlink, "a hardlink"),
     ("device-node", _device, "a device or special file"),
-    ("sparse-10gb-claimed-1kb", None, "bundle.json says"),
+    ("sparse-10gb-claimed-1kb", None, "a GNU sparse file: only regular files"),
 ]
 
 

@@ -36,8 +36,8 @@ from packager.resolve.lockfile import LockedImage
 #: members of a docker-archive tar looked at, at most (a save has a few per layer)
 MAX_TAR_MEMBERS = 100_000
 
-_BLOB_MEMBER = re.compile(r"^blobs/sha256/([0-9a-f]{64})$")
-_LEGACY_CONFIG_MEMBER = re.compile(r"^([0-9a-f]{64})\.json$")
+_BLOB_MEMBER = re.compile(r"^blobs/sha256/([0-9a-f]{64})\Z")
+_LEGACY_CONFIG_MEMBER = re.compile(r"^([0-9a-f]{64})\.json\Z")
 
 
 class _Archive:

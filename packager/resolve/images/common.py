@@ -38,7 +38,7 @@ MAX_INDEX_DEPTH = 4
 #: index entries without a platform field opened to learn their platform, at most
 MAX_UNLABELLED_ENTRIES = 8
 
-_ANY_DIGEST = re.compile(r"^[a-z0-9]+(?:[+._-][a-z0-9]+)*:[a-zA-Z0-9=_-]+$")
+_ANY_DIGEST = re.compile(r"^[a-z0-9]+(?:[+._-][a-z0-9]+)*:[a-zA-Z0-9=_-]+\Z")
 
 # ============================================================================ documents
 
