@@ -3,7 +3,7 @@
 The registry, the engine and skopeo are the real ones scripts/services.sh starts (tests marked
 ``services`` skip without them locally and fail in CI); skopeo is the independent judge of the OCI
 layouts written from what was collected. Hand-made layouts, archives and misbehaving servers are real
-bytes and sockets made in tests/resolve/images_support.py.
+bytes and sockets made in tests/support/images.py.
 """
 
 from __future__ import annotations
@@ -25,7 +25,7 @@ from packager.errors import LockMismatch, ResolveError
 from packager.manifest.model import Image
 from packager.resolve.images import resolve_image
 from packager.resolve.lockfile import LockedImage
-from tests.resolve import images_support as sup
+from tests.support import images as sup
 from tests.support import services
 
 if TYPE_CHECKING:

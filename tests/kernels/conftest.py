@@ -17,18 +17,7 @@ from pathlib import Path
 import pytest
 
 from packager.compat.facts import Chip, load_facts
-
-FIXTURES = Path(__file__).resolve().parents[1] / "fixtures" / "kernels"
-BUILD = FIXTURES / "build.sh"
-COMMITTED = (
-    "sm80.cubin",
-    "sm90.cubin",
-    "sm90a.cubin",
-    "compute80.ptx",
-    "two.fatbin",
-    "two_lz4.fatbin",
-    "libvadd.so",
-)
+from tests.kernels.support import BUILD, FIXTURES
 
 
 def find_nvcc() -> str | None:

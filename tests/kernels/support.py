@@ -11,6 +11,18 @@ import yaml
 from packager.commands.validate import ValidationReport, validate
 from packager.findings import Finding
 
+#: the committed kernel fixtures (tests/fixtures/kernels, see its README)
+FIXTURES = Path(__file__).resolve().parents[1] / "fixtures" / "kernels"
+BUILD = FIXTURES / "build.sh"
+COMMITTED = (
+    "sm80.cubin",
+    "sm90.cubin",
+    "sm90a.cubin",
+    "compute80.ptx",
+    "two.fatbin",
+    "two_lz4.fatbin",
+    "libvadd.so",
+)
 
 def manifest(
     tmp: Path,

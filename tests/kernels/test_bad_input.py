@@ -13,8 +13,7 @@ from packager.errors import InputError
 from packager.kernels import fatbin
 from packager.kernels.errors import KernelFormatError
 from packager.kernels.inspection import inspect_bytes, inspect_file
-from tests.kernels.conftest import FIXTURES
-from tests.kernels.support import findings, manifest, run, show
+from tests.kernels.support import FIXTURES, findings, manifest, run, show
 
 PNG = b"\x89PNG\r\n\x1a\n\x00\x00\x00\rIHDR\x00\x00\x00\x01\x00\x00\x00\x01\x08\x02\x00\x00\x00"
 

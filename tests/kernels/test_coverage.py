@@ -18,7 +18,7 @@ from packager.compat.facts import Chip
 from packager.findings import Severity
 from packager.kernels.checks import check_kernel
 from packager.manifest.model import Kernel
-from tests.kernels.conftest import FIXTURES
+from tests.kernels.support import FIXTURES
 
 N, J, X = Coverage.NATIVE, Coverage.PTX_JIT, Coverage.NONE
 CHIPS = ("h100", "h200", "a100", "l40s", "b200", "t4")

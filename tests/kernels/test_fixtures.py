@@ -9,7 +9,7 @@ from pathlib import Path
 from typing import Any
 
 from packager.kernels.inspection import inspect_file
-from tests.kernels.conftest import COMMITTED, FIXTURES
+from tests.kernels.support import COMMITTED, FIXTURES
 
 BYTE_EXACT = (
     "sm80.cubin",

@@ -12,9 +12,8 @@ from packager.kernels.checks import check_kernel
 from packager.kernels.record import probe_spec
 from packager.manifest.model import load_manifest
 from packager.probe import kernel_runner as kr
-from tests.kernels.conftest import FIXTURES
 from tests.kernels.fake_cuda import FakeLibCuda
-from tests.kernels.support import manifest
+from tests.kernels.support import FIXTURES, manifest
 
 
 def test_probe_spec_runs_through_the_runner(tmp_path: Path, chips: dict[str, Chip]) -> None:

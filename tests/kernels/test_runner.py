@@ -21,8 +21,8 @@ import pytest
 
 from packager.probe import kernel_runner as kr
 from packager.probe.npy import NpyArray, from_values
-from tests.kernels.conftest import FIXTURES
 from tests.kernels.fake_cuda import FakeLibCuda
+from tests.kernels.support import FIXTURES
 
 PROBE = Path(kr.__file__).parent
 

@@ -14,8 +14,7 @@ from packager.compat.facts import load_facts
 from packager.findings import Severity
 from packager.kernels.checks import check_kernel
 from packager.manifest.model import load_manifest
-from tests.kernels.conftest import FIXTURES
-from tests.kernels.support import findings, manifest, run, show, text_at
+from tests.kernels.support import FIXTURES, findings, manifest, run, show, text_at
 
 ERROR, WARNING, INFO = Severity.ERROR, Severity.WARNING, Severity.INFO
 

@@ -10,7 +10,7 @@ from pathlib import Path
 import pytest
 
 from packager.kernels import lz4, zstd
-from tests.kernels.conftest import FIXTURES
+from tests.kernels.support import FIXTURES
 from tests.support.services import unavailable
 
 

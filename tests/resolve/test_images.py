@@ -31,7 +31,7 @@ from packager.resolve.images import (
     resolve_image,
 )
 from packager.resolve.lockfile import LockedImage
-from tests.resolve import images_support as sup
+from tests.support import images as sup
 from tests.support import services
 
 if TYPE_CHECKING:

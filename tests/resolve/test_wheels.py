@@ -1,6 +1,6 @@
 """Wheels for the target platform and Python: tag logic (table-driven) and real pip runs.
 
-The wheels are real files made by ``wheel_factory`` (pip reads and installs them); the pip runs
+The wheels are real files made by ``tests.support.wheels`` (pip reads and installs them); the pip runs
 are the real ``python -m pip``, offline against a wheelhouse or a ``file://`` simple index, plus
 one slow test against the machine's real index.
 """
@@ -39,8 +39,8 @@ from packager.resolve.wheels import (
     tag_problems,
     target_python,
 )
-from tests.resolve.wheel_factory import make_wheel, write_simple_index
 from tests.support import services
+from tests.support.wheels import make_wheel, write_simple_index
 
 AMD64, ARM64 = "linux/amd64", "linux/arm64"
 

@@ -2,7 +2,7 @@
 
 - ``many``: version 1.0.0 and 2.0.0 of a CPU-only bundle of 200 small files in folders plus a
   few MB of weights (2.0.0 changes a quarter of the files: the rest are shared in the store);
-- ``full``: tests/test_verify.py's complete bundle (NVIDIA target, image, kernel, wheel, file),
+- ``full``: tests/support/projects.py's complete bundle (NVIDIA target, image, kernel, wheel, file),
   in 1.0.0 and 0.9.0, and a 1.0.0 with other content;
 
 all signed by one ECDSA key. Helpers run `airgap` as a subprocess and read a prefix's state.

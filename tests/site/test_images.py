@@ -28,9 +28,9 @@ from packager.resolve.lockfile import LockedImage
 from packager.site import images as site
 from packager.site.images import docker as site_docker
 from packager.util.progress import Reporter
-from tests.resolve import images_support as sup
 from tests.site import support
-from tests.site.conftest import RUN, SiteBundle, remove_images
+from tests.site.bundles import RUN, SiteBundle, remove_images
+from tests.support import images as sup
 from tests.support.descriptors import descriptor_json
 
 if TYPE_CHECKING:

@@ -19,7 +19,7 @@ from packager.bundle import layout
 from packager.bundle.reader import open_bundle
 from packager.probe.smoke import FAIL, NOT_RUN, PASS, device_flags, run_smoke
 from packager.site import images as site
-from tests.site.conftest import SiteBundle, remove_images
+from tests.site.bundles import SiteBundle, remove_images
 
 if TYPE_CHECKING:
     import docker

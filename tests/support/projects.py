@@ -10,8 +10,8 @@ import subprocess
 from pathlib import Path
 
 from packager.signing import keys
-from tests.resolve.images_support import write_docker_archive
-from tests.resolve.wheel_factory import make_wheel
+from tests.support.images import write_docker_archive
+from tests.support.wheels import make_wheel
 
 PASS = "test-passphrase"
 

@@ -59,7 +59,7 @@ def make_wheel(
         "Metadata-Version: 2.1",
         f"Name: {name}",
         f"Version: {version}",
-        "Summary: a test wheel made by tests/resolve/wheel_factory.py",
+        "Summary: a test wheel made by tests/support/wheels.py",
     ]
     if requires_python:
         metadata.append(f"Requires-Python: {requires_python}")

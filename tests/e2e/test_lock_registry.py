@@ -11,9 +11,9 @@ from pathlib import Path
 
 import pytest
 
-from tests.resolve.images_support import multi_arch, push_multi_arch
-from tests.resolve.wheel_factory import make_wheel
 from tests.support.cli import airgap
+from tests.support.images import multi_arch, push_multi_arch
+from tests.support.wheels import make_wheel
 
 pytestmark = pytest.mark.services
 
