@@ -98,7 +98,7 @@ while read -r path sum; do
     [[ "$got" == "$sum" ]] || fail "$path: sha256 $got, bundle.json says $sum"
 done <"$work/files"
 { echo airgap/bundle.json; echo airgap/attestation.dsse.json; } >>"$work/listed"
-find . -type f | sed 's|^\./||' | grep -v '^airgap/bundle\.json\.sig/[0-9a-f]\{64\}\.sig$' | sort >"$work/found"
+find . -type f | sed 's|^\./||' | grep -v '^airgap/bundle\.json\.sig/[0-9a-f]\{64\}\.\(sig\|time\.json\)$' | sort >"$work/found"
 sort -u "$work/listed" -o "$work/listed"
 while read -r extra; do fail "$extra is not listed in bundle.json"; done < <(comm -23 "$work/found" "$work/listed")
 

@@ -15,6 +15,7 @@ from packager.bundle import layout
 from packager.bundle.archive import Entry, FileContent
 from packager.bundle.descriptor import (
     AcceleratorSpec,
+    AttestationRef,
     BlobRecord,
     BundleMeta,
     CoveredFile,
@@ -324,6 +325,11 @@ def index_json(plan: Plan) -> bytes:
 # ----------------------------------------------------------------------------- the descriptor
 
 
+def lock_digest(lock: Lock) -> str:
+    """The lock's digest as the descriptor and the provenance record it."""
+    return sha256_digest(canonical_json(lock.to_json()))
+
+
 def kernel_record(manifest: Manifest, target: Target, kernel: Kernel) -> KernelRecord:
     """What the site needs to run a kernel's test vectors, and the build's verdict on its binary.
 
@@ -366,7 +372,13 @@ def kernel_record(manifest: Manifest, target: Target, kernel: Kernel) -> KernelR
 
 
 def describe(
-    manifest: Manifest, lock: Lock, plan: Plan, target: Target, created: str, expires: str | None
+    manifest: Manifest,
+    lock: Lock,
+    plan: Plan,
+    target: Target,
+    created: str,
+    expires: str | None,
+    attestation: AttestationRef | None = None,
 ) -> Descriptor:
     """The descriptor of one target's bundle, once every blob of ``plan`` is known."""
     covered = {
@@ -379,13 +391,19 @@ def describe(
     smoke = target.smoke
     return Descriptor(
         bundle=BundleMeta(
-            manifest.name, manifest.version, target.id, manifest.description, created, expires
+            manifest.name,
+            manifest.version,
+            target.id,
+            manifest.description,
+            created,
+            expires,
+            int(manifest.expires.total_seconds()) if manifest.expires else None,
         ),
         tool=f"airgap {__version__}",
         manifest=manifest.document.data,
         manifest_digest=lock.manifest_digest,
         lock=lock,
-        lock_digest=sha256_digest(canonical_json(lock.to_json())),
+        lock_digest=lock_digest(lock),
         target=TargetSpec(
             target.id,
             target.platform,
@@ -424,4 +442,5 @@ def describe(
             CoveredFile(path, sha256_digest(data).split(":", 1)[1], len(data))
             for path, data in sorted(covered.items())
         ),
+        attestation=attestation,
     )

@@ -8,22 +8,22 @@ collected, never just the first, and each names what it is about.
 from __future__ import annotations
 
 import datetime as _dt
+import hashlib
 import re
 from collections.abc import Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any
 
 from packager.bundle import layout
 from packager.bundle.descriptor import Descriptor
 from packager.bundle.parts import PartsIndex
-from packager.signing import signature
+from packager.signing import signature, signing_time
 from packager.signing.errors import SignatureFormatError
 from packager.signing.trust import Policy
 from packager.util.compat import strict_zip
 from packager.util.jsonio import DocumentError, parse_document
 from packager.util.timefmt import format_datetime, parse_utc
 
-_SIG_NAME = re.compile(r"^airgap/bundle\.json\.sig/([0-9a-f]{64})\.sig\Z")
 _BLOB_NAME = re.compile(r"^blobs/sha256/([0-9a-f]{64})\Z")
 
 
@@ -101,21 +101,34 @@ class SignatureVerdict:
     valid: list[str]  # keyids: trusted, unrevoked, verifying
     failures: list[Failure]
     notes: list[str]  # signatures that do not count but are not failures (unknown keys)
+    #: keyid -> when it signed, for the valid signatures that carry a signing-time record
+    signed_at: dict[str, _dt.datetime] = field(default_factory=dict)
 
 
 def check_signatures(
     descriptor: bytes, signature_files: Mapping[str, bytes], policy: Policy
 ) -> SignatureVerdict:
-    """``signature_files``: member name -> content for every entry under bundle.json.sig/."""
+    """``signature_files``: member name -> content for every entry under bundle.json.sig/
+    (``<keyid>.sig`` signatures and ``<keyid>.time.json`` signing-time records)."""
     valid: list[str] = []
     failures: list[Failure] = []
     notes: list[str] = []
+    times: dict[str, bytes] = {}
     for name, content in sorted(signature_files.items()):
-        m = _SIG_NAME.match(name)
+        m = layout.SIGNATURE_MEMBER.fullmatch(name)
         if m is None:
-            failures.append(Failure("signatures", name, "not a signature file name (<keyid>.sig)"))
+            failures.append(
+                Failure(
+                    "signatures",
+                    name,
+                    "not a signature file name (<keyid>.sig or <keyid>.time.json)",
+                )
+            )
             continue
         kid = m.group(1)
+        if m.group(2) != "sig":
+            times[kid] = content
+            continue
         label = f"{policy.name_of(kid)} ({kid[:16]})"
         if kid in policy.revoked:
             reason = policy.revoked[kid]
@@ -151,14 +164,40 @@ def check_signatures(
             valid.append(kid)
     if len(valid) < policy.threshold:
         have = ", ".join(policy.name_of(k) for k in valid) or "none"
+        others = sorted(
+            layout.SIGNATURE_MEMBER.fullmatch(n).group(1)  # type: ignore[union-attr]
+            for n in signature_files
+            if layout.SIGNATURE_MEMBER.fullmatch(n) and n.endswith(".sig")
+        )
+        signed = ", ".join(k[:16] for k in others if k not in valid)
         failures.append(
             Failure(
                 "signatures",
                 "threshold",
-                f"{len(valid)} valid signature(s) from distinct trusted keys ({have}); the policy needs {policy.threshold}",
+                f"{len(valid)} valid signature(s) from distinct trusted keys ({have}); the policy "
+                f"needs {policy.threshold}"
+                + (f"; the bundle is signed by {signed}, which do not count here" if signed else "")
+                + ("" if others else "; the bundle carries no signature"),
             )
         )
-    return SignatureVerdict(valid, failures, notes)
+    digest = "sha256:" + hashlib.sha256(descriptor).hexdigest()
+    signed_at: dict[str, _dt.datetime] = {}
+    for kid in valid:
+        if kid not in times:
+            continue
+        try:
+            signed_at[kid] = signing_time.read_record(
+                times[kid],
+                keyid=kid,
+                public_key=policy.keys[kid].public_key,
+                content_digest=digest,
+                source=layout.signing_time_path(kid),
+            )
+        except SignatureFormatError as exc:
+            failures.append(
+                Failure("signatures", f"{policy.name_of(kid)} ({kid[:16]})", exc.message)
+            )
+    return SignatureVerdict(valid, failures, notes, signed_at)
 
 
 def _time(text: str | None) -> _dt.datetime | None:
@@ -169,19 +208,34 @@ def _time(text: str | None) -> _dt.datetime | None:
 CLOCK_SKEW = _dt.timedelta(minutes=10)
 
 
-def check_expiry(descriptor: Descriptor, policy: Policy, now: _dt.datetime) -> list[Failure]:
-    """Expiry and the policy's max age; an unreadable or future time fails (never skips)."""
+def check_expiry(
+    descriptor: Descriptor,
+    policy: Policy,
+    now: _dt.datetime,
+    signed_at: Mapping[str, _dt.datetime] | None = None,
+) -> list[Failure]:
+    """Validity and the policy's max age, counted from when the bundle was signed: the newest
+    signing-time record of a counted signature, else its creation time (signed in bundle.json).
+    An unreadable time, or one in the future, fails; nothing is skipped."""
     b = descriptor.bundle
     out = []
-    expires = _time(b.expires)
-    if b.expires and expires is None:
-        out.append(Failure("expiry", "bundle.expires", f"not a time: {b.expires!r}"))
-    if expires is not None and now > expires:
-        out.append(Failure("expiry", "bundle", f"expired on {b.expires}"))
     created = _time(b.created)
     if created is None:
-        out.append(Failure("expiry", "bundle.created", f"not a time: {b.created!r}"))
-    elif created - now > CLOCK_SKEW:
+        return [Failure("expiry", "bundle.created", f"not a time: {b.created!r}")]
+    times = dict(signed_at or {})
+    for kid, when in sorted(times.items()):
+        if when - now > CLOCK_SKEW:
+            out.append(
+                Failure(
+                    "expiry",
+                    f"signature {kid[:16]}",
+                    f"signed {format_datetime(when)}, in the future (this host's clock says "
+                    f"{format_datetime(now)})",
+                )
+            )
+    signed = max(times.values()) if times else created
+    what = f"signed {format_datetime(signed)}" if times else f"created {b.created}"
+    if not times and created - now > CLOCK_SKEW:
         out.append(
             Failure(
                 "expiry",
@@ -189,12 +243,20 @@ def check_expiry(descriptor: Descriptor, policy: Policy, now: _dt.datetime) -> l
                 f"{b.created} is in the future (this host's clock says {format_datetime(now)})",
             )
         )
-    elif policy.max_age is not None and now - created > policy.max_age:
+    if b.valid_for_s is not None:
+        expires: _dt.datetime | None = signed + _dt.timedelta(seconds=b.valid_for_s)
+        expiry_text = format_datetime(expires) if expires else ""
+    else:
+        expires = _time(b.expires)
+        expiry_text = str(b.expires)
+        if b.expires and expires is None:
+            out.append(Failure("expiry", "bundle.expires", f"not a time: {b.expires!r}"))
+    if expires is not None and now > expires:
+        out.append(Failure("expiry", "bundle", f"expired on {expiry_text} ({what})"))
+    if policy.max_age is not None and now - signed > policy.max_age:
         out.append(
             Failure(
-                "expiry",
-                "bundle",
-                f"created {b.created}, older than the policy's max_age {policy.max_age_text}",
+                "expiry", "bundle", f"{what}, older than the policy's max_age {policy.max_age_text}"
             )
         )
     return out
@@ -252,7 +314,7 @@ def check_members(descriptor: Descriptor, observed: list[Observed]) -> list[Fail
             out.append(Failure("layout", name, "appears twice in the archive"))
             continue
         seen.add(name)
-        if _SIG_NAME.match(name) and o.kind == "file":
+        if layout.SIGNATURE_MEMBER.fullmatch(name) and o.kind == "file":
             continue
         want = allowed.get(name)
         if want is None:

@@ -35,10 +35,13 @@ class BundleMeta:
     target: str | None
     description: str | None
     created: str
-    expires: str | None
+    expires: str | None  # created + the manifest's expires (what older airgap versions judge)
+    #: the manifest's expires in seconds: valid that long after it is signed (signing-time
+    #: records), which is what verify judges when it is given
+    valid_for_s: int | None = None
 
     def to_json(self) -> dict[str, Any]:
-        return {
+        d: dict[str, Any] = {
             "name": self.name,
             "version": self.version,
             "target": self.target,
@@ -46,11 +49,20 @@ class BundleMeta:
             "created": self.created,
             "expires": self.expires,
         }
+        if self.valid_for_s is not None:
+            d["valid_for_s"] = self.valid_for_s
+        return d
 
     @classmethod
     def from_json(cls, d: Mapping[str, Any]) -> BundleMeta:
         return cls(
-            d["name"], d["version"], d["target"], d["description"], d["created"], d["expires"]
+            d["name"],
+            d["version"],
+            d["target"],
+            d["description"],
+            d["created"],
+            d["expires"],
+            d.get("valid_for_s"),
         )
 
 
@@ -339,6 +351,28 @@ class CoveredFile:
 
 
 @dataclass(frozen=True)
+class AttestationRef:
+    """What bundle.json says of ``airgap/attestation.dsse.json``: its payload's type, sha256 and
+    size. The envelope's own signatures may be by any key; this is what makes its statement
+    part of what the bundle's signers signed."""
+
+    payload_type: str
+    payload_sha256: str  # hex
+    payload_size: int
+
+    def to_json(self) -> dict[str, Any]:
+        return {
+            "payloadType": self.payload_type,
+            "payload_sha256": self.payload_sha256,
+            "payload_size": self.payload_size,
+        }
+
+    @classmethod
+    def from_json(cls, d: Mapping[str, Any]) -> AttestationRef:
+        return cls(d["payloadType"], d["payload_sha256"], d["payload_size"])
+
+
+@dataclass(frozen=True)
 class Descriptor:
     """``airgap/bundle.json``: what a bundle holds, signed as a whole."""
 
@@ -357,6 +391,8 @@ class Descriptor:
     blobs: tuple[BlobRecord, ...]
     files: tuple[CoveredFile, ...]
     format: int = layout.BUNDLE_FORMAT_VERSION
+    #: the attestation's payload (None in bundles made before it was covered)
+    attestation: AttestationRef | None = None
 
     # ------------------------------------------------------------------ views
 
@@ -404,6 +440,7 @@ class Descriptor:
             "smoke": self.smoke.to_json() if self.smoke is not None else None,
             "blobs": [b.to_json() for b in self.blobs],
             "files": [f.to_json() for f in self.files],
+            **({"attestation": self.attestation.to_json()} if self.attestation else {}),
         }
 
     @classmethod
@@ -425,6 +462,7 @@ class Descriptor:
             blobs=tuple(BlobRecord.from_json(b) for b in d["blobs"]),
             files=tuple(CoveredFile.from_json(f) for f in d["files"]),
             format=d["bundleFormat"],
+            attestation=AttestationRef.from_json(d["attestation"]) if "attestation" in d else None,
         )
 
 

@@ -48,6 +48,17 @@ def signature_path(keyid: str) -> str:
     return f"{SIGNATURES_DIR}/{keyid}.sig"
 
 
+def signing_time_path(keyid: str) -> str:
+    """The signer's signed record of when it signed (a DSSE envelope, beside its .sig)."""
+    if not re.fullmatch(r"[0-9a-f]{64}", keyid):
+        raise ValueError(f"not a keyid: {keyid!r}")
+    return f"{SIGNATURES_DIR}/{keyid}.time.json"
+
+
+#: a member under SIGNATURES_DIR: (keyid, "sig" | "time")
+SIGNATURE_MEMBER = re.compile(re.escape(SIGNATURES_DIR) + r"/([0-9a-f]{64})\.(sig|time\.json)")
+
+
 def digest_of_blob_path(path: str) -> str | None:
     m = re.fullmatch(r"blobs/sha256/([0-9a-f]{64})", path)
     return f"sha256:{m.group(1)}" if m else None

@@ -6,14 +6,16 @@ SLSA provenance v1: the manifest and lock it was built from, the builder, and ev
 
 from __future__ import annotations
 
+import hashlib
 import os
 
 from packager import __version__
-from packager.bundle.assemble import Plan
-from packager.bundle.descriptor import Descriptor
+from packager.bundle.assemble import Plan, lock_digest
+from packager.bundle.descriptor import AttestationRef
 from packager.resolve.lockfile import Lock
 from packager.signing import dsse, intoto
 from packager.signing.keys import SigningKey
+from packager.util.jsonio import canonical_json
 
 
 def builder_id() -> str:
@@ -46,21 +48,29 @@ def dependencies(lock: Lock, plan: Plan) -> list[intoto.Dependency]:
     return deps
 
 
-def attestation(plan: Plan, descriptor: Descriptor, key: SigningKey | None, epoch: int) -> bytes:
-    """The DSSE envelope, signed by ``key`` (unsigned when there is none)."""
+def attestation(
+    plan: Plan, manifest: intoto.ManifestRef, lock: Lock, key: SigningKey | None, epoch: int
+) -> tuple[bytes, AttestationRef]:
+    """The DSSE envelope (signed by ``key``; unsigned when there is none) and the reference
+    bundle.json keeps to it: the sha256 of its payload, the statement. The statement depends on
+    the blobs, the manifest and the lock, not on bundle.json, and is the same on every rebuild
+    (an ECDSA envelope's signature is not), so bundle.json's signature covers what the
+    attestation says whoever signed the envelope."""
     when = intoto.time_from_epoch(epoch)
     statement = intoto.provenance_statement(
         [intoto.blob_subject(b.digest, b.media_type) for b in plan.blobs.values()],
-        manifest=intoto.ManifestRef(
-            descriptor.bundle.name, descriptor.bundle.version, descriptor.manifest_digest
-        ),
-        lock_sha256=descriptor.lock_digest,
+        manifest=manifest,
+        lock_sha256=lock_digest(lock),
         tool_version=__version__,
         builder_id=builder_id(),
         started_on=when,
         finished_on=when,
-        dependencies=dependencies(descriptor.lock, plan),
-        target=descriptor.bundle.target,
+        dependencies=dependencies(lock, plan),
+        target=plan.target.id,
     )
     signers = [key.private_key] if key is not None and key.private_key is not None else []
-    return dsse.envelope_to_json(intoto.sign_statement(statement, signers))
+    payload = canonical_json(statement)
+    ref = AttestationRef(
+        intoto.PAYLOAD_TYPE_INTOTO, hashlib.sha256(payload).hexdigest(), len(payload)
+    )
+    return dsse.envelope_to_json(intoto.sign_statement(statement, signers)), ref

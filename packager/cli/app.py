@@ -221,15 +221,9 @@ def digest(
 
 
 def _policy(trust: Optional[Path], keys: Optional[list[Path]]) -> Any:
-    from packager.signing import trust as trust_mod
+    from packager.commands.verify import policy_from_options
 
-    if trust is not None and keys:
-        raise InputError("give --trust POLICY or --key PUB, not both")
-    if trust is not None:
-        return trust_mod.load_policy(trust)
-    if keys:
-        return trust_mod.policy_from_keys(keys)
-    return None
+    return policy_from_options(trust, keys)
 
 
 TrustOpt = Annotated[Optional[Path], typer.Option("--trust", help="Trust policy (airgap trust init).")]
@@ -251,16 +245,10 @@ def verify(
 
     Exit 0 only when all hold; else 1, listing every failure.
     """
-    from packager.commands.verify import verify_bundle
+    from packager.commands.verify import verify as run
 
-    policy = _policy(trust, key)
-    if policy is None:
-        raise InputError(
-            "verify needs --trust POLICY or --key PUB",
-            hint="a signature means nothing without a trusted key",
-        )
     with render.reporter(enabled=not as_json) as rep:
-        report = verify_bundle(bundle, policy, reporter=rep)
+        report = run(bundle, trust, key, reporter=rep)
     render.show(report, as_json, render.verify_report)
     raise typer.Exit(0 if report.ok else 1)
 

@@ -13,8 +13,8 @@ from packager.bundle import layout
 from packager.bundle.descriptor import BundleMeta
 from packager.bundle.reader import open_bundle
 from packager.bundle.sbom import SbomSummary, summarize_sbom
+from packager.bundle.verifier import verify_bundle
 from packager.commands.inspect_bundle import signature_keyids
-from packager.commands.verify import verify_bundle
 from packager.signing.intoto import Provenance
 from packager.signing.trust import Policy
 

@@ -46,6 +46,7 @@ from packager.commands.lock import (
 from packager.errors import InputError, LockMismatch, ResolveError
 from packager.manifest.model import Manifest, Target
 from packager.resolve.lockfile import Lock
+from packager.signing.intoto import ManifestRef
 from packager.signing.keys import SigningKey
 from packager.util.cache import cache_dir
 from packager.util.compat import strict_zip
@@ -93,6 +94,13 @@ class BuildResult:
             "seconds": round(self.seconds, 3),
             "bundles": [b.to_json() for b in self.bundles],
         }
+
+
+def _signing_time() -> int:
+    """When the bundle is signed: SOURCE_DATE_EPOCH when set (it stands for "now" in a
+    reproducible build), else now."""
+    sde = source_date_epoch()
+    return sde if sde is not None else int(time.time())
 
 
 def _epoch(lock: Lock) -> int:
@@ -201,7 +209,10 @@ def build_target(
         accelerator_vendor=target.accelerator.vendor,
     )
     plan.airgap_files[layout.SBOM] = sbom_bytes(sbom)
-    descriptor = describe(manifest, lock, plan, target, created, expires)
+    envelope, attested = attestation(
+        plan, ManifestRef(manifest.name, manifest.version, lock.manifest_digest), lock, key, epoch
+    )
+    descriptor = describe(manifest, lock, plan, target, created, expires, attested)
     validator("bundle").validate(descriptor.to_json())  # what we sign follows our own schema
     bundle_json = descriptor_bytes(descriptor)
     digest = sha256_digest(bundle_json)
@@ -209,14 +220,16 @@ def build_target(
         layout.OCI_LAYOUT: layout.OCI_LAYOUT_CONTENT,
         layout.INDEX_JSON: index_json(plan),
         layout.BUNDLE_JSON: bundle_json,
-        layout.ATTESTATION: attestation(plan, descriptor, key, epoch),
+        layout.ATTESTATION: envelope,
         **plan.airgap_files,
     }
     signed_by = []
     if key is not None:
         from packager.signing.signature import signature_file_content
+        from packager.signing.signing_time import make_record
 
         entries[layout.signature_path(key.keyid)] = signature_file_content(key.sign(bundle_json))
+        entries[layout.signing_time_path(key.keyid)] = make_record(key, digest, _signing_time())
         signed_by.append(key.keyid)
     stem = layout.bundle_stem(manifest.name, manifest.version, target.id)
     reporter.phase(f"writing {stem}", plan.stored_bytes)

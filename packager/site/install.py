@@ -1,8 +1,12 @@
 """`airgap install`: verify, refuse rollback, check space, stage, commit atomically, probe.
 
-1. The bundle is verified (:func:`packager.commands.verify.verify_bundle`) before anything is written:
-   a bundle that fails leaves the prefix untouched (not even created).
-2. Its install paths are planned and checked (:func:`packager.site.rules.plan_install`).
+1. Cheap checks first (:class:`packager.bundle.verifier.Verifier`): parts, signatures, the
+   descriptor, validity; then the install paths (:func:`packager.site.rules.plan_install`), the
+   version rules against what the prefix holds, free space, and the Docker engine or registry
+   when asked for: a wrong key or an older version is refused in seconds, before any hashing.
+   Then every blob is hashed: a bundle that fails leaves the prefix untouched (not even created).
+2. The small files written (bundle.json, signatures, the covered airgap/ files) are the bytes
+   that were verified, kept from the verification: nothing is read twice.
 3. With the prefix locked: interrupted operations are recovered, and the installed versions
    decide (:func:`packager.site.rules.decide`): install, make current again, nothing to do, or
    refuse (older than current, or the same version with other content).
@@ -39,8 +43,8 @@ from typing import Any
 
 from packager import __version__
 from packager.bundle import layout
-from packager.bundle.reader import Bundle, FolderBundle, TarBundle, open_bundle
-from packager.commands.verify import VerifyReport, verify_bundle
+from packager.bundle.reader import Bundle, FolderBundle, TarBundle
+from packager.bundle.verifier import Verifier, VerifyReport
 from packager.errors import CheckFailed
 from packager.signing.trust import Policy
 from packager.site import auditlog
@@ -177,31 +181,33 @@ def install_bundle(
     opts = options or InstallOptions()
     rep = reporter or Reporter()
     t0 = time.perf_counter()
-    report = verify_bundle(path, policy, reporter=rep)
-    if not report.ok or report.descriptor is None or report.digest is None:
-        raise _not_verified(path, report)
-    doc = report.descriptor
-    with open_bundle(path) as b:
-        members = b.members()
-        sigs = [
-            n
-            for n, m in members.items()
-            if n.startswith(layout.SIGNATURES_DIR + "/") and m.kind == "file"
-        ]
+    with Verifier(path, policy, reporter=rep) as v:
+        report = v.report
+        if not v.preflight() or report.descriptor is None or report.digest is None:
+            raise _not_verified(path, report)
+        b = v.bundle
+        assert b is not None
+        signatures = [n for n in report.verified if n.startswith(layout.SIGNATURES_DIR + "/")]
         try:
-            plan = plan_install(doc, sigs, layout.ATTESTATION in members)
+            plan = plan_install(report.descriptor, signatures)
         except UnsafeBundle as exc:
             raise InstallRefused(
                 f"{path}: unsafe install paths, nothing was installed:\n  "
                 + "\n  ".join(exc.problems[:20]),
                 hint="the bundle's signer must fix its paths",
             ) from None
+        if _needs_writing(prefix_path, plan, report.digest, opts):
+            _check_room_before(prefix_path, plan)
+            _check_image_targets(opts)
+            v.complete()
+            if not report.ok:
+                raise _not_verified(path, report)
         result = InstallResult(
             path, prefix_path, plan.name, plan.version, plan.target, report.digest, "installed",
             None, report.signers, verify_seconds=report.seconds,
         )  # fmt: skip
         with Prefix.open(prefix_path, create=True) as prefix, prefix.locked(reporter=rep):
-            _install_locked(prefix, b, plan, opts, result, rep)
+            _install_locked(prefix, v, plan, opts, result, rep)
     if opts.probe and result.action != "unchanged":  # a no-op stays one (exit 0)
         rep.phase("probing")
         result.probe = run_probe(prefix_path, plan.name)
@@ -211,14 +217,78 @@ def install_bundle(
     return result
 
 
+def _needs_writing(prefix_path: Path, plan: InstallPlan, digest: str, opts: InstallOptions) -> bool:
+    """The version rules against what the prefix holds now, before any hashing: an older
+    version or the same version with other content is refused here (nothing written); False
+    when nothing of the bundle will be written (already installed, or only made current again).
+    The rules run again under the prefix's lock before anything changes."""
+    if not prefix_path.exists():
+        return True
+    try:
+        with Prefix.open(prefix_path, create=False) as prefix:
+            installed = prefix.installed(plan.name)
+            current = prefix.current(plan.name)
+    except SiteError:
+        return True  # an unusable prefix is named, with its reason, by the locked run
+    decision = decide(
+        plan.version,
+        digest,
+        {v: r.digest for v, r in installed.items()},
+        current,
+        allow_downgrade=opts.allow_downgrade,
+    )
+    if decision.action is Action.REFUSE:
+        raise InstallRefused(
+            f"{plan.name}: {decision.reason}; nothing was changed", hint=decision.hint
+        )
+    return decision.action is Action.INSTALL
+
+
+def _check_room_before(prefix_path: Path, plan: InstallPlan) -> None:
+    """Free space where the prefix is (or will be), for every blob: before hashing anything."""
+    where = prefix_path
+    while not where.exists() and where != where.parent:
+        where = where.parent
+    try:
+        st = os.statvfs(where)
+    except OSError:
+        return
+    need = sum(plan.blobs.values()) + SPACE_MARGIN
+    free = st.f_bavail * st.f_frsize
+    store = prefix_path / layout.SITE_BLOBS_DIR
+    have = sum(size for hexd, size in plan.blobs.items() if (store / hexd).is_file())
+    if free < need - have:
+        raise SiteError(
+            f"not enough free space in {where}: the install writes up to "
+            f"{human_size(need - have - SPACE_MARGIN)}, {human_size(free)} free (keeping "
+            f"{human_size(SPACE_MARGIN)} spare); nothing was changed",
+            hint="free space there (`airgap gc --prefix` drops blobs no version uses), "
+            "or install into a larger prefix",
+        )
+
+
+def _check_image_targets(opts: InstallOptions) -> None:
+    """The Docker engine answers and the registry is reachable, before hashing anything."""
+    if opts.docker:
+        from packager.site.images import connect_docker
+
+        connect_docker(timeout=30).close()
+    if opts.registry:
+        from packager.site.images import check_registry
+
+        check_registry(opts.registry, insecure=opts.insecure)
+
+
 def _install_locked(
     prefix: Prefix,
-    b: Bundle,
+    v: Verifier,
     plan: InstallPlan,
     opts: InstallOptions,
     result: InstallResult,
     rep: Reporter,
 ) -> None:
+    b = v.bundle
+    assert b is not None
     result.notes += prefix.prepare()
     installed = prefix.installed(plan.name)
     current = prefix.current(plan.name)
@@ -274,12 +344,11 @@ def _install_locked(
                         "no receipt: not made by a complete airgap install; nothing was changed",
                         hint="move it away and run again",
                     )
-    raw = b.descriptor_bytes()
-    if "sha256:" + hashlib.sha256(raw).hexdigest() != result.digest:
-        raise ContentMismatch(
-            f"{b.source}: bundle.json changed after it was verified; nothing was installed",
-            hint="do not modify a bundle while it installs",
-        )
+    if not v.report.blobs_checked:  # the prefix changed since the first look: verify now
+        v.complete()
+        if not v.report.ok:
+            raise _not_verified(b.source, v.report)
+    raw = v.report.verified[layout.BUNDLE_JSON]
     store = BlobStore(prefix.root, create=True)
     try:
         missing = {h: s for h, s in plan.blobs.items() if not store.has(h, s)}
@@ -295,7 +364,9 @@ def _install_locked(
         )
         try:
             with staging:
-                _stage(prefix, b, plan, raw, store, staging, missing, opts, result, rep)
+                _stage(
+                    prefix, b, plan, v.report.verified, store, staging, missing, opts, result, rep
+                )
         except SiteError as exc:
             if not result.committed:
                 was = f"{current} is still current" if current else "nothing was installed"
@@ -330,7 +401,7 @@ def _stage(
     prefix: Prefix,
     b: Bundle,
     plan: InstallPlan,
-    raw: bytes,
+    verified: dict[str, bytes],
     store: BlobStore,
     staging: Dir,
     missing: dict[str, int],
@@ -394,7 +465,9 @@ def _stage(
             rep.advance(f.size)
             step()
         for m in plan.meta:
-            data = raw if m.source == layout.BUNDLE_JSON else b.read(m.source, MAX_META_BYTES)
+            data = verified.get(m.source)  # the bytes verify checked, never a second read
+            if data is None:
+                raise ContentMismatch(f"{b.source}: {m.source} was not verified; nothing installed")
             sha = hashlib.sha256(data).hexdigest()
             if m.sha256 is not None and (sha != m.sha256 or len(data) != m.size):
                 raise ContentMismatch(f"{b.source}: {m.source} does not match bundle.json")

@@ -163,13 +163,11 @@ class UnsafeBundle(ValueError):
         self.problems = problems
 
 
-def plan_install(
-    descriptor: Descriptor, signatures: Iterable[str] = (), attestation: bool = False
-) -> InstallPlan:
+def plan_install(descriptor: Descriptor, signatures: Iterable[str] = ()) -> InstallPlan:
     """The files an install writes for a verified ``descriptor``.
 
-    ``signatures``: the signature member names found in the bundle; ``attestation``: whether it
-    holds one. Raises :class:`UnsafeBundle` listing every problem (never the first only).
+    ``signatures``: the verified signature files (``<keyid>.sig`` and ``<keyid>.time.json``); the
+    attestation and the other airgap/ files come from the descriptor's ``files`` (signed). Raises :class:`UnsafeBundle` listing every problem (never the first only).
     """
     b = descriptor.bundle
     problems = [
@@ -191,11 +189,11 @@ def plan_install(
         PlannedMeta(layout.BUNDLE_JSON, layout.installed_meta_path(layout.BUNDLE_JSON), None, None)
     )
     for s in sorted(signatures):
-        if not re.fullmatch(re.escape(layout.SIGNATURES_DIR) + r"/[0-9a-f]{64}\.sig", s):
+        if not layout.SIGNATURE_MEMBER.fullmatch(s):
             problems.append(f"{s!r} is not a signature file name")
             continue
         plan.meta.append(PlannedMeta(s, layout.installed_meta_path(s), None, None))
-    if attestation:
+    if descriptor.attestation is not None:  # checked by its payload; its bytes are verify's
         plan.meta.append(
             PlannedMeta(
                 layout.ATTESTATION, layout.installed_meta_path(layout.ATTESTATION), None, None

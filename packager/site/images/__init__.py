@@ -33,7 +33,12 @@ from packager.site.images.listing import (
     ImageManifest,
     image_entries,
 )
-from packager.site.images.registry import PushedImage, RegistryError, push_to_registry
+from packager.site.images.registry import (
+    PushedImage,
+    RegistryError,
+    check_registry,
+    push_to_registry,
+)
 
 __all__ = [
     "CHUNK_SIZE",
@@ -47,6 +52,7 @@ __all__ = [
     "RegistryError",
     "RoomCheck",
     "check_engine_room",
+    "check_registry",
     "connect_docker",
     "image_entries",
     "load_into_docker",

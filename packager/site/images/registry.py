@@ -92,6 +92,34 @@ def _registry_host(registry: str) -> str:
     return text
 
 
+def check_registry(registry: str, *, insecure: bool, timeout: float = 15.0) -> None:
+    """The registry answers its ``/v2/`` endpoint (200, or 401 asking for a login), before any
+    blob is read; RegistryError naming the registry and the cause (refused, TLS, timeout)."""
+    import requests
+
+    host = _registry_host(registry)
+    url = f"{'http' if insecure else 'https'}://{host}/v2/"
+    try:
+        r = requests.get(url, timeout=timeout, allow_redirects=False)
+    except requests.exceptions.SSLError as exc:
+        raise RegistryError(
+            f"registry {host}: the TLS handshake failed ({_short_reason(exc)}); nothing was changed",
+            hint="a registry with a private CA needs its certificate trusted; plain HTTP needs "
+            "--insecure",
+        ) from None
+    except requests.exceptions.RequestException as exc:
+        raise RegistryError(
+            f"registry {host} does not answer ({_short_reason(exc)}); nothing was changed",
+            hint=f"check the address and that the registry runs (curl {url})",
+        ) from None
+    if r.status_code not in (200, 401):
+        raise RegistryError(
+            f"registry {host} answered {r.status_code} at /v2/: not an OCI registry; "
+            "nothing was changed",
+            hint="give the registry's HOST[:PORT]",
+        )
+
+
 def _registry_message(response: Any) -> str:
     """The registry's own words from an error answer: ``CODE: message`` of its JSON errors."""
     if response is None:

@@ -1,0 +1,385 @@
+"""Verifying a bundle as it travels (tar, parts or folder): the I/O around packager.bundle.checks.
+
+Cheap before expensive, so a wrong key or a broken copy fails in seconds, not after hashing
+hundreds of GB:
+
+1. :meth:`Verifier.preflight` (reads headers and a few KB): every part present at its size, the
+   archive readable with nothing after its end, the signatures over ``bundle.json`` against the
+   policy, the descriptor parsed into typed data, its validity and age. Callers that have cheap
+   checks of their own (install: version rules, free space, the engine) run them after it.
+2. :meth:`Verifier.complete`: nothing missing, extra or of the wrong size, then every blob and
+   listed file re-hashed in parallel (only those of the right size: a sparse giant is never read),
+   index.json and the OCI manifests consistent with the descriptor, the attestation. When content
+   does not match, the parts are hashed too, to name the damaged one.
+
+Every small file a verdict rests on (bundle.json, the counted signatures and their time records,
+the attestation, the covered airgap/ files) is kept in :attr:`VerifyReport.verified` exactly as it
+was checked, so install writes those bytes rather than reading the bundle again.
+"""
+
+from __future__ import annotations
+
+import datetime as _dt
+import hashlib
+import os
+import time
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass, field
+from pathlib import Path
+from types import TracebackType
+from typing import Any
+
+from packager.bundle import layout
+from packager.bundle.checks import (
+    Failure,
+    Observed,
+    PartSeen,
+    check_consistency,
+    check_expiry,
+    check_hashes,
+    check_members,
+    check_parts,
+    check_signatures,
+)
+from packager.bundle.descriptor import Descriptor, parse_descriptor
+from packager.bundle.errors import BundleFormatError, DescriptorError
+from packager.bundle.parts import PartsIndex
+from packager.bundle.reader import Bundle, open_bundle, parts_of
+from packager.signing.intoto import Provenance
+from packager.signing.trust import Policy
+from packager.util.hashing import sha256_file
+from packager.util.progress import Reporter
+
+MAX_SIGNATURE_BYTES = 4096
+MAX_MANIFEST_BYTES = 16 * 1024 * 1024
+#: covered files up to this size are read once and kept (the probe, the SBOM, index.json)
+MAX_KEPT_FILE_BYTES = 64 * 1024 * 1024
+
+
+@dataclass
+class VerifyReport:
+    bundle: Path
+    digest: str | None = None
+    descriptor: Descriptor | None = None
+    #: the build provenance, when the attestation is signed by a trusted key and its subjects
+    #: are the bundle's blobs; else None (never shown)
+    provenance: Provenance | None = None
+    signers: list[tuple[str, str]] = field(default_factory=list)  # (keyid, name)
+    #: keyid -> when it signed, for the counted signatures with a signing-time record
+    signed_at: dict[str, _dt.datetime] = field(default_factory=dict)
+    failures: list[Failure] = field(default_factory=list)
+    notes: list[str] = field(default_factory=list)
+    blobs_checked: int = 0
+    bytes_hashed: int = 0
+    seconds: float = 0.0
+    #: member name -> the bytes that were checked (see the module docstring)
+    verified: dict[str, bytes] = field(default_factory=dict, repr=False)
+
+    @property
+    def ok(self) -> bool:
+        return not self.failures
+
+    def to_json(self) -> dict[str, Any]:
+        b = self.descriptor.bundle if self.descriptor is not None else None
+        return {
+            "bundle": str(self.bundle),
+            "ok": self.ok,
+            "verified": self.ok,
+            "digest": self.digest,
+            "name": b.name if b else None,
+            "version": b.version if b else None,
+            "target": b.target if b else None,
+            "signers": [
+                {
+                    "keyid": k,
+                    "name": n,
+                    "signed": _iso(self.signed_at.get(k)),
+                }
+                for k, n in self.signers
+            ],
+            "failures": [f.to_json() for f in self.failures],
+            "notes": self.notes,
+            "blobs_checked": self.blobs_checked,
+            "bytes_hashed": self.bytes_hashed,
+            "seconds": round(self.seconds, 3),
+        }
+
+
+def _iso(when: _dt.datetime | None) -> str | None:
+    return when.strftime("%Y-%m-%dT%H:%M:%SZ") if when is not None else None
+
+
+def _workers() -> int:
+    return min(8, max(2, os.cpu_count() or 2))
+
+
+class Verifier:
+    """One verification of one bundle; a context manager that holds the bundle open."""
+
+    def __init__(
+        self,
+        path: Path,
+        policy: Policy,
+        *,
+        now: _dt.datetime | None = None,
+        reporter: Reporter | None = None,
+    ) -> None:
+        self.path = path
+        self.policy = policy
+        self.now = now or _dt.datetime.now(_dt.timezone.utc)
+        self.rep = reporter or Reporter()
+        self.report = VerifyReport(path)
+        self.bundle: Bundle | None = None
+        self._parts: list[Path] = []
+        self._index: PartsIndex | None = None
+        self._t0 = time.perf_counter()
+
+    def __enter__(self) -> Verifier:
+        return self
+
+    def __exit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> None:
+        if self.bundle is not None:
+            self.bundle.close()
+        self.report.seconds = time.perf_counter() - self._t0
+
+    def _fail(self, check: str, subject: str, message: str) -> None:
+        self.report.failures.append(Failure(check, subject, message))
+
+    # ------------------------------------------------------------------ 1. cheap checks
+
+    def preflight(self) -> bool:
+        """Parts, archive, signatures, descriptor, validity: True when all hold so far."""
+        try:
+            if not self._parts_present():
+                return False
+            self.bundle = open_bundle(self.path)
+            self.bundle.members()
+        except BundleFormatError as exc:
+            self._fail("layout", str(self.path), exc.message)
+            self._name_damaged_parts()
+            return False
+        for problem in self.bundle.problems:
+            self._fail("layout", str(self.path), problem)
+        return self._signatures() and self.report.ok
+
+    def _parts_present(self) -> bool:
+        """Every part the index lists, at its size (sizes only: hashing comes later if needed)."""
+        self._parts, self._index = parts_of(self.path)
+        if self._index is None:
+            return True
+        seen = [
+            PartSeen(p.name, p.stat().st_size if p.is_file() else None, want.sha256)
+            for p, want in zip(self._parts, self._index.parts)
+        ]
+        stem = self._index.stem
+        names = {p.name for p in self._parts}
+        others = [
+            PartSeen(p.name, p.stat().st_size, None)
+            for p in sorted(self.path.parent.glob(f"{layout.tar_name(stem)}.[0-9][0-9][0-9]"))
+            if p.name not in names
+        ]
+        self.report.failures += check_parts(self._index, seen, others)
+        return self.report.ok
+
+    def _signatures(self) -> bool:
+        b = self.bundle
+        assert b is not None
+        members = b.members()
+        try:
+            raw = b.descriptor_bytes()
+        except BundleFormatError as exc:
+            self._fail("signatures", layout.BUNDLE_JSON, exc.message)
+            return False
+        self.report.digest = "sha256:" + hashlib.sha256(raw).hexdigest()
+        files = {
+            name: b.read(name, MAX_SIGNATURE_BYTES)
+            if m.size <= MAX_SIGNATURE_BYTES
+            else b"\0" * (MAX_SIGNATURE_BYTES + 1)
+            for name, m in members.items()
+            if name.startswith(layout.SIGNATURES_DIR + "/") and m.kind == "file"
+        }
+        verdict = check_signatures(raw, files, self.policy)
+        self.report.failures += verdict.failures
+        self.report.notes += verdict.notes
+        self.report.signers = [(k, self.policy.name_of(k)) for k in verdict.valid]
+        self.report.signed_at = dict(verdict.signed_at)
+        if verdict.failures:  # fail fast: nothing is trusted, so nothing more is read
+            return False
+        self.report.verified[layout.BUNDLE_JSON] = raw
+        for kid in verdict.valid:
+            for name in (layout.signature_path(kid), layout.signing_time_path(kid)):
+                if name in files:
+                    self.report.verified[name] = files[name]
+        try:
+            doc = parse_descriptor(raw)
+        except DescriptorError as exc:
+            self._fail("layout", layout.BUNDLE_JSON, exc.message)
+            return False
+        self.report.descriptor = doc
+        self.report.failures += check_expiry(doc, self.policy, self.now, verdict.signed_at)
+        return True
+
+    # ------------------------------------------------------------------ 2. the content
+
+    def complete(self) -> VerifyReport:
+        """Everything else (see the module docstring); call after :meth:`preflight` held."""
+        b, doc = self.bundle, self.report.descriptor
+        assert b is not None and doc is not None
+        members = b.members()
+        self.report.failures += check_members(
+            doc, [Observed(name, kind, size) for name, kind, size in b.observed]
+        )
+        wanted = {x.member: x.size for x in doc.blobs} | {f.path: f.size for f in doc.files}
+        present = [
+            name
+            for name, size in wanted.items()
+            if name in members and members[name].kind == "file" and members[name].size == size
+        ]
+        small = [n for n in present if not n.startswith(layout.BLOBS_DIR + "/")]
+        large = [n for n in present if n.startswith(layout.BLOBS_DIR + "/")]
+        self.rep.phase("hashing blobs", sum(members[n].size for n in present))
+        hashes: dict[str, str] = {}
+        for name in small:  # covered files: read once, hashed, kept for install
+            data = (
+                b.read(name, MAX_KEPT_FILE_BYTES)
+                if members[name].size <= MAX_KEPT_FILE_BYTES
+                else None
+            )
+            if data is None:
+                hashes[name], _ = b.hash_member(name, self.rep.advance)
+                continue
+            hashes[name] = hashlib.sha256(data).hexdigest()
+            self.rep.advance(len(data))
+            self.report.verified[name] = data
+        with ThreadPoolExecutor(_workers(), thread_name_prefix="verify") as pool:
+            results = list(pool.map(lambda n: b.hash_member(n, self.rep.advance), large))
+        hashes.update({n: h for n, (h, _) in zip(large, results)})
+        self.report.blobs_checked = len(present)
+        self.report.bytes_hashed += sum(members[n].size for n in present)
+        mismatched = check_hashes(doc, hashes)
+        self.report.failures += mismatched
+        for f in doc.files:  # keep only what matched
+            if hashes.get(f.path) != f.sha256:
+                self.report.verified.pop(f.path, None)
+        manifest_types = set(layout.IMAGE_MANIFEST_TYPES) | set(layout.IMAGE_INDEX_TYPES)
+        manifests = {
+            x.digest: b.read(x.member, MAX_MANIFEST_BYTES)
+            for x in doc.blobs
+            if x.media_type in manifest_types
+            and hashes.get(x.member) == x.hex
+            and x.size <= MAX_MANIFEST_BYTES
+        }
+        index = self.report.verified.get(layout.INDEX_JSON)
+        if index is not None:  # else already named: missing, or not what bundle.json says
+            self.report.failures += check_consistency(doc, index, manifests)
+        self._attestation(doc)
+        if mismatched:
+            self._name_damaged_parts()
+        return self.report
+
+    def _attestation(self, doc: Descriptor) -> None:
+        """The DSSE envelope. Its payload (the in-toto statement) is covered by bundle.json
+        (``attestation``: its sha256): another payload fails, and the provenance shown is what
+        the bundle's signers signed. A bundle from before that keeps its provenance unshown
+        unless a trusted key signed the envelope itself."""
+        from packager.signing import dsse, intoto
+        from packager.signing.errors import StatementError
+
+        b = self.bundle
+        assert b is not None
+        ref = doc.attestation
+        m = b.members().get(layout.ATTESTATION)
+        if m is None or m.kind != "file":
+            if ref is not None:
+                self._fail(
+                    "consistency", layout.ATTESTATION, "missing (bundle.json lists its payload)"
+                )
+            return
+        keys = {
+            k: v.public_key for k, v in self.policy.keys.items() if k not in self.policy.revoked
+        }
+        try:
+            raw = b.read(layout.ATTESTATION, dsse.MAX_ENVELOPE_BYTES)
+            check = dsse.check_envelope(
+                dsse.envelope_from_json(raw, source=layout.ATTESTATION), keys
+            )
+        except Exception as exc:  # a damaged envelope is a finding, not a crash
+            self._fail(
+                "consistency", layout.ATTESTATION, f"unreadable: {getattr(exc, 'message', exc)}"
+            )
+            return
+        if ref is not None:
+            got = hashlib.sha256(check.payload).hexdigest()
+            if (check.payload_type, got, len(check.payload)) != (
+                ref.payload_type,
+                ref.payload_sha256,
+                ref.payload_size,
+            ):
+                self._fail(
+                    "consistency",
+                    layout.ATTESTATION,
+                    f"its statement (sha256 {got}) is not the one bundle.json lists "
+                    f"({ref.payload_sha256}): a replaced or altered attestation",
+                )
+                return
+        elif not check.valid_keyids:
+            self.report.notes.append(
+                "the attestation is neither listed in bundle.json nor signed by a trusted key "
+                "(a bundle from an older airgap): its provenance is ignored"
+            )
+            return
+        try:
+            statement = intoto.parse_statement(check.payload)
+            provenance = intoto.read_provenance(statement, check.valid_keyids)
+        except StatementError as exc:
+            self._fail("consistency", layout.ATTESTATION, exc.message)
+            return
+        subjects = {s["digest"]["sha256"] for s in statement["subject"]}
+        if subjects != {x.hex for x in doc.blobs}:
+            self._fail(
+                "consistency",
+                layout.ATTESTATION,
+                "its subjects are not the blobs bundle.json lists",
+            )
+            return
+        self.report.verified[layout.ATTESTATION] = raw
+        self.report.provenance = provenance
+
+    def _name_damaged_parts(self) -> None:
+        """Hash the parts against the index, to say which copy is damaged (only when needed)."""
+        if self._index is None:
+            return
+        self.rep.phase("checking parts", sum(p.size for p in self._index.parts))
+
+        def seen(p: Path) -> PartSeen:
+            if not p.is_file():
+                return PartSeen(p.name, None, None)
+            d = sha256_file(p, self.rep.advance)
+            return PartSeen(p.name, d.size, d.sha256)
+
+        with ThreadPoolExecutor(_workers()) as pool:
+            got = list(pool.map(seen, self._parts))
+        self.report.bytes_hashed += sum(g.size or 0 for g in got)
+        known = {(f.check, f.subject) for f in self.report.failures}
+        for f in check_parts(self._index, got, []):
+            if (f.check, f.subject) not in known:
+                self.report.failures.append(f)
+
+
+def verify_bundle(
+    path: Path,
+    policy: Policy,
+    *,
+    now: _dt.datetime | None = None,
+    reporter: Reporter | None = None,
+) -> VerifyReport:
+    """The whole verification: :meth:`Verifier.preflight`, then :meth:`Verifier.complete`."""
+    with Verifier(path, policy, now=now, reporter=reporter) as v:
+        if v.preflight():
+            v.complete()
+    return v.report
