@@ -52,30 +52,30 @@ from packager.errors import AirgapError, InputError, LockMismatch, ResolveError
 from packager.manifest.model import Image
 from packager.oci.reference import SHA256_DIGEST, Platform, parse_platform, parse_reference
 from packager.resolve.images.archive import (
-    _BLOB_MEMBER,
-    _LEGACY_CONFIG_MEMBER,
+    BLOB_MEMBER,
+    LEGACY_CONFIG_MEMBER,
     MAX_TAR_MEMBERS,
-    _norm,
+    normalize_member,
 )
 from packager.resolve.images.common import (
     MAX_DOCUMENT_BYTES,
     MAX_INDEX_DEPTH,
-    _Ctx,
-    _descriptor,
-    _Doc,
-    _image_manifest_parts,
-    _index_entries,
-    _kind,
-    _media_type,
-    _parse_json_object,
-    _sha256,
-    _short_reason,
-    _unsupported,
-    _verify_bytes,
+    ImageDocument,
+    ResolveContext,
+    document_kind,
+    image_manifest_parts,
+    index_entries,
+    media_type_of,
+    parse_json_object,
+    read_descriptor,
+    sha256_of,
+    short_reason,
+    unsupported,
+    verify_bytes,
 )
-from packager.resolve.images.engine import _docker_client, _docker_ctx, _docker_host_text
-from packager.resolve.images.layout import _Layout
-from packager.resolve.images.registry import _Registry
+from packager.resolve.images.engine import docker_client, docker_context, docker_host_text
+from packager.resolve.images.layout import LayoutReader
+from packager.resolve.images.registry import RegistryReader
 from packager.resolve.lockfile import LockedImage
 from packager.util.jsonio import canonical_json
 
@@ -164,7 +164,7 @@ def collect_image(
 class _Blobs:
     """The blobs of one image, in order, each once; stores them, reports progress."""
 
-    def __init__(self, ctx: _Ctx, store: BlobStore, progress: Progress | None) -> None:
+    def __init__(self, ctx: ResolveContext, store: BlobStore, progress: Progress | None) -> None:
         self.ctx = ctx
         self.store = store
         self.progress = progress
@@ -218,7 +218,7 @@ class _Blobs:
                 data = fh.read(MAX_DOCUMENT_BYTES + 1)
         except OSError:
             return None
-        if len(data) > MAX_DOCUMENT_BYTES or _sha256(data) != digest:
+        if len(data) > MAX_DOCUMENT_BYTES or sha256_of(data) != digest:
             return None
         return data
 
@@ -237,7 +237,7 @@ class _Blobs:
                 "annotations": {WRAPS_ANNOTATION: top["digest"]},
             }
         )
-        digest = _sha256(wrapper)
+        digest = sha256_of(wrapper)
         listed = dict(self.listed)
         self.listed.clear()
         self.put_bytes(wrapper, digest, layout.OCI_INDEX, "generated index")
@@ -253,16 +253,16 @@ class _Blobs:
 class _Source(Protocol):
     """Where manifests and blobs of a registry image or an OCI layout come from."""
 
-    def manifest(self, digest: str, size: int | None, media_type: str | None) -> _Doc: ...
+    def manifest(self, digest: str, size: int | None, media_type: str | None) -> ImageDocument: ...
 
     def chunks(self, digest: str, size: int, kind: str) -> Iterator[bytes]: ...
 
 
 class _RegistrySource:
-    def __init__(self, registry: _Registry) -> None:
+    def __init__(self, registry: RegistryReader) -> None:
         self.registry = registry
 
-    def manifest(self, digest: str, size: int | None, media_type: str | None) -> _Doc:
+    def manifest(self, digest: str, size: int | None, media_type: str | None) -> ImageDocument:
         return self.registry.manifest(digest, digest, size)
 
     def chunks(self, digest: str, size: int, kind: str) -> Iterator[bytes]:
@@ -285,10 +285,10 @@ class _RegistrySource:
 
 
 class _LayoutSource:
-    def __init__(self, reader: _Layout) -> None:
+    def __init__(self, reader: LayoutReader) -> None:
         self.reader = reader
 
-    def manifest(self, digest: str, size: int | None, media_type: str | None) -> _Doc:
+    def manifest(self, digest: str, size: int | None, media_type: str | None) -> ImageDocument:
         return self.reader.manifest(digest, size, media_type)
 
     def chunks(self, digest: str, size: int, kind: str) -> Iterator[bytes]:
@@ -319,12 +319,16 @@ def _collect_tree(
         )
     if image.source == "registry":
         ref = parse_reference(image.ref)
-        ctx = _Ctx(image.ref, image.source, target, f"registry {ref.host}", mismatch=BlobMismatch)
-        registry = _Registry(ctx, ref, image.insecure, timeout)
+        ctx = ResolveContext(
+            image.ref, image.source, target, f"registry {ref.host}", mismatch=BlobMismatch
+        )
+        registry = RegistryReader(ctx, ref, image.insecure, timeout)
         with registry.client:  # one HTTP session for every request
             return _walk(ctx, _RegistrySource(registry), store, locked, all_platforms, progress)
     root = image.path
-    ctx = _Ctx(image.ref, image.source, target, f"OCI layout {root}", mismatch=BlobMismatch)
+    ctx = ResolveContext(
+        image.ref, image.source, target, f"OCI layout {root}", mismatch=BlobMismatch
+    )
     if root is None or not root.is_dir():
         raise ctx.error(
             f"the OCI layout folder {root} is missing"
@@ -332,11 +336,13 @@ def _collect_tree(
             else "from: oci-layout needs a path: to the layout folder",
             hint="the layout the lock was made from must still be there at build time",
         )
-    return _walk(ctx, _LayoutSource(_Layout(ctx, root)), store, locked, all_platforms, progress)
+    return _walk(
+        ctx, _LayoutSource(LayoutReader(ctx, root)), store, locked, all_platforms, progress
+    )
 
 
 def _walk(
-    ctx: _Ctx,
+    ctx: ResolveContext,
     source: _Source,
     store: BlobStore,
     locked: LockedImage,
@@ -345,16 +351,16 @@ def _walk(
 ) -> CollectedImage:
     blobs = _Blobs(ctx, store, progress)
 
-    def doc(digest: str, size: int | None, media_type: str | None) -> _Doc:
+    def doc(digest: str, size: int | None, media_type: str | None) -> ImageDocument:
         cached = blobs.cached(digest, size)
         if cached is not None:
-            data = _parse_json_object(ctx, f"manifest {digest}", cached)
-            return _Doc(digest, media_type, data, len(cached), cached)
+            data = parse_json_object(ctx, f"manifest {digest}", cached)
+            return ImageDocument(digest, media_type, data, len(cached), cached)
         return source.manifest(digest, size, media_type)
 
-    def keep_manifest(d: _Doc) -> str:
-        (cdigest, csize, cmt), layers = _image_manifest_parts(ctx, d)
-        mt = _media_type(d) or layout.OCI_MANIFEST
+    def keep_manifest(d: ImageDocument) -> str:
+        (cdigest, csize, cmt), layers = image_manifest_parts(ctx, d)
+        mt = media_type_of(d) or layout.OCI_MANIFEST
         blobs.put_bytes(d.raw, d.digest, mt, "manifest")
         docker = mt == layout.DOCKER_MANIFEST
         blobs.put_stream(
@@ -374,21 +380,21 @@ def _walk(
             )
         return mt
 
-    def keep_index(d: _Doc, depth: int) -> str:
+    def keep_index(d: ImageDocument, depth: int) -> str:
         if depth > MAX_INDEX_DEPTH:
             raise ctx.error(f"indexes in {ctx.where} nest deeper than {MAX_INDEX_DEPTH}")
-        mt = _media_type(d) or layout.OCI_INDEX
+        mt = media_type_of(d) or layout.OCI_INDEX
         blobs.put_bytes(d.raw, d.digest, mt, "index")
-        for _platform, entry in _index_entries(ctx, d):
-            edigest, esize, emt = _descriptor(ctx, f"entry of index {d.digest}", entry)
+        for _platform, entry in index_entries(ctx, d):
+            edigest, esize, emt = read_descriptor(ctx, f"entry of index {d.digest}", entry)
             child = doc(edigest, esize, emt)
-            kind = _kind(child.media_type, child.data)
+            kind = document_kind(child.media_type, child.data)
             if kind == "index":
                 keep_index(child, depth + 1)
             elif kind == "manifest":
                 keep_manifest(child)
             else:
-                raise _unsupported(ctx, child.digest, kind)
+                raise unsupported(ctx, child.digest, kind)
         return mt
 
     index_digest = locked.index_digest
@@ -410,15 +416,15 @@ def _walk(
             )
         if mt == layout.OCI_INDEX:
             return blobs.result(descriptor, locked.platform)
-        entries = [e for _, e in _index_entries(ctx, top)]  # as they are: digests kept
+        entries = [e for _, e in index_entries(ctx, top)]  # as they are: digests kept
         return blobs.wrapped_result(descriptor, entries, locked.platform)
 
     assert locked.manifest_digest is not None  # checked by the caller
     top = doc(locked.manifest_digest, None, None)
-    kind = _kind(top.media_type, top.data)
+    kind = document_kind(top.media_type, top.data)
     if kind != "manifest":
-        raise _unsupported(ctx, top.digest, kind)
-    (cdigest, _, _), _ = _image_manifest_parts(ctx, top)
+        raise unsupported(ctx, top.digest, kind)
+    (cdigest, _, _), _ = image_manifest_parts(ctx, top)
     if cdigest != locked.config_digest:
         raise LockMismatch(
             f"image {ctx.ref}: manifest {top.digest} names config {cdigest}, the lock says "
@@ -469,8 +475,8 @@ class _ChunkReader(io.RawIOBase):
         return n
 
 
-def _config_diff_ids(ctx: _Ctx, config: bytes, digest: str) -> list[str]:
-    doc = _parse_json_object(ctx, f"image config {digest}", config)
+def _config_diff_ids(ctx: ResolveContext, config: bytes, digest: str) -> list[str]:
+    doc = parse_json_object(ctx, f"image config {digest}", config)
     rootfs = doc.get("rootfs")
     diff_ids = rootfs.get("diff_ids") if isinstance(rootfs, dict) else None
     if not isinstance(diff_ids, list) or not all(
@@ -500,7 +506,7 @@ def _store_size(store: BlobStore, digest: str) -> int | None:
 class _SaveReader:
     """Reads a `docker save` tar stream once, storing the image's config and layers."""
 
-    def __init__(self, ctx: _Ctx, locked: LockedImage, blobs: _Blobs) -> None:
+    def __init__(self, ctx: ResolveContext, locked: LockedImage, blobs: _Blobs) -> None:
         self.ctx = ctx
         self.locked = locked
         self.blobs = blobs
@@ -513,7 +519,7 @@ class _SaveReader:
     def tar_error(self, exc: BaseException) -> ResolveError:
         return self.ctx.error(
             f"{self.ctx.where}: the `docker save` stream is not a readable tar archive: "
-            f"{_short_reason(exc)}",
+            f"{short_reason(exc)}",
             hint="an interrupted copy is truncated: save the image again (`docker save -o FILE "
             "REF`)",
         )
@@ -558,14 +564,14 @@ class _SaveReader:
             yield member
 
     def _member(self, tf: tarfile.TarFile, member: tarfile.TarInfo) -> None:
-        name = _norm(member.name)
-        named = _BLOB_MEMBER.match(name) or _LEGACY_CONFIG_MEMBER.match(name)
+        name = normalize_member(member.name)
+        named = BLOB_MEMBER.match(name) or LEGACY_CONFIG_MEMBER.match(name)
         digest = f"sha256:{named.group(1)}" if named else None
         if digest is not None and digest == self.locked.config_digest:
             if self.config is None:
                 self._config(tf, member, digest)
             return
-        if _BLOB_MEMBER.match(name):  # Docker 25+: named by digest; verified while stored
+        if BLOB_MEMBER.match(name):  # Docker 25+: named by digest; verified while stored
             assert digest is not None
             if digest in self.wanted and digest not in self.found:
                 self.blobs.put_stream(
@@ -584,7 +590,7 @@ class _SaveReader:
         if member.size > MAX_DOCUMENT_BYTES:
             raise self.ctx.error(f"image config {d} in {self.ctx.where} is larger than allowed")
         data = b"".join(self.member_chunks(tf, member))  # counted when stored
-        _verify_bytes(self.ctx, f"image config {d}", data, d)
+        verify_bytes(self.ctx, f"image config {d}", data, d)
         self.config = data
         self.wanted.update(_config_diff_ids(self.ctx, data, d))
 
@@ -618,7 +624,7 @@ class _SaveReader:
 
 
 def _saved_result(
-    ctx: _Ctx,
+    ctx: ResolveContext,
     locked: LockedImage,
     blobs: _Blobs,
     config: bytes,
@@ -672,7 +678,7 @@ def _saved_result(
             "layers": [{"mediaType": mt, "digest": d, "size": s} for d, s, mt in layers],
         }
     )
-    mdigest = _sha256(manifest)
+    mdigest = sha256_of(manifest)
     blobs.listed.clear()  # listed in layout order: manifest, config, layers
     blobs.put_bytes(manifest, mdigest, layout.OCI_MANIFEST, "synthesized manifest")
     blobs.put_bytes(config, locked.config_digest, layout.OCI_CONFIG, "image config")
@@ -687,7 +693,7 @@ def _saved_result(
     return blobs.result(descriptor, locked.platform)
 
 
-def _from_store(ctx: _Ctx, locked: LockedImage, blobs: _Blobs) -> CollectedImage | None:
+def _from_store(ctx: ResolveContext, locked: LockedImage, blobs: _Blobs) -> CollectedImage | None:
     """The image without reading its source, when the store holds its config and every layer."""
     config = blobs.cached(locked.config_digest, None)
     if config is None:
@@ -701,7 +707,7 @@ def _from_store(ctx: _Ctx, locked: LockedImage, blobs: _Blobs) -> CollectedImage
 
 
 def _collect_saved(
-    ctx: _Ctx,
+    ctx: ResolveContext,
     locked: LockedImage,
     store: BlobStore,
     progress: Progress | None,
@@ -730,7 +736,9 @@ def _collect_archive(
     progress: Progress | None,
 ) -> CollectedImage:
     path = image.path
-    ctx = _Ctx(image.ref, image.source, target, f"docker-archive {path}", mismatch=BlobMismatch)
+    ctx = ResolveContext(
+        image.ref, image.source, target, f"docker-archive {path}", mismatch=BlobMismatch
+    )
     if path is None or not path.is_file():
         raise ctx.error(
             f"docker-archive {path} is missing or not a file"
@@ -759,13 +767,13 @@ def _collect_engine(
     import docker.errors
     import requests
 
-    ctx = _docker_ctx(image.ref, image.source, target, mismatch=BlobMismatch)
-    where = _docker_host_text()
+    ctx = docker_context(image.ref, image.source, target, mismatch=BlobMismatch)
+    where = docker_host_text()
     blobs = _Blobs(ctx, store, progress)
     done = _from_store(ctx, locked, blobs)
     if done is not None:
         return done
-    client = _docker_client(ctx, timeout)
+    client = docker_client(ctx, timeout)
 
     def failed(exc: BaseException) -> ResolveError:
         if isinstance(exc, docker.errors.ImageNotFound):
@@ -782,7 +790,7 @@ def _collect_engine(
             )
         return ctx.error(
             f"the Docker engine at {where} failed while saving image {locked.config_digest}: "
-            f"{_short_reason(exc)}",
+            f"{short_reason(exc)}",
             hint="check that the engine is running and responsive",
         )
 

@@ -12,7 +12,7 @@ from cryptography.hazmat.primitives import serialization
 
 from packager.signing import dsse, keys
 from packager.signing.errors import EnvelopeError
-from tests.signing.conftest import require_module
+from tests.signing.support import require_module
 
 PAYLOAD = b'{"_type":"https://in-toto.io/Statement/v1"}'
 TYPE = dsse.PAYLOAD_TYPE_INTOTO

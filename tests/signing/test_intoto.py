@@ -12,7 +12,7 @@ import pytest
 from packager.signing import dsse, intoto, keys
 from packager.signing.errors import StatementError
 from packager.util.jsonio import canonical_json
-from tests.signing.conftest import require_module
+from tests.signing.support import require_module
 
 H = {c: c * 64 for c in "0123456789abcdef"}  # fake sha256 hex digests
 T0 = intoto.time_from_epoch(1_714_521_600)  # 2024-05-01T00:00:00Z, a SOURCE_DATE_EPOCH

@@ -26,7 +26,7 @@ from packager.signing.errors import (
     UnsupportedKeyAlgorithm,
     WrongPassphrase,
 )
-from tests.signing.conftest import PASSPHRASE, run
+from tests.signing.support import PASSPHRASE, run
 
 ENC = serialization.Encoding
 PRIV = serialization.PrivateFormat

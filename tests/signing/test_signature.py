@@ -12,7 +12,7 @@ from cryptography.hazmat.primitives.asymmetric import ec
 
 from packager.signing import keys, signature
 from packager.signing.errors import SignatureFormatError, UnsupportedKeyAlgorithm
-from tests.signing.conftest import PASSPHRASE, require_tool, run
+from tests.signing.support import PASSPHRASE, require_tool, run
 
 DATA = b'{"bundle":{"name":"qwen2.5-7b-ascend","version":"1.2.0"}}\n'
 

@@ -42,11 +42,11 @@ from packager.oci.reference import (
     parse_platform,
     parse_reference,
 )
-from packager.resolve.images.archive import _resolve_docker_archive
+from packager.resolve.images.archive import resolve_docker_archive
 from packager.resolve.images.common import MAX_DOCUMENT_BYTES
-from packager.resolve.images.engine import _resolve_docker
-from packager.resolve.images.layout import _resolve_oci_layout
-from packager.resolve.images.registry import _resolve_registry
+from packager.resolve.images.engine import resolve_from_engine
+from packager.resolve.images.layout import resolve_oci_layout
+from packager.resolve.images.registry import resolve_from_registry
 from packager.resolve.lockfile import LockedImage
 
 __all__ = [
@@ -70,13 +70,13 @@ def resolve_image(image: Image, platform: str, *, timeout: float = 30.0) -> Lock
     """
     target = parse_platform(platform)
     if image.source == "registry":
-        return _resolve_registry(image, target, timeout)
+        return resolve_from_registry(image, target, timeout)
     if image.source == "docker":
-        return _resolve_docker(image, target, timeout)
+        return resolve_from_engine(image, target, timeout)
     if image.source == "oci-layout":
-        return _resolve_oci_layout(image, target)
+        return resolve_oci_layout(image, target)
     if image.source == "docker-archive":
-        return _resolve_docker_archive(image, target)
+        return resolve_docker_archive(image, target)
     raise ResolveError(
         f"image {image.ref}: unknown source {image.source!r}",
         hint="from: registry | docker | oci-layout | docker-archive",

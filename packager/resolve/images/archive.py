@@ -22,28 +22,28 @@ from packager.manifest.model import Image
 from packager.oci.reference import SHA256_DIGEST, Platform
 from packager.resolve.images.common import (
     MAX_DOCUMENT_BYTES,
-    _check_platform,
-    _config_platform,
-    _Ctx,
-    _name_matches,
-    _parse_json_object,
-    _ref_names,
-    _sha256,
-    _verify_bytes,
+    ResolveContext,
+    check_platform,
+    config_platform,
+    name_matches,
+    parse_json_object,
+    ref_names,
+    sha256_of,
+    verify_bytes,
 )
 from packager.resolve.lockfile import LockedImage
 
 #: members of a docker-archive tar looked at, at most (a save has a few per layer)
 MAX_TAR_MEMBERS = 100_000
 
-_BLOB_MEMBER = re.compile(r"^blobs/sha256/([0-9a-f]{64})\Z")
-_LEGACY_CONFIG_MEMBER = re.compile(r"^([0-9a-f]{64})\.json\Z")
+BLOB_MEMBER = re.compile(r"^blobs/sha256/([0-9a-f]{64})\Z")
+LEGACY_CONFIG_MEMBER = re.compile(r"^([0-9a-f]{64})\.json\Z")
 
 
 class _Archive:
     """The members of a tar, read in place: names normalized, links followed, reads bounded."""
 
-    def __init__(self, ctx: _Ctx, tf: tarfile.TarFile) -> None:
+    def __init__(self, ctx: ResolveContext, tf: tarfile.TarFile) -> None:
         self.ctx = ctx
         self.tf = tf
         self.members: dict[str, tarfile.TarInfo] = {}
@@ -52,11 +52,11 @@ class _Archive:
                 raise ctx.error(
                     f"{ctx.where} has more than {MAX_TAR_MEMBERS} members: not a docker save"
                 )
-            self.members[_norm(m.name)] = m
+            self.members[normalize_member(m.name)] = m
 
     def member(self, name: str, what: str) -> tarfile.TarInfo:
         seen: set[str] = set()
-        key = _norm(name)
+        key = normalize_member(name)
         while True:
             m = self.members.get(key)
             if m is None:
@@ -68,7 +68,7 @@ class _Archive:
                 return m
             seen.add(key)
             target = m.linkname if m.islnk() else posixpath.join(posixpath.dirname(key), m.linkname)
-            key = _norm(target)
+            key = normalize_member(target)
 
     def read(self, name: str, what: str) -> bytes:
         m = self.member(name, what)
@@ -95,12 +95,12 @@ class _Archive:
         return data
 
 
-def _norm(name: str) -> str:
+def normalize_member(name: str) -> str:
     n = posixpath.normpath(name.lstrip("/"))
     return "" if n == "." else n
 
 
-def _iter_members(ctx: _Ctx, tf: tarfile.TarFile) -> Iterable[tarfile.TarInfo]:
+def _iter_members(ctx: ResolveContext, tf: tarfile.TarFile) -> Iterable[tarfile.TarInfo]:
     try:
         while True:
             m = tf.next()
@@ -126,11 +126,11 @@ def _read_at_most(fh: IO[bytes], limit: int) -> bytes:
     return b"".join(chunks)
 
 
-def _archive_entry(ctx: _Ctx, ref: str, manifest: list[Any]) -> dict[str, Any]:
+def _archive_entry(ctx: ResolveContext, ref: str, manifest: list[Any]) -> dict[str, Any]:
     entries = [e for e in manifest if isinstance(e, dict)]
     if len(entries) != len(manifest) or not entries:
         raise ctx.error(f"manifest.json in {ctx.where} is not a list of image entries")
-    names, parsed = _ref_names(ref)
+    names, parsed = ref_names(ref)
     if parsed is not None and parsed.tag:
         names.add(f"{parsed.host}/{parsed.repository}:{parsed.tag}")
 
@@ -140,7 +140,7 @@ def _archive_entry(ctx: _Ctx, ref: str, manifest: list[Any]) -> dict[str, Any]:
 
     for e in entries:
         for tag in tags(e):
-            if tag in names or (":" in tag and _name_matches(tag, {ref}, parsed)):
+            if tag in names or (":" in tag and name_matches(tag, {ref}, parsed)):
                 return e
     if len(entries) == 1 and not tags(entries[0]):
         return entries[0]
@@ -152,9 +152,9 @@ def _archive_entry(ctx: _Ctx, ref: str, manifest: list[Any]) -> dict[str, Any]:
     )
 
 
-def _resolve_docker_archive(image: Image, target: Platform) -> LockedImage:
+def resolve_docker_archive(image: Image, target: Platform) -> LockedImage:
     path = image.path
-    ctx = _Ctx(image.ref, image.source, target, f"docker-archive {path}")
+    ctx = ResolveContext(image.ref, image.source, target, f"docker-archive {path}")
     hint = "write one with `docker save -o FILE REF` and set path: to FILE"
     if path is None:
         raise ctx.error("from: docker-archive needs a path: to the tar file", hint=hint)
@@ -184,21 +184,21 @@ def _resolve_docker_archive(image: Image, target: Platform) -> LockedImage:
         ):
             raise ctx.error(f"manifest.json in {path}: the entry has no Config name or Layers list")
         config_bytes = archive.read(config_name, "image config")
-        config_digest = _sha256(config_bytes)
-        named = _BLOB_MEMBER.match(_norm(config_name)) or _LEGACY_CONFIG_MEMBER.match(
-            _norm(config_name)
+        config_digest = sha256_of(config_bytes)
+        named = BLOB_MEMBER.match(normalize_member(config_name)) or LEGACY_CONFIG_MEMBER.match(
+            normalize_member(config_name)
         )
-        _verify_bytes(
+        verify_bytes(
             ctx,
             f"image config {config_name!r}",
             config_bytes,
             f"sha256:{named.group(1)}" if named else None,
         )
-        config = _parse_json_object(ctx, f"image config {config_name!r}", config_bytes)
+        config = parse_json_object(ctx, f"image config {config_name!r}", config_bytes)
         layer_members = [archive.member(n, "layer") for n in layer_names]
-    found = _config_platform(ctx, config, config_digest)
-    _check_platform(ctx, found, f"the image {config_digest} in {path}")
-    blob_names = [_BLOB_MEMBER.match(_norm(n)) for n in layer_names]
+    found = config_platform(ctx, config, config_digest)
+    check_platform(ctx, found, f"the image {config_digest} in {path}")
+    blob_names = [BLOB_MEMBER.match(normalize_member(n)) for n in layer_names]
     if all(blob_names):
         layers = tuple(f"sha256:{m.group(1)}" for m in blob_names if m)
     else:
@@ -234,7 +234,7 @@ def _resolve_docker_archive(image: Image, target: Platform) -> LockedImage:
     )
 
 
-def _open_tar(ctx: _Ctx, path: Path, hint: str) -> tarfile.TarFile:
+def _open_tar(ctx: ResolveContext, path: Path, hint: str) -> tarfile.TarFile:
     try:
         return tarfile.open(path, "r:*")
     except (tarfile.TarError, EOFError):
@@ -243,7 +243,7 @@ def _open_tar(ctx: _Ctx, path: Path, hint: str) -> tarfile.TarFile:
         raise ctx.error(f"cannot read {path}: {exc.strerror or exc}", hint=hint) from None
 
 
-def _parse_json_list(ctx: _Ctx, data: bytes) -> list[Any]:
+def _parse_json_list(ctx: ResolveContext, data: bytes) -> list[Any]:
     try:
         doc = json.loads(data)
     except (UnicodeDecodeError, ValueError) as exc:

@@ -1,9 +1,9 @@
 """What the four image sources share: verified documents, the index walk, platform choice.
 
-A source hands :func:`_resolve_tree` its top document (a :class:`_Doc`: bytes hashed to their
+A source hands :func:`resolve_tree` its top document (a :class:`ImageDocument`: bytes hashed to their
 digest) and two readers, one for manifests and one for image configs; the walk narrows indexes to
-the target platform (:func:`_choose_platform`), opens entries without a platform field, and checks
-the manifest it ends at. :class:`_Ctx` carries what every message names (the image as the manifest
+the target platform (:func:`choose_platform`), opens entries without a platform field, and checks
+the manifest it ends at. :class:`ResolveContext` carries what every message names (the image as the manifest
 wrote it, the source, the target) and makes the errors. JSON documents are read bounded
 (:data:`MAX_DOCUMENT_BYTES`) and parsed as objects; descriptors are checked to hold a sha256 digest.
 
@@ -44,7 +44,7 @@ _ANY_DIGEST = re.compile(r"^[a-z0-9]+(?:[+._-][a-z0-9]+)*:[a-zA-Z0-9=_-]+\Z")
 
 
 @dataclass(frozen=True)
-class _Doc:
+class ImageDocument:
     """A manifest or index read and verified: its bytes (``raw``) hash to ``digest``."""
 
     digest: str
@@ -55,10 +55,10 @@ class _Doc:
 
     @property
     def is_index(self) -> bool:
-        return _kind(self.media_type, self.data) == "index"
+        return document_kind(self.media_type, self.data) == "index"
 
 
-def _kind(media_type: str | None, data: dict[str, Any]) -> str:
+def document_kind(media_type: str | None, data: dict[str, Any]) -> str:
     mt = data.get("mediaType") if isinstance(data.get("mediaType"), str) else media_type
     if mt in IMAGE_INDEX_TYPES:
         return "index"
@@ -75,7 +75,7 @@ def _kind(media_type: str | None, data: dict[str, Any]) -> str:
 
 
 @dataclass(frozen=True)
-class _Ctx:
+class ResolveContext:
     """What every message names: the image as the manifest wrote it, its source, the target.
 
     ``mismatch`` is the error raised for content that does not match its digest or size
@@ -100,11 +100,11 @@ class _Ctx:
         return self.mismatch(f"image {self.ref}: {message}", hint=hint)
 
 
-def _sha256(data: bytes) -> str:
+def sha256_of(data: bytes) -> str:
     return "sha256:" + hashlib.sha256(data).hexdigest()
 
 
-def _parse_json_object(ctx: _Ctx, what: str, data: bytes) -> dict[str, Any]:
+def parse_json_object(ctx: ResolveContext, what: str, data: bytes) -> dict[str, Any]:
     try:
         doc = json.loads(data)
     except (UnicodeDecodeError, ValueError) as exc:
@@ -114,7 +114,9 @@ def _parse_json_object(ctx: _Ctx, what: str, data: bytes) -> dict[str, Any]:
     return doc
 
 
-def _descriptor(ctx: _Ctx, what: str, d: object) -> tuple[str, int | None, str | None]:
+def read_descriptor(
+    ctx: ResolveContext, what: str, d: object
+) -> tuple[str, int | None, str | None]:
     """(digest, size, mediaType) of a descriptor, the digest checked to be sha256:<64 hex>."""
     if not isinstance(d, dict):
         raise ctx.error(f"{what} in {ctx.where} is not a descriptor object")
@@ -132,11 +134,11 @@ def _descriptor(ctx: _Ctx, what: str, d: object) -> tuple[str, int | None, str |
     return digest, size, mt if isinstance(mt, str) else None
 
 
-def _verify_bytes(
-    ctx: _Ctx, what: str, data: bytes, expected: str | None, claimed: str | None = None
+def verify_bytes(
+    ctx: ResolveContext, what: str, data: bytes, expected: str | None, claimed: str | None = None
 ) -> str:
     """Hash ``data``; it must equal ``expected`` (what led here) and ``claimed`` (a header)."""
-    actual = _sha256(data)
+    actual = sha256_of(data)
     for want, by in ((expected, "it was asked for by"), (claimed, "the registry claims")):
         if want is not None and want != actual:
             raise ctx.mismatched(
@@ -148,19 +150,21 @@ def _verify_bytes(
     return actual
 
 
-def _index_entries(ctx: _Ctx, index: _Doc) -> list[tuple[Platform | None, dict[str, Any]]]:
+def index_entries(
+    ctx: ResolveContext, index: ImageDocument
+) -> list[tuple[Platform | None, dict[str, Any]]]:
     entries = index.data.get("manifests")
     if not isinstance(entries, list):
         raise ctx.error(f"index {index.digest} in {ctx.where} has no 'manifests' list")
     out: list[tuple[Platform | None, dict[str, Any]]] = []
     for n, e in enumerate(entries):
-        _descriptor(ctx, f"entry {n} of index {index.digest}", e)
+        read_descriptor(ctx, f"entry {n} of index {index.digest}", e)
         out.append((Platform.from_json(e.get("platform")), e))
     return out
 
 
-def _choose_platform(
-    ctx: _Ctx, entries: list[tuple[Platform | None, dict[str, Any]]], what: str
+def choose_platform(
+    ctx: ResolveContext, entries: list[tuple[Platform | None, dict[str, Any]]], what: str
 ) -> tuple[Platform, dict[str, Any]]:
     """The entry whose platform the target accepts (exact or default variant first)."""
     matches = [(p, e) for p, e in entries if p is not None and ctx.target.accepts(p)]
@@ -176,7 +180,9 @@ def _choose_platform(
     return matches[0]
 
 
-def _check_pin(ctx: _Ctx, pin: str | None, manifest: str | None, index: str | None) -> None:
+def _check_pin(
+    ctx: ResolveContext, pin: str | None, manifest: str | None, index: str | None
+) -> None:
     if pin is None or pin in (manifest, index):
         return
     found = f"found manifest {manifest} for {ctx.target} in {ctx.where}"
@@ -189,14 +195,14 @@ def _check_pin(ctx: _Ctx, pin: str | None, manifest: str | None, index: str | No
     )
 
 
-def _config_platform(ctx: _Ctx, config: dict[str, Any], digest: str) -> Platform:
+def config_platform(ctx: ResolveContext, config: dict[str, Any], digest: str) -> Platform:
     p = Platform.of(config.get("os"), config.get("architecture"), config.get("variant"))
     if p is None:
         raise ctx.error(f"image config {digest} in {ctx.where} names no os/architecture")
     return p
 
 
-def _check_platform(ctx: _Ctx, found: Platform, what: str) -> None:
+def check_platform(ctx: ResolveContext, found: Platform, what: str) -> None:
     if not ctx.target.accepts(found):
         raise ctx.failed(
             f"{what} is for {found}, but the target platform is {ctx.target}",
@@ -205,14 +211,14 @@ def _check_platform(ctx: _Ctx, found: Platform, what: str) -> None:
         )
 
 
-def _image_manifest_parts(
-    ctx: _Ctx, manifest: _Doc
+def image_manifest_parts(
+    ctx: ResolveContext, manifest: ImageDocument
 ) -> tuple[tuple[str, int, str | None], list[tuple[str, int, str | None]]]:
     """((config digest, size, media type), [(layer digest, size, media type)]) of a manifest."""
-    kind = _kind(manifest.media_type, manifest.data)
+    kind = document_kind(manifest.media_type, manifest.data)
     if kind != "manifest":
-        raise _unsupported(ctx, manifest.digest, kind)
-    cdigest, csize, cmt = _descriptor(
+        raise unsupported(ctx, manifest.digest, kind)
+    cdigest, csize, cmt = read_descriptor(
         ctx, f"config of manifest {manifest.digest}", manifest.data.get("config")
     )
     layers_raw = manifest.data.get("layers")
@@ -220,7 +226,9 @@ def _image_manifest_parts(
         raise ctx.error(f"manifest {manifest.digest} in {ctx.where} has no 'layers' list")
     layers: list[tuple[str, int, str | None]] = []
     for n, layer in enumerate(layers_raw):
-        ldigest, lsize, lmt = _descriptor(ctx, f"layer {n} of manifest {manifest.digest}", layer)
+        ldigest, lsize, lmt = read_descriptor(
+            ctx, f"layer {n} of manifest {manifest.digest}", layer
+        )
         if lsize is None:
             raise ctx.error(f"layer {ldigest} of manifest {manifest.digest} has no size")
         layers.append((ldigest, lsize, lmt))
@@ -229,7 +237,7 @@ def _image_manifest_parts(
     return (cdigest, csize, cmt), layers
 
 
-def _unsupported(ctx: _Ctx, digest: str, kind: str) -> ResolveError:
+def unsupported(ctx: ResolveContext, digest: str, kind: str) -> ResolveError:
     if kind == "schema1":
         return ctx.error(
             f"manifest {digest} in {ctx.where} is a docker schema 1 manifest, which is not supported",
@@ -241,31 +249,33 @@ def _unsupported(ctx: _Ctx, digest: str, kind: str) -> ResolveError:
     )
 
 
-def _resolve_tree(
-    ctx: _Ctx,
-    top: _Doc,
-    fetch_manifest: Callable[[str, int | None, str | None], _Doc],
+def resolve_tree(
+    ctx: ResolveContext,
+    top: ImageDocument,
+    fetch_manifest: Callable[[str, int | None, str | None], ImageDocument],
     read_config: Callable[[str, int], bytes],
-) -> tuple[_Doc, _Doc | None, Platform]:
+) -> tuple[ImageDocument, ImageDocument | None, Platform]:
     """From ``top`` (an index or a manifest) to (platform manifest, outermost index, platform).
 
     An index is narrowed to the target platform by its entries' platform fields. Entries without
     one are opened: a nested index contributes its entries, an image manifest the platform of its
     config. A manifest reached without an index has its config read to check its platform.
     """
-    fetched: dict[str, _Doc] = {}
+    fetched: dict[str, ImageDocument] = {}
     unlabelled = 0
 
-    def fetch(entry: dict[str, Any]) -> _Doc:
-        digest, size, mt = _descriptor(ctx, "index entry", entry)
+    def fetch(entry: dict[str, Any]) -> ImageDocument:
+        digest, size, mt = read_descriptor(ctx, "index entry", entry)
         if digest not in fetched:
             fetched[digest] = fetch_manifest(digest, size, mt)
         return fetched[digest]
 
-    def candidates(index: _Doc, depth: int) -> list[tuple[Platform | None, dict[str, Any]]]:
+    def candidates(
+        index: ImageDocument, depth: int
+    ) -> list[tuple[Platform | None, dict[str, Any]]]:
         nonlocal unlabelled
         out: list[tuple[Platform | None, dict[str, Any]]] = []
-        for platform, entry in _index_entries(ctx, index):
+        for platform, entry in index_entries(ctx, index):
             if platform is not None or unlabelled >= MAX_UNLABELLED_ENTRIES:
                 out.append((platform, entry))
                 continue
@@ -275,7 +285,7 @@ def _resolve_tree(
                 if depth >= MAX_INDEX_DEPTH:
                     raise ctx.error(f"indexes in {ctx.where} nest deeper than {MAX_INDEX_DEPTH}")
                 out.extend(candidates(child, depth + 1))
-            elif _kind(child.media_type, child.data) == "manifest":
+            elif document_kind(child.media_type, child.data) == "manifest":
                 out.append((_manifest_platform(ctx, child, read_config, artifacts=True), entry))
         return out
 
@@ -287,11 +297,11 @@ def _resolve_tree(
         depth += 1
         if depth > MAX_INDEX_DEPTH:
             raise ctx.error(f"indexes in {ctx.where} nest deeper than {MAX_INDEX_DEPTH}")
-        chosen, entry = _choose_platform(ctx, candidates(doc, depth), f"index {doc.digest}")
+        chosen, entry = choose_platform(ctx, candidates(doc, depth), f"index {doc.digest}")
         doc = fetch(entry)
-    kind = _kind(doc.media_type, doc.data)
+    kind = document_kind(doc.media_type, doc.data)
     if kind != "manifest":
-        raise _unsupported(ctx, doc.digest, kind)
+        raise unsupported(ctx, doc.digest, kind)
     if chosen is None:
         chosen = _manifest_platform(ctx, doc, read_config, artifacts=False)
         if chosen is None:
@@ -300,29 +310,37 @@ def _resolve_tree(
                 "os/architecture",
                 hint="this is not a container image for a platform",
             )
-        _check_platform(ctx, chosen, f"the image (manifest {doc.digest})")
+        check_platform(ctx, chosen, f"the image (manifest {doc.digest})")
     return doc, index, chosen
 
 
 def _manifest_platform(
-    ctx: _Ctx, manifest: _Doc, read_config: Callable[[str, int], bytes], *, artifacts: bool
+    ctx: ResolveContext,
+    manifest: ImageDocument,
+    read_config: Callable[[str, int], bytes],
+    *,
+    artifacts: bool,
 ) -> Platform | None:
     """The platform an image manifest's config names, if it names one.
 
     With ``artifacts``, a manifest whose config is not an image config (a signature, an SBOM)
     is skipped without reading its config.
     """
-    (cdigest, csize, cmt), _layers = _image_manifest_parts(ctx, manifest)
+    (cdigest, csize, cmt), _layers = image_manifest_parts(ctx, manifest)
     if artifacts and cmt is not None and cmt not in IMAGE_CONFIG_TYPES:
         return None
-    config = _parse_json_object(ctx, f"image config {cdigest}", read_config(cdigest, csize))
+    config = parse_json_object(ctx, f"image config {cdigest}", read_config(cdigest, csize))
     return Platform.of(config.get("os"), config.get("architecture"), config.get("variant"))
 
 
-def _locked_from_manifest(
-    image: Image, ctx: _Ctx, manifest: _Doc, index: _Doc | None, platform: Platform
+def locked_from_manifest(
+    image: Image,
+    ctx: ResolveContext,
+    manifest: ImageDocument,
+    index: ImageDocument | None,
+    platform: Platform,
 ) -> LockedImage:
-    (cdigest, csize, _), layers = _image_manifest_parts(ctx, manifest)
+    (cdigest, csize, _), layers = image_manifest_parts(ctx, manifest)
     index_digest = index.digest if index else None
     _check_pin(ctx, image.digest, manifest.digest, index_digest)
     return LockedImage(
@@ -333,12 +351,12 @@ def _locked_from_manifest(
         size=csize + sum(size for _, size, _ in layers),
         manifest_digest=manifest.digest,
         index_digest=index_digest,
-        media_type=_media_type(manifest),
+        media_type=media_type_of(manifest),
         layers=tuple(d for d, _, _ in layers),
     )
 
 
-def _media_type(doc: _Doc) -> str | None:
+def media_type_of(doc: ImageDocument) -> str | None:
     mt = doc.data.get("mediaType")
     return mt if isinstance(mt, str) else doc.media_type
 
@@ -353,7 +371,7 @@ _REASONS = (
 )
 
 
-def _short_reason(exc: BaseException) -> str:
+def short_reason(exc: BaseException) -> str:
     """The operating system's words from a requests/urllib3 exception, else its text, shortened."""
     text = str(exc)
     for pattern in _REASONS:
@@ -363,7 +381,7 @@ def _short_reason(exc: BaseException) -> str:
     return text if len(text) <= 200 else text[:200] + "..."
 
 
-def _read_bounded_file(ctx: _Ctx, path: Path, what: str) -> bytes:
+def read_bounded_file(ctx: ResolveContext, path: Path, what: str) -> bytes:
     try:
         with path.open("rb") as fh:
             data = fh.read(MAX_DOCUMENT_BYTES + 1)
@@ -374,7 +392,7 @@ def _read_bounded_file(ctx: _Ctx, path: Path, what: str) -> bytes:
     return data
 
 
-def _ref_names(ref: str) -> tuple[set[str], ImageReference | None]:
+def ref_names(ref: str) -> tuple[set[str], ImageReference | None]:
     """Annotation values that name ``ref``: the ref itself and its tag; and the parsed ref."""
     names = {ref}
     try:
@@ -386,7 +404,7 @@ def _ref_names(ref: str) -> tuple[set[str], ImageReference | None]:
     return names, parsed
 
 
-def _name_matches(name: str, names: set[str], parsed: ImageReference | None) -> bool:
+def name_matches(name: str, names: set[str], parsed: ImageReference | None) -> bool:
     if name in names:
         return True
     if parsed is None or ("/" not in name and ":" not in name):

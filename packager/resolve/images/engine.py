@@ -15,48 +15,48 @@ from typing import Any
 from packager.errors import PinMismatch, ResolveError
 from packager.manifest.model import Image
 from packager.oci.reference import SHA256_DIGEST, Platform, parse_reference
-from packager.resolve.images.common import _check_platform, _Ctx, _short_reason
+from packager.resolve.images.common import ResolveContext, check_platform, short_reason
 from packager.resolve.lockfile import LockedImage
 
 
-def _docker_host_text() -> str:
+def docker_host_text() -> str:
     host = os.environ.get("DOCKER_HOST")
     return (
         f"DOCKER_HOST={host}" if host else "DOCKER_HOST unset (default unix:///var/run/docker.sock)"
     )
 
 
-def _docker_ctx(ref: str, source: str, target: Platform, **kw: Any) -> _Ctx:
-    return _Ctx(ref, source, target, f"the Docker engine ({_docker_host_text()})", **kw)
+def docker_context(ref: str, source: str, target: Platform, **kw: Any) -> ResolveContext:
+    return ResolveContext(ref, source, target, f"the Docker engine ({docker_host_text()})", **kw)
 
 
-def _docker_client(ctx: _Ctx, timeout: float) -> Any:
+def docker_client(ctx: ResolveContext, timeout: float) -> Any:
     """A docker SDK client for $DOCKER_HOST, ``timeout`` bounding each read; a ResolveError
     naming DOCKER_HOST and how to start an engine when there is none."""
     import docker
     import docker.errors
     import requests
 
-    where = _docker_host_text()
+    where = docker_host_text()
     try:
         return docker.from_env(timeout=max(1, math.ceil(timeout)))
     except (docker.errors.DockerException, requests.exceptions.RequestException, OSError) as exc:
         raise ctx.error(
-            f"cannot reach the Docker engine at {where}: {_short_reason(exc)}",
+            f"cannot reach the Docker engine at {where}: {short_reason(exc)}",
             hint="start a Docker engine (`sudo systemctl start docker`, or `bash scripts/services.sh "
             "start` and source the env it prints) and point DOCKER_HOST at its socket; or take the "
             "image from: registry, oci-layout or docker-archive instead",
         ) from None
 
 
-def _resolve_docker(image: Image, target: Platform, timeout: float) -> LockedImage:
+def resolve_from_engine(image: Image, target: Platform, timeout: float) -> LockedImage:
     import docker
     import docker.errors
     import requests
 
-    where = _docker_host_text()
-    ctx = _docker_ctx(image.ref, image.source, target)
-    client = _docker_client(ctx, timeout)
+    where = docker_host_text()
+    ctx = docker_context(image.ref, image.source, target)
+    client = docker_client(ctx, timeout)
     try:
         try:
             attrs: dict[str, Any] = client.images.get(image.ref).attrs
@@ -74,7 +74,7 @@ def _resolve_docker(image: Image, target: Platform, timeout: float) -> LockedIma
         except (docker.errors.DockerException, requests.exceptions.RequestException) as exc:
             raise ctx.error(
                 f"the Docker engine at {where} did not answer within {timeout:g}s or failed: "
-                f"{_short_reason(exc)}",
+                f"{short_reason(exc)}",
                 hint="check that the engine is running and responsive",
             ) from None
     finally:
@@ -86,7 +86,7 @@ def _resolve_docker(image: Image, target: Platform, timeout: float) -> LockedIma
     found = Platform.of(attrs.get("Os"), attrs.get("Architecture"), attrs.get("Variant"))
     if found is None:
         raise ctx.error(f"the engine does not report the image's os/architecture ({image_id})")
-    _check_platform(ctx, found, f"the engine's image {image_id}")
+    check_platform(ctx, found, f"the engine's image {image_id}")
     rootfs = attrs.get("RootFS") or {}
     layers = rootfs.get("Layers") if isinstance(rootfs, dict) else None
     if not isinstance(layers, list) or not all(isinstance(x, str) for x in layers):

@@ -16,33 +16,33 @@ from packager.oci.mediatypes import REF_NAME
 from packager.oci.reference import SHA256_DIGEST, Platform, has_explicit_tag
 from packager.resolve.images.common import (
     MAX_DOCUMENT_BYTES,
-    _choose_platform,
-    _Ctx,
-    _descriptor,
-    _Doc,
-    _image_manifest_parts,
-    _locked_from_manifest,
-    _name_matches,
-    _parse_json_object,
-    _read_bounded_file,
-    _ref_names,
-    _resolve_tree,
-    _verify_bytes,
+    ImageDocument,
+    ResolveContext,
+    choose_platform,
+    image_manifest_parts,
+    locked_from_manifest,
+    name_matches,
+    parse_json_object,
+    read_bounded_file,
+    read_descriptor,
+    ref_names,
+    resolve_tree,
+    verify_bytes,
 )
 from packager.resolve.lockfile import LockedImage
 
 
-class _Layout:
+class LayoutReader:
     """Reads blobs of an OCI image layout, bounded, verified, never outside its folder."""
 
-    def __init__(self, ctx: _Ctx, root: Path) -> None:
+    def __init__(self, ctx: ResolveContext, root: Path) -> None:
         self.ctx = ctx
         self.root = root.resolve()
 
     def _path(self, digest: str) -> Path:
         if not SHA256_DIGEST.match(
             digest
-        ):  # checked by _descriptor already; the path depends on it
+        ):  # checked by read_descriptor already; the path depends on it
             raise self.ctx.error(f"digest {digest!r} is not sha256:<64 hex>")
         path = self.root / "blobs" / "sha256" / digest.split(":", 1)[1]
         try:
@@ -67,21 +67,21 @@ class _Layout:
         path = self._path(digest)
         if size is not None and size > MAX_DOCUMENT_BYTES:
             raise self.ctx.error(f"{what} {digest} is {size} bytes, more than {MAX_DOCUMENT_BYTES}")
-        data = _read_bounded_file(self.ctx, path, f"{what} {digest}")
+        data = read_bounded_file(self.ctx, path, f"{what} {digest}")
         if size is not None and len(data) != size:
             raise self.ctx.mismatched(
                 f"{what} {digest} in {self.ctx.where} is {len(data)} bytes, its descriptor says {size}",
                 hint="the layout is corrupt; write it again",
             )
-        _verify_bytes(self.ctx, f"{what} {digest}", data, digest)
+        verify_bytes(self.ctx, f"{what} {digest}", data, digest)
         return data
 
-    def manifest(self, digest: str, size: int | None, media_type: str | None) -> _Doc:
+    def manifest(self, digest: str, size: int | None, media_type: str | None) -> ImageDocument:
         data = self.read(digest, size, "manifest")
-        return _Doc(
+        return ImageDocument(
             digest,
             media_type,
-            _parse_json_object(self.ctx, f"manifest {digest}", data),
+            parse_json_object(self.ctx, f"manifest {digest}", data),
             len(data),
             data,
         )
@@ -97,9 +97,9 @@ class _Layout:
             )
 
 
-def _resolve_oci_layout(image: Image, target: Platform) -> LockedImage:
+def resolve_oci_layout(image: Image, target: Platform) -> LockedImage:
     root = image.path
-    ctx = _Ctx(image.ref, image.source, target, f"OCI layout {root}")
+    ctx = ResolveContext(image.ref, image.source, target, f"OCI layout {root}")
     hint = "write one with `skopeo copy docker://REF oci:DIR:TAG` and set path: to DIR"
     if root is None:
         raise ctx.error("from: oci-layout needs a path: to the layout folder", hint=hint)
@@ -111,26 +111,24 @@ def _resolve_oci_layout(image: Image, target: Platform) -> LockedImage:
     for f in (layout_file, index_file):
         if not f.is_file():
             raise ctx.error(f"{root} is not an OCI image layout: {f.name} is missing", hint=hint)
-    marker = _parse_json_object(
-        ctx, "oci-layout", _read_bounded_file(ctx, layout_file, "oci-layout")
-    )
+    marker = parse_json_object(ctx, "oci-layout", read_bounded_file(ctx, layout_file, "oci-layout"))
     if not isinstance(marker.get("imageLayoutVersion"), str):
         raise ctx.error(f"{layout_file} has no imageLayoutVersion", hint=hint)
-    top_index = _parse_json_object(
-        ctx, "index.json", _read_bounded_file(ctx, index_file, "index.json")
+    top_index = parse_json_object(
+        ctx, "index.json", read_bounded_file(ctx, index_file, "index.json")
     )
     entries_raw = top_index.get("manifests")
     if not isinstance(entries_raw, list):
         raise ctx.error(f"{index_file} has no 'manifests' list", hint=hint)
     entries: list[tuple[str | None, dict[str, Any]]] = []
     for n, e in enumerate(entries_raw):
-        _descriptor(ctx, f"entry {n} of index.json", e)
+        read_descriptor(ctx, f"entry {n} of index.json", e)
         ann = e.get("annotations")
         name = ann.get(REF_NAME) if isinstance(ann, dict) else None
         entries.append((name if isinstance(name, str) else None, e))
 
-    names, parsed = _ref_names(image.ref)
-    chosen = [e for name, e in entries if name is not None and _name_matches(name, names, parsed)]
+    names, parsed = ref_names(image.ref)
+    chosen = [e for name, e in entries if name is not None and name_matches(name, names, parsed)]
     if (
         not chosen
         and len(entries) == 1
@@ -146,24 +144,24 @@ def _resolve_oci_layout(image: Image, target: Platform) -> LockedImage:
             hint="set ref: to one of the names in the layout (its tag), or write the image into "
             "the layout under that name",
         )
-    layout = _Layout(ctx, root)
+    layout = LayoutReader(ctx, root)
     if len(chosen) > 1:  # one name, several platform entries: choose as from an index
         platforms: list[tuple[Platform | None, dict[str, Any]]] = [
             (Platform.from_json(e.get("platform")), e) for e in chosen
         ]
-        _, entry = _choose_platform(ctx, platforms, f"the {len(chosen)} entries named {image.ref}")
+        _, entry = choose_platform(ctx, platforms, f"the {len(chosen)} entries named {image.ref}")
     else:
         entry = chosen[0]
-    digest, size, mt = _descriptor(ctx, "index.json entry", entry)
+    digest, size, mt = read_descriptor(ctx, "index.json entry", entry)
     top = layout.manifest(digest, size, mt)
-    manifest, index, platform = _resolve_tree(
+    manifest, index, platform = resolve_tree(
         ctx,
         top,
         layout.manifest,
         lambda d, s: layout.read(d, s, "image config"),
     )
-    (cdigest, csize, _), layers = _image_manifest_parts(ctx, manifest)
+    (cdigest, csize, _), layers = image_manifest_parts(ctx, manifest)
     layout.check_blob(cdigest, csize, "config")
     for ldigest, lsize, _ in layers:
         layout.check_blob(ldigest, lsize, "layer")
-    return _locked_from_manifest(image, ctx, manifest, index, platform)
+    return locked_from_manifest(image, ctx, manifest, index, platform)

@@ -19,13 +19,13 @@ from packager.manifest.model import Image
 from packager.oci.reference import ImageReference, Platform, parse_reference
 from packager.resolve.images.common import (
     MAX_DOCUMENT_BYTES,
-    _Ctx,
-    _Doc,
-    _locked_from_manifest,
-    _parse_json_object,
-    _resolve_tree,
-    _short_reason,
-    _verify_bytes,
+    ImageDocument,
+    ResolveContext,
+    locked_from_manifest,
+    parse_json_object,
+    resolve_tree,
+    short_reason,
+    verify_bytes,
 )
 from packager.resolve.lockfile import LockedImage
 
@@ -38,10 +38,12 @@ def _anonymous_auth(client: Any, response: Any) -> None:
 _TAGS_SHOWN = 10
 
 
-class _Registry:
+class RegistryReader:
     """One repository on one registry, every failure turned into a packager error."""
 
-    def __init__(self, ctx: _Ctx, ref: ImageReference, insecure: bool, timeout: float) -> None:
+    def __init__(
+        self, ctx: ResolveContext, ref: ImageReference, insecure: bool, timeout: float
+    ) -> None:
         import dxf
 
         self.ctx = ctx
@@ -67,7 +69,7 @@ class _Registry:
             yield
         except requests.exceptions.SSLError as exc:
             raise ctx.error(
-                f"TLS with registry {host} failed while {what}: {_short_reason(exc)}",
+                f"TLS with registry {host} failed while {what}: {short_reason(exc)}",
                 hint="for a plain-HTTP registry (a local mirror) set insecure: true on the image; "
                 "otherwise install the registry's CA certificate",
             ) from None
@@ -82,7 +84,7 @@ class _Registry:
                 ) from None
             raise ctx.error(
                 f"cannot connect to registry {host} ({scheme}, timeout {self.timeout:g}s, while "
-                f"{what}): {_short_reason(exc)}",
+                f"{what}): {short_reason(exc)}",
                 hint="check the registry address and port and that it is running; "
                 "for a plain-HTTP registry set insecure: true",
             ) from None
@@ -110,7 +112,7 @@ class _Registry:
             raise ctx.error(f"registry {host} failed while {what}: {exc}") from None
         except requests.exceptions.RequestException as exc:
             raise ctx.error(
-                f"request to registry {host} failed while {what}: {_short_reason(exc)}"
+                f"request to registry {host} failed while {what}: {short_reason(exc)}"
             ) from None
         except (KeyError, ValueError) as exc:  # malformed auth challenge or token answer
             raise ctx.error(
@@ -194,7 +196,9 @@ class _Registry:
             return None, []
         return True, sorted(tags)
 
-    def manifest(self, reference: str, expected: str | None, size: int | None = None) -> _Doc:
+    def manifest(
+        self, reference: str, expected: str | None, size: int | None = None
+    ) -> ImageDocument:
         what = f"fetching manifest {reference}"
         with self._translated(what, reference):
             _text, response = self.client.get_manifest_and_response(reference)
@@ -211,10 +215,10 @@ class _Registry:
             )
         if claimed is not None and not claimed.startswith("sha256:"):
             claimed = None  # another algorithm: the sha256 computed here still decides
-        digest = _verify_bytes(self.ctx, f"manifest {reference}", content, expected, claimed)
-        data = _parse_json_object(self.ctx, f"manifest {reference}", content)
+        digest = verify_bytes(self.ctx, f"manifest {reference}", content, expected, claimed)
+        data = parse_json_object(self.ctx, f"manifest {reference}", content)
         mt = content_type.split(";", 1)[0].strip() if content_type else None
-        return _Doc(digest, mt, data, len(content), content)
+        return ImageDocument(digest, mt, data, len(content), content)
 
     def blob(self, digest: str, size: int) -> bytes:
         if size > MAX_DOCUMENT_BYTES:
@@ -234,7 +238,7 @@ class _Registry:
                     )
                 chunks.append(chunk)
         data = b"".join(chunks)
-        _verify_bytes(self.ctx, f"image config {digest}", data, digest)
+        verify_bytes(self.ctx, f"image config {digest}", data, digest)
         if len(data) != size:
             raise self.ctx.mismatched(
                 f"image config {digest} from {self.ctx.where} is {len(data)} bytes, "
@@ -244,16 +248,16 @@ class _Registry:
         return data
 
 
-def _resolve_registry(image: Image, target: Platform, timeout: float) -> LockedImage:
+def resolve_from_registry(image: Image, target: Platform, timeout: float) -> LockedImage:
     ref = parse_reference(image.ref)
-    ctx = _Ctx(image.ref, image.source, target, f"registry {ref.host}")
-    registry = _Registry(ctx, ref, image.insecure, timeout)
+    ctx = ResolveContext(image.ref, image.source, target, f"registry {ref.host}")
+    registry = RegistryReader(ctx, ref, image.insecure, timeout)
     with registry.client:  # one HTTP session (connection reuse); no I/O of its own
         top = registry.manifest(ref.reference, ref.digest)
-        manifest, index, platform = _resolve_tree(
+        manifest, index, platform = resolve_tree(
             ctx,
             top,
             lambda digest, size, _mt: registry.manifest(digest, digest, size),
             registry.blob,
         )
-    return _locked_from_manifest(image, ctx, manifest, index, platform)
+    return locked_from_manifest(image, ctx, manifest, index, platform)

@@ -26,9 +26,9 @@ from packager.bundle import layout
 from packager.bundle.reader import Bundle, ConcatFile, FolderBundle, Member, TarBundle
 from packager.errors import AirgapError, CheckFailed, InputError
 from packager.oci.reference import Platform, docker_tag, try_parse_platform
-from packager.resolve.images.common import _short_reason
-from packager.resolve.images.engine import _docker_host_text
-from packager.site.images.listing import Blob, BundleImage, _verified_chunks, image_entries
+from packager.resolve.images.common import short_reason
+from packager.resolve.images.engine import docker_host_text
+from packager.site.images.listing import Blob, BundleImage, image_entries, verified_chunks
 from packager.util.progress import Reporter
 from packager.util.units import human_size
 
@@ -103,7 +103,7 @@ def _docker_archive(
     for blob in blobs:
         what = "image config" if blob == image.manifest.config else "layer"
         yield _tar_header(layout.blob_path(blob.digest), blob.size)
-        for chunk in _verified_chunks(bundle, image.ref, blob, what, dest):
+        for chunk in verified_chunks(bundle, image.ref, blob, what, dest):
             sent(len(chunk))
             yield chunk
         yield _padding(blob.size)
@@ -175,7 +175,7 @@ def connect_docker(timeout: float = 60.0) -> Any:
 
 def _engine_down(exc: BaseException) -> EngineError:
     return EngineError(
-        f"cannot reach the Docker engine at {_docker_host_text()}: {_short_reason(exc)}",
+        f"cannot reach the Docker engine at {docker_host_text()}: {short_reason(exc)}",
         hint=ENGINE_HINT,
     )
 
@@ -189,7 +189,7 @@ def _engine_info(client: Any) -> dict[str, Any]:
     except (docker.errors.DockerException, requests.exceptions.RequestException, OSError) as exc:
         raise _engine_down(exc) from None
     if not isinstance(info, dict):
-        raise EngineError(f"the Docker engine at {_docker_host_text()} gave no `docker info`")
+        raise EngineError(f"the Docker engine at {docker_host_text()} gave no `docker info`")
     return info
 
 
@@ -249,11 +249,11 @@ def _is_local(client: Any, info: dict[str, Any]) -> tuple[bool, str]:
     base = getattr(api, "base_url", None)
     if isinstance(base, str):
         if base != "http+docker://localhost":  # what the SDK calls a unix socket
-            return False, f"the engine ({_docker_host_text()}) is not on a local unix socket"
+            return False, f"the engine ({docker_host_text()}) is not on a local unix socket"
     else:
         host = os.environ.get("DOCKER_HOST", "")
         if host and not host.startswith("unix://"):
-            return False, f"the engine ({_docker_host_text()}) is not on a local unix socket"
+            return False, f"the engine ({docker_host_text()}) is not on a local unix socket"
     name = info.get("Name")
     if isinstance(name, str) and name and name != socket.gethostname():
         return False, f"the engine runs on host {name!r}, not here ({socket.gethostname()!r})"
@@ -324,7 +324,7 @@ def _check_platform(image: BundleImage, info: dict[str, Any]) -> None:
     if engine is None or (wanted.os, wanted.architecture) == (engine.os, engine.architecture):
         return
     raise EngineError(
-        f"image {image.ref} is for {image.platform}; the Docker engine at {_docker_host_text()} "
+        f"image {image.ref} is for {image.platform}; the Docker engine at {docker_host_text()} "
         f"runs {engine}: it could not run it",
         hint="use the bundle built for this machine's platform, or push the image to a registry "
         "instead (airgap install --registry); pass any_platform to load it anyway",
@@ -395,9 +395,9 @@ def _engine_failed(image: BundleImage, what: str, exc: BaseException) -> EngineE
     if isinstance(exc, docker.errors.APIError):
         reason = str(exc.explanation or exc)
     else:
-        reason = _short_reason(exc)
+        reason = short_reason(exc)
     return EngineError(
-        f"image {image.ref}: the Docker engine at {_docker_host_text()} failed while {what}: "
+        f"image {image.ref}: the Docker engine at {docker_host_text()} failed while {what}: "
         f"{reason}",
         hint="check the engine's log (`journalctl -u docker`) and `docker info`; " + ENGINE_HINT,
     )
@@ -420,7 +420,7 @@ def _load_one(
         sent += n
         reporter.advance(n)
 
-    dest = f"the Docker engine ({_docker_host_text()})"
+    dest = f"the Docker engine ({docker_host_text()})"
     api = getattr(client, "api", None)
     old_timeout = getattr(api, "timeout", None)
     if api is not None:
@@ -431,7 +431,7 @@ def _load_one(
         raise
     except docker.errors.ImageLoadError as exc:
         raise EngineError(
-            f"image {image.ref}: the Docker engine at {_docker_host_text()} refused the image: "
+            f"image {image.ref}: the Docker engine at {docker_host_text()} refused the image: "
             f"{exc}",
             hint="the engine's log (`journalctl -u docker`) says more",
         ) from None

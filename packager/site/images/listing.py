@@ -10,7 +10,7 @@ readers of the layout (skopeo): it is never loaded or pushed; the digest pushed 
 wrapped original's.
 
 Manifests are read with bounded sizes and their sha256 checked; configs and layers are streamed
-member by member by :func:`_verified_chunks`, in chunks of :data:`CHUNK_SIZE`, hashed while they
+member by member by :func:`verified_chunks`, in chunks of :data:`CHUNK_SIZE`, hashed while they
 stream, for the load (:mod:`.docker`) and the push (:mod:`.registry`).
 """
 
@@ -446,7 +446,7 @@ def _choose(
 # ============================================================================ streaming blobs
 
 
-def _verified_chunks(bundle: Bundle, ref: str, blob: Blob, what: str, dest: str) -> Iterator[bytes]:
+def verified_chunks(bundle: Bundle, ref: str, blob: Blob, what: str, dest: str) -> Iterator[bytes]:
     """The blob's bytes from the bundle, hashed as they pass; the last chunk is held back until
     the digest is checked, so that bad content never reaches ``dest`` whole."""
     name = layout.blob_path(blob.digest)

@@ -25,13 +25,13 @@ from packager.bundle.reader import Bundle
 from packager.bundle.store import BlobMismatch
 from packager.errors import AirgapError, CheckFailed, InputError, ResolveError
 from packager.oci.reference import is_registry_host, parse_reference
-from packager.resolve.images.common import MAX_DOCUMENT_BYTES, _short_reason
+from packager.resolve.images.common import MAX_DOCUMENT_BYTES, short_reason
 from packager.site.images.listing import (
     Blob,
     BundleImage,
     ImageError,
-    _verified_chunks,
     image_entries,
+    verified_chunks,
 )
 from packager.util.progress import Reporter
 
@@ -103,13 +103,13 @@ def check_registry(registry: str, *, insecure: bool, timeout: float = 15.0) -> N
         r = requests.get(url, timeout=timeout, allow_redirects=False)
     except requests.exceptions.SSLError as exc:
         raise RegistryError(
-            f"registry {host}: the TLS handshake failed ({_short_reason(exc)}); nothing was changed",
+            f"registry {host}: the TLS handshake failed ({short_reason(exc)}); nothing was changed",
             hint="a registry with a private CA needs its certificate trusted; plain HTTP needs "
             "--insecure",
         ) from None
     except requests.exceptions.RequestException as exc:
         raise RegistryError(
-            f"registry {host} does not answer ({_short_reason(exc)}); nothing was changed",
+            f"registry {host} does not answer ({short_reason(exc)}); nothing was changed",
             hint=f"check the address and that the registry runs (curl {url})",
         ) from None
     if r.status_code not in (200, 401):
@@ -223,13 +223,13 @@ class _Remote:
         head = f"image {self.ref}: {where} "
         if isinstance(exc, requests.exceptions.SSLError):
             return RegistryError(
-                f"{head}TLS failed while {what}: {_short_reason(exc)}",
+                f"{head}TLS failed while {what}: {short_reason(exc)}",
                 hint="for a plain-HTTP registry pass --insecure; otherwise install its CA "
                 "certificate",
             ), False
         if isinstance(exc, (requests.exceptions.ConnectionError, requests.exceptions.Timeout)):
             return RegistryError(
-                f"{head}cannot be reached while {what}{tries}: {_short_reason(exc)}",
+                f"{head}cannot be reached while {what}{tries}: {short_reason(exc)}",
                 hint="check the address and port and that the registry runs; a plain-HTTP "
                 "registry needs --insecure",
             ), True
@@ -245,7 +245,7 @@ class _Remote:
         elif isinstance(exc, dxf.exceptions.DXFError):
             return RegistryError(f"{head}failed while {what}: {exc}"), False
         elif isinstance(exc, requests.exceptions.RequestException):
-            return RegistryError(f"{head}failed while {what}: {_short_reason(exc)}"), True
+            return RegistryError(f"{head}failed while {what}: {short_reason(exc)}"), True
         else:
             return None
         said = _registry_message(response)
@@ -403,7 +403,7 @@ def _push_image(
         if source is not None and source != ref.repository and remote.mount(source, blob.digest):
             return "mounted"
         what = "image config" if any(blob == m.config for m in image.manifests) else "layer"
-        chunks = _verified_chunks(bundle, image.ref, blob, what, f"registry {host}")
+        chunks = verified_chunks(bundle, image.ref, blob, what, f"registry {host}")
 
         def counted() -> Iterator[bytes]:
             for chunk in chunks:
