@@ -108,10 +108,10 @@ def lock(
     m = _valid_manifest(manifest, as_json)
     path = lock_file or locking.lock_path_for(manifest)
     with render.reporter(enabled=not as_json) as rep:
-        run = locking.check_command if check else locking.lock_command
-        report = run(
-            m, path, use_cache=not no_cache, reporter=rep, offline=offline, timeout=timeout
-        )
+        report = locking.lock_command(
+            m, path, check=check, use_cache=not no_cache, reporter=rep, offline=offline,
+            timeout=timeout,
+        )  # fmt: skip
     if isinstance(report, locking.DriftReport):
         render.show(report, as_json, render.drift)
     else:

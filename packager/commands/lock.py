@@ -338,13 +338,24 @@ def lock_command(
     manifest: Manifest,
     path: Path,
     *,
+    check: bool = False,
     use_cache: bool = True,
     reporter: Reporter | None = None,
     offline: bool = False,
     timeout: float = 30.0,
-) -> LockReport:
-    """Resolve every input and write the lock at ``path``, unless a finding is an error."""
+) -> LockReport | DriftReport:
+    """`airgap lock`: resolve every input and write the lock at ``path`` (unless a finding is
+    an error); with ``check``, re-resolve and name each input that drifted since that lock."""
+    existing = None
+    if check:
+        existing = load_lock(path)
+        check_lock_belongs(manifest, existing, path)
     with open_stat_cache(use_cache) as cache:
+        if existing is not None:
+            drift = find_drift(
+                manifest, existing, cache=cache, reporter=reporter, offline=offline, timeout=timeout
+            )
+            return DriftReport(path, drift)
         result = lock_manifest(
             manifest, cache=cache, reporter=reporter, offline=offline, timeout=timeout
         )
@@ -352,22 +363,3 @@ def lock_command(
     if written:
         write_lock(result.lock, path)
     return LockReport(path, result, written)
-
-
-def check_command(
-    manifest: Manifest,
-    path: Path,
-    *,
-    use_cache: bool = True,
-    reporter: Reporter | None = None,
-    offline: bool = False,
-    timeout: float = 30.0,
-) -> DriftReport:
-    """Re-resolve every input and name each one that drifted since the lock at ``path``."""
-    existing = load_lock(path)
-    check_lock_belongs(manifest, existing, path)
-    with open_stat_cache(use_cache) as cache:
-        drift = find_drift(
-            manifest, existing, cache=cache, reporter=reporter, offline=offline, timeout=timeout
-        )
-    return DriftReport(path, drift)

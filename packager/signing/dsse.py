@@ -14,7 +14,6 @@ from __future__ import annotations
 
 import base64
 import binascii
-import json
 import re
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
@@ -23,7 +22,7 @@ from typing import Any, Final
 from packager.signing.errors import EnvelopeError
 from packager.signing.keys import PrivateKey, PublicKey, keyid
 from packager.signing.signature import sign, verify
-from packager.util.jsonio import canonical_json
+from packager.util.jsonio import DocumentError, canonical_json, parse_document
 
 #: the payload type of an in-toto Statement
 PAYLOAD_TYPE_INTOTO: Final = "application/vnd.in-toto+json"
@@ -212,25 +211,15 @@ def envelope_to_json(env: Mapping[str, Any]) -> bytes:
     return canonical_json(env) + b"\n"
 
 
-def _no_duplicate_keys(pairs: list[tuple[str, Any]]) -> dict[str, Any]:
-    # two readers must never see two different envelopes in one file
-    result: dict[str, Any] = {}
-    for k, v in pairs:
-        if k in result:
-            raise ValueError(f"duplicate key {k!r}")
-        result[k] = v
-    return result
-
-
 def envelope_from_json(data: bytes, *, source: str = "DSSE envelope") -> dict[str, Any]:
     """Parse an envelope file's bytes (bounded by :data:`MAX_ENVELOPE_BYTES`); shape-checked."""
     if len(data) > MAX_ENVELOPE_BYTES:
         raise EnvelopeError(
             f"{source}: too large ({len(data)} bytes, at most {MAX_ENVELOPE_BYTES})"
         )
-    try:
-        value = json.loads(data, object_pairs_hook=_no_duplicate_keys)
-    except (ValueError, RecursionError) as exc:  # JSONDecodeError, UnicodeDecodeError: ValueError
+    try:  # a name given twice is refused: two readers must never see two different envelopes
+        value = parse_document(data)
+    except DocumentError as exc:
         raise EnvelopeError(f"{source}: not JSON ({exc})") from None
     parse_envelope(value)
     if not isinstance(value, dict):  # parse_envelope checked it is a mapping
