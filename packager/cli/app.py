@@ -12,6 +12,7 @@ import typer
 
 from packager import __version__
 from packager.cli import render
+from packager.cli.term import shown
 from packager.errors import AirgapError, InputError
 from packager.util.fs import atomic_write_text
 
@@ -217,7 +218,7 @@ def digest(
     if as_json:
         render.emit_json({"bundle": str(bundle), "digest": d})
     else:
-        print(d)
+        render.plain(d)
 
 
 def _policy(trust: Optional[Path], keys: Optional[list[Path]]) -> Any:
@@ -226,9 +227,12 @@ def _policy(trust: Optional[Path], keys: Optional[list[Path]]) -> Any:
     return policy_from_options(trust, keys)
 
 
-TrustOpt = Annotated[Optional[Path], typer.Option("--trust", help="Trust policy (airgap trust init).")]
+TrustOpt = Annotated[
+    Optional[Path], typer.Option("--trust", help="Trust policy (airgap trust init).")
+]
 PubKeysOpt = Annotated[
-    Optional[list[Path]], typer.Option("--key", help="A trusted public key (repeatable; threshold 1).")
+    Optional[list[Path]],
+    typer.Option("--key", help="A trusted public key (repeatable; threshold 1)."),
 ]
 
 
@@ -433,7 +437,7 @@ def trust_init(
 
     trust_cmd.init_policy(policy, threshold, max_age)
     render.stderr.print(
-        f"wrote {policy}; add keys with `airgap trust add {policy} PUB --name NAME`"
+        f"wrote {shown(policy)}; add keys with `airgap trust add {shown(policy)} PUB --name NAME`"
     )
 
 
@@ -446,7 +450,7 @@ def trust_add(
     """Trust a public key."""
     from packager.commands import trust as trust_cmd
 
-    print(trust_cmd.add_key(policy, public_key, name))
+    render.plain(trust_cmd.add_key(policy, public_key, name))
 
 
 @trust_app.command("revoke")
@@ -510,7 +514,7 @@ def kernels_inspect(
     if as_json:
         render.emit_json(info.to_json())
     else:
-        print(info.render_text())
+        render.plain(info.render_text())
     raise typer.Exit(0 if info.ok else 1)
 
 
@@ -537,8 +541,8 @@ def key_generate(
             {"keyid": kid, "private_key": str(priv), "public_key": str(pub), "algorithm": algorithm}
         )
     else:
-        render.stderr.print(f"wrote {priv} (encrypted) and {pub}")
-        print(kid)
+        render.stderr.print(f"wrote {shown(priv)} (encrypted) and {shown(pub)}")
+        render.plain(kid)
 
 
 @key_app.command("show")
@@ -595,7 +599,7 @@ def init(
     text = starter_manifest(name, vendor, chip)
     target = out or Path(f"{name}.yaml")
     atomic_write_text(target, text, overwrite=force)
-    render.stderr.print(f"wrote {target}; next: airgap validate {target}")
+    render.stderr.print(f"wrote {shown(target)}; next: airgap validate {shown(target)}")
 
 
 def main(argv: Optional[list[str]] = None) -> None:
@@ -615,7 +619,7 @@ def main(argv: Optional[list[str]] = None) -> None:
         if os.environ.get("AIRGAP_DEBUG"):
             raise
         render.stderr.print(
-            f"[bold red]internal error:[/bold red] {type(exc).__name__}: {exc}\n"
+            f"[bold red]internal error:[/bold red] {type(exc).__name__}: {shown(exc)}\n"
             "  hint: this is a bug in airgap; rerun with AIRGAP_DEBUG=1 for the traceback "
             "and report it"
         )

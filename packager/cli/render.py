@@ -7,10 +7,8 @@ import sys
 from collections.abc import Callable
 from typing import TYPE_CHECKING, Any, Protocol
 
-from rich.console import Console
-from rich.markup import escape
-
 from packager.cli.progress import RichReporter
+from packager.cli.term import SafeConsole, shown, shown_text
 from packager.errors import AirgapError
 from packager.findings import Finding, Severity
 from packager.util.progress import Reporter
@@ -33,8 +31,8 @@ if TYPE_CHECKING:
 
 _STYLE = {Severity.ERROR: "bold red", Severity.WARNING: "yellow", Severity.INFO: "cyan"}
 
-stdout = Console(highlight=False, soft_wrap=True)
-stderr = Console(stderr=True, highlight=False, soft_wrap=True)
+stdout = SafeConsole(highlight=False, soft_wrap=True)
+stderr = SafeConsole(stderr=True, highlight=False, soft_wrap=True)
 
 
 class Result(Protocol):
@@ -59,11 +57,11 @@ def emit_json(doc: dict[str, Any]) -> None:
 def finding_line(f: Finding) -> str:
     style = _STYLE[f.severity]
     text = (
-        f"{escape(str(f.location))}: [{style}]{f.severity.value} {f.code}[/{style}]: "
-        f"{escape(f.message)} [dim]({escape(f.json_path)})[/dim]"
+        f"{shown(str(f.location))}: [{style}]{f.severity.value} {f.code}[/{style}]: "
+        f"{shown(f.message)} [dim]({shown(f.json_path)})[/dim]"
     )
     if f.hint:
-        text += f"\n    [dim]hint:[/dim] {escape(f.hint)}"
+        text += f"\n    [dim]hint:[/dim] {shown(f.hint)}"
     return text
 
 
@@ -79,20 +77,20 @@ def validation(report: ValidationReport) -> None:
             for t in m.targets
         )
         stdout.print(
-            f"[green]valid[/green]: {escape(str(report.path))}: {escape(targets)}"
+            f"[green]valid[/green]: {shown(str(report.path))}: {shown(targets)}"
             + (f"; {warnings} warning(s)" if warnings else "")
         )
     else:
         stdout.print(
-            f"[bold red]invalid[/bold red]: {escape(str(report.path))}: "
+            f"[bold red]invalid[/bold red]: {shown(str(report.path))}: "
             f"{errors} error(s), {warnings} warning(s)"
         )
 
 
 def error(exc: AirgapError, *, as_json: bool) -> None:
-    stderr.print(f"[bold red]error:[/bold red] {escape(str(exc))}")
+    stderr.print(f"[bold red]error:[/bold red] {shown_text(str(exc))}")
     if exc.hint:
-        stderr.print(f"  [dim]hint:[/dim] {escape(exc.hint)}")
+        stderr.print(f"  [dim]hint:[/dim] {shown_text(exc.hint)}")
     if as_json:
         loc = exc.location
         emit_json(
@@ -123,7 +121,7 @@ def lock_result(report: LockReport) -> None:
     st = lk.model.safetensors
     params = f", {st.parameters:,} parameters ({', '.join(st.dtypes)})" if st else ""
     stdout.print(
-        f"model {escape(lk.model.name)}: {len(lk.model.files)} files, "
+        f"model {shown(lk.model.name)}: {len(lk.model.files)} files, "
         f"{human_size(lk.model.size)}{params}"
     )
     for t in lk.targets:
@@ -136,35 +134,35 @@ def lock_result(report: LockReport) -> None:
         ]
         stdout.print(f"{label} {t.platform}: {', '.join(parts)}")
         for i in t.images:
-            stdout.print(f"  image {escape(i.ref)} -> {i.content_digest} ({i.platform})")
+            stdout.print(f"  image {shown(i.ref)} -> {i.content_digest} ({i.platform})")
     stdout.print(
         f"hashed {result.cache_misses} file(s), {human_size(result.hashed_bytes)}; "
         f"{result.cache_hits} unchanged file(s) taken from the stat cache"
     )
     if written:
-        stdout.print(f"[green]locked[/green]: {escape(str(path))}")
+        stdout.print(f"[green]locked[/green]: {shown(str(path))}")
     else:
         stdout.print(
-            f"[bold red]not locked[/bold red]: fix the findings above ({escape(str(path))} unchanged)"
+            f"[bold red]not locked[/bold red]: fix the findings above ({shown(str(path))} unchanged)"
         )
 
 
 def drift(report: DriftReport) -> None:
     path, items = report.path, report.drift
     if not items:
-        stdout.print(f"[green]no drift[/green]: every input matches {escape(str(path))}")
+        stdout.print(f"[green]no drift[/green]: every input matches {shown(str(path))}")
         return
     for d in items:
-        stdout.print(f"[bold red]drifted[/bold red] {escape(str(d))}")
+        stdout.print(f"[bold red]drifted[/bold red] {shown(str(d))}")
     stdout.print(
-        f"[bold red]{len(items)} input(s) drifted[/bold red] since {escape(str(path))} was made"
+        f"[bold red]{len(items)} input(s) drifted[/bold red] since {shown(str(path))} was made"
     )
 
 
 def build_result(result: BuildResult) -> None:
     total = sum(b.size for b in result.bundles)
     for b in result.bundles:
-        where = ", ".join(escape(str(f)) for f in b.files[:3]) + (
+        where = ", ".join(shown(str(f)) for f in b.files[:3]) + (
             f", ... ({len(b.files)} files)" if len(b.files) > 3 else ""
         )
         sig = (
@@ -173,7 +171,7 @@ def build_result(result: BuildResult) -> None:
             else "[bold yellow]UNSIGNED[/bold yellow]"
         )
         stdout.print(
-            f"[green]built[/green] {escape(b.stem)}: {where}\n"
+            f"[green]built[/green] {shown(b.stem)}: {where}\n"
             f"  {human_size(b.size)}, {b.blobs} blobs, {human_size(b.dedup_saved)} saved by dedup, {sig}\n"
             f"  content digest {b.digest}"
         )
@@ -186,8 +184,8 @@ def build_result(result: BuildResult) -> None:
 def inspection(info: Inspection) -> None:
     j = info.to_json()
     stdout.print(
-        f"{escape(str(j['name']))} {escape(str(j['version']))}"
-        + (f" [{escape(str(j['target']))}]" if j["target"] else "")
+        f"{shown(str(j['name']))} {shown(str(j['version']))}"
+        + (f" [{shown(str(j['target']))}]" if j["target"] else "")
         + f"  {j['platform']}  created {j['created']}  expires {j['expires'] or 'never'}"
     )
     stdout.print(f"content digest {j['digest']}  (read, not verified: `airgap verify` checks it)")
@@ -202,17 +200,17 @@ def inspection(info: Inspection) -> None:
     for role, r in sorted(j["roles"].items()):
         stdout.print(f"  {role:<7} {r['blobs']:>5} blobs  {human_size(r['bytes']):>10}")
     for m in j["model"]:
-        stdout.print(f"  model   {escape(m['path'])}  {human_size(m['size'])}  {m['digest']}")
+        stdout.print(f"  model   {shown(m['path'])}  {human_size(m['size'])}  {m['digest']}")
     for i in j["images"]:
         stdout.print(
-            f"  image   {escape(i['ref'])}  {i['platform']}  {i['manifest_digest'] or i['config_digest']}"
+            f"  image   {shown(i['ref'])}  {i['platform']}  {i['manifest_digest'] or i['config_digest']}"
         )
     for k in j["kernels"]:
-        stdout.print(f"  kernel  {escape(k['name'])} ({k['kind']})  {escape(k['path'])}")
+        stdout.print(f"  kernel  {shown(k['name'])} ({k['kind']})  {shown(k['path'])}")
     for w in j["wheels"]:
-        stdout.print(f"  wheel   {escape(w['path'])}  {human_size(w['size'])}")
+        stdout.print(f"  wheel   {shown(w['path'])}  {human_size(w['size'])}")
     for f in j["files"]:
-        stdout.print(f"  file    {escape(f['path'])}  {human_size(f['size'])}")
+        stdout.print(f"  file    {shown(f['path'])}  {human_size(f['size'])}")
     stdout.print(
         f"total {human_size(j['size'])}" + (f" in {len(j['parts'])} parts" if j["parts"] else "")
     )
@@ -222,19 +220,19 @@ def verify_report(r: VerifyReport) -> None:
     b = r.descriptor.bundle if r.descriptor is not None else None
     title = f"{b.name} {b.version}" + (f" [{b.target}]" if b.target else "") if b else "?"
     for f in r.failures:
-        stdout.print(f"[bold red]FAIL[/bold red] {escape(str(f))}")
+        stdout.print(f"[bold red]FAIL[/bold red] {shown(str(f))}")
     for n in r.notes:
-        stdout.print(f"[dim]note:[/dim] {escape(n)}")
+        stdout.print(f"[dim]note:[/dim] {shown(n)}")
     rate = r.bytes_hashed / r.seconds if r.seconds else 0
     if r.ok:
         signers = ", ".join(f"{n} ({k[:16]})" for k, n in r.signers)
         stdout.print(
-            f"[green]verified[/green] {escape(title)}: signed by {escape(signers)}; {r.blobs_checked} blobs "
+            f"[green]verified[/green] {shown(title)}: signed by {shown(signers)}; {r.blobs_checked} blobs "
             f"({human_size(r.bytes_hashed)}) match in {r.seconds:.1f} s ({human_size(rate)}/s)"
         )
     else:
         stdout.print(
-            f"[bold red]NOT VERIFIED[/bold red] {escape(title)}: {len(r.failures)} failure(s)"
+            f"[bold red]NOT VERIFIED[/bold red] {shown(title)}: {len(r.failures)} failure(s)"
         )
 
 
@@ -242,7 +240,7 @@ def audit(report: AuditReport) -> None:
     doc = report.to_json()
     style = {"PASS": "green", "FAIL": "bold red"}.get(doc["verdict"], "yellow")
     stdout.print(
-        f"{escape(str(doc['name']))} {escape(str(doc['version']))}  created {doc['created']}  expires {doc['expires'] or 'never'}"
+        f"{shown(str(doc['name']))} {shown(str(doc['version']))}  created {doc['created']}  expires {doc['expires'] or 'never'}"
     )
     stdout.print(
         "signatures:" + ("" if doc["signers"] else " [bold yellow]none: UNSIGNED[/bold yellow]")
@@ -259,7 +257,7 @@ def audit(report: AuditReport) -> None:
     p = doc.get("provenance") or {}
     if p and "error" not in p:
         stdout.print(
-            f"provenance: builder {escape(str(p['builder']))}, airgap {p['tool_version']}, started {p['started']}"
+            f"provenance: builder {shown(str(p['builder']))}, airgap {p['tool_version']}, started {p['started']}"
         )
         m = p.get("manifest") or {}
         stdout.print(
@@ -274,12 +272,12 @@ def audit(report: AuditReport) -> None:
             f"sbom ({sb['format']}): {len(sb['models'])} model(s), {len(sb['images'])} image(s), {len(sb['wheels'])} wheel(s), {len(sb['files'])} file(s)"
         )
         for i in sb["images"]:
-            stdout.print(f"  image {escape(str(i['name']))}:{i['version']} {i['digest']}")
+            stdout.print(f"  image {shown(str(i['name']))}:{i['version']} {i['digest']}")
         for w in sb["wheels"]:
-            stdout.print(f"  wheel {escape(str(w['name']))} {w['version']} {w['digest']}")
+            stdout.print(f"  wheel {shown(str(w['name']))} {w['version']} {w['digest']}")
     stdout.print(f"verdict: [{style}]{doc['verdict']}[/{style}]")
     for r in doc["reasons"]:
-        stdout.print(f"  {escape(r)}")
+        stdout.print(f"  {shown(r)}")
 
 
 # ----------------------------------------------------------------------------- site (packager.site)
@@ -287,11 +285,11 @@ def audit(report: AuditReport) -> None:
 
 def install_result(result: InstallResult) -> None:
     doc = result.to_json()
-    what = f"{escape(doc['name'])} {escape(doc['version'])}" + (
-        f" [{escape(str(doc['target']))}]" if doc["target"] else ""
+    what = f"{shown(doc['name'])} {shown(doc['version'])}" + (
+        f" [{shown(str(doc['target']))}]" if doc["target"] else ""
     )
     for n in doc["notes"]:
-        stdout.print(f"[dim]note:[/dim] {escape(n)}")
+        stdout.print(f"[dim]note:[/dim] {shown(n)}")
     signers = ", ".join(s["name"] for s in doc["signers"])
     if doc["action"] == "unchanged":
         stdout.print(
@@ -300,21 +298,21 @@ def install_result(result: InstallResult) -> None:
     elif doc["action"] == "activated":
         stdout.print(
             f"[green]current again[/green] {what}: installed before, now current "
-            f"(was {escape(str(doc['previous'] or 'none'))})"
+            f"(was {shown(str(doc['previous'] or 'none'))})"
         )
     else:
         how = "hard links into the store" if doc["hard_links"] else "copies (no hard links here)"
         stdout.print(
-            f"[green]installed[/green] {what} into {escape(doc['path'])}\n"
-            f"  verified in {doc['verify_seconds']:.1f} s, signed by {escape(signers)}; "
+            f"[green]installed[/green] {what} into {shown(doc['path'])}\n"
+            f"  verified in {doc['verify_seconds']:.1f} s, signed by {shown(signers)}; "
             f"{doc['files']} files, {human_size(doc['install_bytes'])} as {how}; "
             f"{doc['blobs_written']} blob(s) stored ({human_size(doc['bytes_written'])}), "
             f"{doc['blobs_present']} already there\n"
-            f"  current: {escape(str(doc['previous'] or 'none'))} -> {escape(doc['version'])}; "
-            f"receipt {escape(doc['receipt'])}"
+            f"  current: {shown(str(doc['previous'] or 'none'))} -> {shown(doc['version'])}; "
+            f"receipt {shown(doc['receipt'])}"
         )
     for i in doc["images"]:
-        stdout.print(f"  image {escape(i['ref'])} -> {escape(i['into'])}")
+        stdout.print(f"  image {shown(i['ref'])} -> {shown(i['into'])}")
     p = doc["probe"]
     if p is None:
         return
@@ -322,30 +320,30 @@ def install_result(result: InstallResult) -> None:
     style = {"PASS": "green", "WARN": "yellow", "NOT RUN": "yellow"}.get(status, "bold red")
     stdout.print(f"probe: [{style}]{status}[/{style}]" + (f" {p['counts']}" if p["counts"] else ""))
     for c in p["checks"]:
-        stdout.print(f"  {c['status']:<7} {escape(c['title'])}: {escape(c['reason'])}")
+        stdout.print(f"  {c['status']:<7} {shown(c['title'])}: {shown(c['reason'])}")
         if c.get("remedy"):
-            stdout.print(f"          [dim]remedy:[/dim] {escape(c['remedy'])}")
+            stdout.print(f"          [dim]remedy:[/dim] {shown(c['remedy'])}")
     if p["error"]:
-        stdout.print(f"  {escape(p['error'])}")
+        stdout.print(f"  {shown(p['error'])}")
     if p["exit_code"] not in (0, 3):
         stdout.print(
             f"[bold red]the install is complete and current, but the probe "
             f"{'FAILED' if p['exit_code'] == 1 else 'could not run'}[/bold red]: fix the host "
-            f"and run `airgap probe --installed {escape(doc['name'])} --prefix "
-            f"{escape(doc['prefix'])}`, or go back with `airgap rollback {escape(doc['name'])}`"
+            f"and run `airgap probe --installed {shown(doc['name'])} --prefix "
+            f"{shown(doc['prefix'])}`, or go back with `airgap rollback {shown(doc['name'])}`"
         )
 
 
 def site_list(listing: SiteListing) -> None:
     doc = listing.to_json()
     if not doc["bundles"]:
-        stdout.print(f"nothing installed under {escape(doc['prefix'])}")
+        stdout.print(f"nothing installed under {shown(doc['prefix'])}")
     for b in doc["bundles"]:
-        stdout.print(f"{escape(b['name'])}  (current: {escape(str(b['current'] or 'none'))})")
+        stdout.print(f"{shown(b['name'])}  (current: {shown(str(b['current'] or 'none'))})")
         for v in b["versions"]:
             mark = "*" if v["current"] else " "
             stdout.print(
-                f"  {mark} {escape(v['version']):<14} {v['digest'][:19]}  {v['files']:>5} files "
+                f"  {mark} {shown(v['version']):<14} {v['digest'][:19]}  {v['files']:>5} files "
                 f"{human_size(v['bytes']):>10}  installed {v['installed']}"
             )
     s = doc["store"]
@@ -354,24 +352,24 @@ def site_list(listing: SiteListing) -> None:
         f"{human_size(s['unreferenced_bytes'])} unreferenced (airgap gc drops them)"
     )
     for p in doc["problems"]:
-        stdout.print(f"[bold red]problem[/bold red] {escape(p)}")
+        stdout.print(f"[bold red]problem[/bold red] {shown(p)}")
 
 
 def site_change(action: str, result: UninstallResult | RollbackResult | GcResult) -> None:
     doc = result.to_json()
     for n in doc.get("notes", []):
-        stdout.print(f"[dim]note:[/dim] {escape(n)}")
+        stdout.print(f"[dim]note:[/dim] {shown(n)}")
     if action == "uninstall":
         stdout.print(
-            f"[green]uninstalled[/green] {escape(doc['name'])} {escape(', '.join(doc['removed']))}; "
-            f"current: {escape(str(doc['current_before'] or 'none'))} -> "
-            f"{escape(str(doc['current_after'] or 'none'))}; "
+            f"[green]uninstalled[/green] {shown(doc['name'])} {shown(', '.join(doc['removed']))}; "
+            f"current: {shown(str(doc['current_before'] or 'none'))} -> "
+            f"{shown(str(doc['current_after'] or 'none'))}; "
             f"`airgap gc` would free {human_size(doc['freeable_bytes'])}"
         )
     elif action == "rollback":
         stdout.print(
-            f"[green]rolled back[/green] {escape(doc['name'])} from {escape(doc['from'])} "
-            f"to {escape(doc['to'])} ({doc['digest']})"
+            f"[green]rolled back[/green] {shown(doc['name'])} from {shown(doc['from'])} "
+            f"to {shown(doc['to'])} ({doc['digest']})"
         )
     else:
         stdout.print(
@@ -385,25 +383,23 @@ def site_audit(result: SiteAudit) -> None:
     log = doc["log"]
     for p in log["problems"]:
         where = f"audit.log line {p['line']}" if p["line"] else "audit.log"
-        stdout.print(f"[bold red]TAMPERED[/bold red] {where}: {escape(p['message'])}")
+        stdout.print(f"[bold red]TAMPERED[/bold red] {where}: {shown(p['message'])}")
     for b in doc["bundles"]:
-        label = f"{escape(b['name'])} {escape(b['version'])}" + (
-            " (current)" if b["current"] else ""
-        )
+        label = f"{shown(b['name'])} {shown(b['version'])}" + (" (current)" if b["current"] else "")
         if b["ok"]:
             stdout.print(f"[green]intact[/green] {label}: {b['files']} files match the receipt")
             continue
         stdout.print(f"[bold red]DRIFT[/bold red] {label}:")
         for m in b["modified"]:
-            stdout.print(f"  modified {escape(m['path'])}: {escape(m['reason'])}")
+            stdout.print(f"  modified {shown(m['path'])}: {shown(m['reason'])}")
         for m in b["missing"]:
-            stdout.print(f"  missing  {escape(m)}")
+            stdout.print(f"  missing  {shown(m)}")
         for m in b["extra"]:
-            stdout.print(f"  extra    {escape(m)}")
+            stdout.print(f"  extra    {shown(m)}")
     for p in doc["problems"]:
-        stdout.print(f"[bold red]problem[/bold red] {escape(p)}")
+        stdout.print(f"[bold red]problem[/bold red] {shown(p)}")
     for n in doc["notes"] + log["notes"]:
-        stdout.print(f"[dim]note:[/dim] {escape(n)}")
+        stdout.print(f"[dim]note:[/dim] {shown(n)}")
     style = "green" if doc["ok"] else "bold red"
     stdout.print(
         f"audit log: {log['entries']} entries, "
@@ -414,20 +410,20 @@ def site_audit(result: SiteAudit) -> None:
 
 def images(report: ImagesReport) -> None:
     if not report.images:
-        stdout.print(f"{escape(str(report.bundle))}: no container images")
+        stdout.print(f"{shown(str(report.bundle))}: no container images")
         return
     for i in report.images:
         stdout.print(
-            f"[bold]{escape(i.ref)}[/bold]  {escape(i.role)}  {i.platform}  "
+            f"[bold]{shown(i.ref)}[/bold]  {shown(i.role)}  {i.platform}  "
             f"{human_size(i.size)}  {len(i.layers)} layer{'s' if len(i.layers) != 1 else ''}"
         )
         stdout.print(
-            f"  manifest {i.manifest_digest}  [dim]{escape(i.manifest.blob.media_type)}[/dim]"
+            f"  manifest {i.manifest_digest}  [dim]{shown(i.manifest.blob.media_type)}[/dim]"
         )
         stdout.print(f"  config   {i.config_digest}")
         if i.index is not None:
             platforms = ", ".join(sorted({m.platform for m in i.manifests if m.platform}))
-            stdout.print(f"  index    {i.index.digest}  [dim](kept: {escape(platforms)})[/dim]")
+            stdout.print(f"  index    {i.index.digest}  [dim](kept: {shown(platforms)})[/dim]")
         elif i.chosen_from:
             stdout.print(f"  index    {i.chosen_from}  [dim](chosen from; not in the bundle)[/dim]")
     n = len(report.images)
@@ -436,10 +432,10 @@ def images(report: ImagesReport) -> None:
 
 def signed(result: SignResult) -> None:
     if result.added:
-        stdout.print(f"[green]signed[/green] {escape(str(result.bundle))} with {result.keyid}")
+        stdout.print(f"[green]signed[/green] {shown(str(result.bundle))} with {result.keyid}")
     else:
         stdout.print(
-            f"{escape(str(result.bundle))} already carries a signature by {result.keyid}: "
+            f"{shown(str(result.bundle))} already carries a signature by {result.keyid}: "
             "nothing changed"
         )
 
@@ -450,8 +446,13 @@ def trust_policy(view: PolicyView) -> None:
     )
     for k in view.keys:
         revoked = "  REVOKED" if k.revoked else ""
-        stdout.print(f"  {k.keyid}  {k.algorithm:<18} {escape(k.name)}{revoked}")
+        stdout.print(f"  {k.keyid}  {k.algorithm:<18} {shown(k.name)}{revoked}")
 
 
 def key_info(info: KeyInfo) -> None:
-    stdout.print(f"{info.keyid}  {info.algorithm}  {info.kind}  {escape(str(info.path))}")
+    stdout.print(f"{info.keyid}  {info.algorithm}  {info.kind}  {shown(str(info.path))}")
+
+
+def plain(text: str) -> None:
+    """Plain text on stdout (a digest, a keyid, a kernel's listing): shown safely, no markup."""
+    stdout.print(shown_text(text))
