@@ -302,7 +302,7 @@ def audit(
             raise InputError("give a BUNDLE or --site DIR, not both")
         from packager.site.integrity import audit_site
 
-        result = audit_site(site)
+        result = audit_site(site, _policy(trust, key))
         render.show(result, as_json, render.site_audit)
         raise typer.Exit(0 if result.ok else 1)
     if bundle is None:

@@ -1,5 +1,11 @@
-"""`airgap audit --site DIR`: the audit log's hash chain, and every installed file against its
-receipt (drift: modified, missing and extra files, per bundle version).
+"""`airgap audit --site DIR`: the audit log's hash chain, and every installed file against what
+was installed (drift: modified, missing and extra files, per bundle version).
+
+The truth for each version is its installed, signed ``.airgap/bundle.json``: its sha256 must be
+the digest the receipt and the hash-chained audit log recorded at install, and every file is
+judged against it, not against the receipt (an unsigned file anyone with write access can edit
+along with the file it describes). With ``--trust``/``--key`` its signatures are checked too. A
+prefix with installed versions and no audit log, or a version the log never saw installed, fails.
 
 Read-only: it takes the prefix's lock shared (waiting for an install to finish) and never
 repairs. Leftovers of an interrupted operation that the next one cleans up are notes, not
@@ -18,6 +24,9 @@ from pathlib import Path
 from typing import Any
 
 from packager.bundle import layout
+from packager.bundle.descriptor import parse_descriptor
+from packager.bundle.errors import DescriptorError
+from packager.signing.trust import Policy
 from packager.site import auditlog
 from packager.site import receipts as receipts_mod
 from packager.site.prefix import Prefix, parse_journal
@@ -65,6 +74,7 @@ class SiteAudit:
     receipts: dict[str, dict[str, receipts_mod.Receipt]] = field(default_factory=dict)
     journaled: set[tuple[str, str]] = field(default_factory=set)  # left by interrupted operations
     hashes: dict[Any, str | None] = field(default_factory=dict)  # by (dev, inode, size, mtime)
+    policy: Policy | None = None  # to check the installed bundle.json's signatures with
 
     @property
     def ok(self) -> bool:
@@ -88,14 +98,14 @@ class SiteAudit:
         }
 
 
-def audit_site(prefix_path: Path) -> SiteAudit:
+def audit_site(prefix_path: Path, policy: Policy | None = None) -> SiteAudit:
     with Prefix.open(prefix_path, create=False) as prefix, prefix.locked(exclusive=False):
         try:
             data, head = auditlog.read_log(prefix.root)
             chain = auditlog.check_chain(data, head)
         except SiteError as exc:
             chain = auditlog.ChainReport(problems=[auditlog.LogProblem(None, exc.message)])
-        report = SiteAudit(prefix_path, chain)
+        report = SiteAudit(prefix_path, chain, policy=policy)
         for step in (_layout, _receipts, _journaled, _check_store, _bundles, _check_log_current):
             try:
                 step(prefix, report)
@@ -136,6 +146,12 @@ def _layout(prefix: Prefix, report: SiteAudit) -> None:
 def _receipts(prefix: Prefix, report: SiteAudit) -> None:
     report.receipts, problems = receipts_mod.read_all(prefix.root)
     report.problems += problems
+    installed = [(n, v) for n, vs in sorted(report.receipts.items()) for v in sorted(vs)]
+    if installed and not report.log.entries and not report.log.problems:
+        report.problems.append(
+            f"the audit log is missing or empty, but {len(installed)} version(s) are installed "
+            f"({', '.join(f'{n} {v}' for n, v in installed[:5])}): it was deleted"
+        )
 
 
 def _bundles(prefix: Prefix, report: SiteAudit) -> None:
@@ -245,19 +261,111 @@ def _audit_name(
                 drift.modified.append((".", f"the version folder is a {nd.kind(version)}"))
         else:
             with vd:
-                report.hashed_bytes += _drift(vd, versions[version], drift, report.hashes)
+                want = _signed_truth(vd, name, version, versions[version], report)
+                report.hashed_bytes += _drift(vd, want, drift, report.hashes)
         report.versions.append(drift)
     if nd is not None:
         nd.close()
 
 
+def _signed_truth(
+    vd: Dir, name: str, version: str, receipt: receipts_mod.Receipt, report: SiteAudit
+) -> dict[str, receipts_mod.InstalledFile]:
+    """What the version's folder must hold, from its installed, signed bundle.json; every way
+    the receipt, the log or the descriptor disagree is a problem. Falls back to the receipt
+    (already named as a problem) when the descriptor cannot be read."""
+    label = f"{name} {version}"
+    fallback = {f.path: f for f in receipt.files}
+    meta = layout.installed_meta_path(layout.BUNDLE_JSON)
+    try:
+        raw = vd.read_small(meta, layout.MAX_BUNDLE_JSON_BYTES)
+    except SiteError as exc:
+        report.problems.append(f"{label}: {exc.message}")
+        return fallback
+    if raw is None:
+        report.problems.append(f"{label}: {meta} is missing: nothing to judge the files by")
+        return fallback
+    digest = "sha256:" + hashlib.sha256(raw).hexdigest()
+    logged = {
+        str(e.get("digest"))
+        for e in report.log.entries
+        if e
+        and e.get("action") == "install"
+        and (e.get("name"), e.get("version")) == (name, version)
+    }
+    if logged and receipt.digest not in logged:
+        report.problems.append(
+            f"{label}: the receipt says {receipt.digest}, but the audit log recorded the install "
+            f"of {', '.join(sorted(logged))}: the receipt was edited"
+        )
+    elif report.log.entries and not logged:
+        report.notes.append(
+            f"{label}: the audit log has no install entry yet (an install stopped after its "
+            "receipt; the next operation adds it)"
+        )
+    if digest != receipt.digest:  # bundle.json itself changed: drift names it, and the rest is
+        return fallback  # judged by the receipt, whose digest the log vouches for
+    try:
+        doc = parse_descriptor(raw)
+    except DescriptorError as exc:
+        report.problems.append(f"{label}: {exc.message}")
+        return fallback
+    if report.policy is not None:
+        _check_installed_signatures(vd, raw, label, report)
+    want: dict[str, receipts_mod.InstalledFile] = {
+        meta: receipts_mod.InstalledFile(meta, digest[7:], len(raw), False)
+    }
+    for b in doc.blobs:
+        for p in b.paths:
+            want[p] = receipts_mod.InstalledFile(p, b.hex, b.size, True)
+    for covered in doc.files:
+        if covered.path.startswith(layout.AIRGAP_DIR + "/"):
+            p = layout.installed_meta_path(covered.path)
+            want[p] = receipts_mod.InstalledFile(p, covered.sha256, covered.size, False)
+    # signatures, time records and the attestation check themselves (with keys): the receipt's
+    # record of them is what is compared
+    for f in receipt.files:
+        if f.path not in want and f.path.startswith(layout.INSTALLED_META_DIR + "/"):
+            want[f.path] = f
+    for f in receipt.files:
+        w = want.get(f.path)
+        if w is None or (w.sha256, w.size) != (f.sha256, f.size):
+            report.problems.append(
+                f"{label}: the receipt's {f.path} does not match the signed bundle.json "
+                "(an edited receipt)"
+            )
+    return want
+
+
+def _check_installed_signatures(vd: Dir, raw: bytes, label: str, report: SiteAudit) -> None:
+    from packager.bundle.checks import check_signatures
+
+    assert report.policy is not None
+    sig_dir = layout.installed_meta_path(layout.SIGNATURES_DIR)
+    files: dict[str, bytes] = {}
+    sd = vd.maybe_sub(sig_dir) if vd.kind(sig_dir) == "dir" else None
+    if sd is not None:
+        with sd:
+            for n in sd.names():
+                data = sd.read_small(n, 4096)
+                if data is not None:
+                    files[f"{layout.SIGNATURES_DIR}/{n}"] = data
+    verdict = check_signatures(raw, files, report.policy)
+    report.problems += [
+        f"{label}: installed signatures: {f.subject}: {f.message}" for f in verdict.failures
+    ]
+
+
 def _drift(
-    vd: Dir, receipt: receipts_mod.Receipt, drift: VersionDrift, cache: dict[Any, str | None]
+    vd: Dir,
+    want: dict[str, receipts_mod.InstalledFile],
+    drift: VersionDrift,
+    cache: dict[Any, str | None],
 ) -> int:
-    """Compare one version folder with its receipt; returns the bytes hashed. ``cache``: sha256
-    by (device, inode, size, mtime), shared by the versions (they share files through the
-    store, so each is hashed once)."""
-    want = {f.path: f for f in receipt.files}
+    """Compare one version folder with what it must hold; returns the bytes hashed. ``cache``:
+    sha256 by (device, inode, size, mtime), shared by the versions (they share files through
+    the store, so each is hashed once)."""
+    drift.files = len(want)
     want_dirs = {"/".join(p.split("/")[:i]) for p in want for i in range(1, p.count("/") + 1)}
     seen: dict[str, os.stat_result] = {}
     for _parent, _name, rel, st in walk_files(vd):

@@ -442,6 +442,53 @@ def test_audit_reports_drift(site: Path, change: Any) -> None:
     assert sum(map(len, got.values())) == 1, got
 
 
+def test_an_edited_receipt_does_not_hide_a_replaced_file(site: Path) -> None:
+    """The receipt is unsigned: drift is judged against the installed, signed bundle.json."""
+    f = _vdir(site) / "model" / "shards" / "d3" / "part-0003.bin"
+    f.unlink()
+    f.write_bytes(b"planted")
+    receipt_path = site / layout.SITE_RECEIPTS_DIR / "many" / "1.0.0.json"
+    doc = json.loads(receipt_path.read_text())
+    for entry in doc["files"]:
+        if entry["path"] == "model/shards/d3/part-0003.bin":
+            entry["sha256"] = hashlib.sha256(b"planted").hexdigest()
+            entry["size"] = len(b"planted")
+    receipt_path.write_text(json.dumps(doc))
+    code, report = audit_json(site)
+    assert code == 1
+    (b,) = report["bundles"]
+    assert [m["path"] for m in b["modified"]] == ["model/shards/d3/part-0003.bin"]
+    assert any("does not match the signed bundle.json" in p for p in report["problems"])
+
+
+def test_a_receipt_digest_the_log_never_recorded_is_named(site: Path) -> None:
+    receipt_path = site / layout.SITE_RECEIPTS_DIR / "many" / "1.0.0.json"
+    doc = json.loads(receipt_path.read_text())
+    doc["digest"] = "sha256:" + "0" * 64
+    receipt_path.write_text(json.dumps(doc))
+    code, report = audit_json(site)
+    assert code == 1 and any("the receipt was edited" in p for p in report["problems"]), report
+
+
+def test_a_deleted_audit_log_with_versions_installed_fails(site: Path) -> None:
+    (site / layout.SITE_AUDIT_LOG).unlink()
+    (site / layout.SITE_AUDIT_HEAD).unlink()
+    code, report = audit_json(site)
+    assert code == 1 and any("audit log is missing" in p for p in report["problems"]), report
+
+
+def test_the_installed_signatures_are_checked_with_a_key(
+    site: Path, bundles: Bundles, tmp_path: Path
+) -> None:
+    r = cli("audit", "--site", str(site), "--key", str(bundles.pub))
+    assert r.returncode == 0, r.stdout
+    from tests.support.golden import write_public_key
+
+    other = write_public_key(tmp_path, b"not the signer", "other")
+    r = cli("audit", "--site", str(site), "--key", str(other), "--json")
+    assert r.returncode == 1 and "installed signatures" in r.stdout
+
+
 def test_the_audit_command_renders_and_exits(site: Path) -> None:
     r = run("audit", "--site", str(site))
     assert r.returncode == 0 and "intact many 1.0.0 (current)" in r.stdout and "PASS" in r.stdout
