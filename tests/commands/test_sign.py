@@ -113,7 +113,7 @@ def _split(tmp_path: Path) -> tuple[Path, list[Path]]:
 def test_a_part_listed_twice_is_refused_and_nothing_changes(
     tmp_path: Path, keys: dict[str, Path]
 ) -> None:
-    index, parts = _split(tmp_path)
+    index, _parts = _split(tmp_path)
     doc = json.loads(index.read_text())
     doc["parts"].append(dict(doc["parts"][0]))
     index.write_text(json.dumps(doc))
@@ -200,7 +200,7 @@ def test_a_linked_signature_folder_is_refused(tmp_path: Path, keys: dict[str, Pa
 def test_a_co_signature_across_parts_leaves_no_file_deleted(
     tmp_path: Path, keys: dict[str, Path]
 ) -> None:
-    index, parts = _split(tmp_path)
+    index, _parts = _split(tmp_path)
     names_before = {p.name for p in index.parent.iterdir()}
     assert cli("sign", str(index), "--key", str(keys["officer_priv"])).returncode == 0
     assert names_before <= {p.name for p in index.parent.iterdir()}
