@@ -51,7 +51,7 @@ from packager.site import auditlog
 from packager.site.prefix import Prefix, step
 from packager.site.receipts import InstalledFile, Receipt
 from packager.site.rules import Action, InstallPlan, UnsafeBundle, decide, plan_install
-from packager.site.safefs import Dir, SiteError, os_error
+from packager.site.safefs import CONTENT_DIR_MODE, CONTENT_FILE_MODE, Dir, SiteError, os_error
 from packager.site.store import BlobStore, ContentMismatch, Span, capped_copy
 from packager.util.progress import Reporter
 from packager.util.timefmt import now_utc
@@ -472,11 +472,13 @@ def _stage(
             if m.sha256 is not None and (sha != m.sha256 or len(data) != m.size):
                 raise ContentMismatch(f"{b.source}: {m.source} does not match bundle.json")
             parent, _, leaf = m.path.rpartition("/")
-            dirs[parent].write_file(leaf, data)
+            dirs[parent].write_file(leaf, data, CONTENT_FILE_MODE)
             files.append(InstalledFile(m.path, sha, len(data), False))
             step()
         for rel in sorted(dirs, key=lambda k: -k.count("/")):
             dirs[rel].fsync()
+            if rel:  # read-only; the version's own folder once it is in place (a move needs it)
+                os.fchmod(dirs[rel].fd, CONTENT_DIR_MODE)
     finally:
         for opened in dirs.values():
             opened.close()
@@ -496,6 +498,7 @@ def _stage(
         files=files,
         linked=result.linked,
         images=result.images,
+        read_only=True,
     )
     staging.write_file("receipt.json", receipt.to_bytes())
     staging.fsync()
@@ -523,13 +526,19 @@ def _place(
     """``leaf`` in ``d`` as a hard link to the blob, or a verified copy where a link fails (a file
     system without hard links, or a blob at its link limit)."""
     if d.link_from(store.dir, hexd, leaf):
-        st = d.lstat(leaf)
-        if st is None or not (st.st_size == size and stat.S_ISREG(st.st_mode)):
-            raise SiteError(f"{d.path_of(leaf)}: the store's blob {hexd} changed while linking")
+        fd = d.open_read(leaf)  # the link just made, a regular file (no link followed)
+        try:
+            st = os.fstat(fd)
+            if not (st.st_size == size and stat.S_ISREG(st.st_mode)):
+                raise SiteError(f"{d.path_of(leaf)}: the store's blob {hexd} changed while linking")
+            if st.st_mode & 0o777 != CONTENT_FILE_MODE:  # a blob stored by an older airgap
+                os.fchmod(fd, CONTENT_FILE_MODE)
+        finally:
+            os.close(fd)
         return
     result.linked = False
     src = store.dir.open_read(hexd)
-    out = d.create(leaf)
+    out = d.create(leaf, CONTENT_FILE_MODE)
     try:
         span = Span(src, 0, os.fstat(src).st_size)
         got = capped_copy(span, out, size, what=store.dir.path_of(hexd))
@@ -554,6 +563,8 @@ def _commit(prefix: Prefix, staging: Dir, plan: InstallPlan, result: InstallResu
                 hint="not made by a complete airgap install: move it away and run again",
             )
         staging.rename("tree", nd, plan.version)
+        with nd.sub(plan.version) as vd:
+            os.fchmod(vd.fd, CONTENT_DIR_MODE)
         step()
         nd.fsync()
         step()

@@ -30,7 +30,15 @@ from packager.signing.trust import Policy
 from packager.site import auditlog
 from packager.site import receipts as receipts_mod
 from packager.site.prefix import Prefix, parse_journal
-from packager.site.safefs import FILE_MODE, Dir, SiteError, kind_of, walk_files
+from packager.site.safefs import (
+    CONTENT_DIR_MODE,
+    CONTENT_FILE_MODE,
+    FILE_MODE,
+    Dir,
+    SiteError,
+    kind_of,
+    walk_files,
+)
 from packager.util.compat import strict_zip
 
 CHUNK = 4 * 1024 * 1024
@@ -262,7 +270,9 @@ def _audit_name(
         else:
             with vd:
                 want = _signed_truth(vd, name, version, versions[version], report)
-                report.hashed_bytes += _drift(vd, want, drift, report.hashes)
+                report.hashed_bytes += _drift(
+                    vd, want, drift, report.hashes, read_only=versions[version].read_only
+                )
         report.versions.append(drift)
     if nd is not None:
         nd.close()
@@ -361,16 +371,25 @@ def _drift(
     want: dict[str, receipts_mod.InstalledFile],
     drift: VersionDrift,
     cache: dict[Any, str | None],
+    *,
+    read_only: bool = False,
 ) -> int:
     """Compare one version folder with what it must hold; returns the bytes hashed. ``cache``:
     sha256 by (device, inode, size, mtime), shared by the versions (they share files through
     the store, so each is hashed once)."""
     drift.files = len(want)
+    file_mode = CONTENT_FILE_MODE if read_only else FILE_MODE
+    if read_only and os.fstat(vd.fd).st_mode & 0o7777 != CONTENT_DIR_MODE:
+        drift.modified.append((".", f"mode {os.fstat(vd.fd).st_mode & 0o7777:04o}, installed 0555"))
     want_dirs = {"/".join(p.split("/")[:i]) for p in want for i in range(1, p.count("/") + 1)}
     seen: dict[str, os.stat_result] = {}
     for _parent, _name, rel, st in walk_files(vd):
         kind = stat.S_IFMT(st.st_mode)
         if stat.S_ISDIR(st.st_mode):
+            if read_only and rel in want_dirs and st.st_mode & 0o7777 != CONTENT_DIR_MODE:
+                drift.modified.append(
+                    (rel + "/", f"mode {st.st_mode & 0o7777:04o}, installed 0555")
+                )
             if rel not in want_dirs:
                 if rel in want:
                     drift.modified.append((rel, "a folder now"))
@@ -398,8 +417,10 @@ def _drift(
         if st.st_size != f.size:
             drift.modified.append((rel, f"{st.st_size} bytes, installed {f.size}"))
             continue
-        if st.st_mode & 0o7777 != FILE_MODE:
-            drift.modified.append((rel, f"mode {st.st_mode & 0o7777:04o}, installed 0644"))
+        if st.st_mode & 0o7777 != file_mode:
+            drift.modified.append(
+                (rel, f"mode {st.st_mode & 0o7777:04o}, installed {file_mode:04o}")
+            )
         if key(st) not in cache:
             todo.setdefault(key(st), rel)
 

@@ -42,6 +42,8 @@ class Receipt:
     files: list[InstalledFile]
     linked: bool = True  # hard links into the store (False: copies)
     images: list[dict[str, Any]] = field(default_factory=list)  # loaded into an engine / pushed
+    #: installed read-only (files 0444, folders 0555); False for installs of older airgap versions
+    read_only: bool = False
 
     @property
     def blobs(self) -> set[str]:
@@ -63,6 +65,7 @@ class Receipt:
             "airgap": self.tool,
             "linked": self.linked,
             "images": self.images,
+            "read_only": self.read_only,
             "files": [f.to_json() for f in self.files],
         }
 
@@ -96,6 +99,7 @@ def parse_receipt(data: bytes, where: str) -> Receipt:
             files=files,
             linked=bool(doc.get("linked", True)),
             images=list(doc.get("images") or []),
+            read_only=doc.get("read_only") is True,
         )
     except (ValueError, KeyError, TypeError) as exc:
         raise ReceiptError(f"{where}: not a readable receipt ({exc})") from None

@@ -22,6 +22,10 @@ _DIR_FLAGS = os.O_RDONLY | os.O_DIRECTORY | os.O_NOFOLLOW | os.O_CLOEXEC
 _NEW_FILE = os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_NOFOLLOW | os.O_CLOEXEC
 FILE_MODE = 0o644
 DIR_MODE = 0o755
+#: installed content (the store's blobs, each version's files and folders) is read-only: a stray
+#: edit of one installed file must not change the blob every version shares
+CONTENT_FILE_MODE = 0o444
+CONTENT_DIR_MODE = 0o555
 
 
 class SiteError(InputError):
@@ -247,8 +251,10 @@ class Dir:
         if kind != "dir":
             self.unlink(name)
             return
-        # folder by folder through descriptors (shutil.rmtree takes dir_fd only from 3.11)
+        # folder by folder through descriptors (shutil.rmtree takes dir_fd only from 3.11); a
+        # read-only folder of installed content is made writable first
         with self.sub(name) as folder:
+            os.fchmod(folder.fd, 0o700)
             for child in folder.names():
                 folder.remove_tree(child)
         try:

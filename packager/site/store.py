@@ -21,7 +21,7 @@ from typing import Any, BinaryIO, cast
 
 from packager.bundle import layout
 from packager.errors import CheckFailed
-from packager.site.safefs import Dir, SiteError, os_error
+from packager.site.safefs import CONTENT_FILE_MODE, Dir, SiteError, os_error
 
 CHUNK = 4 * 1024 * 1024
 
@@ -148,7 +148,7 @@ class BlobStore:
     ) -> None:
         """Stream ``src`` into the store as blob ``hexd`` of ``size`` bytes (see the module)."""
         tmp = f"blob-{hexd}"
-        fd = staging.create(tmp, direct=size >= DIRECT_MIN)
+        fd = staging.create(tmp, CONTENT_FILE_MODE, direct=size >= DIRECT_MIN)
         try:
             try:
                 got = capped_copy(src, fd, size, what=what, progress=progress, step=step)

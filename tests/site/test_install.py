@@ -96,7 +96,7 @@ def test_install_lays_out_links_receipt_log_and_the_probe_reads_it(
         for p in blob["paths"]:
             f = vdir / p
             st = f.stat()
-            assert st.st_mode & 0o7777 == 0o644 and not f.is_symlink()
+            assert st.st_mode & 0o7777 == 0o444 and not f.is_symlink()
             store = prefix / layout.SITE_BLOBS_DIR / blob["digest"].split(":")[1]
             assert os.path.samefile(f, store)  # a hard link into the store
     r = receipt(prefix, "many", "1.0.0")
@@ -487,6 +487,18 @@ def test_the_installed_signatures_are_checked_with_a_key(
     other = write_public_key(tmp_path, b"not the signer", "other")
     r = cli("audit", "--site", str(site), "--key", str(other), "--json")
     assert r.returncode == 1 and "installed signatures" in r.stdout
+
+
+def test_installed_content_is_read_only_and_a_stray_edit_is_named(site: Path) -> None:
+    vdir = _vdir(site)
+    f = vdir / "model" / "config.json"
+    assert f.stat().st_mode & 0o7777 == 0o444 and vdir.stat().st_mode & 0o7777 == 0o555
+    assert (vdir / "model").stat().st_mode & 0o7777 == 0o555
+    f.chmod(0o644)  # what an editor's "force write" does first
+    code, report = audit_json(site)
+    (b,) = report["bundles"]
+    assert code == 1 and [m["path"] for m in b["modified"]] == ["model/config.json"]
+    assert "mode 0644, installed 0444" in b["modified"][0]["reason"]
 
 
 def test_the_audit_command_renders_and_exits(site: Path) -> None:

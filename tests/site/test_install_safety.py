@@ -338,7 +338,7 @@ def test_a_blob_that_does_not_hash_never_gets_its_final_name(tmp_path: Path) -> 
     store.put(good, 5, io.BytesIO(b"hello"), staging, what="blob")
     assert (
         store.has(good, 5)
-        and (tmp_path / "p" / "blobs" / "sha256" / good).stat().st_mode & 0o7777 == 0o644
+        and (tmp_path / "p" / "blobs" / "sha256" / good).stat().st_mode & 0o7777 == 0o444
     )
     for d in (store.dir, staging, root):
         d.close()
