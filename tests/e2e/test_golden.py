@@ -19,8 +19,8 @@ from pathlib import Path
 from tests.support.golden import build_golden
 
 #: sha256 of airgap/bundle.json (the content digest) and of the whole tar
-CONTENT_DIGEST = "sha256:cfef51a51a0b85a07f195a7051472ed83a2efc907d4cfb4afb6968936577ab61"
-TAR_SHA256 = "3e6ebb7751c94f6849dded3bfa4f0f281745671003a1db5cb732fa933b1afcc4"
+CONTENT_DIGEST = "sha256:6ca559d3849ec3587bd69c24ccec3e08cdaf238bed9039e371a244f55961ae00"
+TAR_SHA256 = "5e161504b3788712eb4ff666b14c176235a5671c0a46a4331909f6f34e0bea51"
 
 
 def test_the_golden_bundle_is_byte_identical(tmp_path: Path) -> None:
