@@ -19,8 +19,8 @@ from pathlib import Path
 from tests.support.golden import build_golden
 
 #: sha256 of airgap/bundle.json (the content digest) and of the whole tar
-CONTENT_DIGEST = "sha256:6ca559d3849ec3587bd69c24ccec3e08cdaf238bed9039e371a244f55961ae00"
-TAR_SHA256 = "5e161504b3788712eb4ff666b14c176235a5671c0a46a4331909f6f34e0bea51"
+CONTENT_DIGEST = "sha256:c0361b5bcf5a5b06181b69301f85a24b84e4a6d574d03139c2a9168dfaf0f5fe"
+TAR_SHA256 = "4e2889aea45917bdff3d47305af888a2056e28f500d9fc05df2b75a96ffde458"
 
 
 def test_the_golden_bundle_is_byte_identical(tmp_path: Path) -> None:
