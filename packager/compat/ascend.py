@@ -180,28 +180,33 @@ def _hdk(
             f'add driver: ">={hdk.driver}" so that the probe holds the site to it',
         )
     else:
-        low = driver.lower_bound()
-        if low is None or low < hdk.driver:
-            add(
-                sev,
-                "AG234",
-                f"driver {driver} admits NPU drivers older than {hdk.driver}, the Ascend HDK "
-                f"released with {what}",
-                (*at, "driver"),
-                f'require driver ">={hdk.driver}" (or check hiascend.com\'s version-compatibility '
-                "table for this CANN)",
-            )
+        _older_than(add, sev, "AG234", "driver", driver, hdk.driver, what, (*at, "driver"))
     if firmware is not None:
-        flow = firmware.lower_bound()
-        if flow is None or flow < hdk.firmware:
-            add(
-                sev,
-                "AG235",
-                f"firmware {firmware} admits NPU firmware older than {hdk.firmware}, the line of "
-                f"the Ascend HDK released with {what}",
-                (*at, "firmware"),
-                f'require firmware ">={hdk.firmware}"',
-            )
+        _older_than(add, sev, "AG235", "firmware", firmware, hdk.firmware, what, (*at, "firmware"))
+
+
+def _older_than(
+    add: Add,
+    severity: Severity,
+    code: str,
+    kind: str,
+    constraint: Constraint,
+    floor: Version,
+    what: str,
+    path: JsonPath,
+) -> None:
+    """``driver >=24.1.rc2`` admits a driver (or firmware) older than the HDK of ``what``."""
+    low = constraint.lower_bound()
+    if low is None or low < floor:
+        add(
+            severity,
+            code,
+            f"{kind} {constraint} admits NPU {kind} older than {floor}, the {kind} of the "
+            f"Ascend HDK released with {what}",
+            path,
+            f'require {kind} ">={floor}" (or check hiascend.com\'s version-compatibility table '
+            "for this CANN)",
+        )
 
 
 def _image(

@@ -19,8 +19,8 @@ from pathlib import Path
 from tests.support.golden import build_golden
 
 #: sha256 of airgap/bundle.json (the content digest) and of the whole tar
-CONTENT_DIGEST = "sha256:c0361b5bcf5a5b06181b69301f85a24b84e4a6d574d03139c2a9168dfaf0f5fe"
-TAR_SHA256 = "4e2889aea45917bdff3d47305af888a2056e28f500d9fc05df2b75a96ffde458"
+CONTENT_DIGEST = "sha256:f2f54867e1e3d3a4dea1f6d6e52b921bb4a41e55bf19394f749736a22d47e27f"
+TAR_SHA256 = "bb82fdb372d283323a7f75263b5bd78c3d30338b935a97f2348e1af27db5674c"
 
 
 def test_the_golden_bundle_is_byte_identical(tmp_path: Path) -> None:
