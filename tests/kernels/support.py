@@ -24,6 +24,7 @@ COMMITTED = (
     "libvadd.so",
 )
 
+
 def manifest(
     tmp: Path,
     kernels: list[dict[str, Any]],
