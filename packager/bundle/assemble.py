@@ -346,7 +346,7 @@ def kernel_record(manifest: Manifest, target: Target, kernel: Kernel) -> KernelR
         site.update({p: f"{base}/inputs/{p.name}" for p in kernel.tests.inputs})
         site.update({p: f"{base}/expected/{p.name}" for p in kernel.tests.expected})
     chips = target_chips(load_facts(), target.accelerator.vendor, target.accelerator.chips)
-    check = check_kernel(kernel, chips)
+    check = check_kernel(kernel, chips, stack=target.stack)
     if not check.ok:
         errors = [i for i in check.issues if i.severity.value == "error"]
         raise CheckFailed(
@@ -407,11 +407,12 @@ def describe(
         target=TargetSpec(
             target.id,
             target.platform,
-            AcceleratorSpec(acc.vendor, tuple(acc.chips), acc.count, acc.memory_bytes),
+            AcceleratorSpec(acc.vendor, tuple(acc.chips), acc.count, acc.memory_bytes, acc.mig),
             StackSpec(
                 stack.cuda, stack.cann, stack.driver, stack.firmware, stack.torch, stack.torch_npu
             ),
             target.precision,
+            target.nodes,
         ),
         install=InstallSize(
             sum(b.size for b in plan.blobs.values() if b.paths),

@@ -72,18 +72,24 @@ class AcceleratorSpec:
     chips: tuple[str, ...]
     count: int
     memory_bytes: int | None
+    mig: bool = False  # written only when true: older readers keep reading single-GPU bundles
 
     def to_json(self) -> dict[str, Any]:
-        return {
+        out: dict[str, Any] = {
             "vendor": self.vendor,
             "chips": list(self.chips),
             "count": self.count,
             "memory_bytes": self.memory_bytes,
         }
+        if self.mig:
+            out["mig"] = True
+        return out
 
     @classmethod
     def from_json(cls, d: Mapping[str, Any]) -> AcceleratorSpec:
-        return cls(d["vendor"], tuple(d["chips"]), d["count"], d["memory_bytes"])
+        return cls(
+            d["vendor"], tuple(d["chips"]), d["count"], d["memory_bytes"], d.get("mig", False)
+        )
 
 
 @dataclass(frozen=True)
@@ -119,15 +125,19 @@ class TargetSpec:
     accelerator: AcceleratorSpec
     stack: StackSpec
     precision: str | None
+    nodes: int = 1  # written only when more than one: single-node descriptors stay as they were
 
     def to_json(self) -> dict[str, Any]:
-        return {
+        out: dict[str, Any] = {
             "id": self.id,
             "platform": self.platform,
             "accelerator": self.accelerator.to_json(),
             "stack": self.stack.to_json(),
             "precision": self.precision,
         }
+        if self.nodes != 1:
+            out["nodes"] = self.nodes
+        return out
 
     @classmethod
     def from_json(cls, d: Mapping[str, Any]) -> TargetSpec:
@@ -137,6 +147,7 @@ class TargetSpec:
             AcceleratorSpec.from_json(d["accelerator"]),
             StackSpec.from_json(d["stack"]),
             d["precision"],
+            d.get("nodes", 1),
         )
 
 

@@ -33,8 +33,8 @@ _PRESETS = {
         "ascend910b3",
         "linux/arm64",
         'cann: ">=8.0.0"           # CANN toolkit at the site\n'
-        '    driver: ">=24.1.rc2"      # npu-smi reports it',
-        "swr.cn-south-1.myhuaweicloud.com/ascendhub/mindie:2.1.RC1-800I-A2-py311-openeuler24.03-lts",
+        '    driver: ">=24.1.0"        # npu-smi reports it (the HDK released with CANN 8.0.0)',
+        "swr.cn-south-1.myhuaweicloud.com/ascendhub/mindie:1.0.0-800I-A2-py311-openeuler24.03-lts",
     ),
 }
 

@@ -13,12 +13,14 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 
+from packager.compat.ascend import check_ascend_stack
 from packager.compat.cuda import Coverage, CudaArch, coverage, sm_name
-from packager.compat.facts import Chip, Facts, load_facts, resolve_chip
+from packager.compat.facts import GB, Chip, Facts, load_facts, resolve_chip
 from packager.compat.versions import Constraint, Version, VersionError
 from packager.findings import Finding, Severity, did_you_mean
 from packager.manifest.model import Manifest, Target
 from packager.manifest.yamlsource import JsonPath, json_path_str
+from packager.probe.chipfacts import product_memory_gb
 from packager.util.globs import selected
 from packager.util.units import human_size
 
@@ -62,6 +64,7 @@ def check_manifest(manifest: Manifest, facts: Facts | None = None) -> list[Findi
         _check_precision(ctx, target, chips)
         _check_cuda(ctx, target, chips)
         _check_cann(ctx, target)
+        check_ascend_stack(ctx.facts, target, [c for _, c in chips], ctx.add)
         _check_platform(ctx, target, chips)
         _check_kernels(ctx, target, chips)
         _check_memory(ctx, target, chips)
@@ -108,12 +111,19 @@ def _check_chips(ctx: _Ctx, t: Target) -> list[tuple[int, Chip]]:
             )
             continue
         if alias:
+            memory = product_memory_gb(name)
             ctx.add(
                 Severity.INFO,
                 "AG200",
-                f"{name!r} read as the chip id {chip.id!r}",
+                f"{name!r} read as the chip id {chip.id!r}"
+                + (f" with {memory} GB per device" if memory else ""),
                 path,
-                f"write {chip.id!r}, the id airgap reports and matches",
+                f"write {chip.id!r}, the id airgap reports and matches"
+                + (
+                    f", and accelerator.memory: {memory}GB"
+                    if memory and acc.memory_bytes is None and memory * GB != chip.memory_bytes
+                    else ""
+                ),
             )
         if chip.vendor != acc.vendor:
             ctx.add(
@@ -223,14 +233,16 @@ def _check_precision(ctx: _Ctx, t: Target, chips: list[tuple[int, Chip]]) -> Non
                     path,
                     "use fp16 on this chip (torch_npu IsBF16Supported is false below Ascend910B)",
                 )
-            if p in ctx.facts.ascend_precision_unsure:
-                ctx.add(
-                    Severity.WARNING,
-                    "AG211",
-                    f"no public fact says {chip.id} runs {p} natively",
-                    path,
-                    "check the MindIE/CANN release notes for quantized formats (w8a8, w8a16)",
-                )
+            for gap in ctx.facts.precision_unsupported:
+                if p in gap.precisions and chip.id in gap.chips:
+                    ctx.add(
+                        Severity.ERROR,
+                        "AG211",
+                        f"{chip.id} cannot run {p}{_in_target(t)}: FP8 needs the next Ascend "
+                        "generation (Atlas A2/A3 and 300I run bf16/fp16 and W8A8)",
+                        path,
+                        gap.hint.format(float="bf16" if chip.bf16 else "fp16"),
+                    )
 
 
 def _in_target(t: Target) -> str:
@@ -252,7 +264,13 @@ def _constraint(ctx: _Ctx, text: str, path: JsonPath) -> Constraint | None:
     try:
         return Constraint.parse(text)
     except VersionError as exc:
-        ctx.add(Severity.ERROR, "AG206", str(exc), path, 'write e.g. "12.4" or ">=550.54.14"')
+        ctx.add(
+            Severity.ERROR,
+            "AG206",
+            str(exc),
+            path,
+            'write a version or a range, no wildcards: e.g. "12.4", ">=8.0.0,<9" or ">=550.54.14"',
+        )
         return None
 
 
@@ -423,6 +441,7 @@ def _check_cann(ctx: _Ctx, t: Target) -> None:
         return
     at = (*t.json_path, "stack")
     st = t.stack
+    cann = _constraint(ctx, st.cann, (*at, "cann")) if st.cann else None
     pins = pinned_requirements(t.wheels.requirements) if t.wheels else {}
     npu_text = st.torch_npu
     npu_path: JsonPath = (*at, "torch_npu")
@@ -454,9 +473,6 @@ def _check_cann(ctx: _Ctx, t: Target) -> None:
                 npu_path,
                 f"pin torch=={npu.base}",
             )
-    if not st.cann:
-        return
-    cann = _constraint(ctx, st.cann, (*at, "cann"))
     low = cann.lower_bound() if cann else None
     if low is None:
         return
@@ -516,23 +532,6 @@ def _check_platform(ctx: _Ctx, t: Target, chips: list[tuple[int, Chip]]) -> None
                     f"{text!r} looks built for {plat} ({token}), but the target is {t.platform}",
                     where,
                     f"use the {t.platform} build",
-                )
-    ids = {c.id for _, c in chips}
-    for image in t.images:
-        if "mindie" not in image.ref.lower():
-            continue
-        for hw, fits in ctx.facts.mindie_hardware.items():
-            if hw.lower() in image.ref.lower() and ids and not ids & set(fits):
-                ctx.add(
-                    Severity.WARNING,
-                    "AG303",
-                    f"MindIE image {image.ref!r} is built for {hw} ({', '.join(fits)}), "
-                    f"not for {', '.join(sorted(ids))}",
-                    (*image.json_path, "ref"),
-                    "pick the MindIE tag for the target hardware: "
-                    + ", ".join(
-                        f"{h} ({'/'.join(c)})" for h, c in ctx.facts.mindie_hardware.items()
-                    ),
                 )
 
 

@@ -12,6 +12,7 @@ from typing import Any
 import yaml
 
 from packager.compat.versions import Version
+from packager.probe.chipfacts import resolve_product
 
 GB = 10**9
 
@@ -41,6 +42,40 @@ class Chip:
 
 
 @dataclass(frozen=True)
+class CannFloor:
+    """The first CANN release for a chip; below ``error_below`` none can know it."""
+
+    version: Version
+    error_below: Version | None = None
+
+
+@dataclass(frozen=True)
+class Hdk:
+    """The Ascend HDK released with a CANN release: its NPU driver and firmware line."""
+
+    driver: Version
+    firmware: Version
+
+
+@dataclass(frozen=True)
+class ServingImage:
+    """A serving image family published per chip: tag hardware word -> chips, release -> CANN."""
+
+    name: str  # mindie | vllm-ascend
+    hardware: Mapping[str, tuple[str, ...]]
+    cann: Mapping[Version, Version]
+
+
+@dataclass(frozen=True)
+class PrecisionGap:
+    """Precisions some chips cannot run, and what to do instead (``{float}``: bf16 or fp16)."""
+
+    precisions: frozenset[str]
+    chips: frozenset[str]
+    hint: str
+
+
+@dataclass(frozen=True)
 class Facts:
     chips: Mapping[str, Chip]
     aliases: Mapping[str, str]
@@ -51,13 +86,24 @@ class Facts:
     driver_for_cuda_release: Mapping[Version, Version]
     driver_for_cuda_release_unsure: bool
     cuda_releases: tuple[Version, ...]
-    mindie_hardware: Mapping[str, tuple[str, ...]]
     torch_npu_for_cann: Mapping[Version, tuple[Version, ...]]
-    ascend_precision_unsure: frozenset[str]
+    cann_min: Mapping[str, CannFloor]
+    cann_releases: tuple[Version, ...]
+    cann_hdk: Mapping[Version, Hdk]
+    cann_hdk_unsure: bool
+    precision_unsupported: tuple[PrecisionGap, ...]
+    serving_images: Mapping[str, ServingImage]
+    needs_atb: frozenset[str]
+    ptx_isa_for_cuda: Mapping[Version, Version]
     nvidia_smi_prefixes: tuple[str, ...] = ()  # words nvidia-smi puts before a chip ("NVIDIA")
 
     def chip_ids(self, vendor: str | None = None) -> list[str]:
         return [c.id for c in self.chips.values() if vendor is None or c.vendor == vendor]
+
+    @property
+    def mindie_hardware(self) -> Mapping[str, tuple[str, ...]]:
+        """MindIE tag hardware words (800I-A2, 300I-Duo, ...) -> the chips they are built for."""
+        return self.serving_images["mindie"].hardware
 
 
 def normalize_chip_name(text: str) -> str:
@@ -79,7 +125,18 @@ def resolve_chip(facts: Facts, text: str) -> tuple[Chip | None, bool]:
             return chip, True
     if norm in facts.aliases:
         return facts.chips[facts.aliases[norm]], True
+    product = resolve_product(text, lambda t: _resolve_id(facts, t))
+    if product is not None:
+        return facts.chips[product[0]], True
     return None, False
+
+
+def _resolve_id(facts: Facts, text: str) -> str | None:
+    norm = normalize_chip_name(text)
+    for chip in facts.chips.values():
+        if normalize_chip_name(chip.id) == norm:
+            return chip.id
+    return facts.aliases.get(norm)
 
 
 def _fact(raw: Any) -> Fact:
@@ -136,11 +193,46 @@ def load_facts() -> Facts:
         },
         driver_for_cuda_release_unsure=bool(rel.get("unsure", False)),
         cuda_releases=tuple(Version.parse(str(v)) for v in nv["cuda_releases"]),
-        mindie_hardware={k: tuple(v) for k, v in hw["mindie_hardware"].items()},
         torch_npu_for_cann={
             Version.parse(str(k)): tuple(Version.parse(str(x)) for x in v)
             for k, v in hw["torch_npu_for_cann"].items()
         },
-        ascend_precision_unsure=frozenset(hw["precision_unsure"]),
+        cann_min={
+            str(k): CannFloor(
+                Version.parse(str(v["version"])),
+                Version.parse(str(v["error_below"])) if v.get("error_below") else None,
+            )
+            for k, v in hw["cann_min"]["chips"].items()
+        },
+        cann_releases=tuple(Version.parse(str(v)) for v in hw["cann_releases"]),
+        cann_hdk={
+            Version.parse(str(k)): Hdk(
+                Version.parse(str(v["driver"])), Version.parse(str(v["firmware"]))
+            )
+            for k, v in hw["cann_hdk"]["releases"].items()
+        },
+        cann_hdk_unsure=bool(hw["cann_hdk"].get("unsure", False)),
+        precision_unsupported=tuple(
+            PrecisionGap(
+                frozenset(str(p) for p in v["precisions"]),
+                frozenset(str(c) for c in v["chips"]),
+                str(v["hint"]),
+            )
+            for k, v in hw["precision_unsupported"].items()
+            if k != "source"
+        ),
+        serving_images={
+            str(k): ServingImage(
+                str(k),
+                {str(h): tuple(c) for h, c in v["hardware"].items()},
+                {Version.parse(str(r)): Version.parse(str(c)) for r, c in v["cann"].items()},
+            )
+            for k, v in hw["serving_images"].items()
+            if k != "source"
+        },
+        needs_atb=frozenset(str(n) for n in hw["needs_atb"]),
+        ptx_isa_for_cuda={
+            Version.parse(str(k)): Version.parse(str(v)) for k, v in nv["ptx_isa_for_cuda"].items()
+        },
         nvidia_smi_prefixes=tuple(str(p) for p in smi.get("prefixes", ())),
     )

@@ -44,4 +44,5 @@ def export_probe_facts() -> dict[str, Any]:
             "unsure": facts.driver_for_cuda_release_unsure,
             "versions": {str(k): str(v) for k, v in sorted(facts.driver_for_cuda_release.items())},
         },
+        "needs_atb": sorted(facts.needs_atb),
     }

@@ -28,6 +28,9 @@ AG416   error     a test vector is not a valid .npy array (bad header, size mism
 AG417   warning   a test vector file is missing
 AG418   error     the kernel's parameters (from the binary) do not match the test's buffers and scalars
 AG419   warning   an expected output's float dtype differs from the float inputs' (likely a mistake)
+AG420   error     the PTX is of a newer ISA than the target's CUDA (a newer toolkit built it): the
+                  target's driver cannot JIT-compile it, and a chip runs only that PTX (a warning
+                  when cubins cover every chip and the PTX is only a fallback)
 ======  ========  ===================================================================================
 
 The severities are ``check_kernel``'s, which the build applies. ``validate_kernels`` (for
@@ -46,7 +49,7 @@ from typing import Any
 
 from packager.compat.cuda import Coverage, CudaArch, sm_name
 from packager.compat.facts import Chip, Facts, load_facts, resolve_chip
-from packager.compat.versions import Version
+from packager.compat.versions import Constraint, Version, VersionError
 from packager.findings import Finding, Severity, did_you_mean
 from packager.kernels import ascend
 from packager.kernels.errors import KernelFormatError
@@ -57,7 +60,7 @@ from packager.kernels.inspection import (
     KernelInfo,
     inspect_file,
 )
-from packager.manifest.model import Kernel, Manifest
+from packager.manifest.model import Kernel, Manifest, Stack
 from packager.manifest.yamlsource import JsonPath, json_path_str
 from packager.probe.npy import NpyArray, NpyError, read_npy
 
@@ -210,15 +213,22 @@ def check_kernel(
     *,
     info: KernelInfo | None = None,
     vectors: bool = True,
+    stack: Stack | None = None,
 ) -> KernelCheck:
-    """Every binary check of ``kernel`` against ``chips`` (the target's, resolved)."""
+    """Every binary check of ``kernel`` against ``chips`` (the target's, resolved) and, given
+    the target's ``stack``, its CUDA."""
     if kernel.kind == "ascend-op":
         return _check_ascend(kernel, chips)
-    return _check_cuda(kernel, [c for c in chips if c.vendor == "nvidia" and c.cc], info, vectors)
+    nvidia = [c for c in chips if c.vendor == "nvidia" and c.cc]
+    return _check_cuda(kernel, nvidia, info, vectors, stack)
 
 
 def _check_cuda(
-    kernel: Kernel, chips: Sequence[Chip], info: KernelInfo | None, vectors: bool
+    kernel: Kernel,
+    chips: Sequence[Chip],
+    info: KernelInfo | None,
+    vectors: bool,
+    stack: Stack | None = None,
 ) -> KernelCheck:
     issues: list[KernelIssue] = []
     name = kernel.name
@@ -350,11 +360,71 @@ def _check_cuda(
                 )
             )
 
+    if stack is not None and stack.cuda:
+        _ptx_isa(kernel, images, cover, stack, issues)
     if kernel.targets:
         _declared_vs_binary(kernel, info, issues)
     if vectors and kernel.tests is not None:
         _check_vectors(kernel, info, issues)
     return done(not info.problems, cover, found)
+
+
+def _ptx_isa(
+    kernel: Kernel,
+    images: Sequence[Image],
+    cover: Sequence[ChipCoverage],
+    stack: Stack,
+    issues: list[KernelIssue],
+) -> None:
+    """PTX of a newer ISA than the target's CUDA: its driver cannot JIT-compile it."""
+    facts = load_facts()
+    try:
+        cuda = Constraint.parse(stack.cuda or "").lower_bound()
+        floor = Constraint.parse(stack.driver).lower_bound() if stack.driver else None
+    except VersionError:
+        return  # compat names a bad constraint (AG206)
+    isas = []
+    for img in images:
+        text = img.detail.get("ptx_isa") if img.kind == "ptx" else None
+        if not text:
+            continue
+        try:
+            isas.append(Version.parse(str(text)))
+        except VersionError:
+            continue
+    if cuda is None or not isas:
+        return
+    line = Version.parse(f"{cuda.release[0]}.{cuda.release[1] if len(cuda.release) > 1 else 0}")
+    table = facts.ptx_isa_for_cuda
+    target_isa = next((isa for r, isa in table.items() if r == line), None)
+    newest = max(isas)
+    if target_isa is None or newest <= target_isa:
+        return
+    writer = min((r for r, isa in table.items() if isa >= newest), default=None)
+    need = next((d for r, d in facts.driver_for_cuda_release.items() if r == writer), None)
+    if floor is not None and need is not None and floor >= need:
+        return  # the target holds the site to a driver that JIT-compiles it
+    jit_only = [c.chip for c in cover if c.coverage is Coverage.PTX_JIT]
+    by = f"CUDA {writer}" if writer else "a CUDA newer than airgap knows"
+    issues.append(
+        KernelIssue(
+            ERROR if jit_only else WARNING,
+            "AG420",
+            f"kernel {kernel.name!r}: its PTX is ISA {newest} (written by {by}), newer than the "
+            f"target's CUDA {line} (PTX ISA {target_isa}): a driver for CUDA {line} cannot "
+            "JIT-compile it (CUDA_ERROR_UNSUPPORTED_PTX_VERSION)"
+            + (
+                f"; {', '.join(jit_only)} run{'s' if len(jit_only) == 1 else ''} only this PTX"
+                if jit_only
+                else "; the cubins load, the PTX fallback does not"
+            ),
+            ("path",),
+            f"build it with CUDA {line}'s nvcc, or raise the target to cuda {writer} "
+            f'with driver ">={need}"'
+            if writer and need
+            else f"build it with CUDA {line}'s nvcc",
+        )
+    )
 
 
 def _placeholder(kernel: Kernel) -> KernelIssue:
@@ -678,9 +748,9 @@ def validate_kernels(manifest: Manifest, facts: Facts | None = None) -> KernelVa
                     check = _format_failure(k, cached)
                 else:
                     info = cached
-                    check = check_kernel(k, chips, info=info)
+                    check = check_kernel(k, chips, info=info, stack=target.stack)
             else:
-                check = check_kernel(k, chips)
+                check = check_kernel(k, chips, stack=target.stack)
             checks.append((target.id, check))
             if check.inspected:
                 superseded.add(json_path_str((*k.json_path, "targets")))

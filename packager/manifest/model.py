@@ -58,6 +58,7 @@ class Accelerator:
     chips: tuple[str, ...]
     count: int
     memory_bytes: int | None  # per device, when the manifest says
+    mig: bool = False  # the deployment may run on an NVIDIA MIG device
 
 
 @dataclass(frozen=True)
@@ -148,6 +149,7 @@ class Target:
     files: tuple[FileEntry, ...]
     kernels: tuple[Kernel, ...]
     smoke: Smoke | None
+    nodes: int = 1  # hosts the deployment spans (each with `accelerator.count` devices)
 
 
 @dataclass(frozen=True)
@@ -345,6 +347,7 @@ def _build(doc: PositionedDocument, path: Path) -> Manifest:
                 chips=tuple(acc.get("chips", ())),
                 count=int(acc.get("count", 1)),
                 memory_bytes=parse_size(acc["memory"]) if "memory" in acc else None,
+                mig=bool(acc.get("mig", False)),
             ),
             stack=Stack(**{k: str(v) for k, v in st.items()}),
             precision=t.get("precision", model.precision),
@@ -353,6 +356,7 @@ def _build(doc: PositionedDocument, path: Path) -> Manifest:
             files=files(shared_rt, ("runtime",)) + files(own_rt, (*at, "runtime")),
             kernels=shared_kernels + kernels(t.get("kernels", []), (*at, "kernels")),
             smoke=smoke(t.get("smoke", d.get("smoke"))),
+            nodes=int(t.get("nodes", 1)),
         )
 
     if "target" in d:

@@ -7,8 +7,10 @@ place with tarfile, never extracted), or the ``bundle.json`` file itself. An ins
 
 from __future__ import annotations
 
+import hashlib
 import json
 import os
+import re
 import tarfile
 from dataclasses import dataclass, field
 from typing import Any
@@ -33,6 +35,8 @@ class Requirements:
     vendor: str | None = None  # nvidia | huawei | none
     chips: list[str] = field(default_factory=list)
     count: int | None = None
+    nodes: int = 1  # hosts the deployment spans (target.nodes)
+    mig: bool = False  # the target may run on a MIG device (target.accelerator.mig)
     memory_bytes: int | None = None
     cuda: Constraint | None = None
     cann: Constraint | None = None
@@ -51,6 +55,10 @@ class Requirements:
     smoke_spec: dict[str, Any] | None = None
     target_spec: dict[str, Any] = field(default_factory=dict)
     image_specs: list[dict[str, Any]] = field(default_factory=list)
+    #: sha256 of bundle.json (the content digest) and of the model's (path, digest) list
+    digest: str | None = None
+    weights_digest: str | None = None
+    wheels: list[str] = field(default_factory=list)  # normalized project names of its wheels
 
     def to_json(self) -> dict[str, Any]:
         return {
@@ -62,6 +70,8 @@ class Requirements:
             "vendor": self.vendor,
             "chips": list(self.chips),
             "count": self.count,
+            "nodes": self.nodes,
+            "mig": self.mig,
             "memory_bytes": self.memory_bytes,
             "stack": {
                 k: (str(v) if v is not None else None)
@@ -76,6 +86,8 @@ class Requirements:
             "weights_bytes": self.weights_bytes,
             "kernels": self.kernels,
             "smoke": self.smoke,
+            "digest": self.digest,
+            "weights_digest": self.weights_digest,
         }
 
 
@@ -204,6 +216,14 @@ def parse_requirements(data: bytes, source: str) -> Requirements:
             raise BundleError("bad bundle.json: target.accelerator.chips must be a list of strings")
         req.chips = [str(c) for c in chips]
     req.count = _int(acc, "count", "target.accelerator.")
+    mig = acc.get("mig", False)
+    if not isinstance(mig, bool):
+        raise BundleError("bad bundle.json: target.accelerator.mig must be true or false")
+    req.mig = mig
+    nodes = _int(t, "nodes", "target.")
+    if nodes == 0:
+        raise BundleError("bad bundle.json: target.nodes must be at least 1")
+    req.nodes = nodes or 1
     req.memory_bytes = _int(acc, "memory_bytes", "target.accelerator.")
     stack = _get(t, "stack", "target.")
     req.cuda = _constraint(stack, "cuda")
@@ -223,6 +243,8 @@ def parse_requirements(data: bytes, source: str) -> Requirements:
             for path in blob.get("paths") or []:
                 if isinstance(path, str):
                     req.blob_for_path[path] = blob["digest"]
+    req.digest = "sha256:" + hashlib.sha256(data).hexdigest()
+    req.weights_digest = _weights_digest(doc.get("blobs"))
     smoke = doc.get("smoke")
     if smoke is not None and not isinstance(smoke, dict):
         raise BundleError("bad bundle.json: smoke must be an object or null")
@@ -233,9 +255,39 @@ def parse_requirements(data: bytes, source: str) -> Requirements:
     images = doc.get("images")
     req.image_specs = [i for i in images or [] if isinstance(i, dict)]
     lock = doc.get("lock")
-    lock_images = lock.get("images") if isinstance(lock, dict) else None
+    locked = _locked_target(lock, req.target)
+    lock_images = locked.get("images") if locked else None
     req.images = bool(smoke) or bool(images) or bool(lock_images)
+    for w in (locked.get("wheels") if locked else None) or []:
+        if isinstance(w, dict) and isinstance(w.get("name"), str):
+            req.wheels.append(re.sub(r"[-_.]+", "-", w["name"].lower()))
     return req
+
+
+def _locked_target(lock: Any, target: str | None) -> dict[str, Any] | None:
+    """The lock's entry for the bundle's target."""
+    if not isinstance(lock, dict) or not isinstance(lock.get("targets"), list):
+        return None
+    targets = [t for t in lock["targets"] if isinstance(t, dict)]
+    for t in targets:
+        if t.get("id") == target:
+            return t
+    return targets[0] if len(targets) == 1 else None
+
+
+def _weights_digest(blobs: Any) -> str | None:
+    """sha256 over the model's ``path digest`` lines, sorted: equal on two nodes exactly when
+    they carry the same weights (whatever else the bundles hold)."""
+    lines = []
+    for blob in blobs if isinstance(blobs, list) else []:
+        if not isinstance(blob, dict) or blob.get("role") != "model":
+            continue
+        for path in blob.get("paths") or []:
+            if isinstance(path, str) and isinstance(blob.get("digest"), str):
+                lines.append(f"{path} {blob['digest']}\n")
+    if not lines:
+        return None
+    return "sha256:" + hashlib.sha256("".join(sorted(lines)).encode("utf-8")).hexdigest()
 
 
 def load(bundle: str | None, installed: str | None, prefix: str) -> Requirements:

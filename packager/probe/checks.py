@@ -9,142 +9,36 @@ too, and the health checks are those of the bundle's vendor.
 from __future__ import annotations
 
 import re
-from dataclasses import dataclass
-from typing import Any
 
 from .bundle import Requirements
 from .chipfacts import ProbeFacts
 from .detect import Ascend, CannInstall, Detection, Nvidia, Source
-from .versions import Constraint, Version, VersionError
-
-PASS = "PASS"
-WARN = "WARN"
-FAIL = "FAIL"
-NOT_RUN = "NOT RUN"
-STATUSES = (PASS, WARN, FAIL, NOT_RUN)
-#: how bad each status is, for the overall verdict
-SEVERITY = {PASS: 0, NOT_RUN: 1, WARN: 2, FAIL: 3}
-
-#: device memory as the tools report it runs a few percent under the nominal size
-MEMORY_TOLERANCE = 0.9
-
-
-@dataclass
-class Check:
-    id: str
-    title: str
-    status: str
-    reason: str
-    remedy: str | None = None
-
-    def to_json(self) -> dict[str, Any]:
-        return {
-            "id": self.id,
-            "title": self.title,
-            "status": self.status,
-            "reason": self.reason,
-            "remedy": self.remedy,
-        }
-
-
-def worst(checks: list[Check]) -> str:
-    return max((c.status for c in checks), key=lambda s: SEVERITY[s], default=PASS)
-
-
-def exit_code(checks: list[Check]) -> int:
-    """0 all pass, 1 any FAIL, 3 when the worst is WARN or NOT RUN."""
-    w = worst(checks)
-    return 1 if w == FAIL else 3 if w in (WARN, NOT_RUN) else 0
-
-
-def gib(n: int | None) -> str:
-    if n is None:
-        return "?"
-    if n >= 1 << 40:
-        return f"{n / (1 << 40):.1f} TiB"
-    return f"{n / (1 << 30):.1f} GiB"
-
-
-def gb(n: int) -> str:
-    return f"{n / 1e9:g} GB"
-
-
-def ranges(ids: list[int]) -> str:
-    """``[0, 1, 2, 3, 6]`` -> ``0-3,6``."""
-    out: list[str] = []
-    nums = sorted(set(ids))
-    i = 0
-    while i < len(nums):
-        j = i
-        while j + 1 < len(nums) and nums[j + 1] == nums[j] + 1:
-            j += 1
-        out.append(str(nums[i]) if i == j else f"{nums[i]}-{nums[j]}")
-        i = j + 1
-    return ",".join(out)
-
-
-def _v(text: str | None) -> Version | None:
-    if not text:
-        return None
-    try:
-        return Version.parse(text)
-    except VersionError:
-        return None
-
-
-def _need(constraint: Constraint) -> str:
-    """``>= 550.54.14`` for a constraint with a lower bound, else the constraint itself."""
-    low = constraint.lower_bound()
-    if low is not None and all(c.op in (">=", ">", "~=") for c in constraint.clauses):
-        return f">= {low}"
-    return str(constraint)
-
-
-# ---------------------------------------------------------------- devices
-
-
-@dataclass
-class Device:
-    label: str  # "GPU 0", "NPU 3", "NPU 1 chip 1"
-    index: int  # what *_VISIBLE_DEVICES takes
-    name: str
-    chip: str | None
-    memory_bytes: int | None
-
-
-def devices(det: Detection, vendor: str) -> list[Device]:
-    if vendor == "nvidia":
-        return [
-            Device(f"GPU {g.index}", g.index, g.name, g.chip, g.memory_bytes)
-            for g in det.nvidia.gpus
-        ]
-    out = []
-    multi = any(n.chip_index > 0 for n in det.ascend.npus)
-    for n in det.ascend.npus:
-        label = f"NPU {n.npu}" + (f" chip {n.chip_index}" if multi else "")
-        index = n.device if n.device is not None else n.npu
-        out.append(Device(label, index, n.name, n.chip, n.memory_bytes))
-    return out
-
-
-def _visible_var(vendor: str) -> str:
-    return "NVIDIA_VISIBLE_DEVICES" if vendor == "nvidia" else "ASCEND_VISIBLE_DEVICES"
-
-
-def _describe_group(devs: list[Device]) -> str:
-    """``GPU 4-7 are a100 (NVIDIA A100-SXM4-80GB)``, grouped by name."""
-    groups: dict[str, list[Device]] = {}
-    for d in devs:
-        groups.setdefault(d.name, []).append(d)
-    parts = []
-    for name, ds in groups.items():
-        kind = ds[0].label.split()[0]
-        what = f"{ds[0].chip} ({name})" if ds[0].chip else f"{name!r} (a chip airgap does not know)"
-        parts.append(
-            f"{kind} {ranges([d.index for d in ds])} {'is' if len(ds) == 1 else 'are'} {what}"
-        )
-    return "; ".join(parts)
-
+from .gpu_checks import check_fabric, check_mig, mig_remedy, smi_failure
+from .npu_checks import check_atb, missing_npus, missing_npus_remedy, npu_smi_failure
+from .verdict import (
+    FAIL,
+    MEMORY_TOLERANCE,
+    NOT_RUN,
+    PASS,
+    STATUSES,
+    WARN,
+    Check,
+    Device,
+    describe_group,
+    devices,
+    exit_code,
+    gb,
+    gib,
+    mig_gpus,
+    need_text,
+    ranges,
+    usable,
+    version_of,
+    visible_var,
+    wanted,
+    worst,
+)
+from .versions import Constraint, Version
 
 # ---------------------------------------------------------------- requirement checks
 
@@ -188,6 +82,18 @@ def _no_listing_remedy(src: Source, tool: str) -> str:
     return f"repair the driver until `{tool}{' info' if tool == 'npu-smi' else ''}` lists the devices (see dmesg)"
 
 
+def _listing_remedy(det: Detection, vendor: str, tool: str) -> str:
+    """What to do when the vendor's tool lists no device: the remedy for the kind of failure."""
+    if vendor == "nvidia":
+        nv = det.nvidia
+        if nv.smi.status == "failed" and nv.smi_error is not None:
+            return smi_failure(nv.smi.message, nv.smi_error, det.host.container)[1]
+        return _no_listing_remedy(nv.smi, tool)
+    if det.ascend.smi.status == "failed":
+        return npu_smi_failure(det)[2]
+    return _no_listing_remedy(det.ascend.smi, tool)
+
+
 def check_vendor(det: Detection, req: Requirements) -> Check | None:
     v = req.vendor
     if v is None:
@@ -213,7 +119,7 @@ def check_vendor(det: Detection, req: Requirements) -> Check | None:
             title,
             FAIL,
             f"no {what} could be listed: {info.smi.message or info.smi.status}",
-            _no_listing_remedy(info.smi, tool),
+            _listing_remedy(det, v, tool),
         )
     hint = (
         f"this host has {'Ascend NPUs' if v == 'nvidia' else 'NVIDIA GPUs'}: use the bundle built for it"
@@ -223,24 +129,12 @@ def check_vendor(det: Detection, req: Requirements) -> Check | None:
     return Check("accelerator.vendor", title, FAIL, f"no {what} on this host", hint)
 
 
-def _wanted(req: Requirements, facts: ProbeFacts) -> list[str]:
-    return [facts.resolve(c) or c for c in req.chips]
-
-
-def matching(det: Detection, req: Requirements, facts: ProbeFacts) -> list[Device]:
-    devs = devices(det, req.vendor or "")
-    if not req.chips:
-        return devs
-    want = set(_wanted(req, facts))
-    return [d for d in devs if d.chip in want]
-
-
 def check_chips(det: Detection, req: Requirements, facts: ProbeFacts) -> Check | None:
     if not req.chips or req.vendor in (None, "none"):
         return None
     title = "chips"
     devs = devices(det, req.vendor or "")
-    want = _wanted(req, facts)
+    want = wanted(req, facts)
     if not devs:
         return Check("accelerator.chips", title, NOT_RUN, "no devices were listed")
     if not facts.loaded:
@@ -270,8 +164,8 @@ def check_chips(det: Detection, req: Requirements, facts: ProbeFacts) -> Check |
             title,
             PASS,
             f"{len(good)} of {len(devs)} devices are {names} ({kind} {ranges([d.index for d in good])}); "
-            f"not in the bundle's chips: {_describe_group(bad)}",
-            f"expose only the matching devices: {_visible_var(req.vendor or '')}="
+            f"not in the bundle's chips: {describe_group(bad)}",
+            f"expose only the matching devices: {visible_var(req.vendor or '')}="
             + ",".join(str(d.index) for d in good),
         )
     found = sorted({d.chip or d.name for d in devs})
@@ -279,7 +173,7 @@ def check_chips(det: Detection, req: Requirements, facts: ProbeFacts) -> Check |
         "accelerator.chips",
         title,
         FAIL,
-        f"no device is {names}: {_describe_group(bad)}",
+        f"no device is {names}: {describe_group(bad)}",
         f"use a bundle built for {', '.join(found)}, or run on {names}",
     )
 
@@ -287,33 +181,44 @@ def check_chips(det: Detection, req: Requirements, facts: ProbeFacts) -> Check |
 def check_count(det: Detection, req: Requirements, facts: ProbeFacts) -> Check | None:
     if req.count is None or req.vendor in (None, "none"):
         return None
-    title = "device count"
+    cid, title = "accelerator.count", "device count"
     if not devices(det, req.vendor or ""):
-        return Check("accelerator.count", title, NOT_RUN, "no devices were listed")
+        return Check(cid, title, NOT_RUN, "no devices were listed")
     if req.chips and not facts.loaded:
-        return Check("accelerator.count", title, NOT_RUN, "no chip facts to tell the devices apart")
-    good = matching(det, req, facts)
-    what = ", ".join(_wanted(req, facts)) or "devices"
-    if len(good) >= req.count:
-        return Check(
-            "accelerator.count",
-            title,
-            PASS,
-            f"{len(good)} {what} device{'s' if len(good) != 1 else ''}, the bundle needs {req.count}",
+        return Check(cid, title, NOT_RUN, "no chip facts to tell the devices apart")
+    good = usable(det, req, facts)
+    migs = mig_gpus(det, req, facts)
+    what = ", ".join(wanted(req, facts)) or "devices"
+    n = len(good)
+    plural = "s" if n != 1 else ""
+    if migs and not req.mig:
+        have = (
+            f"{n} whole {what} GPU{plural} CUDA can use (MIG is on for GPU "
+            f"{ranges([g.index for g in migs])}: CUDA sees MIG devices there)"
         )
-    return Check(
-        "accelerator.count",
-        title,
-        FAIL,
-        f"{len(good)} {what} device{'s' if len(good) != 1 else ''}, the bundle needs {req.count}",
-        f"run on a host with {req.count} x {what}, or rebuild the bundle with count: {len(good)}",
-    )
+    elif migs:
+        have = f"{n} {what} device{plural} CUDA can use (whole GPUs and MIG devices)"
+    else:
+        have = f"{n} {what} device{plural}"
+    missing = missing_npus(det) if req.vendor == "huawei" else []
+    if missing:
+        have += f"; NPU {ranges(missing)} not listed by npu-smi"
+    if n >= req.count:
+        return Check(cid, title, PASS, f"{have}, the bundle needs {req.count}")
+    if migs:
+        remedy = mig_remedy(migs)
+    elif missing:
+        remedy = missing_npus_remedy(missing, n)
+    else:
+        remedy = f"run on a host with {req.count} x {what}, or rebuild the bundle with count: {n}"
+    return Check(cid, title, FAIL, f"{have}, the bundle needs {req.count}", remedy)
 
 
 def check_memory(det: Detection, req: Requirements, facts: ProbeFacts) -> Check | None:
     if req.vendor in (None, "none"):
         return None
-    good = matching(det, req, facts)
+    # a MIG device has a share of its GPU's memory: only an explicit size says what it needs
+    good = [d for d in usable(det, req, facts) if d.mig is None or req.memory_bytes is not None]
     if not good:
         return None
     title = "device memory"
@@ -334,12 +239,13 @@ def check_memory(det: Detection, req: Requirements, facts: ProbeFacts) -> Check 
         d, need = short[0]
         kind = d.label.split()[0]
         idx = ranges([s[0].index for s in short])
+        what = "MIG device" if d.mig else "device"
         if explicit:
             return Check(
                 "accelerator.memory",
                 title,
                 FAIL,
-                f"{kind} {idx}: {gib(d.memory_bytes)} per device, the bundle needs {gb(need)}",
+                f"{kind} {idx}: {gib(d.memory_bytes)} per {what}, the bundle needs {gb(need)}",
                 f"run on devices with {gb(need)} or more",
             )
         return Check(
@@ -369,10 +275,10 @@ def _driver_check(
     if found is None:
         if not present:
             return Check(
-                cid, title, FAIL, f"no {what} found", f"install {what} {_need(constraint)}"
+                cid, title, FAIL, f"no {what} found", f"install {what} {need_text(constraint)}"
             )
         return Check(cid, title, NOT_RUN, f"cannot tell the {what} version")
-    v = _v(found)
+    v = version_of(found)
     if v is None:
         return Check(cid, title, NOT_RUN, f"cannot read the {what} version {found!r}")
     if constraint.admits(v):
@@ -382,7 +288,7 @@ def _driver_check(
         title,
         FAIL,
         f"{what} {found} does not satisfy {constraint}",
-        f"install {what} {_need(constraint)} (found {found})",
+        f"install {what} {need_text(constraint)} (found {found})",
     )
 
 
@@ -414,7 +320,7 @@ def check_cuda(det: Detection, req: Requirements, facts: ProbeFacts) -> Check | 
         None,
     )
     found = det.nvidia.driver
-    drv = _v(found)
+    drv = version_of(found)
     if drv is None:
         if not det.nvidia.present:
             return Check(
@@ -450,10 +356,12 @@ def check_ascend_driver(det: Detection, req: Requirements) -> Check | None:
     if req.vendor != "huawei" or req.driver is None:
         return None
     a = det.ascend
+    # the running driver (npu-smi) over the installed one (version.info): they differ until the
+    # reboot after an update, and programs run on the running one
     return _driver_check(
         "ascend.driver",
         "Ascend driver",
-        a.driver_version or a.smi_version,
+        a.smi_version or a.driver_version,
         req.driver,
         "Ascend NPU driver",
         a.present,
@@ -488,9 +396,9 @@ def default_cann(a: Ascend) -> CannInstall | None:
     for c in a.cann:
         if c.path.rstrip("/").endswith("/ascend-toolkit/latest"):
             return c
-    known = [c for c in a.cann if _v(c.version) is not None]
+    known = [c for c in a.cann if version_of(c.version) is not None]
     if known:
-        return max(known, key=lambda c: _v(c.version) or Version.parse("0"))
+        return max(known, key=lambda c: version_of(c.version) or Version.parse("0"))
     return a.cann[0] if a.cann else None
 
 
@@ -506,11 +414,11 @@ def check_cann(det: Detection, req: Requirements) -> Check | None:
             WARN,
             f"no CANN toolkit on this host, the bundle needs {req.cann} "
             "(fine when only the serving image runs CANN)",
-            f"install Ascend-cann-toolkit {_need(req.cann)} and source its set_env.sh",
+            f"install Ascend-cann-toolkit {need_text(req.cann)} and source its set_env.sh",
         )
     use = default_cann(a)
     assert use is not None
-    v = _v(use.version)
+    v = version_of(use.version)
     if v is None:
         return Check(cid, title, NOT_RUN, f"cannot read the CANN version at {use.path}")
     if req.cann.admits(v):
@@ -519,7 +427,9 @@ def check_cann(det: Detection, req: Requirements) -> Check | None:
         (
             c
             for c in a.cann
-            if c is not use and _v(c.version) and req.cann.admits(_v(c.version) or v)
+            if c is not use
+            and version_of(c.version)
+            and req.cann.admits(version_of(c.version) or v)
         ),
         None,
     )
@@ -537,7 +447,7 @@ def check_cann(det: Detection, req: Requirements) -> Check | None:
         title,
         FAIL,
         f"CANN {use.version} ({use.path}) does not satisfy {req.cann}",
-        f"install Ascend-cann-toolkit {_need(req.cann)} (found {use.version})",
+        f"install Ascend-cann-toolkit {need_text(req.cann)} (found {use.version})",
     )
 
 
@@ -697,17 +607,6 @@ def check_host_memory(det: Detection, req: Requirements) -> Check | None:
 # ---------------------------------------------------------------- health checks
 
 
-def _smi_remedy(message: str) -> str:
-    low = message.lower()
-    if "mismatch" in low:
-        return "reboot (or reload the nvidia kernel modules) after the driver update"
-    if "couldn't communicate" in low or "could not communicate" in low:
-        return "load the driver (modprobe nvidia) and check dmesg; reinstall it if it does not load"
-    if "no devices were found" in low:
-        return "check that the GPUs are seen by the kernel (lspci, dmesg)"
-    return "check the driver: `nvidia-smi` must list the GPUs (see dmesg)"
-
-
 def health_nvidia(det: Detection) -> list[Check]:
     nv = det.nvidia
     if not nv.present:
@@ -754,7 +653,11 @@ def health_nvidia(det: Detection) -> list[Check]:
             )
         )
     else:
-        out.append(Check("nvidia.smi", title, FAIL, s.message, _smi_remedy(s.message)))
+        message = s.message
+        if nv.smi_error == "mismatch" and nv.module_version and nv.installed:
+            message += f" (running kernel module {nv.module_version}, installed {nv.installed})"
+        reason, remedy = smi_failure(message, nv.smi_error, det.host.container)
+        out.append(Check("nvidia.smi", title, FAIL, reason, remedy))
     if nv.module_version and nv.gpus and nv.driver and nv.driver != nv.module_version:
         out.append(
             Check(
@@ -765,8 +668,22 @@ def health_nvidia(det: Detection) -> list[Check]:
                 "reboot (or reload the nvidia kernel modules) after the driver update",
             )
         )
+    elif nv.installed and nv.gpus and nv.driver and nv.installed != nv.driver:
+        out.append(
+            Check(
+                "nvidia.driver_match",
+                "NVIDIA driver versions",
+                WARN,
+                f"driver {nv.installed} is installed, {nv.driver} is running: a reboot is pending "
+                f"(requirements are judged on the running {nv.driver})",
+                f"reboot to run driver {nv.installed}",
+            )
+        )
     if loaded or nv.gpus:
         out.append(_nodes_nvidia(det))
+    fabric = check_fabric(det)
+    if fabric is not None:
+        out.append(fabric)
     return out
 
 
@@ -865,26 +782,21 @@ def health_ascend(det: Detection) -> list[Check]:
         )
     elif s.status == "unreadable":
         out.append(Check("ascend.smi", title, NOT_RUN, s.message, _no_listing_remedy(s, "npu-smi")))
-    elif "dcmi module initialize failed" in s.message.lower():
-        out.append(
-            Check(
-                "ascend.smi",
-                title,
-                FAIL,
-                f"the NPU driver does not work: {s.message}",
-                "reinstall the NPU driver (and the firmware that matches it), reboot; see dmesg",
-            )
-        )
+    elif s.status == "failed" and (a.smi_error is not None or s.message):
+        _kind, reason, remedy = npu_smi_failure(det)
+        out.append(Check("ascend.smi", title, FAIL, reason, remedy))
     else:
         out.append(Check("ascend.smi", title, FAIL, s.message, _no_listing_remedy(s, "npu-smi")))
-    if a.driver_version and a.smi_version and a.driver_version != a.smi_version:
+    if a.driver_version and a.smi_version and not _same_version(a.driver_version, a.smi_version):
         out.append(
             Check(
                 "ascend.driver_match",
                 "Ascend driver versions",
                 WARN,
-                f"driver/version.info says {a.driver_version}, npu-smi reports {a.smi_version}",
-                "reboot after a driver update, or reinstall the driver",
+                f"driver {a.driver_version} is installed (driver/version.info), {a.smi_version} "
+                f"is running (npu-smi): a reboot is pending (requirements are judged on the "
+                f"running {a.smi_version})",
+                f"reboot to run driver {a.driver_version}, or reinstall it if the install failed",
             )
         )
     out.append(_nodes_ascend(det))
@@ -892,6 +804,11 @@ def health_ascend(det: Detection) -> list[Check]:
     if fw is not None:
         out.append(fw)
     return out
+
+
+def _same_version(a: str, b: str) -> bool:
+    va, vb = version_of(a), version_of(b)
+    return va == vb if va is not None and vb is not None else a == b
 
 
 def _nodes_ascend(det: Detection) -> Check:
@@ -958,7 +875,11 @@ def _firmware_range(a: Ascend) -> Check | None:
             NOT_RUN,
             f"driver {a.driver_version}'s version.info names no compatible firmware range",
         )
-    fw, lo, hi = _v(a.firmware_version), _v(a.firmware_range[0]), _v(a.firmware_range[1])
+    fw, lo, hi = (
+        version_of(a.firmware_version),
+        version_of(a.firmware_range[0]),
+        version_of(a.firmware_range[1]),
+    )
     if fw is None or lo is None or hi is None:
         return Check(cid, title, NOT_RUN, f"cannot read firmware version {a.firmware_version!r}")
     rng = f"[{a.firmware_range[0]}, {a.firmware_range[1]}]"
@@ -1037,6 +958,7 @@ def run_checks(det: Detection, req: Requirements | None, facts: ProbeFacts) -> l
     checks += [
         check_chips(det, req, facts),
         check_count(det, req, facts),
+        check_mig(det, req, facts),
         check_memory(det, req, facts),
         check_nvidia_driver(det, req),
         check_cuda(det, req, facts),
@@ -1045,12 +967,28 @@ def run_checks(det: Detection, req: Requirements | None, facts: ProbeFacts) -> l
         check_cann(det, req),
         check_cann_driver(det) if req.vendor == "huawei" else None,
         check_ascend_env(det, req),
+        check_atb(det, req, facts),
         check_container_runtime(det, req),
         check_engine(det, req),
         check_disk(det, req),
         check_host_memory(det, req),
+        check_nodes(req),
     ]
     return [c for c in checks if c is not None]
+
+
+def check_nodes(req: Requirements) -> Check | None:
+    """A bundle for several hosts: one probe sees one of them."""
+    if req.nodes <= 1:
+        return None
+    return Check(
+        "cluster.nodes",
+        "nodes",
+        NOT_RUN,
+        f"the bundle spans {req.nodes} nodes; this probe sees one of them",
+        "probe every node with --report FILE, then compare them: "
+        "airgap probe --cluster NODE1.json NODE2.json ...",
+    )
 
 
 __all__ = [

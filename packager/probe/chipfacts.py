@@ -10,7 +10,7 @@ import json
 import os
 import re
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, Callable
 
 from .versions import Version, VersionError
 
@@ -41,6 +41,37 @@ def normalize_chip_name(text: str) -> str:
         if s.startswith(prefix) and len(s) > len(prefix):
             s = s[len(prefix) :]
     return s
+
+
+#: words a product name adds after the chip: form factor, memory ("H100-SXM5-80GB")
+_PRODUCT_WORD = re.compile(r"(sxm\d*|pcie|nvl|hbm\d*e?|\d+gb|oam|mezz|server|edition)")
+
+
+def resolve_product(
+    text: str, resolve: Callable[[str], str | None]
+) -> tuple[str, int | None] | None:
+    """A product name (``H100-SXM5-80GB``, ``A100-PCIe-40GB``, ``NVIDIA H200-SXM-141GB``) as
+    (chip id, memory in GB when it names one): the leading words that ``resolve`` knows, followed
+    only by form-factor and memory words. None when it is not one."""
+    words = [w for w in re.split(r"[\s\-_]+", text.strip().lower()) if w]
+    if words and words[0] in ("nvidia", "tesla", "huawei"):
+        words = words[1:]
+    for cut in range(len(words) - 1, 0, -1):
+        tail = words[cut:]
+        if not all(_PRODUCT_WORD.fullmatch(w) for w in tail):
+            break
+        chip = resolve("".join(words[:cut]))
+        if chip is not None:
+            mem = next((int(w[:-2]) for w in tail if re.fullmatch(r"\d+gb", w)), None)
+            return chip, mem
+    return None
+
+
+def product_memory_gb(text: str) -> int | None:
+    """The memory a product name states (``A100-SXM4-40GB`` -> 40), None when it states none."""
+    words = [w for w in re.split(r"[\s\-_]+", text.strip().lower()) if w]
+    sizes = [int(w[:-2]) for w in words[1:] if re.fullmatch(r"\d+gb", w)]
+    return sizes[-1] if sizes else None
 
 
 def _words(text: str) -> list[str]:
@@ -84,6 +115,8 @@ class ProbeFacts:
                 for k, v in (rel.get("versions") or {}).items()
             }
             self.driver_for_cuda_release_unsure = bool(rel.get("unsure", False))
+            #: wheels (normalized names) that load NNAL's libatb.so from the host
+            self.needs_atb = frozenset(str(n) for n in data.get("needs_atb") or [])
         except (AttributeError, KeyError, TypeError, ValueError, VersionError) as exc:
             raise FactsError(f"facts are malformed: {exc}") from None
 
@@ -91,6 +124,13 @@ class ProbeFacts:
         """The chip id a bundle means by ``text`` (an id, or a spelling facts accept)."""
         if text in self.chips:
             return text
+        direct = self._resolve_id(text)
+        if direct is not None:
+            return direct
+        product = resolve_product(text, self._resolve_id)
+        return product[0] if product else None
+
+    def _resolve_id(self, text: str) -> str | None:
         norm = normalize_chip_name(text)
         for cid in self.chips:
             if normalize_chip_name(cid) == norm:

@@ -11,7 +11,7 @@ import os
 import sys
 from typing import Any, NoReturn
 
-from . import __version__
+from . import __version__, cluster
 from .bundle import BundleError, Requirements, load
 from .checks import run_checks
 from .chipfacts import FactsError, load_facts
@@ -60,6 +60,14 @@ def _parser(prog: str) -> argparse.ArgumentParser:
         metavar="DIR",
         default=".",
         help="the install prefix: where free disk is measured and --installed looks (default: .)",
+    )
+    p.add_argument(
+        "--cluster",
+        metavar="REPORT",
+        nargs="+",
+        help="compare the --report files of every node of a multi-node deployment (same driver, "
+        "CANN, firmware and weights; unique NPU addresses, links up; InfiniBand and GPU "
+        "topology) and name the node that differs",
     )
     p.add_argument("--json", action="store_true", help="print the report as one JSON document")
     p.add_argument("--report", metavar="FILE", help="also write the JSON report to FILE")
@@ -118,10 +126,37 @@ def _system(args: argparse.Namespace) -> System:
     return LiveSystem(args.timeout)
 
 
+def _output(args: argparse.Namespace, doc: dict[str, Any], text: str, table: str) -> int:
+    if args.report:
+        try:
+            write_atomic(args.report, text)
+        except OSError as exc:
+            raise UsageError(
+                f"--report {args.report}: cannot write: {exc.strerror or exc}"
+            ) from None
+    sys.stdout.write(text if args.json else table)
+    sys.stdout.flush()
+    code: int = doc["summary"]["exit_code"]
+    return code
+
+
+def _cluster(args: argparse.Namespace) -> int:
+    for opt in ("bundle", "installed", "sysroot", "record"):
+        if getattr(args, opt) is not None:
+            raise UsageError(f"--cluster compares reports: it takes no --{opt}")
+    try:
+        doc = cluster.run(list(args.cluster))
+    except cluster.ClusterError as exc:
+        raise UsageError(str(exc)) from None
+    return _output(args, doc, to_json_text(doc), cluster.render_text(doc))
+
+
 def _run(argv: list[str], facts: dict[str, Any] | None, prog: str) -> int:
     args = _parser(prog).parse_args(argv)
     if not args.timeout > 0:
         raise UsageError("--timeout must be more than 0 seconds")
+    if args.cluster is not None:
+        return _cluster(args)
     if args.installed is not None and not os.path.isdir(args.prefix):
         raise UsageError(f"--prefix {args.prefix}: no such folder")
     try:
@@ -130,7 +165,8 @@ def _run(argv: list[str], facts: dict[str, Any] | None, prog: str) -> int:
         raise UsageError(str(exc)) from None
     req = _requirements(args)
     system = _system(args)
-    det = detect(system, pf, args.prefix)
+    network = (req is not None and req.nodes > 1) or isinstance(system, RecordingSystem)
+    det = detect(system, pf, args.prefix, network=network)
     checks = run_checks(det, req, pf)
     if req is not None:
         # before the summary: the kernels' test vectors on this host's device
@@ -154,20 +190,7 @@ def _run(argv: list[str], facts: dict[str, Any] | None, prog: str) -> int:
                 f"--record {args.record}: cannot write: {exc.strerror or exc}"
             ) from None
         print(f"recorded this machine in {args.record}", file=sys.stderr)
-    if args.report:
-        try:
-            write_atomic(args.report, text)
-        except OSError as exc:
-            raise UsageError(
-                f"--report {args.report}: cannot write: {exc.strerror or exc}"
-            ) from None
-    if args.json:
-        sys.stdout.write(text)
-    else:
-        sys.stdout.write(render_text(doc))
-    sys.stdout.flush()
-    code: int = doc["summary"]["exit_code"]
-    return code
+    return _output(args, doc, text, render_text(doc))
 
 
 def _one_line(text: str) -> str:

@@ -12,11 +12,10 @@ from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from typing import Any
 
-from . import parse
+from . import fabric, parse
 from .chipfacts import ProbeFacts
-from .parse import ParseError
-from .system import CmdResult, DevEntry, Disk, System
-from .versions import Version, VersionError
+from .parse import MigDevice, NpuSmiError, ParseError
+from .system import CmdResult, DevEntry, Disk, System, device_command, query_fields
 
 ASCEND_BASE = "/usr/local/Ascend"
 _ARCH_PLATFORM = {
@@ -59,15 +58,6 @@ def _cmd_source(res: CmdResult) -> Source:
     return Source("ok")
 
 
-def _version(text: str | None) -> Version | None:
-    if not text:
-        return None
-    try:
-        return Version.parse(text)
-    except VersionError:
-        return None
-
-
 # ---------------------------------------------------------------- data
 
 
@@ -88,10 +78,12 @@ class Host:
     memory_available_bytes: int | None = None
     disk: Disk | None = None
     disk_for: str = "."
+    container: str | None = None  # docker | podman | kubernetes | container: the probe runs in one
 
     def to_json(self) -> dict[str, Any]:
         return {
             "hostname": self.hostname,
+            "container": self.container,
             "os": {"id": self.os_id, "version": self.os_version, "name": self.os_name},
             "kernel": self.kernel,
             "arch": self.arch,
@@ -120,6 +112,15 @@ class Gpu:
     uuid: str | None
     compute_cap: str | None
     memory_bytes: int | None
+    mig: str | None = None  # the current MIG mode: Enabled | Disabled; None: no MIG / not asked
+    mig_pending: str | None = None  # the mode after the next GPU reset
+    mig_devices: list[MigDevice] | None = None  # None: not listed (nvidia-smi -L did not answer)
+    fabric_state: str | None = None  # nvidia-smi -q: Completed | In Progress | Not Started ...
+    fabric_status: str | None = None
+
+    @property
+    def mig_enabled(self) -> bool:
+        return self.mig == "Enabled"
 
     def to_json(self) -> dict[str, Any]:
         return {
@@ -129,6 +130,78 @@ class Gpu:
             "uuid": self.uuid,
             "compute_cap": self.compute_cap,
             "memory_bytes": self.memory_bytes,
+            "mig": {
+                "current": self.mig,
+                "pending": self.mig_pending,
+                "devices": None
+                if self.mig_devices is None
+                else [
+                    {
+                        "index": d.index,
+                        "profile": d.profile,
+                        "uuid": d.uuid,
+                        "memory_bytes": d.memory_bytes,
+                    }
+                    for d in self.mig_devices
+                ],
+            },
+            "fabric": {"state": self.fabric_state, "status": self.fabric_status},
+        }
+
+
+@dataclass
+class FabricManager:
+    """The NVSwitch fabric and Fabric Manager (HGX/DGX 8-GPU systems)."""
+
+    nvswitches: int = 0  # /dev/nvidia-nvswitchN nodes
+    query: Source = field(default_factory=lambda: Source("not-run"))  # nvidia-smi -q
+    service: str | None = None  # systemctl is-active: active | inactive | failed | activating
+    service_source: Source = field(default_factory=lambda: Source("not-run"))
+    version: str | None = None  # nv-fabricmanager --version
+    log_mismatch: fabric.FmMismatch | None = None
+
+    def to_json(self) -> dict[str, Any]:
+        return {
+            "nvswitches": self.nvswitches,
+            "query": self.query.to_json(),
+            "service": self.service,
+            "service_source": self.service_source.to_json(),
+            "version": self.version,
+            "log_mismatch": self.log_mismatch.line if self.log_mismatch else None,
+        }
+
+
+@dataclass
+class Interconnect:
+    """What the cluster comparison reads: InfiniBand ports and the GPU topology."""
+
+    ibstat: Source = field(default_factory=lambda: Source("not-run"))
+    ports: list[fabric.IbPort] = field(default_factory=list)
+    topo: Source = field(default_factory=lambda: Source("not-run"))
+    topology: fabric.Topology | None = None
+
+    def to_json(self) -> dict[str, Any]:
+        t = self.topology
+        return {
+            "ibstat": self.ibstat.to_json(),
+            "ports": [
+                {
+                    "ca": p.ca,
+                    "port": p.port,
+                    "state": p.state,
+                    "physical_state": p.physical,
+                    "rate": p.rate,
+                    "link_layer": p.link_layer,
+                }
+                for p in self.ports
+            ],
+            "topology": dict(
+                self.topo.to_json(),
+                gpus=list(t.gpus) if t else [],
+                matrix=t.gpu_matrix() if t else [],
+                nics=dict(t.nics) if t else {},
+                nearest_nic=t.nearest_nic() if t else {},
+            ),
         }
 
 
@@ -144,17 +217,28 @@ class Nvidia:
     nvidia_ctk: str | None = None
     container_runtime: str | None = None
     cdi_specs: list[str] = field(default_factory=list)
+    #: the driver's user-space library on disk (libnvidia-ml.so.X, or what a version mismatch
+    #: names): differs from the running kernel module until the next reboot after an update
+    installed: str | None = None
+    smi_error: str | None = None  # mismatch | no-driver | no-devices | permission | other
+    mig_list: Source = field(default_factory=lambda: Source("not-run"))  # nvidia-smi -L
+    fabric: FabricManager = field(default_factory=FabricManager)
+    net: Interconnect = field(default_factory=Interconnect)
 
     def to_json(self) -> dict[str, Any]:
         return {
             "present": self.present,
-            "nvidia_smi": self.smi.to_json(),
+            "nvidia_smi": dict(self.smi.to_json(), error=self.smi_error),
             "driver": {
                 "version": self.driver,
                 "module_version": self.module_version,
                 "module": self.module_flavor,
+                "installed": self.installed,
             },
             "gpus": [g.to_json() for g in self.gpus],
+            "mig_list": self.mig_list.to_json(),
+            "fabric": self.fabric.to_json(),
+            "interconnect": self.net.to_json(),
             "devices": [_dev_json(d) for d in self.nodes],
             "container_toolkit": {
                 "nvidia_ctk": self.nvidia_ctk,
@@ -213,6 +297,28 @@ class CannInstall:
 
 
 @dataclass
+class NpuNet:
+    """One NPU's RoCE port as hccn_tool reports it."""
+
+    device: int
+    source: Source
+    ip: str | None = None
+    link: str | None = None  # UP | DOWN
+    health: str | None = None  # Success | ...
+    tls: bool | None = None
+
+    def to_json(self) -> dict[str, Any]:
+        return {
+            "device": self.device,
+            "source": self.source.to_json(),
+            "ip": self.ip,
+            "link": self.link,
+            "health": self.health,
+            "tls": self.tls,
+        }
+
+
+@dataclass
 class Ascend:
     present: bool = False
     smi: Source = field(default_factory=lambda: Source("not-run"))
@@ -231,11 +337,27 @@ class Ascend:
     env: dict[str, str | None] = field(default_factory=lambda: dict.fromkeys(ASCEND_ENV))
     nodes: list[DevEntry] = field(default_factory=list)
     docker_runtime_installed: bool = False
+    smi_error: NpuSmiError | None = None
+    atb: list[str] = field(default_factory=list)  # libatb.so of the NNAL packages found
+    atb_home: str | None = None  # ATB_HOME_PATH (nnal/atb/set_env.sh sets it)
+    net: list[NpuNet] = field(default_factory=list)  # hccn_tool, per NPU (when asked for)
 
     def to_json(self) -> dict[str, Any]:
         return {
             "present": self.present,
-            "npu_smi": dict(self.smi.to_json(), version=self.smi_version),
+            "npu_smi": dict(
+                self.smi.to_json(),
+                version=self.smi_version,
+                error=None
+                if self.smi_error is None
+                else {
+                    "line": self.smi_error.line,
+                    "code": self.smi_error.code,
+                    "kind": self.smi_error.kind,
+                },
+            ),
+            "atb": {"home": self.atb_home, "libraries": list(self.atb)},
+            "network": [n.to_json() for n in self.net],
             "npus": [n.to_json() for n in self.npus],
             "install_path": self.install_path,
             "driver": {
@@ -355,10 +477,78 @@ def detect_host(system: System, prefix: str) -> Host:
         except ParseError:
             pass
     h.disk = system.disk(prefix)
+    h.container = _container(system)
     return h
 
 
-_CC_FIELD = re.compile(r"compute_cap.*not a valid field", re.IGNORECASE | re.DOTALL)
+def _container(system: System) -> str | None:
+    """The kind of container the probe runs in, None on a host."""
+    if system.exists("/.dockerenv"):
+        return "docker"
+    if system.exists("/run/.containerenv"):
+        return "podman"
+    cgroup = system.read_text("/proc/1/cgroup") or ""
+    for word, kind in (("kubepods", "kubernetes"), ("docker", "docker"), ("libpod", "podman")):
+        if word in cgroup:
+            return kind
+    env = system.env().get("container")
+    return env or None
+
+
+_BAD_FIELD = re.compile(r'Field "([^"]+)" is not a valid field to query', re.IGNORECASE)
+_NVML_LIBRARY = re.compile(r"NVML library version:\s*(\d+(?:\.\d+)+)")
+#: where the driver's user-space NVML library lives (its file name carries the version)
+NVML_GLOBS = (
+    "/usr/lib/x86_64-linux-gnu/libnvidia-ml.so.*.*",
+    "/usr/lib/aarch64-linux-gnu/libnvidia-ml.so.*.*",
+    "/usr/lib64/libnvidia-ml.so.*.*",
+    "/usr/lib/libnvidia-ml.so.*.*",
+)
+
+
+def smi_error_kind(text: str) -> str | None:
+    """What kind of failure nvidia-smi printed: ``mismatch`` (the kernel module and the installed
+    library differ: an update waits for a reboot), ``no-driver`` (no driver to talk to),
+    ``no-devices`` (the driver sees no GPU), ``permission``, else ``other``."""
+    low = text.lower()
+    if not low.strip():
+        return None
+    if "version mismatch" in low:
+        return "mismatch"
+    if "couldn't communicate" in low or "could not communicate" in low:
+        return "no-driver"
+    if "no devices were found" in low:
+        return "no-devices"
+    if "insufficient permissions" in low or "permission denied" in low:
+        return "permission"
+    return "other"
+
+
+def _installed_nvidia(system: System, smi: CmdResult) -> str | None:
+    m = _NVML_LIBRARY.search(smi.stdout + smi.stderr)
+    if m:
+        return m.group(1)
+    versions = set()
+    for pattern in NVML_GLOBS:
+        for path in system.glob(pattern):
+            v = path.rsplit("libnvidia-ml.so.", 1)[-1]
+            if re.fullmatch(r"\d+(\.\d+)+", v):
+                versions.add(v)
+    return next(iter(versions)) if len(versions) == 1 else None
+
+
+def _smi_listing(system: System, results: dict[str, CmdResult]) -> CmdResult:
+    """The GPU listing: the full query, or an older driver's (no compute_cap before R510, no MIG
+    fields before R450), chosen by what the driver refuses."""
+    smi = results["nvidia-smi"]
+    for fallback in ("nvidia-smi-legacy", "nvidia-smi-basic"):
+        if not smi.found or smi.ok or smi.timeout:
+            return smi
+        m = _BAD_FIELD.search(smi.stdout + smi.stderr)
+        if m is None or m.group(1) not in parse.SMI_FIELDS:
+            return smi
+        smi = system.run(fallback)
+    return smi
 
 
 def detect_nvidia(
@@ -377,14 +567,13 @@ def detect_nvidia(
         sys_ver = system.read_text("/sys/module/nvidia/version")
         if sys_ver and re.match(r"^\d+(\.\d+)+$", sys_ver.strip()):
             nv.module_version = sys_ver.strip()
-    smi = results["nvidia-smi"]
-    with_cc = True
-    if smi.found and not smi.ok and not smi.timeout and _CC_FIELD.search(smi.stdout + smi.stderr):
-        smi, with_cc = system.run("nvidia-smi-legacy"), False  # a driver older than R510
+    smi = _smi_listing(system, results)
     nv.smi = _cmd_source(smi)
+    if nv.smi.status == "failed" and smi.error is None:
+        nv.smi_error = smi_error_kind(smi.stdout + "\n" + smi.stderr)
     if nv.smi.status == "ok":
         try:
-            rows = parse.parse_nvidia_smi_csv(smi.stdout, with_cc=with_cc)
+            rows = parse.parse_nvidia_smi_csv(smi.stdout, query_fields(smi.argv))
         except ParseError as exc:
             nv.smi = Source("unreadable", f"nvidia-smi printed what the probe cannot read: {exc}")
         else:
@@ -393,13 +582,28 @@ def detect_nvidia(
                 cc = r.compute_cap
                 if cc is None and chip is not None:
                     cc = facts.chips[chip].cc
-                nv.gpus.append(Gpu(r.index, r.name, chip, r.uuid, cc, r.memory_bytes))
+                nv.gpus.append(
+                    Gpu(
+                        r.index,
+                        r.name,
+                        chip,
+                        r.uuid,
+                        cc,
+                        r.memory_bytes,
+                        r.mig_current,
+                        r.mig_pending,
+                    )
+                )
             nv.driver = next((r.driver for r in rows if r.driver), None)
     if nv.driver is None:
         nv.driver = nv.module_version
+    nv.installed = _installed_nvidia(system, smi)
     nv.present = bool(
         proc is not None or nv.module_version or nv.nodes or nv.gpus or nv.smi.status != "missing"
     )
+    if nv.gpus:
+        _mig_devices(nv, results["nvidia-smi-list"])
+        _fabric(system, nv, dev, results)
     ctk, ncr = results["nvidia-ctk"], results["nvidia-container-runtime"]
     if ctk.ok:
         nv.nvidia_ctk = parse.parse_tool_version(ctk.stdout + ctk.stderr) or "unknown"
@@ -409,6 +613,79 @@ def detect_nvidia(
         if system.exists(spec):
             nv.cdi_specs.append(spec)
     return nv
+
+
+def _mig_devices(nv: Nvidia, listing: CmdResult) -> None:
+    """The MIG devices of each GPU that has MIG on (``nvidia-smi -L``)."""
+    if not any(g.mig_enabled for g in nv.gpus):
+        return
+    nv.mig_list, migs = _parsed(listing, "nvidia-smi -L", parse.parse_nvidia_smi_list)
+    if migs is None:
+        return
+    for g in nv.gpus:
+        if g.mig_enabled and g.index in migs:
+            g.mig_devices = migs[g.index]
+
+
+def _fabric(
+    system: System, nv: Nvidia, dev: list[DevEntry] | None, results: dict[str, CmdResult]
+) -> None:
+    """NVSwitches, each GPU's fabric state and Fabric Manager (service, version, log)."""
+    fm = nv.fabric
+    fm.nvswitches = sum(1 for d in dev or [] if re.fullmatch(r"nvidia-nvswitch\d+", d.name))
+    q = results["nvidia-smi-query"]
+    fm.query, query = _parsed(q, "nvidia-smi -q", fabric.parse_nvidia_smi_query)
+    if query is not None:
+        # nvidia-smi -q lists the GPUs in the order of their indices
+        for g, qg in zip(nv.gpus, query.gpus):
+            g.fabric_state, g.fabric_status = qg.fabric_state, qg.fabric_status
+            if g.mig is None and qg.mig_current in ("Enabled", "Disabled"):
+                g.mig, g.mig_pending = qg.mig_current, qg.mig_pending
+    status = results["fabricmanager-status"]
+    if status.recorded:
+        fm.service_source = _cmd_source(status)
+        out = status.stdout.strip().splitlines()
+        word = out[0].strip() if out else ""
+        if (
+            status.found
+            and not status.timeout
+            and status.error is None
+            and re.fullmatch(r"active|inactive|failed|activating|deactivating|reloading", word)
+        ):
+            fm.service = word
+            fm.service_source = Source("ok")
+    version = results["fabricmanager-version"]
+    if version.ok:
+        try:
+            fm.version = fabric.parse_fabricmanager_version(version.stdout + version.stderr)
+        except ParseError:
+            fm.version = None
+    log = system.read_text("/var/log/fabricmanager.log")
+    if log:
+        fm.log_mismatch = fabric.fabricmanager_log_mismatch(log[-(256 << 10) :])
+
+
+def _parsed(res: CmdResult | None, what: str, reader: Any) -> tuple[Source, Any]:
+    """How a recorded or run command went, and what ``reader`` made of its output (None when
+    it did not answer, or answered what the probe cannot read)."""
+    if res is None or not res.recorded:
+        return Source("not-run", f"{what} was not recorded"), None
+    src = _cmd_source(res)
+    if src.status != "ok":
+        return src, None
+    try:
+        return src, reader(res.stdout)
+    except ParseError as exc:
+        return Source("unreadable", f"{what}: {exc}"), None
+
+
+def detect_interconnect(nv: Nvidia, results: dict[str, CmdResult]) -> None:
+    """InfiniBand ports and the GPU topology, for comparing the nodes of a cluster."""
+    net = nv.net
+    net.ibstat, ports = _parsed(results.get("ibstat"), "ibstat", fabric.parse_ibstat)
+    net.ports = ports or []
+    topo = results.get("nvidia-smi-topo")
+    net.topo, net.topology = _parsed(topo, "nvidia-smi topo -m", fabric.parse_nvidia_smi_topo)
 
 
 def _ascend_base(system: System) -> str:
@@ -528,8 +805,11 @@ def detect_ascend(
     smi = results["npu-smi"]
     a.smi = _cmd_source(smi)
     text = smi.stdout + ("\n" + smi.stderr if smi.stderr else "")
-    if "dcmi module initialize failed" in text.lower():
-        a.smi = Source("failed", "npu-smi: " + _line_with(text, "dcmi module initialize failed"))
+    err = parse.npu_smi_error(text) if smi.found and smi.error is None else None
+    if err is not None and (a.smi.status != "ok" or "ret is -" in err.line.lower()):
+        a.smi_error = err
+        said = err.line if err.line.lower().startswith("npu-smi") else "npu-smi: " + err.line
+        a.smi = Source("failed", said)
     elif a.smi.status == "ok":
         try:
             info = parse.parse_npu_smi_info(smi.stdout)
@@ -565,6 +845,8 @@ def detect_ascend(
     a.docker_runtime_installed = system.exists(
         a.install_path + "/Ascend-Docker-Runtime/ascend-docker-runtime"
     )
+    a.atb_home = env.get("ATB_HOME_PATH") or None
+    a.atb = _atb(system, a.install_path, a.atb_home)
     a.present = bool(
         any(re.match(r"^davinci\d+$", d.name) for d in a.nodes)
         or drv is not None
@@ -572,6 +854,60 @@ def detect_ascend(
         or a.smi.status != "missing"
     )
     return a
+
+
+#: where the NNAL package puts the Ascend Transformer Boost library (both C++ ABIs)
+ATB_LIB = "atb/cxx_abi_*/lib/libatb.so"
+
+
+def _atb(system: System, base: str, home: str | None) -> list[str]:
+    """libatb.so of the NNAL (Ascend Transformer Boost) installs: ``$ATB_HOME_PATH/lib`` (what
+    ``nnal/atb/set_env.sh`` sets), else ``<base>/nnal/atb/<version>/atb/cxx_abi_{0,1}/lib``."""
+    found: list[str] = []
+    if home and home.startswith("/") and system.exists(home.rstrip("/") + "/lib/libatb.so"):
+        found.append(home.rstrip("/") + "/lib/libatb.so")
+    for pattern in (base + "/nnal/atb/latest/" + ATB_LIB, base + "/nnal/atb/*/" + ATB_LIB):
+        for path in system.glob(pattern):
+            if path not in found:
+                found.append(path)
+    return found
+
+
+def npu_devices(a: Ascend) -> list[int]:
+    """The device ids hccn_tool and the runtimes take, one per NPU chip."""
+    ids = [n.device if n.device is not None else n.npu for n in a.npus]
+    return sorted(set(ids))
+
+
+def detect_npu_network(a: Ascend, results: dict[str, CmdResult]) -> None:
+    """Each NPU's RoCE address, link, health and TLS switch (hccn_tool)."""
+    for device in npu_devices(a):
+        res = {
+            k: results.get(device_command(k, device))
+            for k in ("hccn-ip", "hccn-link", "hccn-health", "hccn-tls")
+        }
+        ip = res["hccn-ip"]
+        if ip is None or not ip.recorded:
+            continue
+        src = _cmd_source(ip)
+        net = NpuNet(device, src)
+        readers = (
+            ("hccn-ip", fabric.parse_hccn_ip, "ip"),
+            ("hccn-link", fabric.parse_hccn_link, "link"),
+            ("hccn-health", fabric.parse_hccn_health, "health"),
+            ("hccn-tls", fabric.parse_hccn_tls, "tls"),
+        )
+        for key, reader, attr in readers:
+            r = res[key]
+            if r is None or not r.ok:
+                if r is not None and r.recorded and net.source.status == "ok":
+                    net.source = _cmd_source(r)
+                continue
+            try:
+                setattr(net, attr, reader(r.stdout))
+            except ParseError as exc:
+                net.source = Source("unreadable", f"hccn_tool -i {device}: {exc}")
+        a.net.append(net)
 
 
 def _dedupe(installs: list[CannInstall]) -> list[CannInstall]:
@@ -593,13 +929,6 @@ def _dedupe(installs: list[CannInstall]) -> list[CannInstall]:
         if same is None:
             out.append(c)
     return out
-
-
-def _line_with(text: str, needle: str) -> str:
-    for line in text.splitlines():
-        if needle in line.lower():
-            return line.strip()[:200]
-    return needle
 
 
 def detect_engine(system: System, results: dict[str, CmdResult]) -> Engine:
@@ -635,17 +964,25 @@ def detect_engine(system: System, results: dict[str, CmdResult]) -> Engine:
     return e
 
 
-def detect(system: System, facts: ProbeFacts, prefix: str, jobs: int = 8) -> Detection:
-    """Everything at once; commands run side by side (each bounded by the system's timeout)."""
-    names = [
-        "nvidia-smi",
-        "npu-smi",
-        "docker-version",
-        "docker-runtimes",
-        "podman-version",
-        "nvidia-ctk",
-        "nvidia-container-runtime",
-    ]
+#: the commands every probe runs side by side
+BASE_COMMANDS = (
+    "nvidia-smi",
+    "nvidia-smi-list",
+    "nvidia-smi-query",
+    "fabricmanager-status",
+    "fabricmanager-version",
+    "npu-smi",
+    "docker-version",
+    "docker-runtimes",
+    "podman-version",
+    "nvidia-ctk",
+    "nvidia-container-runtime",
+)
+#: what a node of a cluster adds: InfiniBand and the GPU topology
+NETWORK_COMMANDS = ("ibstat", "nvidia-smi-topo")
+
+
+def _run_all(system: System, names: list[str], jobs: int) -> dict[str, CmdResult]:
     with ThreadPoolExecutor(max_workers=jobs) as pool:
         futures = {n: pool.submit(system.run, n) for n in names}
         results: dict[str, CmdResult] = {}
@@ -654,6 +991,17 @@ def detect(system: System, facts: ProbeFacts, prefix: str, jobs: int = 8) -> Det
                 results[n] = fut.result()
             except Exception as exc:  # a bug must not hide the rest of the machine
                 results[n] = CmdResult(n, [n], error=f"probe error: {exc}")
+    return results
+
+
+def detect(
+    system: System, facts: ProbeFacts, prefix: str, jobs: int = 8, network: bool = False
+) -> Detection:
+    """Everything at once; commands run side by side (each bounded by the system's timeout).
+    ``network``: also what comparing the nodes of a cluster needs (InfiniBand, GPU topology,
+    each NPU's RoCE port)."""
+    names = list(BASE_COMMANDS) + (list(NETWORK_COMMANDS) if network else [])
+    results = _run_all(system, names, jobs)
     dev = system.dev()
     errors: list[str] = []
 
@@ -668,4 +1016,15 @@ def detect(system: System, facts: ProbeFacts, prefix: str, jobs: int = 8) -> Det
     nvidia = guard("NVIDIA", lambda: detect_nvidia(system, facts, dev, results), Nvidia())
     ascend = guard("Ascend", lambda: detect_ascend(system, facts, dev, results), Ascend())
     engine = guard("container engine", lambda: detect_engine(system, results), Engine())
+    if network:
+        if nvidia.present:
+            guard("interconnect", lambda: detect_interconnect(nvidia, results), None)
+        if ascend.npus:
+            per_npu = [
+                device_command(kind, d)
+                for d in npu_devices(ascend)
+                for kind in ("hccn-ip", "hccn-link", "hccn-health", "hccn-tls")
+            ]
+            results.update(_run_all(system, per_npu, jobs))
+            guard("NPU network", lambda: detect_npu_network(ascend, results), None)
     return Detection(host, nvidia, ascend, engine, dev is not None, errors)

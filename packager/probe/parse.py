@@ -32,7 +32,7 @@ class ParseError(ValueError):
     """Text that is not in the expected format."""
 
 
-def _snippet(text: str) -> str:
+def snippet(text: str) -> str:
     for line in text.splitlines():
         if line.strip():
             return repr(line.strip()[:80])
@@ -59,7 +59,7 @@ def parse_kv(text: str) -> dict[str, str]:
             value = value[1:-1]
         out[key] = value
     if not out:
-        raise ParseError(f"no key=value lines ({_snippet(text)})")
+        raise ParseError(f"no key=value lines ({snippet(text)})")
     return out
 
 
@@ -97,7 +97,7 @@ def parse_meminfo(text: str) -> dict[str, int]:
         if m:
             out[m.group(1)] = int(m.group(2)) * (1024 if m.group(3) else 1)
     if "MemTotal" not in out:
-        raise ParseError(f"no MemTotal in /proc/meminfo ({_snippet(text)})")
+        raise ParseError(f"no MemTotal in /proc/meminfo ({snippet(text)})")
     return out
 
 
@@ -142,11 +142,28 @@ def parse_cpuinfo(text: str) -> CpuInfo:
     if model is None and impl is not None:
         model = _ARM_PARTS.get((impl, part or ""), f"Arm implementer {impl} part {part}")
     if count == 0 and model is None:
-        raise ParseError(f"no processor entries in /proc/cpuinfo ({_snippet(text)})")
+        raise ParseError(f"no processor entries in /proc/cpuinfo ({snippet(text)})")
     return CpuInfo(model, count)
 
 
 # ---------------------------------------------------------------- NVIDIA
+
+
+#: the fields an nvidia-smi query may hold that the probe reads
+SMI_FIELDS = frozenset(
+    {
+        "index",
+        "name",
+        "uuid",
+        "driver_version",
+        "compute_cap",
+        "memory.total",
+        "mig.mode.current",
+        "mig.mode.pending",
+    }
+)
+#: the fields an older probe asked for, when a recording does not say (argv missing)
+SMI_FIELDS_V1 = ("index", "name", "uuid", "driver_version", "compute_cap", "memory.total")
 
 
 @dataclass
@@ -157,6 +174,8 @@ class SmiGpu:
     driver: str | None
     compute_cap: str | None
     memory_bytes: int | None
+    mig_current: str | None = None  # "Enabled" | "Disabled"; None: no MIG (or not asked)
+    mig_pending: str | None = None
 
 
 def _na(value: str) -> str | None:
@@ -166,9 +185,19 @@ def _na(value: str) -> str | None:
     return v
 
 
-def parse_nvidia_smi_csv(text: str, with_cc: bool = True) -> list[SmiGpu]:
-    """The CSV of the nvidia-smi query (index, name, uuid, driver, [compute_cap,] memory MiB)."""
-    width = 6 if with_cc else 5
+def parse_nvidia_smi_csv(
+    text: str, fields: list[str] | tuple[str, ...] | None = None, with_cc: bool = True
+) -> list[SmiGpu]:
+    """The CSV of an ``nvidia-smi --query-gpu=FIELDS --format=csv,noheader,nounits``, read by
+    its fields (``fields``; by default the six an older probe asked for, without
+    ``compute_cap`` when ``with_cc`` is false). Memory is in MiB; ``[N/A]`` is unknown."""
+    if fields is None:
+        fields = [f for f in SMI_FIELDS_V1 if with_cc or f != "compute_cap"]
+    fields = list(fields)
+    for need in ("index", "name"):
+        if need not in fields:
+            raise ParseError(f"the nvidia-smi query does not ask for {need}")
+    width = len(fields)
     gpus: list[SmiGpu] = []
     for line in text.splitlines():
         if not line.strip():
@@ -176,33 +205,88 @@ def parse_nvidia_smi_csv(text: str, with_cc: bool = True) -> list[SmiGpu]:
         cells = [c.strip() for c in line.split(",")]
         if len(cells) != width:
             raise ParseError(f"not the nvidia-smi CSV ({width} fields): {line.strip()[:80]!r}")
-        idx, name, uuid, driver = cells[0], cells[1], cells[2], cells[3]
-        cc = cells[4] if with_cc else None
-        mem = cells[-1]
+        row = dict(zip(fields, cells))
+        idx, name = row["index"], row["name"]
         if not idx.isdigit() or not name:
             raise ParseError(f"not the nvidia-smi CSV: {line.strip()[:80]!r}")
-        driver_v = _na(driver)
+        driver_v = _na(row.get("driver_version", ""))
         if driver_v is not None and not re.match(r"^\d+(\.\d+)+$", driver_v):
-            raise ParseError(f"not a driver version in nvidia-smi's CSV: {driver!r}")
-        cc_v = _na(cc) if cc is not None else None
+            raise ParseError(f"not a driver version in nvidia-smi's CSV: {row['driver_version']!r}")
+        cc_v = _na(row.get("compute_cap", ""))
         if cc_v is not None and not re.match(r"^\d+\.\d+$", cc_v):
-            raise ParseError(f"not a compute capability in nvidia-smi's CSV: {cc!r}")
-        mem_v = _na(mem)
+            raise ParseError(
+                f"not a compute capability in nvidia-smi's CSV: {row['compute_cap']!r}"
+            )
+        mem_v = _na(row.get("memory.total", ""))
         if mem_v is not None and not mem_v.isdigit():
-            raise ParseError(f"not a memory size in MiB in nvidia-smi's CSV: {mem!r}")
+            raise ParseError(
+                f"not a memory size in MiB in nvidia-smi's CSV: {row['memory.total']!r}"
+            )
+        mig = [_na(row.get(k, "")) for k in ("mig.mode.current", "mig.mode.pending")]
+        for value in mig:
+            if value is not None and value not in ("Enabled", "Disabled"):
+                raise ParseError(f"not a MIG mode in nvidia-smi's CSV: {value!r}")
         gpus.append(
             SmiGpu(
                 index=int(idx),
                 name=name,
-                uuid=_na(uuid),
+                uuid=_na(row.get("uuid", "")),
                 driver=driver_v,
                 compute_cap=cc_v,
                 memory_bytes=int(mem_v) * MIB if mem_v is not None else None,
+                mig_current=mig[0],
+                mig_pending=mig[1],
             )
         )
     if not gpus:
         raise ParseError("nvidia-smi listed no GPU")
     return gpus
+
+
+@dataclass
+class MigDevice:
+    gpu: int
+    index: int  # the MIG device's index on its GPU (NVIDIA_VISIBLE_DEVICES=GPU:INDEX)
+    profile: str  # "3g.71gb"
+    uuid: str
+    memory_bytes: int | None  # from the profile's name: "71gb" -> 71 GiB
+
+
+_L_GPU = re.compile(r"GPU (\d+): (.+?) \(UUID: (GPU-[0-9A-Za-z\-]+)\)\s*")
+_L_MIG = re.compile(r"\s+MIG\s+(\S+)\s+Device\s+(\d+): \(UUID: (MIG-[0-9A-Za-z/\-]+)\)\s*")
+_MIG_MEMORY = re.compile(r"\.(\d+)gb\Z", re.IGNORECASE)
+
+
+def parse_nvidia_smi_list(text: str) -> dict[int, list[MigDevice]]:
+    """``nvidia-smi -L``: ``GPU 0: NVIDIA H200 (UUID: GPU-...)`` lines, each followed by its MIG
+    devices (``  MIG 3g.71gb     Device  0: (UUID: MIG-...)``). GPU index -> its MIG devices."""
+    out: dict[int, list[MigDevice]] = {}
+    gpu: int | None = None
+    for line in text.splitlines():
+        if not line.strip():
+            continue
+        m = _L_GPU.fullmatch(line)
+        if m:
+            gpu = int(m.group(1))
+            out[gpu] = []
+            continue
+        m = _L_MIG.fullmatch(line)
+        if m and gpu is not None:
+            mem = _MIG_MEMORY.search(m.group(1))
+            out[gpu].append(
+                MigDevice(
+                    gpu,
+                    int(m.group(2)),
+                    m.group(1),
+                    m.group(3),
+                    int(mem.group(1)) << 30 if mem else None,
+                )
+            )
+            continue
+        raise ParseError(f"not nvidia-smi -L: {line.strip()[:80]!r}")
+    if not out:
+        raise ParseError(f"nvidia-smi -L listed no GPU ({snippet(text)})")
+    return out
 
 
 @dataclass
@@ -227,7 +311,7 @@ def parse_nvidia_proc_version(text: str) -> NvidiaModule:
         m = _NVRM_PROP.search(line)
         if m:
             return NvidiaModule(m.group(2), "proprietary", m.group(1))
-    raise ParseError(f"no NVRM version line ({_snippet(text)})")
+    raise ParseError(f"no NVRM version line ({snippet(text)})")
 
 
 def parse_tool_version(text: str) -> str | None:
@@ -245,7 +329,7 @@ class NpuChip:
     chip: int
     name: str
     health: str
-    device: int | None  # the logical device (/dev/davinciN) where npu-smi prints one (310P)
+    device: int | None  # the logical device (310P "Device" column) or physical id (A3 "Phy-ID")
     bus_id: str | None
     memory_used_bytes: int | None
     memory_bytes: int | None
@@ -259,13 +343,62 @@ class NpuSmiInfo:
     chips: list[NpuChip] = field(default_factory=list)
 
 
+#: lines npu-smi and the DCMI library print before what went wrong (log-level noise)
+_NPU_NOISE = re.compile(r"^DrvMngGetConsoleLogLevel failed", re.IGNORECASE)
 _NPU_ERRORS = (
     "dcmi module initialize failed",
+    "dcmi model initialized failed",
+    "ret is -",
     "command not found",
     "permission denied",
     "can not find",
+    "cannot open shared object",
     "failed to",
 )
+
+
+@dataclass
+class NpuSmiError:
+    """What npu-smi said when it failed, and what kind of failure that is."""
+
+    line: str  # the line that says what went wrong (not the noise before it)
+    code: int | None  # the DCMI return code of "ret is -8005"
+    kind: str  # busy | dcmi | libraries | permission | other
+
+
+def npu_smi_error(text: str) -> NpuSmiError | None:
+    """The failure in npu-smi's output, or None when it printed no known failure.
+
+    ``-8020`` ("dcmi model initialized failed, because the device is used") is a device another
+    process or container holds; ``-8005`` ("dcmi module initialize failed") a DCMI library that
+    cannot reach the driver: not loaded, or (in a container) the device files or the driver folder
+    not mapped in, or no permission on them. Which of those it is takes the device nodes too:
+    see the probe's checks."""
+    lines = [ln.strip() for ln in text.splitlines() if ln.strip()]
+    meaningful = [ln for ln in lines if not _NPU_NOISE.match(ln)]
+    low_all = text.lower()
+    code_m = re.search(r"ret is (-\d+)", text)
+    code = int(code_m.group(1)) if code_m else None
+    if not any(marker in low_all for marker in _NPU_ERRORS):
+        return None
+    line = next((ln for ln in meaningful if "ret is -" in ln.lower()), None)
+    if line is None:
+        line = next(
+            (ln for ln in meaningful if any(m in ln.lower() for m in _NPU_ERRORS)),
+            meaningful[0] if meaningful else lines[0],
+        )
+    low = line.lower()
+    if code == -8020 or "device is used" in low or "device busy" in low:
+        kind = "busy"
+    elif "permission denied" in low:
+        kind = "permission"
+    elif "cannot open shared object" in low or "can not find" in low:
+        kind = "libraries"
+    elif "dcmi" in low or code is not None:
+        kind = "dcmi"
+    else:
+        kind = "other"
+    return NpuSmiError(line[:200], code, kind)
 
 
 def _cells(line: str) -> list[str]:
@@ -275,56 +408,83 @@ def _cells(line: str) -> list[str]:
     return [c.strip() for c in s[1:-1].split("|")]
 
 
+@dataclass
+class _Columns:
+    """Where npu-smi put each field, read from its two header rows (the layouts differ by chip
+    and driver: 910B ``Chip``, 310P ``Chip Device``, A3 ``Chip Phy-ID``; wider tables)."""
+
+    health: int = 1
+    bus: int = 1
+    memory: int = 2
+    hbm: int | None = None  # the cell holding HBM-Usage when it is not the memory cell
+    has_hbm: bool = False
+    has_device: bool = False
+
+
+def _find(cells: list[str], word: str) -> int | None:
+    return next((i for i, c in enumerate(cells) if word.lower() in c.lower()), None)
+
+
 def parse_npu_smi_info(text: str) -> NpuSmiInfo:
     """``npu-smi info``: the driver version of its header and one entry per chip."""
-    for line in text.splitlines()[:5]:
-        low = line.lower()
-        for marker in _NPU_ERRORS:
-            if marker in low:
-                raise ParseError(line.strip()[:200])
+    err = npu_smi_error("\n".join(text.splitlines()[:6]))
+    if err is not None:
+        raise ParseError(err.line)
     m = re.search(r"npu-smi\s+(\S+)\s+Version:\s*(\S+)", text)
     if not m:
-        raise ParseError(f"no 'npu-smi ... Version:' header ({_snippet(text)})")
+        raise ParseError(f"no 'npu-smi ... Version:' header ({snippet(text)})")
     info = NpuSmiInfo(m.group(1), m.group(2))
-    has_hbm = False
-    has_device = False
+    cols = _Columns()
     in_table = False
     header_seen = False
     current: tuple[int, str, str] | None = None
     for line in text.splitlines():
         cells = _cells(line)
         if not cells:
-            if line.strip().startswith("+"):
-                current = None if "=" not in line else current
-                if header_seen:
-                    in_table = True
+            if line.strip().startswith("+") and header_seen:
+                in_table = True
             continue
         first = cells[0].split()
-        if first[:1] == ["NPU"] and any("Name" in c for c in cells[:1]):
-            header_seen, in_table = True, False
-            continue
         if first[:1] == ["NPU"] and any("Process" in c for c in cells):
             break  # the process table follows the devices
-        if first[:1] == ["Chip"]:
-            has_device = "Device" in cells[0]
-            has_hbm = any("HBM" in c for c in cells)
+        if first[:1] == ["NPU"] and "Name" in cells[0]:
+            header_seen, in_table = True, False
+            cols.health = _find(cells, "Health") or 1
+            continue
+        if first[:1] == ["Chip"] and not in_table:
+            cols.has_device = len(first) > 1  # "Chip Device" (310P) or "Chip Phy-ID" (A3)
+            cols.bus = _find(cells, "Bus-Id") or 1
+            cols.memory = _find(cells, "Memory-Usage") or 2
+            hbm = _find(cells, "HBM-Usage")
+            cols.has_hbm = hbm is not None
+            cols.hbm = hbm if hbm is not None and hbm != cols.memory else None
             continue
         if not in_table or len(cells) < 3:
             continue
         if first and first[0].isdigit() and len(first) >= 2 and not first[1].isdigit():
             # NPU row: "0     910B3" | health | power temp hugepages
-            current = (int(first[0]), " ".join(first[1:]), cells[1].split()[0] if cells[1] else "")
+            health = cells[cols.health].split() if cols.health < len(cells) else []
+            current = (int(first[0]), " ".join(first[1:]), health[0] if health else "")
             continue
         if current is not None and first and first[0].isdigit():
-            # chip row: "0" or "0  0" (chip, device) | bus id | aicore  mem-used / total  [hbm]
+            # chip row: "0", "0  0" (chip, device) or "0  1" (chip, physical id) | bus id | ...
             chip = int(first[0])
-            device = int(first[1]) if has_device and len(first) > 1 and first[1].isdigit() else None
-            pairs = re.findall(r"(\d+)\s*/\s*(\d+)", cells[2])
+            device = (
+                int(first[1]) if cols.has_device and len(first) > 1 and first[1].isdigit() else None
+            )
+            mem_cell = cells[cols.memory] if cols.memory < len(cells) else ""
+            pairs = re.findall(r"(\d+)\s*/\s*(\d+)", mem_cell)
+            if cols.hbm is not None and cols.hbm < len(cells):
+                pairs = re.findall(r"(\d+)\s*/\s*(\d+)", cells[cols.hbm]) or pairs
+                pick = pairs[0] if pairs else None
+            elif pairs:
+                pick = pairs[1] if cols.has_hbm and len(pairs) > 1 else pairs[0]
+            else:
+                pick = None
             used = total = None
-            if pairs:
-                pick = pairs[1] if has_hbm and len(pairs) > 1 else pairs[0]
+            if pick is not None:
                 used, total = int(pick[0]) * MIB, int(pick[1]) * MIB
-            bus = cells[1] or None
+            bus = (cells[cols.bus] if cols.bus < len(cells) else "") or None
             info.chips.append(
                 NpuChip(
                     npu=current[0],
@@ -335,14 +495,14 @@ def parse_npu_smi_info(text: str) -> NpuSmiInfo:
                     bus_id=bus,
                     memory_used_bytes=used,
                     memory_bytes=total,
-                    hbm=has_hbm,
+                    hbm=cols.has_hbm,
                 )
             )
             continue
         if first and not first[0].isdigit() and "No running processes" not in cells[0]:
             raise ParseError(f"unexpected npu-smi row: {line.strip()[:80]!r}")
     if not header_seen:
-        raise ParseError(f"no NPU table in npu-smi info ({_snippet(text)})")
+        raise ParseError(f"no NPU table in npu-smi info ({snippet(text)})")
     return info
 
 
@@ -382,9 +542,9 @@ def parse_runtimes_json(text: str) -> dict[str, str]:
     try:
         data = json.loads(text.strip() or "null")
     except ValueError:
-        raise ParseError(f"docker's runtimes are not JSON ({_snippet(text)})") from None
+        raise ParseError(f"docker's runtimes are not JSON ({snippet(text)})") from None
     if not isinstance(data, dict):
-        raise ParseError(f"docker's runtimes are not a JSON object ({_snippet(text)})")
+        raise ParseError(f"docker's runtimes are not a JSON object ({snippet(text)})")
     out: dict[str, str] = {}
     for name, value in data.items():
         path = value.get("path") if isinstance(value, dict) else None
@@ -397,9 +557,9 @@ def parse_engine_version(text: str) -> tuple[str | None, str | None]:
     try:
         data: Any = json.loads(text.strip().splitlines()[0] if text.strip() else "")
     except (ValueError, IndexError):
-        raise ParseError(f"not the engine's JSON version ({_snippet(text)})") from None
+        raise ParseError(f"not the engine's JSON version ({snippet(text)})") from None
     if not isinstance(data, dict):
-        raise ParseError(f"not the engine's JSON version ({_snippet(text)})")
+        raise ParseError(f"not the engine's JSON version ({snippet(text)})")
 
     def version(part: Any) -> str | None:
         if isinstance(part, dict) and isinstance(part.get("Version"), str):

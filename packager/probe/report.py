@@ -12,8 +12,8 @@ from typing import Any
 
 from . import __version__
 from .bundle import Requirements
-from .checks import FAIL, NOT_RUN, PASS, STATUSES, WARN, Check, exit_code, gib, worst
 from .detect import Detection
+from .verdict import FAIL, NOT_RUN, PASS, STATUSES, WARN, Check, exit_code, gib, worst
 
 SCHEMA_ID = "airgap/probe-report/v1"
 
@@ -106,6 +106,18 @@ def _host_lines(doc: dict[str, Any]) -> list[tuple[str, str]]:
     return lines
 
 
+def _mig_words(g: dict[str, Any]) -> list[str]:
+    """``MIG on: 2 x 3g.71gb`` for a GPU with MIG on (CUDA sees those, not the GPU)."""
+    mig = g["mig"]
+    if mig["current"] != "Enabled":
+        return ["MIG turns on at the next reset"] if mig["pending"] == "Enabled" else []
+    devices = mig["devices"]
+    if devices is None:
+        return ["MIG on"]
+    profiles = [d["profile"] for d in devices]
+    return [f"MIG on: {len(profiles)} x {', '.join(dict.fromkeys(profiles)) or 'no devices'}"]
+
+
 def _nvidia_line(nv: dict[str, Any]) -> str:
     if not nv["present"]:
         return "none"
@@ -122,6 +134,7 @@ def _nvidia_line(nv: dict[str, Any]) -> str:
                 [g["chip"] or "unknown chip"]
                 + ([f"cc {g['compute_cap']}"] if g["compute_cap"] else [])
                 + [gib(g["memory_bytes"])]
+                + _mig_words(g)
             ),
         )
         for g in gpus

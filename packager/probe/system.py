@@ -20,8 +20,16 @@ A recorded machine ("sysroot") is a folder laid out like this (format ``airgap-s
 ``commands/<name>.json``
     one recorded command: ``{"argv": [...], "rc": int | null, "stdout": str, "stderr": str,
     "timeout": bool, "error": null | "not found" | "permission denied" | str}``.
-    No file, or ``"error": "not found"``: the command is not installed. ``"timeout": true``: it hung
-    and was killed after the probe's timeout. The names are the keys of :data:`COMMANDS`.
+    No file, or ``"error": "not found"``: the command is not installed (or, for a command a newer
+    probe added, was not recorded: the probe then says it cannot tell, never that it failed).
+    ``"timeout": true``: it hung and was killed after the probe's timeout. The names are the keys
+    of :data:`COMMANDS`, and ``KIND.N`` for a command run once per device
+    (:data:`DEVICE_COMMANDS`: ``hccn-ip.3`` is ``hccn_tool -i 3 -ip -g``). ``argv`` is what was
+    run, and the probe reads the output by it: an ``nvidia-smi --query-gpu=...`` recorded with
+    fewer fields (an older probe, an older driver) is read field by field.
+
+The format stays ``airgap-sysroot/1``: later probes add commands and files, never change the
+meaning of one, so every older recording still loads.
 """
 
 from __future__ import annotations
@@ -44,19 +52,38 @@ MAX_FILE = 1 << 20
 MAX_OUTPUT = 1 << 20
 DEFAULT_TIMEOUT = 10.0
 
-#: the commands the probe runs, by the name a recording stores them under
+#: the fields of the NVIDIA query, newest first: drivers before R510 do not know compute_cap
+NVIDIA_FIELDS = (
+    "index,name,uuid,driver_version,compute_cap,memory.total,mig.mode.current,mig.mode.pending"
+)
+NVIDIA_FIELDS_LEGACY = (
+    "index,name,uuid,driver_version,memory.total,mig.mode.current,mig.mode.pending"
+)
+NVIDIA_FIELDS_BASIC = "index,name,uuid,driver_version,memory.total"
+
+#: the commands the probe runs, by the name a recording stores them under. A recording keeps
+#: each command's argv: the probe reads a recorded output by the argv it was made with (an older
+#: recording asked nvidia-smi for fewer fields)
 COMMANDS: dict[str, list[str]] = {
-    "nvidia-smi": [
-        "nvidia-smi",
-        "--query-gpu=index,name,uuid,driver_version,compute_cap,memory.total",
-        "--format=csv,noheader,nounits",
-    ],
+    "nvidia-smi": ["nvidia-smi", "--query-gpu=" + NVIDIA_FIELDS, "--format=csv,noheader,nounits"],
     # drivers before R510 do not know the compute_cap field
     "nvidia-smi-legacy": [
         "nvidia-smi",
-        "--query-gpu=index,name,uuid,driver_version,memory.total",
+        "--query-gpu=" + NVIDIA_FIELDS_LEGACY,
         "--format=csv,noheader,nounits",
     ],
+    # drivers before R450 do not know the MIG fields either
+    "nvidia-smi-basic": [
+        "nvidia-smi",
+        "--query-gpu=" + NVIDIA_FIELDS_BASIC,
+        "--format=csv,noheader,nounits",
+    ],
+    "nvidia-smi-list": ["nvidia-smi", "-L"],  # the GPUs and their MIG devices
+    "nvidia-smi-query": ["nvidia-smi", "-q"],  # the fabric state (NVSwitch systems)
+    "nvidia-smi-topo": ["nvidia-smi", "topo", "-m"],
+    "fabricmanager-status": ["systemctl", "is-active", "nvidia-fabricmanager"],
+    "fabricmanager-version": ["nv-fabricmanager", "--version"],
+    "ibstat": ["ibstat"],
     "nvidia-ctk": ["nvidia-ctk", "--version"],
     "nvidia-container-runtime": ["nvidia-container-runtime", "--version"],
     "npu-smi": ["npu-smi", "info"],
@@ -64,6 +91,47 @@ COMMANDS: dict[str, list[str]] = {
     "docker-runtimes": ["docker", "info", "--format", "{{json .Runtimes}}"],
     "podman-version": ["podman", "version", "--format", "{{json .}}"],
 }
+
+#: commands run once per NPU: ``hccn-ip.3`` is ``hccn_tool -i 3 -ip -g``
+DEVICE_COMMANDS: dict[str, list[str]] = {
+    "hccn-ip": ["hccn_tool", "-i", "{device}", "-ip", "-g"],
+    "hccn-link": ["hccn_tool", "-i", "{device}", "-link", "-g"],
+    "hccn-health": ["hccn_tool", "-i", "{device}", "-net_health", "-g"],
+    "hccn-tls": ["hccn_tool", "-i", "{device}", "-tls", "-g"],
+}
+
+#: folders searched after PATH: where the tools install themselves outside a user's PATH
+TOOL_DIRS: dict[str, tuple[str, ...]] = {
+    "hccn_tool": ("/usr/local/Ascend/driver/tools",),
+    "npu-smi": ("/usr/local/sbin", "/usr/local/bin"),
+    "ibstat": ("/usr/sbin", "/sbin"),
+    "nv-fabricmanager": ("/usr/bin", "/usr/sbin"),
+    "systemctl": ("/usr/bin", "/bin"),
+}
+
+
+def device_command(kind: str, device: int) -> str:
+    """The name a per-device command is run and recorded under (``hccn-ip.3``)."""
+    return f"{kind}.{device}"
+
+
+def command_argv(name: str) -> list[str]:
+    """The argv of a command by its name; KeyError for a name the probe does not run."""
+    if name in COMMANDS:
+        return list(COMMANDS[name])
+    kind, _, device = name.partition(".")
+    if kind in DEVICE_COMMANDS and device.isdigit() and len(device) <= 5:
+        return [a.replace("{device}", str(int(device))) for a in DEVICE_COMMANDS[kind]]
+    raise KeyError(name)
+
+
+def query_fields(argv: list[str]) -> list[str] | None:
+    """The fields of an ``nvidia-smi --query-gpu=...`` argv, None when it is not one."""
+    for arg in argv[1:]:
+        if arg.startswith("--query-gpu="):
+            return [f.strip() for f in arg.split("=", 1)[1].split(",") if f.strip()]
+    return None
+
 
 #: the environment variables the probe reads (and a recording keeps)
 ENV_VARS = (
@@ -77,6 +145,8 @@ ENV_VARS = (
     "ASCEND_VISIBLE_DEVICES",
     "CUDA_VISIBLE_DEVICES",
     "NVIDIA_VISIBLE_DEVICES",
+    "ATB_HOME_PATH",
+    "container",
 )
 
 
@@ -91,6 +161,9 @@ class CmdResult:
     stderr: str = ""
     timeout: bool = False
     error: str | None = None  # "not found", "permission denied", or another OSError text
+    #: False when a recorded machine holds no record of it (an older recording): unknown, which
+    #: a check must not read as "not installed" for a command the older probe never ran
+    recorded: bool = True
 
     @property
     def found(self) -> bool:
@@ -304,9 +377,10 @@ class LiveSystem(System):
         return Disk(os.path.abspath(path), int(usage.free), int(usage.total))
 
     def run(self, name: str) -> CmdResult:
-        argv = list(COMMANDS[name])
+        argv = command_argv(name)
         res = CmdResult(name, argv)
-        exe = shutil.which(argv[0], path=self._env.get("PATH", os.defpath))
+        search = [self._env.get("PATH", os.defpath), *TOOL_DIRS.get(argv[0], ())]
+        exe = shutil.which(argv[0], path=os.pathsep.join(search))
         if exe is None:
             res.error = "not found"
             return res
@@ -447,10 +521,11 @@ class SysrootSystem(System):
             return None
 
     def run(self, name: str) -> CmdResult:
-        res = CmdResult(name, list(COMMANDS[name]))
+        res = CmdResult(name, command_argv(name))
         rec = self._load_json(os.path.join("commands", name + ".json"))
         if not rec:
             res.error = "not found"
+            res.recorded = os.path.exists(os.path.join(self.base, "commands", name + ".json"))
             return res
         argv = rec.get("argv")
         if isinstance(argv, list) and argv and all(isinstance(a, str) for a in argv):
@@ -496,6 +571,11 @@ class RecordingSystem(LiveSystem):
         if found:
             self.rec.present.add(os.path.normpath(path))
         return found
+
+    def glob(self, pattern: str) -> list[str]:
+        hits = super().glob(pattern)
+        self.rec.present.update(os.path.normpath(h) for h in hits if os.path.isfile(h))
+        return hits
 
     def dev(self) -> list[DevEntry] | None:
         self.rec.dev = super().dev()

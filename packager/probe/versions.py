@@ -1,8 +1,27 @@
 """Versions and version constraints as the chip stacks write them.
 
 Covers NVIDIA (``12.4``, ``550.54.14``), Ascend (``24.1.rc2``, ``8.0.RC3``, ``7.5.0.1.129``) and
-Python packages (``2.4.0.post2``). A release candidate sorts before its final release:
-``8.0.RC3 < 8.0.0`` and ``24.1.rc2 < 24.1.0``. Missing components count as zero.
+Python packages (``2.4.0.post2``, ``2.4.0rc1``). Missing release numbers count as zero
+(``12.4 == 12.4.0``); words are case-insensitive (``8.0.RC3 == 8.0.rc3``).
+
+How Huawei's release trains order (Ascend HDK drivers, CANN, MindIE), oldest first::
+
+    24.1.rc1.b030  <  24.1.rc1  <  24.1.rc1.1  <  24.1.rc2  <  24.1.rc2.2  <  24.1.0  <  24.1.0.1
+    8.2.RC1.alpha001  <  8.2.RC1.alpha003  <  8.2.RC1.beta1  <  8.2.RC1
+    8.0.RC3  <  8.0.0.alpha001  <  8.0.0.beta1  <  8.0.0  <  8.0.0.post1  <  8.0.1
+
+- ``X.Y.rcK`` is a release candidate of the ``X.Y`` train: before its final ``X.Y.0``, after
+  ``X.Y.rc(K-1)``.
+- A number after an RC is a patch of it: ``24.1.rc2.2`` (HDK "24.1.RC2.2") comes after
+  ``24.1.rc2`` and before ``24.1.rc3``.
+- An ``alpha``/``beta`` (``a``/``b``) build written after an RC (``8.2.RC1.alpha001``,
+  ``24.1.rc1.b030``: what npu-smi prints on a beta driver) is a build made on the way to that
+  RC: before it, after the RC before it. Written after a final release of three or more numbers
+  (``8.0.0.alpha001``, ``8.0.0.beta1``: CANN community builds) it is a build on the way to that
+  final: after the train's RCs, before the final.
+- Otherwise a pre-release word orders as in PEP 440: ``2.4.0a1 < 2.4.0b1 < 2.4.0rc1 < 2.4.0``;
+  Huawei's test builds ``X.Y.T3`` come before the train's RCs.
+- ``postN`` comes after what it follows (``2.4.0.post2``); a local label (``+cpu``) is ignored.
 """
 
 from __future__ import annotations
@@ -11,8 +30,11 @@ import re
 from dataclasses import dataclass
 from functools import total_ordering
 
-_PART = re.compile(r"^(?:(\d+)|(rc|alpha|beta|a|b|t)(\d*)|(post)(\d*))$", re.IGNORECASE)
+_TOKEN = re.compile(r"(\d+)|([A-Za-z]+)(\d*)")
 _PRE_RANK = {"a": 0, "alpha": 0, "b": 1, "beta": 1, "t": 2, "rc": 3}
+_BUILD_RANK = {"a": 0, "alpha": 0, "b": 1, "beta": 1}
+#: what sorts after every alpha/beta build: the version itself
+_NO_BUILD = (9, 0)
 
 
 class VersionError(ValueError):
@@ -24,8 +46,10 @@ class VersionError(ValueError):
 class Version:
     text: str
     release: tuple[int, ...]
-    pre: tuple[int, int] | None = None  # (rank, number)
+    pre: tuple[int, int] | None = None  # (rank, number): a/b/t/rc
     post: int | None = None
+    patch: int | None = None  # Huawei: the N of 24.1.rc2.N, a patch of a release candidate
+    build: tuple[int, int] | None = None  # Huawei: (rank, number) of an alpha/beta build
 
     @classmethod
     def parse(cls, text: str) -> Version:
@@ -33,36 +57,73 @@ class Version:
         if raw[:1] in ("v", "V") and raw[1:2].isdigit():
             raw = raw[1:]
         raw = raw.split("+", 1)[0]  # a local label (2.3.1+cpu) does not order releases
-        raw = re.sub(r"(?<=\d)(?=[A-Za-z])", ".", raw)  # pip's 2.4.0rc1 -> 2.4.0.rc1
+        bad = VersionError(f"not a version: {text!r}")
+        if not raw or not raw[0].isdigit() or raw[-1] in ".-":
+            raise bad
         release: list[int] = []
         pre: tuple[int, int] | None = None
         post: int | None = None
-        for part in re.split(r"[.\-]", raw) if raw else []:
-            m = _PART.match(part)
-            if not m:
-                raise VersionError(f"not a version: {text!r}")
+        patch: int | None = None
+        build: tuple[int, int] | None = None
+        pos = 0
+        while pos < len(raw):
+            glued = pos > 0 and raw[pos - 1].isdigit()  # 2.4.0rc1: no separator before "rc"
+            m = _TOKEN.match(raw, pos)
+            if m is None:
+                raise bad
+            pos = m.end()
+            if pos < len(raw):
+                if raw[pos] in ".-":
+                    pos += 1
+                    if pos == len(raw) or raw[pos] in ".-":
+                        raise bad
+                elif not (raw[pos].isalpha() and m.group(1) is not None):
+                    raise bad  # only a number may be glued to a word that follows it
             if m.group(1) is not None:
-                if pre is not None or post is not None:
-                    raise VersionError(f"not a version: {text!r}")
-                release.append(int(m.group(1)))
-            elif m.group(2) is not None:
-                if pre is not None:
-                    raise VersionError(f"not a version: {text!r}")
-                pre = (_PRE_RANK[m.group(2).lower()], int(m.group(3) or 0))
+                number = int(m.group(1))
+                if post is not None or build is not None:
+                    raise bad
+                if pre is None:
+                    release.append(number)
+                elif pre[0] == _PRE_RANK["rc"] and patch is None:
+                    patch = number
+                else:
+                    raise bad
+                continue
+            word, digits = m.group(2).lower(), m.group(3)
+            number = int(digits or 0)
+            if word == "post":
+                if post is not None:
+                    raise bad
+                post = number
+            elif word in _BUILD_RANK and pre is not None and pre[0] == _PRE_RANK["rc"]:
+                if build is not None or post is not None:
+                    raise bad
+                build = (_BUILD_RANK[word], number)  # a build of the RC before it
+            elif word in _BUILD_RANK and pre is None and not glued and len(release) >= 3:
+                if build is not None or post is not None:
+                    raise bad
+                build = (_BUILD_RANK[word], number)  # a build of the final before it
+            elif word in _PRE_RANK:
+                if pre is not None or post is not None or build is not None:
+                    raise bad
+                pre = (_PRE_RANK[word], number)
             else:
-                post = int(m.group(5) or 0)
+                raise bad
         if not release:
-            raise VersionError(f"not a version: {text!r}")
-        return cls(text.strip(), tuple(release), pre, post)
+            raise bad
+        return cls(text.strip(), tuple(release), pre, post, patch, build)
 
-    def _key(self, width: int) -> tuple[tuple[int, ...], int, int, int, int]:
+    def _key(
+        self, width: int
+    ) -> tuple[tuple[int, ...], tuple[int, int, int], int, tuple[int, int], int]:
         rel = self.release + (0,) * (width - len(self.release))
-        pre_rank, pre_num = self.pre if self.pre else (9, 0)
+        stage = (0, *self.pre) if self.pre else (1, 0, 0)
         return (
             rel,
-            0 if self.pre else 1,
-            pre_rank,
-            pre_num,
+            stage,
+            self.patch or 0,
+            self.build or _NO_BUILD,
             -1 if self.post is None else self.post,
         )
 
@@ -82,13 +143,31 @@ class Version:
         rel = list(self.release)
         while rel and rel[-1] == 0:
             rel.pop()
-        return hash((tuple(rel), self.pre, self.post))
+        return hash((tuple(rel), *self._key(0)[1:]))
 
     def startswith(self, prefix: Version) -> bool:
-        """``12.4.1`` starts with ``12.4``: the prefix's release numbers lead this one's."""
-        return self.release[: len(prefix.release)] == prefix.release and (
-            prefix.pre is None or prefix.pre == self.pre
-        )
+        """``12.4.1`` starts with ``12.4``: the prefix's release numbers lead this one's, and
+        what the prefix names after them (an RC, its patch, a build) is the same."""
+        if self.release[: len(prefix.release)] != prefix.release:
+            return False
+        if prefix.pre is not None and prefix.pre != self.pre:
+            return False
+        if prefix.patch is not None and prefix.patch != self.patch:
+            return False
+        return prefix.build is None or prefix.build == self.build
+
+    def in_series(self, series: Version) -> bool:
+        """Whether a bare version names a series this one belongs to: ``12.4`` holds ``12.4.1``;
+        a release candidate ``24.1.rc2`` holds its patches ``24.1.rc2.2`` (not the alpha/beta
+        builds made before it)."""
+        if series.post is not None or series.build is not None:
+            return False
+        if series.pre is None:
+            return self.startswith(series)
+        if series.patch is not None or self.build is not None:
+            return False
+        w = max(len(self.release), len(series.release))
+        return self._key(w)[:2] == series._key(w)[:2]
 
     @property
     def major(self) -> int:
@@ -115,7 +194,7 @@ class Clause:
         t = self.version
         if self.op in ("==", "!="):
             # a bare release names its series: "12.4" admits 12.4.1 (and 12.4.0 admits 12.4)
-            same = v == t or (t.pre is None and t.post is None and v.startswith(t))
+            same = v == t or v.in_series(t)
             return same if self.op == "==" else not same
         if self.op == ">=":
             return v >= t

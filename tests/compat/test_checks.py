@@ -47,7 +47,7 @@ ASCEND: dict[str, Any] = {
     "target": {
         "platform": "linux/arm64",
         "accelerator": {"vendor": "huawei", "chips": ["ascend910b3"], "count": 1},
-        "stack": {"cann": ">=8.0.0", "driver": ">=24.1.rc2"},
+        "stack": {"cann": ">=8.0.0", "driver": ">=24.1.0"},
     },
 }
 
@@ -153,6 +153,7 @@ def reqs(text: str) -> dict[str, str]:
 
 WHEELS = {"runtime.wheels": {"requirements": "requirements.txt"}}
 MINDIE = "swr.cn-south-1.myhuaweicloud.com/ascendhub/mindie:2.1.RC1-{}-py311-openeuler24.03-lts"
+VLLM = "quay.io/ascend/vllm-ascend:{}"
 
 
 @dataclass(frozen=True)
@@ -278,8 +279,17 @@ RULES: dict[str, Rule] = {
         "nvidia", {CHIPS: ["a100"], "model.precision": "fp8_e4m3"}, "AG211", ERROR,
         "$.model.precision", "fp8_e4m3",
     ),
-    "fp8-on-ascend-unsure": Rule(
-        "ascend", {"model.precision": "fp8"}, "AG211", WARNING, "$.model.precision", "fp8",
+    "fp8-on-910b3": Rule(
+        "ascend", {"model.precision": "fp8"}, "AG211", ERROR, "$.model.precision", "fp8",
+        hint="W8A8 with msModelSlim, or convert them to bf16",
+    ),
+    "fp8_e4m3-on-910c": Rule(
+        "ascend", {CHIPS: ["ascend910c"], "model.precision": "fp8_e4m3"}, "AG211", ERROR,
+        "$.model.precision", "fp8_e4m3", hint="to bf16",
+    ),
+    "fp8-on-310p3-converts-to-fp16": Rule(
+        "ascend", {CHIPS: ["ascend310p3"], "model.precision": "fp8"}, "AG211", ERROR,
+        "$.model.precision", "fp8", hint="convert them to fp16",
     ),
     # --- CUDA <-> chip
     "cuda-11.0-on-h100": Rule(
@@ -353,9 +363,57 @@ RULES: dict[str, Rule] = {
         files=reqs("torch==2.3.1\ntorch_npu==2.4.0.post2\n"), hint="pin torch==2.4.0",
     ),
     "cann-rc-without-torch_npu-facts": Rule(
-        "ascend", {**WHEELS, "target.stack.cann": "8.0.RC3"}, "AG232", WARNING,
-        "$.target.stack.cann", "8.0.RC3", files=reqs("torch_npu==2.4.0.post2\n"),
+        "ascend", {**WHEELS, "target.stack.cann": "7.0.RC1"}, "AG232", WARNING,
+        "$.target.stack.cann", "7.0.RC1", files=reqs("torch_npu==2.4.0.post2\n"),
         hint="8.0.0",
+    ),
+    # --- CANN <-> chip, driver, firmware
+    "cann-5.1.RC2-on-910b3": Rule(
+        "ascend", {"target.stack.cann": "5.1.RC2"}, "AG233", ERROR, "$.target.stack.cann",
+        "5.1.RC2", hint="ascend910b3 needs CANN 7.0.RC1 .. 9.0.0",
+    ),
+    "cann-6.0.RC1-on-910b3": Rule(
+        "ascend", {"target.stack.cann": "6.0.RC1"}, "AG233", ERROR, "$.target.stack.cann",
+        "6.0.RC1", hint='">=7.0.RC1"',
+    ),
+    "cann-6.3.RC2-on-910b3-early-access-warns": Rule(
+        "ascend", {"target.stack.cann": "6.3.RC2"}, "AG233", WARNING, "$.target.stack.cann",
+        "6.3.RC2", hint="7.0.RC1",
+    ),
+    "cann-range-admits-too-old-for-910b4": Rule(
+        "ascend", {CHIPS: ["ascend910b4"], "target.stack.cann": ">=6.0.RC1"}, "AG233", WARNING,
+        "$.target.stack.cann", ">=6.0.RC1", hint='">=7.0.RC1"',
+    ),
+    "cann-8.0.RC1-on-a3": Rule(
+        "ascend", {CHIPS: ["ascend910c"], "target.stack.cann": "8.0.RC1"}, "AG233", ERROR,
+        "$.target.stack.cann", "8.0.RC1", hint="ascend910c needs CANN 8.0.0",
+    ),
+    "cann-7.0.0-on-310p3-ok-5.0.2-not": Rule(
+        "ascend", {CHIPS: ["ascend310p3"], "target.stack.cann": "5.0.2"}, "AG233", WARNING,
+        "$.target.stack.cann", "5.0.2", hint="5.1.RC1",
+    ),
+    "cann-8.x-is-not-a-constraint": Rule(
+        "ascend", {"target.stack.cann": "8.x"}, "AG206", ERROR, "$.target.stack.cann", "8.x",
+        hint='">=8.0.0,<9"',
+    ),
+    "cann-matches-no-release": Rule(
+        "ascend", {"target.stack.cann": "7.5"}, "AG236", WARNING, "$.target.stack.cann", "7.5",
+    ),
+    "cann-8.0.0-with-driver-24.1.rc2": Rule(
+        "ascend", {"target.stack.driver": ">=24.1.rc2"}, "AG234", WARNING,
+        "$.target.stack.driver", ">=24.1.rc2", hint='">=24.1.0"',
+    ),
+    "cann-8.1.RC1-with-driver-24.1.0": Rule(
+        "ascend", {"target.stack.cann": ">=8.1.RC1"}, "AG234", WARNING, "$.target.stack.driver",
+        ">=24.1.0", hint='">=25.0.rc1"',
+    ),
+    "cann-8.0.0-with-firmware-7.3": Rule(
+        "ascend", {"target.stack.firmware": ">=7.3.0"}, "AG235", WARNING,
+        "$.target.stack.firmware", ">=7.3.0", hint='">=7.5.0"',
+    ),
+    "cann-without-driver": Rule(
+        "ascend", {"target.stack.driver": DELETE}, "AG234", INFO, "$.target.stack", "{cann:",
+        hint='">=24.1.0"',
     ),
     # --- platform
     "ascend910b3-on-amd64": Rule(
@@ -388,11 +446,47 @@ RULES: dict[str, Rule] = {
     ),
     "mindie-800I-A2-on-310p3": Rule(
         "ascend", {CHIPS: ["ascend310p3"], "runtime.images": [{"ref": MINDIE.format("800I-A2")}]},
-        "AG303", WARNING, "$.runtime.images[0].ref", "swr.cn-south-1", hint="300I-Duo",
+        "AG303", ERROR, "$.runtime.images[0].ref", "swr.cn-south-1", hint="300I-Duo",
     ),
     "mindie-300I-Duo-on-910b3": Rule(
-        "ascend", {"runtime.images": [{"ref": MINDIE.format("300I-Duo")}]}, "AG303", WARNING,
+        "ascend", {"runtime.images": [{"ref": MINDIE.format("300I-Duo")}]}, "AG303", ERROR,
         "$.runtime.images[0].ref", "swr.cn-south-1", hint="800I-A2",
+    ),
+    "mindie-800I-A2-on-a3": Rule(
+        "ascend", {CHIPS: ["ascend910c"], "runtime.images": [{"ref": MINDIE.format("800I-A2")}]},
+        "AG303", ERROR, "$.runtime.images[0].ref", "swr.cn-south-1", hint="A3",
+    ),
+    "vllm-ascend-a2-image-on-a3": Rule(
+        "ascend", {CHIPS: ["ascend910c"], "runtime.images": [{"ref": VLLM.format("v0.9.1")}]},
+        "AG303", ERROR, "$.runtime.images[0].ref", "quay.io", hint="a3 (ascend910c)",
+    ),
+    "vllm-ascend-310p-image-on-910b3": Rule(
+        "ascend", {"runtime.images": [{"ref": VLLM.format("v0.9.1-310p")}]}, "AG303", ERROR,
+        "$.runtime.images[0].ref", "quay.io", hint="(no suffix)",
+    ),
+    "mindie-2.1.RC1-carries-cann-8.2-against-cann-8.0": Rule(
+        "ascend",
+        {"target.stack.cann": "8.0.0", "target.stack.driver": ">=25.2.0",
+         "runtime.images": [{"ref": MINDIE.format("800I-A2")}]},
+        "AG304", WARNING, "$.runtime.images[0].ref", "swr.cn-south-1", hint='">=8.2.RC1"',
+    ),
+    "vllm-ascend-0.9.1-needs-the-hdk-of-cann-8.2": Rule(
+        "ascend",
+        {"target.stack.cann": ">=8.2.RC1", "target.stack.driver": ">=25.0.rc1",
+         "runtime.images": [{"ref": VLLM.format("v0.9.1")}]},
+        "AG234", WARNING, "$.target.stack.driver", ">=25.0.rc1", hint='">=25.2.0"',
+    ),
+    "product-name-h100-sxm5-80gb": Rule(
+        "nvidia", {CHIPS: ["H100-SXM5-80GB"]}, "AG200", INFO, "$.target.accelerator.chips[0]",
+        "H100-SXM5-80GB", hint="'h100'",
+    ),
+    "product-name-a100-40gb-suggests-memory": Rule(
+        "nvidia", {CHIPS: ["A100-SXM4-40GB"]}, "AG200", INFO, "$.target.accelerator.chips[0]",
+        "A100-SXM4-40GB", hint="accelerator.memory: 40GB",
+    ),
+    "legacy-910-name-910ProB": Rule(
+        "ascend", {CHIPS: ["910ProB"], "model.precision": "fp16"}, "AG200", INFO,
+        "$.target.accelerator.chips[0]", "910ProB", hint="'ascend910a'",
     ),
     # --- resources and local inputs
     "weights-larger-than-memory": Rule(
@@ -630,7 +724,7 @@ CLEAN: dict[str, Clean] = {
     "torch_npu-2.5.1-with-cann-8.1.RC1": Clean(
         "ascend",
         {"target.stack.torch_npu": "2.5.1", "target.stack.torch": "2.5.1",
-         "target.stack.cann": ">=8.1.RC1"},
+         "target.stack.cann": ">=8.1.RC1", "target.stack.driver": ">=25.0.rc1"},
         ("AG230", "AG231", "AG232"),
     ),
     "ascend-op-for-the-910b-family": Clean(
@@ -649,13 +743,37 @@ CLEAN: dict[str, Clean] = {
         {"Ascend-hdk-910b-npu-driver_24.1.rc2_linux-aarch64.run": ""},
     ),
     "mindie-800I-A2-on-910b3": Clean(
-        "ascend", {"runtime.images": [{"ref": MINDIE.format("800I-A2")}]}, ("AG303", "AG302")
+        "ascend",
+        {"target.stack.driver": ">=25.2.0", "runtime.images": [{"ref": MINDIE.format("800I-A2")}]},
+        ("AG303", "AG302", "AG304", "AG234"),
     ),
     "mindie-300I-Duo-on-310p3": Clean(
         "ascend",
-        {CHIPS: ["ascend310p3"], "runtime.images": [{"ref": MINDIE.format("300I-Duo")}]},
+        {CHIPS: ["ascend310p3"], "target.stack.driver": ">=25.2.0",
+         "runtime.images": [{"ref": MINDIE.format("300I-Duo")}]},
         ("AG303",),
     ),
+    "mindie-A3-on-910c": Clean(
+        "ascend",
+        {CHIPS: ["ascend910c"], "target.stack.driver": ">=25.2.0",
+         "runtime.images": [{"ref": MINDIE.format("A3")}]},
+        ("AG303", "AG233"),
+    ),
+    "vllm-ascend-a3-openeuler-on-910c": Clean(
+        "ascend",
+        {CHIPS: ["ascend910c"], "target.stack.cann": ">=8.2.RC1", "target.stack.driver": ">=25.2.0",
+         "runtime.images": [{"ref": VLLM.format("v0.9.1-a3-openeuler")}]},
+        ("AG303", "AG304", "AG234"),
+    ),
+    "cann-8.0.0-on-every-current-chip": Clean(
+        "ascend", {CHIPS: ["ascend910b1", "ascend910b2", "ascend910b4", "ascend910c"]},
+        ("AG233",),
+    ),
+    "cann-8.5.0-with-driver-25.2.0": Clean(
+        "ascend", {"target.stack.cann": ">=8.5.0", "target.stack.driver": ">=25.2.0"},
+        ("AG233", "AG234", "AG236"),
+    ),
+    "w8a8-int8-on-910b3": Clean("ascend", {"model.precision": "int8"}, ("AG211",)),
     "weights-exactly-fill-memory": Clean(
         "nvidia",
         {"target.accelerator.memory": "1GB", "target.accelerator.count": 2},

@@ -218,6 +218,10 @@ def test_driver_per_cuda_release_is_unsure() -> None:
 
 
 TORCH_NPU = {
+    "7.0.0": ["2.1.0", "2.0.1.post1", "1.11.0.post8"],
+    "8.0.RC1": ["2.2.0", "2.1.0.post4", "1.11.0.post11"],
+    "8.0.RC2": ["2.3.1", "2.2.0.post2", "2.1.0.post6", "1.11.0.post14"],
+    "8.0.RC3": ["2.4.0", "2.3.1.post2", "2.1.0.post8"],
     "8.0.0": ["2.4.0.post2", "2.3.1.post4", "2.1.0.post10"],
     "8.1.RC1": ["2.5.1", "2.4.0.post4", "2.3.1.post6", "2.1.0.post12"],
     "8.2.RC1": ["2.6.0", "2.5.1.post1", "2.1.0.post13"],
@@ -241,3 +245,110 @@ def test_torch_npu_for_cann(cann: str, npu: list[str]) -> None:
 )  # fmt: skip
 def test_mindie_hardware(tag: str, chips: set[str]) -> None:
     assert set(load_facts().mindie_hardware[tag]) == chips
+
+
+#: chip -> (first CANN that supports it, below which no CANN can know it)
+CANN_MIN = {
+    "ascend910a": ("3.3.0", None),
+    "ascend910b1": ("7.0.RC1", "6.3.RC1"),
+    "ascend910b2": ("7.0.RC1", "6.3.RC1"),
+    "ascend910b2c": ("7.0.RC1", "6.3.RC1"),
+    "ascend910b3": ("7.0.RC1", "6.3.RC1"),
+    "ascend910b4": ("7.0.RC1", "6.3.RC1"),
+    "ascend910c": ("8.0.0", "8.0.RC2"),
+    "ascend310p3": ("5.1.RC1", "5.0.2"),
+}
+
+
+@pytest.mark.parametrize(("chip", "floor"), list(CANN_MIN.items()), ids=list(CANN_MIN))
+def test_cann_min_per_chip(chip: str, floor: tuple[str, str | None]) -> None:
+    got = load_facts().cann_min[chip]
+    assert str(got.version) == floor[0]
+    assert (str(got.error_below) if got.error_below else None) == floor[1]
+    assert got.version in load_facts().cann_releases
+
+
+def test_cann_hdk_pairs_are_unsure_and_ordered() -> None:
+    facts = load_facts()
+    assert facts.cann_hdk_unsure is True
+    assert facts.cann_hdk[Version.parse("8.0.0")].driver == Version.parse("24.1.0")
+    pairs = sorted(facts.cann_hdk.items())
+    drivers = [h.driver for _, h in pairs]
+    assert drivers == sorted(drivers)  # a newer CANN never comes with an older HDK
+    assert all(c in facts.cann_releases for c, _ in pairs)
+
+
+def test_every_fact_section_names_its_source() -> None:
+    from importlib import resources
+
+    import yaml
+
+    raw = yaml.safe_load(resources.files("packager.compat").joinpath("facts.yaml").read_text())
+    hw = raw["huawei"]
+    for key in ("cann_min", "cann_hdk", "precision_unsupported", "serving_images"):
+        assert hw[key]["source"], key
+    assert raw["nvidia"]["source"] and hw["source"]
+
+
+def test_fp8_is_unsupported_on_every_ascend_chip() -> None:
+    facts = load_facts()
+    (gap,) = facts.precision_unsupported
+    assert gap.precisions == {"fp8", "fp8_e4m3", "fp8_e5m2"}
+    assert gap.chips == set(facts.chip_ids("huawei"))
+    assert "W8A8" in gap.hint and "msModelSlim" in gap.hint
+
+
+@pytest.mark.parametrize(
+    ("release", "isa"),
+    [("11.8", "7.8"), ("12.4", "8.4"), ("12.6", "8.5"), ("12.8", "8.7"), ("13.0", "9.0")],
+)
+def test_ptx_isa_for_cuda(release: str, isa: str) -> None:
+    assert load_facts().ptx_isa_for_cuda[Version.parse(release)] == Version.parse(isa)
+
+
+@pytest.mark.parametrize(
+    ("ref", "family", "version", "hardware", "chips"),
+    [
+        ("swr.cn-south-1.myhuaweicloud.com/ascendhub/mindie:2.1.RC1-800I-A2-py311-openeuler24.03-lts",
+         "mindie", "2.1.RC1", "800I-A2", {"ascend910b1", "ascend910b2", "ascend910b2c", "ascend910b3", "ascend910b4"}),
+        ("swr.cn-south-1.myhuaweicloud.com/ascendhub/mindie:2.1.RC1-A3-py311-openeuler24.03-lts",
+         "mindie", "2.1.RC1", "A3", {"ascend910c"}),
+        ("registry.local:5000/ascendhub/mindie:1.0.0-300I-Duo-py311-openeuler24.03-lts@sha256:" + "a" * 64,
+         "mindie", "1.0.0", "300I-Duo", {"ascend310p3"}),
+        ("quay.io/ascend/vllm-ascend:v0.9.1", "vllm-ascend", "v0.9.1", "",
+         {"ascend910b1", "ascend910b2", "ascend910b2c", "ascend910b3", "ascend910b4"}),
+        ("quay.io/ascend/vllm-ascend:v0.10.0rc1-a3-openeuler", "vllm-ascend", "v0.10.0rc1", "a3", {"ascend910c"}),
+        ("quay.io/ascend/vllm-ascend:v0.9.1-310p", "vllm-ascend", "v0.9.1", "310p", {"ascend310p3"}),
+    ],
+    ids=["mindie-a2", "mindie-a3", "mindie-duo-digest", "vllm-a2", "vllm-a3", "vllm-310p"],
+)  # fmt: skip
+def test_serving_image_tags(
+    ref: str, family: str, version: str, hardware: str, chips: set[str]
+) -> None:
+    from packager.compat.ascend import serving_image
+
+    tag = serving_image(load_facts(), ref)
+    assert tag is not None
+    assert (tag.family.name, tag.version, tag.hardware) == (family, version, hardware)
+    assert set(tag.family.hardware[tag.hardware]) == chips
+
+
+@pytest.mark.parametrize(
+    "ref",
+    ["docker.io/vllm/vllm-openai:v0.6.3", "mindie", "ascendhub/mindie:latest",
+     "ascendhub/mindie:2.1.RC1-900X-py311"],
+)  # fmt: skip
+def test_other_images_are_not_serving_tags(ref: str) -> None:
+    from packager.compat.ascend import serving_image
+
+    assert serving_image(load_facts(), ref) is None
+
+
+@pytest.mark.parametrize(
+    ("name", "chip"),
+    [("H100-SXM5-80GB", "h100"), ("A100-SXM4-40GB", "a100"), ("NVIDIA H200-SXM-141GB", "h200"),
+     ("L40S-48GB", "l40s"), ("910ProB", "ascend910a"), ("Ascend910_93", "ascend910c")],
+)  # fmt: skip
+def test_product_names_resolve(name: str, chip: str) -> None:
+    found, alias = resolve_chip(load_facts(), name)
+    assert found is not None and found.id == chip and alias

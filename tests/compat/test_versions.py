@@ -1,8 +1,10 @@
 """Versions and constraints as the chip stacks write them (packager/compat/versions.py).
 
 NVIDIA: ``12.4``, ``550.54.14``. Ascend: ``24.1.rc2`` (driver), ``8.0.RC3`` (CANN),
-``7.5.0.1.129`` (firmware). pip: ``2.4.0.post2`` (torch_npu). A release candidate sorts before
-its final release; missing release numbers count as zero.
+``7.5.0.1.129`` (firmware), and Huawei's release trains: ``24.1.rc1.b030`` (a beta build, what
+npu-smi prints on a beta driver) < ``24.1.rc1`` < ``24.1.rc1.1`` (a patch) < ``24.1.0``;
+``8.2.RC1.alpha001`` < ``8.2.RC1``. pip: ``2.4.0.post2`` (torch_npu), ``2.4.0a1 < 2.4.0rc1``.
+A release candidate sorts before its final release; missing release numbers count as zero.
 """
 
 from __future__ import annotations
@@ -54,6 +56,29 @@ ORDER = [
     ("7.0.0", "7.5.0.1.129", "firmware-range-low"),
     ("7.5.0.1.129", "7.5.99", "firmware-range-high"),
     ("7.5.0.1.129", "7.6.0.1.220", "firmware-minor"),
+    # Huawei's release trains: rc < rc.N patch < final; alpha/beta builds before what they build
+    ("24.1.rc1.b030", "24.1.rc1", "beta-build-before-its-rc"),
+    ("24.1.rc1.b030", "24.1.rc1.b031", "beta-build-numbers"),
+    ("24.1.rc0", "24.1.rc1.b030", "beta-build-after-the-rc-before"),
+    ("24.1.rc1", "24.1.rc1.1", "rc-before-its-patch"),
+    ("24.1.rc2", "24.1.rc2.2", "rc2-before-rc2.2"),
+    ("24.1.rc2.2", "24.1.rc2.10", "rc-patch-numeric"),
+    ("24.1.rc2.2", "24.1.rc3", "rc-patch-before-next-rc"),
+    ("24.1.rc3.5", "24.1.0", "rc-patch-before-final"),
+    ("24.1.0", "24.1.0.1", "final-before-its-hotfix"),
+    ("25.0.rc1", "25.0.rc1.1", "hdk-25.0.rc1.1"),
+    ("24.1.0", "25.0.rc1.1", "hdk-trains"),
+    ("8.2.RC1.alpha001", "8.2.RC1", "cann-alpha-before-its-rc"),
+    ("8.2.RC1.alpha001", "8.2.RC1.alpha003", "cann-alpha-numbers"),
+    ("8.2.RC1.alpha003", "8.2.RC1.beta1", "cann-alpha-before-beta"),
+    ("8.1.RC1", "8.2.RC1.alpha001", "cann-alpha-after-previous-train"),
+    ("8.0.RC3", "8.0.0.alpha001", "build-of-a-final-after-its-rcs"),
+    ("8.0.0.alpha001", "8.0.0.beta1", "final-alpha-before-beta"),
+    ("8.0.0.beta1", "8.0.0", "final-beta-before-final"),
+    ("8.0.0", "8.0.0.post1", "final-before-post"),
+    ("2.4.0a1", "2.4.0b1", "pep440-alpha-before-beta"),
+    ("2.4.0b1", "2.4.0rc1", "pep440-beta-before-rc"),
+    ("2.4.0rc1", "2.4.0", "pep440-rc-before-final"),
 ]
 
 
@@ -76,6 +101,10 @@ EQUAL = [
     (" 12.4 ", "12.4", "surrounding-spaces"),
     ("2.4.0.post2", "2.4.post2", "post-with-zero-padding"),
     ("8.0.RC3", "8.0-RC3", "dash-separator"),
+    ("24.1.rc1.b030", "24.1.RC1.B030", "build-case"),
+    ("24.1.rc2.2", "24.1.0.rc2.2", "rc-patch-zero-padding"),
+    ("8.2.RC1.alpha001", "8.2.rc1.alpha1", "build-leading-zeros"),
+    ("24.1.rc2", "24.1.rc2.0", "rc-patch-zero"),
 ]
 
 
@@ -149,7 +178,11 @@ BAD_VERSIONS = [
     ("1..2", "empty-part"),
     ("12.4.", "trailing-dot"),
     ("1.2.x", "wildcard"),
-    ("1.rc1.2", "number-after-rc"),
+    ("1.rc1.2.3", "two-numbers-after-rc"),
+    ("24.1.rc1.b030.b031", "two-builds"),
+    ("8.2.RC1.alpha001.2", "number-after-a-build"),
+    ("1.0.0.post1.alpha1", "build-after-post"),
+    ("8.0.RC1a1", "word-glued-to-a-word"),
     ("1.post1.2", "number-after-post"),
     ("1.rc1.rc2", "two-pre-releases"),
     ("12,4", "comma"),
@@ -175,6 +208,36 @@ def test_startswith() -> None:
     assert not V("12.5").startswith(V("12.4"))
     assert V("8.0.RC3").startswith(V("8.0.RC3"))
     assert not V("8.0.RC2").startswith(V("8.0.RC3"))
+    assert V("24.1.rc2.2").startswith(V("24.1.rc2"))
+    assert not V("24.1.rc2.2").startswith(V("24.1.rc2.3"))
+
+
+HUAWEI_PARTS = [
+    ("24.1.rc1.b030", (24, 1), (3, 1), None, (1, 30), "npu-smi-beta-driver"),
+    ("24.1.rc2.2", (24, 1), (3, 2), 2, None, "driver-rc-patch"),
+    ("25.0.rc1.1", (25, 0), (3, 1), 1, None, "hdk-25"),
+    ("8.2.RC1.alpha001", (8, 2), (3, 1), None, (0, 1), "cann-alpha"),
+    ("8.1.RC1.beta1", (8, 1), (3, 1), None, (1, 1), "cann-beta"),
+    ("8.0.0.alpha001", (8, 0, 0), None, None, (0, 1), "cann-final-alpha"),
+    ("2.4.0a1", (2, 4, 0), (0, 1), None, None, "pep440-alpha"),
+]
+
+
+@pytest.mark.parametrize(
+    ("text", "release", "pre", "patch", "build"),
+    [c[:5] for c in HUAWEI_PARTS],
+    ids=[c[5] for c in HUAWEI_PARTS],
+)
+def test_huawei_parts(
+    text: str,
+    release: tuple[int, ...],
+    pre: tuple[int, int] | None,
+    patch: int | None,
+    build: tuple[int, int] | None,
+) -> None:
+    v = V(text)
+    assert (v.release, v.pre, v.patch, v.build) == (release, pre, patch, build)
+    assert str(v) == text
 
 
 # ----------------------------------------------------------------------------- constraints
@@ -197,6 +260,17 @@ ADMITS = [
     ("==2.4.0.post2", "2.4.0", False, "eq-post-not-final"),
     ("8.0.RC3", "8.0.rc3", True, "eq-rc-case"),
     ("8.0.RC3", "8.0.0", False, "eq-rc-not-final"),
+    ("24.1.rc2", "24.1.rc2.2", True, "bare-rc-admits-its-patch"),
+    ("24.1.rc2", "24.1.rc2.b010", False, "bare-rc-not-its-beta-build"),
+    ("24.1.rc2.2", "24.1.rc2", False, "rc-patch-not-the-rc"),
+    ("24.1.rc2", "24.1.rc3", False, "bare-rc-not-the-next"),
+    (">=24.1.rc2", "24.1.rc1.b030", False, "ge-rc-not-an-older-beta"),
+    (">=24.1.rc1", "24.1.rc1.b030", False, "ge-rc-not-its-beta-build"),
+    (">=24.1.rc1.b030", "24.1.rc1", True, "ge-beta-admits-its-rc"),
+    (">=24.1.rc2", "24.1.rc2.2", True, "ge-rc-admits-its-patch"),
+    (">=25.0.rc1", "25.0.rc1.1", True, "ge-hdk-patch"),
+    (">=8.2.RC1", "8.2.RC1.alpha001", False, "ge-rc-not-its-alpha"),
+    (">=8.1.RC1", "8.2.RC1.alpha001", True, "ge-older-rc-admits-next-alpha"),
     # >= <= > <
     (">=12.4", "12.4", True, "ge-equal"),
     (">=12.4", "13.0", True, "ge-admits-next-major"),

@@ -19,8 +19,8 @@ from pathlib import Path
 from tests.support.golden import build_golden
 
 #: sha256 of airgap/bundle.json (the content digest) and of the whole tar
-CONTENT_DIGEST = "sha256:cfef51a51a0b85a07f195a7051472ed83a2efc907d4cfb4afb6968936577ab61"
-TAR_SHA256 = "3e6ebb7751c94f6849dded3bfa4f0f281745671003a1db5cb732fa933b1afcc4"
+CONTENT_DIGEST = "sha256:f2f54867e1e3d3a4dea1f6d6e52b921bb4a41e55bf19394f749736a22d47e27f"
+TAR_SHA256 = "bb82fdb372d283323a7f75263b5bd78c3d30338b935a97f2348e1af27db5674c"
 
 
 def test_the_golden_bundle_is_byte_identical(tmp_path: Path) -> None:

@@ -24,6 +24,7 @@ COMMITTED = (
     "libvadd.so",
 )
 
+
 def manifest(
     tmp: Path,
     kernels: list[dict[str, Any]],
@@ -31,8 +32,10 @@ def manifest(
     chips: list[str] | None = None,
     vendor: str = "nvidia",
     files: dict[str, Path | bytes | str] | None = None,
+    stack: dict[str, str] | None = None,
 ) -> Path:
-    """A valid manifest in ``tmp`` whose target has ``chips`` and ``kernels``; ``files`` are copied."""
+    """A valid manifest in ``tmp`` whose target has ``chips`` and ``kernels``; ``files`` are copied.
+    The NVIDIA target's CUDA is the one the fixtures were built with (BUILD-INFO: 13.0)."""
     (tmp / "weights").mkdir(exist_ok=True)
     for rel, src in (files or {}).items():
         dest = tmp / rel
@@ -47,13 +50,13 @@ def manifest(
         target = {
             "platform": "linux/amd64",
             "accelerator": {"vendor": "nvidia", "chips": chips or ["h100"], "count": 1},
-            "stack": {"cuda": "12.8", "driver": ">=570.26"},
+            "stack": stack or {"cuda": "13.0", "driver": ">=580.65.06"},
         }
     else:
         target = {
             "platform": "linux/arm64",
             "accelerator": {"vendor": "huawei", "chips": chips or ["ascend910b3"], "count": 1},
-            "stack": {"cann": ">=8.0.0", "driver": ">=24.1.rc2"},
+            "stack": stack or {"cann": ">=8.0.0", "driver": ">=24.1.0"},
         }
     doc = {
         "apiVersion": "airgap/v1",

@@ -286,3 +286,49 @@ def test_every_kernel_finding_has_a_place_and_errors_a_hint(tmp_path: Path) -> N
         if f.severity is ERROR:
             assert f.hint, f
     json.dumps(r.to_json())
+
+
+# ---------------------------------------------------------------- PTX newer than the target's CUDA
+
+#: (kernel file, chips, the target's stack, AG420 severity or None). The fixtures were built by
+#: CUDA 13.0 (BUILD-INFO): their PTX is ISA 9.0, which only a CUDA 13 driver JIT-compiles.
+PTX_ISA = [
+    ("two.fatbin", ["h100"], {"cuda": "12.8", "driver": ">=570.26"}, WARNING, "cubins-cover"),
+    ("two.fatbin", ["b200"], {"cuda": "12.8", "driver": ">=570.26"}, ERROR, "b200-runs-the-ptx"),
+    ("compute80.ptx", ["a100"], {"cuda": "12.4", "driver": ">=550.54.14"}, ERROR, "ptx-only"),
+    ("two.fatbin", ["b200"], {"cuda": "12.8", "driver": ">=580.65.06"}, None, "driver-jits-it"),
+    ("two.fatbin", ["b200"], {"cuda": "13.0", "driver": ">=580.65.06"}, None, "same-toolkit"),
+]
+
+
+@pytest.mark.parametrize(
+    ("name", "chips", "stack", "severity"),
+    [c[:4] for c in PTX_ISA],
+    ids=[c[4] for c in PTX_ISA],
+)
+def test_ptx_newer_than_the_targets_cuda(
+    tmp_path: Path,
+    name: str,
+    chips: list[str],
+    stack: dict[str, str],
+    severity: Severity | None,
+) -> None:
+    kind = "cuda-ptx" if name.endswith(".ptx") else "cuda-fatbin"
+    path = manifest(
+        tmp_path,
+        [k(path=f"k/{name}", kind=kind)],
+        chips=chips,
+        files={f"k/{name}": FIXTURES / name},
+        stack=stack,
+    )
+    r = run(path)
+    got = findings(r, "AG420")
+    if severity is None:
+        assert got == [], show(r)
+        return
+    (f,) = got
+    assert f.severity is severity, show(r)
+    assert "PTX is ISA 9.0 (written by CUDA 13.0)" in f.message
+    assert f"target's CUDA {stack['cuda']}" in f.message
+    assert f.json_path == "$.kernels[0].path"
+    assert f.hint and 'driver ">=580.65.06"' in f.hint

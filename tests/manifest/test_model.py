@@ -348,3 +348,36 @@ def test_durations(text: str, days: float) -> None:
 )
 def test_sizes(text: str, size: int) -> None:
     assert parse_size(text) == size
+
+
+def test_nodes_and_mig_default_to_one_node_of_whole_gpus(tmp_path: Path) -> None:
+    m = load_manifest(write(tmp_path, BASE)).manifest
+    assert m is not None
+    (t,) = m.targets
+    assert (t.nodes, t.accelerator.mig) == (1, False)
+
+
+def test_nodes_and_mig(tmp_path: Path) -> None:
+    text = replace(
+        "  accelerator: {vendor: nvidia, chips: [h100], count: 2}\n",
+        "  nodes: 2\n  accelerator: {vendor: nvidia, chips: [h100], count: 2, mig: true}\n",
+    )
+    result = load_manifest(write(tmp_path, text))
+    assert result.findings == ()
+    assert result.manifest is not None
+    (t,) = result.manifest.targets
+    assert (t.nodes, t.accelerator.mig) == (2, True)
+
+
+@pytest.mark.parametrize(
+    ("old", "new", "path"),
+    [
+        ("  platform: linux/amd64\n", "  platform: linux/amd64\n  nodes: 0\n", "$.target.nodes"),
+        ("count: 2}", "count: 2, mig: yes please}", "$.target.accelerator.mig"),
+    ],
+    ids=["nodes-0", "mig-not-a-boolean"],
+)
+def test_nodes_and_mig_schema_errors(tmp_path: Path, old: str, new: str, path: str) -> None:
+    result = load_manifest(write(tmp_path, replace(old, new)))
+    assert result.manifest is None
+    assert [f.json_path for f in result.findings if f.severity is Severity.ERROR] == [path]

@@ -78,6 +78,12 @@ def test_nvidia_smi_names(name: str, chip: str | None) -> None:
         ("910b4", "ascend910b4"),
         ("310P3", "ascend310p3"),
         ("Ascend910", "ascend910c"),
+        # the legacy 910 on some drivers: never a 910B1-B4
+        ("910B", "ascend910a"),
+        ("910ProB", "ascend910a"),
+        ("910A", "ascend910a"),
+        ("910PremiumA", "ascend910a"),
+        ("910B2C", "ascend910b2c"),
         ("910X", None),
     ],
 )
@@ -93,6 +99,15 @@ def test_bundle_chip_spellings() -> None:
     assert f.resolve("910B3") == "ascend910b3"
     assert f.resolve("nvidia-h100-sxm") == "h100"
     assert f.resolve("mi300x") is None
+    # product names: the chip, then form-factor and memory words
+    assert f.resolve("H100-SXM5-80GB") == "h100"
+    assert f.resolve("NVIDIA A100-PCIe-40GB") == "a100"
+    assert f.resolve("H200-SXM-141GB") == "h200"
+    assert f.resolve("H100-80GB-turbo") is None
+
+
+def test_serving_stacks_that_need_nnal() -> None:
+    assert {"vllm-ascend", "atb-llm", "mindie-llm"} <= pf().needs_atb
 
 
 def test_driver_floors() -> None:

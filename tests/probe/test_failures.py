@@ -11,7 +11,15 @@ from pathlib import Path
 
 import pytest
 
-from tests.probe.util import BUNDLES, Run, copy_machine, probe_json, set_command, set_dev
+from tests.probe.util import (
+    BUNDLES,
+    MACHINES,
+    Run,
+    copy_machine,
+    probe_json,
+    set_command,
+    set_dev,
+)
 
 H100 = "h100x8-driver550"
 A2 = "ascend910b3x8-cann80"
@@ -406,3 +414,231 @@ def test_live_unreadable_file(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -
     else:
         assert live.read_text(str(f)) is None
         assert str(f) in live.unreadable
+
+
+# ---------------------------------------------------------------- MIG, Fabric Manager, NNAL
+
+
+def write_bundle(tmp_path: Path, base: str, **accelerator: object) -> str:
+    """A copy of a fixture bundle with its accelerator changed."""
+    doc = json.loads((BUNDLES / f"{base}.json").read_text())
+    doc["target"]["accelerator"].update(accelerator)
+    path = tmp_path / f"{base}-edited.json"
+    path.write_text(json.dumps(doc))
+    return str(path)
+
+
+def run_bundle(capsys: pytest.CaptureFixture[str], root: Path, bundle: str) -> Run:
+    run = probe_json(capsys, "--sysroot", str(root), "--bundle", bundle)
+    assert "Traceback" not in run.err
+    return run
+
+
+def mig_on(root: Path, gpus: list[int], profiles: list[str] | None) -> None:
+    """Turn MIG on for ``gpus`` in a recording: the query's MIG fields and nvidia-smi -L."""
+    data = json.loads((root / "commands" / "nvidia-smi.json").read_text())
+    rows = []
+    for line in data["stdout"].splitlines():
+        cells = line.split(", ")
+        if int(cells[0]) in gpus:
+            cells[-2:] = ["Enabled", "Enabled"]
+        rows.append(", ".join(cells))
+    set_command(root, "nvidia-smi", stdout="\n".join(rows) + "\n")
+    if profiles is None:
+        (root / "commands" / "nvidia-smi-list.json").unlink()
+        return
+    listing = json.loads((root / "commands" / "nvidia-smi-list.json").read_text())["stdout"]
+    out = []
+    for line in listing.splitlines():
+        out.append(line)
+        idx = int(line.split(":")[0].split()[1])
+        if idx in gpus:
+            for i, p in enumerate(profiles):
+                out.append(
+                    f"  MIG {p:<11} Device {i:>2}: (UUID: MIG-{idx}{i}aa0b1c-0000-5000-8000-000000000000)"
+                )
+    set_command(root, "nvidia-smi-list", stdout="\n".join(out) + "\n")
+
+
+#: (GPUs with MIG on, their MIG profiles (None: -L not recorded), bundle edits, MIG status,
+#: count status, words of the MIG check's reason)
+MIG_CASES = [
+    ([0, 1], ["3g.90gb", "3g.90gb"], {"count": 6}, "WARN", "PASS", "6 whole b200 GPUs remain"),
+    ([0, 1], ["3g.90gb", "3g.90gb"], {"count": 8}, "FAIL", "FAIL", "6 whole GPUs for the bundle's 8"),
+    ([0], None, {"count": 8}, "FAIL", "FAIL", "their MIG devices could not be listed"),
+    ([0], [], {"count": 1, "mig": True}, "WARN", "PASS", "7 whole b200 GPUs remain"),
+    # 56 MIG devices CUDA can open (the count), none large enough (MIG and memory FAIL)
+    ([*range(8)], ["1g.23gb"] * 7, {"count": 8, "mig": True, "memory_bytes": 40 * 10**9},
+     "FAIL", "PASS", "0 whole GPUs and 0 MIG devices that fit"),
+    ([*range(8)], ["2g.45gb"] * 3, {"count": 16, "mig": True, "memory_bytes": 40 * 10**9},
+     "WARN", "PASS", "24 fit"),
+]  # fmt: skip
+
+
+@pytest.mark.parametrize(
+    ("gpus", "profiles", "edit", "mig", "count", "words"),
+    MIG_CASES,
+    ids=["enough-whole", "too-few-whole", "not-listed", "none-created", "too-small", "mig-aware"],
+)
+def test_mig_on_an_hgx(
+    gpus: list[int],
+    profiles: list[str] | None,
+    edit: dict[str, object],
+    mig: str,
+    count: str,
+    words: str,
+    tmp_path: Path,
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    root = copy_machine("hgx-b200x8-fm-ok", tmp_path)
+    mig_on(root, gpus, profiles)
+    run = run_bundle(capsys, root, write_bundle(tmp_path, "cuda-b200x8", **edit))
+    check = run.check("nvidia.mig")
+    assert (check["status"], run.check("accelerator.count")["status"]) == (mig, count), check
+    assert words in check["reason"]
+    assert check["remedy"]
+
+
+def test_mig_pending_warns(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    root = copy_machine("hgx-b200x8-fm-ok", tmp_path)
+    data = json.loads((root / "commands" / "nvidia-smi.json").read_text())
+    stdout = data["stdout"].replace("Disabled, Disabled\n", "Disabled, Enabled\n", 1)
+    set_command(root, "nvidia-smi", stdout=stdout)
+    run = run_bundle(capsys, root, str(BUNDLES / "cuda-b200x8.json"))
+    mig = run.check("nvidia.mig")
+    assert mig["status"] == "WARN" and "at the next GPU reset" in mig["reason"]
+    assert mig["remedy"] == "undo it before the next reboot: nvidia-smi -i 0 -mig 0"
+    assert run.check("accelerator.count")["status"] == "PASS"
+
+
+#: (edit of hgx-b200x8-fm-ok, fabric status, words)
+FABRIC_CASES = [
+    ("log-mismatch-only", "FAIL", "Fabric Manager's log says its version is not the driver's"),
+    ("in-progress-while-active", "FAIL", "the fabric of GPU 0-7 is not set up"),
+    ("container-no-systemctl", "PASS", "fabric set up (Completed) on 8 GPUs"),
+    ("nothing-readable", "NOT RUN", "neither the fabric state"),
+]
+
+
+def edit_fabric(root: Path, case: str) -> None:
+    if case == "log-mismatch-only":
+        set_command(root, "fabricmanager-version", remove=True)
+        set_command(root, "fabricmanager-status", rc=3, stdout="failed\n")
+        log = (MACHINES / "hgx-h200x8-fm-mismatch" / "var/log/fabricmanager.log").read_text()
+        (root / "var/log").mkdir(parents=True)
+        (root / "var/log/fabricmanager.log").write_text(log)
+    q = json.loads((root / "commands" / "nvidia-smi-query.json").read_text())["stdout"]
+    if case == "in-progress-while-active":
+        set_command(root, "nvidia-smi-query", stdout=q.replace(": Completed", ": In Progress"))
+    if case == "container-no-systemctl":
+        set_command(
+            root,
+            "fabricmanager-status",
+            rc=1,
+            stdout="System has not been booted with systemd as init system (PID 1). Can't operate.\n"
+            "Failed to connect to bus: Host is down\n",
+        )
+    if case == "nothing-readable":
+        set_command(root, "nvidia-smi-query", remove=True)
+        set_command(root, "fabricmanager-status", remove=True)
+        set_command(root, "fabricmanager-version", remove=True)
+        lines = (root / "dev.list").read_text() + "nvidia-nvswitch0 c rw\nnvidia-nvswitchctl c rw\n"
+        (root / "dev.list").write_text(lines)
+
+
+@pytest.mark.parametrize(
+    ("case", "status", "words"), FABRIC_CASES, ids=[c[0] for c in FABRIC_CASES]
+)
+def test_fabric_manager_variants(
+    case: str, status: str, words: str, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    root = copy_machine("hgx-b200x8-fm-ok", tmp_path)
+    edit_fabric(root, case)
+    run = run_bundle(capsys, root, str(BUNDLES / "cuda-b200x8.json"))
+    fabric = run.check("nvidia.fabric")
+    assert fabric["status"] == status, fabric
+    assert words in fabric["reason"]
+
+
+def test_an_older_recording_gets_no_fabric_verdict(capsys: pytest.CaptureFixture[str]) -> None:
+    """No -q, no service state, no NVSwitch node: nothing says there is a fabric."""
+    run = probe_json(capsys, "--sysroot", str(MACHINES / H100), "--no-bundle")
+    assert "nvidia.fabric" not in run.statuses()
+    assert run.doc["nvidia"]["fabric"]["query"]["status"] == "not-run"
+
+
+def test_installed_driver_newer_than_the_running_one(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    root = copy_machine(H100, tmp_path)
+    lib = root / "usr/lib/x86_64-linux-gnu/libnvidia-ml.so.550.127.05"
+    lib.parent.mkdir(parents=True)
+    lib.write_text("(present on the recorded machine; not copied)\n")
+    run = run_variant(capsys, root, "cuda-h100x8")
+    match = run.check("nvidia.driver_match")
+    assert match["status"] == "WARN"
+    assert match["reason"].startswith("driver 550.127.05 is installed, 550.54.15 is running")
+    assert run.check("nvidia.driver")["reason"] == "driver 550.54.15 satisfies >=550"
+
+
+#: (edit of a2-npu-busy's npu-smi and /dev, the kind of failure in the reason, remedy words)
+NPU_FAILURES = [
+    ("host-8005-no-davinci", "driver not loaded: no /dev/davinciN", "reinstall the NPU driver"),
+    ("host-8005-with-davinci", "the NPU driver does not answer", "repair the driver"),
+    ("8005-no-permission", "no permission on /dev/davinci_manager", "HwHiAiUser"),
+    ("container-8005-all-mapped", "held by another container", "each NPU serves one container"),
+]
+
+
+@pytest.mark.parametrize(
+    ("case", "kind", "remedy"), [c[:3] for c in NPU_FAILURES], ids=[c[0] for c in NPU_FAILURES]
+)
+def test_npu_smi_failures_by_cause(
+    case: str, kind: str, remedy: str, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    root = copy_machine("a2-npu-busy", tmp_path)
+    set_command(root, "npu-smi", rc=255, stdout="dcmi module initialize failed. ret is -8005\n")
+    if case == "host-8005-no-davinci":
+        set_dev(root, {f"davinci{i}": None for i in range(8)})
+    if case == "8005-no-permission":
+        set_dev(root, {"davinci_manager": "-"})
+    if case == "container-8005-all-mapped":
+        (root / ".dockerenv").write_text("")
+    run = run_variant(capsys, root, "ascend-910b3x8")
+    smi = run.check("ascend.smi")
+    assert smi["status"] == "FAIL"
+    assert smi["reason"].startswith("npu-smi: dcmi module initialize failed. ret is -8005 (")
+    assert kind in smi["reason"]
+    assert remedy in smi["remedy"]
+
+
+@pytest.mark.parametrize(
+    ("edit", "status", "words"),
+    [("no-nnal", "FAIL", "no NNAL install has it"), ("not-sourced", "WARN", "ATB_HOME_PATH unset")],
+)
+def test_nnal_missing_or_not_sourced(
+    edit: str, status: str, words: str, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    import shutil
+
+    root = copy_machine("a2-vllm-nnal", tmp_path)
+    env = json.loads((root / "env.json").read_text())
+    env.pop("ATB_HOME_PATH")
+    (root / "env.json").write_text(json.dumps(env))
+    if edit == "no-nnal":
+        shutil.rmtree(root / "usr/local/Ascend/nnal")
+    run = run_variant(capsys, root, "ascend-910b3x8-vllm")
+    atb = run.check("ascend.atb")
+    assert atb["status"] == status and words in atb["reason"]
+    assert "nnal/atb/set_env.sh" in atb["remedy"]
+
+
+@pytest.mark.parametrize("name", ["910ProB", "910B", "910A", "910ProA", "910PremiumA"])
+def test_legacy_910_names(name: str, tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    root = copy_machine("atlas800-9000-legacy-910b", tmp_path)
+    data = json.loads((root / "commands" / "npu-smi.json").read_text())
+    set_command(root, "npu-smi", stdout=data["stdout"].replace("910B   ", f"{name:<7}"))
+    run = run_variant(capsys, root, "ascend-910ax8")
+    assert {n["name"] for n in run.doc["ascend"]["npus"]} == {name}
+    assert {n["chip"] for n in run.doc["ascend"]["npus"]} == {"ascend910a"}
+    assert run.check("accelerator.chips")["status"] == "PASS"

@@ -260,6 +260,29 @@ def test_every_required_fixture_machine_is_there() -> None:
         "ascend-broken-driver",
         "ascend-firmware-mismatch",
         "no-accelerator",
+        # real site conditions (test_site_truth.py)
+        "h200-mig",
+        "hgx-h100x8-fm-stopped",
+        "hgx-h200x8-fm-mismatch",
+        "hgx-b200x8-fm-ok",
+        "dgx-a100x8-fm-stopped",
+        "gpu-driver-update-no-reboot",
+        "container-gpus-not-passed",
+        "hgx-h100-node1",
+        "hgx-h100-node2",
+        "a2-beta-driver",
+        "a2-hdk-rc2-patch",
+        "a3-910c-16chips",
+        "atlas300i-duo-npu32768",
+        "atlas800-9000-legacy-910b",
+        "a2-7of8-npus",
+        "a2-npu-busy",
+        "a2-container-not-mapped",
+        "a2-driver-reboot-pending",
+        "a2-npu-smi-26-wide",
+        "a2-vllm-nnal",
+        "a2-node1",
+        "a2-node2",
     }
 
 
@@ -278,6 +301,7 @@ def test_h100_detection(capsys: pytest.CaptureFixture[str]) -> None:
         "version": "550.54.15",
         "module_version": "550.54.15",
         "module": "proprietary",
+        "installed": None,  # an older recording: no libnvidia-ml.so listed
     }
     assert [g["chip"] for g in nv["gpus"]] == ["h100"] * 8
     assert nv["gpus"][0]["memory_bytes"] == 81559 * 2**20

@@ -87,3 +87,40 @@ def test_recording_keeps_what_was_only_looked_for(tmp_path: Path) -> None:
     assert replay.read_text(str(text)) == "Version=24.1.0\n"
     assert replay.read_text(str(present)) != present.read_text(errors="replace")  # not copied
     assert replay.run("npu-smi").error == "not found"  # never run: reads as not installed
+
+
+def test_recording_keeps_what_was_globbed(tmp_path: Path) -> None:
+    from packager.probe.system import RecordingSystem, SysrootSystem
+
+    lib = tmp_path / "lib" / "libnvidia-ml.so.550.127.05"
+    lib.parent.mkdir()
+    lib.write_bytes(b"\x7fELF")
+    rec = RecordingSystem(timeout=5)
+    assert rec.glob(str(tmp_path / "lib" / "libnvidia-ml.so.*.*")) == [str(lib)]
+    out = tmp_path / "rec"
+    rec.save(str(out))
+    replay = SysrootSystem(str(out))
+    assert replay.glob(str(tmp_path / "lib" / "libnvidia-ml.so.*.*")) == [str(lib)]
+
+
+def test_commands_by_name_and_per_device() -> None:
+    from packager.probe.system import command_argv, device_command
+
+    assert command_argv("npu-smi") == ["npu-smi", "info"]
+    assert command_argv(device_command("hccn-ip", 3)) == ["hccn_tool", "-i", "3", "-ip", "-g"]
+    assert command_argv("hccn-tls.12") == ["hccn_tool", "-i", "12", "-tls", "-g"]
+    for bad in ("hccn-ip", "hccn-ip.x", "hccn-ip.-1", "rm.1", "hccn-ip.123456", "../npu-smi"):
+        with pytest.raises(KeyError):
+            command_argv(bad)
+
+
+def test_a_command_an_older_probe_never_ran_is_unknown_not_missing(tmp_path: Path) -> None:
+    from packager.probe.system import SysrootSystem
+    from tests.probe.util import MACHINES
+
+    old = SysrootSystem(str(MACHINES / "h100x8-driver550"))
+    res = old.run("nvidia-smi-query")
+    assert res.error == "not found" and res.recorded is False
+    assert old.run("nvidia-smi").recorded is True
+    # an older recording's 6-field query is read by its own argv
+    assert "mig.mode.current" not in old.run("nvidia-smi").argv[1]
