@@ -570,7 +570,8 @@ def probe(ctx: typer.Context) -> None:
     """Probe this host (or a recorded one) against a bundle's requirements: PASS/WARN/FAIL/NOT RUN.
 
     Options: [--bundle B | --installed NAME --prefix DIR] [--json] [--report FILE]
-    [--sysroot DIR | --record DIR] [--timeout S]. Exit 0 all pass, 1 a FAIL, 3 WARN or NOT RUN.
+    [--sysroot DIR | --record DIR] [--timeout S] [--serve [--engine docker|podman]
+    [--serve-network auto|publish|host]]. Exit 0 all pass, 1 a FAIL, 3 WARN or NOT RUN.
     """
     from packager.compat.probe_facts import export_probe_facts
     from packager.probe.cli import main as probe_main

@@ -38,6 +38,7 @@ from __future__ import annotations
 import argparse
 import json
 import os
+import signal
 import struct
 import sys
 import threading
@@ -550,8 +551,14 @@ def serve(folder: str, host: str, port: int, model_name: str) -> int:
             server.shutdown()
             return
         sys.stderr.write(f"model {model_name} loaded from {folder} in {time.monotonic() - t0:.2f} s\n")
+        sys.stderr.flush()
 
+    def stop(signum: int, frame: Any) -> None:  # PID 1 in a container: SIGTERM ends it
+        threading.Thread(target=server.shutdown, daemon=True).start()
+
+    signal.signal(signal.SIGTERM, stop)
     sys.stderr.write(f"listening on {host}:{port}\n")
+    sys.stderr.flush()
     threading.Thread(target=load, daemon=True).start()
     try:
         server.serve_forever(poll_interval=0.2)

@@ -19,8 +19,8 @@ from pathlib import Path
 from tests.support.golden import build_golden
 
 #: sha256 of airgap/bundle.json (the content digest) and of the whole tar
-CONTENT_DIGEST = "sha256:cfef51a51a0b85a07f195a7051472ed83a2efc907d4cfb4afb6968936577ab61"
-TAR_SHA256 = "3e6ebb7751c94f6849dded3bfa4f0f281745671003a1db5cb732fa933b1afcc4"
+CONTENT_DIGEST = "sha256:1e4e138e65ae49fbcdd74bf319877ad717f2b48559300558e5c803c5e82951d8"
+TAR_SHA256 = "c598fcad154516a2a163124c44d4b82a112e61c7ec66909df5f402e582434069"
 
 
 def test_the_golden_bundle_is_byte_identical(tmp_path: Path) -> None:
