@@ -579,6 +579,61 @@ def probe(ctx: typer.Context) -> None:
     raise typer.Exit(probe_main(list(ctx.args), export_probe_facts()))
 
 
+deploy_app = typer.Typer(
+    help="Deployments of an installed bundle: Kubernetes or compose, from its serve section.",
+    no_args_is_help=True,
+)
+app.add_typer(deploy_app, name="deploy")
+
+
+@deploy_app.command("render")
+def deploy_render(
+    installed: Annotated[str, typer.Option("--installed", help="The installed bundle's name.")],
+    prefix: PrefixOpt,
+    fmt: Annotated[str, typer.Option("--format", help="kube (a Deployment) or compose.")] = "kube",
+    out: Annotated[
+        Optional[Path], typer.Option("--out", "-o", help="Write to FILE (default: stdout).")
+    ] = None,
+    registry: Annotated[
+        Optional[str],
+        typer.Option(
+            "--registry", help="The site registry the images were pushed to (install --registry)."
+        ),
+    ] = None,
+    host_port: Annotated[
+        Optional[int],
+        typer.Option("--host-port", help="Also publish the port on 127.0.0.1:PORT of the node."),
+    ] = None,
+    nodes: Annotated[
+        Optional[int],
+        typer.Option("--nodes", help="Nodes the server spans (default: the target's)."),
+    ] = None,
+    device_plugin: Annotated[
+        str,
+        typer.Option("--device-plugin", help="mind-cluster (default) or hami resource names."),
+    ] = "mind-cluster",
+    as_json: JsonOpt = False,
+) -> None:
+    """Render the installed bundle's server as a Kubernetes Deployment or a compose file: the image
+    by digest, the device resources, the weights as a read-only host path of the installed
+    version, the readiness probe and the environment."""
+    from packager.commands.deploy import render as run
+
+    result = run(
+        prefix,
+        installed,
+        fmt,
+        registry=registry,
+        host_port=host_port,
+        nodes=nodes,
+        device_plugin=device_plugin,
+    )
+    if out is not None:
+        atomic_write_text(out, result.text)
+        result.output = out
+    render.show(result, as_json, render.deploy_rendered)
+
+
 @app.command()
 def init(
     name: Annotated[str, typer.Argument(help="Bundle name, e.g. qwen2.5-7b-ascend.")],

@@ -60,6 +60,8 @@ _ASCEND_DRIVER_MOUNTS = (
     "/usr/local/bin/npu-smi",
     "/etc/ascend_install.info",
 )
+#: what an Ascend container mounts from the host, read-only, without the ascend runtime
+ASCEND_DRIVER_MOUNTS = _ASCEND_DRIVER_MOUNTS
 
 
 def run_smoke(
@@ -361,6 +363,7 @@ def _docker_host() -> str:
 
 
 __all__ = [
+    "ASCEND_DRIVER_MOUNTS",
     "FAIL",
     "NOT_RUN",
     "PASS",

@@ -19,8 +19,8 @@ from pathlib import Path
 from tests.support.golden import build_golden
 
 #: sha256 of airgap/bundle.json (the content digest) and of the whole tar
-CONTENT_DIGEST = "sha256:1e4e138e65ae49fbcdd74bf319877ad717f2b48559300558e5c803c5e82951d8"
-TAR_SHA256 = "c598fcad154516a2a163124c44d4b82a112e61c7ec66909df5f402e582434069"
+CONTENT_DIGEST = "sha256:6d08fc9ee39bf4c1a07e86b75cd04ec05b9d3b9dbe7aa8c311a7807d5c5edc50"
+TAR_SHA256 = "642b7d67afd09f86ececdd14d270dd0b6472126925b1efd8951a4275bb70dbb3"
 
 
 def test_the_golden_bundle_is_byte_identical(tmp_path: Path) -> None:
