@@ -340,6 +340,14 @@ def install(
         bool,
         typer.Option("--allow-downgrade", help="Install a version older than the current one."),
     ] = False,
+    hf_cache: Annotated[
+        Optional[Path],
+        typer.Option(
+            "--hf-cache",
+            help="Also lay the weights out as a Hugging Face hub cache in DIR (hard links into "
+            "the store): servers find them by hub id with HF_HUB_OFFLINE=1.",
+        ),
+    ] = None,
     as_json: JsonOpt = False,
 ) -> None:
     """Verify, then install into PREFIX: store, lay out, switch current, receipt, audit log, probe.
@@ -359,7 +367,7 @@ def install(
         )
     if insecure and registry is None:
         raise InputError("--insecure applies to --registry HOST:PORT only")
-    options = InstallOptions(docker, registry, insecure, not no_probe, allow_downgrade)
+    options = InstallOptions(docker, registry, insecure, not no_probe, allow_downgrade, hf_cache)
     with render.reporter(enabled=not as_json) as rep:
         result = install_bundle(bundle, prefix, policy, options, reporter=rep)
     render.show(result, as_json, render.install_result)

@@ -314,6 +314,12 @@ def install_result(result: InstallResult) -> None:
         )
     for i in doc["images"]:
         stdout.print(f"  image {shown(i['ref'])} -> {shown(i['into'])}")
+    hf = doc["hf_cache"]
+    if hf is not None:
+        stdout.print(
+            f"  hub cache {shown(hf['repo_id'])} revision {shown(hf['revision'])} -> "
+            f"{shown(hf['snapshot'])} ({hf['files']} files, hard links into the store)"
+        )
     p = doc["probe"]
     if p is None:
         return
