@@ -1,4 +1,4 @@
-"""Rules for a target's ``serve:`` section (codes AG600-AG609).
+"""Rules for a target's ``serve:`` section (codes AG600-AG610).
 
 | code  | severity | rule |
 |-------|----------|------|
@@ -12,6 +12,7 @@
 | AG607 | warning  | ``$(NAME)`` names no variable of ``serve.env`` nor AIRGAP_SERVE_HOST / AIRGAP_SERVE_PORT |
 | AG608 | warning  | ``serve.env`` sets AIRGAP_SERVE_HOST or AIRGAP_SERVE_PORT, which the probe and renderers set |
 | AG609 | warning  | ``device_resource`` for a target without an accelerator (vendor none) |
+| AG610 | error    | port, readiness or checks given neither by the target's serve nor the shared one |
 
 Pure: a typed Target in, findings out.
 """
@@ -43,6 +44,15 @@ def check_serve(add: Add, target: Target, raw: Callable[[JsonPath], Any]) -> Non
     if serve is None:
         return
     at = serve.json_path
+    for key in serve.missing:
+        add(
+            Severity.ERROR,
+            "AG610",
+            f"the serve section of {'target ' + repr(target.id) if target.id else 'the target'} "
+            f"has no {key!r}",
+            at,
+            f"give serve.{key} in the target's serve or in the shared one",
+        )
     _image(add, target, serve, at)
     _mount(add, serve, at)
     _variables(add, serve, at)

@@ -179,11 +179,15 @@ class Serve:
     checks: tuple[ServeCheck, ...]
     device_resource: str | None  # a Kubernetes device-plugin resource that overrides the chip's
     json_path: JsonPath
+    #: required keys that neither the target's serve nor the shared one gives (validate: AG610)
+    missing: tuple[str, ...] = ()
 
 
 #: where the weights appear in the serving container unless ``serve.weights`` says otherwise
 DEFAULT_WEIGHTS_MOUNT = "/weights"
 DEFAULT_READY_TIMEOUT_S = 300
+#: what a target's serve must say once its own keys and the shared ones are merged
+SERVE_REQUIRED = ("port", "readiness", "checks")
 
 
 @dataclass(frozen=True)
@@ -398,25 +402,28 @@ def _build(doc: PositionedDocument, path: Path) -> Manifest:
         def key_at(key: str) -> JsonPath:
             return (*at, key) if own is not None and key in own else ("serve", key)
 
-        ready = merged["readiness"]
+        ready = merged.get("readiness", {})
         checks_at = key_at("checks")
         return Serve(
             image=merged.get("image", "serving"),
             command=tuple(merged.get("command", ())),
             args=tuple(merged["args"]) if "args" in merged else None,
             env=MappingProxyType(env),
-            port=int(merged["port"]),
+            port=int(merged.get("port", 0)),
             weights=merged.get("weights", DEFAULT_WEIGHTS_MOUNT),
             readiness=Readiness(
-                path=ready["path"],
+                path=ready.get("path", "/"),
                 status=int(ready.get("status", 200)),
                 timeout_s=_timeout_seconds(ready.get("timeout"))
                 if "timeout" in ready
                 else DEFAULT_READY_TIMEOUT_S,
             ),
-            checks=tuple(_serve_check(c, (*checks_at, n)) for n, c in enumerate(merged["checks"])),
+            checks=tuple(
+                _serve_check(c, (*checks_at, n)) for n, c in enumerate(merged.get("checks", ()))
+            ),
             device_resource=merged.get("device_resource"),
             json_path=where,
+            missing=tuple(k for k in SERVE_REQUIRED if k not in merged),
         )
 
     shared_rt: dict[str, Any] = d.get("runtime", {})
