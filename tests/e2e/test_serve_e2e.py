@@ -34,8 +34,8 @@ from packager.probe.serve import run_check, run_serve
 from tests.probe.util import validator
 from tests.support.cli import airgap
 from tests.support.projects import PASS, make_key
-from tests.support.serving import copy_into_podman, podman_env, serving_image, serving_manifest
 from tests.support.services import minilm_model_dir, require, require_services
+from tests.support.serving import copy_into_podman, podman_env, serving_image, serving_manifest
 
 pytestmark = [pytest.mark.slow, pytest.mark.services]
 NAME = "served"
