@@ -40,9 +40,9 @@ from packager.bundle import layout
 from packager.bundle.descriptor import Descriptor, ServeSpec, parse_descriptor
 from packager.bundle.errors import DescriptorError
 from packager.errors import CheckFailed, InputError
+from packager.oci.reference import parse_reference
 from packager.probe.serve import HOST_VAR, PORT_VAR, expand
 from packager.probe.smoke import ASCEND_DRIVER_MOUNTS, find_image
-from packager.oci.reference import parse_reference
 from packager.site.prefix import Prefix
 from packager.site.receipts import read_receipt
 from packager.site.rules import component_problem
