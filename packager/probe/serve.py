@@ -44,7 +44,17 @@ import uuid
 from dataclasses import dataclass, field
 from typing import Any, Callable, Union
 
-from .smoke import FAIL, NOT_RUN, PASS, _call, _last_line, device_flags, find_image, run_reference
+from .smoke import (
+    FAIL,
+    NOT_RUN,
+    PASS,
+    _call,
+    _last_line,
+    device_flags,
+    docker_info,
+    find_image,
+    run_reference,
+)
 
 #: seconds for `ENGINE rm -f` and each `ENGINE inspect` while waiting
 CLEANUP_TIMEOUT = 30.0
@@ -380,22 +390,6 @@ def port_free(port: int) -> bool:
     return True
 
 
-def engine_info(exe: str, engine: str, timeout: float) -> tuple[dict[str, Any] | None, str]:
-    """``ENGINE info`` as JSON; (None, why) when the engine does not answer."""
-    code, out, err = _call([exe, "info", "--format", "{{json .}}"], timeout)
-    if code is None:
-        return None, err
-    try:
-        info = json.loads(out) if out.strip() else None
-    except ValueError:
-        info = None
-    if code != 0 or not isinstance(info, dict):
-        return None, _last_line(err) or f"`{engine} info` exited with {code}"
-    if info.get("ServerErrors"):
-        return None, "; ".join(str(e) for e in info["ServerErrors"])[:300]
-    return info, ""
-
-
 def _runtimes(info: dict[str, Any]) -> dict[str, Any]:
     rts = info.get("Runtimes")
     return rts if isinstance(rts, dict) else {}
@@ -469,7 +463,7 @@ def run_serve(
     if exe is None or not os.access(exe, os.X_OK):
         report.reason = f"no container engine: the {engine} CLI is not installed"
         return report
-    info, err = engine_info(exe, kind, timeout)
+    info, err = docker_info(exe, timeout)
     if info is None:
         report.reason = f"the {kind} engine does not answer: {err}"
         return report

@@ -37,6 +37,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import mmap
 import os
 import signal
 import struct
@@ -52,7 +53,9 @@ import numpy as np
 MAX_BODY = 1 << 20  # bytes of one request
 MAX_INPUTS = 128  # texts in one request
 MAX_TEXT_CHARS = 20000  # characters of one text
-BATCH = 16  # texts per forward pass
+BATCH = 16  # texts per forward pass, at most
+#: a forward pass holds batch x length^2 attention scores per head: this bounds its memory
+BATCH_ATTENTION = 2 * 256 * 256
 
 
 class ModelError(Exception):
@@ -65,7 +68,10 @@ _DTYPES = {"F32": np.float32, "F16": np.float16, "F64": np.float64, "I64": np.in
 
 
 def read_safetensors(path: str) -> dict[str, np.ndarray]:
-    """Every tensor of a .safetensors file, as float32 (integers keep their type)."""
+    """Every tensor of a .safetensors file, as float32 (integers keep their type).
+
+    The file is mapped, not read: F32 tensors are views of the mapping (read-only, shared with
+    the page cache), so the weights cost their size once."""
     try:
         size = os.path.getsize(path)
         with open(path, "rb") as fh:
@@ -76,7 +82,8 @@ def read_safetensors(path: str) -> dict[str, np.ndarray]:
             if n > min(size - 8, 100 << 20):
                 raise ModelError(f"{path}: header length {n} is out of range")
             header = json.loads(fh.read(n).decode("utf-8"))
-            data = fh.read()
+            mapped = mmap.mmap(fh.fileno(), 0, access=mmap.ACCESS_READ) if size > 8 + n else b""
+            data = memoryview(mapped)[8 + n :]
     except OSError as exc:
         raise ModelError(f"{path}: {exc.strerror or exc}") from None
     except ValueError as exc:
@@ -104,7 +111,7 @@ def read_safetensors(path: str) -> dict[str, np.ndarray]:
         if arr.size != count:
             raise ModelError(f"{path}: tensor {name!r} holds {arr.size} values, shape says {count}")
         arr = arr.reshape(shape)
-        out[name] = arr.astype(np.float32) if arr.dtype.kind == "f" else arr
+        out[name] = arr.astype(np.float32, copy=False) if arr.dtype.kind == "f" else arr
     return out
 
 
@@ -320,10 +327,8 @@ class Encoder:
                 f"{self.folder}/model.safetensors: not a BERT encoder ({len(missing)} tensors "
                 f"missing, e.g. {missing[0]})"
             )
-        w = {n: np.ascontiguousarray(tensors[prefix + n], dtype=np.float32) for n in need}
-        for n in list(w):  # nn.Linear keeps (out, in): transpose once
-            if n.endswith(".weight") and ("dense" in n or "attention.self" in n):
-                w[n] = np.ascontiguousarray(w[n].T)
+        # nn.Linear keeps (out, in): the forward pass multiplies by the transposed view, no copy
+        w = {n: tensors[prefix + n].astype(np.float32, copy=False) for n in need}
         if w["embeddings.word_embeddings.weight"].shape[1] != self.hidden:
             raise ModelError(f"{self.folder}: embedding width differs from hidden_size")
         return w
@@ -350,7 +355,7 @@ class Encoder:
             p = f"encoder.layer.{i}."
 
             def lin(v: np.ndarray, name: str, p: str = p) -> np.ndarray:
-                out: np.ndarray = v @ w[p + name + ".weight"] + w[p + name + ".bias"]
+                out: np.ndarray = v @ w[p + name + ".weight"].T + w[p + name + ".bias"]
                 return out
 
             def split(v: np.ndarray) -> np.ndarray:
@@ -395,12 +400,20 @@ class Encoder:
         encoded = [self.tokenizer.encode(t) for t in texts]
         order = sorted(range(len(encoded)), key=lambda i: len(encoded[i]))
         out = np.zeros((len(texts), self.hidden), dtype=np.float32)
-        for start in range(0, len(order), BATCH):
-            chunk = order[start : start + BATCH]
-            rows = self.forward([encoded[i] for i in chunk])
-            for i, row in zip(chunk, rows):
-                out[i] = row
+        chunk: list[int] = []
+        for i in order:  # shortest first: a batch's longest text is the one just added
+            longest = len(encoded[i])
+            if chunk and (len(chunk) == BATCH or (len(chunk) + 1) * longest**2 > BATCH_ATTENTION):
+                self._run(encoded, chunk, out)
+                chunk = []
+            chunk.append(i)
+        if chunk:
+            self._run(encoded, chunk, out)
         return out, sum(len(e) for e in encoded)
+
+    def _run(self, encoded: list[list[int]], chunk: list[int], out: np.ndarray) -> None:
+        for i, row in zip(chunk, self.forward([encoded[i] for i in chunk])):
+            out[i] = row
 
 
 def _read_json(path: str, missing: Any = ...) -> Any:

@@ -19,8 +19,8 @@ from pathlib import Path
 from tests.support.golden import build_golden
 
 #: sha256 of airgap/bundle.json (the content digest) and of the whole tar
-CONTENT_DIGEST = "sha256:6d08fc9ee39bf4c1a07e86b75cd04ec05b9d3b9dbe7aa8c311a7807d5c5edc50"
-TAR_SHA256 = "642b7d67afd09f86ececdd14d270dd0b6472126925b1efd8951a4275bb70dbb3"
+CONTENT_DIGEST = "sha256:2e47dcf0e35589c2596d5abef09d4086914cbb582754ff1decff16e861290ff4"
+TAR_SHA256 = "7819faabc8e776fdd815f6bbedb4b15149f7e2b258901f4c8f122d3af3c79484"
 
 
 def test_the_golden_bundle_is_byte_identical(tmp_path: Path) -> None:

@@ -219,6 +219,10 @@ def test_the_installed_model_answers_on_podman(site: Site, podman: dict[str, str
     )
 
 
+def podman_cli(env: dict[str, str], *args: str) -> subprocess.CompletedProcess[str]:
+    return subprocess.run(["podman", *args], capture_output=True, text=True, env=env, timeout=300)
+
+
 def wait_ready(base: str, path: str, timeout: float) -> float:
     opener = serve_mod._opener()
     t0 = time.monotonic()
@@ -252,13 +256,7 @@ def test_the_rendered_deployment_validates_and_runs_under_podman_kube_play(
     r = subprocess.run([validate, "--strict", str(out)], capture_output=True, text=True)
     assert r.returncode == 0, r.stdout + r.stderr
     assert "passed" in r.stdout + r.stderr
-    play = subprocess.run(
-        ["podman", "kube", "play", str(out)],
-        capture_output=True,
-        text=True,
-        env=podman,
-        timeout=300,
-    )
+    play = podman_cli(podman, "kube", "play", str(out))
     try:
         assert play.returncode == 0, play.stderr
         base = f"http://127.0.0.1:{port}"
@@ -268,13 +266,7 @@ def test_the_rendered_deployment_validates_and_runs_under_podman_kube_play(
         assert [c.status for c in results] == ["PASS", "PASS"], [c.reason for c in results]
         print(f"\npodman kube play: ready in {ready:.2f} s after play returned")
     finally:
-        down = subprocess.run(
-            ["podman", "kube", "down", str(out)],
-            capture_output=True,
-            text=True,
-            env=podman,
-            timeout=120,
-        )
+        down = podman_cli(podman, "kube", "down", str(out))
         assert down.returncode == 0, down.stderr
 
 
