@@ -461,7 +461,11 @@ def to_yaml(documents: Sequence[Mapping[str, Any]]) -> str:
     _Dumper.add_representer(str, _str)
     return "---\n".join(
         yaml.dump(
-            dict(doc), Dumper=_Dumper, sort_keys=False, default_flow_style=False, allow_unicode=False
+            dict(doc),
+            Dumper=_Dumper,
+            sort_keys=False,
+            default_flow_style=False,
+            allow_unicode=False,
         )
         for doc in documents
     )

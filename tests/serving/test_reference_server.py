@@ -23,7 +23,6 @@ import numpy as np
 import pytest
 
 from packager.probe.serve import free_port
-from tests.support.fs import link_tree
 from tests.support.services import minilm_model_dir, require
 from tests.support.serving import SERVING, reference, server_module
 
@@ -146,7 +145,13 @@ def test_long_text_is_cut_at_max_seq_length(tokenizer: Any) -> None:
 
 def broken(tmp_path: Path, model_dir: Path, how: str) -> Path:
     d = tmp_path / how
-    link_tree(model_dir, d)  # hard links: replace a file, never write into one
+    # symbolic links, not hard links: a hard link (and its removal) changes the shared files'
+    # ctime, which other tests' stat caches read; replace a file, never write into one
+    for src in model_dir.rglob("*"):
+        if src.is_file():
+            dest = d / src.relative_to(model_dir)
+            dest.parent.mkdir(parents=True, exist_ok=True)
+            dest.symlink_to(src)
 
     def replace(name: str, data: bytes) -> None:
         (d / name).unlink()
