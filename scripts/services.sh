@@ -52,6 +52,11 @@ ensure_packages() {
     # independent tools the tests compare against: zstd (kernel decompression), setpriv (util-linux)
     command -v zstd >/dev/null 2>&1 || want+=(zstd)
     command -v setpriv >/dev/null 2>&1 || want+=(util-linux)
+    # the serving check: Podman (and catatonit, the pause process of `podman kube play`) runs the
+    # reference server and the rendered Deployment; mmdebstrap builds the server's image
+    command -v podman >/dev/null 2>&1 || want+=(podman)
+    [[ -x /usr/bin/catatonit || -x /usr/libexec/podman/catatonit ]] || want+=(catatonit)
+    command -v mmdebstrap >/dev/null 2>&1 || want+=(mmdebstrap)
     ((${#want[@]})) || return 0
     [[ "$(id -u)" == 0 ]] || die "missing packages: ${want[*]} (run as root, or install them)"
     command -v apt-get >/dev/null 2>&1 || die "missing packages: ${want[*]} and no apt-get"

@@ -29,6 +29,7 @@ from packager.bundle.descriptor import (
     TargetSpec,
 )
 from packager.bundle.images import CollectedImage
+from packager.bundle.serve_spec import serve_spec
 from packager.bundle.store import BlobStore
 from packager.manifest.model import Kernel, Manifest, Target
 from packager.resolve.lockfile import Lock, LockedFile, LockedTarget
@@ -444,4 +445,5 @@ def describe(
             for path, data in sorted(covered.items())
         ),
         attestation=attestation,
+        serve=serve_spec(target.serve) if target.serve is not None else None,
     )

@@ -313,6 +313,118 @@ class SmokeSpec:
 
 
 @dataclass(frozen=True)
+class JsonExpectationSpec:
+    """One value of a check's JSON answer and one test of it (equals, range, length, contains)."""
+
+    path: str
+    kind: str
+    value: Any
+
+    def to_json(self) -> dict[str, Any]:
+        return {"path": self.path, "kind": self.kind, "value": self.value}
+
+    @classmethod
+    def from_json(cls, d: Mapping[str, Any]) -> JsonExpectationSpec:
+        return cls(d["path"], d["kind"], d["value"])
+
+
+@dataclass(frozen=True)
+class ServeCheckSpec:
+    """A golden request and what its answer must be."""
+
+    name: str
+    method: str
+    path: str
+    body: Any
+    has_body: bool
+    status: int
+    latency_ms: int | None
+    json: tuple[JsonExpectationSpec, ...]
+
+    def to_json(self) -> dict[str, Any]:
+        return {
+            "name": self.name,
+            "method": self.method,
+            "path": self.path,
+            "body": self.body,
+            "has_body": self.has_body,
+            "status": self.status,
+            "latency_ms": self.latency_ms,
+            "json": [e.to_json() for e in self.json],
+        }
+
+    @classmethod
+    def from_json(cls, d: Mapping[str, Any]) -> ServeCheckSpec:
+        return cls(
+            d["name"],
+            d["method"],
+            d["path"],
+            d["body"],
+            d["has_body"],
+            d["status"],
+            d["latency_ms"],
+            tuple(JsonExpectationSpec.from_json(e) for e in d["json"]),
+        )
+
+
+@dataclass(frozen=True)
+class ReadinessSpec:
+    path: str
+    status: int
+    timeout_s: int
+
+    def to_json(self) -> dict[str, Any]:
+        return {"path": self.path, "status": self.status, "timeout_s": self.timeout_s}
+
+    @classmethod
+    def from_json(cls, d: Mapping[str, Any]) -> ReadinessSpec:
+        return cls(d["path"], d["status"], d["timeout_s"])
+
+
+@dataclass(frozen=True)
+class ServeSpec:
+    """How the site serves the model and how ``probe --serve`` tells that it answers."""
+
+    image: str  # an image role or ref
+    command: tuple[str, ...]  # replaces the ENTRYPOINT; empty: the image's own
+    args: tuple[str, ...] | None  # replaces the CMD; None: the image's own
+    env: Mapping[str, str]
+    port: int
+    weights: str  # the read-only mount point of the installed weights
+    readiness: ReadinessSpec
+    checks: tuple[ServeCheckSpec, ...]
+    device_resource: str | None
+
+    def to_json(self) -> dict[str, Any]:
+        return {
+            "image": self.image,
+            "command": list(self.command),
+            "args": list(self.args) if self.args is not None else None,
+            "env": dict(self.env),
+            "port": self.port,
+            "weights": self.weights,
+            "readiness": self.readiness.to_json(),
+            "checks": [c.to_json() for c in self.checks],
+            "device_resource": self.device_resource,
+        }
+
+    @classmethod
+    def from_json(cls, d: Mapping[str, Any]) -> ServeSpec:
+        args = d["args"]
+        return cls(
+            d["image"],
+            tuple(d["command"]),
+            tuple(args) if args is not None else None,
+            dict(d["env"]),
+            d["port"],
+            d["weights"],
+            ReadinessSpec.from_json(d["readiness"]),
+            tuple(ServeCheckSpec.from_json(c) for c in d["checks"]),
+            d["device_resource"],
+        )
+
+
+@dataclass(frozen=True)
 class BlobRecord:
     """One blob of the OCI layout: its digest, size, media type, role and install paths."""
 
@@ -404,6 +516,8 @@ class Descriptor:
     format: int = layout.BUNDLE_FORMAT_VERSION
     #: the attestation's payload (None in bundles made before it was covered)
     attestation: AttestationRef | None = None
+    #: how the model is served and checked (manifest ``serve:``); None when it says nothing
+    serve: ServeSpec | None = None
 
     # ------------------------------------------------------------------ views
 
@@ -452,12 +566,15 @@ class Descriptor:
             "blobs": [b.to_json() for b in self.blobs],
             "files": [f.to_json() for f in self.files],
             **({"attestation": self.attestation.to_json()} if self.attestation else {}),
+            # written only when the manifest says how to serve (older readers know no `serve`)
+            **({"serve": self.serve.to_json()} if self.serve is not None else {}),
         }
 
     @classmethod
     def from_json(cls, d: Mapping[str, Any]) -> Descriptor:
         """From a document that passed the bundle schema (:func:`parse_descriptor` checks it)."""
         smoke = d["smoke"]
+        serve = d.get("serve")  # bundles built before `serve` existed do not have it
         return cls(
             bundle=BundleMeta.from_json(d["bundle"]),
             tool=d["tool"],
@@ -474,6 +591,7 @@ class Descriptor:
             files=tuple(CoveredFile.from_json(f) for f in d["files"]),
             format=d["bundleFormat"],
             attestation=AttestationRef.from_json(d["attestation"]) if "attestation" in d else None,
+            serve=ServeSpec.from_json(serve) if serve is not None else None,
         )
 
 
@@ -498,6 +616,10 @@ def _unique(descriptor: Descriptor) -> None:
         ("blobs[].paths (an install path)", [p for b in descriptor.blobs for p in b.paths]),
         ("files[].path", [f.path for f in descriptor.files]),
         ("kernels[].name", [k.name for k in descriptor.kernels]),
+        (
+            "serve.checks[].name",
+            [c.name for c in descriptor.serve.checks] if descriptor.serve else [],
+        ),
     ]
     for where, values in checks:
         twice = _repeated(values)

@@ -340,6 +340,14 @@ def install(
         bool,
         typer.Option("--allow-downgrade", help="Install a version older than the current one."),
     ] = False,
+    hf_cache: Annotated[
+        Optional[Path],
+        typer.Option(
+            "--hf-cache",
+            help="Also lay the weights out as a Hugging Face hub cache in DIR (hard links into "
+            "the store): servers find them by hub id with HF_HUB_OFFLINE=1.",
+        ),
+    ] = None,
     as_json: JsonOpt = False,
 ) -> None:
     """Verify, then install into PREFIX: store, lay out, switch current, receipt, audit log, probe.
@@ -359,7 +367,7 @@ def install(
         )
     if insecure and registry is None:
         raise InputError("--insecure applies to --registry HOST:PORT only")
-    options = InstallOptions(docker, registry, insecure, not no_probe, allow_downgrade)
+    options = InstallOptions(docker, registry, insecure, not no_probe, allow_downgrade, hf_cache)
     with render.reporter(enabled=not as_json) as rep:
         result = install_bundle(bundle, prefix, policy, options, reporter=rep)
     render.show(result, as_json, render.install_result)
@@ -570,12 +578,68 @@ def probe(ctx: typer.Context) -> None:
     """Probe this host (or a recorded one) against a bundle's requirements: PASS/WARN/FAIL/NOT RUN.
 
     Options: [--bundle B | --installed NAME --prefix DIR] [--json] [--report FILE]
-    [--sysroot DIR | --record DIR] [--timeout S]. Exit 0 all pass, 1 a FAIL, 3 WARN or NOT RUN.
+    [--sysroot DIR | --record DIR] [--timeout S] [--serve [--engine docker|podman]
+    [--serve-network auto|publish|host]]. Exit 0 all pass, 1 a FAIL, 3 WARN or NOT RUN.
     """
     from packager.compat.probe_facts import export_probe_facts
     from packager.probe.cli import main as probe_main
 
     raise typer.Exit(probe_main(list(ctx.args), export_probe_facts()))
+
+
+deploy_app = typer.Typer(
+    help="Deployments of an installed bundle: Kubernetes or compose, from its serve section.",
+    no_args_is_help=True,
+)
+app.add_typer(deploy_app, name="deploy")
+
+
+@deploy_app.command("render")
+def deploy_render(
+    installed: Annotated[str, typer.Option("--installed", help="The installed bundle's name.")],
+    prefix: PrefixOpt,
+    fmt: Annotated[str, typer.Option("--format", help="kube (a Deployment) or compose.")] = "kube",
+    out: Annotated[
+        Optional[Path], typer.Option("--out", "-o", help="Write to FILE (default: stdout).")
+    ] = None,
+    registry: Annotated[
+        Optional[str],
+        typer.Option(
+            "--registry", help="The site registry the images were pushed to (install --registry)."
+        ),
+    ] = None,
+    host_port: Annotated[
+        Optional[int],
+        typer.Option("--host-port", help="Also publish the port on 127.0.0.1:PORT of the node."),
+    ] = None,
+    nodes: Annotated[
+        Optional[int],
+        typer.Option("--nodes", help="Nodes the server spans (default: the target's)."),
+    ] = None,
+    device_plugin: Annotated[
+        str,
+        typer.Option("--device-plugin", help="mind-cluster (default) or hami resource names."),
+    ] = "mind-cluster",
+    as_json: JsonOpt = False,
+) -> None:
+    """Render the installed bundle's server as a Kubernetes Deployment or a compose file: the image
+    by digest, the device resources, the weights as a read-only host path of the installed
+    version, the readiness probe and the environment."""
+    from packager.commands.deploy import render as run
+
+    result = run(
+        prefix,
+        installed,
+        fmt,
+        registry=registry,
+        host_port=host_port,
+        nodes=nodes,
+        device_plugin=device_plugin,
+    )
+    if out is not None:
+        atomic_write_text(out, result.text)
+        result.output = out
+    render.show(result, as_json, render.deploy_rendered)
 
 
 @app.command()

@@ -8,7 +8,7 @@ from collections.abc import Callable
 from typing import TYPE_CHECKING, Any, Protocol
 
 from packager.cli.progress import RichReporter
-from packager.cli.term import SafeConsole, shown, shown_text
+from packager.cli.term import SafeConsole, shown, shown_text, visible
 from packager.errors import AirgapError
 from packager.findings import Finding, Severity
 from packager.util.progress import Reporter
@@ -17,6 +17,7 @@ from packager.util.units import human_size
 if TYPE_CHECKING:
     from packager.commands.audit import AuditReport
     from packager.commands.build import BuildResult
+    from packager.commands.deploy import Rendered
     from packager.commands.images import ImagesReport
     from packager.commands.inspect_bundle import Inspection
     from packager.commands.keys import KeyInfo
@@ -313,6 +314,12 @@ def install_result(result: InstallResult) -> None:
         )
     for i in doc["images"]:
         stdout.print(f"  image {shown(i['ref'])} -> {shown(i['into'])}")
+    hf = doc["hf_cache"]
+    if hf is not None:
+        stdout.print(
+            f"  hub cache {shown(hf['repo_id'])} revision {shown(hf['revision'])} -> "
+            f"{shown(hf['snapshot'])} ({hf['files']} files, hard links into the store)"
+        )
     p = doc["probe"]
     if p is None:
         return
@@ -456,3 +463,18 @@ def key_info(info: KeyInfo) -> None:
 def plain(text: str) -> None:
     """Plain text on stdout (a digest, a keyid, a kernel's listing): shown safely, no markup."""
     stdout.print(shown_text(text))
+
+
+def deploy_rendered(result: Rendered) -> None:
+    """The YAML on stdout (unless written to a file; ASCII only, every other character escaped
+    by YAML itself), what to know about it on stderr."""
+    if result.output is None:
+        sys.stdout.write(visible(result.text))
+        sys.stdout.flush()
+    else:
+        stderr.print(
+            f"wrote {shown(result.output)}: {result.format} for {shown(result.name)} "
+            f"{shown(result.version)}, image {shown(result.image)}"
+        )
+    for n in result.notes:
+        stderr.print(f"[dim]note:[/dim] {shown(n)}")

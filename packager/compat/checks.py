@@ -1,6 +1,7 @@
 """Chip-stack rules: a typed Manifest in, findings out. No network, no hashing.
 
-Codes (stable): AG2xx chips and stack, AG3xx platform and resources, AG4xx kernels.
+Codes (stable): AG2xx chips and stack, AG3xx platform and resources, AG4xx kernels, AG6xx the
+serve section (packager.compat.serve_rules).
 The only I/O is reading small local files the manifest names (requirements files) and listing the
 local weights folder for its size; everything else is pure.
 """
@@ -12,10 +13,12 @@ import re
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 from packager.compat.ascend import check_ascend_stack
 from packager.compat.cuda import Coverage, CudaArch, coverage, sm_name
 from packager.compat.facts import GB, Chip, Facts, load_facts, resolve_chip
+from packager.compat.serve_rules import check_serve
 from packager.compat.versions import Constraint, Version, VersionError
 from packager.findings import Finding, Severity, did_you_mean
 from packager.manifest.model import Manifest, Target
@@ -69,6 +72,7 @@ def check_manifest(manifest: Manifest, facts: Facts | None = None) -> list[Findi
         _check_kernels(ctx, target, chips)
         _check_memory(ctx, target, chips)
         _check_local_inputs(ctx, target, seen_shared)
+        check_serve(ctx.add, target, lambda at: _raw(ctx, at))
     # a shared input checked once per target would repeat the same finding
     unique: dict[tuple[str, str, str], Finding] = {}
     for f in ctx.findings:
@@ -706,3 +710,11 @@ def _written(ctx: _Ctx, where: JsonPath) -> str | None:
     except (KeyError, IndexError, TypeError):
         return None
     return value if isinstance(value, str) else None
+
+
+def _raw(ctx: _Ctx, where: JsonPath) -> Any:
+    """The manifest's value at ``where``, None when there is none."""
+    try:
+        return ctx.manifest.document.get(where)
+    except (KeyError, IndexError, TypeError):
+        return None

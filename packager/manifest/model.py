@@ -135,6 +135,63 @@ class Smoke:
 
 
 @dataclass(frozen=True)
+class JsonExpectation:
+    """One value of a check's JSON answer (``path``, a ``$.a[0].b`` path) and one test of it."""
+
+    path: str
+    kind: str  # equals | range | length | contains
+    value: Any
+    json_path: JsonPath  # where the manifest says it
+
+
+@dataclass(frozen=True)
+class ServeCheck:
+    """A golden request and what its answer must be."""
+
+    name: str
+    method: str
+    path: str
+    body: Any  # JSON, None when there is none
+    has_body: bool
+    status: int
+    latency_ms: int | None
+    json: tuple[JsonExpectation, ...]
+    json_path: JsonPath
+
+
+@dataclass(frozen=True)
+class Readiness:
+    path: str
+    status: int
+    timeout_s: int
+
+
+@dataclass(frozen=True)
+class Serve:
+    """How the model is served (``serve:``): the server, where it listens and what it must answer."""
+
+    image: str  # an image role or ref
+    command: tuple[str, ...]  # replaces the image's ENTRYPOINT; empty: the image's own
+    args: tuple[str, ...] | None  # replaces the image's CMD; None: the image's own
+    env: Mapping[str, str]
+    port: int
+    weights: str  # the read-only mount point of the installed weights
+    readiness: Readiness
+    checks: tuple[ServeCheck, ...]
+    device_resource: str | None  # a Kubernetes device-plugin resource that overrides the chip's
+    json_path: JsonPath
+    #: required keys that neither the target's serve nor the shared one gives (validate: AG610)
+    missing: tuple[str, ...] = ()
+
+
+#: where the weights appear in the serving container unless ``serve.weights`` says otherwise
+DEFAULT_WEIGHTS_MOUNT = "/weights"
+DEFAULT_READY_TIMEOUT_S = 300
+#: what a target's serve must say once its own keys and the shared ones are merged
+SERVE_REQUIRED = ("port", "readiness", "checks")
+
+
+@dataclass(frozen=True)
 class Target:
     """One deployment target with everything that applies to it (shared parts merged in)."""
 
@@ -150,6 +207,7 @@ class Target:
     kernels: tuple[Kernel, ...]
     smoke: Smoke | None
     nodes: int = 1  # hosts the deployment spans (each with `accelerator.count` devices)
+    serve: Serve | None = None
 
 
 @dataclass(frozen=True)
@@ -198,12 +256,14 @@ def load_manifest(path: Path) -> LoadResult:
 
 
 _TIMEOUT = re.compile(r"^([1-9][0-9]*)(s|m|h)\Z")
+_LATENCY = re.compile(r"([1-9][0-9]*)(ms|s)")
+_EXPECTATION_KINDS = ("equals", "range", "length", "contains")
 
 
 def _timeout_seconds(text: str | None) -> int:
     if text is None:
         return 300
-    m = _TIMEOUT.match(text)
+    m = _TIMEOUT.fullmatch(text)
     if not m:
         raise ValueError(f"not a timeout: {text!r}")
     return int(m.group(1)) * {"s": 1, "m": 60, "h": 3600}[m.group(2)]
@@ -331,6 +391,43 @@ def _build(doc: PositionedDocument, path: Path) -> Manifest:
             stdout_contains=expect.get("stdout_contains"),
         )
 
+    def serve(own: dict[str, Any] | None, at: JsonPath) -> Serve | None:
+        shared = d.get("serve")
+        if own is None and shared is None:
+            return None
+        merged: dict[str, Any] = dict(shared or {})
+        merged.update(own or {})
+        env = dict((shared or {}).get("env", {}))
+        env.update((own or {}).get("env", {}))
+        where: JsonPath = at if own is not None else ("serve",)
+
+        def key_at(key: str) -> JsonPath:
+            return (*at, key) if own is not None and key in own else ("serve", key)
+
+        ready = merged.get("readiness", {})
+        checks_at = key_at("checks")
+        return Serve(
+            image=merged.get("image", "serving"),
+            command=tuple(merged.get("command", ())),
+            args=tuple(merged["args"]) if "args" in merged else None,
+            env=MappingProxyType(env),
+            port=int(merged.get("port", 0)),
+            weights=merged.get("weights", DEFAULT_WEIGHTS_MOUNT),
+            readiness=Readiness(
+                path=ready.get("path", "/"),
+                status=int(ready.get("status", 200)),
+                timeout_s=_timeout_seconds(ready.get("timeout"))
+                if "timeout" in ready
+                else DEFAULT_READY_TIMEOUT_S,
+            ),
+            checks=tuple(
+                _serve_check(c, (*checks_at, n)) for n, c in enumerate(merged.get("checks", ()))
+            ),
+            device_resource=merged.get("device_resource"),
+            json_path=where,
+            missing=tuple(k for k in SERVE_REQUIRED if k not in merged),
+        )
+
     shared_rt: dict[str, Any] = d.get("runtime", {})
     shared_kernels = kernels(d.get("kernels", []), ("kernels",))
 
@@ -357,6 +454,7 @@ def _build(doc: PositionedDocument, path: Path) -> Manifest:
             kernels=shared_kernels + kernels(t.get("kernels", []), (*at, "kernels")),
             smoke=smoke(t.get("smoke", d.get("smoke"))),
             nodes=int(t.get("nodes", 1)),
+            serve=serve(t.get("serve") if tid is not None else None, (*at, "serve")),
         )
 
     if "target" in d:
@@ -375,6 +473,37 @@ def _build(doc: PositionedDocument, path: Path) -> Manifest:
         model=model,
         targets=targets,
         document=doc,
+    )
+
+
+def latency_ms(text: str) -> int:
+    """``500ms`` / ``2s`` -> milliseconds."""
+    m = _LATENCY.fullmatch(text)
+    if not m:
+        raise ValueError(f"not a latency: {text!r}")
+    return int(m.group(1)) * (1 if m.group(2) == "ms" else 1000)
+
+
+def _serve_check(c: dict[str, Any], at: JsonPath) -> ServeCheck:
+    expect = c.get("expect", {})
+    has_body = "body" in c
+    expectations = []
+    for n, e in enumerate(expect.get("json", ())):
+        # validate (AG602) names an expectation without exactly one test; the first one counts
+        kind = next((k for k in _EXPECTATION_KINDS if k in e), "equals")
+        expectations.append(
+            JsonExpectation(e["path"], kind, e.get(kind), (*at, "expect", "json", n))
+        )
+    return ServeCheck(
+        name=c["name"],
+        method=c.get("method", "POST" if has_body else "GET"),
+        path=c["path"],
+        body=c.get("body"),
+        has_body=has_body,
+        status=int(expect.get("status", 200)),
+        latency_ms=latency_ms(expect["latency"]) if "latency" in expect else None,
+        json=tuple(expectations),
+        json_path=at,
     )
 
 

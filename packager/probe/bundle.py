@@ -59,6 +59,8 @@ class Requirements:
     digest: str | None = None
     weights_digest: str | None = None
     wheels: list[str] = field(default_factory=list)  # normalized project names of its wheels
+    #: bundle.json's ``serve`` (how the model is served and checked), for ``--serve``
+    serve_spec: dict[str, Any] | None = None
 
     def to_json(self) -> dict[str, Any]:
         return {
@@ -250,6 +252,10 @@ def parse_requirements(data: bytes, source: str) -> Requirements:
         raise BundleError("bad bundle.json: smoke must be an object or null")
     req.smoke = bool(smoke)
     req.smoke_spec = smoke if isinstance(smoke, dict) else None
+    serve = doc.get("serve")
+    if serve is not None and not isinstance(serve, dict):
+        raise BundleError("bad bundle.json: serve must be an object or null")
+    req.serve_spec = serve
     target_doc = doc.get("target")
     req.target_spec = target_doc if isinstance(target_doc, dict) else {}
     images = doc.get("images")

@@ -87,6 +87,25 @@ def _parser(prog: str) -> argparse.ArgumentParser:
         default=DEFAULT_TIMEOUT,
         help=f"the longest one command may run (default: {DEFAULT_TIMEOUT:g})",
     )
+    p.add_argument(
+        "--serve",
+        action="store_true",
+        help="also start the installed bundle's server (its `serve` section) with the weights "
+        "mounted read-only, wait for readiness and run its golden checks (needs --installed)",
+    )
+    p.add_argument(
+        "--engine",
+        choices=("docker", "podman"),
+        default="docker",
+        help="the container engine --serve uses (default: docker)",
+    )
+    p.add_argument(
+        "--serve-network",
+        choices=("auto", "publish", "host"),
+        default="auto",
+        help="publish the server's port on 127.0.0.1 only, or share the host's network "
+        "(auto: publish when the engine has a bridge network)",
+    )
     p.add_argument("--version", action="version", version=f"airgap probe {__version__}")
     return p
 
@@ -157,6 +176,10 @@ def _run(argv: list[str], facts: dict[str, Any] | None, prog: str) -> int:
         raise UsageError("--timeout must be more than 0 seconds")
     if args.cluster is not None:
         return _cluster(args)
+    if args.serve and args.installed is None:
+        raise UsageError(
+            "--serve needs --installed NAME --prefix DIR: it mounts the installed weights"
+        )
     if args.installed is not None and not os.path.isdir(args.prefix):
         raise UsageError(f"--prefix {args.prefix}: no such folder")
     try:
@@ -172,6 +195,19 @@ def _run(argv: list[str], facts: dict[str, Any] | None, prog: str) -> int:
         # before the summary: the kernels' test vectors on this host's device
         checks += kernel_checks(req, live=args.sysroot is None, timeout=max(60.0, args.timeout))
         checks += smoke_checks(req, live=args.sysroot is None, timeout=max(60.0, args.timeout))
+    serve_doc = None
+    if args.serve:
+        from .serve_checks import serve_checks
+
+        serve_rows, serve_doc = serve_checks(
+            req,
+            live=args.sysroot is None,
+            engine=args.engine,
+            network=args.serve_network,
+            timeout=max(60.0, args.timeout),
+            progress=None if args.json else _progress,
+        )
+        checks += serve_rows
     doc = build(
         det,
         checks,
@@ -180,6 +216,8 @@ def _run(argv: list[str], facts: dict[str, Any] | None, prog: str) -> int:
         sysroot=system.root,
         facts_source=facts_source,
     )
+    if serve_doc is not None:
+        doc["serve"] = serve_doc
     text = to_json_text(doc)
     if isinstance(system, RecordingSystem):
         try:
@@ -191,6 +229,10 @@ def _run(argv: list[str], facts: dict[str, Any] | None, prog: str) -> int:
             ) from None
         print(f"recorded this machine in {args.record}", file=sys.stderr)
     return _output(args, doc, text, render_text(doc))
+
+
+def _progress(line: str) -> None:
+    print(f"serve: {line}", file=sys.stderr, flush=True)
 
 
 def _one_line(text: str) -> str:

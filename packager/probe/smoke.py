@@ -60,6 +60,8 @@ _ASCEND_DRIVER_MOUNTS = (
     "/usr/local/bin/npu-smi",
     "/etc/ascend_install.info",
 )
+#: what an Ascend container mounts from the host, read-only, without the ascend runtime
+ASCEND_DRIVER_MOUNTS = _ASCEND_DRIVER_MOUNTS
 
 
 def run_smoke(
@@ -205,7 +207,7 @@ def run_reference(image: dict[str, Any]) -> str:
 
 
 def docker_info(exe: str, timeout: float) -> tuple[dict[str, Any] | None, str]:
-    """``docker info`` as JSON; (None, why) when the engine does not answer."""
+    """``docker info`` (or ``podman info``) as JSON; (None, why) when the engine does not answer."""
     code, out, err = _call([exe, "info", "--format", "{{json .}}"], timeout)
     if code is None:
         return None, err
@@ -215,8 +217,10 @@ def docker_info(exe: str, timeout: float) -> tuple[dict[str, Any] | None, str]:
         info = None
     if isinstance(info, dict) and info.get("ServerErrors"):
         return None, "; ".join(str(e) for e in info["ServerErrors"])[:300]
-    if code != 0 or not isinstance(info, dict) or not info.get("ServerVersion", info.get("ID")):
-        return None, _last_line(err) or f"`docker info` exited with {code}"
+    # Docker answers with ServerVersion / ID, Podman (the same CLI) with host / version
+    server = isinstance(info, dict) and any(info.get(k) for k in ("ServerVersion", "ID", "host"))
+    if code != 0 or not isinstance(info, dict) or not server:
+        return None, _last_line(err) or f"`{os.path.basename(exe)} info` exited with {code}"
     return info, ""
 
 
@@ -361,6 +365,7 @@ def _docker_host() -> str:
 
 
 __all__ = [
+    "ASCEND_DRIVER_MOUNTS",
     "FAIL",
     "NOT_RUN",
     "PASS",

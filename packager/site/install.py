@@ -77,6 +77,8 @@ class InstallOptions:
     insecure: bool = False
     probe: bool = True
     allow_downgrade: bool = False
+    #: also lay the weights out as a Hugging Face hub cache here (packager.site.hfcache)
+    hf_cache: Path | None = None
 
 
 @dataclass
@@ -99,6 +101,7 @@ class InstallResult:
     committed: bool = False  # the receipt is in place: the version is installed
     images: list[dict[str, Any]] = field(default_factory=list)
     probe: dict[str, Any] | None = None
+    hf_cache: dict[str, Any] | None = None
     notes: list[str] = field(default_factory=list)
     verify_seconds: float = 0.0
     seconds: float = 0.0
@@ -142,6 +145,7 @@ class InstallResult:
             "hard_links": self.linked,
             "images": self.images,
             "probe": self.probe,
+            "hf_cache": self.hf_cache,
             "notes": self.notes,
             "verify_seconds": round(self.verify_seconds, 3),
             "seconds": round(self.seconds, 3),
@@ -208,6 +212,11 @@ def install_bundle(
         )  # fmt: skip
         with Prefix.open(prefix_path, create=True) as prefix, prefix.locked(reporter=rep):
             _install_locked(prefix, v, plan, opts, result, rep)
+    if opts.hf_cache is not None and report.descriptor is not None:
+        from packager.site.hfcache import layout_hf_cache
+
+        rep.phase("laying out the Hugging Face cache")
+        result.hf_cache = layout_hf_cache(prefix_path, report.descriptor, opts.hf_cache).to_json()
     if opts.probe and result.action != "unchanged":  # a no-op stays one (exit 0)
         rep.phase("probing")
         result.probe = run_probe(prefix_path, plan.name)

@@ -8,7 +8,8 @@ commit and says why in its message.
 
 History: 72d734b1.../dd8cbc16... from before the restructure, kept through it (issue 12); changed
 by the hardening (issue 14): bundle.json lists the attestation's payload and the manifest's
-validity (valid_for_s), and each signature has a signed time record beside it.
+validity (valid_for_s), and each signature has a signed time record beside it; then by the
+site-truth probe (issue 13) and the serving check (issue 17), which change the probe it carries.
 """
 
 from __future__ import annotations
@@ -19,8 +20,8 @@ from pathlib import Path
 from tests.support.golden import build_golden
 
 #: sha256 of airgap/bundle.json (the content digest) and of the whole tar
-CONTENT_DIGEST = "sha256:f2f54867e1e3d3a4dea1f6d6e52b921bb4a41e55bf19394f749736a22d47e27f"
-TAR_SHA256 = "bb82fdb372d283323a7f75263b5bd78c3d30338b935a97f2348e1af27db5674c"
+CONTENT_DIGEST = "sha256:08db1aef2bfd03b0986d5d09ca729946fef097f15fd96f9c08dbe0a04bb43475"
+TAR_SHA256 = "6d4211fa3d5be10b3e4f8396e67deca603394e3fd86683df98e012863faec3e8"
 
 
 def test_the_golden_bundle_is_byte_identical(tmp_path: Path) -> None:
