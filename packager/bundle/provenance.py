@@ -68,7 +68,7 @@ def attestation(
         dependencies=dependencies(lock, plan),
         target=plan.target.id,
     )
-    signers = [key.private_key] if key is not None and key.private_key is not None else []
+    signers = [key] if key is not None else []
     payload = canonical_json(statement)
     ref = AttestationRef(
         intoto.PAYLOAD_TYPE_INTOTO, hashlib.sha256(payload).hexdigest(), len(payload)

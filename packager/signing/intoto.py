@@ -21,9 +21,8 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Any, Final
 
-from packager.signing.dsse import PAYLOAD_TYPE_INTOTO, envelope
+from packager.signing.dsse import PAYLOAD_TYPE_INTOTO, SignerLike, envelope
 from packager.signing.errors import StatementError
-from packager.signing.keys import PrivateKey
 from packager.util.jsonio import canonical_json
 from packager.util.timefmt import UTC
 from packager.util.timefmt import format_datetime as rfc3339
@@ -211,7 +210,7 @@ def provenance_statement(
     return statement(subjects, SLSA_PROVENANCE_V1, predicate)
 
 
-def sign_statement(stmt: Mapping[str, Any], signers: Sequence[PrivateKey]) -> dict[str, Any]:
+def sign_statement(stmt: Mapping[str, Any], signers: Sequence[SignerLike]) -> dict[str, Any]:
     """The DSSE envelope (payloadType ``application/vnd.in-toto+json``) over ``stmt``."""
     return envelope(PAYLOAD_TYPE_INTOTO, canonical_json(stmt), signers)
 

@@ -27,16 +27,9 @@ def golden_private_key(seed: bytes = b"airgap golden test key") -> Ed25519Privat
 
 
 def signing_key(seed: bytes = b"airgap golden test key"):  # type: ignore[no-untyped-def]
-    from packager.signing import keys, signature
-    from packager.signing.keys import SigningKey
+    from packager.signing.keys import signing_key_from_private
 
-    private = golden_private_key(seed)
-    return SigningKey(
-        keyid=keys.keyid(private.public_key()),
-        algorithm=keys.algorithm_of(private),
-        sign=lambda data: signature.sign(private, data),
-        private_key=private,
-    )
+    return signing_key_from_private(golden_private_key(seed), "golden test key")
 
 
 def write_public_key(
