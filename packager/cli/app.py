@@ -125,8 +125,11 @@ def build(
     manifest: Annotated[Path, typer.Argument(help="The manifest YAML file.")],
     out: Annotated[Path, typer.Option("--out", "-o", help="Output folder.")] = Path("bundles"),
     key: Annotated[
-        Optional[Path],
-        typer.Option(help="Private key (encrypted PEM); passphrase from AIRGAP_KEY_PASSPHRASE."),
+        Optional[str],
+        typer.Option(
+            help="Private key (encrypted PEM; passphrase from AIRGAP_KEY_PASSPHRASE), or a key "
+            "in a token: 'pkcs11:token=NAME;object=LABEL' (PIN from AIRGAP_PKCS11_PIN)."
+        ),
     ] = None,
     unsigned: Annotated[
         bool, typer.Option(help="Build without a signature (says so everywhere).")
@@ -157,7 +160,7 @@ def build(
 ) -> None:
     """Build one signed, reproducible bundle per target: OCI layout + airgap/ descriptor."""
     from packager.commands import build as build_stage
-    from packager.signing.keys import load_signing_key
+    from packager.signing.keys import open_signing_key
 
     if compress != "none":
         raise InputError(
@@ -172,7 +175,7 @@ def build(
     if key is not None and unsigned:
         raise InputError("--key and --unsigned contradict each other")
     m = _valid_manifest(manifest, as_json)
-    signing_key = load_signing_key(key) if key is not None else None
+    signing_key = open_signing_key(key) if key is not None else None
     split_bytes = build_stage.parse_split(split)
     with render.reporter(enabled=not as_json) as rep:
         result = build_stage.build(
@@ -263,15 +266,20 @@ def sign(
         Path, typer.Argument(help="A .airgap.tar, its parts index, a part, or a layout folder.")
     ],
     key: Annotated[
-        Path, typer.Option("--key", help="Private key; passphrase from AIRGAP_KEY_PASSPHRASE.")
+        str,
+        typer.Option(
+            "--key",
+            help="Private key (passphrase from AIRGAP_KEY_PASSPHRASE) or "
+            "'pkcs11:token=NAME;object=LABEL' (PIN from AIRGAP_PKCS11_PIN).",
+        ),
     ],
     as_json: JsonOpt = False,
 ) -> None:
     """Add a co-signature over bundle.json without rebuilding or rewriting any blob."""
     from packager.commands.sign import sign_bundle
-    from packager.signing.keys import load_signing_key
+    from packager.signing.keys import open_signing_key
 
-    result = sign_bundle(bundle, load_signing_key(key))
+    result = sign_bundle(bundle, open_signing_key(key))
     render.show(result, as_json, render.signed)
 
 
@@ -548,14 +556,18 @@ def key_generate(
 @key_app.command("show")
 def key_show(
     key: Annotated[
-        Path, typer.Argument(help="A public key PEM (or a private key: asks for its passphrase).")
+        str,
+        typer.Argument(
+            help="A public key PEM, a private key (asks for its passphrase), or a key in a "
+            "token: 'pkcs11:token=NAME;object=LABEL'."
+        ),
     ],
     as_json: JsonOpt = False,
 ) -> None:
     """Print a key's keyid and algorithm."""
-    from packager.commands.keys import describe_key_file
+    from packager.commands.keys import describe_key
 
-    render.show(describe_key_file(key), as_json, render.key_info)
+    render.show(describe_key(key), as_json, render.key_info)
 
 
 @app.command(

@@ -492,3 +492,14 @@ def signing_key_from_private(private: PrivateKey, source: str = "") -> SigningKe
 def load_signing_key(path: Path) -> SigningKey:
     """The private key at ``path``; its passphrase from AIRGAP_KEY_PASSPHRASE or a prompt."""
     return signing_key_from_private(load_private_key(path), str(path))
+
+
+def open_signing_key(spec: str) -> SigningKey:
+    """``--key`` for signing: a ``pkcs11:`` URI (a key in a token) or a private key file."""
+    from packager.signing.pkcs11_uri import is_pkcs11_uri
+
+    if is_pkcs11_uri(spec):
+        from packager.signing.pkcs11 import load_token_signing_key
+
+        return load_token_signing_key(spec)
+    return load_signing_key(Path(spec))

@@ -16,6 +16,8 @@ from pathlib import Path
 from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 
+from packager.signing.keys import SigningKey
+
 FIXTURE = Path(__file__).resolve().parents[1] / "fixtures" / "golden"
 MANIFEST = FIXTURE / "golden.yaml"
 EPOCH = "1700000000"
@@ -26,7 +28,7 @@ def golden_private_key(seed: bytes = b"airgap golden test key") -> Ed25519Privat
     return Ed25519PrivateKey.from_private_bytes(hashlib.sha256(seed).digest())
 
 
-def signing_key(seed: bytes = b"airgap golden test key"):  # type: ignore[no-untyped-def]
+def signing_key(seed: bytes = b"airgap golden test key") -> SigningKey:
     from packager.signing.keys import signing_key_from_private
 
     return signing_key_from_private(golden_private_key(seed), "golden test key")
@@ -78,9 +80,15 @@ def golden_environment(cache: Path) -> Iterator[None]:
 
 
 def build_golden(
-    out: Path, *, split: int | None = None, layout_only: bool = False, signed: bool = True
+    out: Path,
+    *,
+    split: int | None = None,
+    layout_only: bool = False,
+    signed: bool = True,
+    key: SigningKey | None = None,
 ) -> list[Path]:
-    """Build the golden bundle into ``out``; the files written (tar, parts + index, or folder)."""
+    """Build the golden bundle into ``out``; the files written (tar, parts + index, or folder).
+    ``key``: sign with it instead of the golden Ed25519 key."""
     from packager.commands.build import build
     from packager.commands.validate import validate
 
@@ -90,7 +98,7 @@ def build_golden(
         result = build(
             report.manifest,
             out=out,
-            key=signing_key() if signed else None,
+            key=key or (signing_key() if signed else None),
             locked=True,
             split=split,
             layout_only=layout_only,
