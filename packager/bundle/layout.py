@@ -7,6 +7,8 @@ A bundle is an OCI image layout plus an ``airgap/`` folder:
     airgap/bundle.json.sig/<keyid>.sig    base64 signatures over bundle.json
     airgap/attestation.dsse.json          DSSE envelope: in-toto Statement v1, SLSA provenance v1
     airgap/sbom.cdx.json                  CycloneDX 1.6
+    airgap/model.sig                      OpenSSF model signature of the weights (installed
+                                          as model/model.sig; with an ECDSA P-256 bundle key)
     airgap/probe/...                      the stdlib-only probe (python3 airgap/probe)
 """
 
@@ -29,6 +31,10 @@ SIGNATURES_DIR = "airgap/bundle.json.sig"
 ATTESTATION = "airgap/attestation.dsse.json"
 SBOM = "airgap/sbom.cdx.json"
 PROBE_DIR = "airgap/probe"
+#: the OpenSSF Model Signing signature (a Sigstore bundle) over the model's files: not listed in
+#: ``files`` (it carries its own signature, like the attestation); bundle.json pins the sha256 of
+#: its signed statement instead (``model_signature``), so verify covers it
+MODEL_SIGNATURE = "airgap/model.sig"
 
 #: bundle.json larger than this is refused before parsing (a descriptor lists, it does not hold)
 MAX_BUNDLE_JSON_BYTES = 32 * 1024 * 1024
@@ -155,6 +161,8 @@ def kernel_ref(name: str) -> str:
 
 # ----------------------------------------------------------------------------- install paths
 MODEL_INSTALL_DIR = "model"
+#: where model.sig goes at install: beside the weights, where `model_signing verify` looks
+MODEL_SIGNATURE_INSTALL = f"{MODEL_INSTALL_DIR}/model.sig"
 KERNELS_INSTALL_DIR = "kernels"
 WHEELS_INSTALL_DIR = "wheels"
 

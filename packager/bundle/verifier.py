@@ -42,6 +42,7 @@ from packager.bundle.checks import (
 )
 from packager.bundle.descriptor import Descriptor, parse_descriptor
 from packager.bundle.errors import BundleFormatError, DescriptorError
+from packager.bundle.model_signature import ModelSignatureStatus
 from packager.bundle.parts import PartsIndex
 from packager.bundle.reader import Bundle, open_bundle, parts_of
 from packager.signing.intoto import Provenance
@@ -73,6 +74,8 @@ class VerifyReport:
     seconds: float = 0.0
     #: member name -> the bytes that were checked (see the module docstring)
     verified: dict[str, bytes] = field(default_factory=dict, repr=False)
+    #: airgap/model.sig: signed by a trusted key, absent, invalid (packager.bundle.model_signature)
+    model_signature: ModelSignatureStatus | None = None
 
     @property
     def ok(self) -> bool:
@@ -96,6 +99,9 @@ class VerifyReport:
                 }
                 for k, n in self.signers
             ],
+            "model_signature": self.model_signature.to_json()
+            if self.model_signature is not None
+            else None,
             "failures": [f.to_json() for f in self.failures],
             "notes": self.notes,
             "blobs_checked": self.blobs_checked,
@@ -272,6 +278,7 @@ class Verifier:
         if index is not None:  # else already named: missing, or not what bundle.json says
             self.report.failures += check_consistency(doc, index, manifests)
         self._attestation(doc)
+        self._model_signature(doc)
         if mismatched:
             self._name_damaged_parts()
         return self.report
@@ -343,6 +350,28 @@ class Verifier:
             return
         self.report.verified[layout.ATTESTATION] = raw
         self.report.provenance = provenance
+
+    def _model_signature(self, doc: Descriptor) -> None:
+        """airgap/model.sig, when bundle.json has a record of it: it signs the statement the
+        record pins, by a key the policy trusts (kept for install only then)."""
+        from packager.bundle import model_signature
+        from packager.signing import oms
+
+        b = self.bundle
+        assert b is not None
+        data = None
+        m = b.members().get(layout.MODEL_SIGNATURE)
+        if doc.model_signature is not None and m is not None:
+            try:
+                data = b.read(layout.MODEL_SIGNATURE, oms.MAX_SIGNATURE_BYTES)
+            except BundleFormatError as exc:
+                self._fail("signatures", layout.MODEL_SIGNATURE, exc.message)
+                return
+        status, failures = model_signature.check(doc, data, self.policy)
+        self.report.model_signature = status
+        self.report.failures += failures
+        if status.state == "signed" and data is not None:
+            self.report.verified[layout.MODEL_SIGNATURE] = data
 
     def _name_damaged_parts(self) -> None:
         """Hash the parts against the index, to say which copy is damaged (only when needed)."""

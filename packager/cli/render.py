@@ -175,6 +175,10 @@ def build_result(result: BuildResult) -> None:
             f"  {human_size(b.size)}, {b.blobs} blobs, {human_size(b.dedup_saved)} saved by dedup, {sig}\n"
             f"  content digest {b.digest}"
         )
+        if b.model_signature:
+            stdout.print(f"  model.sig (OpenSSF model signature) by {b.model_signature[:16]}")
+        for n in b.notes:
+            stdout.print(f"  [dim]note:[/dim] {shown(n)}")
     rate = total / result.seconds if result.seconds else 0
     stdout.print(
         f"{len(result.bundles)} bundle(s), {human_size(total)} in {result.seconds:.1f} s ({human_size(rate)}/s)"
@@ -224,6 +228,9 @@ def verify_report(r: VerifyReport) -> None:
     for n in r.notes:
         stdout.print(f"[dim]note:[/dim] {shown(n)}")
     rate = r.bytes_hashed / r.seconds if r.seconds else 0
+    if r.model_signature is not None and r.model_signature.state != "none":
+        ms = r.model_signature
+        stdout.print(f"model signature ({shown(ms.state)}): {shown(ms.message)}")
     if r.ok:
         signers = ", ".join(f"{n} ({k[:16]})" for k, n in r.signers)
         stdout.print(
@@ -275,6 +282,16 @@ def audit(report: AuditReport) -> None:
             stdout.print(f"  image {shown(str(i['name']))}:{i['version']} {i['digest']}")
         for w in sb["wheels"]:
             stdout.print(f"  wheel {shown(str(w['name']))} {w['version']} {w['digest']}")
+    ms = doc.get("model_signature")
+    if ms and ms["state"] != "none":
+        stdout.print(
+            f"model signature ({ms['path']}, OpenSSF): {ms['state']}: {shown(ms['message'])}"
+            + (
+                f"; {ms['files']} files, root sha256:{ms['root_digest']}"
+                if ms["root_digest"]
+                else ""
+            )
+        )
     stdout.print(f"verdict: [{style}]{doc['verdict']}[/{style}]")
     for r in doc["reasons"]:
         stdout.print(f"  {shown(r)}")
@@ -431,8 +448,10 @@ def images(report: ImagesReport) -> None:
 
 
 def signed(result: SignResult) -> None:
-    if result.added:
+    if result.added or result.model_signature:
         stdout.print(f"[green]signed[/green] {shown(str(result.bundle))} with {result.keyid}")
+        if result.model_signature:
+            stdout.print("  and wrote its model.sig (OpenSSF model signature of the weights)")
     else:
         stdout.print(
             f"{shown(str(result.bundle))} already carries a signature by {result.keyid}: "

@@ -11,6 +11,7 @@ from typing import Any
 
 from packager.bundle import layout
 from packager.bundle.descriptor import BundleMeta
+from packager.bundle.model_signature import ModelSignatureStatus
 from packager.bundle.reader import open_bundle
 from packager.bundle.sbom import SbomSummary, summarize_sbom
 from packager.bundle.verifier import verify_bundle
@@ -55,6 +56,8 @@ class AuditReport:
     verdict: str  # PASS | FAIL | NOT VERIFIED
     reasons: list[str] = field(default_factory=list)
     digest: str | None = None
+    #: airgap/model.sig as verify found it; None when not verified
+    model_signature: ModelSignatureStatus | None = None
 
     @property
     def exit_code(self) -> int:
@@ -77,6 +80,9 @@ class AuditReport:
             "verdict": self.verdict,
             "reasons": self.reasons,
             "digest": self.digest,
+            "model_signature": self.model_signature.to_json()
+            if self.model_signature is not None
+            else None,
         }
 
 
@@ -135,4 +141,5 @@ def audit_bundle(path: Path, policy: Policy | None) -> AuditReport:
         verdict,
         reasons,
         report.digest if report else None,
+        report.model_signature if report else None,
     )

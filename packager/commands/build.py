@@ -31,7 +31,7 @@ from packager.bundle.assemble import (
     plan_wheels,
     sha256_digest,
 )
-from packager.bundle.descriptor import descriptor_bytes
+from packager.bundle.descriptor import Descriptor, descriptor_bytes
 from packager.bundle.parts import Part, PartsIndex, write_parts_index
 from packager.bundle.provenance import attestation
 from packager.bundle.store import BlobStore
@@ -67,6 +67,9 @@ class BuiltBundle:
     dedup_saved: int
     signed_by: list[str]
     parts: list[Part] = field(default_factory=list)
+    #: the keyid that signed airgap/model.sig, None when the bundle has none (see notes)
+    model_signature: str | None = None
+    notes: list[str] = field(default_factory=list)
 
     def to_json(self) -> dict[str, Any]:
         return {
@@ -79,6 +82,10 @@ class BuiltBundle:
             "dedup_saved_bytes": self.dedup_saved,
             "signed_by": self.signed_by,
             "parts": [p.to_json() for p in self.parts],
+            "model_signature": {"path": layout.MODEL_SIGNATURE, "keyid": self.model_signature}
+            if self.model_signature
+            else None,
+            "notes": self.notes,
         }
 
 
@@ -224,6 +231,8 @@ def build_target(
         **plan.airgap_files,
     }
     signed_by = []
+    notes: list[str] = []
+    model_sig: str | None = None
     if key is not None:
         from packager.signing.signature import signature_file_content
         from packager.signing.signing_time import make_record
@@ -231,6 +240,8 @@ def build_target(
         entries[layout.signature_path(key.keyid)] = signature_file_content(key.sign(bundle_json))
         entries[layout.signing_time_path(key.keyid)] = make_record(key, digest, _signing_time())
         signed_by.append(key.keyid)
+        model_sig, note = _model_signature(descriptor, key, entries)
+        notes += [note] if note else []
     stem = layout.bundle_stem(manifest.name, manifest.version, target.id)
     reporter.phase(f"writing {stem}", plan.stored_bytes)
     parts: list[Part] = []
@@ -268,7 +279,24 @@ def build_target(
         dedup_saved=plan.logical_bytes - plan.stored_bytes,
         signed_by=signed_by,
         parts=parts,
+        model_signature=model_sig,
+        notes=notes,
     )
+
+
+def _model_signature(
+    descriptor: Descriptor, key: SigningKey, entries: dict[str, bytes]
+) -> tuple[str | None, str | None]:
+    """Add airgap/model.sig to ``entries`` when ``key`` can make one: (its keyid, a note)."""
+    from packager.bundle import model_signature
+
+    data = model_signature.sign(descriptor, key)
+    if data is not None:
+        entries[layout.MODEL_SIGNATURE] = data
+        return key.keyid, None
+    if descriptor.model_signature is None:
+        return None, None
+    return None, model_signature.NOT_ECDSA.format(algorithm=key.algorithm)
 
 
 def build(

@@ -189,7 +189,9 @@ def install_bundle(
         assert b is not None
         signatures = [n for n in report.verified if n.startswith(layout.SIGNATURES_DIR + "/")]
         try:
-            plan = plan_install(report.descriptor, signatures)
+            plan = plan_install(
+                report.descriptor, signatures, layout.MODEL_SIGNATURE in b.members()
+            )
         except UnsafeBundle as exc:
             raise InstallRefused(
                 f"{path}: unsafe install paths, nothing was installed:\n  "
@@ -466,6 +468,8 @@ def _stage(
             step()
         for m in plan.meta:
             data = verified.get(m.source)  # the bytes verify checked, never a second read
+            if data is None and m.optional:
+                continue
             if data is None:
                 raise ContentMismatch(f"{b.source}: {m.source} was not verified; nothing installed")
             sha = hashlib.sha256(data).hexdigest()

@@ -19,8 +19,8 @@ from pathlib import Path
 from tests.support.golden import build_golden
 
 #: sha256 of airgap/bundle.json (the content digest) and of the whole tar
-CONTENT_DIGEST = "sha256:cfef51a51a0b85a07f195a7051472ed83a2efc907d4cfb4afb6968936577ab61"
-TAR_SHA256 = "3e6ebb7751c94f6849dded3bfa4f0f281745671003a1db5cb732fa933b1afcc4"
+CONTENT_DIGEST = "sha256:444253a30f46b234f4ed24efcaef157fcf08da66a52fdce1524e3ff53b3f6a03"
+TAR_SHA256 = "07a30306bf109d18971bf038de99bbfccefb0de53972c2eccf8ec7d6b85d059a"
 
 
 def test_the_golden_bundle_is_byte_identical(tmp_path: Path) -> None:
