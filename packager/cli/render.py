@@ -124,6 +124,11 @@ def lock_result(report: LockReport) -> None:
         f"model {shown(lk.model.name)}: {len(lk.model.files)} files, "
         f"{human_size(lk.model.size)}{params}"
     )
+    if lk.model.signature is not None:
+        stdout.print(
+            f"[green]publisher signature verified[/green] ({shown(lk.model.signature.path)}): "
+            f"{shown(publisher_line(lk.model.signature.to_json()))}"
+        )
     for t in lk.targets:
         label = f"target {t.id}" if t.id else "target"
         parts = [
@@ -292,9 +297,25 @@ def audit(report: AuditReport) -> None:
                 else ""
             )
         )
+    ps = doc.get("publisher_signature")
+    if ps:
+        stdout.print(f"publisher signature ({shown(ps['path'])}): {shown(publisher_line(ps))}")
     stdout.print(f"verdict: [{style}]{doc['verdict']}[/{style}]")
     for r in doc["reasons"]:
         stdout.print(f"  {shown(r)}")
+
+
+def publisher_line(ps: dict[str, Any]) -> str:
+    """What `airgap lock` verified of the publisher's model signature, in one sentence."""
+    who = (
+        f"the publisher's key {ps['keyid']}"
+        if ps["method"] == "key"
+        else f"the certificate {ps['signer']} (key {ps['keyid']}), chained to {ps['root']}"
+    )
+    return (
+        f"weights signed by {who}; {ps['files_checked']} locked file(s) match the signed "
+        f"digests (root sha256:{ps['root_digest']}), checked at lock"
+    )
 
 
 # ----------------------------------------------------------------------------- site (packager.site)

@@ -16,6 +16,7 @@ from packager.bundle.reader import open_bundle
 from packager.bundle.sbom import SbomSummary, summarize_sbom
 from packager.bundle.verifier import verify_bundle
 from packager.commands.inspect_bundle import signature_keyids
+from packager.resolve.lockfile import PublisherSignatureRecord
 from packager.signing.intoto import Provenance
 from packager.signing.trust import Policy
 
@@ -58,6 +59,8 @@ class AuditReport:
     digest: str | None = None
     #: airgap/model.sig as verify found it; None when not verified
     model_signature: ModelSignatureStatus | None = None
+    #: the publisher's model signature that `airgap lock` verified (from the signed lock)
+    publisher_signature: PublisherSignatureRecord | None = None
 
     @property
     def exit_code(self) -> int:
@@ -82,6 +85,9 @@ class AuditReport:
             "digest": self.digest,
             "model_signature": self.model_signature.to_json()
             if self.model_signature is not None
+            else None,
+            "publisher_signature": self.publisher_signature.to_json()
+            if self.publisher_signature is not None
             else None,
         }
 
@@ -142,4 +148,5 @@ def audit_bundle(path: Path, policy: Policy | None) -> AuditReport:
         reasons,
         report.digest if report else None,
         report.model_signature if report else None,
+        doc.lock.model.signature,
     )

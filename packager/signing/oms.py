@@ -374,7 +374,13 @@ def parse_statement(payload: bytes, *, source: str = SIGNATURE_FILE) -> ModelSta
     for i, r in enumerate(raw):
         r = _obj(r, f"resources[{i}]", source)
         name, algorithm, digest = r.get("name"), r.get("algorithm"), r.get("digest")
-        if not isinstance(name, str) or not isinstance(digest, str) or algorithm != hash_type:
+        # files: "sha256"; shards: "sha256-sharded-<shard size>"
+        if (
+            not isinstance(name, str)
+            or not isinstance(digest, str)
+            or not isinstance(algorithm, str)
+            or algorithm.split("-sharded-")[0] != hash_type
+        ):
             raise OmsError(f"{source}: resources[{i}] is not {{name, algorithm, digest}}")
         try:
             bytes.fromhex(digest)
