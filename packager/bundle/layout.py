@@ -35,6 +35,9 @@ PROBE_DIR = "airgap/probe"
 #: ``files`` (it carries its own signature, like the attestation); bundle.json pins the sha256 of
 #: its signed statement instead (``model_signature``), so verify covers it
 MODEL_SIGNATURE = "airgap/model.sig"
+#: a signed trust policy the bundle carries to its sites (`build --carry-trust`): listed in
+#: ``files``; install applies it as a rotation of the site's policy (packager.site.trust)
+CARRIED_TRUST = "airgap/trust.json"
 
 #: bundle.json larger than this is refused before parsing (a descriptor lists, it does not hold)
 MAX_BUNDLE_JSON_BYTES = 32 * 1024 * 1024
@@ -177,6 +180,7 @@ WHEELS_INSTALL_DIR = "wheels"
 #   DIR/bundles/NAME/current              symlink to VERSION, switched by rename
 #   DIR/receipts/NAME/VERSION.json        what was installed: digest, signers, every file
 #   DIR/audit.log                         JSON lines, hash-chained; audit.log.head: the last link
+#   DIR/trust/policy.json                 the site's trust policy; trust/history/<version>.json
 SITE_LOCK = ".airgap.lock"
 SITE_STAGING_DIR = ".staging"
 SITE_BLOBS_DIR = BLOBS_DIR
@@ -185,11 +189,19 @@ SITE_RECEIPTS_DIR = "receipts"
 SITE_CURRENT = "current"
 SITE_AUDIT_LOG = "audit.log"
 SITE_AUDIT_HEAD = "audit.log.head"
+#: the site's trust policy (`airgap trust update --site`): the current one and every accepted one
+SITE_TRUST_DIR = "trust"
+SITE_TRUST_POLICY = "policy.json"
+SITE_TRUST_HISTORY = "history"
 #: inside an installed version: the signed descriptor and the airgap/ files, for the probe and audit
 INSTALLED_META_DIR = ".airgap"
 #: a staging folder's journal: which version it was committing or removing (crash recovery)
 STAGING_JOURNAL = "journal.json"
 RECEIPT_FORMAT = 1
+
+
+def trust_history_name(version: int) -> str:
+    return f"{version}.json"
 
 
 def receipt_name(version: str) -> str:

@@ -22,12 +22,13 @@ if TYPE_CHECKING:
     from packager.commands.keys import KeyInfo
     from packager.commands.lock import DriftReport, LockReport
     from packager.commands.sign import SignResult
-    from packager.commands.trust import PolicyView
+    from packager.commands.trust import PolicySignResult, PolicyView
     from packager.commands.validate import ValidationReport
     from packager.commands.verify import VerifyReport
     from packager.site.install import InstallResult
     from packager.site.integrity import SiteAudit
     from packager.site.manage import GcResult, RollbackResult, SiteListing, UninstallResult
+    from packager.site.trust import TrustUpdateResult
 
 _STYLE = {Severity.ERROR: "bold red", Severity.WARNING: "yellow", Severity.INFO: "cyan"}
 
@@ -436,6 +437,14 @@ def site_audit(result: SiteAudit) -> None:
             stdout.print(f"  extra    {shown(m)}")
     for p in doc["problems"]:
         stdout.print(f"[bold red]problem[/bold red] {shown(p)}")
+    t = doc.get("trust")
+    if t:
+        revoked = sum(1 for k in t["keys"] if k["revoked"])
+        stdout.print(
+            f"trust policy (the site's own): version {t['version']}, threshold "
+            f"{t['threshold']} of {len(t['keys'])} key(s), {revoked} revoked; the installed "
+            "signatures were checked with it"
+        )
     for n in doc["notes"] + log["notes"]:
         stdout.print(f"[dim]note:[/dim] {shown(n)}")
     style = "green" if doc["ok"] else "bold red"
@@ -482,11 +491,59 @@ def signed(result: SignResult) -> None:
 
 def trust_policy(view: PolicyView) -> None:
     stdout.print(
-        f"threshold {view.threshold} of {len(view.keys)}; max age {view.max_age or 'none'}"
+        f"version {view.version}: threshold {view.threshold} of {len(view.keys)}; "
+        f"max age {view.max_age or 'none'}"
     )
+    own = set(view.signed_by_own)
     for k in view.keys:
         revoked = "  REVOKED" if k.revoked else ""
-        stdout.print(f"  {k.keyid}  {k.algorithm:<18} {shown(k.name)}{revoked}")
+        signed = "  signed" if k.keyid in own else ""
+        stdout.print(f"  {k.keyid}  {k.algorithm:<18} {shown(k.name)}{revoked}{signed}")
+    if own or view.signed_by_others:
+        stdout.print(
+            f"signed by {len(own)} of its own keys (threshold {view.threshold})"
+            + (
+                f" and {len(view.signed_by_others)} other key(s) (a previous policy's: "
+                "checked when a site updates to it)"
+                if view.signed_by_others
+                else ""
+            )
+        )
+    else:
+        stdout.print("unsigned (airgap trust sign POLICY --key KEY)")
+
+
+def policy_signed(result: PolicySignResult) -> None:
+    verb = "signed" if result.added else "already signed by"
+    whose = (
+        "one of its keys" if result.in_policy else "a key it does not list (a previous policy's?)"
+    )
+    stdout.print(
+        f"[green]{verb}[/green] {shown(str(result.path))} (version {result.version}) with "
+        f"{result.keyid}, {whose}; {result.own_signers} of its own keys signed, threshold "
+        f"{result.threshold}" + ("" if result.own_signers >= result.threshold else ": needs more")
+    )
+
+
+def trust_updated(result: TrustUpdateResult) -> None:
+    for s in result.steps:
+        if s.action == "unchanged":
+            stdout.print(f"version {s.version}: the site has it already ({shown(s.source)})")
+        elif s.action == "initial":
+            stdout.print(
+                f"[green]installed[/green] version {s.version} as the site's first trust policy "
+                f"({shown(s.source)})"
+            )
+        else:
+            stdout.print(
+                f"[green]installed[/green] version {s.version} ({shown(s.source)}): signed by "
+                f"{shown(', '.join(s.signed_by_current))} of the previous policy and "
+                f"{shown(', '.join(s.signed_by_own))} of its own"
+            )
+    stdout.print(
+        f"trust policy of {shown(str(result.prefix))}: version "
+        f"{result.before if result.before is not None else 'none'} -> {result.after}"
+    )
 
 
 def key_info(info: KeyInfo) -> None:

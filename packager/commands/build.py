@@ -145,6 +145,24 @@ def parse_split(text: str | None) -> int | None:
     return n
 
 
+def carried_trust(path: Path) -> bytes:
+    """`--carry-trust POLICY`: the bytes of ``airgap/trust.json``, a signed policy that meets
+    its own threshold (a site checks the rest: its own keys' signatures, the version)."""
+    import json
+
+    from packager.signing.trust import read_policy
+
+    sp = read_policy(path)
+    own = sp.signed_by(sp.policy)
+    if len(own) < sp.policy.threshold:
+        raise InputError(
+            f"{path}: signed by {len(own)} of its own keys, its threshold is "
+            f"{sp.policy.threshold}: sites would refuse it",
+            hint=f"sign it first: airgap trust sign {path} --key KEY",
+        )
+    return (json.dumps(sp.to_json(), indent=2, sort_keys=True) + "\n").encode()
+
+
 def _wheel_sources(target: Target, lock_target: Any) -> dict[str, Path]:
     out: dict[str, Path] = {}
     folders = []
@@ -177,6 +195,7 @@ def build_target(
     reporter: Reporter,
     timeout: float,
     all_platforms: bool = False,
+    carry_trust: bytes | None = None,
 ) -> BuiltBundle:
     from packager.bundle.images import collect_image
     from packager.bundle.sbom import build_sbom, sbom_bytes
@@ -216,6 +235,8 @@ def build_target(
         accelerator_vendor=target.accelerator.vendor,
     )
     plan.airgap_files[layout.SBOM] = sbom_bytes(sbom)
+    if carry_trust is not None:
+        plan.airgap_files[layout.CARRIED_TRUST] = carry_trust
     envelope, attested = attestation(
         plan, ManifestRef(manifest.name, manifest.version, lock.manifest_digest), lock, key, epoch
     )
@@ -313,6 +334,7 @@ def build(
     offline: bool = False,
     timeout: float = 60.0,
     all_platforms: bool = False,
+    carry_trust: bytes | None = None,
 ) -> BuildResult:
     rep = reporter or Reporter()
     t0 = time.perf_counter()
@@ -379,6 +401,7 @@ def build(
             reporter=rep,
             timeout=timeout,
             all_platforms=all_platforms,
+            carry_trust=carry_trust,
         )
         for t in targets
     ]

@@ -86,6 +86,7 @@ def build_golden(
     layout_only: bool = False,
     signed: bool = True,
     key: SigningKey | None = None,
+    carry_trust: bytes | None = None,
 ) -> list[Path]:
     """Build the golden bundle into ``out``; the files written (tar, parts + index, or folder).
     ``key``: sign with it instead of the golden Ed25519 key."""
@@ -102,6 +103,7 @@ def build_golden(
             locked=True,
             split=split,
             layout_only=layout_only,
+            carry_trust=carry_trust,
         )
     (built,) = result.bundles
     return built.files
