@@ -308,19 +308,41 @@ def audit(
             "installed file against its receipt (drift).",
         ),
     ] = None,
+    html_out: Annotated[
+        Optional[Path],
+        typer.Option(
+            "--html",
+            help="Also write the officer's report: one self-contained HTML file (no scripts, "
+            "nothing fetched), verdict first.",
+        ),
+    ] = None,
+    probe_report: Annotated[
+        Optional[Path],
+        typer.Option(
+            "--probe-report", help="A probe report (airgap probe --report FILE) for --html."
+        ),
+    ] = None,
     as_json: JsonOpt = False,
 ) -> None:
     """Who signed and when, the build provenance, the SBOM summary and the verdict.
 
-    With --site DIR: the audit log's chain and the drift of every installed version; exit 1 on
-    any tampered entry or drifted file.
+    With --site DIR: the audit log's chain, the drift of every installed version and, when the
+    site keeps a trust policy, every installed version re-verified by it; exit 1 on any
+    tampered entry, drifted file or version the policy no longer trusts.
     """
+    from packager.cli import report_files
+
+    if probe_report is not None and html_out is None:
+        raise InputError("--probe-report goes into the HTML report: give --html FILE too")
+    probe = report_files.probe(probe_report)
     if site is not None:
         if bundle is not None:
             raise InputError("give a BUNDLE or --site DIR, not both")
         from packager.site.integrity import audit_site
 
         result = audit_site(site, _policy(trust, key))
+        if html_out is not None:
+            report_files.site_html(html_out, result, result.policy, probe)
         render.show(result, as_json, render.site_audit)
         raise typer.Exit(0 if result.ok else 1)
     if bundle is None:
@@ -328,6 +350,8 @@ def audit(
     from packager.commands.audit import audit_bundle
 
     audit_report = audit_bundle(bundle, _policy(trust, key))
+    if html_out is not None:
+        report_files.bundle_html(html_out, audit_report, probe)
     render.show(audit_report, as_json, render.audit)
     raise typer.Exit(audit_report.exit_code)
 

@@ -10,7 +10,7 @@ from pathlib import Path
 from typing import Any
 
 from packager.bundle import layout
-from packager.bundle.descriptor import BundleMeta
+from packager.bundle.descriptor import BundleMeta, ImageRecord, KernelRecord
 from packager.bundle.model_signature import ModelSignatureStatus
 from packager.bundle.reader import open_bundle
 from packager.bundle.sbom import SbomSummary, summarize_sbom
@@ -61,6 +61,10 @@ class AuditReport:
     model_signature: ModelSignatureStatus | None = None
     #: the publisher's model signature that `airgap lock` verified (from the signed lock)
     publisher_signature: PublisherSignatureRecord | None = None
+    #: what the officer's report shows besides: the policy used, the images and kernels
+    policy: Policy | None = None
+    images: tuple[ImageRecord, ...] = ()
+    kernels: tuple[KernelRecord, ...] = ()
 
     @property
     def exit_code(self) -> int:
@@ -89,7 +93,39 @@ class AuditReport:
             "publisher_signature": self.publisher_signature.to_json()
             if self.publisher_signature is not None
             else None,
+            "policy": policy_json(self.policy),
+            "images": [i.to_json() for i in self.images],
+            "kernels": [
+                {
+                    "name": k.name,
+                    "kind": k.kind,
+                    "targets": list(k.targets),
+                    "coverage": list(k.check.get("coverage", [])),
+                    "ok": k.check.get("ok"),
+                }
+                for k in self.kernels
+            ],
         }
+
+
+def policy_json(policy: Policy | None) -> dict[str, Any] | None:
+    """The policy an audit used, as the report shows it."""
+    if policy is None:
+        return None
+    return {
+        "version": policy.version,
+        "threshold": policy.threshold,
+        "max_age": policy.max_age_text,
+        "keys": [
+            {
+                "name": k.name,
+                "keyid": k.keyid,
+                "algorithm": k.algorithm,
+                "revoked": k.keyid in policy.revoked,
+            }
+            for k in policy.keys.values()
+        ],
+    }
 
 
 def audit_bundle(path: Path, policy: Policy | None) -> AuditReport:
@@ -149,4 +185,7 @@ def audit_bundle(path: Path, policy: Policy | None) -> AuditReport:
         report.digest if report else None,
         report.model_signature if report else None,
         doc.lock.model.signature,
+        policy,
+        doc.images,
+        doc.kernels,
     )
