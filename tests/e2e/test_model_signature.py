@@ -17,7 +17,7 @@ from packager.bundle import layout
 from tests.support.cli import airgap
 from tests.support.fs import link_tree
 from tests.support.hsm import IMPORTED, SoftHsm
-from tests.support.oms import verify_key
+from tests.support.oms import offline_airgap, verify_key
 from tests.support.projects import PASS, make_key
 
 pytestmark = pytest.mark.slow
@@ -62,9 +62,10 @@ def _build(project: Path, key: str, extra: dict[str, str] | None = None) -> dict
 
 
 def _install(project: Path, tar: Path, *pubs: Path) -> Path:
+    """Install with no network, as at the site."""
     args = [a for p in pubs for a in ("--key", str(p))]
-    r = airgap("install", str(tar), "--prefix", str(project / "site"), *args, "--no-probe",
-               env=_env(project), timeout=300)  # fmt: skip
+    r = offline_airgap("install", str(tar), "--prefix", str(project / "site"), *args,
+                       "--no-probe", env=_env(project))  # fmt: skip
     assert r.returncode == 0, r.stdout + r.stderr
     return project / "site" / "bundles" / "oms" / "1.0.0" / "model"
 

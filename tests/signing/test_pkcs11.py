@@ -163,3 +163,16 @@ def test_the_pin_comes_from_the_environment_or_a_prompt_never_an_argument() -> N
 def test_a_key_file_is_still_a_key_file() -> None:
     with pytest.raises(InputError, match="no such key file"):
         keys.open_signing_key("/no/such/key.pem")
+
+
+def test_a_trust_policy_signed_in_the_token(token_env: SoftHsm, tmp_path: Path) -> None:
+    policy = tmp_path / "policy.json"
+    assert cli("trust", "init", str(policy)).returncode == 0
+    add = cli("trust", "add", str(policy), str(token_env.generated_public), "--name", "hsm")
+    assert add.returncode == 0, add.stderr
+    r = cli("trust", "sign", str(policy), "--key", token_env.uri(GENERATED), "--json")
+    assert r.returncode == 0, r.stderr
+    doc = json.loads(r.stdout)
+    assert doc["complete"] and doc["keyid"] == _keyid(token_env.generated_public)
+    shown = json.loads(cli("trust", "show", str(policy), "--json").stdout)
+    assert shown["signatures"]["own"] == [doc["keyid"]]

@@ -8,6 +8,7 @@ import json
 from collections.abc import Callable
 from pathlib import Path
 
+import jsonschema
 import pytest
 
 from packager.signing.keys import load_signing_key
@@ -63,7 +64,9 @@ def policy(tmp_path: Path, keys: dict[str, tuple[Path, Path]]) -> PolicyMaker:
         for k in revoke:
             ok("trust", "revoke", str(path), k, "--reason", "key lost")
         for k in signers:
-            ok("trust", "sign", str(path), "--key", str(keys[k][0]))
+            signed = json.loads(ok("trust", "sign", str(path), "--key", str(keys[k][0]), "--json"))
+            _schema("trust-sign").validate(signed)
+            assert signed["in_policy"] == (k in trusted)
         return path
 
     return make
@@ -97,12 +100,19 @@ def chain(policy: PolicyMaker) -> list[Path]:
     return [v1, v2, v3, v4]
 
 
+def _schema(name: str) -> jsonschema.protocols.Validator:
+    from packager.util.schemas import validator
+
+    return validator(name)
+
+
 def test_three_rotations_apply_in_order(tmp_path: Path, chain: list[Path]) -> None:
     site = tmp_path / "site"
     assert update(site, chain[0], initial=True)[0] == 0
     for i, p in enumerate(chain[1:], start=2):
         code, doc, err = update(site, p)
         assert code == 0, err
+        _schema("trust-update").validate(doc)
         assert doc["after"] == i and site_version(site) == i
     assert sorted(p.name for p in (site / "trust" / "history").iterdir()) == [
         "1.json", "2.json", "3.json", "4.json",

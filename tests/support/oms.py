@@ -33,6 +33,20 @@ def model_signing(*args: str, cwd: Path | None = None) -> subprocess.CompletedPr
     return subprocess.run([*tool, *args], capture_output=True, text=True, cwd=cwd, timeout=300)
 
 
+def offline_airgap(
+    *args: str, env: dict[str, str] | None = None
+) -> subprocess.CompletedProcess[str]:
+    """``airgap ARGS`` in a new network namespace (nothing but a loopback that is down)."""
+    import os
+
+    tool = require(_tool)
+    return subprocess.run(
+        [*tool[:2], sys.executable, "-m", "packager", *args],
+        capture_output=True, text=True, timeout=300,
+        env={**os.environ, "COLUMNS": "200", "NO_COLOR": "1", **(env or {})},
+    )  # fmt: skip
+
+
 def verify_key(signature: Path, public_key: Path, model: Path) -> subprocess.CompletedProcess[str]:
     return model_signing(
         "verify", "key", "--signature", str(signature), "--public_key", str(public_key), str(model)
