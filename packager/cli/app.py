@@ -270,19 +270,22 @@ def verify(
     raise typer.Exit(0 if report.ok else 1)
 
 
+SigningKeyOpt = Annotated[
+    str,
+    typer.Option(
+        "--key",
+        help="Private key (passphrase from AIRGAP_KEY_PASSPHRASE) or "
+        "'pkcs11:token=NAME;object=LABEL' (PIN from AIRGAP_PKCS11_PIN).",
+    ),
+]
+
+
 @app.command()
 def sign(
     bundle: Annotated[
         Path, typer.Argument(help="A .airgap.tar, its parts index, a part, or a layout folder.")
     ],
-    key: Annotated[
-        str,
-        typer.Option(
-            "--key",
-            help="Private key (passphrase from AIRGAP_KEY_PASSPHRASE) or "
-            "'pkcs11:token=NAME;object=LABEL' (PIN from AIRGAP_PKCS11_PIN).",
-        ),
-    ],
+    key: SigningKeyOpt,
     as_json: JsonOpt = False,
 ) -> None:
     """Add a co-signature over bundle.json without rebuilding or rewriting any blob."""
@@ -536,14 +539,7 @@ def trust_show(
 @trust_app.command("sign")
 def trust_sign(
     policy: Annotated[Path, typer.Argument(help="The policy file (signed in place).")],
-    key: Annotated[
-        str,
-        typer.Option(
-            "--key",
-            help="Private key (passphrase from AIRGAP_KEY_PASSPHRASE) or "
-            "'pkcs11:token=NAME;object=LABEL' (PIN from AIRGAP_PKCS11_PIN).",
-        ),
-    ],
+    key: SigningKeyOpt,
     as_json: JsonOpt = False,
 ) -> None:
     """Sign a trust policy: a site takes a new version only when a threshold of the keys it

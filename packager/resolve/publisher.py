@@ -27,6 +27,7 @@ from packager.manifest.model import Manifest, PublisherSignature
 from packager.resolve.lockfile import LockedFile, PublisherSignatureRecord
 from packager.signing import keys, oms
 from packager.signing.errors import OmsError
+from packager.util.jsonio import read_bounded
 
 CHUNK = 4 * 1024 * 1024
 
@@ -51,16 +52,7 @@ def relative_in_folder(root: Path, sig: PublisherSignature) -> str | None:
 
 
 def _read(path: Path, limit: int, what: str, hint: str) -> bytes:
-    try:
-        with path.open("rb") as fh:
-            data = fh.read(limit + 1)
-    except FileNotFoundError:
-        raise InputError(f"{path}: no such {what}", hint=hint) from None
-    except OSError as exc:
-        raise InputError(f"{path}: cannot read the {what}: {exc.strerror}") from None
-    if len(data) > limit:
-        raise InputError(f"{path}: too large for a {what}")
-    return data
+    return read_bounded(path, limit, what=what, missing_hint=hint)
 
 
 def _roots(paths: Sequence[Path]) -> list[x509.Certificate]:
