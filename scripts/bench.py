@@ -7,6 +7,7 @@
     python scripts/bench.py probe
     python scripts/bench.py install [--size-gb 2] [--shards 4] [--dir DIR] [--runs 2]
     python scripts/bench.py images [--size-gb 1]   (needs DOCKER_HOST: scripts/services.sh start)
+    python scripts/bench.py hsm [--signatures 2000]  (needs SoftHSM2: Debian softhsm2)
 
 Each benchmark makes its own data (incompressible safetensors shards), runs the floors and airgap
 in one run on the same data and disk, and prints wall times, ratios and peak RSS. Absolute times
@@ -387,6 +388,34 @@ def bench_images(args: argparse.Namespace) -> None:
             shutil.rmtree(base, ignore_errors=True)
 
 
+def bench_hsm(args: argparse.Namespace) -> None:
+    """ECDSA P-256 signatures through a PKCS#11 token (SoftHSM2) against a key in memory: the
+    per-signature cost of --key pkcs11:... (the local SHA-256, C_Sign, the DER and the check)."""
+    sys.path.insert(0, str(REPO))
+    from packager.signing import keys
+    from tests.support.hsm import IMPORTED, make_softhsm
+
+    base = Path(tempfile.mkdtemp(prefix="airgap-bench-hsm-"))
+    try:
+        hsm = make_softhsm(base / "softhsm")
+        os.environ.update(hsm.env)
+        token = keys.open_signing_key(hsm.uri(IMPORTED))
+        memory = keys.signing_key_from_private(keys.generate_private_key())
+        data = os.urandom(4096)  # about the size of a bundle.json
+        for name, key in (("token (SoftHSM2)", token), ("key in memory", memory)):
+            key.sign(data)
+            t0 = time.perf_counter()
+            for _ in range(args.signatures):
+                key.sign(data)
+            dt = time.perf_counter() - t0
+            print(
+                f"{name:<18} {args.signatures} signatures in {dt:.3f} s: "
+                f"{args.signatures / dt:,.0f}/s, {dt / args.signatures * 1e3:.3f} ms each"
+            )
+    finally:
+        shutil.rmtree(base, ignore_errors=True)
+
+
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawTextHelpFormatter)
     sub = ap.add_subparsers(dest="bench", required=True)
@@ -416,8 +445,11 @@ def main() -> None:
     inst.add_argument("--dir")
     inst.add_argument("--keep", action="store_true")
     inst.add_argument("--runs", type=int, default=2, help="alternate floor and install N times")
+    hsm = sub.add_parser("hsm", help="signatures in a SoftHSM2 token against a key in memory")
+    hsm.add_argument("--signatures", type=int, default=2000)
     args = ap.parse_args()
     {
+        "hsm": bench_hsm,
         "lock": bench_lock,
         "build": bench_build,
         "verify": bench_verify,

@@ -39,8 +39,10 @@ airgap build manifests/examples/demo.yaml --locked --key bundles/keys/demo.key.p
 log "airgap inspect bundles/minilm-demo-0.1.0.airgap.tar"
 airgap inspect bundles/minilm-demo-0.1.0.airgap.tar
 
-# The site side: verify, install into a fresh prefix (bundles/site), probe the installed bundle,
-# and audit the prefix (the hash-chained audit log, every installed file against its receipt).
+# The site side: verify, install into a fresh prefix (bundles/site), check the installed weights
+# with the OpenSSF model-signing tool, probe the installed bundle, audit the prefix (the
+# hash-chained audit log, every installed file against its receipt), and write the officer's
+# HTML reports (bundles/report.html, bundles/site-report.html).
 log "airgap verify bundles/minilm-demo-0.1.0.airgap.tar --key bundles/keys/demo.pub.pem"
 airgap verify bundles/minilm-demo-0.1.0.airgap.tar --key bundles/keys/demo.pub.pem
 # The Docker engine the site uses: $DOCKER_HOST when it answers, else scripts/services.sh's
@@ -66,9 +68,12 @@ rm -rf bundles/site
 log "airgap install bundles/minilm-demo-0.1.0.airgap.tar --prefix bundles/site --key bundles/keys/demo.pub.pem --docker --hf-cache bundles/site/hub --no-probe"
 airgap install bundles/minilm-demo-0.1.0.airgap.tar --prefix bundles/site \
     --key bundles/keys/demo.pub.pem --docker --hf-cache bundles/site/hub --no-probe
-log "airgap probe --installed minilm-demo --prefix bundles/site"
+model=bundles/site/bundles/minilm-demo/0.1.0/model
+log "model_signing verify key --signature $model/model.sig --public_key bundles/keys/demo.pub.pem $model"
+model_signing verify key --signature "$model/model.sig" --public_key bundles/keys/demo.pub.pem "$model"
+log "airgap probe --installed minilm-demo --prefix bundles/site --report bundles/probe.json"
 probe_rc=0
-airgap probe --installed minilm-demo --prefix bundles/site || probe_rc=$?
+airgap probe --installed minilm-demo --prefix bundles/site --report bundles/probe.json || probe_rc=$?
 case "$probe_rc" in
     0) ;;
     3) log "probe: the worst check is a WARN or NOT RUN (exit 3); the demo goes on" ;;
@@ -84,6 +89,11 @@ log "airgap list --prefix bundles/site"
 airgap list --prefix bundles/site
 log "airgap audit --site bundles/site"
 airgap audit --site bundles/site
+log "airgap audit bundles/minilm-demo-0.1.0.airgap.tar --key bundles/keys/demo.pub.pem --html bundles/report.html"
+airgap audit bundles/minilm-demo-0.1.0.airgap.tar --key bundles/keys/demo.pub.pem \
+    --html bundles/report.html --probe-report bundles/probe.json
+log "airgap audit --site bundles/site --html bundles/site-report.html"
+airgap audit --site bundles/site --html bundles/site-report.html --probe-report bundles/probe.json
 
 # Serve the installed model (the weights read-only, on loopback only) and ask it how alike two
 # sentences are.

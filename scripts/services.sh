@@ -57,6 +57,10 @@ ensure_packages() {
     command -v podman >/dev/null 2>&1 || want+=(podman)
     [[ -x /usr/bin/catatonit || -x /usr/libexec/podman/catatonit ]] || want+=(catatonit)
     command -v mmdebstrap >/dev/null 2>&1 || want+=(mmdebstrap)
+    # signatures the field checks: SoftHSM2 (a PKCS#11 token for --key pkcs11:...) and headless
+    # Chromium (renders `audit --html` reports as a person sees them; fonts for its screenshots)
+    command -v softhsm2-util >/dev/null 2>&1 || want+=(softhsm2)
+    command -v chromium >/dev/null 2>&1 || want+=(chromium fonts-liberation)
     ((${#want[@]})) || return 0
     [[ "$(id -u)" == 0 ]] || die "missing packages: ${want[*]} (run as root, or install them)"
     command -v apt-get >/dev/null 2>&1 || die "missing packages: ${want[*]} and no apt-get"

@@ -10,7 +10,9 @@
 #      airgap/bundle.json (ECDSA P-256 with `openssl dgst -sha256 -verify`, Ed25519 with
 #      `openssl pkeyutl -verify -rawin`);
 #   4. every blob's sha256 is its name, every blob and file bundle.json lists is there with its
-#      sha256, and nothing else is.
+#      sha256, and nothing else is;
+#   5. airgap/model.sig (the OpenSSF model signature), when there is one: its DSSE payload is the
+#      statement whose sha256 bundle.json pins, and whether PUBKEY signed it (a note otherwise).
 # Prints VERIFIED and exits 0, or prints each FAILED line and exits 1; 2 for usage errors.
 set -euo pipefail
 export LC_ALL=C
@@ -98,12 +100,36 @@ while read -r path sum; do
     [[ "$got" == "$sum" ]] || fail "$path: sha256 $got, bundle.json says $sum"
 done <"$work/files"
 { echo airgap/bundle.json; echo airgap/attestation.dsse.json; } >>"$work/listed"
+
+# 5. airgap/model.sig: a Sigstore bundle whose DSSE payload bundle.json pins by sha256
+if [[ -f airgap/model.sig ]]; then
+    echo airgap/model.sig >>"$work/listed"
+    want=$(sed -n '/^  "model_signature": {/,/^  }/p' airgap/bundle.json |
+        grep -o '"statement_sha256": "[0-9a-f]\{64\}"' | sed 's/.*: "\(.*\)"/\1/')
+    b64() { grep -o "\"$1\": \"[A-Za-z0-9+/=]*\"" airgap/model.sig | head -1 | sed 's/.*: "\(.*\)"/\1/'; }
+    if [[ -z "$want" ]]; then
+        fail "airgap/model.sig: bundle.json has no model_signature"
+    elif ! b64 payload | base64 -d >"$work/payload" 2>/dev/null; then
+        fail "airgap/model.sig: its payload is not base64"
+    elif [[ "$(sha256sum "$work/payload" | cut -d' ' -f1)" != "$want" ]]; then
+        fail "airgap/model.sig signs another statement than bundle.json pins"
+    else
+        type=application/vnd.in-toto+json
+        { printf 'DSSEv1 %d %s %d ' "${#type}" "$type" "$(wc -c <"$work/payload")"; cat "$work/payload"; } >"$work/pae"
+        if b64 sig | base64 -d >"$work/msig.bin" 2>/dev/null &&
+            openssl dgst -sha256 -verify "$pub" -signature "$work/msig.bin" "$work/pae" >/dev/null 2>&1; then
+            model_note="; model.sig signed by $keyid"
+        else
+            model_note="; model.sig (its statement checked) is signed by another key"
+        fi
+    fi
+fi
 find . -type f | sed 's|^\./||' | grep -v '^airgap/bundle\.json\.sig/[0-9a-f]\{64\}\.\(sig\|time\.json\)$' | sort >"$work/found"
 sort -u "$work/listed" -o "$work/listed"
 while read -r extra; do fail "$extra is not listed in bundle.json"; done < <(comm -23 "$work/found" "$work/listed")
 
 if [[ $failed -eq 0 ]]; then
-    echo "VERIFIED: $(grep -c . "$work/blobs") blobs and $(grep -c . "$work/files") files match bundle.json, signed by $keyid"
+    echo "VERIFIED: $(grep -c . "$work/blobs") blobs and $(grep -c . "$work/files") files match bundle.json, signed by $keyid${model_note:-}"
     exit 0
 fi
 exit 1

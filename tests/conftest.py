@@ -6,6 +6,7 @@ AIRGAP_REQUIRE_SERVICES=1 (see tests/support/services.py).
 
 from __future__ import annotations
 
+import os
 from collections.abc import Iterator
 from pathlib import Path
 from typing import TYPE_CHECKING
@@ -13,6 +14,7 @@ from typing import TYPE_CHECKING
 import pytest
 
 from tests.support import services
+from tests.support.hsm import SoftHsm, make_softhsm
 
 if TYPE_CHECKING:
     import docker
@@ -48,6 +50,22 @@ def busybox_image(
 ) -> str:
     """Tag of an image built FROM scratch by the real engine, holding Debian's static busybox."""
     return services.build_busybox_image(docker_client, tmp_path_factory.mktemp("busybox-image"))
+
+
+@pytest.fixture(scope="session")
+def softhsm(tmp_path_factory: pytest.TempPathFactory) -> Iterator[SoftHsm]:
+    """A SoftHSM2 token with two P-256 keys (tests/support/hsm.py). SoftHSM2 reads its
+    configuration once per process, so this process keeps this one token folder."""
+    hsm = services.require(lambda: make_softhsm(tmp_path_factory.mktemp("softhsm")))
+    saved = os.environ.get("SOFTHSM2_CONF")
+    os.environ["SOFTHSM2_CONF"] = str(hsm.conf)
+    try:
+        yield hsm
+    finally:
+        if saved is None:
+            os.environ.pop("SOFTHSM2_CONF", None)
+        else:
+            os.environ["SOFTHSM2_CONF"] = saved
 
 
 @pytest.fixture(autouse=True)

@@ -11,7 +11,7 @@ from pathlib import Path
 from typing import Any
 
 from packager import __version__
-from packager.bundle import layout
+from packager.bundle import layout, model_signature
 from packager.bundle.archive import Entry, FileContent
 from packager.bundle.descriptor import (
     AcceleratorSpec,
@@ -169,6 +169,15 @@ def plan_model(plan: Plan, manifest: Manifest, lock: Lock, created: str) -> None
     root = model_source_root(manifest, lock)
     layers = []
     for f in lock.model.files:
+        if f.path == layout.MODEL_SIGNATURE_INSTALL.rsplit("/", 1)[1]:
+            from packager.errors import CheckFailed
+
+            raise CheckFailed(
+                f"the lock lists {f.path} as a model file: it is an OpenSSF model signature, and "
+                "the bundle's own model.sig goes there",
+                hint="run `airgap lock` again (it leaves model.sig out; model.source.signature "
+                "verifies a publisher's)",
+            )
         media = layout.MODEL_LAYER_BY_ROLE.get(f.role or "other", layout.MODEL_WEIGHT_CONFIG)
         install = f"{layout.MODEL_INSTALL_DIR}/{f.path}"
         layers.append(
@@ -446,4 +455,5 @@ def describe(
         ),
         attestation=attestation,
         serve=serve_spec(target.serve) if target.serve is not None else None,
+        model_signature=model_signature.describe(lock.model),
     )

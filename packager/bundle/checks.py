@@ -286,12 +286,20 @@ def expected_members(descriptor: Descriptor) -> dict[str, tuple[str, int | None]
         allowed[f.path] = ("file", f.size)
     for b in descriptor.blobs:
         allowed[b.member] = ("file", b.size)
+    if (
+        descriptor.model_signature is not None
+    ):  # optional: checked by packager.bundle.model_signature
+        allowed[layout.MODEL_SIGNATURE] = ("file", None)
     for name in list(allowed):
         parts = name.split("/")[:-1]
         for i in range(1, len(parts) + 1):
             allowed["/".join(parts[:i])] = ("dir", None)
     allowed[layout.SIGNATURES_DIR] = ("dir", None)
     return allowed
+
+
+#: files a bundle may lack: the attestation, and model.sig (only ECDSA keys make one)
+_OPTIONAL = frozenset({layout.ATTESTATION, layout.MODEL_SIGNATURE})
 
 
 def check_members(descriptor: Descriptor, observed: list[Observed]) -> list[Failure]:
@@ -330,7 +338,7 @@ def check_members(descriptor: Descriptor, observed: list[Observed]) -> list[Fail
                 )
             )
     for name, (kind, _) in sorted(allowed.items()):
-        if kind == "file" and name not in seen and name != layout.ATTESTATION:
+        if kind == "file" and name not in seen and name not in _OPTIONAL:
             out.append(Failure("blobs" if _BLOB_NAME.match(name) else "layout", name, "missing"))
     return out
 

@@ -496,6 +496,45 @@ class AttestationRef:
 
 
 @dataclass(frozen=True)
+class ModelSignatureRecord:
+    """``model_signature``: the OpenSSF model signature of the weights (``airgap/model.sig``).
+
+    The file holds a signature, so its bytes differ from one signing to the next; the
+    descriptor pins what it signs instead: the sha256 of its in-toto statement, which is a pure
+    function of the lock's model files (packager.bundle.model_signature). Paths are the
+    constants of packager.bundle.layout (the schema allows no other).
+    """
+
+    path: str  # layout.MODEL_SIGNATURE
+    install_path: str  # layout.MODEL_SIGNATURE_INSTALL
+    predicate_type: str
+    statement_sha256: str  # hex
+    root_digest: str  # hex: the statement's subject digest
+    files: int
+
+    def to_json(self) -> dict[str, Any]:
+        return {
+            "path": self.path,
+            "install_path": self.install_path,
+            "predicate_type": self.predicate_type,
+            "statement_sha256": self.statement_sha256,
+            "root_digest": self.root_digest,
+            "files": self.files,
+        }
+
+    @classmethod
+    def from_json(cls, d: Mapping[str, Any]) -> ModelSignatureRecord:
+        return cls(
+            d["path"],
+            d["install_path"],
+            d["predicate_type"],
+            d["statement_sha256"],
+            d["root_digest"],
+            d["files"],
+        )
+
+
+@dataclass(frozen=True)
 class Descriptor:
     """``airgap/bundle.json``: what a bundle holds, signed as a whole."""
 
@@ -518,6 +557,7 @@ class Descriptor:
     attestation: AttestationRef | None = None
     #: how the model is served and checked (manifest ``serve:``); None when it says nothing
     serve: ServeSpec | None = None
+    model_signature: ModelSignatureRecord | None = None
 
     # ------------------------------------------------------------------ views
 
@@ -568,6 +608,7 @@ class Descriptor:
             **({"attestation": self.attestation.to_json()} if self.attestation else {}),
             # written only when the manifest says how to serve (older readers know no `serve`)
             **({"serve": self.serve.to_json()} if self.serve is not None else {}),
+            **({"model_signature": self.model_signature.to_json()} if self.model_signature else {}),
         }
 
     @classmethod
@@ -575,6 +616,7 @@ class Descriptor:
         """From a document that passed the bundle schema (:func:`parse_descriptor` checks it)."""
         smoke = d["smoke"]
         serve = d.get("serve")  # bundles built before `serve` existed do not have it
+        oms = d.get("model_signature")
         return cls(
             bundle=BundleMeta.from_json(d["bundle"]),
             tool=d["tool"],
@@ -592,6 +634,7 @@ class Descriptor:
             format=d["bundleFormat"],
             attestation=AttestationRef.from_json(d["attestation"]) if "attestation" in d else None,
             serve=ServeSpec.from_json(serve) if serve is not None else None,
+            model_signature=ModelSignatureRecord.from_json(oms) if oms is not None else None,
         )
 
 
@@ -613,7 +656,11 @@ def _unique(descriptor: Descriptor) -> None:
     """A name listed twice is refused: it would mean two things, or hide one."""
     checks: list[tuple[str, Sequence[str]]] = [
         ("blobs[].digest", [b.digest for b in descriptor.blobs]),
-        ("blobs[].paths (an install path)", [p for b in descriptor.blobs for p in b.paths]),
+        (
+            "blobs[].paths (an install path)",
+            [p for b in descriptor.blobs for p in b.paths]
+            + ([descriptor.model_signature.install_path] if descriptor.model_signature else []),
+        ),
         ("files[].path", [f.path for f in descriptor.files]),
         ("kernels[].name", [k.name for k in descriptor.kernels]),
         (

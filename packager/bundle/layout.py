@@ -7,6 +7,8 @@ A bundle is an OCI image layout plus an ``airgap/`` folder:
     airgap/bundle.json.sig/<keyid>.sig    base64 signatures over bundle.json
     airgap/attestation.dsse.json          DSSE envelope: in-toto Statement v1, SLSA provenance v1
     airgap/sbom.cdx.json                  CycloneDX 1.6
+    airgap/model.sig                      OpenSSF model signature of the weights (installed
+                                          as model/model.sig; with an ECDSA P-256 bundle key)
     airgap/probe/...                      the stdlib-only probe (python3 airgap/probe)
 """
 
@@ -29,6 +31,13 @@ SIGNATURES_DIR = "airgap/bundle.json.sig"
 ATTESTATION = "airgap/attestation.dsse.json"
 SBOM = "airgap/sbom.cdx.json"
 PROBE_DIR = "airgap/probe"
+#: the OpenSSF Model Signing signature (a Sigstore bundle) over the model's files: not listed in
+#: ``files`` (it carries its own signature, like the attestation); bundle.json pins the sha256 of
+#: its signed statement instead (``model_signature``), so verify covers it
+MODEL_SIGNATURE = "airgap/model.sig"
+#: a signed trust policy the bundle carries to its sites (`build --carry-trust`): listed in
+#: ``files``; install applies it as a rotation of the site's policy (packager.site.trust)
+CARRIED_TRUST = "airgap/trust.json"
 
 #: bundle.json larger than this is refused before parsing (a descriptor lists, it does not hold)
 MAX_BUNDLE_JSON_BYTES = 32 * 1024 * 1024
@@ -155,6 +164,8 @@ def kernel_ref(name: str) -> str:
 
 # ----------------------------------------------------------------------------- install paths
 MODEL_INSTALL_DIR = "model"
+#: where model.sig goes at install: beside the weights, where `model_signing verify` looks
+MODEL_SIGNATURE_INSTALL = f"{MODEL_INSTALL_DIR}/model.sig"
 KERNELS_INSTALL_DIR = "kernels"
 WHEELS_INSTALL_DIR = "wheels"
 
@@ -169,6 +180,7 @@ WHEELS_INSTALL_DIR = "wheels"
 #   DIR/bundles/NAME/current              symlink to VERSION, switched by rename
 #   DIR/receipts/NAME/VERSION.json        what was installed: digest, signers, every file
 #   DIR/audit.log                         JSON lines, hash-chained; audit.log.head: the last link
+#   DIR/trust/policy.json                 the site's trust policy; trust/history/<version>.json
 SITE_LOCK = ".airgap.lock"
 SITE_STAGING_DIR = ".staging"
 SITE_BLOBS_DIR = BLOBS_DIR
@@ -177,11 +189,19 @@ SITE_RECEIPTS_DIR = "receipts"
 SITE_CURRENT = "current"
 SITE_AUDIT_LOG = "audit.log"
 SITE_AUDIT_HEAD = "audit.log.head"
+#: the site's trust policy (`airgap trust update --site`): the current one and every accepted one
+SITE_TRUST_DIR = "trust"
+SITE_TRUST_POLICY = "policy.json"
+SITE_TRUST_HISTORY = "history"
 #: inside an installed version: the signed descriptor and the airgap/ files, for the probe and audit
 INSTALLED_META_DIR = ".airgap"
 #: a staging folder's journal: which version it was committing or removing (crash recovery)
 STAGING_JOURNAL = "journal.json"
 RECEIPT_FORMAT = 1
+
+
+def trust_history_name(version: int) -> str:
+    return f"{version}.json"
 
 
 def receipt_name(version: str) -> str:

@@ -13,7 +13,7 @@ from packager import __version__
 from packager.bundle.assemble import Plan, lock_digest
 from packager.bundle.descriptor import AttestationRef
 from packager.resolve.lockfile import Lock
-from packager.signing import dsse, intoto
+from packager.signing import dsse, intoto, oms
 from packager.signing.keys import SigningKey
 from packager.util.jsonio import canonical_json
 
@@ -37,6 +37,25 @@ def dependencies(lock: Lock, plan: Plan) -> list[intoto.Dependency]:
     )
     for f in lock.model.files:
         deps.append(intoto.Dependency(f"{model_uri}/{f.path}", f.sha256))
+    sig = lock.model.signature
+    if sig is not None:  # verified by `airgap lock`: how, and by whom
+        deps.append(
+            intoto.Dependency(
+                f"{model_uri}/{sig.path}",
+                sig.sha256,
+                name=intoto.PUBLISHER_SIGNATURE,
+                media_type=oms.BUNDLE_MEDIA_TYPE,
+                annotations={
+                    "verified": True,
+                    "method": sig.method,
+                    "keyid": sig.keyid,
+                    "signer": sig.signer,
+                    "root": sig.root,
+                    "root_digest": sig.root_digest,
+                    "files_checked": sig.files_checked,
+                },
+            )
+        )
     for i in plan.locked.images:
         deps.append(intoto.Dependency(f"oci://{i.ref}", i.content_digest))
     for w in plan.locked.wheels:
@@ -68,7 +87,7 @@ def attestation(
         dependencies=dependencies(lock, plan),
         target=plan.target.id,
     )
-    signers = [key.private_key] if key is not None and key.private_key is not None else []
+    signers = [key] if key is not None else []
     payload = canonical_json(statement)
     ref = AttestationRef(
         intoto.PAYLOAD_TYPE_INTOTO, hashlib.sha256(payload).hexdigest(), len(payload)

@@ -558,13 +558,30 @@ class SbomComponent:
     name: str | None
     version: str | None
     digest: str | None  # sha256:<hex>
+    licenses: tuple[str, ...] = ()  # SPDX ids, names or expressions
 
     def to_json(self, *, version: bool = True) -> dict[str, Any]:
         d: dict[str, Any] = {"name": self.name}
         if version:
             d["version"] = self.version
         d["digest"] = self.digest
+        d["licenses"] = list(self.licenses)
         return d
+
+
+def _read_licenses(value: object) -> tuple[str, ...]:
+    """CycloneDX ``licenses``: ``[{license: {id|name}} | {expression}]`` as text."""
+    out: list[str] = []
+    for item in value if isinstance(value, list) else []:
+        if not isinstance(item, dict):
+            continue
+        lic = item.get("license")
+        text = (
+            (lic.get("id") or lic.get("name")) if isinstance(lic, dict) else item.get("expression")
+        )
+        if isinstance(text, str) and text not in out:
+            out.append(text)
+    return tuple(out)
 
 
 @dataclass(frozen=True)
@@ -580,11 +597,23 @@ class SbomSummary:
     def to_json(self) -> dict[str, Any]:
         return {
             "format": f"CycloneDX {self.spec_version}",
-            "models": [{"name": c.name, "version": c.version} for c in self.models],
+            "models": [
+                {"name": c.name, "version": c.version, "licenses": list(c.licenses)}
+                for c in self.models
+            ],
             "images": [c.to_json() for c in self.images],
             "wheels": [c.to_json() for c in self.wheels],
             "files": [c.to_json(version=False) for c in self.files],
+            "licenses": self.licenses(),
         }
+
+    def licenses(self) -> dict[str, int]:
+        """License -> how many components carry it (NOASSERTION: components that name none)."""
+        out: dict[str, int] = {}
+        for c in self.models + self.images + self.wheels + self.files:
+            for lic in c.licenses or ("NOASSERTION",):
+                out[lic] = out.get(lic, 0) + 1
+        return dict(sorted(out.items()))
 
 
 def _str_or_none(value: object) -> str | None:
@@ -612,7 +641,12 @@ def summarize_sbom(raw: bytes) -> SbomSummary:
             ):
                 digest = "sha256:" + h["content"]
                 break
-        comp = SbomComponent(_str_or_none(c.get("name")), _str_or_none(c.get("version")), digest)
+        comp = SbomComponent(
+            _str_or_none(c.get("name")),
+            _str_or_none(c.get("version")),
+            digest,
+            _read_licenses(c.get("licenses")),
+        )
         by_type.setdefault(str(c.get("type")), []).append(comp)
     return SbomSummary(
         _str_or_none(doc.get("specVersion")),

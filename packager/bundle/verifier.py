@@ -42,6 +42,7 @@ from packager.bundle.checks import (
 )
 from packager.bundle.descriptor import Descriptor, parse_descriptor
 from packager.bundle.errors import BundleFormatError, DescriptorError
+from packager.bundle.model_signature import ModelSignatureStatus
 from packager.bundle.parts import PartsIndex
 from packager.bundle.reader import Bundle, open_bundle, parts_of
 from packager.signing.intoto import Provenance
@@ -73,6 +74,8 @@ class VerifyReport:
     seconds: float = 0.0
     #: member name -> the bytes that were checked (see the module docstring)
     verified: dict[str, bytes] = field(default_factory=dict, repr=False)
+    #: airgap/model.sig: signed by a trusted key, absent, invalid (packager.bundle.model_signature)
+    model_signature: ModelSignatureStatus | None = None
 
     @property
     def ok(self) -> bool:
@@ -96,6 +99,9 @@ class VerifyReport:
                 }
                 for k, n in self.signers
             ],
+            "model_signature": self.model_signature.to_json()
+            if self.model_signature is not None
+            else None,
             "failures": [f.to_json() for f in self.failures],
             "notes": self.notes,
             "blobs_checked": self.blobs_checked,
@@ -272,77 +278,55 @@ class Verifier:
         if index is not None:  # else already named: missing, or not what bundle.json says
             self.report.failures += check_consistency(doc, index, manifests)
         self._attestation(doc)
+        self._model_signature(doc)
         if mismatched:
             self._name_damaged_parts()
         return self.report
 
     def _attestation(self, doc: Descriptor) -> None:
-        """The DSSE envelope. Its payload (the in-toto statement) is covered by bundle.json
-        (``attestation``: its sha256): another payload fails, and the provenance shown is what
-        the bundle's signers signed. A bundle from before that keeps its provenance unshown
-        unless a trusted key signed the envelope itself."""
-        from packager.signing import dsse, intoto
-        from packager.signing.errors import StatementError
+        """The DSSE envelope, judged by :func:`attestation_verdict`; kept for install when good."""
+        from packager.signing import dsse
 
         b = self.bundle
         assert b is not None
-        ref = doc.attestation
         m = b.members().get(layout.ATTESTATION)
-        if m is None or m.kind != "file":
-            if ref is not None:
-                self._fail(
-                    "consistency", layout.ATTESTATION, "missing (bundle.json lists its payload)"
-                )
-            return
-        keys = {
-            k: v.public_key for k, v in self.policy.keys.items() if k not in self.policy.revoked
-        }
-        try:
-            raw = b.read(layout.ATTESTATION, dsse.MAX_ENVELOPE_BYTES)
-            check = dsse.check_envelope(
-                dsse.envelope_from_json(raw, source=layout.ATTESTATION), keys
-            )
-        except Exception as exc:  # a damaged envelope is a finding, not a crash
-            self._fail(
-                "consistency", layout.ATTESTATION, f"unreadable: {getattr(exc, 'message', exc)}"
-            )
-            return
-        if ref is not None:
-            got = hashlib.sha256(check.payload).hexdigest()
-            if (check.payload_type, got, len(check.payload)) != (
-                ref.payload_type,
-                ref.payload_sha256,
-                ref.payload_size,
-            ):
-                self._fail(
-                    "consistency",
-                    layout.ATTESTATION,
-                    f"its statement (sha256 {got}) is not the one bundle.json lists "
-                    f"({ref.payload_sha256}): a replaced or altered attestation",
-                )
+        raw = None
+        if m is not None and m.kind == "file":
+            try:
+                raw = b.read(layout.ATTESTATION, dsse.MAX_ENVELOPE_BYTES)
+            except BundleFormatError as exc:
+                self._fail("consistency", layout.ATTESTATION, f"unreadable: {exc.message}")
                 return
-        elif not check.valid_keyids:
-            self.report.notes.append(
-                "the attestation is neither listed in bundle.json nor signed by a trusted key "
-                "(a bundle from an older airgap): its provenance is ignored"
-            )
-            return
-        try:
-            statement = intoto.parse_statement(check.payload)
-            provenance = intoto.read_provenance(statement, check.valid_keyids)
-        except StatementError as exc:
-            self._fail("consistency", layout.ATTESTATION, exc.message)
-            return
-        subjects = {s["digest"]["sha256"] for s in statement["subject"]}
-        if subjects != {x.hex for x in doc.blobs}:
-            self._fail(
-                "consistency",
-                layout.ATTESTATION,
-                "its subjects are not the blobs bundle.json lists",
-            )
-            return
-        self.report.verified[layout.ATTESTATION] = raw
-        self.report.provenance = provenance
+        provenance, failure, note = attestation_verdict(raw, doc, self.policy)
+        if failure is not None:
+            self._fail("consistency", layout.ATTESTATION, failure)
+        if note is not None:
+            self.report.notes.append(note)
+        if provenance is not None and raw is not None:
+            self.report.verified[layout.ATTESTATION] = raw
+            self.report.provenance = provenance
+
+    def _model_signature(self, doc: Descriptor) -> None:
+        """airgap/model.sig, when bundle.json has a record of it: it signs the statement the
+        record pins, by a key the policy trusts (kept for install only then)."""
+        from packager.bundle import model_signature
+        from packager.signing import oms
+
+        b = self.bundle
+        assert b is not None
+        data = None
+        m = b.members().get(layout.MODEL_SIGNATURE)
+        if doc.model_signature is not None and m is not None:
+            try:
+                data = b.read(layout.MODEL_SIGNATURE, oms.MAX_SIGNATURE_BYTES)
+            except BundleFormatError as exc:
+                self._fail("signatures", layout.MODEL_SIGNATURE, exc.message)
+                return
+        status, failures = model_signature.check(doc, data, self.policy)
+        self.report.model_signature = status
+        self.report.failures += failures
+        if status.state == "signed" and data is not None:
+            self.report.verified[layout.MODEL_SIGNATURE] = data
 
     def _name_damaged_parts(self) -> None:
         """Hash the parts against the index, to say which copy is damaged (only when needed)."""
@@ -377,3 +361,53 @@ def verify_bundle(
         if v.preflight():
             v.complete()
     return v.report
+
+
+def attestation_verdict(
+    raw: bytes | None, doc: Descriptor, policy: Policy
+) -> tuple[Provenance | None, str | None, str | None]:
+    """An attestation's bytes (None: the bundle has none) judged against the descriptor: (the
+    provenance to show, a failure, a note). Its payload (the in-toto statement) is covered by
+    bundle.json (``attestation``: its sha256): another payload fails, and the provenance shown
+    is what the bundle's signers signed. A bundle from before that keeps its provenance unshown
+    unless a trusted key signed the envelope itself. Pure: `audit --site` judges an installed
+    copy with it too."""
+    from packager.signing import dsse, intoto
+    from packager.signing.errors import StatementError
+
+    ref = doc.attestation
+    if raw is None:
+        return None, ("missing (bundle.json lists its payload)" if ref is not None else None), None
+    keys = {k: v.public_key for k, v in policy.keys.items() if k not in policy.revoked}
+    try:
+        check = dsse.check_envelope(dsse.envelope_from_json(raw, source=layout.ATTESTATION), keys)
+    except Exception as exc:  # a damaged envelope is a finding, not a crash
+        return None, f"unreadable: {getattr(exc, 'message', exc)}", None
+    if ref is not None:
+        got = hashlib.sha256(check.payload).hexdigest()
+        if (check.payload_type, got, len(check.payload)) != (
+            ref.payload_type,
+            ref.payload_sha256,
+            ref.payload_size,
+        ):
+            return (
+                None,
+                f"its statement (sha256 {got}) is not the one bundle.json lists "
+                f"({ref.payload_sha256}): a replaced or altered attestation",
+                None,
+            )
+    elif not check.valid_keyids:
+        return (
+            None,
+            None,
+            "the attestation is neither listed in bundle.json nor signed by a trusted key "
+            "(a bundle from an older airgap): its provenance is ignored",
+        )
+    try:
+        statement = intoto.parse_statement(check.payload)
+        provenance = intoto.read_provenance(statement, check.valid_keyids)
+    except StatementError as exc:
+        return None, exc.message, None
+    if {s["digest"]["sha256"] for s in statement["subject"]} != {x.hex for x in doc.blobs}:
+        return None, "its subjects are not the blobs bundle.json lists", None
+    return provenance, None, None

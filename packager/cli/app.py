@@ -125,8 +125,11 @@ def build(
     manifest: Annotated[Path, typer.Argument(help="The manifest YAML file.")],
     out: Annotated[Path, typer.Option("--out", "-o", help="Output folder.")] = Path("bundles"),
     key: Annotated[
-        Optional[Path],
-        typer.Option(help="Private key (encrypted PEM); passphrase from AIRGAP_KEY_PASSPHRASE."),
+        Optional[str],
+        typer.Option(
+            help="Private key (encrypted PEM; passphrase from AIRGAP_KEY_PASSPHRASE), or a key "
+            "in a token: 'pkcs11:token=NAME;object=LABEL' (PIN from AIRGAP_PKCS11_PIN)."
+        ),
     ] = None,
     unsigned: Annotated[
         bool, typer.Option(help="Build without a signature (says so everywhere).")
@@ -153,11 +156,19 @@ def build(
         bool,
         typer.Option("--all-platforms", help="Keep every platform of a multi-arch image index."),
     ] = False,
+    carry_trust: Annotated[
+        Optional[Path],
+        typer.Option(
+            "--carry-trust",
+            help="A signed trust policy the bundle carries; sites that keep a policy take it "
+            "at install when their keys signed it.",
+        ),
+    ] = None,
     as_json: JsonOpt = False,
 ) -> None:
     """Build one signed, reproducible bundle per target: OCI layout + airgap/ descriptor."""
     from packager.commands import build as build_stage
-    from packager.signing.keys import load_signing_key
+    from packager.signing.keys import open_signing_key
 
     if compress != "none":
         raise InputError(
@@ -172,7 +183,8 @@ def build(
     if key is not None and unsigned:
         raise InputError("--key and --unsigned contradict each other")
     m = _valid_manifest(manifest, as_json)
-    signing_key = load_signing_key(key) if key is not None else None
+    carried = build_stage.carried_trust(carry_trust) if carry_trust is not None else None
+    signing_key = open_signing_key(key) if key is not None else None
     split_bytes = build_stage.parse_split(split)
     with render.reporter(enabled=not as_json) as rep:
         result = build_stage.build(
@@ -188,6 +200,7 @@ def build(
             offline=offline,
             timeout=timeout,
             all_platforms=all_platforms,
+            carry_trust=carried,
         )
     render.show(result, as_json, render.build_result)
 
@@ -257,21 +270,29 @@ def verify(
     raise typer.Exit(0 if report.ok else 1)
 
 
+SigningKeyOpt = Annotated[
+    str,
+    typer.Option(
+        "--key",
+        help="Private key (passphrase from AIRGAP_KEY_PASSPHRASE) or "
+        "'pkcs11:token=NAME;object=LABEL' (PIN from AIRGAP_PKCS11_PIN).",
+    ),
+]
+
+
 @app.command()
 def sign(
     bundle: Annotated[
         Path, typer.Argument(help="A .airgap.tar, its parts index, a part, or a layout folder.")
     ],
-    key: Annotated[
-        Path, typer.Option("--key", help="Private key; passphrase from AIRGAP_KEY_PASSPHRASE.")
-    ],
+    key: SigningKeyOpt,
     as_json: JsonOpt = False,
 ) -> None:
     """Add a co-signature over bundle.json without rebuilding or rewriting any blob."""
     from packager.commands.sign import sign_bundle
-    from packager.signing.keys import load_signing_key
+    from packager.signing.keys import open_signing_key
 
-    result = sign_bundle(bundle, load_signing_key(key))
+    result = sign_bundle(bundle, open_signing_key(key))
     render.show(result, as_json, render.signed)
 
 
@@ -290,19 +311,41 @@ def audit(
             "installed file against its receipt (drift).",
         ),
     ] = None,
+    html_out: Annotated[
+        Optional[Path],
+        typer.Option(
+            "--html",
+            help="Also write the officer's report: one self-contained HTML file (no scripts, "
+            "nothing fetched), verdict first.",
+        ),
+    ] = None,
+    probe_report: Annotated[
+        Optional[Path],
+        typer.Option(
+            "--probe-report", help="A probe report (airgap probe --report FILE) for --html."
+        ),
+    ] = None,
     as_json: JsonOpt = False,
 ) -> None:
     """Who signed and when, the build provenance, the SBOM summary and the verdict.
 
-    With --site DIR: the audit log's chain and the drift of every installed version; exit 1 on
-    any tampered entry or drifted file.
+    With --site DIR: the audit log's chain, the drift of every installed version and, when the
+    site keeps a trust policy, every installed version re-verified by it; exit 1 on any
+    tampered entry, drifted file or version the policy no longer trusts.
     """
+    from packager.cli import report_files
+
+    if probe_report is not None and html_out is None:
+        raise InputError("--probe-report goes into the HTML report: give --html FILE too")
+    probe = report_files.probe(probe_report)
     if site is not None:
         if bundle is not None:
             raise InputError("give a BUNDLE or --site DIR, not both")
         from packager.site.integrity import audit_site
 
         result = audit_site(site, _policy(trust, key))
+        if html_out is not None:
+            report_files.site_html(html_out, result, result.policy, probe)
         render.show(result, as_json, render.site_audit)
         raise typer.Exit(0 if result.ok else 1)
     if bundle is None:
@@ -310,6 +353,8 @@ def audit(
     from packager.commands.audit import audit_bundle
 
     audit_report = audit_bundle(bundle, _policy(trust, key))
+    if html_out is not None:
+        report_files.bundle_html(html_out, audit_report, probe)
     render.show(audit_report, as_json, render.audit)
     raise typer.Exit(audit_report.exit_code)
 
@@ -352,6 +397,9 @@ def install(
 ) -> None:
     """Verify, then install into PREFIX: store, lay out, switch current, receipt, audit log, probe.
 
+    A site that keeps its own trust policy (airgap trust update --site) verifies against it;
+    a signed policy the bundle carries is applied as a rotation.
+
     Exit 0 installed (probe WARN / NOT RUN included), 1 not verified, refused (anti-rollback,
     same version with other content, unsafe paths) or the probe FAILed or could not run (the
     install stays),
@@ -359,12 +407,7 @@ def install(
     """
     from packager.site.install import InstallOptions, install_bundle
 
-    policy = _policy(trust, key)
-    if policy is None:
-        raise InputError(
-            "install needs --trust POLICY or --key PUB",
-            hint="a bundle is verified against trusted keys before anything is written",
-        )
+    policy = _policy(trust, key)  # None: the site's own policy (airgap trust update --site)
     if insecure and registry is None:
         raise InputError("--insecure applies to --registry HOST:PORT only")
     options = InstallOptions(docker, registry, insecure, not no_probe, allow_downgrade, hf_cache)
@@ -434,19 +477,32 @@ app.add_typer(trust_app, name="trust")
 def trust_init(
     policy: Annotated[Path, typer.Argument(help="The policy file to create.")],
     threshold: Annotated[
-        int, typer.Option(min=1, help="Distinct trusted keys that must sign.")
-    ] = 1,
+        Optional[int], typer.Option(min=1, help="Distinct trusted keys that must sign (1).")
+    ] = None,
     max_age: Annotated[
         Optional[str], typer.Option(help="Refuse bundles older than this (90d, 52w).")
     ] = None,
+    from_policy: Annotated[
+        Optional[Path],
+        typer.Option("--from", help="Start the next version of this policy (its keys, unsigned)."),
+    ] = None,
 ) -> None:
-    """Write an empty trust policy."""
+    """Write an empty trust policy (version 1), or the next version of one (--from)."""
     from packager.commands import trust as trust_cmd
 
-    trust_cmd.init_policy(policy, threshold, max_age)
+    version = trust_cmd.init_policy(policy, threshold, max_age, from_policy)
     render.stderr.print(
-        f"wrote {shown(policy)}; add keys with `airgap trust add {shown(policy)} PUB --name NAME`"
+        f"wrote {shown(policy)} (version {version}); add keys with `airgap trust add "
+        f"{shown(policy)} PUB --name NAME`, sign it with `airgap trust sign {shown(policy)} --key KEY`"
     )
+
+
+def _dropped_note(policy: Path, before: int) -> None:
+    if before:
+        render.stderr.print(
+            f"note: the edit dropped {before} signature(s) of {shown(policy)}: "
+            "sign it again (airgap trust sign)"
+        )
 
 
 @trust_app.command("add")
@@ -455,10 +511,12 @@ def trust_add(
     public_key: Annotated[Path, typer.Argument(help="A public key PEM.")],
     name: Annotated[str, typer.Option(help="Who holds the key.")],
 ) -> None:
-    """Trust a public key."""
+    """Trust a public key (an edit: the policy's signatures are dropped)."""
     from packager.commands import trust as trust_cmd
 
+    before = trust_cmd.signature_count(policy)
     render.plain(trust_cmd.add_key(policy, public_key, name))
+    _dropped_note(policy, before)
 
 
 @trust_app.command("revoke")
@@ -470,7 +528,9 @@ def trust_revoke(
     """Revoke a key: bundles it signed no longer count its signature."""
     from packager.commands import trust as trust_cmd
 
+    before = trust_cmd.signature_count(policy)
     trust_cmd.revoke_key(policy, keyid, reason)
+    _dropped_note(policy, before)
 
 
 @trust_app.command("show")
@@ -482,6 +542,44 @@ def trust_show(
     from packager.commands import trust as trust_cmd
 
     render.show(trust_cmd.show(policy), as_json, render.trust_policy)
+
+
+@trust_app.command("sign")
+def trust_sign(
+    policy: Annotated[Path, typer.Argument(help="The policy file (signed in place).")],
+    key: SigningKeyOpt,
+    as_json: JsonOpt = False,
+) -> None:
+    """Sign a trust policy: a site takes a new version only when a threshold of the keys it
+    trusts now and a threshold of the new policy's own keys signed it."""
+    from packager.commands import trust as trust_cmd
+    from packager.signing.keys import open_signing_key
+
+    render.show(trust_cmd.sign_policy(policy, open_signing_key(key)), as_json, render.policy_signed)
+
+
+@trust_app.command("update")
+def trust_update(
+    policies: Annotated[
+        list[Path], typer.Argument(help="New policies (a chain is applied in version order).")
+    ],
+    site: Annotated[Path, typer.Option("--site", help="The install prefix that keeps it.")],
+    initial: Annotated[
+        bool,
+        typer.Option(
+            "--initial", help="The site has no policy yet: take this one on the operator's word."
+        ),
+    ] = False,
+    as_json: JsonOpt = False,
+) -> None:
+    """Replace the site's trust policy by rotation: each new version must be signed by a
+    threshold of the current one's keys and of its own, and be higher (no rollback).
+
+    Exit 0 applied (or nothing new), 1 refused (nothing changed), 2 bad input.
+    """
+    from packager.site.trust import update_site_trust
+
+    render.show(update_site_trust(site, policies, initial=initial), as_json, render.trust_updated)
 
 
 @app.command()
@@ -556,14 +654,18 @@ def key_generate(
 @key_app.command("show")
 def key_show(
     key: Annotated[
-        Path, typer.Argument(help="A public key PEM (or a private key: asks for its passphrase).")
+        str,
+        typer.Argument(
+            help="A public key PEM, a private key (asks for its passphrase), or a key in a "
+            "token: 'pkcs11:token=NAME;object=LABEL'."
+        ),
     ],
     as_json: JsonOpt = False,
 ) -> None:
     """Print a key's keyid and algorithm."""
-    from packager.commands.keys import describe_key_file
+    from packager.commands.keys import describe_key
 
-    render.show(describe_key_file(key), as_json, render.key_info)
+    render.show(describe_key(key), as_json, render.key_info)
 
 
 @app.command(

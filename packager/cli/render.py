@@ -23,12 +23,13 @@ if TYPE_CHECKING:
     from packager.commands.keys import KeyInfo
     from packager.commands.lock import DriftReport, LockReport
     from packager.commands.sign import SignResult
-    from packager.commands.trust import PolicyView
+    from packager.commands.trust import PolicySignResult, PolicyView
     from packager.commands.validate import ValidationReport
     from packager.commands.verify import VerifyReport
     from packager.site.install import InstallResult
     from packager.site.integrity import SiteAudit
     from packager.site.manage import GcResult, RollbackResult, SiteListing, UninstallResult
+    from packager.site.trust import TrustUpdateResult
 
 _STYLE = {Severity.ERROR: "bold red", Severity.WARNING: "yellow", Severity.INFO: "cyan"}
 
@@ -125,6 +126,11 @@ def lock_result(report: LockReport) -> None:
         f"model {shown(lk.model.name)}: {len(lk.model.files)} files, "
         f"{human_size(lk.model.size)}{params}"
     )
+    if lk.model.signature is not None:
+        stdout.print(
+            f"[green]publisher signature verified[/green] ({shown(lk.model.signature.path)}): "
+            f"{shown(publisher_line(lk.model.signature.to_json()))}"
+        )
     for t in lk.targets:
         label = f"target {t.id}" if t.id else "target"
         parts = [
@@ -176,6 +182,10 @@ def build_result(result: BuildResult) -> None:
             f"  {human_size(b.size)}, {b.blobs} blobs, {human_size(b.dedup_saved)} saved by dedup, {sig}\n"
             f"  content digest {b.digest}"
         )
+        if b.model_signature:
+            stdout.print(f"  model.sig (OpenSSF model signature) by {b.model_signature[:16]}")
+        for n in b.notes:
+            stdout.print(f"  [dim]note:[/dim] {shown(n)}")
     rate = total / result.seconds if result.seconds else 0
     stdout.print(
         f"{len(result.bundles)} bundle(s), {human_size(total)} in {result.seconds:.1f} s ({human_size(rate)}/s)"
@@ -225,6 +235,9 @@ def verify_report(r: VerifyReport) -> None:
     for n in r.notes:
         stdout.print(f"[dim]note:[/dim] {shown(n)}")
     rate = r.bytes_hashed / r.seconds if r.seconds else 0
+    if r.model_signature is not None and r.model_signature.state != "none":
+        ms = r.model_signature
+        stdout.print(f"model signature ({shown(ms.state)}): {shown(ms.message)}")
     if r.ok:
         signers = ", ".join(f"{n} ({k[:16]})" for k, n in r.signers)
         stdout.print(
@@ -276,9 +289,35 @@ def audit(report: AuditReport) -> None:
             stdout.print(f"  image {shown(str(i['name']))}:{i['version']} {i['digest']}")
         for w in sb["wheels"]:
             stdout.print(f"  wheel {shown(str(w['name']))} {w['version']} {w['digest']}")
+    ms = doc.get("model_signature")
+    if ms and ms["state"] != "none":
+        stdout.print(
+            f"model signature ({ms['path']}, OpenSSF): {ms['state']}: {shown(ms['message'])}"
+            + (
+                f"; {ms['files']} files, root sha256:{ms['root_digest']}"
+                if ms["root_digest"]
+                else ""
+            )
+        )
+    ps = doc.get("publisher_signature")
+    if ps:
+        stdout.print(f"publisher signature ({shown(ps['path'])}): {shown(publisher_line(ps))}")
     stdout.print(f"verdict: [{style}]{doc['verdict']}[/{style}]")
     for r in doc["reasons"]:
         stdout.print(f"  {shown(r)}")
+
+
+def publisher_line(ps: dict[str, Any]) -> str:
+    """What `airgap lock` verified of the publisher's model signature, in one sentence."""
+    who = (
+        f"the publisher's key {ps['keyid']}"
+        if ps["method"] == "key"
+        else f"the certificate {ps['signer']} (key {ps['keyid']}), chained to {ps['root']}"
+    )
+    return (
+        f"weights signed by {who}; {ps['files_checked']} locked file(s) match the signed "
+        f"digests (root sha256:{ps['root_digest']}), checked at lock"
+    )
 
 
 # ----------------------------------------------------------------------------- site (packager.site)
@@ -405,6 +444,14 @@ def site_audit(result: SiteAudit) -> None:
             stdout.print(f"  extra    {shown(m)}")
     for p in doc["problems"]:
         stdout.print(f"[bold red]problem[/bold red] {shown(p)}")
+    t = doc.get("trust")
+    if t:
+        revoked = sum(1 for k in t["keys"] if k["revoked"])
+        stdout.print(
+            f"trust policy (the site's own): version {t['version']}, threshold "
+            f"{t['threshold']} of {len(t['keys'])} key(s), {revoked} revoked; the installed "
+            "signatures were checked with it"
+        )
     for n in doc["notes"] + log["notes"]:
         stdout.print(f"[dim]note:[/dim] {shown(n)}")
     style = "green" if doc["ok"] else "bold red"
@@ -438,8 +485,10 @@ def images(report: ImagesReport) -> None:
 
 
 def signed(result: SignResult) -> None:
-    if result.added:
+    if result.added or result.model_signature:
         stdout.print(f"[green]signed[/green] {shown(str(result.bundle))} with {result.keyid}")
+        if result.model_signature:
+            stdout.print("  and wrote its model.sig (OpenSSF model signature of the weights)")
     else:
         stdout.print(
             f"{shown(str(result.bundle))} already carries a signature by {result.keyid}: "
@@ -449,11 +498,59 @@ def signed(result: SignResult) -> None:
 
 def trust_policy(view: PolicyView) -> None:
     stdout.print(
-        f"threshold {view.threshold} of {len(view.keys)}; max age {view.max_age or 'none'}"
+        f"version {view.version}: threshold {view.threshold} of {len(view.keys)}; "
+        f"max age {view.max_age or 'none'}"
     )
+    own = set(view.signed_by_own)
     for k in view.keys:
         revoked = "  REVOKED" if k.revoked else ""
-        stdout.print(f"  {k.keyid}  {k.algorithm:<18} {shown(k.name)}{revoked}")
+        signed = "  signed" if k.keyid in own else ""
+        stdout.print(f"  {k.keyid}  {k.algorithm:<18} {shown(k.name)}{revoked}{signed}")
+    if own or view.signed_by_others:
+        stdout.print(
+            f"signed by {len(own)} of its own keys (threshold {view.threshold})"
+            + (
+                f" and {len(view.signed_by_others)} other key(s) (a previous policy's: "
+                "checked when a site updates to it)"
+                if view.signed_by_others
+                else ""
+            )
+        )
+    else:
+        stdout.print("unsigned (airgap trust sign POLICY --key KEY)")
+
+
+def policy_signed(result: PolicySignResult) -> None:
+    verb = "signed" if result.added else "already signed by"
+    whose = (
+        "one of its keys" if result.in_policy else "a key it does not list (a previous policy's?)"
+    )
+    stdout.print(
+        f"[green]{verb}[/green] {shown(str(result.path))} (version {result.version}) with "
+        f"{result.keyid}, {whose}; {result.own_signers} of its own keys signed, threshold "
+        f"{result.threshold}" + ("" if result.own_signers >= result.threshold else ": needs more")
+    )
+
+
+def trust_updated(result: TrustUpdateResult) -> None:
+    for s in result.steps:
+        if s.action == "unchanged":
+            stdout.print(f"version {s.version}: the site has it already ({shown(s.source)})")
+        elif s.action == "initial":
+            stdout.print(
+                f"[green]installed[/green] version {s.version} as the site's first trust policy "
+                f"({shown(s.source)})"
+            )
+        else:
+            stdout.print(
+                f"[green]installed[/green] version {s.version} ({shown(s.source)}): signed by "
+                f"{shown(', '.join(s.signed_by_current))} of the previous policy and "
+                f"{shown(', '.join(s.signed_by_own))} of its own"
+            )
+    stdout.print(
+        f"trust policy of {shown(str(result.prefix))}: version "
+        f"{result.before if result.before is not None else 'none'} -> {result.after}"
+    )
 
 
 def key_info(info: KeyInfo) -> None:

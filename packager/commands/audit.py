@@ -10,11 +10,13 @@ from pathlib import Path
 from typing import Any
 
 from packager.bundle import layout
-from packager.bundle.descriptor import BundleMeta
+from packager.bundle.descriptor import BundleMeta, ImageRecord, KernelRecord
+from packager.bundle.model_signature import ModelSignatureStatus
 from packager.bundle.reader import open_bundle
 from packager.bundle.sbom import SbomSummary, summarize_sbom
 from packager.bundle.verifier import verify_bundle
 from packager.commands.inspect_bundle import signature_keyids
+from packager.resolve.lockfile import PublisherSignatureRecord
 from packager.signing.intoto import Provenance
 from packager.signing.trust import Policy
 
@@ -55,6 +57,14 @@ class AuditReport:
     verdict: str  # PASS | FAIL | NOT VERIFIED
     reasons: list[str] = field(default_factory=list)
     digest: str | None = None
+    #: airgap/model.sig as verify found it; None when not verified
+    model_signature: ModelSignatureStatus | None = None
+    #: the publisher's model signature that `airgap lock` verified (from the signed lock)
+    publisher_signature: PublisherSignatureRecord | None = None
+    #: what the officer's report shows besides: the policy used, the images and kernels
+    policy: Policy | None = None
+    images: tuple[ImageRecord, ...] = ()
+    kernels: tuple[KernelRecord, ...] = ()
 
     @property
     def exit_code(self) -> int:
@@ -77,7 +87,45 @@ class AuditReport:
             "verdict": self.verdict,
             "reasons": self.reasons,
             "digest": self.digest,
+            "model_signature": self.model_signature.to_json()
+            if self.model_signature is not None
+            else None,
+            "publisher_signature": self.publisher_signature.to_json()
+            if self.publisher_signature is not None
+            else None,
+            "policy": policy_json(self.policy),
+            "images": [i.to_json() for i in self.images],
+            "kernels": [
+                {
+                    "name": k.name,
+                    "kind": k.kind,
+                    "targets": list(k.targets),
+                    "coverage": list(k.check.get("coverage", [])),
+                    "ok": k.check.get("ok"),
+                }
+                for k in self.kernels
+            ],
         }
+
+
+def policy_json(policy: Policy | None) -> dict[str, Any] | None:
+    """The policy an audit used, as the report shows it."""
+    if policy is None:
+        return None
+    return {
+        "version": policy.version,
+        "threshold": policy.threshold,
+        "max_age": policy.max_age_text,
+        "keys": [
+            {
+                "name": k.name,
+                "keyid": k.keyid,
+                "algorithm": k.algorithm,
+                "revoked": k.keyid in policy.revoked,
+            }
+            for k in policy.keys.values()
+        ],
+    }
 
 
 def audit_bundle(path: Path, policy: Policy | None) -> AuditReport:
@@ -135,4 +183,9 @@ def audit_bundle(path: Path, policy: Policy | None) -> AuditReport:
         verdict,
         reasons,
         report.digest if report else None,
+        report.model_signature if report else None,
+        doc.lock.model.signature,
+        policy,
+        doc.images,
+        doc.kernels,
     )

@@ -31,7 +31,7 @@ from packager.bundle.assemble import (
     plan_wheels,
     sha256_digest,
 )
-from packager.bundle.descriptor import descriptor_bytes
+from packager.bundle.descriptor import Descriptor, descriptor_bytes
 from packager.bundle.parts import Part, PartsIndex, write_parts_index
 from packager.bundle.provenance import attestation
 from packager.bundle.store import BlobStore
@@ -67,6 +67,9 @@ class BuiltBundle:
     dedup_saved: int
     signed_by: list[str]
     parts: list[Part] = field(default_factory=list)
+    #: the keyid that signed airgap/model.sig, None when the bundle has none (see notes)
+    model_signature: str | None = None
+    notes: list[str] = field(default_factory=list)
 
     def to_json(self) -> dict[str, Any]:
         return {
@@ -79,6 +82,10 @@ class BuiltBundle:
             "dedup_saved_bytes": self.dedup_saved,
             "signed_by": self.signed_by,
             "parts": [p.to_json() for p in self.parts],
+            "model_signature": {"path": layout.MODEL_SIGNATURE, "keyid": self.model_signature}
+            if self.model_signature
+            else None,
+            "notes": self.notes,
         }
 
 
@@ -138,6 +145,24 @@ def parse_split(text: str | None) -> int | None:
     return n
 
 
+def carried_trust(path: Path) -> bytes:
+    """`--carry-trust POLICY`: the bytes of ``airgap/trust.json``, a signed policy that meets
+    its own threshold (a site checks the rest: its own keys' signatures, the version)."""
+    import json
+
+    from packager.signing.trust import read_policy
+
+    sp = read_policy(path)
+    own = sp.signed_by(sp.policy)
+    if len(own) < sp.policy.threshold:
+        raise InputError(
+            f"{path}: signed by {len(own)} of its own keys, its threshold is "
+            f"{sp.policy.threshold}: sites would refuse it",
+            hint=f"sign it first: airgap trust sign {path} --key KEY",
+        )
+    return (json.dumps(sp.to_json(), indent=2, sort_keys=True) + "\n").encode()
+
+
 def _wheel_sources(target: Target, lock_target: Any) -> dict[str, Path]:
     out: dict[str, Path] = {}
     folders = []
@@ -170,6 +195,7 @@ def build_target(
     reporter: Reporter,
     timeout: float,
     all_platforms: bool = False,
+    carry_trust: bytes | None = None,
 ) -> BuiltBundle:
     from packager.bundle.images import collect_image
     from packager.bundle.sbom import build_sbom, sbom_bytes
@@ -209,6 +235,8 @@ def build_target(
         accelerator_vendor=target.accelerator.vendor,
     )
     plan.airgap_files[layout.SBOM] = sbom_bytes(sbom)
+    if carry_trust is not None:
+        plan.airgap_files[layout.CARRIED_TRUST] = carry_trust
     envelope, attested = attestation(
         plan, ManifestRef(manifest.name, manifest.version, lock.manifest_digest), lock, key, epoch
     )
@@ -224,6 +252,8 @@ def build_target(
         **plan.airgap_files,
     }
     signed_by = []
+    notes: list[str] = []
+    model_sig: str | None = None
     if key is not None:
         from packager.signing.signature import signature_file_content
         from packager.signing.signing_time import make_record
@@ -231,6 +261,8 @@ def build_target(
         entries[layout.signature_path(key.keyid)] = signature_file_content(key.sign(bundle_json))
         entries[layout.signing_time_path(key.keyid)] = make_record(key, digest, _signing_time())
         signed_by.append(key.keyid)
+        model_sig, note = _model_signature(descriptor, key, entries)
+        notes += [note] if note else []
     stem = layout.bundle_stem(manifest.name, manifest.version, target.id)
     reporter.phase(f"writing {stem}", plan.stored_bytes)
     parts: list[Part] = []
@@ -268,7 +300,24 @@ def build_target(
         dedup_saved=plan.logical_bytes - plan.stored_bytes,
         signed_by=signed_by,
         parts=parts,
+        model_signature=model_sig,
+        notes=notes,
     )
+
+
+def _model_signature(
+    descriptor: Descriptor, key: SigningKey, entries: dict[str, bytes]
+) -> tuple[str | None, str | None]:
+    """Add airgap/model.sig to ``entries`` when ``key`` can make one: (its keyid, a note)."""
+    from packager.bundle import model_signature
+
+    data = model_signature.sign(descriptor, key)
+    if data is not None:
+        entries[layout.MODEL_SIGNATURE] = data
+        return key.keyid, None
+    if descriptor.model_signature is None:
+        return None, None
+    return None, model_signature.NOT_ECDSA.format(algorithm=key.algorithm)
 
 
 def build(
@@ -285,6 +334,7 @@ def build(
     offline: bool = False,
     timeout: float = 60.0,
     all_platforms: bool = False,
+    carry_trust: bytes | None = None,
 ) -> BuildResult:
     rep = reporter or Reporter()
     t0 = time.perf_counter()
@@ -351,6 +401,7 @@ def build(
             reporter=rep,
             timeout=timeout,
             all_platforms=all_platforms,
+            carry_trust=carry_trust,
         )
         for t in targets
     ]

@@ -29,10 +29,10 @@ def generate_key_files(out: Path, name: str, algorithm: str) -> tuple[str, Path,
 
 @dataclass(frozen=True)
 class KeyInfo:
-    path: Path
+    path: Path | str  # a key file, or a pkcs11: URI
     keyid: str
     algorithm: str
-    kind: str  # public | private
+    kind: str  # public | private | token
 
     def to_json(self) -> dict[str, Any]:
         return {
@@ -41,6 +41,19 @@ class KeyInfo:
             "algorithm": self.algorithm,
             "kind": self.kind,
         }
+
+
+def describe_key(spec: str) -> KeyInfo:
+    """`airgap key show KEY`: a key file, or a key in a PKCS#11 token (``pkcs11:`` URI)."""
+    from packager.signing import keys
+    from packager.signing.pkcs11_uri import is_pkcs11_uri
+
+    if is_pkcs11_uri(spec):
+        from packager.signing.pkcs11 import token_public_key
+
+        uri, pub = token_public_key(spec)
+        return KeyInfo(uri.display(), keys.keyid(pub), keys.algorithm_of(pub), "token")
+    return describe_key_file(Path(spec))
 
 
 def describe_key_file(path: Path) -> KeyInfo:

@@ -261,6 +261,24 @@ def _files_drift(
     return out
 
 
+def _signature_drift(before: Lock, after: Lock) -> list[Drift]:
+    """The publisher's model signature file, when it changed (it verified again, or lock
+    stopped before this)."""
+    b, a = before.model.signature, after.model.signature
+    if (b.sha256 if b else None) == (a.sha256 if a else None):
+        return []
+    either = b or a
+    path = either.path if either is not None else "model.sig"
+    return [
+        Drift(
+            "publisher signature",
+            path,
+            f"sha256:{b.sha256}" if b else "absent",
+            f"sha256:{a.sha256}" if a else "absent",
+        )
+    ]
+
+
 def find_drift(
     manifest: Manifest,
     lock: Lock,
@@ -275,6 +293,7 @@ def find_drift(
         manifest, cache=cache, reporter=reporter, offline=offline, timeout=timeout
     ).lock
     drift = _files_drift("model", lock.model.files, current.model.files)
+    drift += _signature_drift(lock, current)
     for before, after in strict_zip(lock.targets, current.targets):
         drift += _files_drift("file", before.files, after.files)
         drift += _files_drift(

@@ -29,6 +29,7 @@ from typing import Any
 
 from packager.bundle import layout
 from packager.bundle.archive import BLOCK, RECORD
+from packager.bundle.descriptor import Descriptor
 from packager.bundle.errors import BundleFormatError
 from packager.bundle.parts import Part, PartsIndex, write_parts_index
 from packager.bundle.reader import Bundle, open_bundle, parts_of
@@ -51,9 +52,17 @@ class SignResult:
     bundle: Path
     keyid: str
     added: bool  # False: this key had signed already
+    #: this key also made the bundle's airgap/model.sig (the bundle had none; an ECDSA key)
+    model_signature: bool = False
 
     def to_json(self) -> dict[str, Any]:
-        return {"ok": True, "bundle": str(self.bundle), "keyid": self.keyid, "added": self.added}
+        return {
+            "ok": True,
+            "bundle": str(self.bundle),
+            "keyid": self.keyid,
+            "added": self.added,
+            "model_signature_added": self.model_signature,
+        }
 
 
 @dataclass(frozen=True)
@@ -74,7 +83,9 @@ def sign_bundle(path: Path, key: SigningKey) -> SignResult:
     with open_bundle(path) as b:
         raw, doc = b.descriptor()
         members = b.members()
-        if layout.signature_path(key.keyid) in members:
+        signed = layout.signature_path(key.keyid) in members
+        model_sig = None if layout.MODEL_SIGNATURE in members else _model_signature(doc, key)
+        if signed and model_sig is None:
             return SignResult(path, key.keyid, False)
         _refuse_unsound(b, path)
         end = max(
@@ -83,14 +94,28 @@ def sign_bundle(path: Path, key: SigningKey) -> SignResult:
         )
         mtime = epoch_of(doc.bundle.created) or 0
     digest = "sha256:" + _sha256(raw)
-    new = _member(layout.signature_path(key.keyid), signature_file_content(key.sign(raw)), mtime)
-    new += _member(
-        layout.signing_time_path(key.keyid), make_record(key, digest, int(time.time())), mtime
-    )
+    new = b""
+    if not signed:
+        new += _member(
+            layout.signature_path(key.keyid), signature_file_content(key.sign(raw)), mtime
+        )
+        new += _member(
+            layout.signing_time_path(key.keyid), make_record(key, digest, int(time.time())), mtime
+        )
+    if model_sig is not None:
+        new += _member(layout.MODEL_SIGNATURE, model_sig, mtime)
     new += b"\0" * (2 * BLOCK)
     new += b"\0" * ((RECORD - (end + len(new)) % RECORD) % RECORD)
     _append(path, target, end, new)
-    return SignResult(path, key.keyid, True)
+    return SignResult(path, key.keyid, not signed, model_sig is not None)
+
+
+def _model_signature(doc: Descriptor, key: SigningKey) -> bytes | None:
+    """airgap/model.sig by ``key``, for a bundle that has none and a key that can make one
+    (ECDSA P-256: packager.bundle.model_signature)."""
+    from packager.bundle import model_signature
+
+    return model_signature.sign(doc, key)
 
 
 def _sha256(data: bytes) -> str:
@@ -138,7 +163,7 @@ def _target(path: Path) -> _Target:
 def _sign_folder(path: Path, key: SigningKey) -> SignResult:
     """Two more files in ``airgap/bundle.json.sig/``: written through no link."""
     with open_bundle(path) as b:
-        raw, _ = b.descriptor()
+        raw, doc = b.descriptor()
     folder = path / layout.SIGNATURES_DIR
     for d in (path / layout.AIRGAP_DIR, folder):
         if d.is_symlink() or (d.exists() and not d.is_dir()):
@@ -148,18 +173,23 @@ def _sign_folder(path: Path, key: SigningKey) -> SignResult:
             )
     sig_path = path / layout.signature_path(key.keyid)
     time_path = path / layout.signing_time_path(key.keyid)
-    for p in (sig_path, time_path):
+    model_path = path / layout.MODEL_SIGNATURE
+    for p in (sig_path, time_path, model_path):
         if p.is_symlink():
             raise SignError(f"{p}: a link; nothing was changed")
-    if sig_path.is_file():
-        return SignResult(path, key.keyid, False)
+    signed = sig_path.is_file()
+    model_sig = None if model_path.exists() else _model_signature(doc, key)
+    if model_sig is not None:
+        atomic_write_text(model_path, model_sig.decode("utf-8"))
+    if signed:
+        return SignResult(path, key.keyid, False, model_sig is not None)
     folder.mkdir(exist_ok=True)
     digest = "sha256:" + _sha256(raw)
     atomic_write_text(
         time_path, make_record(key, digest, int(time.time())).decode("utf-8")
     )  # the record first: a signature never stands without its time
     atomic_write_text(sig_path, signature_file_content(key.sign(raw)).decode("ascii"))
-    return SignResult(path, key.keyid, True)
+    return SignResult(path, key.keyid, True, model_sig is not None)
 
 
 def _member(name: str, data: bytes, mtime: int) -> bytes:

@@ -35,9 +35,20 @@ class HuggingFaceSource:
 
 
 @dataclass(frozen=True)
+class PublisherSignature:
+    """``model.source.signature``: the publisher's OpenSSF model signature, checked at lock."""
+
+    path: str  # relative: inside the model's folder; absolute: as it is
+    public_key: Path | None  # the publisher's EC public key (PEM) ...
+    certificate_chain: tuple[Path, ...]  # ... or the certificates to trust (PEM)
+    json_path: JsonPath = ("model", "source", "signature")
+
+
+@dataclass(frozen=True)
 class ModelSource:
     path: Path | None = None
     huggingface: HuggingFaceSource | None = None
+    signature: PublisherSignature | None = None
 
 
 @dataclass(frozen=True)
@@ -279,8 +290,18 @@ def _build(doc: PositionedDocument, path: Path) -> Manifest:
     md = d["metadata"]
     m = d["model"]
     src = m["source"]
+    sig = src.get("signature")
+    signature = (
+        PublisherSignature(
+            path=sig.get("path", "model.sig"),
+            public_key=p(sig["public_key"]) if "public_key" in sig else None,
+            certificate_chain=tuple(p(c) for c in sig.get("certificate_chain", ())),
+        )
+        if sig is not None
+        else None
+    )
     if "path" in src:
-        source = ModelSource(path=p(src["path"]))
+        source = ModelSource(path=p(src["path"]), signature=signature)
     else:
         hf = src["huggingface"]
         source = ModelSource(
@@ -288,7 +309,8 @@ def _build(doc: PositionedDocument, path: Path) -> Manifest:
                 repo=hf["repo"],
                 revision=hf["revision"],
                 cache=p(hf["cache"]) if "cache" in hf else None,
-            )
+            ),
+            signature=signature,
         )
     model = Model(
         name=m["name"],

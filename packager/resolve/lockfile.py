@@ -49,12 +49,57 @@ class SafetensorsSummary:
 
 
 @dataclass(frozen=True)
+class PublisherSignatureRecord:
+    """The publisher's OpenSSF model signature as `airgap lock` verified it."""
+
+    path: str  # as model.source.signature names it
+    sha256: str  # of the signature file
+    method: str  # key | certificate
+    keyid: str  # sha256 of the DER public key that verified it
+    signer: str | None  # the signing certificate's subject (certificate method)
+    certificate_sha256: str | None
+    root: str | None  # the trusted root's subject the chain ends in
+    model_name: str  # the statement's subject name
+    root_digest: str  # the statement's subject digest
+    serialization: str  # files | shards
+    resources: int  # files (or shards) the publisher signed
+    files_checked: int  # locked files found among them, with their signed digests
+
+    def to_json(self) -> dict[str, Any]:
+        return {
+            "path": self.path,
+            "sha256": self.sha256,
+            "method": self.method,
+            "keyid": self.keyid,
+            "signer": self.signer,
+            "certificate_sha256": self.certificate_sha256,
+            "root": self.root,
+            "model_name": self.model_name,
+            "root_digest": self.root_digest,
+            "serialization": self.serialization,
+            "resources": self.resources,
+            "files_checked": self.files_checked,
+            "verified": True,
+        }
+
+    @classmethod
+    def from_json(cls, d: dict[str, Any]) -> PublisherSignatureRecord:
+        return cls(
+            d["path"], d["sha256"], d["method"], d["keyid"], d["signer"],
+            d["certificate_sha256"], d["root"], d["model_name"], d["root_digest"],
+            d["serialization"], int(d["resources"]), int(d["files_checked"]),
+        )  # fmt: skip
+
+
+@dataclass(frozen=True)
 class LockedModel:
     name: str
     format: str
     source: dict[str, str]  # {"path": ...} or {"huggingface": repo, "revision": ..., "commit": ...}
     files: tuple[LockedFile, ...]
     safetensors: SafetensorsSummary | None = None
+    #: model.source.signature, verified; None when the manifest names no publisher signature
+    signature: PublisherSignatureRecord | None = None
 
     @property
     def size(self) -> int:
@@ -70,17 +115,21 @@ class LockedModel:
         }
         if self.safetensors is not None:
             d["safetensors"] = self.safetensors.to_json()
+        if self.signature is not None:
+            d["signature"] = self.signature.to_json()
         return d
 
     @classmethod
     def from_json(cls, d: dict[str, Any]) -> LockedModel:
         st = d.get("safetensors")
+        sig = d.get("signature")
         return cls(
             d["name"],
             d["format"],
             dict(d["source"]),
             tuple(LockedFile.from_json(f) for f in d["files"]),
             SafetensorsSummary.from_json(st) if st else None,
+            PublisherSignatureRecord.from_json(sig) if sig else None,
         )
 
 

@@ -17,6 +17,7 @@ from packager.resolve import safetensors
 from packager.resolve.content import digest_files
 from packager.resolve.lockfile import LockedFile, LockedModel, SafetensorsSummary
 from packager.resolve.statcache import StatCache
+from packager.signing.oms import SIGNATURE_FILE
 from packager.util.globs import glob_matches, selected
 
 _COMMIT = re.compile(r"^[0-9a-f]{40}\Z")
@@ -189,7 +190,10 @@ def resolve_weights(
         raise ResolveError(
             f"weights folder {snap.root} is empty", hint="download the model files into it"
         )
-    chosen = [r for r in every if selected(r, model.include, model.exclude)]
+    signature_files = _signature_files(snap.root, manifest)
+    chosen = [
+        r for r in every if selected(r, model.include, model.exclude) and r not in signature_files
+    ]
     for pattern in model.include:
         if not any(glob_matches(pattern, r) for r in every):
             raise ResolveError(
@@ -210,7 +214,12 @@ def resolve_weights(
         for r in chosen
     )
     _check_pins(manifest, files)
-    findings: list[Finding] = []
+    findings: list[Finding] = _unverified_signature(manifest, every)
+    signature = None
+    if model.source.signature is not None:
+        from packager.resolve.publisher import verify_publisher_signature
+
+        signature = verify_publisher_signature(manifest, snap.root, every, files)
     summary = None
     if model.format == "safetensors":
         shards = [r for r in chosen if r.endswith(".safetensors")]
@@ -221,8 +230,40 @@ def resolve_weights(
             )
         summary = _summarize([safetensors.read_header(paths[r]) for r in shards])
         findings.extend(_precision_findings(manifest, summary))
-    locked = LockedModel(model.name, model.format, snap.source, files, summary)
+    locked = LockedModel(model.name, model.format, snap.source, files, summary, signature)
     return locked, findings
+
+
+def _signature_files(root: Path, manifest: Manifest) -> set[str]:
+    """Files of the model folder that are signatures of it, never model files: ``model.sig``
+    (the OpenSSF model signature's default name) and model.source.signature's file."""
+    out = {SIGNATURE_FILE}
+    sig = manifest.model.source.signature
+    if sig is not None:
+        from packager.resolve.publisher import relative_in_folder
+
+        own = relative_in_folder(root, sig)
+        if own is not None:
+            out.add(own)
+    return out
+
+
+def _unverified_signature(manifest: Manifest, every: list[str]) -> list[Finding]:
+    if SIGNATURE_FILE not in every or manifest.model.source.signature is not None:
+        return []
+    path = ("model", "source")
+    return [
+        Finding(
+            Severity.WARNING,
+            "AG330",
+            f"the model folder holds {SIGNATURE_FILE}, an OpenSSF model signature: it is not "
+            "locked as a model file, and nothing checks it",
+            manifest.document.location(path),
+            json_path_str(path),
+            "name the publisher's key to verify it at lock: model.source.signature: "
+            "{public_key: publisher.pub.pem} (or certificate_chain: [root.pem])",
+        )
+    ]
 
 
 def _summarize(headers: list[safetensors.Header]) -> SafetensorsSummary:

@@ -15,13 +15,15 @@ from __future__ import annotations
 import base64
 import binascii
 import re
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
-from typing import Any, Final
+from typing import Any, Final, Protocol, Union
+
+from cryptography.hazmat.primitives.asymmetric import ec, ed25519
 
 from packager.signing.errors import EnvelopeError
-from packager.signing.keys import PrivateKey, PublicKey, keyid
-from packager.signing.signature import sign, verify
+from packager.signing.keys import PrivateKey, PublicKey, keyid, signing_key_from_private
+from packager.signing.signature import verify
 from packager.util.jsonio import DocumentError, canonical_json, parse_document
 
 #: the payload type of an in-toto Statement
@@ -61,14 +63,32 @@ def _unb64(text: object, what: str) -> bytes:
         raise EnvelopeError(f"DSSE envelope: {what} is not base64") from None
 
 
-def _signature_entry(private_key: PrivateKey, payload_type: str, payload: bytes) -> dict[str, str]:
-    return {
-        "keyid": keyid(private_key.public_key()),
-        "sig": _b64(sign(private_key, pae(payload_type, payload))),
-    }
+class Signer(Protocol):
+    """Anything that signs bytes under a keyid: a :class:`~packager.signing.keys.SigningKey`
+    (a key file or a PKCS#11 token), never necessarily a private key in memory."""
+
+    @property
+    def keyid(self) -> str: ...
+
+    @property
+    def sign(self) -> Callable[[bytes], bytes]: ...
 
 
-def envelope(payload_type: str, payload: bytes, signers: Sequence[PrivateKey]) -> dict[str, Any]:
+#: what the signing functions take: a signer, or a private key in memory (tests, throwaway keys)
+SignerLike = Union[Signer, PrivateKey]
+
+
+def _as_signer(key: SignerLike) -> Signer:
+    if isinstance(key, (ec.EllipticCurvePrivateKey, ed25519.Ed25519PrivateKey)):
+        return signing_key_from_private(key)
+    return key
+
+
+def _signature_entry(signer: Signer, payload_type: str, payload: bytes) -> dict[str, str]:
+    return {"keyid": signer.keyid, "sig": _b64(signer.sign(pae(payload_type, payload)))}
+
+
+def envelope(payload_type: str, payload: bytes, signers: Sequence[SignerLike]) -> dict[str, Any]:
     """A DSSE envelope over ``payload`` signed by each of ``signers``.
 
     One signature per distinct key, sorted by keyid, so the envelope does not depend on the
@@ -76,7 +96,7 @@ def envelope(payload_type: str, payload: bytes, signers: Sequence[PrivateKey]) -
     No signers give an envelope with no signatures (an unsigned bundle's attestation), which
     :func:`verify_envelope` rejects and :func:`add_signatures` can sign later.
     """
-    by_keyid = {keyid(k.public_key()): k for k in signers}
+    by_keyid = {s.keyid: s for s in map(_as_signer, signers)}
     return {
         "payload": _b64(payload),
         "payloadType": payload_type,
@@ -86,7 +106,7 @@ def envelope(payload_type: str, payload: bytes, signers: Sequence[PrivateKey]) -
     }
 
 
-def add_signatures(env: Mapping[str, Any], signers: Sequence[PrivateKey]) -> dict[str, Any]:
+def add_signatures(env: Mapping[str, Any], signers: Sequence[SignerLike]) -> dict[str, Any]:
     """A copy of ``env`` co-signed by each of ``signers`` that has not signed it yet.
 
     A key whose keyid is already among the signatures adds nothing, so signing twice with one
@@ -95,11 +115,10 @@ def add_signatures(env: Mapping[str, Any], signers: Sequence[PrivateKey]) -> dic
     parsed = parse_envelope(env)
     existing = [dict(s) for s in env["signatures"]]
     present = {s.get("keyid") for s in existing}
-    for k in signers:
-        kid = keyid(k.public_key())
-        if kid not in present:
+    for k in map(_as_signer, signers):
+        if k.keyid not in present:
             existing.append(_signature_entry(k, parsed.payload_type, parsed.payload))
-            present.add(kid)
+            present.add(k.keyid)
     existing.sort(key=lambda s: (str(s.get("keyid", "")), str(s.get("sig", ""))))
     return {"payload": env["payload"], "payloadType": env["payloadType"], "signatures": existing}
 

@@ -39,3 +39,7 @@ class EnvelopeError(CheckFailed):
 
 class StatementError(CheckFailed):
     """A DSSE payload that is not the in-toto Statement v1 airgap writes."""
+
+
+class OmsError(CheckFailed):
+    """An OpenSSF model signature (model.sig) that is malformed or does not verify."""

@@ -21,9 +21,8 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Any, Final
 
-from packager.signing.dsse import PAYLOAD_TYPE_INTOTO, envelope
+from packager.signing.dsse import PAYLOAD_TYPE_INTOTO, SignerLike, envelope
 from packager.signing.errors import StatementError
-from packager.signing.keys import PrivateKey
 from packager.util.jsonio import canonical_json
 from packager.util.timefmt import UTC
 from packager.util.timefmt import format_datetime as rfc3339
@@ -50,6 +49,9 @@ STATEMENT_TYPE: Final = "https://in-toto.io/Statement/v1"
 SLSA_PROVENANCE_V1: Final = "https://slsa.dev/provenance/v1"
 #: what an airgap build is; the version moves when externalParameters change meaning
 BUILD_TYPE: Final = "https://airgap.dev/build/v1"
+#: the resolvedDependencies name of the publisher's model signature that `airgap lock` verified;
+#: its annotations say how (method, keyid, signer, root digest)
+PUBLISHER_SIGNATURE: Final = "publisher-model-signature"
 
 _HEX64 = re.compile(r"[0-9a-f]{64}")
 
@@ -97,6 +99,7 @@ class Dependency:
     sha256: str
     name: str | None = None
     media_type: str | None = None
+    annotations: Mapping[str, Any] | None = None
 
     def to_dict(self) -> dict[str, Any]:
         d: dict[str, Any] = {
@@ -107,6 +110,8 @@ class Dependency:
             d["name"] = self.name
         if self.media_type:
             d["mediaType"] = self.media_type
+        if self.annotations:
+            d["annotations"] = dict(self.annotations)
         return d
 
 
@@ -211,7 +216,7 @@ def provenance_statement(
     return statement(subjects, SLSA_PROVENANCE_V1, predicate)
 
 
-def sign_statement(stmt: Mapping[str, Any], signers: Sequence[PrivateKey]) -> dict[str, Any]:
+def sign_statement(stmt: Mapping[str, Any], signers: Sequence[SignerLike]) -> dict[str, Any]:
     """The DSSE envelope (payloadType ``application/vnd.in-toto+json``) over ``stmt``."""
     return envelope(PAYLOAD_TYPE_INTOTO, canonical_json(stmt), signers)
 
@@ -255,6 +260,9 @@ class Provenance:
     started: str | None
     sources: tuple[tuple[str, Mapping[str, Any]], ...]  # (uri, digest set)
     signed_by: tuple[str, ...]  # keyids whose DSSE signature verified
+    #: the publisher's model signature the build's lock verified: its annotations (method,
+    #: keyid, signer...) and uri; None when the build had none
+    publisher_signature: Mapping[str, Any] | None = None
 
     def to_json(self) -> dict[str, Any]:
         return {
@@ -265,6 +273,9 @@ class Provenance:
             "started": self.started,
             "sources": [{"uri": u, "digest": dict(d)} for u, d in self.sources],
             "dsse_signatures": list(self.signed_by),
+            "publisher_signature": dict(self.publisher_signature)
+            if self.publisher_signature is not None
+            else None,
         }
 
 
@@ -296,12 +307,16 @@ def read_provenance(stmt: Mapping[str, Any], signed_by: Iterable[str]) -> Proven
     if not isinstance(deps, list):
         raise StatementError("attestation payload: resolvedDependencies is not a list")
     sources = []
+    publisher = None
     for i, d in enumerate(deps):
         entry = _obj(d, f"resolvedDependencies[{i}]")
         uri = _text(entry.get("uri"), f"resolvedDependencies[{i}].uri", required=True)
         sources.append(
             (str(uri), _obj(entry.get("digest", {}), f"resolvedDependencies[{i}].digest"))
         )
+        if entry.get("name") == PUBLISHER_SIGNATURE:
+            notes = _obj(entry.get("annotations", {}), f"resolvedDependencies[{i}].annotations")
+            publisher = {"uri": uri, **{k: v for k, v in notes.items() if k != "uri"}}
     manifest = external.get("manifest")
     lock = external.get("lock")
     return Provenance(
@@ -314,4 +329,5 @@ def read_provenance(stmt: Mapping[str, Any], signed_by: Iterable[str]) -> Proven
         started=_text(metadata.get("startedOn"), "runDetails.metadata.startedOn"),
         sources=tuple(sources),
         signed_by=tuple(sorted(signed_by)),
+        publisher_signature=publisher,
     )

@@ -462,22 +462,44 @@ def load_public_key(path: Path | str) -> PublicKey:
 
 @dataclass(frozen=True)
 class SigningKey:
-    """What the build needs of a private key: its keyid, algorithm and a way to sign bytes."""
+    """What signing needs of a private key, wherever it lives (a PEM file, a PKCS#11 token):
+    its keyid, algorithm, public key and a way to sign bytes. Bundle signatures, the DSSE
+    attestation and the model signature all go through ``sign``; nothing needs the private key
+    itself, so a key that never leaves its token signs the same way."""
 
     keyid: str
     algorithm: str
     sign: Callable[[bytes], bytes]
-    private_key: PrivateKey | None = None  # for the DSSE envelope
+    public_key: PublicKey | None = None
+    #: where the key is, for messages (a file path, a pkcs11: URI without its PIN)
+    source: str = ""
+
+
+def signing_key_from_private(private: PrivateKey, source: str = "") -> SigningKey:
+    """A :class:`SigningKey` over an in-memory private key."""
+    from packager.signing import signature
+
+    public = private.public_key()
+    return SigningKey(
+        keyid=keyid(public),
+        algorithm=algorithm_of(private),
+        sign=lambda data: signature.sign(private, data),
+        public_key=public,
+        source=source,
+    )
 
 
 def load_signing_key(path: Path) -> SigningKey:
     """The private key at ``path``; its passphrase from AIRGAP_KEY_PASSPHRASE or a prompt."""
-    from packager.signing import signature
+    return signing_key_from_private(load_private_key(path), str(path))
 
-    private = load_private_key(path)
-    return SigningKey(
-        keyid=keyid(private.public_key()),
-        algorithm=algorithm_of(private),
-        sign=lambda data: signature.sign(private, data),
-        private_key=private,
-    )
+
+def open_signing_key(spec: str) -> SigningKey:
+    """``--key`` for signing: a ``pkcs11:`` URI (a key in a token) or a private key file."""
+    from packager.signing.pkcs11_uri import is_pkcs11_uri
+
+    if is_pkcs11_uri(spec):
+        from packager.signing.pkcs11 import load_token_signing_key
+
+        return load_token_signing_key(spec)
+    return load_signing_key(Path(spec))

@@ -48,6 +48,7 @@ from packager.bundle.verifier import Verifier, VerifyReport
 from packager.errors import CheckFailed
 from packager.signing.trust import Policy
 from packager.site import auditlog
+from packager.site import trust as site_trust
 from packager.site.prefix import Prefix, step
 from packager.site.receipts import InstalledFile, Receipt
 from packager.site.rules import Action, InstallPlan, UnsafeBundle, decide, plan_install
@@ -172,12 +173,13 @@ def _not_verified(path: Path, report: VerifyReport) -> NotVerified:
 def install_bundle(
     path: Path,
     prefix_path: Path,
-    policy: Policy,
+    policy: Policy | None,
     options: InstallOptions | None = None,
     *,
     reporter: Reporter | None = None,
 ) -> InstallResult:
-    """Verify ``path`` against ``policy`` and install it under ``prefix_path`` (see the module).
+    """Verify ``path`` against ``policy`` (None: the site's own, packager.site.trust) and install
+    it under ``prefix_path`` (see the module).
 
     Raises :class:`NotVerified` / :class:`InstallRefused` (exit 1) with nothing written,
     :class:`SiteError` (exit 2) for a prefix that cannot be used (unsafe, full, unwritable).
@@ -185,6 +187,7 @@ def install_bundle(
     opts = options or InstallOptions()
     rep = reporter or Reporter()
     t0 = time.perf_counter()
+    policy = site_trust.policy_for_install(prefix_path, policy)
     with Verifier(path, policy, reporter=rep) as v:
         report = v.report
         if not v.preflight() or report.descriptor is None or report.digest is None:
@@ -193,7 +196,9 @@ def install_bundle(
         assert b is not None
         signatures = [n for n in report.verified if n.startswith(layout.SIGNATURES_DIR + "/")]
         try:
-            plan = plan_install(report.descriptor, signatures)
+            plan = plan_install(
+                report.descriptor, signatures, layout.MODEL_SIGNATURE in b.members()
+            )
         except UnsafeBundle as exc:
             raise InstallRefused(
                 f"{path}: unsafe install paths, nothing was installed:\n  "
@@ -211,7 +216,12 @@ def install_bundle(
             None, report.signers, verify_seconds=report.seconds,
         )  # fmt: skip
         with Prefix.open(prefix_path, create=True) as prefix, prefix.locked(reporter=rep):
+            carried = _carried_trust(prefix, v)
             _install_locked(prefix, v, plan, opts, result, rep)
+            if carried is not None:
+                result.notes.append(carried.note)
+                if carried.step is not None:
+                    site_trust.write_site_policy(prefix, carried.policy, carried.step)
     if opts.hf_cache is not None and report.descriptor is not None:
         from packager.site.hfcache import layout_hf_cache
 
@@ -224,6 +234,38 @@ def install_bundle(
     if os.environ.get("AIRGAP_TEST_KILL_AFTER") is not None:  # TEST ONLY (see prefix.step)
         result.notes.append(f"test hook: {step.count} write steps")
     return result
+
+
+def _carried_trust(prefix: Prefix, v: Verifier) -> site_trust.CarriedTrust | None:
+    """The signed trust policy the bundle carries (airgap/trust.json, a covered file), checked
+    against the site's before anything is written (packager.site.trust.check_carried)."""
+    report = v.report
+    doc = report.descriptor
+    assert doc is not None
+    if not any(f.path == layout.CARRIED_TRUST for f in doc.files):
+        return None
+    if not report.blobs_checked:  # its bytes are verify's: complete it before anything is written
+        v.complete()
+        if not report.ok:
+            raise _not_verified(v.path, report)
+    data = report.verified.get(layout.CARRIED_TRUST)
+    if data is None:
+        raise ContentMismatch(f"{layout.CARRIED_TRUST} was not verified; nothing was installed")
+    b = v.bundle
+    assert b is not None
+    # every signature (verified keeps only those the current policy counted): the new policy
+    # may count other keys; each is checked against bundle.json's verified bytes
+    sigs = {
+        n: b.read(n, 4096)
+        for n, m in b.members().items()
+        if layout.SIGNATURE_MEMBER.fullmatch(n) and m.kind == "file" and m.size <= 4096
+    }
+    try:
+        return site_trust.check_carried(
+            site_trust.site_policy(prefix), data, report.verified[layout.BUNDLE_JSON], sigs
+        )
+    except site_trust.TrustRefused as exc:
+        raise InstallRefused(exc.message, hint=exc.hint) from None
 
 
 def _needs_writing(prefix_path: Path, plan: InstallPlan, digest: str, opts: InstallOptions) -> bool:
@@ -475,6 +517,8 @@ def _stage(
             step()
         for m in plan.meta:
             data = verified.get(m.source)  # the bytes verify checked, never a second read
+            if data is None and m.optional:
+                continue
             if data is None:
                 raise ContentMismatch(f"{b.source}: {m.source} was not verified; nothing installed")
             sha = hashlib.sha256(data).hexdigest()

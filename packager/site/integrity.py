@@ -39,6 +39,7 @@ from packager.site.safefs import (
     kind_of,
     walk_files,
 )
+from packager.site.trust import TrustAudit, site_policy
 from packager.util.compat import strict_zip
 
 CHUNK = 4 * 1024 * 1024
@@ -82,7 +83,10 @@ class SiteAudit:
     receipts: dict[str, dict[str, receipts_mod.Receipt]] = field(default_factory=dict)
     journaled: set[tuple[str, str]] = field(default_factory=set)  # left by interrupted operations
     hashes: dict[Any, str | None] = field(default_factory=dict)  # by (dev, inode, size, mtime)
-    policy: Policy | None = None  # to check the installed bundle.json's signatures with
+    #: to check the installed bundle.json's signatures with: --trust/--key, else the site's own
+    policy: Policy | None = None
+    #: the site's own trust policy (shown; its verdicts come through ``policy``)
+    trust: TrustAudit | None = None
 
     @property
     def ok(self) -> bool:
@@ -103,6 +107,7 @@ class SiteAudit:
             "problems": self.problems,
             "notes": self.notes,
             "hashed_bytes": self.hashed_bytes,
+            "trust": self.trust.to_json() if self.trust is not None else None,
         }
 
 
@@ -114,6 +119,10 @@ def audit_site(prefix_path: Path, policy: Policy | None = None) -> SiteAudit:
         except SiteError as exc:
             chain = auditlog.ChainReport(problems=[auditlog.LogProblem(None, exc.message)])
         report = SiteAudit(prefix_path, chain, policy=policy)
+        # a site that keeps its own trust policy is judged by it unless another is given
+        report.trust = TrustAudit(site_policy(prefix))
+        if report.policy is None and report.trust.policy is not None:
+            report.policy = report.trust.policy.policy
         for step in (_layout, _receipts, _journaled, _check_store, _bundles, _check_log_current):
             try:
                 step(prefix, report)
@@ -131,6 +140,7 @@ _KINDS = {
     layout.SITE_BUNDLES_DIR: "dir",
     layout.SITE_RECEIPTS_DIR: "dir",
     layout.SITE_BLOBS_DIR.split("/")[0]: "dir",
+    layout.SITE_TRUST_DIR: "dir",
 }
 
 
@@ -332,10 +342,13 @@ def _signed_truth(
         if covered.path.startswith(layout.AIRGAP_DIR + "/"):
             p = layout.installed_meta_path(covered.path)
             want[p] = receipts_mod.InstalledFile(p, covered.sha256, covered.size, False)
-    # signatures, time records and the attestation check themselves (with keys): the receipt's
-    # record of them is what is compared
+    # signatures, time records, the attestation and model.sig (beside the weights) check
+    # themselves (with keys): the receipt's record of them is what is compared
     for f in receipt.files:
-        if f.path not in want and f.path.startswith(layout.INSTALLED_META_DIR + "/"):
+        if f.path not in want and (
+            f.path.startswith(layout.INSTALLED_META_DIR + "/")
+            or (f.path == layout.MODEL_SIGNATURE_INSTALL and doc.model_signature is not None)
+        ):
             want[f.path] = f
     for f in receipt.files:
         w = want.get(f.path)
@@ -454,7 +467,10 @@ def _drift(
         elif got != f.sha256:
             drift.modified.append((rel, f"sha256 {got[:16]}..., installed {f.sha256[:16]}..."))
     hashed = sum(seen[r].st_size for r in rels)
-    drift.modified.sort()
+    merged: dict[str, list[str]] = {}  # one row a path: "mode 0644, installed 0444; sha256 ..."
+    for rel, why in drift.modified:
+        merged.setdefault(rel, []).append(why)
+    drift.modified = sorted((rel, "; ".join(whys)) for rel, whys in merged.items())
     drift.extra.sort()
     return hashed
 

@@ -130,6 +130,8 @@ class PlannedMeta:
     path: str  # relative to bundles/NAME/VERSION
     sha256: str | None  # None: checked otherwise (bundle.json by its digest; signatures verified)
     size: int | None
+    #: written only when verify kept its bytes (model.sig: when a trusted key signed it)
+    optional: bool = False
 
 
 @dataclass
@@ -163,11 +165,16 @@ class UnsafeBundle(ValueError):
         self.problems = problems
 
 
-def plan_install(descriptor: Descriptor, signatures: Iterable[str] = ()) -> InstallPlan:
+def plan_install(
+    descriptor: Descriptor, signatures: Iterable[str] = (), model_signature: bool = False
+) -> InstallPlan:
     """The files an install writes for a verified ``descriptor``.
 
     ``signatures``: the verified signature files (``<keyid>.sig`` and ``<keyid>.time.json``); the
-    attestation and the other airgap/ files come from the descriptor's ``files`` (signed). Raises :class:`UnsafeBundle` listing every problem (never the first only).
+    attestation and the other airgap/ files come from the descriptor's ``files`` (signed).
+    ``model_signature``: the bundle holds airgap/model.sig, placed beside the weights (where
+    OpenSSF model-signing verifiers look) when verify found it signed by a trusted key.
+    Raises :class:`UnsafeBundle` listing every problem (never the first only).
     """
     b = descriptor.bundle
     problems = [
@@ -184,7 +191,11 @@ def plan_install(descriptor: Descriptor, signatures: Iterable[str] = ()) -> Inst
             continue
         plan.blobs[blob.hex] = blob.size
         plan.files += [PlannedFile(p, blob.hex, blob.size) for p in blob.paths]
-    problems += install_path_problems(f.path for f in plan.files)
+    beside_weights = _model_signature_meta(descriptor, model_signature)
+    problems += install_path_problems(
+        [f.path for f in plan.files] + [m.path for m in beside_weights]
+    )
+    plan.meta += beside_weights
     plan.meta.append(
         PlannedMeta(layout.BUNDLE_JSON, layout.installed_meta_path(layout.BUNDLE_JSON), None, None)
     )
@@ -211,6 +222,13 @@ def plan_install(descriptor: Descriptor, signatures: Iterable[str] = ()) -> Inst
     if problems:
         raise UnsafeBundle(problems)
     return plan
+
+
+def _model_signature_meta(descriptor: Descriptor, present: bool) -> list[PlannedMeta]:
+    """model.sig at ``model/model.sig``: written only if verify vouched for it (optional)."""
+    if not present or descriptor.model_signature is None:
+        return []
+    return [PlannedMeta(layout.MODEL_SIGNATURE, layout.MODEL_SIGNATURE_INSTALL, None, None, True)]
 
 
 # ----------------------------------------------------------------------------- versions

@@ -108,6 +108,28 @@ def parse_document(raw: bytes | str, *, max_depth: int = MAX_DEPTH) -> Any:
     return doc
 
 
+def read_bounded(
+    path: Path,
+    limit: int,
+    *,
+    what: str,
+    missing_hint: str,
+    error: type[InputError] = InputError,
+) -> bytes:
+    """The bytes of a small file, never more than ``limit`` read; ``error`` names what is wrong."""
+    try:
+        with path.open("rb") as fh:
+            raw = fh.read(limit + 1)
+    except FileNotFoundError:
+        raise error(f"{path}: no such {what}", hint=missing_hint) from None
+    except OSError as exc:
+        raise error(f"{path}: cannot read: {exc.strerror}") from None
+    if len(raw) > limit:
+        most = f"{limit // 2**20} MiB" if limit >= 2**20 else f"{limit // 1024} KiB"
+        raise error(f"{path}: larger than {most}; not a {what}")
+    return raw
+
+
 def read_json_bounded(
     path: Path,
     limit: int,
@@ -117,15 +139,7 @@ def read_json_bounded(
     error: type[InputError] = InputError,
 ) -> Any:
     """Parse a small JSON file (a lock, a trust policy) without reading more than ``limit`` bytes."""
-    try:
-        with path.open("rb") as fh:
-            raw = fh.read(limit + 1)
-    except FileNotFoundError:
-        raise error(f"{path}: no such {what}", hint=missing_hint) from None
-    except OSError as exc:
-        raise error(f"{path}: cannot read: {exc.strerror}") from None
-    if len(raw) > limit:
-        raise error(f"{path}: larger than {limit // 2**20} MiB; not a {what}")
+    raw = read_bounded(path, limit, what=what, missing_hint=missing_hint, error=error)
     try:
         return parse_document(raw)
     except DocumentError as exc:

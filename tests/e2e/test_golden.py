@@ -9,7 +9,8 @@ commit and says why in its message.
 History: 72d734b1.../dd8cbc16... from before the restructure, kept through it (issue 12); changed
 by the hardening (issue 14): bundle.json lists the attestation's payload and the manifest's
 validity (valid_for_s), and each signature has a signed time record beside it; then by the
-site-truth probe (issue 13) and the serving check (issue 17), which change the probe it carries.
+site-truth probe (issue 13) and the serving check (issue 17), which change the probe it carries; then
+by the model-signature record (issue 18).
 """
 
 from __future__ import annotations
@@ -20,8 +21,8 @@ from pathlib import Path
 from tests.support.golden import build_golden
 
 #: sha256 of airgap/bundle.json (the content digest) and of the whole tar
-CONTENT_DIGEST = "sha256:08db1aef2bfd03b0986d5d09ca729946fef097f15fd96f9c08dbe0a04bb43475"
-TAR_SHA256 = "6d4211fa3d5be10b3e4f8396e67deca603394e3fd86683df98e012863faec3e8"
+CONTENT_DIGEST = "sha256:a297dfa21a8ee82d66b883e2270463cd8f88d52492197fe4c81842e79a6de4e0"
+TAR_SHA256 = "586c280dde875dc64b28c9bbb88bc6a23d605890fbbee08455b58106dc5a2f14"
 
 
 def test_the_golden_bundle_is_byte_identical(tmp_path: Path) -> None:

@@ -16,6 +16,8 @@ from pathlib import Path
 from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 
+from packager.signing.keys import SigningKey
+
 FIXTURE = Path(__file__).resolve().parents[1] / "fixtures" / "golden"
 MANIFEST = FIXTURE / "golden.yaml"
 EPOCH = "1700000000"
@@ -26,17 +28,10 @@ def golden_private_key(seed: bytes = b"airgap golden test key") -> Ed25519Privat
     return Ed25519PrivateKey.from_private_bytes(hashlib.sha256(seed).digest())
 
 
-def signing_key(seed: bytes = b"airgap golden test key"):  # type: ignore[no-untyped-def]
-    from packager.signing import keys, signature
-    from packager.signing.keys import SigningKey
+def signing_key(seed: bytes = b"airgap golden test key") -> SigningKey:
+    from packager.signing.keys import signing_key_from_private
 
-    private = golden_private_key(seed)
-    return SigningKey(
-        keyid=keys.keyid(private.public_key()),
-        algorithm=keys.algorithm_of(private),
-        sign=lambda data: signature.sign(private, data),
-        private_key=private,
-    )
+    return signing_key_from_private(golden_private_key(seed), "golden test key")
 
 
 def write_public_key(
@@ -85,9 +80,16 @@ def golden_environment(cache: Path) -> Iterator[None]:
 
 
 def build_golden(
-    out: Path, *, split: int | None = None, layout_only: bool = False, signed: bool = True
+    out: Path,
+    *,
+    split: int | None = None,
+    layout_only: bool = False,
+    signed: bool = True,
+    key: SigningKey | None = None,
+    carry_trust: bytes | None = None,
 ) -> list[Path]:
-    """Build the golden bundle into ``out``; the files written (tar, parts + index, or folder)."""
+    """Build the golden bundle into ``out``; the files written (tar, parts + index, or folder).
+    ``key``: sign with it instead of the golden Ed25519 key."""
     from packager.commands.build import build
     from packager.commands.validate import validate
 
@@ -97,10 +99,11 @@ def build_golden(
         result = build(
             report.manifest,
             out=out,
-            key=signing_key() if signed else None,
+            key=key or (signing_key() if signed else None),
             locked=True,
             split=split,
             layout_only=layout_only,
+            carry_trust=carry_trust,
         )
     (built,) = result.bundles
     return built.files
