@@ -20,8 +20,8 @@ from pathlib import Path
 from tests.support.golden import build_golden
 
 #: sha256 of airgap/bundle.json (the content digest) and of the whole tar
-CONTENT_DIGEST = "sha256:08db1aef2bfd03b0986d5d09ca729946fef097f15fd96f9c08dbe0a04bb43475"
-TAR_SHA256 = "6d4211fa3d5be10b3e4f8396e67deca603394e3fd86683df98e012863faec3e8"
+CONTENT_DIGEST = "sha256:823058b82484bd4dca210417cba28945c64a54f08d17405fa69cf8d373ae0009"
+TAR_SHA256 = "6eed35d283b2e0987d3a9f07ab8cb03138be1513d3ce260956154abbe9d09456"
 
 
 def test_the_golden_bundle_is_byte_identical(tmp_path: Path) -> None:

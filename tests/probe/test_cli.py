@@ -100,6 +100,23 @@ BAD_BUNDLES: list[tuple[bytes, str]] = [
     (json.dumps({"install": {"bytes": 1.5}}).encode(), "install.bytes"),
     (json.dumps({"kernels": {"a": 1}}).encode(), "kernels must be a list"),
     (json.dumps({"smoke": "yes"}).encode(), "smoke must be an object"),
+    # found by tests/support/fuzz: each was a TypeError or a RecursionError before
+    (json.dumps({"blobs": 18446744073709551616}).encode(), "blobs must be a list"),
+    (
+        json.dumps({"blobs": [{"digest": "sha256:" + "0" * 64, "paths": 7}]}).encode(),
+        "paths must be a list",
+    ),
+    (json.dumps({"images": -1}).encode(), "images must be a list"),
+    (b"[" * 100_000 + b"]" * 100_000, "nested too deeply"),
+    (b'{"a": ' * 70 + b"1" + b"}" * 70, "nested deeper than 64 levels"),
+    (b'{"bundle": {"name": "\\ud800"}}', "not valid Unicode"),
+    (b'{"kernels": [], "kernels": []}', "given twice"),
+    (b'{"install": {"bytes": NaN}}', "NaN is not a JSON number"),
+    (b'{"install": {"bytes": ' + b"9" * 5000 + b"}}", "not JSON"),
+    (
+        json.dumps({"blobs": [{"digest": "sha256:../../etc/passwd", "paths": ["k"]}]}).encode(),
+        "is not a sha256 digest",
+    ),
 ]
 
 
