@@ -20,8 +20,8 @@ from pathlib import Path
 from tests.support.golden import build_golden
 
 #: sha256 of airgap/bundle.json (the content digest) and of the whole tar
-CONTENT_DIGEST = "sha256:823058b82484bd4dca210417cba28945c64a54f08d17405fa69cf8d373ae0009"
-TAR_SHA256 = "6eed35d283b2e0987d3a9f07ab8cb03138be1513d3ce260956154abbe9d09456"
+CONTENT_DIGEST = "sha256:d44f7f4a87902338450a357e9598e625bfbe0ba362efb08b4876bce84f7eda88"
+TAR_SHA256 = "97551c963fe519ecef1dfa2aacdfc80044e17d49974b0517c84ddc24449a7181"
 
 
 def test_the_golden_bundle_is_byte_identical(tmp_path: Path) -> None:

@@ -274,6 +274,24 @@ def test_json_stdout_is_only_the_document(capsys: pytest.CaptureFixture[str]) ->
     assert run.err == ""
 
 
+HOSTILE = "evil\x1b[2J\u202e\x9b\x07"
+
+
+def test_a_bundles_text_cannot_act_on_the_terminal(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """The bundle's name and chips are printed with control and bidi characters escaped."""
+    doc = json.loads(GOOD)
+    doc["bundle"]["name"] = HOSTILE
+    doc["target"]["accelerator"]["chips"] = ["h100" + HOSTILE]
+    f = tmp_path / "bundle.json"
+    f.write_text(json.dumps(doc))
+    run = probe(capsys, "--sysroot", H100, "--bundle", str(f))
+    assert run.code == 1
+    assert "evil\\x1b[2J\\u202e\\x9b\\x07" in run.out
+    assert all(c == "\n" or c.isprintable() for c in run.out + run.err)
+
+
 def test_table(capsys: pytest.CaptureFixture[str]) -> None:
     run = probe(
         capsys,
