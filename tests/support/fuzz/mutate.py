@@ -98,6 +98,7 @@ YAML_TAGS = [
 ]  # fmt: skip
 
 _HEX64 = re.compile(r"(sha256:)?[0-9a-f]{64}")
+_INDEX = re.compile(r"\[\d+\]")
 
 
 def _alias_bomb(prefix: str, levels: int = 9, width: int = 10) -> str:
@@ -141,9 +142,17 @@ class Mutator:
     def _places(self) -> list[Place]:
         return list(places(self.box))
 
+    def _choose(self, candidates: Sequence[Place]) -> Place:
+        """One of ``candidates``, every field equally likely however many list items repeat it:
+        a shape first (``$.blobs[].digest``), then one place of that shape."""
+        shapes: dict[str, list[Place]] = {}
+        for p in candidates:
+            shapes.setdefault(_INDEX.sub("[]", p.path), []).append(p)
+        return self.rng.choice(shapes[self.rng.choice(list(shapes))])
+
     def _pick(self, *, root: bool = False) -> Place:
         ps = self._places()
-        return self.rng.choice(ps if root or len(ps) == 1 else ps[1:])
+        return self._choose(ps if root or len(ps) == 1 else ps[1:])
 
     def _log(self, op: str, place: Place | None, value: Any = None) -> None:
         where = place.path if place is not None else ""
@@ -186,7 +195,7 @@ class Mutator:
         candidates = [p for p in self._places() if isinstance(p.get(), str)]
         if not candidates:
             return self.op_string()
-        place = self.rng.choice(candidates)
+        place = self._choose(candidates)
         s = place.get()
         assert isinstance(s, str)
         k = self.rng.randrange(len(s) + 1)
@@ -231,7 +240,7 @@ class Mutator:
 
     def _pick_pair(self) -> Place | None:
         candidates = [p for p in self._places()[1:] if isinstance(p.parent, Obj)]
-        return self.rng.choice(candidates) if candidates else None
+        return self._choose(candidates) if candidates else None
 
     def op_delete_key(self) -> None:
         place = self._pick_pair()
@@ -278,7 +287,7 @@ class Mutator:
         objects = [p for p in self._places() if isinstance(p.get(), Obj)]
         if not objects:
             return self.op_retype()
-        place = self.rng.choice(objects)
+        place = self._choose(objects)
         obj = place.get()
         assert isinstance(obj, Obj)
         name = self.rng.choice(["x-fuzz", "extra", "\x1b[2J", "", *self.vocabulary[:50]])
@@ -290,7 +299,7 @@ class Mutator:
         lists = [p for p in self._places() if isinstance(p.get(), list) and p.get()]
         if not lists:
             return self.op_retype()
-        place = self.rng.choice(lists)
+        place = self._choose(lists)
         items = place.get()
         assert isinstance(items, list)
         i, j = self.rng.randrange(len(items)), self.rng.randrange(len(items))
@@ -326,14 +335,15 @@ class Mutator:
 
     def op_graft(self) -> None:
         ps = self._places()
-        src, dst = self.rng.choice(ps), self.rng.choice(ps[1:] or ps)
+        src, dst = self._choose(ps), self._choose(ps[1:] or ps)
         self._set("graft", dst, copy(src.get()))
 
     def op_swap(self) -> None:
         ps = self._places()[1:]
         if len(ps) < 2:
             return self.op_retype()
-        a, b = self.rng.sample(ps, 2)
+        a = self._choose(ps)
+        b = self._choose([p for p in ps if p is not a])
         va, vb = copy(a.get()), copy(b.get())
         a.set(vb)
         b.set(va)
@@ -368,7 +378,7 @@ class Mutator:
         objects = [p for p in self._places() if isinstance(p.get(), Obj)]
         if not objects:
             return self.op_yaml_scalar()
-        place = self.rng.choice(objects)
+        place = self._choose(objects)
         obj = place.get()
         assert isinstance(obj, Obj)
         pool: list[Node] = [Obj([("x", 1)]), Raw("*undefined"), Raw("[{a: 1}, {b: 2}]")]
@@ -391,7 +401,7 @@ class Mutator:
         ]
         if not candidates:
             return self.op_yaml_scalar()
-        place = self.rng.choice(candidates)
+        place = self._choose(candidates)
         inline = emit.to_yaml(place.get(), emit.YamlStyle()).strip()
         self._set("tag", place, Raw(f"{self.rng.choice(YAML_TAGS)} {inline}"))
 
