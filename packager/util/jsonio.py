@@ -4,7 +4,8 @@ Writing: one canonical form for what airgap signs or hashes, one readable form f
 people open. Reading: :func:`parse_document` is the one way a document from outside (a bundle, a
 parts index, a trust policy, a lock, a receipt) becomes Python data: a name given twice, NaN,
 numbers that overflow (``1e999``) or run past :data:`MAX_NUMBER_DIGITS` digits, nesting deeper
-than :data:`MAX_DEPTH` and text that is not valid Unicode are refused, with the JSON path of the
+than :data:`MAX_DEPTH`, bytes that are not UTF-8 (UTF-16, a BOM) and text that is not valid
+Unicode are refused, with the JSON path of the
 first offence.
 
 Canonical JSON: keys sorted, no whitespace, UTF-8 (not ``\\uXXXX`` escapes), NaN and infinities refused. Equal
@@ -110,7 +111,17 @@ def _check_tree(doc: Any, max_depth: int) -> None:
 
 
 def parse_document(raw: bytes | str, *, max_depth: int = MAX_DEPTH) -> Any:
-    """``raw`` as JSON data, or :class:`DocumentError` (see the module docstring)."""
+    """``raw`` as JSON data, or :class:`DocumentError` (see the module docstring).
+
+    Bytes must be UTF-8 without a byte order mark (RFC 8259): ``json.loads`` would also take
+    UTF-16 and UTF-32 and skip a BOM, so one document could have several spellings."""
+    if isinstance(raw, (bytes, bytearray)):
+        if raw.startswith(b"\xef\xbb\xbf"):
+            raise DocumentError("starts with a byte order mark (save it as UTF-8 without one)")
+        try:
+            raw = raw.decode("utf-8")
+        except UnicodeDecodeError as exc:
+            raise DocumentError(f"not UTF-8 text (byte {exc.start})") from None
     try:
         doc = json.loads(
             raw,
@@ -123,8 +134,6 @@ def parse_document(raw: bytes | str, *, max_depth: int = MAX_DEPTH) -> Any:
         raise
     except RecursionError:
         raise DocumentError(f"nested deeper than {max_depth} levels") from None
-    except UnicodeDecodeError as exc:
-        raise DocumentError(f"not UTF-8 text (byte {exc.start})") from None
     except json.JSONDecodeError as exc:
         raise DocumentError(
             f"not JSON: {exc.msg} at line {exc.lineno} column {exc.colno}"

@@ -25,6 +25,9 @@ from packager.util.jsonio import DocumentError, parse_document
         (b'{"\\udfff": 1}', "a name that is not valid Unicode at $"),
         (b'{"a": "\xff"}', "not UTF-8 text (byte 7)"),
         (b'{"a": 1', "not JSON: Expecting ',' delimiter at line 1 column 8"),
+        ('{"a": 1}'.encode("utf-16"), "not UTF-8 text (byte 0)"),
+        ('{"a": 1}'.encode("utf-32-le"), "not JSON"),
+        (b'\xef\xbb\xbf{"a": 1}', "starts with a byte order mark"),
         (b"", "not JSON"),
     ],
 )
