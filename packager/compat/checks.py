@@ -26,7 +26,7 @@ from packager.manifest.yamlsource import JsonPath, json_path_str
 from packager.probe.chipfacts import product_memory_gb
 from packager.util.fs import is_dir, is_file, lookup_error
 from packager.util.globs import selected
-from packager.util.text import visible
+from packager.util.text import quoted
 from packager.util.units import human_size
 
 FP8 = frozenset({"fp8", "fp8_e4m3", "fp8_e5m2"})
@@ -697,10 +697,10 @@ def _check_local_inputs(ctx: _Ctx, t: Target, seen: set[str]) -> None:
             ctx.add(
                 Severity.WARNING,
                 "AG311",
-                f"{what} {visible(written or str(path), 200)} "
+                f"{what} {quoted(written or str(path), 200)} "
                 + (f"cannot be looked up on this host ({why})" if why else "not found on this host")
                 + (
-                    f" (looked in {visible(str(path), 200)})"
+                    f" (looked in {quoted(str(path), 200)})"
                     if written and written != str(path)
                     else ""
                 ),

@@ -21,7 +21,7 @@ import yaml
 from yaml.nodes import MappingNode, Node, ScalarNode, SequenceNode
 
 from packager.errors import ManifestReadError, SourceLocation
-from packager.util.text import visible
+from packager.util.text import quoted
 
 #: a manifest is a small hand-written file; anything larger is refused before parsing
 MAX_DOCUMENT_BYTES = 1024 * 1024
@@ -141,7 +141,7 @@ class _Builder:
             # !!bool maybe, !!timestamp 2024-02-30) and for an int past Python's digit limit
             raise self.fail(
                 node,
-                f"{visible(node.value, 60)} cannot be read as a YAML {_tag_name(node.tag)}",
+                f"{quoted(node.value, 60)} cannot be read as a YAML {_tag_name(node.tag)}",
                 "drop the tag, or quote the value to make it a string",
             ) from None
         if isinstance(value, (_dt.datetime, _dt.date)):
@@ -159,7 +159,7 @@ class _Builder:
         except UnicodeEncodeError as exc:
             raise self.fail(
                 node,
-                f"{visible(text, 60)} holds a lone surrogate "
+                f"{quoted(text, 60)} holds a lone surrogate "
                 f"(U+{ord(text[exc.start]):04X}), which is not a character",
                 "write the character itself, or a surrogate pair for one above U+FFFF",
             ) from None
@@ -289,7 +289,7 @@ def load_yaml_text(text: str, name: str) -> PositionedDocument:
         except yaml.reader.ReaderError as exc:
             raise _reader_error(exc, text, name) from None
         except yaml.YAMLError as exc:
-            raise ManifestReadError(f"{name}: YAML error: {visible(str(exc), 200)}") from None
+            raise ManifestReadError(f"{name}: YAML error: {quoted(str(exc), 200)}") from None
         except RecursionError:
             raise ManifestReadError(
                 f"{name}: the document is nested too deeply to be a manifest"

@@ -19,7 +19,7 @@ from packager.resolve.lockfile import LockedFile, LockedModel, SafetensorsSummar
 from packager.resolve.statcache import StatCache
 from packager.util.fs import is_dir, lookup_error
 from packager.util.globs import glob_matches, selected
-from packager.util.text import visible
+from packager.util.text import quoted
 
 _COMMIT = re.compile(r"^[0-9a-f]{40}\Z")
 _WEIGHT_EXT = (".safetensors", ".bin", ".gguf", ".onnx", ".pt", ".pth", ".ckpt", ".h5", ".msgpack")
@@ -176,17 +176,17 @@ def resolve_weights(
         why = lookup_error(src)
         if why is not None:
             raise ResolveError(
-                f"weights folder {visible(str(src), 200)} cannot be looked up: {why}",
+                f"weights folder {quoted(str(src), 200)} cannot be looked up: {why}",
                 hint="fix model.source.path (relative paths start at the manifest's folder)",
             )
         if not src.exists():
             raise ResolveError(
-                f"weights folder {visible(str(src), 200)} does not exist",
+                f"weights folder {quoted(str(src), 200)} does not exist",
                 hint="fix model.source.path (relative paths start at the manifest's folder)",
             )
         if not src.is_dir():
             raise ResolveError(
-                f"{visible(str(src), 200)} is not a folder", hint="model.source.path names a folder"
+                f"{quoted(str(src), 200)} is not a folder", hint="model.source.path names a folder"
             )
         rel_src = os.path.relpath(src, manifest.base_dir)
         snap = Snapshot(src, src, {"path": rel_src.replace(os.sep, "/")})

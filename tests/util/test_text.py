@@ -1,10 +1,10 @@
-"""visible(): text from a file quoted so that nothing in it acts on the terminal."""
+"""quoted(): a value from a file inside a message, with nothing in it a terminal acts on."""
 
 from __future__ import annotations
 
 import pytest
 
-from packager.util.text import visible
+from packager.util.text import quoted
 
 
 @pytest.mark.parametrize(
@@ -22,8 +22,10 @@ from packager.util.text import visible
         ("\x1b" * 10, 2, "'\\x1b\\x1b...'"),
     ],
 )
-def test_what_a_terminal_would_act_on_is_escaped(text: str, limit: int | None, shown: str) -> None:
-    assert visible(text, limit) == shown
+def test_what_a_terminal_would_act_on_is_escaped_and_long_values_cut(
+    text: str, limit: int | None, shown: str
+) -> None:
+    assert quoted(text, limit) == shown
     assert all(
-        c >= " " and c != "\x7f" and not ("\x80" <= c <= "\x9f") for c in visible(text, limit)
+        c >= " " and c != "\x7f" and not ("\x80" <= c <= "\x9f") for c in quoted(text, limit)
     )
