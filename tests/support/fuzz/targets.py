@@ -30,7 +30,7 @@ THROWAWAY_SEED = b"airgap fuzz throwaway key"
 MACHINE = FIXTURE.parent / "machines" / "h100x8-driver550"
 STEM = "golden-1.0.0"
 BUNDLE_JSON = "airgap/bundle.json"
-BYSTANDERS = ("notes.txt", "other-2.0.0.airgap.tar.000", f"{STEM}.airgap.tar.004")
+BYSTANDERS = ("notes.txt", "other-2.0.0.airgap.tar.000")
 
 
 @dataclass(frozen=True)
@@ -242,12 +242,16 @@ def prepare_parts(ctx: Context, rng: random.Random, number: int, ws: Path) -> Pr
     label = PARTS_COMMANDS[number % len(PARTS_COMMANDS)]
     original = fx.index.read_bytes()
     parts_names = sorted(p.name for p in fx.split.iterdir())
-    mutant = mutate(original, rng, extra=[*parts_names, *BYSTANDERS, "../" + BYSTANDERS[0]])
+    # a stray part of the bundle's own name, one past its last part
+    stray = f"{STEM}.airgap.tar.{sum(1 for n in parts_names if '.airgap.tar.' in n):03d}"
+    extra = [*parts_names, *BYSTANDERS, stray, "../" + BYSTANDERS[0]]
+    mutant = mutate(original, rng, extra=extra)
     folder = ws / "parts"
     clone_tree(fx.split, folder, link=label != "sign --key")
     # a stray part of the same name beside the parts in some cases: a reader stops at it early
-    bystanders = BYSTANDERS if rng.random() < 0.3 else BYSTANDERS[:2]
+    bystanders = (*BYSTANDERS, stray) if rng.random() < 0.3 else BYSTANDERS
     for i, name in enumerate(bystanders):
+        assert not (folder / name).exists(), name  # never written through a link to a fixture
         (folder / name).write_bytes(f"someone else's file {i}\n".encode())
     index = folder / fx.index.name
     replace_file(index, mutant.data)
