@@ -8,6 +8,8 @@
     python scripts/bench.py install [--size-gb 2] [--shards 4] [--dir DIR] [--runs 2]
     python scripts/bench.py images [--size-gb 1]   (needs DOCKER_HOST: scripts/services.sh start)
     python scripts/bench.py hsm [--signatures 2000]  (needs SoftHSM2: Debian softhsm2)
+    python scripts/bench.py fuzz [--cases 10000] [--workers 2] [--seed S] [--kinds K,K] [--timeout 10]
+    python scripts/bench.py fuzz --replay KIND:SEED:NUMBER [--keep]
 
 Each benchmark makes its own data (incompressible safetensors shards), runs the floors and airgap
 in one run on the same data and disk, and prints wall times, ratios and peak RSS. Absolute times
@@ -416,6 +418,43 @@ def bench_hsm(args: argparse.Namespace) -> None:
         shutil.rmtree(base, ignore_errors=True)
 
 
+def bench_fuzz(args: argparse.Namespace) -> None:
+    """The structure-aware fuzzer (tests/support/fuzz) at length; tests/e2e/test_fuzz.py runs a
+    CI-sized share of it. Exit 1 on any internal error, hang, acceptance, damage or escape."""
+    sys.path.insert(0, str(REPO))
+    from tests.support.fuzz.runner import CaseId, plan, replay, run_fuzz
+    from tests.support.fuzz.targets import KINDS
+
+    if args.replay:
+        print(replay(CaseId.parse(args.replay), keep=args.keep))
+        return
+    kinds = args.kinds.split(",") if args.kinds else list(KINDS)
+    unknown = [k for k in kinds if k not in KINDS]
+    if unknown:
+        raise SystemExit(f"unknown kind(s) {unknown}; known: {', '.join(KINDS)}")
+    cases = plan(args.cases, args.seed, kinds)
+    print(f"fuzz: {len(cases)} cases, seed {args.seed}, {args.workers} workers, "
+          f"timeout {args.timeout:g} s per case", file=sys.stderr)  # fmt: skip
+    step = max(1, len(cases) // 20)
+
+    def progress(done: int, outcome: Any) -> None:
+        if done % step == 0:
+            print(f"  {done}/{len(cases)}", file=sys.stderr, flush=True)
+
+    summary = run_fuzz(cases, workers=args.workers, timeout=args.timeout, progress=progress)
+    print(summary.report(lambda c: f"python scripts/bench.py fuzz --replay {c}"))
+    if args.failures:
+        with open(args.failures, "w", encoding="utf-8") as fh:
+            for o in summary.failures():
+                fh.write(json.dumps({
+                    "case": str(o.case), "status": o.status, "command": o.label,
+                    "document": o.document, "exit": o.exit_code, "site": o.site,
+                    "error": o.error, "ops": list(o.ops),
+                }) + "\n")  # fmt: skip
+    if summary.failures() or summary.canary_failures or summary.fixtures_damaged:
+        raise SystemExit(1)
+
+
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawTextHelpFormatter)
     sub = ap.add_subparsers(dest="bench", required=True)
@@ -447,6 +486,15 @@ def main() -> None:
     inst.add_argument("--runs", type=int, default=2, help="alternate floor and install N times")
     hsm = sub.add_parser("hsm", help="signatures in a SoftHSM2 token against a key in memory")
     hsm.add_argument("--signatures", type=int, default=2000)
+    fz = sub.add_parser("fuzz", help="structure-aware fuzzing of every document airgap reads")
+    fz.add_argument("--cases", type=int, default=10000, help="cases in all, spread over kinds")
+    fz.add_argument("--workers", type=int, default=2)
+    fz.add_argument("--seed", type=int, default=1)
+    fz.add_argument("--kinds", help="comma-separated document kinds (default: all)")
+    fz.add_argument("--timeout", type=float, default=10.0, help="seconds before a case hangs")
+    fz.add_argument("--failures", help="write every failed case as a JSON line to this file")
+    fz.add_argument("--replay", metavar="KIND:SEED:NUMBER", help="run one case alone, verbosely")
+    fz.add_argument("--keep", action="store_true", help="with --replay: keep its files")
     args = ap.parse_args()
     {
         "hsm": bench_hsm,
@@ -456,6 +504,7 @@ def main() -> None:
         "probe": bench_probe,
         "images": bench_images,
         "install": bench_install,
+        "fuzz": bench_fuzz,
     }[args.bench](args)
 
 

@@ -24,7 +24,9 @@ from packager.findings import Finding, Severity, did_you_mean
 from packager.manifest.model import Manifest, Target
 from packager.manifest.yamlsource import JsonPath, json_path_str
 from packager.probe.chipfacts import product_memory_gb
+from packager.util.fs import is_dir, is_file, lookup_error
 from packager.util.globs import selected
+from packager.util.text import quoted
 from packager.util.units import human_size
 
 FP8 = frozenset({"fp8", "fp8_e4m3", "fp8_e5m2"})
@@ -632,7 +634,7 @@ def _check_ascend_kernel(
 def weights_size(manifest: Manifest, limit_files: int = 100_000) -> int | None:
     """Bytes of local weight files the include/exclude globs select; None when not local."""
     src = manifest.model.source.path
-    if src is None or not src.is_dir():
+    if src is None or not is_dir(src):
         return None
     total = 0
     count = 0
@@ -676,16 +678,14 @@ def _check_local_inputs(ctx: _Ctx, t: Target, seen: set[str]) -> None:
     m = ctx.manifest
     checks: list[tuple[Path, JsonPath, str, Callable[[Path], bool]]] = []
     if m.model.source.path is not None:
-        checks.append(
-            (m.model.source.path, ("model", "source", "path"), "weights folder", Path.is_dir)
-        )
+        checks.append((m.model.source.path, ("model", "source", "path"), "weights folder", is_dir))
     for f in t.files:
-        checks.append((f.source, (*f.json_path, "source"), "file", Path.is_file))
+        checks.append((f.source, (*f.json_path, "source"), "file", is_file))
     for k in t.kernels:
-        checks.append((k.path, (*k.json_path, "path"), "kernel", Path.is_file))
+        checks.append((k.path, (*k.json_path, "path"), "kernel", is_file))
     if t.wheels:
         for r in t.wheels.requirements:
-            checks.append((r, t.wheels.json_path, "requirements file", Path.is_file))
+            checks.append((r, t.wheels.json_path, "requirements file", is_file))
     for path, where, what, ok in checks:
         key = f"{where}:{path}"
         if key in seen:
@@ -693,11 +693,17 @@ def _check_local_inputs(ctx: _Ctx, t: Target, seen: set[str]) -> None:
         seen.add(key)
         if not ok(path):
             written = _written(ctx, where)
+            why = lookup_error(path)
             ctx.add(
                 Severity.WARNING,
                 "AG311",
-                f"{what} {written or path} not found on this host"
-                + (f" (looked in {path})" if written and written != str(path) else ""),
+                f"{what} {quoted(written or str(path), 200)} "
+                + (f"cannot be looked up on this host ({why})" if why else "not found on this host")
+                + (
+                    f" (looked in {quoted(str(path), 200)})"
+                    if written and written != str(path)
+                    else ""
+                ),
                 where,
                 "`airgap lock` and `airgap build` need it; validate checks the rest regardless",
             )

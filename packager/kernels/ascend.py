@@ -32,6 +32,8 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from packager.util.fs import is_file
+
 SOC_KEYS = ("socVersion", "soc_version", "SocVersion", "socVersions", "soc_versions")
 NESTED_KEYS = ("supportInfo", "opInfo", "op_info", "compileInfo")
 MAX_META_BYTES = 16 * 1024 * 1024
@@ -72,7 +74,7 @@ def read_meta(path: Path, known_socs: Iterable[str] = ()) -> AscendMeta:
     if path.suffix == ".json":
         meta_path = path
     else:
-        meta_path = next((c for c in meta_candidates(path) if c.is_file()), None)
+        meta_path = next((c for c in meta_candidates(path) if is_file(c)), None)
     doc: dict[str, Any] = {}
     error = None
     if meta_path is not None:
@@ -83,7 +85,7 @@ def read_meta(path: Path, known_socs: Iterable[str] = ()) -> AscendMeta:
             if not isinstance(loaded, dict):
                 raise ValueError("not a JSON object")
             doc = loaded
-        except (OSError, ValueError) as exc:
+        except (OSError, ValueError, RecursionError) as exc:
             error = f"{meta_path}: cannot read it as kernel metadata: {exc}"
     if path.suffix == ".json" and doc.get("binFileName"):
         binary = path.parent / (str(doc["binFileName"]) + str(doc.get("binFileSuffix", ".o")))
@@ -92,7 +94,7 @@ def read_meta(path: Path, known_socs: Iterable[str] = ()) -> AscendMeta:
         socs, source = _socs_from_folders(path, known_socs)
     declared = doc.get("sha256")
     actual = None
-    if isinstance(declared, str) and binary.is_file():
+    if isinstance(declared, str) and is_file(binary):
         actual = _sha256(binary)
     kernel = doc.get("kernelName")
     return AscendMeta(

@@ -63,6 +63,7 @@ from packager.kernels.inspection import (
 from packager.manifest.model import Kernel, Manifest, Stack
 from packager.manifest.yamlsource import JsonPath, json_path_str
 from packager.probe.npy import NpyArray, NpyError, read_npy
+from packager.util.fs import is_file
 
 ERROR, WARNING, INFO = Severity.ERROR, Severity.WARNING, Severity.INFO
 SUPERSEDED = frozenset({"AG401", "AG402"})  # declared-target findings the binary replaces
@@ -255,7 +256,7 @@ def _check_cuda(
 
     if info is None:
         try:
-            if path.is_file() and path.stat().st_size == 0:
+            if is_file(path) and path.stat().st_size == 0:
                 issues.append(_placeholder(kernel))
                 return done(False)
             info = inspect_file(path, kernel.kind)
@@ -517,7 +518,7 @@ def _check_vectors(kernel: Kernel, info: KernelInfo, issues: list[KernelIssue]) 
     complete = True
     for group, paths in (("inputs", tests.inputs), ("expected", tests.expected)):
         for i, p in enumerate(paths):
-            if not p.is_file():
+            if not is_file(p):
                 complete = False
                 issues.append(
                     KernelIssue(
@@ -580,7 +581,7 @@ def _check_vectors(kernel: Kernel, info: KernelInfo, issues: list[KernelIssue]) 
 
 def _check_ascend(kernel: Kernel, chips: Sequence[Chip]) -> KernelCheck:
     issues: list[KernelIssue] = []
-    if kernel.path.is_file() and kernel.path.stat().st_size == 0:
+    if is_file(kernel.path) and kernel.path.stat().st_size == 0:
         issues.append(_placeholder(kernel))
         return KernelCheck(
             kernel.name,
@@ -733,7 +734,7 @@ def validate_kernels(manifest: Manifest, facts: Facts | None = None) -> KernelVa
         for k in target.kernels:
             if k.kind.startswith("cuda-") != (vendor == "nvidia"):
                 continue  # compat's AG403 names a kernel under the wrong vendor
-            if not k.path.is_file():
+            if not is_file(k.path):
                 continue  # compat's AG311 names a missing file
             info = None
             if k.kind != "ascend-op" and k.path.stat().st_size:

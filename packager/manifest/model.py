@@ -20,6 +20,7 @@ import jsonschema
 from packager.findings import Finding, Severity, did_you_mean
 from packager.manifest.yamlsource import JsonPath, PositionedDocument, json_path_str, load_yaml_file
 from packager.util.schemas import load_schema, validator
+from packager.util.text import quoted
 from packager.util.units import parse_duration, parse_size
 
 API_VERSION = "airgap/v1"
@@ -683,7 +684,8 @@ def _finding_for(
         yield Finding(
             Severity.ERROR,
             "AG106",
-            f"{jp} does not match any accepted form (keys given: {', '.join(keys) or 'none'})",
+            f"{jp} does not match any accepted form "
+            f"(keys given: {', '.join(quoted(k, 40) for k in keys) or 'none'})",
             doc.location(path),
             jp,
             _oneof_hint(root, err),

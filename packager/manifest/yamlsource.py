@@ -11,6 +11,7 @@ Only the YAML safe subset is accepted: no Python tags, no merge keys.
 from __future__ import annotations
 
 import datetime as _dt
+import unicodedata
 from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -20,6 +21,7 @@ import yaml
 from yaml.nodes import MappingNode, Node, ScalarNode, SequenceNode
 
 from packager.errors import ManifestReadError, SourceLocation
+from packager.util.text import quoted
 
 #: a manifest is a small hand-written file; anything larger is refused before parsing
 MAX_DOCUMENT_BYTES = 1024 * 1024
@@ -134,11 +136,33 @@ class _Builder:
                 f"unsupported YAML value: {exc.problem}",
                 "manifests use plain YAML: strings, numbers, booleans, lists and mappings",
             ) from None
+        except (ValueError, TypeError, KeyError, AttributeError, OverflowError):
+            # PyYAML's constructors raise these for a tag its text does not fit (!!int abc,
+            # !!bool maybe, !!timestamp 2024-02-30) and for an int past Python's digit limit
+            raise self.fail(
+                node,
+                f"{quoted(node.value, 60)} cannot be read as a YAML {_tag_name(node.tag)}",
+                "drop the tag, or quote the value to make it a string",
+            ) from None
         if isinstance(value, (_dt.datetime, _dt.date)):
             return value.isoformat()
         if isinstance(value, bytes):
             raise self.fail(node, "binary values (!!binary) are not allowed in a manifest")
+        if isinstance(value, str):
+            self._check_text(node, value)
         return value
+
+    def _check_text(self, node: Node, text: str) -> None:
+        """Text must be Unicode: a lone surrogate (``"\\ud800"``) cannot be written out again."""
+        try:
+            text.encode("utf-8")
+        except UnicodeEncodeError as exc:
+            raise self.fail(
+                node,
+                f"{quoted(text, 60)} holds a lone surrogate "
+                f"(U+{ord(text[exc.start]):04X}), which is not a character",
+                "write the character itself, or a surrogate pair for one above U+FFFF",
+            ) from None
 
     def _mapping(self, node: MappingNode, path: JsonPath) -> dict[str, Any]:
         out: dict[str, Any] = {}
@@ -153,6 +177,7 @@ class _Builder:
                     "write the merged keys out",
                 )
             key = str(key_node.value)
+            self._check_text(key_node, key)
             if key in first_seen:
                 first = first_seen[key]
                 raise self.fail(
@@ -199,6 +224,26 @@ def _read_bounded(path: Path) -> bytes:
     return raw
 
 
+def _tag_name(tag: str) -> str:
+    """``tag:yaml.org,2002:int`` -> ``!!int``."""
+    prefix = "tag:yaml.org,2002:"
+    return "!!" + tag[len(prefix) :] if tag.startswith(prefix) else tag
+
+
+def _reader_error(exc: yaml.reader.ReaderError, text: str, name: str) -> ManifestReadError:
+    """PyYAML refuses control characters (and other non-printable ones) before parsing."""
+    char = exc.character if isinstance(exc.character, str) else chr(exc.character)
+    at = max(0, min(exc.position, len(text)))
+    line = text.count("\n", 0, at) + 1
+    column = at - (text.rfind("\n", 0, at) + 1) + 1
+    return ManifestReadError(
+        f"the character U+{ord(char):04X} ({unicodedata.name(char, 'a control character')}) "
+        "is not allowed in YAML",
+        hint="remove it; inside double quotes an escape (\\x1b, \\u200b) writes it",
+        location=SourceLocation(name, line, column),
+    )
+
+
 def load_yaml_file(path: Path) -> PositionedDocument:
     """Read one YAML mapping from ``path`` with source positions; raise ManifestReadError."""
     raw = _read_bounded(path)
@@ -221,7 +266,10 @@ def load_yaml_text(text: str, name: str) -> PositionedDocument:
             f"{name}: the manifest is empty",
             hint="`airgap init NAME` writes a starter manifest",
         )
-    loader = yaml.SafeLoader(text)
+    try:
+        loader = yaml.SafeLoader(text)
+    except yaml.reader.ReaderError as exc:
+        raise _reader_error(exc, text, name) from None
     try:
         try:
             root = loader.get_single_node()
@@ -238,8 +286,10 @@ def load_yaml_text(text: str, name: str) -> PositionedDocument:
                 hint="check indentation and quoting near this line",
                 location=where,
             ) from None
+        except yaml.reader.ReaderError as exc:
+            raise _reader_error(exc, text, name) from None
         except yaml.YAMLError as exc:
-            raise ManifestReadError(f"{name}: YAML error: {exc}") from None
+            raise ManifestReadError(f"{name}: YAML error: {quoted(str(exc), 200)}") from None
         except RecursionError:
             raise ManifestReadError(
                 f"{name}: the document is nested too deeply to be a manifest"

@@ -19,6 +19,9 @@ from .versions import Constraint, VersionError
 
 MAX_DESCRIPTOR = 16 << 20
 DESCRIPTOR = "airgap/bundle.json"
+#: deeper than any bundle.json; a deeper one is refused before anything walks it
+MAX_DEPTH = 64
+DIGEST = re.compile(r"sha256:[0-9a-f]{64}")
 
 
 class BundleError(Exception):
@@ -167,6 +170,15 @@ def _str(d: dict[str, Any], key: str, where: str) -> str | None:
     return v
 
 
+def _list(d: dict[str, Any], key: str, where: str) -> list[Any]:
+    v = d.get(key)
+    if v is None:
+        return []
+    if not isinstance(v, list):
+        raise BundleError(f"bad bundle.json: {where}{key} must be a list")
+    return v
+
+
 def _int(d: dict[str, Any], key: str, where: str) -> int | None:
     v = d.get(key)
     if v is None:
@@ -188,14 +200,55 @@ def _constraint(d: dict[str, Any], key: str) -> Constraint | None:
         raise BundleError(f"bad bundle.json: target.stack.{key}: {exc}") from None
 
 
+def _unique(pairs: list[tuple[str, Any]]) -> dict[str, Any]:
+    out: dict[str, Any] = {}
+    for key, value in pairs:
+        if key in out:
+            raise ValueError(f"the name {key!r} is given twice in one object")
+        out[key] = value
+    return out
+
+
+def _no_constant(name: str) -> Any:
+    raise ValueError(f"{name} is not a JSON number")
+
+
+def _check_tree(doc: Any) -> str | None:
+    """What makes ``doc`` unusable (nesting too deep, text that is not Unicode), or None.
+    Iterative: nothing for a hostile document to exhaust."""
+    stack: list[tuple[Any, int]] = [(doc, 0)]
+    while stack:
+        value, depth = stack.pop()
+        if depth > MAX_DEPTH:
+            return f"nested deeper than {MAX_DEPTH} levels"
+        if isinstance(value, dict):
+            stack.extend((k, depth + 1) for k in value)
+            stack.extend((v, depth + 1) for v in value.values())
+        elif isinstance(value, list):
+            stack.extend((v, depth + 1) for v in value)
+        elif isinstance(value, str):
+            try:
+                value.encode("utf-8")
+            except UnicodeEncodeError:
+                return "text that is not valid Unicode (a lone surrogate)"
+    return None
+
+
 def parse_requirements(data: bytes, source: str) -> Requirements:
     """The requirements of a bundle.json; BundleError names the first bad value."""
     if len(data) > MAX_DESCRIPTOR:
         raise BundleError(f"{source}: bundle.json is larger than 16 MiB")
     try:
-        doc = json.loads(data.decode("utf-8"))
+        doc = json.loads(
+            data.decode("utf-8"), object_pairs_hook=_unique, parse_constant=_no_constant
+        )
     except (UnicodeDecodeError, ValueError) as exc:
         raise BundleError(f"bad bundle.json ({source}): not JSON: {exc}") from None
+    except RecursionError:
+        raise BundleError(f"bad bundle.json ({source}): nested too deeply") from None
+    problem = _check_tree(doc)
+    if problem is not None:
+        raise BundleError(f"bad bundle.json ({source}): {problem}")
     if not isinstance(doc, dict):
         raise BundleError(f"bad bundle.json ({source}): not a JSON object")
     req = Requirements(source=source)
@@ -235,14 +288,16 @@ def parse_requirements(data: bytes, source: str) -> Requirements:
     inst = _get(doc, "install", "")
     req.install_bytes = _int(inst, "bytes", "install.")
     req.weights_bytes = _int(inst, "weights_bytes", "install.")
-    kernels = doc.get("kernels")
-    if kernels is not None and not isinstance(kernels, list):
-        raise BundleError("bad bundle.json: kernels must be a list")
-    req.kernels = len(kernels or [])
-    req.kernel_specs = [k for k in kernels or [] if isinstance(k, dict)]
-    for blob in doc.get("blobs") or []:
+    kernels = _list(doc, "kernels", "")
+    req.kernels = len(kernels)
+    req.kernel_specs = [k for k in kernels if isinstance(k, dict)]
+    for blob in _list(doc, "blobs", ""):
         if isinstance(blob, dict) and isinstance(blob.get("digest"), str):
-            for path in blob.get("paths") or []:
+            if not DIGEST.fullmatch(blob["digest"]):
+                raise BundleError(
+                    f"bad bundle.json: blobs[].digest {blob['digest']!r} is not a sha256 digest"
+                )
+            for path in _list(blob, "paths", "blobs[]."):
                 if isinstance(path, str):
                     req.blob_for_path[path] = blob["digest"]
     req.digest = "sha256:" + hashlib.sha256(data).hexdigest()
@@ -258,8 +313,8 @@ def parse_requirements(data: bytes, source: str) -> Requirements:
     req.serve_spec = serve
     target_doc = doc.get("target")
     req.target_spec = target_doc if isinstance(target_doc, dict) else {}
-    images = doc.get("images")
-    req.image_specs = [i for i in images or [] if isinstance(i, dict)]
+    images = _list(doc, "images", "")
+    req.image_specs = [i for i in images if isinstance(i, dict)]
     lock = doc.get("lock")
     locked = _locked_target(lock, req.target)
     lock_images = locked.get("images") if locked else None

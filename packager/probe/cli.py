@@ -17,7 +17,7 @@ from .checks import run_checks
 from .chipfacts import FactsError, load_facts
 from .detect import detect
 from .kernels import kernel_checks, smoke_checks
-from .report import build, render_text, to_json_text, write_atomic
+from .report import build, render_text, to_json_text, visible, write_atomic
 from .system import DEFAULT_TIMEOUT, LiveSystem, RecordingSystem, SysrootSystem, System
 
 
@@ -237,7 +237,7 @@ def _progress(line: str) -> None:
 
 def _one_line(text: str) -> str:
     lines = [line.strip() for line in text.splitlines() if line.strip()]
-    return lines[0] if lines else text.strip()
+    return visible(lines[0] if lines else text.strip())
 
 
 def main(argv: list[str], facts: dict[str, Any] | None = None, prog: str = "airgap probe") -> int:

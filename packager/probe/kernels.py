@@ -13,7 +13,7 @@ import tarfile
 from collections.abc import Callable
 from typing import Any
 
-from .bundle import Requirements
+from .bundle import DIGEST, Requirements
 from .checks import FAIL, NOT_RUN, Check
 
 MAX_FILE = 1 << 30  # a kernel or a test vector larger than 1 GiB is not read into memory
@@ -31,7 +31,7 @@ class _Files:
 
     def _blob(self, path: str) -> bytes:
         digest = self.req.blob_for_path.get(path)
-        if digest is None or not digest.startswith("sha256:"):
+        if digest is None or not DIGEST.fullmatch(digest):
             raise OSError(f"{path} is not in the bundle")
         name = "blobs/sha256/" + digest.split(":", 1)[1]
         kind, root = self.req.location
@@ -61,6 +61,9 @@ class _Files:
     def read(self, path: str) -> bytes:
         kind, root = self.req.location
         if kind == "installed":
+            parts = path.split("/")
+            if path.startswith("/") or "\\" in path or any(p in ("", ".", "..") for p in parts):
+                raise OSError(f"{path!r} is not a relative path inside the bundle")
             full = os.path.join(root, path)
             if os.path.getsize(full) > MAX_FILE:
                 raise OSError(f"{path} is larger than 1 GiB")

@@ -71,6 +71,16 @@ def to_json_text(doc: dict[str, Any]) -> str:
 # ---------------------------------------------------------------- text
 
 
+def visible(text: str) -> str:
+    """``text`` with every character a terminal acts on but the newline (C0 controls, DEL, C1
+    controls, bidi and other format characters, lone surrogates) written as its escape
+    (``\\x1b``, ``\\u202e``): a bundle's or a machine's strings cannot move the cursor, recolour
+    or reorder what the probe prints."""
+    if text.isprintable():
+        return text
+    return "".join(c if c == "\n" or c.isprintable() else repr(c)[1:-1] for c in text)
+
+
 def _group(items: list[tuple[str, str]]) -> str:
     """``[(name, detail), ...]`` -> ``8 x name (detail)``, grouping equal entries in order."""
     out: list[tuple[str, str, int]] = []
@@ -180,7 +190,11 @@ def _engine_line(e: dict[str, Any]) -> str:
 
 
 def render_text(doc: dict[str, Any]) -> str:
-    """The report as a plain table (no colours, no terminal codes)."""
+    """The report as a plain table (no colours, no terminal codes, see :func:`visible`)."""
+    return visible(_table(doc))
+
+
+def _table(doc: dict[str, Any]) -> str:
     rows = _host_lines(doc)
     rows.append(("NVIDIA", _nvidia_line(doc["nvidia"])))
     rows.append(("Ascend", _ascend_line(doc["ascend"])))

@@ -13,6 +13,8 @@ from packager.manifest.yamlsource import JsonPath
 from packager.resolve.content import digest_files
 from packager.resolve.lockfile import LockedFile, LockedKernel
 from packager.resolve.statcache import StatCache
+from packager.util.fs import lookup_error
+from packager.util.text import quoted
 
 
 def _written(manifest: Manifest, path: Path) -> str:
@@ -23,15 +25,22 @@ def _written(manifest: Manifest, path: Path) -> str:
 
 def _must_be_file(manifest: Manifest, path: Path, what: str, where: JsonPath) -> None:
     loc = manifest.document.location(where)
+    why = lookup_error(path)
+    if why is not None:
+        raise ResolveError(
+            f"{what} {quoted(str(path), 200)} cannot be looked up: {why}",
+            hint="fix the path (relative paths start at the manifest's folder)",
+            location=loc,
+        )
     if not path.exists():
         raise ResolveError(
-            f"{what} {path} does not exist"
+            f"{what} {quoted(str(path), 200)} does not exist"
             + (" (a dangling symbolic link)" if path.is_symlink() else ""),
             hint="fix the path (relative paths start at the manifest's folder)",
             location=loc,
         )
     if not path.is_file():
-        raise ResolveError(f"{what} {path} is not a regular file", location=loc)
+        raise ResolveError(f"{what} {quoted(str(path), 200)} is not a regular file", location=loc)
 
 
 def _pin(manifest: Manifest, what: str, got: str, want: str | None, where: JsonPath) -> None:

@@ -18,7 +18,9 @@ from packager.resolve.content import digest_files
 from packager.resolve.lockfile import LockedFile, LockedModel, SafetensorsSummary
 from packager.resolve.statcache import StatCache
 from packager.signing.oms import SIGNATURE_FILE
+from packager.util.fs import is_dir, lookup_error
 from packager.util.globs import glob_matches, selected
+from packager.util.text import quoted
 
 _COMMIT = re.compile(r"^[0-9a-f]{40}\Z")
 _WEIGHT_EXT = (".safetensors", ".bin", ".gguf", ".onnx", ".pt", ".pth", ".ckpt", ".h5", ".msgpack")
@@ -67,7 +69,7 @@ def hf_snapshot(src: HuggingFaceSource) -> Snapshot:
     """``models--ORG--NAME/snapshots/COMMIT``; a branch or tag is turned into a commit by refs/."""
     root = hf_cache_root(src)
     repo_dir = root / ("models--" + src.repo.replace("/", "--"))
-    if not repo_dir.is_dir():
+    if not is_dir(repo_dir):
         raise ResolveError(
             f"{src.repo} is not in the Hugging Face cache {root} (no {repo_dir.name}/)",
             hint=f"on a connected host: huggingface-cli download {src.repo} "
@@ -172,13 +174,21 @@ def resolve_weights(
     model = manifest.model
     if model.source.path is not None:
         src = model.source.path
+        why = lookup_error(src)
+        if why is not None:
+            raise ResolveError(
+                f"weights folder {quoted(str(src), 200)} cannot be looked up: {why}",
+                hint="fix model.source.path (relative paths start at the manifest's folder)",
+            )
         if not src.exists():
             raise ResolveError(
-                f"weights folder {src} does not exist",
+                f"weights folder {quoted(str(src), 200)} does not exist",
                 hint="fix model.source.path (relative paths start at the manifest's folder)",
             )
         if not src.is_dir():
-            raise ResolveError(f"{src} is not a folder", hint="model.source.path names a folder")
+            raise ResolveError(
+                f"{quoted(str(src), 200)} is not a folder", hint="model.source.path names a folder"
+            )
         rel_src = os.path.relpath(src, manifest.base_dir)
         snap = Snapshot(src, src, {"path": rel_src.replace(os.sep, "/")})
     else:

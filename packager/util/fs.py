@@ -1,4 +1,5 @@
-"""File-system helpers: every write that matters goes to a temporary name and is renamed."""
+"""File-system helpers: every write that matters goes to a temporary name and is renamed; paths
+that come from a manifest are looked up without raising for names the system refuses."""
 
 from __future__ import annotations
 
@@ -40,3 +41,34 @@ def atomic_write_text(path: Path, text: str, *, overwrite: bool = True, mode: in
         if os.path.exists(tmp):
             os.unlink(tmp)
         raise InputError(f"{path}: cannot write: {exc.strerror}") from None
+
+
+def is_file(path: Path) -> bool:
+    """``path.is_file()``, but False (not an OSError) for a name this system cannot look up: a
+    component longer than NAME_MAX, a path longer than PATH_MAX, a loop of links, no permission."""
+    try:
+        return path.is_file()
+    except (OSError, ValueError):
+        return False
+
+
+def is_dir(path: Path) -> bool:
+    """``path.is_dir()`` that never raises (see :func:`is_file`)."""
+    try:
+        return path.is_dir()
+    except (OSError, ValueError):
+        return False
+
+
+def lookup_error(path: Path) -> str | None:
+    """Why ``path`` cannot even be looked up (``File name too long``), or None: it exists, or it
+    simply is not there."""
+    try:
+        os.stat(path)
+    except (FileNotFoundError, NotADirectoryError):
+        return None
+    except ValueError:
+        return "a NUL character in the path"
+    except OSError as exc:
+        return exc.strerror or str(exc)
+    return None

@@ -3,8 +3,10 @@
 Writing: one canonical form for what airgap signs or hashes, one readable form for the files
 people open. Reading: :func:`parse_document` is the one way a document from outside (a bundle, a
 parts index, a trust policy, a lock, a receipt) becomes Python data: a name given twice, NaN,
-nesting deeper than :data:`MAX_DEPTH` and text that is not valid Unicode are refused, with the
-JSON path of the first offence.
+numbers that overflow (``1e999``) or run past :data:`MAX_NUMBER_DIGITS` digits, nesting deeper
+than :data:`MAX_DEPTH`, bytes that are not UTF-8 (UTF-16, a BOM) and text that is not valid
+Unicode are refused, with the JSON path of the
+first offence.
 
 Canonical JSON: keys sorted, no whitespace, UTF-8 (not ``\\uXXXX`` escapes), NaN and infinities refused. Equal
 objects give equal bytes on every machine and Python version, which is what reproducible builds
@@ -38,6 +40,9 @@ def pretty_json(obj: Any) -> bytes:
 
 #: deeper nesting than any airgap document has; a deeper one is refused before code walks it
 MAX_DEPTH = 64
+#: longer numbers than any airgap document has (sizes fit in 20 digits); Python's own limit on
+#: int() (4300 digits, not in every 3.9) would otherwise surface as a bare ValueError
+MAX_NUMBER_DIGITS = 64
 
 
 class DocumentError(ValueError):
@@ -55,6 +60,21 @@ def _no_duplicates(pairs: list[tuple[str, Any]]) -> dict[str, Any]:
 
 def _no_constant(name: str) -> Any:
     raise DocumentError(f"{name} is not a JSON number")
+
+
+def _bounded_int(text: str) -> int:
+    if len(text) > MAX_NUMBER_DIGITS:
+        raise DocumentError(f"a number of {len(text)} digits (at most {MAX_NUMBER_DIGITS})")
+    return int(text)
+
+
+def _finite_float(text: str) -> float:
+    if len(text) > MAX_NUMBER_DIGITS:
+        raise DocumentError(f"a number of {len(text)} characters (at most {MAX_NUMBER_DIGITS})")
+    value = float(text)
+    if value in (float("inf"), float("-inf")):
+        raise DocumentError(f"{text} is too large to be a number")
+    return value
 
 
 def _json_path(path: list[str | int]) -> str:
@@ -91,15 +111,29 @@ def _check_tree(doc: Any, max_depth: int) -> None:
 
 
 def parse_document(raw: bytes | str, *, max_depth: int = MAX_DEPTH) -> Any:
-    """``raw`` as JSON data, or :class:`DocumentError` (see the module docstring)."""
+    """``raw`` as JSON data, or :class:`DocumentError` (see the module docstring).
+
+    Bytes must be UTF-8 without a byte order mark (RFC 8259): ``json.loads`` would also take
+    UTF-16 and UTF-32 and skip a BOM, so one document could have several spellings."""
+    if isinstance(raw, (bytes, bytearray)):
+        if raw.startswith(b"\xef\xbb\xbf"):
+            raise DocumentError("starts with a byte order mark (save it as UTF-8 without one)")
+        try:
+            raw = raw.decode("utf-8")
+        except UnicodeDecodeError as exc:
+            raise DocumentError(f"not UTF-8 text (byte {exc.start})") from None
     try:
-        doc = json.loads(raw, object_pairs_hook=_no_duplicates, parse_constant=_no_constant)
+        doc = json.loads(
+            raw,
+            object_pairs_hook=_no_duplicates,
+            parse_constant=_no_constant,
+            parse_int=_bounded_int,
+            parse_float=_finite_float,
+        )
     except DocumentError:
         raise
     except RecursionError:
         raise DocumentError(f"nested deeper than {max_depth} levels") from None
-    except UnicodeDecodeError as exc:
-        raise DocumentError(f"not UTF-8 text (byte {exc.start})") from None
     except json.JSONDecodeError as exc:
         raise DocumentError(
             f"not JSON: {exc.msg} at line {exc.lineno} column {exc.colno}"

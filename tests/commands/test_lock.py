@@ -187,6 +187,26 @@ def test_a_missing_input_is_an_input_error(project: Path, missing: str, words: s
     assert words in r.stderr and "does not exist" in r.stderr and "Traceback" not in r.stderr
 
 
+@pytest.mark.parametrize(
+    ("written", "words"),
+    [
+        ("files/" + "r" * 300, "cannot be looked up: File name too long"),
+        ('"files/run\\x1b[2J.sh"', "file '"),
+    ],
+)
+def test_a_file_path_the_system_refuses_is_named_escaped(
+    project: Path, written: str, words: str
+) -> None:
+    """Found by tests/support/fuzz: an OSError escaped lock; a control character in the path
+    reached the terminal raw."""
+    m = project / "m.yaml"
+    m.write_text(MANIFEST.replace("source: files/run.sh", f"source: {written}"))
+    r = airgap("lock", str(m))
+    assert r.returncode == 2, r.stdout + r.stderr
+    assert words in r.stderr and "Traceback" not in r.stderr
+    assert "\x1b" not in r.stderr
+
+
 def test_weights_whose_dtype_disagrees_are_not_locked(project: Path) -> None:
     m = project / "m.yaml"
     m.write_text(MANIFEST.replace("precision: fp32", "precision: fp16"))

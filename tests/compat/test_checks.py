@@ -884,3 +884,57 @@ def test_a_precision_finding_in_a_target_names_it(tmp_path: Path) -> None:
     path = write_manifest(tmp_path, "multi", {"targets.ascend.precision": DELETE}, {})
     (f,) = [f for f in validate(path).findings if f.code == "AG210"]
     assert "target 'ascend'" in f.message
+
+
+LONG = "w" * 300  # one name longer than NAME_MAX: the system cannot look it up
+
+
+@pytest.mark.parametrize(
+    ("overrides", "where", "words"),
+    [
+        pytest.param(
+            {"model.source": {"path": "./" + LONG}},
+            "$.model.source.path",
+            "cannot be looked up on this host (File name too long)",
+            id="weights-name-too-long",
+        ),
+        pytest.param(
+            {"runtime.files": [{"source": "./" + "\u202e" * 100, "dest": "x"}]},
+            "$.runtime.files[0].source",
+            "'./\\u202e\\u202e",
+            id="file-name-too-long-bidi",
+        ),
+        pytest.param(
+            {"runtime.files": [{"source": "./a\x1b[2J", "dest": "x"}]},
+            "$.runtime.files[0].source",
+            "file './a\\x1b[2J' not found",
+            id="escape-in-name",
+        ),
+        pytest.param(
+            {"kernels": [{"name": "k", "kind": "cuda-fatbin", "path": LONG, "targets": ["sm_90"]}]},
+            "$.kernels[0].path",
+            "(File name too long)",
+            id="kernel-name-too-long",
+        ),
+        pytest.param(
+            {
+                "kernels": [
+                    {"name": "k", "kind": "ascend-op", "path": LONG, "targets": ["Ascend910B3"]}
+                ]
+            },
+            "$.kernels[0].path",
+            "(File name too long)",
+            id="ascend-op-name-too-long",
+        ),
+    ],
+)
+def test_a_path_the_system_cannot_look_up_is_a_finding_not_a_crash(
+    tmp_path: Path, overrides: Mapping[str, Any], where: str, words: str
+) -> None:
+    """Found by tests/support/fuzz: an OSError (ENAMETOOLONG) escaped validate and lock."""
+    path = write_manifest(tmp_path, "nvidia", overrides, {})
+    report = validate(path)
+    hits = [f for f in report.findings if f.code == "AG311" and f.json_path == where]
+    assert len(hits) == 1, show(report)
+    assert words in hits[0].message, hits[0].message
+    assert all(c >= " " for c in hits[0].message), hits[0].message

@@ -203,7 +203,16 @@ SCHEMA_CASES = [
         "AG106",
         6,
         "$.model.source",
-        "keys given: pth",
+        "keys given: 'pth'",
+        "path",
+    ),
+    (
+        "source with a terminal escape for a key (found by the fuzzer)",
+        replace("{path: ./weights}", '{"\\x1b[2J": ./weights}'),
+        "AG106",
+        6,
+        "$.model.source",
+        "keys given: '\\x1b[2J'",
         "path",
     ),
     (

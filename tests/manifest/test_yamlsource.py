@@ -57,6 +57,20 @@ def test_dates_become_iso_strings() -> None:
         pytest.param("? [a, b]\n: 1\n", "mapping keys must be plain strings", 1, id="complex-key"),
         pytest.param("a: &x {b: *x}\n", "contains itself", 1, id="recursive-alias"),
         pytest.param(billion_laughs(), "expands to more than", None, id="billion-laughs"),
+        # found by tests/support/fuzz: each was a ReaderError, ValueError or UnicodeEncodeError
+        pytest.param("a: 1\nb: x\x1b[2J\n", "U+001B", 2, id="escape-character"),
+        pytest.param("\x07a: 1\n", "U+0007", 1, id="bell-first"),
+        pytest.param("a: \x9b2J\n", "U+009B", 1, id="c1-control"),
+        pytest.param(
+            "a: 1\nkind: !!int Bundle\n", "'Bundle' cannot be read as a YAML !!int", 2, id="int-tag"
+        ),
+        pytest.param("a: !!float x\n", "'x' cannot be read as a YAML !!float", 1, id="float-tag"),
+        pytest.param("a: !!bool maybe\n", "as a YAML !!bool", 1, id="bool-tag"),
+        pytest.param("a: !!timestamp 2024-02-30\n", "as a YAML !!timestamp", 1, id="bad-date"),
+        pytest.param("a: !!timestamp soon\n", "as a YAML !!timestamp", 1, id="timestamp-tag"),
+        pytest.param("a: " + "9" * 5000 + "\n", "cannot be read as a YAML !!int", 1, id="huge-int"),
+        pytest.param('a: "x\\ud800"\n', "lone surrogate (U+D800)", 1, id="surrogate-value"),
+        pytest.param('"\\udfff": 1\n', "lone surrogate (U+DFFF)", 1, id="surrogate-key"),
     ],
 )
 def test_unreadable_documents_are_refused_with_a_place(

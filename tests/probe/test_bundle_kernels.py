@@ -90,3 +90,15 @@ def test_a_recorded_machine_runs_no_kernel(bundles: dict[str, Path]) -> None:
     doc = json.loads(r.stdout)
     (k,) = [c for c in doc["checks"] if c["id"] == "kernels"]
     assert k["status"] == "NOT RUN" and "recorded machine" in k["reason"]
+
+
+@pytest.mark.parametrize(
+    "path", ["../../etc/passwd", "/etc/passwd", "a/../../b", "a\\..\\b", "./k"]
+)
+def test_an_installed_bundles_kernel_path_stays_inside_it(path: str, tmp_path: Path) -> None:
+    from packager.probe.bundle import Requirements
+    from packager.probe.kernels import _Files
+
+    files = _Files(Requirements("x", location=("installed", str(tmp_path))))
+    with pytest.raises(OSError, match="not a relative path inside the bundle"):
+        files.read(path)

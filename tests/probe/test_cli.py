@@ -100,6 +100,23 @@ BAD_BUNDLES: list[tuple[bytes, str]] = [
     (json.dumps({"install": {"bytes": 1.5}}).encode(), "install.bytes"),
     (json.dumps({"kernels": {"a": 1}}).encode(), "kernels must be a list"),
     (json.dumps({"smoke": "yes"}).encode(), "smoke must be an object"),
+    # found by tests/support/fuzz: each was a TypeError or a RecursionError before
+    (json.dumps({"blobs": 18446744073709551616}).encode(), "blobs must be a list"),
+    (
+        json.dumps({"blobs": [{"digest": "sha256:" + "0" * 64, "paths": 7}]}).encode(),
+        "paths must be a list",
+    ),
+    (json.dumps({"images": -1}).encode(), "images must be a list"),
+    (b"[" * 100_000 + b"]" * 100_000, "nested too deeply"),
+    (b'{"a": ' * 70 + b"1" + b"}" * 70, "nested deeper than 64 levels"),
+    (b'{"bundle": {"name": "\\ud800"}}', "not valid Unicode"),
+    (b'{"kernels": [], "kernels": []}', "given twice"),
+    (b'{"install": {"bytes": NaN}}', "NaN is not a JSON number"),
+    (b'{"install": {"bytes": ' + b"9" * 5000 + b"}}", "not JSON"),
+    (
+        json.dumps({"blobs": [{"digest": "sha256:../../etc/passwd", "paths": ["k"]}]}).encode(),
+        "is not a sha256 digest",
+    ),
 ]
 
 
@@ -255,6 +272,24 @@ def test_json_stdout_is_only_the_document(capsys: pytest.CaptureFixture[str]) ->
     run = probe(capsys, "--sysroot", H100, "--json")
     json.loads(run.out)
     assert run.err == ""
+
+
+HOSTILE = "evil\x1b[2J\u202e\x9b\x07"
+
+
+def test_a_bundles_text_cannot_act_on_the_terminal(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """The bundle's name and chips are printed with control and bidi characters escaped."""
+    doc = json.loads(GOOD)
+    doc["bundle"]["name"] = HOSTILE
+    doc["target"]["accelerator"]["chips"] = ["h100" + HOSTILE]
+    f = tmp_path / "bundle.json"
+    f.write_text(json.dumps(doc))
+    run = probe(capsys, "--sysroot", H100, "--bundle", str(f))
+    assert run.code == 1
+    assert "evil\\x1b[2J\\u202e\\x9b\\x07" in run.out
+    assert all(c == "\n" or c.isprintable() for c in run.out + run.err)
 
 
 def test_table(capsys: pytest.CaptureFixture[str]) -> None:

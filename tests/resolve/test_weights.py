@@ -380,3 +380,11 @@ def test_a_good_header_is_summarized(tmp_path: Path) -> None:
 )
 def test_file_roles(name: str, role: str) -> None:
     assert file_role(name) == role
+
+
+def test_a_source_the_system_cannot_look_up_is_refused_by_name(
+    tmp_path: Path, cache: StatCache
+) -> None:
+    """Found by tests/support/fuzz: an OSError (ENAMETOOLONG) escaped lock."""
+    with pytest.raises(ResolveError, match="cannot be looked up: File name too long"):
+        resolve_weights(manifest_for(tmp_path, "{path: ./" + "w" * 300 + "}"), cache)

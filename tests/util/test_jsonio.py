@@ -1,0 +1,54 @@
+"""parse_document: the one way a document from outside becomes data, or a DocumentError that says
+what and where (never a bare ValueError, RecursionError or UnicodeError)."""
+
+from __future__ import annotations
+
+import pytest
+
+from packager.util.jsonio import DocumentError, parse_document
+
+
+@pytest.mark.parametrize(
+    ("raw", "words"),
+    [
+        (b'{"a": 1, "a": 2}', "the name 'a' is given twice"),
+        (b'{"a": NaN}', "NaN is not a JSON number"),
+        (b'{"a": -Infinity}', "-Infinity is not a JSON number"),
+        (b'{"a": 1e999}', "1e999 is too large to be a number"),
+        (b'{"a": -1e999}', "-1e999 is too large to be a number"),
+        (b'{"a": ' + b"9" * 5000 + b"}", "a number of 5000 digits (at most 64)"),
+        (b'{"a": -' + b"9" * 100 + b"}", "a number of 101 digits"),
+        (b'{"a": 0.' + b"1" * 100 + b"}", "a number of 102 characters"),
+        (b"[" * 100_000 + b"]" * 100_000, "nested deeper than 64 levels"),
+        (b'{"a": ' * 65 + b"1" + b"}" * 65, "nested deeper than 64 levels at $.a.a.a"),
+        (b'{"a": ["\\ud800"]}', "text that is not valid Unicode at $.a[0]"),
+        (b'{"\\udfff": 1}', "a name that is not valid Unicode at $"),
+        (b'{"a": "\xff"}', "not UTF-8 text (byte 7)"),
+        (b'{"a": 1', "not JSON: Expecting ',' delimiter at line 1 column 8"),
+        ('{"a": 1}'.encode("utf-16"), "not UTF-8 text (byte 0)"),
+        ('{"a": 1}'.encode("utf-32-le"), "not JSON"),
+        (b'\xef\xbb\xbf{"a": 1}', "starts with a byte order mark"),
+        (b"", "not JSON"),
+    ],
+)
+def test_a_document_that_is_not_data_is_refused_with_what_and_where(raw: bytes, words: str) -> None:
+    with pytest.raises(DocumentError) as info:
+        parse_document(raw)
+    assert words in str(info.value)
+
+
+@pytest.mark.parametrize(
+    ("raw", "data"),
+    [
+        (
+            b'{"size": 9223372036854775807, "f": 1.5, "e": 1e300}',
+            {"size": 2**63 - 1, "f": 1.5, "e": 1e300},
+        ),
+        (b'{"a": ' * 63 + b"1" + b"}" * 63, None),
+        ('{"name": "\u00e9\U0001f600"}'.encode(), {"name": "\u00e9\U0001f600"}),
+    ],
+)
+def test_what_airgap_writes_reads_back(raw: bytes, data: object) -> None:
+    doc = parse_document(raw)
+    if data is not None:
+        assert doc == data
