@@ -184,6 +184,13 @@ class Verifier:
             if p.name not in names
         ]
         self.report.failures += check_parts(self._index, seen, others)
+        listed = sum(p.size for p in self._index.parts)
+        if self._index.total_size != listed:
+            self._fail(
+                "parts",
+                self.path.name,
+                f"total_size {self._index.total_size} is not the sum of its parts' sizes ({listed})",
+            )
         return self.report.ok
 
     def _signatures(self) -> bool:
@@ -196,6 +203,13 @@ class Verifier:
             self._fail("signatures", layout.BUNDLE_JSON, exc.message)
             return False
         self.report.digest = "sha256:" + hashlib.sha256(raw).hexdigest()
+        if self._index is not None and self._index.digest != self.report.digest:
+            self._fail(
+                "parts",
+                self.path.name,
+                f"the parts index is for content {self._index.digest}, the parts hold "
+                f"{self.report.digest} (an index of another build)",
+            )
         files = {
             name: b.read(name, MAX_SIGNATURE_BYTES)
             if m.size <= MAX_SIGNATURE_BYTES

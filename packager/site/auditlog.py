@@ -15,10 +15,10 @@ whole file can forge it; keep a copy of the head elsewhere for that.
 
 from __future__ import annotations
 
-import contextlib
 import hashlib
 import json
 import os
+import re
 import secrets
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
@@ -26,6 +26,7 @@ from typing import Any
 
 from packager.bundle import layout
 from packager.site.safefs import Dir, os_error
+from packager.util.jsonio import DocumentError, parse_document
 from packager.util.timefmt import now_utc
 
 ZERO = "0" * 64
@@ -62,6 +63,52 @@ def make_line(
         "prev": prev,
     }
     return json.dumps(entry, separators=(",", ":")).encode()  # ASCII: no line separators inside
+
+
+# ----------------------------------------------------------------------------- reading
+
+
+_HEX64 = re.compile(r"[0-9a-f]{64}")
+
+
+def parse_entry(raw: bytes) -> dict[str, Any] | None:
+    """One line of the log as a typed entry, or None when it is not one airgap wrote: exactly
+    the fields of :data:`FIELDS`, a positive whole ``seq``, strings (or null for name, version,
+    digest) and a sha256 ``prev``; parsed strictly (a name given twice, deep nesting refused)."""
+    try:
+        entry = parse_document(raw, max_depth=2)
+    except DocumentError:
+        return None
+    if not isinstance(entry, dict) or set(entry) != set(FIELDS):
+        return None
+    seq = entry["seq"]
+    if not isinstance(seq, int) or isinstance(seq, bool) or seq < 1:
+        return None
+    if not all(isinstance(entry[k], str) for k in ("time", "action", "detail", "prev")):
+        return None
+    if not all(
+        entry[k] is None or isinstance(entry[k], str) for k in ("name", "version", "digest")
+    ):
+        return None
+    if not _HEX64.fullmatch(entry["prev"]):
+        return None
+    return entry
+
+
+def parse_head(raw: bytes) -> tuple[int, str] | None:
+    """``audit.log.head`` as (seq, sha256 of that line), or None when it is not exactly that."""
+    try:
+        doc = parse_document(raw, max_depth=2)
+    except DocumentError:
+        return None
+    if not isinstance(doc, dict) or set(doc) != {"seq", "sha256"}:
+        return None
+    seq, sha = doc["seq"], doc["sha256"]
+    if not isinstance(seq, int) or isinstance(seq, bool) or seq < 0:
+        return None
+    if not isinstance(sha, str) or not _HEX64.fullmatch(sha):
+        return None
+    return seq, sha
 
 
 # ----------------------------------------------------------------------------- checking
@@ -106,13 +153,8 @@ def check_chain(data: bytes, head: bytes | None) -> ChainReport:
     by_hash = {h: i for i, h in enumerate(hashes, 1)}
     seqs: list[int | None] = []
     for i, raw in enumerate(lines, 1):
-        try:
-            entry = json.loads(raw)
-            if not isinstance(entry, dict) or set(entry) != set(FIELDS):
-                raise ValueError
-            if not isinstance(entry["seq"], int) or isinstance(entry["seq"], bool):
-                raise ValueError
-        except ValueError:
+        entry = parse_entry(raw)
+        if entry is None:
             rep.problems.append(LogProblem(i, "not an audit entry (edited or damaged)"))
             seqs.append(None)
             rep.entries.append({})
@@ -189,12 +231,11 @@ def _check_head(
         if lines:
             rep.notes.append(f"no {layout.SITE_AUDIT_HEAD}: the last entry is not anchored")
         return
-    try:
-        doc = json.loads(head)
-        seq, sha = int(doc["seq"]), str(doc["sha256"])
-    except (ValueError, KeyError, TypeError):
+    parsed = parse_head(head)
+    if parsed is None:
         rep.problems.append(LogProblem(None, f"{layout.SITE_AUDIT_HEAD} is not readable (edited?)"))
         return
+    seq, sha = parsed
     line_of = {e.get("seq"): i for i, e in enumerate(rep.entries, 1) if e}
     if seq == 0 and not lines:
         return
@@ -255,11 +296,10 @@ def _against_head(prefix: Dir, last: bytes | None, last_seq: int) -> tuple[int, 
     raw = prefix.read_small(layout.SITE_AUDIT_HEAD, 4096)
     if raw is None:
         return 0, None
-    try:
-        doc = json.loads(raw)
-        head_seq, head_sha = int(doc["seq"]), str(doc["sha256"])
-    except (ValueError, KeyError, TypeError):
+    parsed = parse_head(raw)
+    if parsed is None:
         return 0, f"{layout.SITE_AUDIT_HEAD} was unreadable before this entry (edited?)"
+    head_seq, head_sha = parsed
     if last is None:
         return head_seq, (
             f"the log was empty or missing while {layout.SITE_AUDIT_HEAD} named entry {head_seq}"
@@ -268,14 +308,8 @@ def _against_head(prefix: Dir, last: bytes | None, last_seq: int) -> tuple[int, 
         )
     if last_seq == head_seq and line_hash(last) == head_sha:
         return head_seq, None
-    with_prev: dict[str, Any] = {}
-    with contextlib.suppress(ValueError):
-        with_prev = json.loads(last)
-    if (
-        last_seq == head_seq + 1
-        and isinstance(with_prev, dict)
-        and with_prev.get("prev") == head_sha
-    ):
+    with_prev = parse_entry(last)
+    if last_seq == head_seq + 1 and with_prev is not None and with_prev["prev"] == head_sha:
         return head_seq, None
     return head_seq, (
         f"before this entry the log ended with entry {last_seq}, but {layout.SITE_AUDIT_HEAD} "
@@ -293,11 +327,8 @@ def read_entries(prefix: Dir) -> list[dict[str, Any]]:
     data, _ = read_log(prefix)
     out = []
     for line in _lines(data)[0]:
-        try:
-            e = json.loads(line)
-        except ValueError:
-            continue
-        if isinstance(e, dict):
+        e = parse_entry(line)
+        if e is not None:
             out.append(e)
     return out
 
@@ -328,10 +359,10 @@ def append(
         prev = ZERO if last is None else line_hash(last)
         last_seq = 0
         if last is not None:
-            try:
-                last_seq = int(json.loads(last)["seq"])
-            except (ValueError, KeyError, TypeError):
-                last_seq = os.pread(fd, size, 0).count(b"\n")
+            last_entry = parse_entry(last)
+            last_seq = (
+                last_entry["seq"] if last_entry is not None else os.pread(fd, size, 0).count(b"\n")
+            )
         head_seq, damage = _against_head(prefix, last, last_seq)
         seq = max(last_seq, head_seq) + 1
         torn = size > 0 and os.pread(fd, 1, size - 1) != b"\n"
@@ -358,5 +389,6 @@ def append(
     prefix.write_file(tmp, head)
     prefix.rename(tmp, prefix, layout.SITE_AUDIT_HEAD)
     prefix.fsync()
-    entry: dict[str, Any] = json.loads(line)
+    entry = parse_entry(line)
+    assert entry is not None  # we just wrote it
     return entry

@@ -25,6 +25,7 @@ from packager.site import auditlog
 from packager.site import receipts as receipts_mod
 from packager.site.rules import component_problem
 from packager.site.safefs import Dir, SiteError, os_error
+from packager.util.jsonio import DocumentError, parse_document
 from packager.util.progress import Reporter
 
 
@@ -308,10 +309,12 @@ def parse_journal(raw: bytes | None) -> dict[str, Any] | None:
     if raw is None:
         return None
     try:
-        doc = json.loads(raw)
-        name, versions = doc["name"], doc["versions"]
-    except (ValueError, KeyError, TypeError):
+        doc = parse_document(raw, max_depth=4)
+    except DocumentError:
         return None
+    if not isinstance(doc, dict) or "name" not in doc or "versions" not in doc:
+        return None
+    name, versions = doc["name"], doc["versions"]
     if component_problem(name, "name") or not isinstance(versions, list):
         return None
     good = [v for v in versions if component_problem(v, "version") is None]

@@ -14,6 +14,8 @@ from typing import Any
 
 from packager.bundle import layout
 from packager.site.safefs import Dir, SiteError
+from packager.util.jsonio import DocumentError, parse_document
+from packager.util.schemas import first_error
 
 MAX_RECEIPT_BYTES = 64 * 1024 * 1024
 _HEX = re.compile(r"^[0-9a-f]{64}\Z")
@@ -79,15 +81,14 @@ class ReceiptError(SiteError):
 
 def parse_receipt(data: bytes, where: str) -> Receipt:
     try:
-        doc = json.loads(data)
-        if not isinstance(doc, dict) or doc.get("receipt") != layout.RECEIPT_FORMAT:
-            raise ValueError("not an airgap receipt")
-        files = []
-        for f in doc["files"]:
-            path, sha, size = f["path"], f["sha256"], f["size"]
-            if not isinstance(path, str) or not _HEX.match(str(sha)) or not isinstance(size, int):
-                raise ValueError(f"bad file entry {f!r:.80}")
-            files.append(InstalledFile(path, sha, size, bool(f.get("blob", True))))
+        doc = parse_document(data)
+    except DocumentError as exc:
+        raise ReceiptError(f"{where}: not a readable receipt ({exc})") from None
+    problem = first_error("receipt", doc)
+    if problem is not None:
+        raise ReceiptError(f"{where}: not a readable receipt {problem}")
+    try:
+        files = [InstalledFile(f["path"], f["sha256"], f["size"], f["blob"]) for f in doc["files"]]
         return Receipt(
             name=str(doc["name"]),
             version=str(doc["version"]),

@@ -64,7 +64,14 @@ def tampered(tmp_path_factory: pytest.TempPathFactory) -> Path:
 
 @pytest.mark.parametrize(
     "args",
-    [["inspect"], ["images"], ["digest"], ["audit"], ["verify", "--key", "PUB"], ["audit", "--key", "PUB"]],
+    [
+        ["inspect"],
+        ["images"],
+        ["digest"],
+        ["audit"],
+        ["verify", "--key", "PUB"],
+        ["audit", "--key", "PUB"],
+    ],
     ids=lambda a: "-".join(a).replace("--key-PUB", "-key"),
 )
 def test_a_tampered_descriptor_never_reaches_the_terminal_raw(
@@ -104,7 +111,7 @@ def test_a_manifest_with_escapes_is_reported_escaped(tmp_path: Path) -> None:
         "apiVersion: airgap/v1\nkind: Bundle\nmetadata: {name: demo, version: 1.0.0, "
         'description: "\\e[2J\\u202e"}\nmodel: {name: "x\\e[31m", source: {path: ./w}, '
         "format: safetensors, precision: fp16}\ntarget: {platform: linux/amd64, "
-        "accelerator: {vendor: nvidia, chips: [\"h1\\e[0m00\"], count: 1}}\n"
+        'accelerator: {vendor: nvidia, chips: ["h1\\e[0m00"], count: 1}}\n'
     )
     r = cli("validate", str(m))
     _clean(r.stdout + r.stderr)

@@ -303,6 +303,7 @@ PYTHONS = ["3.8", "3.10", "3.11", "3.12", "3.13"]
 def test_supported_tags_agree_with_packaging(platform: str, python: str) -> None:
     """Our tag set is exactly the one pip builds (packaging.tags) for the same options."""
     from packaging import tags as ptags  # a test dependency: pip's own tag logic
+
     target = WheelTarget(platform, python)
     plats = list(platform_tags(target))
     version = tuple(int(x) for x in python.split("."))

@@ -31,6 +31,7 @@ from tests.support.fs import link_tree
 if TYPE_CHECKING:
     import docker
 
+
 @pytest.fixture(scope="session")
 def site_bundle(
     docker_client: docker.DockerClient,
