@@ -98,8 +98,6 @@ def revoke_key(path: Path, keyid: str, reason: str) -> None:
     matches = [
         k["keyid"] for k in doc["keys"] if k["keyid"].startswith(keyid) or k["name"] == keyid
     ]
-    if keys.is_keyid(keyid) and keyid not in matches:
-        matches = [keyid]
     if len(matches) != 1:
         raise PolicyError(
             f"{path}: {keyid!r} names {'no' if not matches else 'more than one'} trusted key",

@@ -94,7 +94,22 @@ def policy_from_document(doc: dict[str, Any], source: str) -> Policy:
                 hint="one key counts once toward the threshold; remove the duplicate",
             )
         found[kid] = TrustedKey(k["name"], kid, keys.algorithm_of(pub), pub, k["public_key"])
-    revoked = {r["keyid"]: r.get("reason", "") for r in doc["revoked"]}
+    revoked: dict[str, str] = {}
+    for i, r in enumerate(doc["revoked"]):
+        kid = r["keyid"]
+        if kid in revoked:
+            raise PolicyError(
+                f"{source}: revoked[{i}] revokes the key {kid[:16]}... a second time",
+                hint="list each revoked key once",
+            )
+        if kid not in found:
+            raise PolicyError(
+                f"{source}: revoked[{i}] names the key {kid[:16]}..., which the policy does not "
+                "list, so the revocation would match nothing",
+                hint="a revoked key stays listed under keys (marked REVOKED by `airgap trust "
+                "show`); revoke it with `airgap trust revoke KEYID`",
+            )
+        revoked[kid] = r.get("reason", "")
     usable = [k for k in found if k not in revoked]
     if doc["threshold"] > len(usable):
         raise PolicyError(

@@ -47,6 +47,16 @@ BAD_EDITS = [
         "not a valid trust policy",
     ),
     ("unknown-field", lambda d: d.update(extra=1), "not a valid trust policy"),
+    (
+        "revokes-a-key-it-does-not-list",
+        lambda d: d["revoked"].append({"keyid": "ab" * 32}),
+        "which the policy does not list",
+    ),
+    (
+        "revokes-a-key-twice",
+        lambda d: d["revoked"].extend([{"keyid": d["keys"][0]["keyid"]}] * 2),
+        "a second time",
+    ),
 ]
 
 
