@@ -178,18 +178,21 @@ def check_chain(data: bytes, head: bytes | None) -> ChainReport:
                 LogProblem(i, f"entry {s} appears again (first on line {where[s]})")
             )
         where.setdefault(s, i)
-    top = max((s for s in seqs if s is not None), default=0)
-    missing_before: dict[int, list[int]] = {}
-    for s in range(1, top + 1):
-        if s not in where:
-            after = next((where[t] for t in range(s + 1, top + 1) if t in where), len(lines) + 1)
-            missing_before.setdefault(after, []).append(s)
-    for line, gone in sorted(missing_before.items()):
+    # gaps between the sequence numbers present, as ranges: a forged entry numbered 10**18 names
+    # one gap, it does not make us count to it
+    present = sorted(where)
+    missing_before: set[int] = set()  # lines before which a gap was named
+    for lo, hi in zip([0, *present], present):
+        if hi - lo < 2:
+            continue
+        first, last = lo + 1, hi - 1
+        missing_before.add(where[hi])
+        gone = str(first) if first == last else f"{first} to {last} ({last - first + 1} entries)"
         rep.problems.append(
             LogProblem(
-                line,
-                f"entr{'y' if len(gone) == 1 else 'ies'} {', '.join(map(str, gone))} "
-                f"{'is' if len(gone) == 1 else 'are'} missing before this line (deleted)",
+                where[hi],
+                f"entr{'y' if first == last else 'ies'} {gone} "
+                f"{'is' if first == last else 'are'} missing before this line (deleted)",
             )
         )
     prev_seq: int | None = None
