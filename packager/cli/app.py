@@ -679,14 +679,25 @@ def key_show(
 def probe(ctx: typer.Context) -> None:
     """Probe this host (or a recorded one) against a bundle's requirements: PASS/WARN/FAIL/NOT RUN.
 
-    Options: [--bundle B | --installed NAME --prefix DIR] [--json] [--report FILE]
+    Options: [--bundle B [--trust P | --key K] | --installed NAME --prefix DIR] [--json]
+    [--report FILE]
     [--sysroot DIR | --record DIR] [--timeout S] [--serve [--engine docker|podman]
     [--serve-network auto|publish|host]]. Exit 0 all pass, 1 a FAIL, 3 WARN or NOT RUN.
+    A --bundle's kernels and smoke command run only when it verifies against --trust or --key;
+    without them the hardware is checked and the rest is NOT RUN.
     """
+    from packager.commands.probe import prepare, split_args
     from packager.compat.probe_facts import export_probe_facts
     from packager.probe.cli import main as probe_main
 
-    raise typer.Exit(probe_main(list(ctx.args), export_probe_facts()))
+    args = split_args(list(ctx.args))
+    as_json = "--json" in args.argv
+    with prepare(args, reporter=render.reporter(enabled=not as_json)) as run:
+        if run.report is not None and not run.report.ok:
+            render.show(run.report, as_json, render.verify_report)
+            raise typer.Exit(1)
+        code = probe_main(run.argv, export_probe_facts(), bundle_verified=run.verified)
+    raise typer.Exit(code)
 
 
 deploy_app = typer.Typer(

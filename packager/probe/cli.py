@@ -170,7 +170,7 @@ def _cluster(args: argparse.Namespace) -> int:
     return _output(args, doc, to_json_text(doc), cluster.render_text(doc))
 
 
-def _run(argv: list[str], facts: dict[str, Any] | None, prog: str) -> int:
+def _run(argv: list[str], facts: dict[str, Any] | None, prog: str, bundle_verified: bool) -> int:
     args = _parser(prog).parse_args(argv)
     if not args.timeout > 0:
         raise UsageError("--timeout must be more than 0 seconds")
@@ -192,9 +192,13 @@ def _run(argv: list[str], facts: dict[str, Any] | None, prog: str) -> int:
     det = detect(system, pf, args.prefix, network=network)
     checks = run_checks(det, req, pf)
     if req is not None:
-        # before the summary: the kernels' test vectors on this host's device
-        checks += kernel_checks(req, live=args.sysroot is None, timeout=max(60.0, args.timeout))
-        checks += smoke_checks(req, live=args.sysroot is None, timeout=max(60.0, args.timeout))
+        # before the summary: the kernels' test vectors on this host's device, and the smoke
+        # command; both only from a bundle verified by the caller, or an installed one (verified
+        # when it was installed, and read-only since)
+        verified = bundle_verified or args.installed is not None
+        live, limit = args.sysroot is None, max(60.0, args.timeout)
+        checks += kernel_checks(req, live=live, timeout=limit, verified=verified)
+        checks += smoke_checks(req, live=live, timeout=limit, verified=verified)
     serve_doc = None
     if args.serve:
         from .serve_checks import serve_checks
@@ -240,15 +244,25 @@ def _one_line(text: str) -> str:
     return visible(lines[0] if lines else text.strip())
 
 
-def main(argv: list[str], facts: dict[str, Any] | None = None, prog: str = "airgap probe") -> int:
+def main(
+    argv: list[str],
+    facts: dict[str, Any] | None = None,
+    prog: str = "airgap probe",
+    *,
+    bundle_verified: bool = False,
+) -> int:
     """Run the probe with command-line arguments ``argv`` (without the program name).
+
+    ``bundle_verified``: the caller verified the ``--bundle`` against a trust policy or key (the
+    full ``airgap probe --trust/--key``); only then are its kernels and smoke command run. The
+    standalone probe has no signature code: it checks the hardware and says the rest was not run.
 
     ``facts``: the chip facts (``packager.compat.probe_facts.export_probe_facts()``); None reads
     ``facts.json`` beside the probe. Returns the exit status; never raises (but SystemExit is
     not raised either: --help and --version return 0).
     """
     try:
-        return _run(list(argv), facts, prog)
+        return _run(list(argv), facts, prog, bundle_verified)
     except (UsageError, BundleError) as exc:
         print(f"{prog}: error: {_one_line(str(exc))}", file=sys.stderr)
         return 2

@@ -74,7 +74,18 @@ class _Files:
         raise OSError("only bundle.json was given: the kernel files are not at hand")
 
 
-def kernel_checks(req: Requirements, *, live: bool, timeout: float) -> list[Check]:
+UNVERIFIED = (
+    "not run: the bundle was not verified against a trust policy or key, and nothing from an "
+    "unverified bundle is executed (only the hardware was checked)"
+)
+UNVERIFIED_REMEDY = (
+    "airgap probe --bundle B --trust POLICY (or --key PUB), or probe --installed NAME"
+)
+
+
+def kernel_checks(
+    req: Requirements, *, live: bool, timeout: float, verified: bool = True
+) -> list[Check]:
     if not req.kernel_specs:
         return []
     if req.location[0] == "descriptor":
@@ -95,6 +106,8 @@ def kernel_checks(req: Requirements, *, live: bool, timeout: float) -> list[Chec
                 "a recorded machine: kernels run only on the live host",
             )
         ]
+    if not verified:
+        return [Check("kernels", "kernels", NOT_RUN, UNVERIFIED, UNVERIFIED_REMEDY)]
     try:
         from .kernel_runner import run_kernel_test
     except ImportError as exc:  # pragma: no cover - the runner ships with the probe
@@ -137,8 +150,11 @@ def _spec(spec: dict[str, Any]) -> dict[str, Any]:
     return out
 
 
-def smoke_checks(req: Requirements, *, live: bool, timeout: float) -> list[Check]:
-    """The manifest's smoke command in the serving image (stdlib: the docker CLI)."""
+def smoke_checks(
+    req: Requirements, *, live: bool, timeout: float, verified: bool = True
+) -> list[Check]:
+    """The manifest's smoke command in the serving image (stdlib: the docker CLI); never for a
+    bundle that was not verified (``verified``): its command would be anyone's."""
     if req.smoke_spec is None:
         return []
     if req.location[0] == "descriptor":
@@ -159,6 +175,8 @@ def smoke_checks(req: Requirements, *, live: bool, timeout: float) -> list[Check
                 "a recorded machine: the smoke container runs only on the live host",
             )
         ]
+    if not verified:
+        return [Check("smoke", "smoke test", NOT_RUN, UNVERIFIED, UNVERIFIED_REMEDY)]
     from .smoke import run_smoke
 
     weights = None

@@ -17,6 +17,7 @@ import pytest
 
 from packager.bundle.reader import open_bundle
 from packager.site.images import load_into_docker
+from tests.support.projects import PASS, make_key
 
 pytestmark = pytest.mark.services
 
@@ -43,9 +44,10 @@ def bundle(
         'smoke: {image: serving, command: [sh, -c, "echo smoke-$((6*7))"], timeout: 60s, '
         "expect: {exit_code: 0, stdout_contains: smoke-42}}\n"
     )
-    env = {**os.environ}
+    env = {**os.environ, "AIRGAP_KEY_PASSPHRASE": PASS}
+    priv, _, _ = make_key(tmp_path, "signer")
     r = subprocess.run([sys.executable, "-m", "packager", "build", str(tmp_path / "m.yaml"), "--out",
-                        str(tmp_path / "out"), "--unsigned"], capture_output=True, text=True, env=env, timeout=300)  # fmt: skip
+                        str(tmp_path / "out"), "--key", str(priv)], capture_output=True, text=True, env=env, timeout=300)  # fmt: skip
     assert r.returncode == 0, r.stdout + r.stderr
     registry_digest = json.loads(
         subprocess.run(
@@ -97,7 +99,8 @@ def test_the_engine_loads_the_image_and_the_probe_runs_the_smoke_command(
         ref, ["sh", "-c", "echo loaded-from-bundle"], network_mode="none", remove=True
     )
     assert out.strip() == b"loaded-from-bundle"
-    r = subprocess.run([sys.executable, "-m", "packager", "probe", "--bundle", str(tar), "--json"],
+    pub = tar.parent.parent / "signer.pub.pem"
+    r = subprocess.run([sys.executable, "-m", "packager", "probe", "--bundle", str(tar), "--key", str(pub), "--json"],
                        capture_output=True, text=True, timeout=180)  # fmt: skip
     (smoke,) = [c for c in json.loads(r.stdout)["checks"] if c["id"] == "smoke"]
     assert smoke["status"] == "PASS", smoke
