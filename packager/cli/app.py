@@ -433,11 +433,29 @@ def uninstall(
         Optional[str],
         typer.Option("--version", help="Remove this version only (not the current one)."),
     ] = None,
+    all_versions: Annotated[
+        bool,
+        typer.Option("--all", help="Remove every version of NAME and its current link."),
+    ] = False,
     as_json: JsonOpt = False,
 ) -> None:
-    """Remove one version of NAME, or every version and its current link. Blobs stay until gc."""
+    """Remove one version of NAME (--version), or every version and its current link (--all, or
+    confirmed at a terminal). Blobs stay until gc."""
+    from packager.site.manage import installed_versions
     from packager.site.manage import uninstall as run
 
+    if version is not None and all_versions:
+        raise InputError("give --version V or --all, not both")
+    if version is None and not all_versions:
+        versions = installed_versions(prefix, name)
+        question = f"remove every installed version of {name} ({', '.join(versions)})?"
+        if not (sys.stdin.isatty() and sys.stderr.isatty() and not as_json):
+            raise InputError(
+                f"uninstall {name} without --version would {question[:-1]}",
+                hint="pass --all to remove every version, or --version V for one",
+            )
+        if not typer.confirm(question, default=False, err=True):
+            raise typer.Exit(1)
     with render.reporter(enabled=not as_json) as rep:
         removed = run(prefix, name, version, reporter=rep)
     render.show(removed, as_json, lambda r: render.site_change("uninstall", r))

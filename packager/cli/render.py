@@ -364,7 +364,9 @@ def install_result(result: InstallResult) -> None:
         return
     status = p["status"] or "ERROR"
     style = {"PASS": "green", "WARN": "yellow", "NOT RUN": "yellow"}.get(status, "bold red")
-    stdout.print(f"probe: [{style}]{status}[/{style}]" + (f" {p['counts']}" if p["counts"] else ""))
+    counts = p["counts"] or {}
+    tally = ", ".join(f"{n} {shown(str(k))}" for k, n in counts.items() if n)
+    stdout.print(f"probe: [{style}]{status}[/{style}]" + (f" ({tally})" if tally else ""))
     for c in p["checks"]:
         stdout.print(f"  {c['status']:<7} {shown(c['title'])}: {shown(c['reason'])}")
         if c.get("remedy"):

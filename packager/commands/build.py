@@ -145,6 +145,17 @@ def parse_split(text: str | None) -> int | None:
     return n
 
 
+def split_note(part_size: int | None) -> str | None:
+    """A warning for part sizes that just miss FAT32's largest file (4 GiB - 1 byte), such as
+    ``--split 4G``: the last byte of every full part would not fit on the stick."""
+    if part_size is None or not layout.FAT32_MAX < part_size <= layout.FAT32_MAX + 1024**2:
+        return None
+    return (
+        f"parts of {part_size} bytes are over FAT32's largest file ({layout.FAT32_MAX} bytes): "
+        "a FAT32 stick refuses them; use --split fat32 for FAT32 media"
+    )
+
+
 def carried_trust(path: Path) -> bytes:
     """`--carry-trust POLICY`: the bytes of ``airgap/trust.json``, a signed policy that meets
     its own threshold (a site checks the rest: its own keys' signatures, the version)."""
@@ -252,7 +263,7 @@ def build_target(
         **plan.airgap_files,
     }
     signed_by = []
-    notes: list[str] = []
+    notes: list[str] = [n for n in (split_note(split),) if n]
     model_sig: str | None = None
     if key is not None:
         from packager.signing.signature import signature_file_content

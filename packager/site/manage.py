@@ -153,6 +153,16 @@ class UninstallResult:
         }
 
 
+def installed_versions(prefix_path: Path, name: str) -> list[str]:
+    """The installed versions of ``name``, oldest first (:class:`NotInstalled` when none)."""
+    _check_name(name)
+    with Prefix.open(prefix_path, create=False) as prefix:
+        installed = prefix.installed(name)
+    if not installed:
+        raise NotInstalled(f"{name} is not installed under {prefix_path}")
+    return sorted(installed, key=_version_key)
+
+
 def uninstall(
     prefix_path: Path, name: str, version: str | None = None, *, reporter: Reporter | None = None
 ) -> UninstallResult:

@@ -268,7 +268,11 @@ def test_rollback_uninstall_gc_list(site: Path, bundles: Bundles) -> None:
     store_is_sound(site)
     code, audit = audit_json(site)
     assert code == 0, audit  # 1.0.0 intact after gc dropped 2.0.0's own blobs
-    doc = ok_json(cli("uninstall", "many", "--prefix", str(site), "--json"))
+    # every version goes only when asked for: --all (or a yes at a terminal)
+    r = cli("uninstall", "many", "--prefix", str(site))
+    assert r.returncode == 2 and "--all" in r.stderr and "(1.0.0)" in r.stderr, r.stderr
+    assert current(site, "many") == "1.0.0"
+    doc = ok_json(cli("uninstall", "many", "--prefix", str(site), "--all", "--json"))
     assert doc["removed"] == ["1.0.0"] and doc["current_after"] is None
     assert (
         not (site / B / "many").exists() and not (site / layout.SITE_RECEIPTS_DIR / "many").exists()
@@ -282,7 +286,7 @@ def test_rollback_uninstall_gc_list(site: Path, bundles: Bundles) -> None:
         ("gc", None), ("uninstall", "1.0.0"), ("gc", None),
     ]  # fmt: skip
     assert audit_json(site)[0] == 0
-    r = cli("uninstall", "many", "--prefix", str(site))
+    r = cli("uninstall", "many", "--prefix", str(site), "--all")
     assert r.returncode == 2 and "not installed" in r.stderr
 
 

@@ -160,14 +160,16 @@ def test_kill_9_of_uninstall_at_each_step(tmp_path: Path, template: Path, bundle
     for n in range(1, 9):
         prefix = tmp_path / f"u-{n}"
         copy_prefix(two, prefix)
-        r = run("uninstall", "many", "--prefix", str(prefix), AIRGAP_TEST_KILL_AFTER=str(n))
+        r = run(
+            "uninstall", "many", "--prefix", str(prefix), "--all", AIRGAP_TEST_KILL_AFTER=str(n)
+        )
         assert r.returncode in (0, -signal.SIGKILL), r.stderr
         report = audit_site(prefix)
         assert report.ok, report.to_json()
         store_is_sound(prefix)
         if r.returncode == 0:
             break
-        r = cli("uninstall", "many", "--prefix", str(prefix))  # the re-run, in process
+        r = cli("uninstall", "many", "--prefix", str(prefix), "--all")  # the re-run, in process
         assert r.returncode in (0, 2), r.stderr  # 2: the killed one had removed everything
         assert not (prefix / layout.SITE_BUNDLES_DIR / "many").exists()
         assert list((prefix / layout.SITE_RECEIPTS_DIR).iterdir()) == []

@@ -213,7 +213,7 @@ def test_revoking_the_key_that_signed_the_current_bundle(
     assert again.returncode == 1 and "signed by a revoked key: key lost" in again.stderr
     # the way back: the same content signed by bob alone
     (by_bob,) = build_golden(tmp_path / "b", key=load_signing_key(keys["bob"][0]))
-    ok("uninstall", "golden", "--prefix", str(site))
+    ok("uninstall", "golden", "--prefix", str(site), "--all")
     ok("install", str(by_bob), "--prefix", str(site), "--no-probe")
     assert cli("audit", "--site", str(site)).returncode == 0
 
@@ -242,7 +242,7 @@ def test_a_bundle_carries_a_signed_policy_to_the_site(
     stray = policy("stray", ("carol", "dave"), 1, ("dave",), base=chain[1])
     (other,) = build_golden(tmp_path / "c", key=ab[1], carry_trust=carried_trust(stray))
     ok("sign", str(other), "--key", str(keys["carol"][0]))
-    ok("uninstall", "golden", "--prefix", str(site))  # the same version with other content
+    ok("uninstall", "golden", "--prefix", str(site), "--all")  # the same version with other content
     bad = cli("install", str(other), "--prefix", str(site), "--no-probe")
     assert bad.returncode == 1 and "trust policy version 3 refused" in bad.stderr
     assert site_version(site) == 2

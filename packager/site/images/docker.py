@@ -327,7 +327,7 @@ def _check_platform(image: BundleImage, info: dict[str, Any]) -> None:
         f"image {image.ref} is for {image.platform}; the Docker engine at {docker_host_text()} "
         f"runs {engine}: it could not run it",
         hint="use the bundle built for this machine's platform, or push the image to a registry "
-        "instead (airgap install --registry); pass any_platform to load it anyway",
+        "instead (airgap install --registry)",
     )
 
 
