@@ -293,6 +293,10 @@ def test_rollback_uninstall_gc_list(site: Path, bundles: Bundles) -> None:
 def test_list_renders_and_errors(site: Path, tmp_path: Path) -> None:
     r = cli("list", "--prefix", str(site))
     assert r.returncode == 0 and "* 1.0.0" in r.stdout and "store:" in r.stdout
+    with pytest.MonkeyPatch.context() as mp:  # the site commands' default prefix
+        mp.setenv("AIRGAP_PREFIX", str(site))
+        r = cli("list")
+    assert r.returncode == 0 and "* 1.0.0" in r.stdout, r.stderr
     r = cli("list", "--prefix", str(tmp_path / "nowhere"))
     assert r.returncode == 2 and "no such prefix" in r.stderr and "Traceback" not in r.stderr
     r = cli("audit", "--site", str(site), str(site))
