@@ -359,7 +359,15 @@ def audit(
     raise typer.Exit(audit_report.exit_code)
 
 
-PrefixOpt = Annotated[Path, typer.Option("--prefix", help="The install prefix (site folder).")]
+PrefixOpt = Annotated[
+    Path,
+    typer.Option(
+        "--prefix",
+        envvar="AIRGAP_PREFIX",
+        show_envvar=True,
+        help="The install prefix (site folder); default: $AIRGAP_PREFIX.",
+    ),
+]
 
 
 @app.command()

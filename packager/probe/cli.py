@@ -58,8 +58,9 @@ def _parser(prog: str) -> argparse.ArgumentParser:
     p.add_argument(
         "--prefix",
         metavar="DIR",
-        default=".",
-        help="the install prefix: where free disk is measured and --installed looks (default: .)",
+        default=os.environ.get("AIRGAP_PREFIX") or ".",
+        help="the install prefix: where free disk is measured and --installed looks "
+        "(default: $AIRGAP_PREFIX, else .)",
     )
     p.add_argument(
         "--cluster",
