@@ -644,7 +644,7 @@ def kernels_inspect(
 
     info = inspect_file(file, kind)
     if as_json:
-        render.emit_json(info.to_json())
+        render.emit_json(info.to_json(), ok=info.ok)
     else:
         render.plain(info.render_text())
     raise typer.Exit(0 if info.ok else 1)

@@ -46,12 +46,16 @@ class Result(Protocol):
 def show(result: Result, as_json: bool, text: Callable[[Any], None]) -> None:
     """``--json``: the result's document on stdout; else ``text(result)`` for people."""
     if as_json:
-        emit_json(result.to_json())
+        emit_json(result.to_json(), ok=getattr(result, "ok", True))
     else:
         text(result)
 
 
-def emit_json(doc: dict[str, Any]) -> None:
+def emit_json(doc: dict[str, Any], *, ok: bool = True) -> None:
+    """One JSON document on stdout. Every command's document says ``ok`` (true exactly when the
+    command exits 0), first, whatever else it says (``valid``, ``verified``, ``verdict``...)."""
+    if "ok" not in doc:
+        doc = {"ok": bool(ok), **doc}
     sys.stdout.write(json.dumps(doc, indent=2, sort_keys=False) + "\n")
     sys.stdout.flush()
 

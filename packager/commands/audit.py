@@ -70,6 +70,10 @@ class AuditReport:
     def exit_code(self) -> int:
         return EXIT_CODES[self.verdict]
 
+    @property
+    def ok(self) -> bool:
+        return self.exit_code == 0
+
     def to_json(self) -> dict[str, Any]:
         return {
             "bundle": str(self.bundle),

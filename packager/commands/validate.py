@@ -22,6 +22,10 @@ class ValidationReport:
     def valid(self) -> bool:
         return self.manifest is not None and not has_errors(self.findings)
 
+    @property
+    def ok(self) -> bool:
+        return self.valid
+
     def count(self, severity: Severity) -> int:
         return sum(1 for f in self.findings if f.severity is severity)
 

@@ -1,0 +1,59 @@
+"""Every command's ``--json`` document says ``ok`` first: true exactly when the command exits 0,
+whatever else it says (``valid``, ``verified``, ``verdict``...)."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pytest
+
+from packager.cli import render
+from tests.support.cli import cli
+from tests.support.golden import write_public_key
+
+EXAMPLES = Path(__file__).resolve().parents[2] / "manifests" / "examples"
+
+
+def _doc(args: list[str]) -> tuple[int, dict[str, object]]:
+    r = cli(*args, "--json")
+    doc = json.loads(r.stdout)
+    assert isinstance(doc, dict)
+    return r.returncode, doc
+
+
+def test_a_valid_and_an_invalid_manifest(tmp_path: Path) -> None:
+    code, doc = _doc(["validate", str(EXAMPLES / "demo.yaml")])
+    assert code == 0 and next(iter(doc)) == "ok" and doc["ok"] is True and doc["valid"] is True
+    bad = tmp_path / "bad.yaml"
+    bad.write_text((EXAMPLES / "demo.yaml").read_text().replace("apiVersion", "apiVerzion", 1))
+    code, doc = _doc(["validate", str(bad)])
+    assert code == 1 and doc["ok"] is False and doc["valid"] is False
+
+
+def test_key_and_trust_documents(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("AIRGAP_KEY_PASSPHRASE", "pass phrase")
+    code, doc = _doc(["key", "generate", "--out", str(tmp_path), "--name", "k"])
+    assert code == 0 and doc["ok"] is True and "keyid" in doc
+    policy = tmp_path / "trust.json"
+    assert cli("trust", "init", str(policy)).returncode == 0
+    pub = write_public_key(tmp_path)
+    assert cli("trust", "add", str(policy), str(pub), "--name", "a").returncode == 0
+    code, doc = _doc(["trust", "show", str(policy)])
+    assert code == 0 and doc["ok"] is True
+
+
+@pytest.mark.parametrize(
+    ("doc", "ok", "first"),
+    [
+        ({"valid": False}, False, ("ok", False)),
+        ({"x": 1}, True, ("ok", True)),
+        ({"a": 1, "ok": False}, True, ("a", 1)),  # a document that says ok itself keeps it
+    ],
+)
+def test_emit_json_puts_ok_first_unless_the_document_says_it(
+    doc: dict[str, object], ok: bool, first: tuple[str, object], capsys: pytest.CaptureFixture[str]
+) -> None:
+    render.emit_json(doc, ok=ok)
+    out = json.loads(capsys.readouterr().out)
+    assert next(iter(out.items())) == first
