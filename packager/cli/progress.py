@@ -1,21 +1,49 @@
-"""Progress bars on stderr: the CLI's :class:`~packager.util.progress.Reporter`."""
+"""Progress on stderr: the CLI's :class:`~packager.util.progress.Reporter`s. Bars at a terminal
+(:class:`RichReporter`); plain lines, one when a phase starts, one every few seconds and one
+when it ends, for logs and CI (:class:`LineReporter`)."""
 
 from __future__ import annotations
 
+import threading
+import time
 from types import TracebackType
+from typing import Callable, TextIO
 
 from rich.console import Console
 from rich.progress import (
     BarColumn,
     DownloadColumn,
     Progress,
+    ProgressColumn,
+    Task,
     TaskID,
     TextColumn,
     TimeRemainingColumn,
-    TransferSpeedColumn,
 )
+from rich.text import Text
 
+from packager.cli.term import visible
 from packager.util.progress import Reporter
+from packager.util.units import human_size
+
+#: a phase shorter than this shows no speed: bytes taken from a cache in a blink are not a rate
+MIN_SECONDS_FOR_SPEED = 1.0
+
+
+def honest_speed(done: float, seconds: float) -> str | None:
+    """``12.3 MB/s``, or None when the phase was too short for a rate to mean anything (pure)."""
+    if seconds < MIN_SECONDS_FOR_SPEED or done <= 0:
+        return None
+    return f"{human_size(done / seconds)}/s"
+
+
+class _SpeedColumn(ProgressColumn):
+    """Average speed over the phase, shown only once it has run long enough to be one."""
+
+    def render(self, task: Task) -> Text:
+        elapsed = task.finished_time if task.finished else task.elapsed
+        speed = honest_speed(task.completed, elapsed or 0.0)
+        return Text(speed or "", style="progress.data.speed")
 
 
 class RichReporter(Reporter):
@@ -27,7 +55,7 @@ class RichReporter(Reporter):
             TextColumn("{task.description:<24}"),
             BarColumn(),
             DownloadColumn(),
-            TransferSpeedColumn(),
+            _SpeedColumn(),
             TimeRemainingColumn(),
             console=console,
             transient=False,
@@ -63,3 +91,77 @@ class RichReporter(Reporter):
         tb: TracebackType | None,
     ) -> None:
         self._progress.stop()
+
+
+class LineReporter(Reporter):
+    """Plain lines for logs (stderr not a terminal): a phase's start, its progress every
+    ``every`` seconds, and its end with the bytes and time; thread-safe."""
+
+    def __init__(
+        self, out: TextIO, *, every: float = 10.0, clock: Callable[[], float] | None = None
+    ) -> None:
+        self._out = out
+        self._every = every
+        self._clock = clock or time.monotonic
+        self._lock = threading.Lock()
+        self._label: str | None = None
+        self._total: int | None = None
+        self._done = 0
+        self._started = 0.0
+        self._last = 0.0
+
+    def _line(self, text: str) -> None:
+        self._out.write(visible(text, newlines=False) + "\n")
+        self._out.flush()
+
+    def _amount(self) -> str:
+        if self._total:
+            pct = min(100.0, 100.0 * self._done / self._total)
+            return f"{human_size(self._done)} of {human_size(self._total)} ({pct:.0f}%)"
+        return human_size(self._done)
+
+    def _finish(self) -> None:
+        if self._label is None:
+            return
+        seconds = self._clock() - self._started
+        speed = honest_speed(self._done, seconds)
+        rate = f", {speed}" if speed else ""
+        self._line(f"{self._label}: done, {human_size(self._done)} in {seconds:.1f} s{rate}")
+        self._label = None
+
+    def phase(self, label: str, total: int | None = None) -> None:
+        with self._lock:
+            self._finish()
+            self._label, self._total, self._done = label, total, 0
+            self._started = self._last = self._clock()
+            size = f" ({human_size(total)})" if total else ""
+            self._line(f"{label}{size} ...")
+
+    def set_total(self, total: int) -> None:
+        with self._lock:
+            self._total = total
+
+    def advance(self, nbytes: int) -> None:
+        with self._lock:
+            self._done += nbytes
+            now = self._clock()
+            if self._label is None or now - self._last < self._every:
+                return
+            self._last = now
+            speed = honest_speed(self._done, now - self._started)
+            self._line(f"{self._label}: {self._amount()}" + (f", {speed}" if speed else ""))
+
+    def note(self, text: str) -> None:
+        with self._lock:
+            self._line(text)
+
+    def __exit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> None:
+        with self._lock:
+            if exc_type is None:
+                self._finish()
+            self._label = None

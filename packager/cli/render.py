@@ -3,11 +3,12 @@
 from __future__ import annotations
 
 import json
+import os
 import sys
 from collections.abc import Callable
 from typing import TYPE_CHECKING, Any, Protocol
 
-from packager.cli.progress import RichReporter
+from packager.cli.progress import LineReporter, RichReporter
 from packager.cli.term import SafeConsole, shown, shown_text, visible
 from packager.errors import AirgapError
 from packager.findings import Finding, Severity
@@ -115,8 +116,13 @@ def error(exc: AirgapError, *, as_json: bool) -> None:
 
 
 def reporter(*, enabled: bool) -> Reporter:
-    """Progress bars on stderr for people at a terminal; nothing for pipes and --json."""
-    return RichReporter(stderr) if enabled and stderr.is_terminal else Reporter()
+    """Progress on stderr: bars at a terminal, plain lines for logs and CI (a start, a line
+    every 10 s, an end), nothing under --json (``enabled`` False) or with AIRGAP_PROGRESS=0."""
+    if not enabled or os.environ.get("AIRGAP_PROGRESS") == "0":
+        return Reporter()
+    if stderr.is_terminal:
+        return RichReporter(stderr)
+    return LineReporter(sys.stderr)
 
 
 def lock_result(report: LockReport) -> None:
