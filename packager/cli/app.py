@@ -788,7 +788,13 @@ def init(
         Optional[str],
         typer.Option(help="Accelerator vendor: nvidia, huawei or none."),
     ] = None,
-    chip: Annotated[Optional[str], typer.Option(help="Chip id, e.g. h100 or ascend910b3.")] = None,
+    chip: Annotated[
+        Optional[list[str]],
+        typer.Option(
+            help="Chip id, e.g. h100 or ascend910b3; give it again for a manifest with one target "
+            "per chip (e.g. --chip ascend910b3 --chip h100)."
+        ),
+    ] = None,
     out: Annotated[
         Optional[Path], typer.Option("--out", "-o", help="Where to write (default NAME.yaml).")
     ] = None,

@@ -160,10 +160,26 @@ def test_init_writes_a_starter_that_validates(
     assert not [x for x in doc["findings"] if x["severity"] == "error"]
 
 
+def test_init_with_several_chips_writes_one_target_per_chip(tmp_path: Path) -> None:
+    r = airgap("init", "both", "--chip", "ascend910b3", "--chip", "h100", cwd=tmp_path)
+    assert r.returncode == 0, r.stderr
+    text = (tmp_path / "both.yaml").read_text()
+    # the schema by its $id, the same on every machine: never a path into this installation
+    assert text.startswith("# yaml-language-server: $schema=https://airgap.dev/schemas/")
+    assert str(REPO) not in text and "site-packages" not in text
+    doc = json.loads(airgap("validate", str(tmp_path / "both.yaml"), "--json").stdout)
+    assert doc["valid"] is True, doc["findings"]
+    assert [(t["id"], t["vendor"], t["chips"]) for t in doc["targets"]] == [
+        ("ascend910b3", "huawei", ["ascend910b3"]),
+        ("h100", "nvidia", ["h100"]),
+    ]
+
+
 @pytest.mark.parametrize(
     ("args", "words"),
     [
         (["My Model"], "not a bundle name"),
+        (["m", "--chip", "h100", "--chip", "H100"], "given twice"),
         (["m", "--chip", "h1000"], "did you mean"),
         (["m", "--vendor", "huawei", "--chip", "h100"], "nvidia chip"),
     ],
