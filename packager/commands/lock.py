@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+import os
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -20,7 +21,7 @@ from packager import __version__
 from packager.errors import InputError, LockMismatch
 from packager.findings import Finding, has_errors
 from packager.manifest.model import Image, Manifest, Target
-from packager.resolve.files import resolve_files, resolve_kernels
+from packager.resolve.files import install_dest, resolve_files, resolve_kernels
 from packager.resolve.lockfile import Lock, LockedFile, LockedImage, LockedTarget, LockedWheel
 from packager.resolve.statcache import StatCache
 from packager.resolve.weights import resolve_weights
@@ -238,10 +239,72 @@ def check_lock_belongs(manifest: Manifest, lock: Lock, lock_path: Path) -> None:
             hint=f"lock this manifest: airgap lock {manifest.path}",
         )
     if lock.manifest_digest != manifest_digest(manifest):
+        changes = manifest_changes(manifest, lock)
+        listed = "".join(f"\n  - {c}" for c in changes)
         raise LockMismatch(
-            f"{manifest.path} changed since {lock_path} was made",
+            f"{manifest.path} changed since {lock_path} was made:{listed}",
             hint=f"review the change, then lock again: airgap lock {manifest.path}",
         )
+
+
+def _set_change(what: str, before: set[str], after: set[str]) -> list[str]:
+    out = [f"{what} {x} added" for x in sorted(after - before)]
+    return out + [f"{what} {x} removed" for x in sorted(before - after)]
+
+
+def _source_of(manifest: Manifest) -> str:
+    src = manifest.model.source
+    if src.huggingface is not None:
+        return f"{src.huggingface.repo}@{src.huggingface.revision}"
+    assert src.path is not None
+    return os.path.relpath(src.path, manifest.base_dir).replace(os.sep, "/")
+
+
+def _source_change(manifest: Manifest, lock: Lock) -> list[str]:
+    s = lock.model.source
+    was = f"{s['huggingface']}@{s.get('revision')}" if "huggingface" in s else s.get("path", "?")
+    now = _source_of(manifest)
+    return [] if was == now else [f"model.source: locked {was}, now {now}"]
+
+
+def manifest_changes(manifest: Manifest, lock: Lock) -> list[str]:
+    """What of the manifest differs from what the lock recorded of it (pure): the version, the
+    model's source, targets, and per target its platform, images, files, kernels and Python. A
+    change the lock keeps no record of (accelerator, stack, smoke, serve, comments aside) is
+    named as such."""
+    out: list[str] = []
+    if lock.manifest_version != manifest.version:
+        out.append(f"metadata.version: locked {lock.manifest_version}, now {manifest.version}")
+    m, lm = manifest.model, lock.model
+    if lm.name != m.name:
+        out.append(f"model.name: locked {lm.name}, now {m.name}")
+    if lm.format != m.format:
+        out.append(f"model.format: locked {lm.format}, now {m.format}")
+    out += _source_change(manifest, lock)
+    locked = {t.id or "target": t for t in lock.targets}
+    current = {t.id or "target": t for t in manifest.targets}
+    out += _set_change("target", set(locked), set(current))
+    for tid in sorted(locked.keys() & current.keys()):
+        lt, t = locked[tid], current[tid]
+        where = "target" if tid == "target" else f"targets.{tid}"
+        if lt.platform != t.platform:
+            out.append(f"{where}.platform: locked {lt.platform}, now {t.platform}")
+        out += _set_change(f"{where}: image", {i.ref for i in lt.images}, {i.ref for i in t.images})
+        out += _set_change(
+            f"{where}: file",
+            {f.dest or f.path for f in lt.files},
+            {install_dest(e) for e in t.files},
+        )
+        out += _set_change(
+            f"{where}: kernel", {k.name for k in lt.kernels}, {k.name for k in t.kernels}
+        )
+        python = t.wheels.python if t.wheels is not None else None
+        if lt.wheels and python is not None and lt.python != python:
+            out.append(f"{where}.runtime.wheels.python: locked {lt.python}, now {python}")
+    return out or [
+        "a setting the lock keeps no record of (accelerator, stack, precision, smoke, serve or "
+        "another field): compare the manifest with the version you locked"
+    ]
 
 
 def _files_drift(

@@ -161,9 +161,28 @@ def test_a_changed_manifest_needs_a_new_lock_but_comments_do_not_count(project: 
     m = project / "m.yaml"
     m.write_text("# another comment\n" + MANIFEST)
     assert drift_of(project)[0] == 0
-    m.write_text(MANIFEST.replace("version: 1.0.0", "version: 1.0.1"))
-    r = airgap("lock", str(m), "--check")
-    assert r.returncode == 1 and "changed since" in r.stderr
+    for edit, named in MANIFEST_EDITS:
+        m.write_text(edit(MANIFEST))
+        r = airgap("lock", str(m), "--check")
+        assert r.returncode == 1 and "changed since" in r.stderr, r.stderr
+        for words in named:
+            assert words in r.stderr, r.stderr
+
+
+MANIFEST_EDITS = [
+    # (the edit, what `lock --check` names)
+    (lambda t: t.replace("version: 1.0.0", "version: 1.0.1"),
+     ["metadata.version: locked 1.0.0, now 1.0.1"]),
+    (lambda t: t.replace("source: {path: ./weights}", "source: {path: ./other}"),
+     ["model.source: locked weights, now other"]),
+    (lambda t: t.replace("dest: bin/}", "dest: sbin/}"),
+     ["target: file sbin/run.sh added", "target: file bin/run.sh removed"]),
+    (lambda t: t.replace("name: k\n", "name: k2\n"), ["target: kernel k2 added"]),
+    (lambda t: t.replace("platform: linux/amd64", "platform: linux/arm64"),
+     ["target.platform: locked linux/amd64, now linux/arm64"]),
+    (lambda t: t.replace('driver: ">=550.54.14"', 'driver: ">=560.0"'),
+     ["a setting the lock keeps no record of"]),
+]  # fmt: skip
 
 
 def test_a_file_pin_that_does_not_match_names_expected_and_actual(project: Path) -> None:
