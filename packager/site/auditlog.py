@@ -33,6 +33,10 @@ ZERO = "0" * 64
 #: the entry append() writes first when the log does not end where the head says
 DAMAGED = "log-damaged"
 FIELDS = ("seq", "time", "action", "name", "version", "digest", "detail", "prev")
+#: who and where, in every entry written since they were added (older entries lack them)
+WHO_FIELDS = ("operator", "host")
+#: an install that was refused or did not verify: recorded, though nothing else was written
+REFUSED = "install-refused"
 MAX_LOG_BYTES = 256 * 1024 * 1024
 _TAIL = 64 * 1024
 
@@ -51,8 +55,10 @@ def make_line(
     digest: str | None,
     detail: str,
     time: str,
+    operator: str | None = None,
+    host: str | None = None,
 ) -> bytes:
-    entry = {
+    entry: dict[str, Any] = {
         "seq": seq,
         "time": time,
         "action": action,
@@ -60,8 +66,10 @@ def make_line(
         "version": version,
         "digest": digest,
         "detail": detail,
-        "prev": prev,
     }
+    if operator is not None and host is not None:
+        entry.update(operator=operator, host=host)
+    entry["prev"] = prev
     return json.dumps(entry, separators=(",", ":")).encode()  # ASCII: no line separators inside
 
 
@@ -73,14 +81,17 @@ _HEX64 = re.compile(r"[0-9a-f]{64}")
 
 def parse_entry(raw: bytes) -> dict[str, Any] | None:
     """One line of the log as a typed entry, or None when it is not one airgap wrote: exactly
-    the fields of :data:`FIELDS`, a positive whole ``seq``, strings (or null for name, version,
+    the fields of :data:`FIELDS` (and both or neither of :data:`WHO_FIELDS`), a positive whole ``seq``, strings (or null for name, version,
     digest) and a sha256 ``prev``; parsed strictly (a name given twice, deep nesting refused)."""
     try:
         entry = parse_document(raw, max_depth=2)
     except DocumentError:
         return None
-    if not isinstance(entry, dict) or set(entry) != set(FIELDS):
+    if not isinstance(entry, dict) or set(entry) - set(WHO_FIELDS) != set(FIELDS):
         return None
+    who = [entry.get(k) for k in WHO_FIELDS]
+    if who != [None, None] and not all(isinstance(w, str) for w in who):
+        return None  # both or neither, as strings
     seq = entry["seq"]
     if not isinstance(seq, int) or isinstance(seq, bool) or seq < 1:
         return None
@@ -336,6 +347,25 @@ def read_entries(prefix: Dir) -> list[dict[str, Any]]:
     return out
 
 
+def who() -> tuple[str, str]:
+    """(operator, host) for an entry: the login name (and the sudo caller's, when sudo ran
+    us) and the host name; what the system cannot tell is written as ``uid N`` / ``unknown``."""
+    import getpass
+    import socket
+
+    try:
+        user = getpass.getuser()
+    except (KeyError, OSError):  # no passwd entry (a container's arbitrary uid)
+        user = f"uid {os.getuid()}"
+    caller = os.environ.get("SUDO_USER")
+    operator = f"{caller} (sudo as {user})" if caller and caller != user else user
+    try:
+        host = socket.gethostname() or "unknown"
+    except OSError:
+        host = "unknown"
+    return operator, host
+
+
 def append(
     prefix: Dir,
     action: str,
@@ -377,9 +407,10 @@ def append(
             )  # fmt: skip
             out += bad + b"\n"
             prev, seq = line_hash(bad), seq + 1
+        operator, host = who()
         line = make_line(
             prev, seq, action=action, name=name, version=version, digest=digest,
-            detail=detail, time=now_utc(),
+            detail=detail, time=now_utc(), operator=operator, host=host,
         )  # fmt: skip
         os.write(fd, out + line + b"\n")
         os.fsync(fd)

@@ -45,7 +45,7 @@ from packager import __version__
 from packager.bundle import layout
 from packager.bundle.reader import Bundle, FolderBundle, TarBundle
 from packager.bundle.verifier import Verifier, VerifyReport
-from packager.errors import CheckFailed
+from packager.errors import AirgapError, CheckFailed
 from packager.signing.trust import Policy
 from packager.site import auditlog
 from packager.site import trust as site_trust
@@ -184,6 +184,37 @@ def install_bundle(
     Raises :class:`NotVerified` / :class:`InstallRefused` (exit 1) with nothing written,
     :class:`SiteError` (exit 2) for a prefix that cannot be used (unsafe, full, unwritable).
     """
+    try:
+        return _install_bundle(path, prefix_path, policy, options, reporter=reporter)
+    except (NotVerified, InstallRefused) as exc:
+        _record_refusal(prefix_path, path, exc)
+        raise
+
+
+def _record_refusal(prefix_path: Path, path: Path, exc: CheckFailed) -> None:
+    """A refused install is an event the site's log keeps (who tried what, and why), in a
+    prefix that exists already; nothing else is written, and a log that cannot be written
+    does not hide the refusal."""
+    first = exc.message.splitlines()[0] if exc.message else type(exc).__name__
+    detail = f"{path.name}: {first}"[:1000]
+    try:
+        with Prefix.open(prefix_path, create=False) as prefix:
+            if prefix.root.kind(layout.SITE_AUDIT_LOG) is None:
+                return  # not a site yet (or not one at all): nothing is created for a refusal
+            with prefix.locked():
+                auditlog.append(prefix.root, auditlog.REFUSED, None, None, None, detail)
+    except (AirgapError, OSError):
+        pass
+
+
+def _install_bundle(
+    path: Path,
+    prefix_path: Path,
+    policy: Policy | None,
+    options: InstallOptions | None = None,
+    *,
+    reporter: Reporter | None = None,
+) -> InstallResult:
     opts = options or InstallOptions()
     rep = reporter or Reporter()
     t0 = time.perf_counter()

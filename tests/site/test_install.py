@@ -187,6 +187,24 @@ def test_a_bundle_that_does_not_verify_writes_nothing(tmp_path: Path, bundles: B
     assert json.loads(r.stdout)["ok"] is False
 
 
+def test_the_log_says_who_and_where_and_keeps_refused_attempts(
+    site: Path, bundles: Bundles
+) -> None:
+    import getpass
+    import socket
+
+    (entry,) = log_lines(site)
+    assert entry["host"] == socket.gethostname() and getpass.getuser() in entry["operator"]
+    r = install_cli(bundles.many2, site, bundles.other_pub, "--no-probe")
+    assert r.returncode == 1 and "did not verify" in r.stderr
+    refused = log_lines(site)[-1]
+    assert refused["action"] == "install-refused" and refused["name"] is None
+    assert refused["detail"].startswith(bundles.many2.name + ": ") and refused["operator"]
+    assert not (site / B / "many" / "2.0.0").exists()
+    code, doc = audit_json(site)
+    assert code == 0, doc  # a refusal is an event of the log, not damage
+
+
 def test_a_probe_fail_exits_1_and_the_install_stays(tmp_path: Path, bundles: Bundles) -> None:
     prefix = tmp_path / "site"
     r = install_cli(bundles.full1, prefix, bundles.pub)
