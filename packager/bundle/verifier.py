@@ -69,7 +69,10 @@ class VerifyReport:
     signed_at: dict[str, _dt.datetime] = field(default_factory=dict)
     failures: list[Failure] = field(default_factory=list)
     notes: list[str] = field(default_factory=list)
+    #: blobs (blobs/sha256/...) whose digest was checked: the count inspect shows too
     blobs_checked: int = 0
+    #: the bundle's other listed files checked (airgap/, index.json, oci-layout)
+    files_checked: int = 0
     bytes_hashed: int = 0
     seconds: float = 0.0
     #: member name -> the bytes that were checked (see the module docstring)
@@ -105,6 +108,7 @@ class VerifyReport:
             "failures": [f.to_json() for f in self.failures],
             "notes": self.notes,
             "blobs_checked": self.blobs_checked,
+            "files_checked": self.files_checked,
             "bytes_hashed": self.bytes_hashed,
             "seconds": round(self.seconds, 3),
         }
@@ -273,7 +277,8 @@ class Verifier:
         with ThreadPoolExecutor(_workers(), thread_name_prefix="verify") as pool:
             results = list(pool.map(lambda n: b.hash_member(n, self.rep.advance), large))
         hashes.update({n: h for n, (h, _) in zip(large, results)})
-        self.report.blobs_checked = len(present)
+        self.report.blobs_checked = sum(1 for n in present if layout.digest_of_blob_path(n))
+        self.report.files_checked = len(present) - self.report.blobs_checked
         self.report.bytes_hashed += sum(members[n].size for n in present)
         mismatched = check_hashes(doc, hashes)
         self.report.failures += mismatched

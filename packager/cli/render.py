@@ -8,7 +8,7 @@ import sys
 from collections.abc import Callable
 from typing import TYPE_CHECKING, Any, Protocol
 
-from packager.cli.progress import LineReporter, RichReporter
+from packager.cli.progress import LineReporter, RichReporter, honest_speed
 from packager.cli.term import SafeConsole, shown, shown_text, visible
 from packager.errors import AirgapError
 from packager.findings import Finding, Severity
@@ -232,8 +232,10 @@ def inspection(info: Inspection) -> None:
         stdout.print(f"  wheel   {shown(w['path'])}  {human_size(w['size'])}")
     for f in j["files"]:
         stdout.print(f"  file    {shown(f['path'])}  {human_size(f['size'])}")
+    blobs = sum(r["blobs"] for r in j["roles"].values())
     stdout.print(
-        f"total {human_size(j['size'])}" + (f" in {len(j['parts'])} parts" if j["parts"] else "")
+        f"total {blobs} blobs, {human_size(j['size'])}"
+        + (f" in {len(j['parts'])} parts" if j["parts"] else "")
     )
 
 
@@ -244,7 +246,7 @@ def verify_report(r: VerifyReport) -> None:
         stdout.print(f"[bold red]FAIL[/bold red] {shown(str(f))}")
     for n in r.notes:
         stdout.print(f"[dim]note:[/dim] {shown(n)}")
-    rate = r.bytes_hashed / r.seconds if r.seconds else 0
+    speed = honest_speed(r.bytes_hashed, r.seconds)
     if r.model_signature is not None and r.model_signature.state != "none":
         ms = r.model_signature
         stdout.print(f"model signature ({shown(ms.state)}): {shown(ms.message)}")
@@ -252,7 +254,8 @@ def verify_report(r: VerifyReport) -> None:
         signers = ", ".join(f"{n} ({k[:16]})" for k, n in r.signers)
         stdout.print(
             f"[green]verified[/green] {shown(title)}: signed by {shown(signers)}; {r.blobs_checked} blobs "
-            f"({human_size(r.bytes_hashed)}) match in {r.seconds:.1f} s ({human_size(rate)}/s)"
+            f"and {r.files_checked} bundle files ({human_size(r.bytes_hashed)}) match in "
+            f"{r.seconds:.1f} s" + (f" ({speed})" if speed else "")
         )
     else:
         stdout.print(

@@ -567,8 +567,9 @@ def _stage(
         for opened in dirs.values():
             opened.close()
     step()
-    result.files = len(plan.files)
-    result.install_bytes = plan.install_bytes
+    # what list, audit and a re-run say too: every file of the version, its .airgap/ included
+    result.files = len(files)
+    result.install_bytes = sum(f.size for f in files)
     # images, before the commit: a failure leaves the prefix as it was
     result.images = _images(b, opts, rep)
     receipt = Receipt(

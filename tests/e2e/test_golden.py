@@ -10,7 +10,8 @@ History: 72d734b1.../dd8cbc16... from before the restructure, kept through it (i
 by the hardening (issue 14): bundle.json lists the attestation's payload and the manifest's
 validity (valid_for_s), and each signature has a signed time record beside it; then by the
 site-truth probe (issue 13) and the serving check (issue 17), which change the probe it carries; then
-by the model-signature record (issue 18) and the fuzz fixes to the probe's readers.
+by the model-signature record (issue 18) and the fuzz fixes to the probe's readers; then by the
+probe that runs nothing from an unverified bundle (issue 14).
 """
 
 from __future__ import annotations
@@ -21,8 +22,8 @@ from pathlib import Path
 from tests.support.golden import build_golden
 
 #: sha256 of airgap/bundle.json (the content digest) and of the whole tar
-CONTENT_DIGEST = "sha256:a0e50b6f600b582c0897dd670b50039501166e8143f8c86d6f5fe75ae8a62e4f"
-TAR_SHA256 = "cad979ca854e757ce69b806a3c1deeb54d2cfe6ff570a2ce11a6369038b6d83f"
+CONTENT_DIGEST = "sha256:39183e5f1d911c02f137b304c8728b002eadff124c0ea73c715fde688044a6e5"
+TAR_SHA256 = "bc7589bb5079d90345acf251e750b79dd941b4d734bcc692e52dd5a93ac3eaae"
 
 
 def test_the_golden_bundle_is_byte_identical(tmp_path: Path) -> None:
