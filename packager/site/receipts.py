@@ -55,6 +55,31 @@ class Receipt:
     def size(self) -> int:
         return sum(f.size for f in self.files)
 
+    def image_places(self) -> list[dict[str, str | None]]:
+        """Which runtime or registry got which image (``airgap list``, ``audit --site``): ref,
+        into (docker, containerd, podman, or the registry), the name it has there, the digest
+        (manifest, else image ID) and its status; only text values are taken."""
+
+        def text(entry: dict[str, Any], *keys: str) -> str | None:
+            for k in keys:
+                v = entry.get(k)
+                if isinstance(v, str) and v:
+                    return v
+            return None
+
+        return [
+            {
+                "ref": text(i, "ref"),
+                "into": text(i, "into"),
+                "name": text(i, "name", "tag", "destination"),
+                "namespace": text(i, "namespace"),
+                "digest": text(i, "manifest_digest", "image_id"),
+                "status": text(i, "status"),
+            }
+            for i in self.images
+            if isinstance(i, dict)
+        ]
+
     def to_json(self) -> dict[str, Any]:
         return {
             "receipt": layout.RECEIPT_FORMAT,
