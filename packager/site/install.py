@@ -52,7 +52,7 @@ from packager.signing.trust import Policy
 from packager.site import auditlog
 from packager.site import trust as site_trust
 from packager.site.prefix import Prefix, step
-from packager.site.receipts import InstalledFile, Receipt
+from packager.site.receipts import InstalledFile, Receipt, record_images
 from packager.site.rules import Action, InstallPlan, UnsafeBundle, decide, plan_install
 from packager.site.safefs import CONTENT_DIR_MODE, CONTENT_FILE_MODE, Dir, SiteError, os_error
 from packager.site.store import BlobStore, ContentMismatch, Span, capped_copy
@@ -455,6 +455,7 @@ def _install_locked(
         result.files, result.install_bytes, result.linked = len(r.files), r.size, r.linked
         result.images = _images(b, opts, rep)
         if result.images:
+            _record_images(prefix, plan.name, plan.version, result.images)
             auditlog.append(
                 prefix.root, "images", plan.name, plan.version, result.digest,
                 _images_detail(result.images),
@@ -465,6 +466,8 @@ def _install_locked(
         r = installed[plan.version]
         result.files, result.install_bytes, result.linked = len(r.files), r.size, r.linked
         result.images = _images(b, opts, rep)
+        if result.images:
+            _record_images(prefix, plan.name, plan.version, result.images)
         prefix.switch_current(plan.name, plan.version)
         action, detail = "activate", f"current: {current or 'none'} -> {plan.version}"
         if not any(
@@ -769,6 +772,12 @@ def _images(b: Bundle, opts: InstallOptions, rep: Reporter) -> list[dict[str, An
         pushed = push_to_registry(b, opts.registry, insecure=opts.insecure, progress=rep)
         out += [{"into": opts.registry, **i.to_json()} for i in pushed]
     return out
+
+
+def _record_images(prefix: Prefix, name: str, version: str, images: list[dict[str, Any]]) -> None:
+    """The receipt of an installed version learns where a later install put its images."""
+    with prefix.root.walk(layout.SITE_RECEIPTS_DIR, create=True) as rd:
+        record_images(rd, name, version, images)
 
 
 def _images_detail(images: list[dict[str, Any]]) -> str:

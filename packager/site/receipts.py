@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import json
 import re
+import secrets
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -129,6 +130,36 @@ def parse_receipt(data: bytes, where: str) -> Receipt:
         )
     except (ValueError, KeyError, TypeError) as exc:
         raise ReceiptError(f"{where}: not a readable receipt ({exc})") from None
+
+
+def merge_images(recorded: list[dict[str, Any]], now: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    """The images of a receipt after another images step: an entry for the same image in the
+    same place (into, ref, namespace, address, store) is replaced, others are kept."""
+
+    def key(i: dict[str, Any]) -> tuple[Any, ...]:
+        return tuple(i.get(k) for k in ("into", "ref", "namespace", "address", "store"))
+
+    fresh = {key(i) for i in now}
+    return [i for i in recorded if not isinstance(i, dict) or key(i) not in fresh] + now
+
+
+def record_images(receipts: Dir, name: str, version: str, images: list[dict[str, Any]]) -> None:
+    """Add what a later images step did (an install of a version already installed) to its
+    receipt: written to a temporary name and renamed over it."""
+    d = receipts.maybe_sub(name)
+    if d is None:
+        return
+    with d:
+        leaf = layout.receipt_name(version)
+        data = d.read_small(leaf, MAX_RECEIPT_BYTES)
+        if data is None:
+            return
+        receipt = parse_receipt(data, d.path_of(leaf))
+        receipt.images = merge_images(receipt.images, images)
+        tmp = f".{leaf}.{secrets.token_hex(6)}.tmp"
+        d.write_file(tmp, receipt.to_bytes())
+        d.rename(tmp, d, leaf)
+        d.fsync()
 
 
 def read_receipt(receipts: Dir, name: str, version: str) -> Receipt | None:

@@ -1,0 +1,176 @@
+"""`airgap install --containerd` and `--podman` against the real daemons: scripts/services.sh's
+containerd (its own socket and state) and a private Podman store (vfs, under a temp folder).
+
+One small runnable bundle (tests/support/runtimes.py: busybox FROM scratch with a marker) serves
+every test: the image must come out with its manifest digest, unpacked, and run."""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from packager.bundle.reader import open_bundle
+from packager.bundle.store import BlobMismatch
+from packager.site.images.containerd import ContainerdTarget, chain_id, load_into_containerd
+from packager.site.images.podman import check_podman, load_into_podman
+from tests.support.cli import airgap
+from tests.support.runtimes import RuntimeBundle, build_runtime_bundle, containerd_address, ctr
+from tests.support.serving import podman_env
+
+NAMESPACE = "airgap-test"
+
+
+@pytest.fixture(scope="module")
+def rb(tmp_path_factory: pytest.TempPathFactory) -> RuntimeBundle:
+    return build_runtime_bundle(tmp_path_factory.mktemp("runtimes"))
+
+
+@pytest.fixture
+def address(rb: RuntimeBundle) -> Iterator[str]:
+    """containerd's socket; the test namespace holds none of the bundle's image before or after."""
+    address = containerd_address()
+    _ctr_forget(address, rb)
+    yield address
+    _ctr_forget(address, rb)
+
+
+def _ctr_forget(address: str, rb: RuntimeBundle) -> None:
+    subprocess.run(
+        ["ctr", "--address", address, "--namespace", NAMESPACE, "images", "rm", "--sync",
+         _name(rb)], capture_output=True, timeout=60,
+    )  # fmt: skip
+
+
+def _name(rb: RuntimeBundle) -> str:
+    return rb.ref  # airgap.local/...: already the normalized name
+
+
+def _install(rb: RuntimeBundle, prefix: Path, *args: str, env: dict[str, str] | None = None) -> Any:
+    return airgap(
+        "install", str(rb.tar), "--prefix", str(prefix), "--key", str(rb.pub), "--no-probe",
+        *args, env=env, timeout=300,
+    )  # fmt: skip
+
+
+def _containerd_args(address: str) -> list[str]:
+    return ["--containerd", "--namespace", NAMESPACE, "--address", address,
+            "--snapshotter", "native"]  # fmt: skip
+
+
+def test_containerd_gets_the_image_with_its_digest_unpacked_and_it_runs(
+    tmp_path: Path, rb: RuntimeBundle, address: str
+) -> None:
+    prefix = tmp_path / "site"
+    r = _install(rb, prefix, *_containerd_args(address), "--json")
+    assert r.returncode == 0, r.stdout + r.stderr
+    (image,) = json.loads(r.stdout)["images"]
+    assert image["into"] == "containerd" and image["status"] == "loaded"
+    assert image["name"] == _name(rb) and image["manifest_digest"] == rb.image.manifest_digest
+    assert (image["namespace"], image["snapshotter"]) == (NAMESPACE, "native")
+    listed = ctr(address, NAMESPACE, "images", "ls").splitlines()
+    assert any(ln.split()[:1] == [_name(rb)] and rb.image.manifest_digest in ln for ln in listed)
+    out = ctr(address, NAMESPACE, "run", "--rm", "--snapshotter", "native", _name(rb),
+              f"airgap-test-{os.getpid()}")  # fmt: skip
+    assert out.strip() == rb.marker  # CMD cat /marker, from the unpacked snapshot
+    # the receipt, list and audit --site say where the image went
+    receipt = json.loads((prefix / "receipts" / "runtimes" / "1.0.0.json").read_text())
+    assert [(i["into"], i["ref"]) for i in receipt["images"]] == [("containerd", rb.ref)]
+    listing = json.loads(airgap("list", "--prefix", str(prefix), "--json").stdout)
+    (place,) = listing["bundles"][0]["versions"][0]["images"]
+    assert place["into"] == "containerd" and place["digest"] == rb.image.manifest_digest
+    text = airgap("audit", "--site", str(prefix)).stdout
+    assert f"{rb.ref} -> containerd (namespace {NAMESPACE})" in text
+    # again: containerd has it (same name, digest, snapshot): nothing is streamed
+    again = _install(rb, prefix, *_containerd_args(address), "--json")
+    assert again.returncode == 0, again.stderr
+    (image,) = json.loads(again.stdout)["images"]
+    assert (image["status"], image["bytes_sent"]) == ("present", 0)
+
+
+def test_a_blob_that_does_not_match_stops_the_stream_and_containerd_keeps_nothing(
+    tmp_path: Path, rb: RuntimeBundle, address: str
+) -> None:
+    folder = tmp_path / "bundle"
+    subprocess.run(["cp", "-a", str(rb.folder), str(folder)], check=True)
+    layer = rb.image.layers[0]
+    path = folder / "blobs" / "sha256" / layer.digest.split(":", 1)[1]
+    data = bytearray(path.read_bytes())
+    data[len(data) // 2] ^= 0xFF  # same size, other bytes
+    path.chmod(0o644)
+    path.write_bytes(bytes(data))
+    target = ContainerdTarget(address, NAMESPACE, "native")
+    with open_bundle(folder) as b, pytest.raises(BlobMismatch) as err:
+        load_into_containerd(b, target)
+    assert layer.digest in err.value.message and "stopped" in err.value.message
+    assert _name(rb) not in ctr(address, NAMESPACE, "images", "ls")
+    cfg = json.loads((rb.folder / "blobs" / "sha256" / rb.image.config_digest[7:]).read_bytes())
+    key = chain_id(cfg["rootfs"]["diff_ids"])  # never unpacked
+    assert key not in ctr(address, NAMESPACE, "snapshots", "--snapshotter", "native", "ls")
+
+
+def test_containerd_that_does_not_answer_is_named_before_anything_is_hashed(
+    tmp_path: Path, rb: RuntimeBundle
+) -> None:
+    prefix = tmp_path / "site"
+    r = _install(rb, prefix, "--containerd", "--address", str(tmp_path / "none.sock"))
+    assert r.returncode == 2, r.stdout + r.stderr
+    assert f"no containerd socket at {tmp_path / 'none.sock'}" in r.stderr
+    assert "--address" in r.stderr and "Traceback" not in r.stderr
+    assert not prefix.exists()  # refused before the prefix was made
+
+
+def test_podman_gets_the_image_with_its_digest_and_it_runs(
+    tmp_path: Path, rb: RuntimeBundle
+) -> None:
+    env = podman_env(tmp_path / "podman")
+    prefix = tmp_path / "site"
+    r = _install(rb, prefix, "--podman", "--json", env=env)
+    assert r.returncode == 0, r.stdout + r.stderr
+    (image,) = json.loads(r.stdout)["images"]
+    assert (image["into"], image["status"], image["name"]) == ("podman", "loaded", rb.ref)
+    assert image["store"] == str(tmp_path / "podman" / "storage")
+    found = json.loads(_podman(env, "image", "inspect", rb.ref))[0]
+    assert found["Digest"] == rb.image.manifest_digest
+    assert "sha256:" + found["Id"] == rb.image.config_digest
+    assert found["RepoTags"] == [rb.ref]  # the loopback registry's name is gone
+    out = _podman(env, "run", "--rm", "--network", "none", "--ulimit", "nofile=1024:1024",
+                  "--ulimit", "nproc=1024:1024", rb.ref)  # fmt: skip
+    assert out.strip() == rb.marker
+    again = _install(rb, prefix, "--podman", "--json", env=env)
+    (image,) = json.loads(again.stdout)["images"]
+    assert (image["status"], image["bytes_sent"]) == ("present", 0)
+    assert json.loads(again.stdout)["action"] == "unchanged"
+
+
+def test_a_blob_that_does_not_match_reaches_podman_cut_short(
+    tmp_path: Path, rb: RuntimeBundle, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    env = podman_env(tmp_path / "podman")
+    for k in ("CONTAINERS_CONF", "CONTAINERS_STORAGE_CONF"):
+        monkeypatch.setenv(k, env[k])
+    folder = tmp_path / "bundle"
+    subprocess.run(["cp", "-a", str(rb.folder), str(folder)], check=True)
+    layer = rb.image.layers[0]
+    path = folder / "blobs" / "sha256" / layer.digest.split(":", 1)[1]
+    data = bytearray(path.read_bytes())
+    data[-100] ^= 0xFF
+    path.chmod(0o644)
+    path.write_bytes(bytes(data))
+    with open_bundle(folder) as b, pytest.raises(BlobMismatch) as err:
+        load_into_podman(b, check_podman())
+    assert layer.digest in err.value.message
+    r = subprocess.run(["podman", "image", "exists", rb.image.config_digest[7:]], env=env,
+                       capture_output=True, timeout=60)  # fmt: skip
+    assert r.returncode == 1  # Podman kept nothing
+
+
+def _podman(env: dict[str, str], *args: str) -> str:
+    r = subprocess.run(["podman", *args], env=env, capture_output=True, text=True, timeout=300)
+    assert r.returncode == 0, r.stderr
+    return r.stdout
