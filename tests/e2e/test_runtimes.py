@@ -6,9 +6,15 @@ every test: the image must come out with its manifest digest, unpacked, and run.
 
 from __future__ import annotations
 
+import hashlib
+import http.client
+import io
 import json
 import os
 import subprocess
+import tarfile
+import urllib.error
+import urllib.request
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -17,7 +23,16 @@ import pytest
 
 from packager.bundle.reader import open_bundle
 from packager.bundle.store import BlobMismatch
-from packager.site.images.containerd import ContainerdTarget, chain_id, load_into_containerd
+from packager.site.images.containerd import (
+    ContainerdTarget,
+    archive_blobs,
+    archive_index,
+    archive_size,
+    chain_id,
+    load_into_containerd,
+    oci_archive,
+)
+from packager.site.images.loopback import LoopbackRegistry
 from packager.site.images.podman import check_podman, load_into_podman
 from tests.support.cli import airgap
 from tests.support.runtimes import RuntimeBundle, build_runtime_bundle, containerd_address, ctr
@@ -174,3 +189,85 @@ def _podman(env: dict[str, str], *args: str) -> str:
     r = subprocess.run(["podman", *args], env=env, capture_output=True, text=True, timeout=300)
     assert r.returncode == 0, r.stderr
     return r.stdout
+
+
+# ---------------------------------------------------------------------------- the streams themselves
+
+
+def test_the_oci_archive_for_ctr_holds_each_blob_once_under_its_hash_and_names_the_image(
+    rb: RuntimeBundle,
+) -> None:
+    image = rb.image
+    blobs = archive_blobs([image, image])  # the same image twice: its blobs once
+    index = archive_index([(_name(rb), image.manifest.blob)])
+    with open_bundle(rb.tar) as b:
+        stream = b"".join(oci_archive(b, blobs, index, "run1", lambda n: None, "here"))
+    assert len(stream) == archive_size(blobs, index)
+    with tarfile.open(fileobj=io.BytesIO(stream)) as tf:
+        members = tf.getmembers()
+        names = [m.name for m in members]
+        assert names[0] == "oci-layout" and names[-1] == "index.json"  # named last
+        for m in members[1:-1]:
+            data = tf.extractfile(m).read()  # type: ignore[union-attr]
+            assert m.name == "blobs/run1/" + hashlib.sha256(data).hexdigest()
+        assert len(members) == 2 + 2 + len(image.layers)  # manifest, config, layers
+        doc = json.loads(tf.extractfile("index.json").read())  # type: ignore[union-attr]
+    (entry,) = doc["manifests"]
+    assert entry["digest"] == image.manifest_digest and "platform" not in entry
+    assert entry["annotations"] == {"io.containerd.image.name": _name(rb)}
+
+
+def _get(url: str, method: str = "GET") -> tuple[int, dict[str, str], bytes]:
+    req = urllib.request.Request(url, method=method)
+    try:
+        with urllib.request.urlopen(req, timeout=30) as r:
+            return r.status, dict(r.headers), r.read()
+    except urllib.error.HTTPError as exc:
+        return exc.code, dict(exc.headers), exc.read()
+
+
+def test_the_loopback_registry_serves_only_the_images_blobs_verified(rb: RuntimeBundle) -> None:
+    image = rb.image
+    sent: list[int] = []
+    with open_bundle(rb.tar) as b, LoopbackRegistry(b, [image], sent.append, "podman") as reg:
+        assert reg.address.startswith("127.0.0.1:")
+        base = f"http://{reg.address}/v2/{reg.repository}"
+        assert _get(f"http://{reg.address}/v2/")[0] == 200
+        status, headers, body = _get(f"{base}/manifests/{image.manifest_digest}")
+        assert (
+            status == 200 and "sha256:" + hashlib.sha256(body).hexdigest() == image.manifest_digest
+        )
+        assert headers["Content-Type"] == image.manifest.blob.media_type
+        assert headers["Docker-Content-Digest"] == image.manifest_digest
+        for blob in (image.manifest.config, *image.layers):
+            status, headers, body = _get(f"{base}/blobs/{blob.digest}")
+            assert status == 200 and "sha256:" + hashlib.sha256(body).hexdigest() == blob.digest
+        status, headers, body = _get(f"{base}/blobs/{image.layers[0].digest}", "HEAD")
+        assert (status, body) == (200, b"") and headers["Content-Length"] == str(
+            image.layers[0].size
+        )
+        for url in (
+            f"{base}/blobs/sha256:{'0' * 64}",  # not one of the image's blobs
+            f"{base}/tags/list",
+            f"http://{reg.address}/v2/other/repo/manifests/{image.manifest_digest}",
+        ):
+            assert _get(url)[0] == 404
+        assert reg.failure is None
+    assert sum(sent) == image.manifest.blob.size + image.size
+
+
+def test_the_loopback_registry_cuts_a_corrupt_blob_short(tmp_path: Path, rb: RuntimeBundle) -> None:
+    folder = tmp_path / "bundle"
+    subprocess.run(["cp", "-a", str(rb.folder), str(folder)], check=True)
+    layer = rb.image.layers[0]
+    path = folder / "blobs" / "sha256" / layer.digest.split(":", 1)[1]
+    data = bytearray(path.read_bytes())
+    data[-1] ^= 0xFF
+    path.chmod(0o644)
+    path.write_bytes(bytes(data))
+    with open_bundle(folder) as b, LoopbackRegistry(b, [rb.image], lambda n: None, "p") as reg:
+        url = f"http://{reg.address}/v2/{reg.repository}/blobs/{layer.digest}"
+        with pytest.raises(http.client.IncompleteRead) as err:
+            _get(url)
+        assert len(err.value.partial) < layer.size  # the last chunk never left
+        assert isinstance(reg.failure, BlobMismatch) and layer.digest in reg.failure.message
