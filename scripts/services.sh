@@ -183,18 +183,21 @@ docker_answers() {
 
 docker_running() { pid_alive "$DDIR/dockerd.pid" dockerd && docker_answers; }
 
-# Remove the short run dir, unmounting anything dockerd left there (netns bind mounts).
-docker_cleanup_rundir() {
+# cleanup_rundir DIR: remove the short run dir that DIR/rundir names, unmounting anything the
+# daemon left there (dockerd's netns bind mounts, containerd's task rootfs).
+cleanup_rundir() {
     local run mnt
-    [[ -s "$DDIR/rundir" ]] || return 0
-    run="$(<"$DDIR/rundir")"
+    [[ -s "$1/rundir" ]] || return 0
+    run="$(<"$1/rundir")"
     if [[ "$run" == /tmp/airgap-* && -d "$run" ]]; then
         awk -v r="$run/" 'index($2, r) == 1 {print $2}' /proc/self/mounts | sort -r |
             while read -r mnt; do umount -l "$mnt" 2>/dev/null || true; done
         rm -rf "$run"
     fi
-    rm -f "$DDIR/rundir"
+    rm -f "$1/rundir"
 }
+
+docker_cleanup_rundir() { cleanup_rundir "$DDIR"; }
 
 # After a crash of dockerd, the containerd shims of its containers (and the containers'
 # processes) live on: kill those that belong to our containerd (by its socket address).
@@ -375,12 +378,7 @@ containerd_stop() {
     [[ -s "$CDIR/rundir" ]] && run="$(<"$CDIR/rundir")"
     stop_pid "$CDIR/containerd.pid" containerd 20
     [[ -n "$run" ]] && docker_kill_orphan_shims "$run/containerd.sock"
-    if [[ "$run" == /tmp/airgap-* && -d "$run" ]]; then
-        awk -v r="$run/" 'index($2, r) == 1 {print $2}' /proc/self/mounts | sort -r |
-            while read -r mnt; do umount -l "$mnt" 2>/dev/null || true; done
-        rm -rf "$run"
-    fi
-    rm -f "$CDIR/rundir"
+    cleanup_rundir "$CDIR"
 }
 
 containerd_start() {

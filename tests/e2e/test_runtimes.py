@@ -32,6 +32,7 @@ from packager.site.images.containerd import (
     load_into_containerd,
     oci_archive,
 )
+from packager.site.images.listing import Blob
 from packager.site.images.loopback import LoopbackRegistry
 from packager.site.images.podman import check_podman, load_into_podman
 from tests.support.cli import airgap
@@ -73,6 +74,19 @@ def _install(rb: RuntimeBundle, prefix: Path, *args: str, env: dict[str, str] | 
     )  # fmt: skip
 
 
+def _corrupt_copy(rb: RuntimeBundle, tmp_path: Path, at: int) -> tuple[Path, Blob]:
+    """A copy of the layout folder whose layer has one byte flipped (same size)."""
+    folder = tmp_path / "bundle"
+    subprocess.run(["cp", "-a", str(rb.folder), str(folder)], check=True)
+    layer = rb.image.layers[0]
+    path = folder / "blobs" / "sha256" / layer.digest.split(":", 1)[1]
+    data = bytearray(path.read_bytes())
+    data[at] ^= 0xFF
+    path.chmod(0o644)
+    path.write_bytes(bytes(data))
+    return folder, layer
+
+
 def _containerd_args(address: str) -> list[str]:
     return ["--containerd", "--namespace", NAMESPACE, "--address", address,
             "--snapshotter", "native"]  # fmt: skip
@@ -111,14 +125,7 @@ def test_containerd_gets_the_image_with_its_digest_unpacked_and_it_runs(
 def test_a_blob_that_does_not_match_stops_the_stream_and_containerd_keeps_nothing(
     tmp_path: Path, rb: RuntimeBundle, address: str
 ) -> None:
-    folder = tmp_path / "bundle"
-    subprocess.run(["cp", "-a", str(rb.folder), str(folder)], check=True)
-    layer = rb.image.layers[0]
-    path = folder / "blobs" / "sha256" / layer.digest.split(":", 1)[1]
-    data = bytearray(path.read_bytes())
-    data[len(data) // 2] ^= 0xFF  # same size, other bytes
-    path.chmod(0o644)
-    path.write_bytes(bytes(data))
+    folder, layer = _corrupt_copy(rb, tmp_path, rb.image.layers[0].size // 2)
     target = ContainerdTarget(address, NAMESPACE, "native")
     with open_bundle(folder) as b, pytest.raises(BlobMismatch) as err:
         load_into_containerd(b, target)
@@ -169,14 +176,7 @@ def test_a_blob_that_does_not_match_reaches_podman_cut_short(
     env = podman_env(tmp_path / "podman")
     for k in ("CONTAINERS_CONF", "CONTAINERS_STORAGE_CONF"):
         monkeypatch.setenv(k, env[k])
-    folder = tmp_path / "bundle"
-    subprocess.run(["cp", "-a", str(rb.folder), str(folder)], check=True)
-    layer = rb.image.layers[0]
-    path = folder / "blobs" / "sha256" / layer.digest.split(":", 1)[1]
-    data = bytearray(path.read_bytes())
-    data[-100] ^= 0xFF
-    path.chmod(0o644)
-    path.write_bytes(bytes(data))
+    folder, layer = _corrupt_copy(rb, tmp_path, -100)
     with open_bundle(folder) as b, pytest.raises(BlobMismatch) as err:
         load_into_podman(b, check_podman())
     assert layer.digest in err.value.message
@@ -257,14 +257,7 @@ def test_the_loopback_registry_serves_only_the_images_blobs_verified(rb: Runtime
 
 
 def test_the_loopback_registry_cuts_a_corrupt_blob_short(tmp_path: Path, rb: RuntimeBundle) -> None:
-    folder = tmp_path / "bundle"
-    subprocess.run(["cp", "-a", str(rb.folder), str(folder)], check=True)
-    layer = rb.image.layers[0]
-    path = folder / "blobs" / "sha256" / layer.digest.split(":", 1)[1]
-    data = bytearray(path.read_bytes())
-    data[-1] ^= 0xFF
-    path.chmod(0o644)
-    path.write_bytes(bytes(data))
+    folder, layer = _corrupt_copy(rb, tmp_path, -1)
     with open_bundle(folder) as b, LoopbackRegistry(b, [rb.image], lambda n: None, "p") as reg:
         url = f"http://{reg.address}/v2/{reg.repository}/blobs/{layer.digest}"
         with pytest.raises(http.client.IncompleteRead) as err:

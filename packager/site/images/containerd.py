@@ -32,10 +32,8 @@ from dataclasses import dataclass
 
 from packager.bundle import layout
 from packager.bundle.reader import Bundle
-from packager.bundle.store import BlobMismatch
 from packager.errors import CheckFailed, InputError
 from packager.oci.reference import SHA256_DIGEST
-from packager.resolve.images.common import MAX_DOCUMENT_BYTES
 from packager.site.images import tarstream
 from packager.site.images.docker import EngineError
 from packager.site.images.listing import (
@@ -44,6 +42,7 @@ from packager.site.images.listing import (
     ImageError,
     image_entries,
     verified_chunks,
+    verified_read,
 )
 from packager.site.images.runtime import (
     RuntimeImage,
@@ -274,13 +273,7 @@ def check_containerd(target: ContainerdTarget) -> str:
 def _diff_ids(bundle: Bundle, image: BundleImage) -> list[str]:
     """The config's ``rootfs.diff_ids``, read bounded and checked against the config digest."""
     config = image.manifest.config
-    raw = bundle.read(layout.blob_path(config.digest), MAX_DOCUMENT_BYTES)
-    got = "sha256:" + hashlib.sha256(raw).hexdigest()
-    if got != config.digest:
-        raise BlobMismatch(
-            f"image {image.ref}: image config {config.digest} in {bundle.source} hashes to {got}",
-            hint="the bundle is corrupt: `airgap verify` names the damaged part; copy it again",
-        )
+    raw = verified_read(bundle, image.ref, config, "image config")
     try:
         doc = json.loads(raw)
         ids = doc["rootfs"]["diff_ids"]
