@@ -32,6 +32,7 @@ from packager.site.images.containerd import (
     load_into_containerd,
     oci_archive,
 )
+from packager.site.images.docker import EngineError
 from packager.site.images.listing import Blob
 from packager.site.images.loopback import LoopbackRegistry
 from packager.site.images.podman import check_podman, load_into_podman
@@ -134,6 +135,26 @@ def test_a_blob_that_does_not_match_stops_the_stream_and_containerd_keeps_nothin
     cfg = json.loads((rb.folder / "blobs" / "sha256" / rb.image.config_digest[7:]).read_bytes())
     key = chain_id(cfg["rootfs"]["diff_ids"])  # never unpacked
     assert key not in ctr(address, NAMESPACE, "snapshots", "--snapshotter", "native", "ls")
+
+
+def test_containerd_without_room_for_the_image_is_refused_before_the_stream(
+    rb: RuntimeBundle, address: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    real = os.statvfs
+    seen: list[str] = []
+
+    def small(path: str) -> os.statvfs_result:  # the real answer, with 1 MiB free
+        st = real(path)
+        seen.append(path)
+        return os.statvfs_result((*st[:4], 256, 256, *st[6:]))  # f_bfree, f_bavail
+
+    monkeypatch.setattr("packager.site.images.containerd.os.statvfs", small)
+    target = ContainerdTarget(address, NAMESPACE, "native")
+    with open_bundle(rb.tar) as b, pytest.raises(EngineError) as err:
+        load_into_containerd(b, target)
+    assert "not enough room" in err.value.message and "io.containerd." in err.value.message
+    assert seen and all("io.containerd." in p for p in seen)  # containerd's own folders
+    assert _name(rb) not in ctr(address, NAMESPACE, "images", "ls")
 
 
 def test_containerd_that_does_not_answer_is_named_before_anything_is_hashed(

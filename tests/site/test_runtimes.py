@@ -17,6 +17,7 @@ from packager.site.images.containerd import (
     ContainerdTarget,
     chain_id,
     parse_images,
+    parse_plugin_roots,
     parse_snapshotters,
     server_version,
 )
@@ -25,6 +26,7 @@ from packager.site.images.podman import has_manifest, parse_info, pull_argv
 from packager.site.images.runtime import feed_tool, run_tool, runtime_name
 from packager.site.install import runtime_options
 from packager.site.receipts import merge_images
+from tests.support.cli import cli
 
 D1 = "sha256:" + "1" * 64
 D2 = "sha256:" + "2" * 64
@@ -167,6 +169,27 @@ docker.io/library/app:2               application/vnd.oci.image.index.v1+json   
 """  # noqa: W291 - as ctr prints it
 
 
+CTR_PLUGINS_DETAILED = """\
+Type:          io.containerd.content.v1
+ID:            content
+Exports:      
+               root      /var/lib/containerd/io.containerd.content.v1.content
+                            
+Type:          io.containerd.snapshotter.v1
+ID:            native
+Platforms:     linux/amd64
+Exports:      
+               root      /var/lib/containerd/io.containerd.snapshotter.v1.native
+                            
+Type:          io.containerd.metadata.v1
+ID:            bolt
+Requires:     
+               io.containerd.content.v1
+Exports:      
+               path        /var/lib/containerd/io.containerd.metadata.v1.bolt/meta.db
+"""  # noqa: W291, W293 - as ctr prints it
+
+
 def test_what_ctr_prints_is_read() -> None:
     assert server_version(CTR_VERSION) == "1.6.20~ds1"
     assert server_version("Client:\n  Version: 1\n") is None
@@ -178,6 +201,11 @@ def test_what_ctr_prints_is_read() -> None:
         "docker.io/library/app:2": D2,
     }
     assert parse_images("REF TYPE DIGEST\n") == {}
+    assert parse_plugin_roots(CTR_PLUGINS_DETAILED) == {
+        "io.containerd.content.v1/content": "/var/lib/containerd/io.containerd.content.v1.content",
+        "io.containerd.snapshotter.v1/native":
+            "/var/lib/containerd/io.containerd.snapshotter.v1.native",
+    }  # fmt: skip
 
 
 def test_podman_info_and_inspect_are_read() -> None:
@@ -267,3 +295,11 @@ def test_a_later_load_replaces_the_same_image_in_the_same_place_and_keeps_the_re
     again = {**ctd, "status": "present"}
     assert merge_images([docker, ctd, other_ns], [again]) == [docker, other_ns, again]
     assert merge_images([], [docker]) == [docker]
+
+
+def test_the_cli_refuses_two_runtimes_with_a_usage_error(tmp_path: Path) -> None:
+    r = cli("install", str(tmp_path / "b.airgap.tar"), "--prefix", str(tmp_path / "site"),
+            "--key", str(tmp_path / "k.pub"), "--docker", "--podman")  # fmt: skip
+    assert r.returncode == 2, r.stdout + r.stderr
+    assert "--docker and --podman were both given" in r.stderr and "Traceback" not in r.stderr
+    assert not (tmp_path / "site").exists()

@@ -18,6 +18,8 @@ come from the member names, so an import cut short never leaves a partial write 
 import would resume). Afterwards every name must point at its manifest digest and the snapshot of
 its layer chain must exist in the snapshotter: the image is unpacked, ready to run.
 An image that containerd already has that way (same name, same digest, unpacked) is not streamed.
+Before the stream, the folders of the content store and of the snapshotter (``ctr plugins ls
+--detailed``) are checked for room, as Docker's storage is.
 """
 
 from __future__ import annotations
@@ -35,7 +37,7 @@ from packager.bundle.reader import Bundle
 from packager.errors import CheckFailed, InputError
 from packager.oci.reference import SHA256_DIGEST
 from packager.site.images import tarstream
-from packager.site.images.docker import EngineError
+from packager.site.images.docker import EngineError, room_needed
 from packager.site.images.listing import (
     Blob,
     BundleImage,
@@ -54,6 +56,7 @@ from packager.site.images.runtime import (
     tool_path,
 )
 from packager.util.progress import Reporter
+from packager.util.units import human_size
 
 DEFAULT_ADDRESS = "/run/containerd/containerd.sock"
 #: the namespace the Kubernetes CRI plugin reads: images there are the node's images
@@ -168,6 +171,21 @@ def parse_images(text: str) -> dict[str, str]:
         cols = line.split()
         if len(cols) >= 3 and SHA256_DIGEST.match(cols[2]):
             out[cols[0]] = cols[2]
+    return out
+
+
+def parse_plugin_roots(text: str) -> dict[str, str]:
+    """``ctr plugins ls --detailed``: ``TYPE/ID`` -> the ``root`` folder the plugin exports."""
+    out: dict[str, str] = {}
+    kind = ident = None
+    for line in text.splitlines():
+        cols = line.split()
+        if len(cols) == 2 and cols[0] == "Type:":
+            kind, ident = cols[1], None
+        elif len(cols) == 2 and cols[0] == "ID:":
+            ident = cols[1]
+        elif len(cols) == 2 and cols[0] == "root" and kind and ident:
+            out[f"{kind}/{ident}"] = cols[1]
     return out
 
 
@@ -290,6 +308,47 @@ def _diff_ids(bundle: Bundle, image: BundleImage) -> list[str]:
     return list(ids)
 
 
+def _check_room(
+    bundle: Bundle, ctr: str, target: ContainerdTarget, todo: list[BundleImage], rep: Reporter
+) -> None:
+    """The content store and the snapshotter's folder have room for the blobs and the unpacked
+    layers (the native snapshotter keeps a full copy per layer, as Docker's vfs): each is checked
+    for the whole, which is exact when they share a disk (the usual case) and cautious when not."""
+    needed = room_needed(bundle, todo, "vfs" if target.snapshotter == "native" else None)
+    roots = parse_plugin_roots(
+        run_tool(
+            target.ctr(ctr, "plugins", "ls", "--detailed"),
+            what=f"{target.where()} does not answer",
+            hint=HINT,
+            timeout=ASK_TIMEOUT,
+        )
+    )
+    for plugin in (
+        "io.containerd.content.v1/content",
+        f"{SNAPSHOTTER_PLUGIN}/{target.snapshotter}",
+    ):
+        root = roots.get(plugin)
+        try:
+            st = os.statvfs(root) if root else None
+        except OSError:
+            st = None
+        if st is None:
+            rep.note(
+                f"cannot check the room in containerd's storage ({plugin}: "
+                f"{root or 'no root folder'}); the import needs about {human_size(needed)}"
+            )
+            continue
+        free = st.f_bavail * st.f_frsize
+        if free < needed:
+            raise EngineError(
+                f"not enough room: containerd's {root} has {human_size(free)} free; importing "
+                f"{len(todo)} image(s) unpacked for {target.snapshotter} needs about "
+                f"{human_size(needed)}",
+                hint="free space there (`ctr -n NAMESPACE images rm` of unused images, then "
+                "containerd's garbage collection) or move containerd's root to a larger disk",
+            )
+
+
 def _has_snapshot(ctr: str, target: ContainerdTarget, key: str) -> bool:
     try:
         run_tool(
@@ -351,6 +410,7 @@ def load_into_containerd(
     todo = [i for i in images if i.ref not in present]
     sent_by: dict[str, int] = {}
     if todo:
+        _check_room(bundle, ctr, target, todo, reporter)
         entries: list[tuple[str, Blob]] = []
         for i in todo:
             if all(n != names[i.ref] for n, _ in entries):
