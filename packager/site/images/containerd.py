@@ -299,10 +299,8 @@ def _diff_ids(bundle: Bundle, image: BundleImage) -> list[str]:
         raise ImageError(
             f"image {image.ref}: its config {config.digest} has no rootfs.diff_ids"
         ) from None
-    if (
-        not isinstance(ids, list)
-        or not ids
-        or not all(isinstance(i, str) and SHA256_DIGEST.match(i) for i in ids)
+    if not isinstance(ids, list) or not all(
+        isinstance(i, str) and SHA256_DIGEST.match(i) for i in ids
     ):
         raise ImageError(f"image {image.ref}: its config {config.digest} has no valid diff_ids")
     return list(ids)
@@ -349,7 +347,9 @@ def _check_room(
             )
 
 
-def _has_snapshot(ctr: str, target: ContainerdTarget, key: str) -> bool:
+def _has_snapshot(ctr: str, target: ContainerdTarget, key: str | None) -> bool:
+    if key is None:
+        return True
     try:
         run_tool(
             target.ctr(ctr, "snapshots", "--snapshotter", target.snapshotter, "info", key),
@@ -393,7 +393,9 @@ def load_into_containerd(
     for image in images:
         check_platform(image, host, target.where())
     names = {i.ref: runtime_name(i.ref, i.manifest_digest) for i in images}
-    chains = {i.ref: chain_id(_diff_ids(bundle, i)) for i in images}
+    diff_ids = {i.ref: _diff_ids(bundle, i) for i in images}
+    # what the unpacked image is in the snapshotter (an image without layers has none)
+    chains = {ref: chain_id(ids) if ids else None for ref, ids in diff_ids.items()}
     for i in images:
         for j in images:
             if names[i.ref] == names[j.ref] and i.manifest_digest != j.manifest_digest:
