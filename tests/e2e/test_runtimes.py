@@ -285,3 +285,26 @@ def test_the_loopback_registry_cuts_a_corrupt_blob_short(tmp_path: Path, rb: Run
             _get(url)
         assert len(err.value.partial) < layer.size  # the last chunk never left
         assert isinstance(reg.failure, BlobMismatch) and layer.digest in reg.failure.message
+
+
+def test_layers_containerd_holds_already_are_not_sent_again(
+    rb: RuntimeBundle, address: str
+) -> None:
+    target = ContainerdTarget(address, NAMESPACE, "native")
+    keep = f"airgap.local/keep-{os.getpid()}:1"
+    try:
+        with open_bundle(rb.tar) as b:
+            load_into_containerd(b, target)
+            # another image holds the content; the bundle's name is gone (an upgrade's case)
+            ctr(address, NAMESPACE, "images", "tag", _name(rb), keep)
+            ctr(address, NAMESPACE, "images", "rm", "--sync", _name(rb))
+            (again,) = load_into_containerd(b, target)
+        image = rb.image
+        assert again.status == "loaded"
+        assert again.bytes_sent == image.manifest.blob.size + image.manifest.config.size
+        out = ctr(address, NAMESPACE, "run", "--rm", "--snapshotter", "native", _name(rb),
+                  f"airgap-keep-{os.getpid()}")  # fmt: skip
+        assert out.strip() == rb.marker
+    finally:
+        subprocess.run(["ctr", "--address", address, "--namespace", NAMESPACE, "images", "rm",
+                        "--sync", keep], capture_output=True, timeout=60)  # fmt: skip

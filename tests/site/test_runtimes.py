@@ -303,3 +303,24 @@ def test_the_cli_refuses_two_runtimes_with_a_usage_error(tmp_path: Path) -> None
     assert r.returncode == 2, r.stdout + r.stderr
     assert "--docker and --podman were both given" in r.stderr and "Traceback" not in r.stderr
     assert not (tmp_path / "site").exists()
+
+
+def test_the_archive_leaves_out_layers_containerd_holds_but_never_a_manifest_or_config() -> None:
+    from packager.site.images.containerd import archive_blobs
+    from packager.site.images.listing import Blob, BundleImage, ImageManifest
+
+    def image(ref: str, manifest: str, config: str, layers: list[str]) -> BundleImage:
+        m = ImageManifest(
+            Blob(manifest, 1, "m"), "linux/amd64", Blob(config, 2, "c"),
+            tuple(Blob(d, 3, "l") for d in layers),
+        )  # fmt: skip
+        return BundleImage(ref, "serving", "linux/amd64", m, None, None, m.blob, False, (m,), ())
+
+    a = image("a:1", D1, D2, [D3, "sha256:" + "4" * 64])
+    b = image("b:1", D1, D2, [D3])  # the same image under another name
+    got = [(i.ref, blob.digest, what) for i, blob, what in archive_blobs([a, b])]
+    assert got == [("a:1", D1, "manifest"), ("a:1", D2, "image config"), ("a:1", D3, "layer"),
+                   ("a:1", "sha256:" + "4" * 64, "layer")]  # fmt: skip
+    held = frozenset({D1, D2, D3})
+    got = [(blob.digest, what) for _, blob, what in archive_blobs([a, b], held)]
+    assert got == [(D1, "manifest"), (D2, "image config"), ("sha256:" + "4" * 64, "layer")]

@@ -17,7 +17,10 @@ points at the platform manifest the bundle keeps: the digest ``airgap deploy ren
 come from the member names, so an import cut short never leaves a partial write that the next
 import would resume). Afterwards every name must point at its manifest digest and the snapshot of
 its layer chain must exist in the snapshotter: the image is unpacked, ready to run.
-An image that containerd already has that way (same name, same digest, unpacked) is not streamed.
+An image that containerd already has that way (same name, same digest, unpacked) is not streamed,
+nor are the layers its content store holds already (an upgrade shares its base layers): the
+import finds them there by digest. Should containerd collect one of those meanwhile (a layer no
+image holds), the import fails and is run once more with every layer.
 Before the stream, the folders of the content store and of the snapshotter (``ctr plugins ls
 --detailed``) are checked for room, as Docker's storage is.
 """
@@ -217,8 +220,11 @@ def archive_index(entries: list[tuple[str, Blob]]) -> bytes:
     return json.dumps(doc, separators=(",", ":"), sort_keys=True).encode()
 
 
-def archive_blobs(images: list[BundleImage]) -> list[tuple[BundleImage, Blob, str]]:
-    """Every blob the archive holds, each once: (the image that brings it, blob, what it is)."""
+def archive_blobs(
+    images: list[BundleImage], held: frozenset[str] = frozenset()
+) -> list[tuple[BundleImage, Blob, str]]:
+    """Every blob the archive holds, each once: (the image that brings it, blob, what it is).
+    Layers in ``held`` (containerd has them) are left out; manifests and configs never are."""
     seen: set[str] = set()
     out: list[tuple[BundleImage, Blob, str]] = []
     for image in images:
@@ -226,7 +232,7 @@ def archive_blobs(images: list[BundleImage]) -> list[tuple[BundleImage, Blob, st
         for blob, what in [(m.blob, "manifest"), (m.config, "image config")] + [
             (b, "layer") for b in m.layers
         ]:
-            if blob.digest not in seen:
+            if blob.digest not in seen and not (what == "layer" and blob.digest in held):
                 seen.add(blob.digest)
                 out.append((image, blob, what))
     return out
@@ -362,6 +368,49 @@ def _has_snapshot(ctr: str, target: ContainerdTarget, key: str | None) -> bool:
     return True
 
 
+def _content_now(ctr: str, target: ContainerdTarget) -> frozenset[str]:
+    """The blobs containerd holds in the namespace."""
+    out = run_tool(
+        target.ctr(ctr, "content", "ls", "--quiet"),
+        what=f"{target.where()}: listing its content",
+        hint=HINT,
+        timeout=ASK_TIMEOUT,
+    )
+    return frozenset(d for d in out.split() if SHA256_DIGEST.match(d))
+
+
+def _import(
+    bundle: Bundle,
+    ctr: str,
+    target: ContainerdTarget,
+    todo: list[BundleImage],
+    index: bytes,
+    held: frozenset[str],
+    count: int,
+    reporter: Reporter,
+) -> dict[str, int]:
+    """One ``ctr images import`` of ``todo``, without the layers containerd ``held``; the bytes
+    streamed per image."""
+    blobs = archive_blobs(todo, held)
+    sent_by: dict[str, int] = {}
+    for image, blob, _ in blobs:
+        sent_by[image.ref] = sent_by.get(image.ref, 0) + blob.size
+    reporter.phase(
+        f"import {count} image(s) into containerd ({target.namespace}, unpacked for "
+        f"{target.snapshotter})",
+        archive_size(blobs, index),
+    )
+    dest = target.where()
+    feed_tool(
+        target.import_argv(ctr),
+        oci_archive(bundle, blobs, index, secrets.token_hex(8), reporter.advance, dest),
+        what=f"importing into {dest}",
+        hint="containerd's log (`journalctl -u containerd`) says more; " + HINT,
+        timeout=IMPORT_TIMEOUT,
+    )
+    return sent_by
+
+
 def _images_now(ctr: str, target: ContainerdTarget) -> dict[str, str]:
     return parse_images(
         run_tool(
@@ -417,23 +466,16 @@ def load_into_containerd(
         for i in todo:
             if all(n != names[i.ref] for n, _ in entries):
                 entries.append((names[i.ref], i.manifest.blob))
-        blobs = archive_blobs(todo)
         index = archive_index(entries)
-        for image, blob, _ in blobs:
-            sent_by[image.ref] = sent_by.get(image.ref, 0) + blob.size
-        reporter.phase(
-            f"import {len(entries)} image(s) into containerd ({target.namespace}, "
-            f"unpacked for {target.snapshotter})",
-            archive_size(blobs, index),
-        )
-        dest = target.where()
-        feed_tool(
-            target.import_argv(ctr),
-            oci_archive(bundle, blobs, index, secrets.token_hex(8), reporter.advance, dest),
-            what=f"importing into {dest}",
-            hint="containerd's log (`journalctl -u containerd`) says more; " + HINT,
-            timeout=IMPORT_TIMEOUT,
-        )
+        held = _content_now(ctr, target)
+        try:
+            sent_by = _import(bundle, ctr, target, todo, index, held, len(entries), reporter)
+        except EngineError:
+            if not held:
+                raise
+            # a layer containerd had was collected meanwhile (nothing held it): all of them again
+            reporter.note("containerd lost layers it had during the import; sending them all")
+            sent_by = _import(bundle, ctr, target, todo, index, frozenset(), len(entries), reporter)
         have = _images_now(ctr, target)
     out: list[RuntimeImage] = []
     for i in images:
