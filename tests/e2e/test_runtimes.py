@@ -168,6 +168,7 @@ def test_containerd_that_does_not_answer_is_named_before_anything_is_hashed(
     assert not prefix.exists()  # refused before the prefix was made
 
 
+@pytest.mark.slow  # four airgap and podman runs: over 20 s on two busy cores
 def test_podman_gets_the_image_with_its_digest_and_it_runs(
     tmp_path: Path, rb: RuntimeBundle
 ) -> None:
