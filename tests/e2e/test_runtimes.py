@@ -148,7 +148,7 @@ def test_containerd_without_room_for_the_image_is_refused_before_the_stream(
         seen.append(path)
         return os.statvfs_result((*st[:4], 256, 256, *st[6:]))  # f_bfree, f_bavail
 
-    monkeypatch.setattr("packager.site.images.containerd.os.statvfs", small)
+    monkeypatch.setattr(os, "statvfs", small)
     target = ContainerdTarget(address, NAMESPACE, "native")
     with open_bundle(rb.tar) as b, pytest.raises(EngineError) as err:
         load_into_containerd(b, target)

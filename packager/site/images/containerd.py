@@ -52,6 +52,7 @@ from packager.site.images.listing import (
 from packager.site.images.runtime import (
     RuntimeImage,
     check_platform,
+    check_room,
     feed_tool,
     host_platform,
     run_tool,
@@ -59,7 +60,6 @@ from packager.site.images.runtime import (
     tool_path,
 )
 from packager.util.progress import Reporter
-from packager.util.units import human_size
 
 DEFAULT_ADDRESS = "/run/containerd/containerd.sock"
 #: the namespace the Kubernetes CRI plugin reads: images there are the node's images
@@ -331,26 +331,15 @@ def _check_room(
         "io.containerd.content.v1/content",
         f"{SNAPSHOTTER_PLUGIN}/{target.snapshotter}",
     ):
-        root = roots.get(plugin)
-        try:
-            st = os.statvfs(root) if root else None
-        except OSError:
-            st = None
-        if st is None:
-            rep.note(
-                f"cannot check the room in containerd's storage ({plugin}: "
-                f"{root or 'no root folder'}); the import needs about {human_size(needed)}"
-            )
-            continue
-        free = st.f_bavail * st.f_frsize
-        if free < needed:
-            raise EngineError(
-                f"not enough room: containerd's {root} has {human_size(free)} free; importing "
-                f"{len(todo)} image(s) unpacked for {target.snapshotter} needs about "
-                f"{human_size(needed)}",
-                hint="free space there (`ctr -n NAMESPACE images rm` of unused images, then "
-                "containerd's garbage collection) or move containerd's root to a larger disk",
-            )
+        check_room(
+            roots.get(plugin),
+            needed,
+            f"importing {len(todo)} image(s) into containerd's {plugin}, unpacked for "
+            f"{target.snapshotter}",
+            "free space there (`ctr -n NAMESPACE images rm` of unused images, then containerd's "
+            "garbage collection) or move containerd's root to a larger disk",
+            rep,
+        )
 
 
 def _has_snapshot(ctr: str, target: ContainerdTarget, key: str | None) -> bool:

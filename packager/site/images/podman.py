@@ -12,7 +12,6 @@ digest) is only tagged. Before pulling, the room in Podman's graph root is check
 from __future__ import annotations
 
 import json
-import os
 import subprocess
 from dataclasses import dataclass
 from typing import Any
@@ -26,13 +25,13 @@ from packager.site.images.loopback import LoopbackRegistry
 from packager.site.images.runtime import (
     RuntimeImage,
     check_platform,
+    check_room,
     run_tool,
     runtime_name,
     said,
     tool_path,
 )
 from packager.util.progress import Reporter
-from packager.util.units import human_size
 
 #: seconds Podman may take to pull and unpack one image
 PULL_TIMEOUT = 3 * 3600.0
@@ -138,26 +137,14 @@ def has_manifest(found: dict[str, Any], manifest_digest: str) -> bool:
 
 
 def _check_room(bundle: Bundle, store: PodmanStore, todo: list[BundleImage], rep: Reporter) -> None:
-    needed = room_needed(bundle, todo, store.driver)
-    root = store.graph_root
-    try:
-        st = os.statvfs(root) if root else None
-    except OSError:
-        st = None
-    if st is None:
-        rep.note(
-            f"cannot check the room in {store.where()}; the load needs about {human_size(needed)}"
-        )
-        return
-    free = st.f_bavail * st.f_frsize
-    if free < needed:
-        raise EngineError(
-            f"not enough room: {store.where()} (driver {store.driver or '?'}) has "
-            f"{human_size(free)} free; loading {len(todo)} image(s) needs about "
-            f"{human_size(needed)}",
-            hint="free space there (`podman system prune`, remove unused images) or move "
-            "Podman's graphroot to a larger disk; then run the load again",
-        )
+    check_room(
+        store.graph_root,
+        room_needed(bundle, todo, store.driver),
+        f"loading {len(todo)} image(s) into {store.where()} (driver {store.driver or '?'})",
+        "free space there (`podman system prune`, remove unused images) or move Podman's "
+        "graphroot to a larger disk; then run the load again",
+        rep,
+    )
 
 
 def load_into_podman(

@@ -24,7 +24,9 @@ from packager.errors import ResolveError
 from packager.oci.reference import DOCKER_HUB_NAME, Platform, parse_reference, try_parse_platform
 from packager.site.images.docker import EngineError
 from packager.site.images.listing import BundleImage, ImageError
+from packager.util.progress import Reporter
 from packager.util.text import quoted
+from packager.util.units import human_size
 
 #: the most of a tool's stderr an error message quotes
 MAX_SAID = 600
@@ -193,6 +195,26 @@ def runtime_name(ref: str, manifest_digest: str) -> str:
     host = DOCKER_HUB_NAME if r.display_host == DOCKER_HUB_NAME else r.host
     base = f"{host}/{r.repository}"
     return f"{base}:{r.tag}" if r.tag else f"{base}@{manifest_digest}"
+
+
+def check_room(root: str | None, needed: int, what: str, hint: str, rep: Reporter) -> None:
+    """``needed`` bytes free where ``root`` is: an :class:`EngineError` saying ``what`` does not
+    fit (``what`` names the storage and the load); a note when the folder cannot be seen."""
+    try:
+        st = os.statvfs(root) if root else None
+    except OSError:
+        st = None
+    if st is None:
+        rep.note(f"cannot check the room for {what} ({root or 'no folder named'}): it needs about "
+                 f"{human_size(needed)}")  # fmt: skip
+        return
+    free = st.f_bavail * st.f_frsize
+    if free < needed:
+        raise EngineError(
+            f"not enough room for {what}: {root} has {human_size(free)} free, it needs about "
+            f"{human_size(needed)}",
+            hint=hint,
+        )
 
 
 def host_platform() -> Platform | None:
