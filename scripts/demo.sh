@@ -60,7 +60,7 @@ if [[ -z "${DOCKER_HOST:-}" ]] || ! docker info >/dev/null 2>&1; then
     for svc in docker registry; do
         bash scripts/services.sh status "$svc" >/dev/null 2>&1 || started+=("$svc")
     done
-    bash scripts/services.sh start >/dev/null
+    bash scripts/services.sh start docker registry >/dev/null
     eval "$(bash scripts/services.sh env)"
 fi
 [[ -n "${DOCKER_HOST:-}" ]] || die "no Docker engine (see scripts/services.sh status)"

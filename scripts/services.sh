@@ -3,12 +3,20 @@
 #   * a private Docker engine: dockerd --storage-driver vfs --iptables=false --bridge=none
 #     on its own unix socket, with its data under the state dir (no iptables, no bridges,
 #     no ip forwarding; containers are meant to run with --network none);
-#   * a distribution registry 2.x (Debian docker-registry) on 127.0.0.1:<free port>.
+#   * a distribution registry 2.x (Debian docker-registry) on 127.0.0.1:<free port>;
+#   * a containerd of its own (Debian containerd; no CRI plugin) on its own socket, with its root
+#     and state folders under the state dir (`airgap install --containerd` imports into it; tests
+#     unpack and run with the native snapshotter, which works in any container);
+#   * a private Podman store: Podman is daemonless, so this is only its configuration (vfs
+#     storage under the state dir, runc where installed, the ulimits a sandbox allows).
 #
-# Usage: scripts/services.sh start                 start what is not running, write and print env.sh
-#        scripts/services.sh stop [docker|registry] stop (all by default); idempotent
-#        scripts/services.sh status [docker|registry]  print state; exit 0 only if all named run
-#        scripts/services.sh env                   print env.sh (DOCKER_HOST, AIRGAP_REGISTRY)
+# Usage: scripts/services.sh start [SERVICE...] start what is not running, write and print env.sh
+#        scripts/services.sh stop [SERVICE...]   stop (all by default); idempotent
+#        scripts/services.sh status [SERVICE...] print state; exit 0 only if all named run
+#        scripts/services.sh env                 print env.sh (DOCKER_HOST, AIRGAP_REGISTRY,
+#                                                AIRGAP_CONTAINERD_ADDRESS, and the private
+#                                                Podman's CONTAINERS_CONF, CONTAINERS_STORAGE_CONF)
+# SERVICE: docker, registry, containerd.
 #
 # State dir: $AIRGAP_SERVICES_DIR, default <repo>/.services. Because unix socket paths are
 # limited to 107 bytes, the docker socket and dockerd's exec-root (which holds containerd's
@@ -23,6 +31,8 @@ STATE="${AIRGAP_SERVICES_DIR:-$REPO/.services}"
 TIMEOUT="${AIRGAP_SERVICES_TIMEOUT:-60}"   # seconds to wait for each service to answer
 DDIR="$STATE/docker"
 RDIR="$STATE/registry"
+CDIR="$STATE/containerd"
+PDIR="$STATE/podman"
 ENV_FILE="$STATE/env.sh"
 UNAVAILABLE="$STATE/docker.unavailable"
 
@@ -55,6 +65,9 @@ ensure_packages() {
     # the serving check: Podman (and catatonit, the pause process of `podman kube play`) runs the
     # reference server and the rendered Deployment; mmdebstrap builds the server's image
     command -v podman >/dev/null 2>&1 || want+=(podman)
+    # `airgap install --containerd` (ctr comes with containerd); runc runs the containers of both
+    command -v containerd >/dev/null 2>&1 || want+=(containerd)
+    command -v runc >/dev/null 2>&1 || want+=(runc)
     [[ -x /usr/bin/catatonit || -x /usr/libexec/podman/catatonit ]] || want+=(catatonit)
     command -v mmdebstrap >/dev/null 2>&1 || want+=(mmdebstrap)
     # signatures the field checks: SoftHSM2 (a PKCS#11 token for --key pkcs11:...) and headless
@@ -170,18 +183,21 @@ docker_answers() {
 
 docker_running() { pid_alive "$DDIR/dockerd.pid" dockerd && docker_answers; }
 
-# Remove the short run dir, unmounting anything dockerd left there (netns bind mounts).
-docker_cleanup_rundir() {
+# cleanup_rundir DIR: remove the short run dir that DIR/rundir names, unmounting anything the
+# daemon left there (dockerd's netns bind mounts, containerd's task rootfs).
+cleanup_rundir() {
     local run mnt
-    [[ -s "$DDIR/rundir" ]] || return 0
-    run="$(<"$DDIR/rundir")"
+    [[ -s "$1/rundir" ]] || return 0
+    run="$(<"$1/rundir")"
     if [[ "$run" == /tmp/airgap-* && -d "$run" ]]; then
         awk -v r="$run/" 'index($2, r) == 1 {print $2}' /proc/self/mounts | sort -r |
             while read -r mnt; do umount -l "$mnt" 2>/dev/null || true; done
         rm -rf "$run"
     fi
-    rm -f "$DDIR/rundir"
+    rm -f "$1/rundir"
 }
+
+docker_cleanup_rundir() { cleanup_rundir "$DDIR"; }
 
 # After a crash of dockerd, the containerd shims of its containers (and the containers'
 # processes) live on: kill those that belong to our containerd (by its socket address).
@@ -344,6 +360,105 @@ EOF
     die "docker-registry did not answer GET http://127.0.0.1:$port/v2/ within ${TIMEOUT}s"
 }
 
+# ---------------------------------------------------------------------------- containerd
+
+containerd_sock() { [[ -s "$CDIR/rundir" ]] && printf '%s/containerd.sock' "$(<"$CDIR/rundir")"; }
+
+containerd_answers() {
+    local sock
+    sock="$(containerd_sock)" || return 1
+    [[ -S "$sock" ]] || return 1
+    timeout 10 ctr --address "$sock" version >/dev/null 2>&1
+}
+
+containerd_running() { pid_alive "$CDIR/containerd.pid" containerd && containerd_answers; }
+
+containerd_stop() {
+    local run=""
+    [[ -s "$CDIR/rundir" ]] && run="$(<"$CDIR/rundir")"
+    stop_pid "$CDIR/containerd.pid" containerd 20
+    [[ -n "$run" ]] && docker_kill_orphan_shims "$run/containerd.sock"
+    cleanup_rundir "$CDIR"
+}
+
+containerd_start() {
+    if containerd_running; then
+        log "containerd already running (pid $(<"$CDIR/containerd.pid"), $(containerd_sock))"
+        return 0
+    fi
+    containerd_stop
+    mkdir -p "$CDIR/root"
+    local run
+    run="$(mktemp -d /tmp/airgap-XXXXXX)"
+    echo "$run" >"$CDIR/rundir"
+    # its own config: no CRI plugin, nothing under /var/lib or /run, sockets in the short run dir
+    cat >"$CDIR/config.toml" <<EOF
+# Written by scripts/services.sh: a private containerd for the tests.
+version = 2
+root = "$CDIR/root"
+state = "$run/state"
+disabled_plugins = ["io.containerd.grpc.v1.cri"]
+[grpc]
+  address = "$run/containerd.sock"
+[ttrpc]
+  address = "$run/containerd.sock.ttrpc"
+[debug]
+  address = ""
+EOF
+    : >"$CDIR/containerd.log"
+    log "starting containerd (socket $run/containerd.sock, root $CDIR/root)"
+    local t0 start_ms
+    t0=$SECONDS start_ms=$(now_ms)
+    spawn "$CDIR/containerd.pid" "$CDIR/containerd.log" containerd --config "$CDIR/config.toml"
+    while ((SECONDS - t0 < TIMEOUT)); do
+        if containerd_answers; then
+            log "containerd ready after $(since "$start_ms") (pid $(<"$CDIR/containerd.pid"))"
+            return 0
+        fi
+        pid_alive "$CDIR/containerd.pid" containerd || break
+        sleep 0.2
+    done
+    {
+        echo "[services] WARNING: containerd did not answer on $run/containerd.sock within ${TIMEOUT}s"
+        echo "[services] --- last lines of $CDIR/containerd.log:"
+        tail -n 25 "$CDIR/containerd.log"
+        echo "[services] --- continuing without it (AIRGAP_CONTAINERD_ADDRESS will not be set)"
+    } >&2
+    containerd_stop
+    return 1
+}
+
+# ---------------------------------------------------------------------------- podman
+
+# Podman is daemonless: "starting" it is writing the configuration of a private store (vfs, its
+# own root under the state dir) and runtime (runc where installed: Debian's crun refuses to start
+# containers on hybrid-cgroup hosts; the ulimits this sandbox allows); env.sh points Podman at it.
+podman_configure() {
+    command -v podman >/dev/null 2>&1 || return 0
+    mkdir -p "$PDIR"
+    local runtime=""
+    command -v runc >/dev/null 2>&1 && runtime='runtime = "runc"'
+    cat >"$PDIR/containers.conf.tmp" <<EOF
+# Written by scripts/services.sh: the private Podman of the tests.
+[engine]
+$runtime
+
+[containers]
+default_ulimits = ["nofile=1024:1024", "nproc=1024:1024"]
+EOF
+    cat >"$PDIR/storage.conf.tmp" <<EOF
+# Written by scripts/services.sh: the private Podman store of the tests.
+[storage]
+driver = "vfs"
+runroot = "$PDIR/run"
+graphroot = "$PDIR/storage"
+EOF
+    mv "$PDIR/containers.conf.tmp" "$PDIR/containers.conf"
+    mv "$PDIR/storage.conf.tmp" "$PDIR/storage.conf"
+}
+
+podman_ready() { command -v podman >/dev/null 2>&1 && [[ -s "$PDIR/storage.conf" ]]; }
+
 # ---------------------------------------------------------------------------- env.sh
 
 write_env() {
@@ -358,28 +473,43 @@ write_env() {
         if registry_running; then
             echo "export AIRGAP_REGISTRY='127.0.0.1:$(registry_port)'"
         fi
+        if containerd_running; then
+            echo "export AIRGAP_CONTAINERD_ADDRESS='$(containerd_sock)'"
+        fi
+        if podman_ready; then
+            echo "export CONTAINERS_CONF='$PDIR/containers.conf'"
+            echo "export CONTAINERS_STORAGE_CONF='$PDIR/storage.conf'"
+        fi
     } >"$tmp"
     mv "$tmp" "$ENV_FILE"
 }
 
 # ---------------------------------------------------------------------------- commands
 
-services_from_args() {   # validate names; default: both
+services_from_args() {   # validate names; default: all
     if (($# == 0)); then
-        echo docker registry
+        echo docker registry containerd
         return
     fi
     local s
     for s in "$@"; do
-        [[ "$s" == docker || "$s" == registry ]] || die "unknown service '$s' (docker|registry)"
+        [[ "$s" == docker || "$s" == registry || "$s" == containerd ]] ||
+            die "unknown service '$s' (docker|registry|containerd)"
     done
     echo "$@"
 }
 
 cmd_start() {
     ensure_packages
-    docker_start || true
-    registry_start
+    local s
+    for s in $(services_from_args "$@"); do
+        case "$s" in
+            docker) docker_start || true ;;
+            registry) registry_start ;;
+            containerd) containerd_start || true ;;
+        esac
+    done
+    podman_configure
     write_env
     cat "$ENV_FILE"
 }
@@ -390,9 +520,10 @@ cmd_stop() {
         case "$s" in
             docker) docker_stop; rm -f "$UNAVAILABLE" ;;
             registry) registry_stop ;;
+            containerd) containerd_stop ;;
         esac
     done
-    if docker_running || registry_running; then
+    if docker_running || registry_running || containerd_running; then
         write_env
     else
         rm -f "$ENV_FILE"
@@ -422,6 +553,14 @@ cmd_status() {
                     rc=1
                 fi
                 ;;
+            containerd)
+                if containerd_running; then
+                    echo "containerd: running (pid $(<"$CDIR/containerd.pid"), $(containerd_sock))"
+                else
+                    echo "containerd: stopped"
+                    rc=1
+                fi
+                ;;
         esac
     done
     return "$rc"
@@ -437,9 +576,9 @@ main() {
     (($#)) && shift
     case "$cmd" in
         start | stop | status | env) ;;
-        *) die "usage: $0 start | stop [docker|registry] | status [docker|registry] | env" ;;
+        *) die "usage: $0 start | stop [SERVICE...] | status [SERVICE...] | env" ;;
     esac
-    mkdir -p "$STATE" "$DDIR" "$RDIR"
+    mkdir -p "$STATE" "$DDIR" "$RDIR" "$CDIR"
     # One services.sh at a time per state dir.
     exec 9>"$STATE/lock"
     flock -w 180 9 || die "another services.sh holds $STATE/lock"

@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # scripts/test.sh — set up and run the whole suite on a fresh machine:
 #   .venv + `pip install -e .[test,dev]` (when pyproject.toml changed), the real services
-#   (scripts/services.sh: Docker engine + registry; stopped again on exit if this script
+#   (scripts/services.sh: Docker engine, registry, containerd; stopped again on exit if this script
 #   started them), then ruff, mypy and pytest. Arguments are passed on to pytest.
 # AIRGAP_REQUIRE_SERVICES=1 (set by .ci/run): a service that cannot start is fatal, and so is
 # a test that would have skipped for lack of one.
@@ -19,7 +19,7 @@ ensure_weights_package
 
 # --- services: remember which were already running, stop on exit only those we started.
 started=()
-for svc in docker registry; do
+for svc in docker registry containerd; do
     "${SERVICES[@]}" status "$svc" >/dev/null 2>&1 || started+=("$svc")
 done
 # shellcheck disable=SC2317  # invoked by the EXIT trap
@@ -34,7 +34,8 @@ trap stop_started EXIT
 trap 'exit 130' INT
 trap 'exit 143' TERM
 
-unset DOCKER_HOST AIRGAP_REGISTRY   # use only the services started here
+# use only the services started here
+unset DOCKER_HOST AIRGAP_REGISTRY AIRGAP_CONTAINERD_ADDRESS CONTAINERS_CONF CONTAINERS_STORAGE_CONF
 if "${SERVICES[@]}" start >/dev/null; then
     eval "$("${SERVICES[@]}" env)"
 elif [[ "$REQUIRE" == 1 ]]; then
@@ -42,11 +43,13 @@ elif [[ "$REQUIRE" == 1 ]]; then
 else
     log "WARNING: services failed to start; tests that need them will be skipped"
 fi
-if [[ "$REQUIRE" == 1 ]] && [[ -z "${DOCKER_HOST:-}" || -z "${AIRGAP_REGISTRY:-}" ]]; then
+if [[ "$REQUIRE" == 1 ]] && [[ -z "${DOCKER_HOST:-}" || -z "${AIRGAP_REGISTRY:-}" ||
+    -z "${AIRGAP_CONTAINERD_ADDRESS:-}" ]]; then
     "${SERVICES[@]}" status >&2 || true
-    die "the Docker engine and the registry are required (AIRGAP_REQUIRE_SERVICES=1)"
+    die "the Docker engine, the registry and containerd are required (AIRGAP_REQUIRE_SERVICES=1)"
 fi
-log "services: DOCKER_HOST=${DOCKER_HOST:-<none>} AIRGAP_REGISTRY=${AIRGAP_REGISTRY:-<none>}"
+log "services: DOCKER_HOST=${DOCKER_HOST:-<none>} AIRGAP_REGISTRY=${AIRGAP_REGISTRY:-<none>}" \
+    "AIRGAP_CONTAINERD_ADDRESS=${AIRGAP_CONTAINERD_ADDRESS:-<none>}"
 
 # --- static checks (run all, fail at the end), then the tests.
 failed=()

@@ -381,6 +381,39 @@ def install(
     docker: Annotated[
         bool, typer.Option("--docker", help="Load the images into Docker ($DOCKER_HOST).")
     ] = False,
+    containerd: Annotated[
+        bool,
+        typer.Option(
+            "--containerd",
+            help="Import the images into containerd (with ctr), unpacked for its snapshotter.",
+        ),
+    ] = False,
+    namespace: Annotated[
+        Optional[str],
+        typer.Option(
+            "--namespace",
+            help="containerd namespace (default $CONTAINERD_NAMESPACE, else k8s.io: Kubernetes').",
+        ),
+    ] = None,
+    address: Annotated[
+        Optional[str],
+        typer.Option(
+            "--address",
+            help="containerd's socket (default $CONTAINERD_ADDRESS, else "
+            "/run/containerd/containerd.sock).",
+        ),
+    ] = None,
+    snapshotter: Annotated[
+        Optional[str],
+        typer.Option(
+            "--snapshotter",
+            help="Unpack for this containerd snapshotter (default $CONTAINERD_SNAPSHOTTER, "
+            "else overlayfs).",
+        ),
+    ] = None,
+    podman: Annotated[
+        bool, typer.Option("--podman", help="Load the images into Podman's storage.")
+    ] = False,
     registry: Annotated[
         Optional[str],
         typer.Option("--registry", help="Push the images to HOST:PORT, digests unchanged."),
@@ -413,12 +446,18 @@ def install(
     install stays),
     2 an unusable prefix (unsafe, full) or bad input.
     """
-    from packager.site.install import InstallOptions, install_bundle
+    from packager.site.install import InstallOptions, install_bundle, runtime_options
 
+    docker, target, podman = runtime_options(
+        docker=docker, containerd=containerd, podman=podman,
+        address=address, namespace=namespace, snapshotter=snapshotter,
+    )  # fmt: skip
     policy = _policy(trust, key)  # None: the site's own policy (airgap trust update --site)
     if insecure and registry is None:
         raise InputError("--insecure applies to --registry HOST:PORT only")
-    options = InstallOptions(docker, registry, insecure, not no_probe, allow_downgrade, hf_cache)
+    options = InstallOptions(
+        docker, registry, insecure, not no_probe, allow_downgrade, hf_cache, target, podman
+    )
     with render.reporter(enabled=not as_json) as rep:
         result = install_bundle(bundle, prefix, policy, options, reporter=rep)
     render.show(result, as_json, render.install_result)

@@ -365,7 +365,7 @@ def install_result(result: InstallResult) -> None:
             f"receipt {shown(doc['receipt'])}"
         )
     for i in doc["images"]:
-        stdout.print(f"  image {shown(i['ref'])} -> {shown(i['into'])}")
+        stdout.print(f"  image {_image_place(i)}")
     hf = doc["hf_cache"]
     if hf is not None:
         stdout.print(
@@ -395,6 +395,25 @@ def install_result(result: InstallResult) -> None:
         )
 
 
+def _image_place(i: dict[str, Any]) -> str:
+    """``REF -> RUNTIME[ NAMESPACE] as NAME@DIGEST (status)`` from a receipt's image entry (or an
+    install's): only the parts it has."""
+    where = shown(str(i.get("into") or "?"))
+    if i.get("namespace"):
+        where += f" (namespace {shown(str(i['namespace']))})"
+    name = i.get("name") or i.get("tag") or i.get("destination")
+    digest = i.get("manifest_digest") or i.get("digest")
+    detail = " ".join(
+        x
+        for x in (f"as {shown(str(name))}" if name else "", shown(str(digest)) if digest else "")
+        if x
+    )
+    status = f" ({shown(str(i['status']))})" if i.get("status") else ""
+    return (
+        f"{shown(str(i.get('ref') or '?'))} -> {where}" + (f" {detail}" if detail else "") + status
+    )
+
+
 def site_list(listing: SiteListing) -> None:
     doc = listing.to_json()
     if not doc["bundles"]:
@@ -407,6 +426,8 @@ def site_list(listing: SiteListing) -> None:
                 f"  {mark} {shown(v['version']):<14} {v['digest'][:19]}  {v['files']:>5} files "
                 f"{human_size(v['bytes']):>10}  installed {v['installed']}"
             )
+            for i in v["images"]:
+                stdout.print(f"      image {_image_place(i)}")
     s = doc["store"]
     stdout.print(
         f"store: {s['blobs']} blob(s), {human_size(s['bytes'])}; "
@@ -447,8 +468,11 @@ def site_audit(result: SiteAudit) -> None:
         stdout.print(f"[bold red]TAMPERED[/bold red] {where}: {shown(p['message'])}")
     for b in doc["bundles"]:
         label = f"{shown(b['name'])} {shown(b['version'])}" + (" (current)" if b["current"] else "")
+        images = [f"  image {_image_place(i)}" for i in b["images"]]
         if b["ok"]:
             stdout.print(f"[green]intact[/green] {label}: {b['files']} files match the receipt")
+            for line in images:
+                stdout.print(line)
             continue
         stdout.print(f"[bold red]DRIFT[/bold red] {label}:")
         for m in b["modified"]:
@@ -457,6 +481,8 @@ def site_audit(result: SiteAudit) -> None:
             stdout.print(f"  missing  {shown(m)}")
         for m in b["extra"]:
             stdout.print(f"  extra    {shown(m)}")
+        for line in images:
+            stdout.print(line)
     for p in doc["problems"]:
         stdout.print(f"[bold red]problem[/bold red] {shown(p)}")
     t = doc.get("trust")

@@ -2,8 +2,9 @@
 
 1. Cheap checks first (:class:`packager.bundle.verifier.Verifier`): parts, signatures, the
    descriptor, validity; then the install paths (:func:`packager.site.rules.plan_install`), the
-   version rules against what the prefix holds, free space, and the Docker engine or registry
-   when asked for: a wrong key or an older version is refused in seconds, before any hashing.
+   version rules against what the prefix holds, free space, and the container runtime (Docker,
+   containerd or Podman) or the registry when asked for: a wrong key or an older version is
+   refused in seconds, before any hashing.
    Then every blob is hashed: a bundle that fails leaves the prefix untouched (not even created).
 2. The small files written (bundle.json, signatures, the covered airgap/ files) are the bytes
    that were verified, kept from the verification: nothing is read twice.
@@ -15,7 +16,7 @@
    size, fsynced, renamed), in parallel; the version's folder is laid out in
    ``DIR/.staging/<random>/tree`` as hard links into the store (copies where the file system has
    none), with ``.airgap/`` (bundle.json, signatures, attestation, sbom, probe).
-6. Images go into Docker / a registry when asked, still before the commit: a failure there
+6. Images go into Docker, containerd or Podman and a registry when asked, still before the commit: a failure there
    leaves the prefix as it was.
 7. Commit: the folder is renamed to ``bundles/NAME/VERSION``, the receipt to
    ``receipts/NAME/VERSION.json``, ``current`` is switched by renaming a new link over it, and the
@@ -36,27 +37,31 @@ import json
 import os
 import stat
 import time
+from collections.abc import Mapping
 from concurrent.futures import ThreadPoolExecutor, as_completed
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from packager import __version__
 from packager.bundle import layout
 from packager.bundle.reader import Bundle, FolderBundle, TarBundle
 from packager.bundle.verifier import Verifier, VerifyReport
-from packager.errors import AirgapError, CheckFailed
+from packager.errors import AirgapError, CheckFailed, InputError
 from packager.signing.trust import Policy
 from packager.site import auditlog
 from packager.site import trust as site_trust
 from packager.site.prefix import Prefix, step
-from packager.site.receipts import InstalledFile, Receipt
+from packager.site.receipts import InstalledFile, Receipt, record_images
 from packager.site.rules import Action, InstallPlan, UnsafeBundle, decide, plan_install
 from packager.site.safefs import CONTENT_DIR_MODE, CONTENT_FILE_MODE, Dir, SiteError, os_error
 from packager.site.store import BlobStore, ContentMismatch, Span, capped_copy
 from packager.util.progress import Reporter
 from packager.util.timefmt import now_utc
 from packager.util.units import human_size
+
+if TYPE_CHECKING:
+    from packager.site.images.containerd import ContainerdTarget
 
 #: room kept free beyond what the install writes (receipts, the log, file system overhead)
 SPACE_MARGIN = 8 * 1024 * 1024
@@ -80,6 +85,19 @@ class InstallOptions:
     allow_downgrade: bool = False
     #: also lay the weights out as a Hugging Face hub cache here (packager.site.hfcache)
     hf_cache: Path | None = None
+    #: import the images into this containerd (packager.site.images.containerd)
+    containerd: ContainerdTarget | None = None
+    #: load the images into Podman's storage (packager.site.images.podman)
+    podman: bool = False
+
+    @property
+    def runtime(self) -> str | None:
+        """The one container runtime the images go into, if any."""
+        if self.docker:
+            return "docker"
+        if self.containerd is not None:
+            return "containerd"
+        return "podman" if self.podman else None
 
 
 @dataclass
@@ -151,6 +169,42 @@ class InstallResult:
             "verify_seconds": round(self.verify_seconds, 3),
             "seconds": round(self.seconds, 3),
         }
+
+
+def runtime_options(
+    *,
+    docker: bool,
+    containerd: bool,
+    podman: bool,
+    address: str | None = None,
+    namespace: str | None = None,
+    snapshotter: str | None = None,
+    environ: Mapping[str, str] = os.environ,
+) -> tuple[bool, ContainerdTarget | None, bool]:
+    """The runtime flags of `airgap install` checked: at most one runtime, containerd's options
+    only with ``--containerd``; an :class:`InputError` (exit 2) saying which, else
+    (docker, the containerd target, podman) for :class:`InstallOptions`."""
+    chosen = [n for n, on in (("--docker", docker), ("--containerd", containerd),
+                              ("--podman", podman)) if on]  # fmt: skip
+    if len(chosen) > 1:
+        raise InputError(
+            f"{' and '.join(chosen)} were both given: the images go into one container runtime",
+            hint="give one of --docker, --containerd, --podman (with --registry besides, if the "
+            "images should also go to a registry); run the install again for another runtime",
+        )
+    given = [n for n, v in (("--address", address), ("--namespace", namespace),
+                            ("--snapshotter", snapshotter)) if v is not None]  # fmt: skip
+    if given and not containerd:
+        raise InputError(
+            f"{', '.join(given)} applies to --containerd only",
+            hint="add --containerd, or leave the option out",
+        )
+    target = None
+    if containerd:
+        from packager.site.images.containerd import ContainerdTarget
+
+        target = ContainerdTarget.from_options(address, namespace, snapshotter, environ)
+    return docker, target, podman
 
 
 def _workers() -> int:
@@ -350,11 +404,19 @@ def _check_room_before(prefix_path: Path, plan: InstallPlan) -> None:
 
 
 def _check_image_targets(opts: InstallOptions) -> None:
-    """The Docker engine answers and the registry is reachable, before hashing anything."""
+    """The container runtime answers and the registry is reachable, before hashing anything."""
     if opts.docker:
         from packager.site.images import connect_docker
 
         connect_docker(timeout=30).close()
+    if opts.containerd is not None:
+        from packager.site.images.containerd import check_containerd
+
+        check_containerd(opts.containerd)
+    if opts.podman:
+        from packager.site.images.podman import check_podman
+
+        check_podman()
     if opts.registry:
         from packager.site.images import check_registry
 
@@ -393,6 +455,7 @@ def _install_locked(
         result.files, result.install_bytes, result.linked = len(r.files), r.size, r.linked
         result.images = _images(b, opts, rep)
         if result.images:
+            _record_images(prefix, plan.name, plan.version, result.images)
             auditlog.append(
                 prefix.root, "images", plan.name, plan.version, result.digest,
                 _images_detail(result.images),
@@ -403,6 +466,8 @@ def _install_locked(
         r = installed[plan.version]
         result.files, result.install_bytes, result.linked = len(r.files), r.size, r.linked
         result.images = _images(b, opts, rep)
+        if result.images:
+            _record_images(prefix, plan.name, plan.version, result.images)
         prefix.switch_current(plan.name, plan.version)
         action, detail = "activate", f"current: {current or 'none'} -> {plan.version}"
         if not any(
@@ -678,7 +743,7 @@ def _commit(prefix: Prefix, staging: Dir, plan: InstallPlan, result: InstallResu
 
 def _images(b: Bundle, opts: InstallOptions, rep: Reporter) -> list[dict[str, Any]]:
     out: list[dict[str, Any]] = []
-    if not (opts.docker or opts.registry):
+    if not (opts.runtime or opts.registry):
         return out
     from packager.site.images import connect_docker, load_into_docker, push_to_registry
 
@@ -691,11 +756,29 @@ def _images(b: Bundle, opts: InstallOptions, rep: Reporter) -> list[dict[str, An
             ]
         finally:
             client.close()
+    if opts.containerd is not None:
+        from packager.site.images.containerd import load_into_containerd
+
+        rep.phase(f"importing images into {opts.containerd.where()}")
+        loaded = load_into_containerd(b, opts.containerd, progress=rep)
+        out += [{"into": "containerd", **i.to_json()} for i in loaded]
+    if opts.podman:
+        from packager.site.images.podman import check_podman, load_into_podman
+
+        rep.phase("loading images into Podman")
+        loaded = load_into_podman(b, check_podman(), progress=rep)
+        out += [{"into": "podman", **i.to_json()} for i in loaded]
     if opts.registry:
         rep.phase(f"pushing images to {opts.registry}")
         pushed = push_to_registry(b, opts.registry, insecure=opts.insecure, progress=rep)
         out += [{"into": opts.registry, **i.to_json()} for i in pushed]
     return out
+
+
+def _record_images(prefix: Prefix, name: str, version: str, images: list[dict[str, Any]]) -> None:
+    """The receipt of an installed version learns where a later install put its images."""
+    with prefix.root.walk(layout.SITE_RECEIPTS_DIR, create=True) as rd:
+        record_images(rd, name, version, images)
 
 
 def _images_detail(images: list[dict[str, Any]]) -> str:

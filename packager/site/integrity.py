@@ -54,6 +54,8 @@ class VersionDrift:
     modified: list[tuple[str, str]] = field(default_factory=list)  # (path, what changed)
     missing: list[str] = field(default_factory=list)
     extra: list[str] = field(default_factory=list)
+    #: where the install put the images (the receipt's record: unsigned, shown, not judged)
+    images: list[dict[str, str | None]] = field(default_factory=list)
 
     @property
     def ok(self) -> bool:
@@ -69,6 +71,7 @@ class VersionDrift:
             "modified": [{"path": p, "reason": r} for p, r in self.modified],
             "missing": self.missing,
             "extra": self.extra,
+            "images": self.images,
         }
 
 
@@ -271,7 +274,13 @@ def _audit_name(
                 "was deleted)"
             )
     for version in sorted(versions):
-        drift = VersionDrift(name, version, version == current, len(versions[version].files))
+        drift = VersionDrift(
+            name,
+            version,
+            version == current,
+            len(versions[version].files),
+            images=versions[version].image_places(),
+        )
         vd = nd.maybe_sub(version) if nd is not None and nd.kind(version) == "dir" else None
         if vd is None:
             drift.missing = sorted(f.path for f in versions[version].files)

@@ -62,6 +62,7 @@ class InstalledVersion:
             "signers": r.signers,
             "files": len(r.files),
             "bytes": r.size,
+            "images": r.image_places(),
         }
 
 

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import json
 import re
+import secrets
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -54,6 +55,31 @@ class Receipt:
     @property
     def size(self) -> int:
         return sum(f.size for f in self.files)
+
+    def image_places(self) -> list[dict[str, str | None]]:
+        """Which runtime or registry got which image (``airgap list``, ``audit --site``): ref,
+        into (docker, containerd, podman, or the registry), the name it has there, the digest
+        (manifest, else image ID) and its status; only text values are taken."""
+
+        def text(entry: dict[str, Any], *keys: str) -> str | None:
+            for k in keys:
+                v = entry.get(k)
+                if isinstance(v, str) and v:
+                    return v
+            return None
+
+        return [
+            {
+                "ref": text(i, "ref"),
+                "into": text(i, "into"),
+                "name": text(i, "name", "tag", "destination"),
+                "namespace": text(i, "namespace"),
+                "digest": text(i, "manifest_digest", "image_id"),
+                "status": text(i, "status"),
+            }
+            for i in self.images
+            if isinstance(i, dict)
+        ]
 
     def to_json(self) -> dict[str, Any]:
         return {
@@ -104,6 +130,36 @@ def parse_receipt(data: bytes, where: str) -> Receipt:
         )
     except (ValueError, KeyError, TypeError) as exc:
         raise ReceiptError(f"{where}: not a readable receipt ({exc})") from None
+
+
+def merge_images(recorded: list[dict[str, Any]], now: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    """The images of a receipt after another images step: an entry for the same image in the
+    same place (into, ref, namespace, address, store) is replaced, others are kept."""
+
+    def key(i: dict[str, Any]) -> tuple[Any, ...]:
+        return tuple(i.get(k) for k in ("into", "ref", "namespace", "address", "store"))
+
+    fresh = {key(i) for i in now}
+    return [i for i in recorded if not isinstance(i, dict) or key(i) not in fresh] + now
+
+
+def record_images(receipts: Dir, name: str, version: str, images: list[dict[str, Any]]) -> None:
+    """Add what a later images step did (an install of a version already installed) to its
+    receipt: written to a temporary name and renamed over it."""
+    d = receipts.maybe_sub(name)
+    if d is None:
+        return
+    with d:
+        leaf = layout.receipt_name(version)
+        data = d.read_small(leaf, MAX_RECEIPT_BYTES)
+        if data is None:
+            return
+        receipt = parse_receipt(data, d.path_of(leaf))
+        receipt.images = merge_images(receipt.images, images)
+        tmp = f".{leaf}.{secrets.token_hex(6)}.tmp"
+        d.write_file(tmp, receipt.to_bytes())
+        d.rename(tmp, d, leaf)
+        d.fsync()
 
 
 def read_receipt(receipts: Dir, name: str, version: str) -> Receipt | None:

@@ -1,4 +1,5 @@
-"""Container images at the site: list them, load them into a Docker engine, push them to a registry.
+"""Container images at the site: list them, load them into Docker, containerd or Podman, push them
+to a registry.
 
 Everything here reads the bundle as it travels (a layout folder, one ``.airgap.tar``, its parts
 index or any part, through :func:`packager.bundle.reader.open_bundle`) and never unpacks it:
@@ -13,6 +14,14 @@ member by member, in chunks of :data:`CHUNK_SIZE`, hashed while they stream.
     after :func:`check_engine_room`; :func:`connect_docker`.
 :mod:`.registry`
     :func:`push_to_registry`: every blob and manifest with its digest unchanged, then the tag.
+:mod:`.containerd`
+    :func:`load_into_containerd`: an OCI archive built on the fly and streamed into
+    ``ctr images import``, unpacked for the snapshotter, after :func:`check_containerd`.
+:mod:`.podman`
+    :func:`load_into_podman`: each image pulled by digest from :mod:`.loopback`, a registry on
+    127.0.0.1 that serves the bundle for the length of the load, after :func:`check_podman`.
+:mod:`.runtime`, :mod:`.tarstream`
+    what those share: running ``ctr`` and ``podman``, tar pieces built while they stream.
 """
 
 from __future__ import annotations

@@ -28,6 +28,7 @@ from packager.errors import AirgapError, CheckFailed, InputError
 from packager.oci.reference import Platform, docker_tag, try_parse_platform
 from packager.resolve.images.common import short_reason
 from packager.resolve.images.engine import docker_host_text
+from packager.site.images import tarstream
 from packager.site.images.listing import Blob, BundleImage, image_entries, verified_chunks
 from packager.util.progress import Reporter
 from packager.util.units import human_size
@@ -55,19 +56,6 @@ class EngineError(InputError):
 # ============================================================================ docker-archive
 
 
-def _tar_header(name: str, size: int, *, directory: bool = False) -> bytes:
-    info = tarfile.TarInfo(name)
-    info.size = 0 if directory else size
-    info.type = tarfile.DIRTYPE if directory else tarfile.REGTYPE
-    info.mode = 0o755 if directory else 0o644
-    info.mtime = 0
-    return info.tobuf(format=tarfile.USTAR_FORMAT)
-
-
-def _padding(size: int) -> bytes:
-    return b"\0" * (-size % tarfile.BLOCKSIZE)
-
-
 def _archive_layout(image: BundleImage, tag: str | None) -> tuple[list[Blob], bytes]:
     """The blobs a docker-archive of the platform image holds (config first) and its
     manifest.json."""
@@ -88,9 +76,8 @@ def _archive_layout(image: BundleImage, tag: str | None) -> tuple[list[Blob], by
 
 def _archive_size(blobs: list[Blob], manifest: bytes) -> int:
     dirs = 2 * tarfile.BLOCKSIZE
-    members = sum(tarfile.BLOCKSIZE + b.size + len(_padding(b.size)) for b in blobs)
-    tail = tarfile.BLOCKSIZE + len(manifest) + len(_padding(len(manifest)))
-    return dirs + members + tail + 2 * tarfile.BLOCKSIZE
+    members = sum(tarstream.member_size(b.size) for b in blobs)
+    return dirs + members + tarstream.member_size(len(manifest)) + len(tarstream.END)
 
 
 def _docker_archive(
@@ -98,18 +85,17 @@ def _docker_archive(
 ) -> Iterator[bytes]:
     """A docker-archive of ``image`` built while it streams: config and layers as stored."""
     blobs, manifest = _archive_layout(image, tag)
-    yield _tar_header("blobs/", 0, directory=True)
-    yield _tar_header(layout.BLOBS_DIR + "/", 0, directory=True)
+    yield tarstream.header("blobs/", 0, directory=True)
+    yield tarstream.header(layout.BLOBS_DIR + "/", 0, directory=True)
     for blob in blobs:
         what = "image config" if blob == image.manifest.config else "layer"
-        yield _tar_header(layout.blob_path(blob.digest), blob.size)
+        yield tarstream.header(layout.blob_path(blob.digest), blob.size)
         for chunk in verified_chunks(bundle, image.ref, blob, what, dest):
             sent(len(chunk))
             yield chunk
-        yield _padding(blob.size)
-    yield _tar_header("manifest.json", len(manifest))  # last: nothing is loadable before it
-    yield manifest + _padding(len(manifest))
-    yield b"\0" * (2 * tarfile.BLOCKSIZE)
+        yield tarstream.padding(blob.size)
+    yield tarstream.member("manifest.json", manifest)  # last: nothing is loadable before it
+    yield tarstream.END
 
 
 # ============================================================================ Docker engine
@@ -229,9 +215,10 @@ def _unpacked(bundle: Bundle, blob: Blob) -> int:
     return blob.size * UNPACK_RATIO
 
 
-def _needed(bundle: Bundle, images: list[BundleImage], driver: str | None) -> int:
-    """The archive copy a legacy engine untars into DockerRootDir/tmp, plus the unpacked layers
-    (vfs stores each layer as a full copy of the tree below it)."""
+def room_needed(bundle: Bundle, images: list[BundleImage], driver: str | None) -> int:
+    """What loading ``images`` writes into an engine's storage: the archive copy a legacy engine
+    untars into DockerRootDir/tmp (Podman stages the blobs alike), plus the unpacked layers (vfs
+    stores each layer as a full copy of the tree below it)."""
     total = 0
     for image in images:
         blobs, manifest = _archive_layout(image, image.ref)
@@ -271,7 +258,7 @@ def check_engine_room(
     images = image_entries(bundle) if images is None else images
     root = info.get("DockerRootDir") if isinstance(info.get("DockerRootDir"), str) else None
     driver = info.get("Driver") if isinstance(info.get("Driver"), str) else None
-    needed = _needed(bundle, images, driver)
+    needed = room_needed(bundle, images, driver)
     if not images:
         return RoomCheck(True, 0, None, root, driver, "nothing to load")
     local, why = _is_local(client, info)

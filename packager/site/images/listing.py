@@ -446,6 +446,18 @@ def _choose(
 # ============================================================================ streaming blobs
 
 
+def verified_read(bundle: Bundle, ref: str, blob: Blob, what: str) -> bytes:
+    """A small blob (a manifest, a config) whole, read bounded, its sha256 checked."""
+    raw = bundle.read(layout.blob_path(blob.digest), MAX_DOCUMENT_BYTES)
+    got = "sha256:" + hashlib.sha256(raw).hexdigest()
+    if got != blob.digest:
+        raise BlobMismatch(
+            f"image {ref}: {what} {blob.digest} in {bundle.source} hashes to {got}",
+            hint="the bundle is corrupt: `airgap verify` names the damaged part; copy it again",
+        )
+    return raw
+
+
 def verified_chunks(bundle: Bundle, ref: str, blob: Blob, what: str, dest: str) -> Iterator[bytes]:
     """The blob's bytes from the bundle, hashed as they pass; the last chunk is held back until
     the digest is checked, so that bad content never reaches ``dest`` whole."""
