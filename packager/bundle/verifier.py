@@ -58,7 +58,7 @@ MAX_KEPT_FILE_BYTES = 64 * 1024 * 1024
 
 @dataclass
 class VerifyReport:
-    bundle: Path
+    bundle: Path | str  # a path, or the oci:// address it was pulled from
     digest: str | None = None
     descriptor: Descriptor | None = None
     #: the build provenance, when the attestation is signed by a trusted key and its subjects

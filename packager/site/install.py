@@ -84,7 +84,7 @@ class InstallOptions:
 
 @dataclass
 class InstallResult:
-    bundle: Path
+    bundle: Path | str  # a path, or the oci:// address it was pulled from
     prefix: Path
     name: str
     version: str
@@ -106,6 +106,8 @@ class InstallResult:
     notes: list[str] = field(default_factory=list)
     verify_seconds: float = 0.0
     seconds: float = 0.0
+    #: install oci://...: what was fetched (packager.bundle.pull.PullResult.to_json)
+    pulled: dict[str, Any] | None = None
 
     @property
     def exit_code(self) -> int:
@@ -150,6 +152,7 @@ class InstallResult:
             "notes": self.notes,
             "verify_seconds": round(self.verify_seconds, 3),
             "seconds": round(self.seconds, 3),
+            "pulled": self.pulled,
         }
 
 
@@ -205,7 +208,7 @@ def install_bundle(
                 + "\n  ".join(exc.problems[:20]),
                 hint="the bundle's signer must fix its paths",
             ) from None
-        if _needs_writing(prefix_path, plan, report.digest, opts):
+        if needs_writing(prefix_path, plan.name, plan.version, report.digest, opts):
             _check_room_before(prefix_path, plan)
             _check_image_targets(opts)
             v.complete()
@@ -268,7 +271,9 @@ def _carried_trust(prefix: Prefix, v: Verifier) -> site_trust.CarriedTrust | Non
         raise InstallRefused(exc.message, hint=exc.hint) from None
 
 
-def _needs_writing(prefix_path: Path, plan: InstallPlan, digest: str, opts: InstallOptions) -> bool:
+def needs_writing(
+    prefix_path: Path, name: str, version: str, digest: str, opts: InstallOptions
+) -> bool:
     """The version rules against what the prefix holds now, before any hashing: an older
     version or the same version with other content is refused here (nothing written); False
     when nothing of the bundle will be written (already installed, or only made current again).
@@ -277,21 +282,19 @@ def _needs_writing(prefix_path: Path, plan: InstallPlan, digest: str, opts: Inst
         return True
     try:
         with Prefix.open(prefix_path, create=False) as prefix:
-            installed = prefix.installed(plan.name)
-            current = prefix.current(plan.name)
+            installed = prefix.installed(name)
+            current = prefix.current(name)
     except SiteError:
         return True  # an unusable prefix is named, with its reason, by the locked run
     decision = decide(
-        plan.version,
+        version,
         digest,
         {v: r.digest for v, r in installed.items()},
         current,
         allow_downgrade=opts.allow_downgrade,
     )
     if decision.action is Action.REFUSE:
-        raise InstallRefused(
-            f"{plan.name}: {decision.reason}; nothing was changed", hint=decision.hint
-        )
+        raise InstallRefused(f"{name}: {decision.reason}; nothing was changed", hint=decision.hint)
     return decision.action is Action.INSTALL
 
 
