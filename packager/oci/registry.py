@@ -168,7 +168,7 @@ def _reason(exc: BaseException) -> str:
     ):
         m = re.search(pattern, text)
         if m:
-            return m.group(0).strip().rstrip(".")
+            return re.sub(r"\s*\(_ssl\.c:\d+\)?", "", m.group(0)).strip().rstrip(".")
     return text if len(text) <= 200 else text[:200] + "..."
 
 
