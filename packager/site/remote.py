@@ -10,6 +10,7 @@ run keeps its whole blobs and fetches the rest; the folder is removed once insta
 
 from __future__ import annotations
 
+import time
 from pathlib import Path
 
 from packager.bundle import layout
@@ -32,6 +33,7 @@ def install_from_registry(
     reporter: Reporter | None = None,
 ) -> InstallResult:
     rep = reporter or Reporter()
+    t0 = time.perf_counter()
     policy = site_trust.policy_for_install(prefix_path, policy)
     with Puller(loc, policy, registry, reporter=rep) as puller:
         pulled = puller.signed()
@@ -58,6 +60,7 @@ def install_from_registry(
     remove_folder(folder)
     result.bundle = str(loc)
     result.pulled = pulled.to_json()
+    result.seconds = time.perf_counter() - t0  # the pull included
     return result
 
 
