@@ -22,6 +22,7 @@ import pytest
 from packager.bundle.reader import open_bundle
 from packager.site.images import image_entries
 from packager.site.integrity import audit_site
+from packager.util.schemas import validator
 from tests.support import services
 from tests.support.cli import airgap
 from tests.support.fleet import CountingProxy, finish, proxies, start_node
@@ -80,6 +81,7 @@ def test_publish_and_install_through_tls_with_logins(bundle: Published, tmp_path
     assert r.returncode == 0, r.stderr
     assert tls.password not in r.stdout + r.stderr
     pub = json.loads(r.stdout)
+    validator("publish").validate(pub)
     assert pub["digest"] == bundle.digest and pub["blobs_uploaded"] > 0
 
     # a node logged in with `docker login` (the Docker config file), no flags but --ca-cert
