@@ -41,7 +41,16 @@ _PARAM = re.compile(r'([A-Za-z][A-Za-z0-9_-]*)\s*=\s*(?:"((?:[^"\\]|\\.)*)"|([^\
 
 
 class RegistryError(InputError):
-    """A registry could not be reached, refused, or answered something unusable (exit 2)."""
+    """A registry could not be reached, refused, or answered something unusable (exit 2).
+
+    ``transient``: worth another try (no connection, a timeout, HTTP 5xx/408/429)."""
+
+    transient: bool = False
+
+
+def _transient(error: RegistryError) -> RegistryError:
+    error.transient = True
+    return error
 
 
 class RegistryAuthError(RegistryError):
@@ -172,6 +181,13 @@ def _reason(exc: BaseException) -> str:
     return text if len(text) <= 200 else text[:200] + "..."
 
 
+_STATUS_HINT = {
+    403: "the account may not do this in this repository: check its permissions on the registry",
+    404: "check the registry address; some registries (Harbor) need the project to exist first",
+    413: "the registry (or a proxy in front of it) limits upload sizes: raise the limit",
+}
+
+
 def registry_message(response: Any) -> str:
     """The registry's own words from an error answer (``CODE: message`` of its JSON errors)."""
     try:
@@ -292,14 +308,18 @@ class RegistryClient:
                 "over plain HTTP by themselves)",
             )
         if isinstance(exc, requests.exceptions.Timeout):
-            return RegistryError(
-                f"{self._where()} did not answer within {self.options.read_timeout:g}s while "
-                f"{what}",
-                hint="check that the registry runs and this host reaches it",
+            return _transient(
+                RegistryError(
+                    f"{self._where()} did not answer within {self.options.read_timeout:g}s while "
+                    f"{what}",
+                    hint="check that the registry runs and this host reaches it",
+                )
             )
-        return RegistryError(
-            f"{self._where()} cannot be reached while {what}: {_reason(exc)}",
-            hint=f"check the address and that the registry runs (curl https://{self.host}/v2/)",
+        return _transient(
+            RegistryError(
+                f"{self._where()} cannot be reached while {what}: {_reason(exc)}",
+                hint=f"check the address and that the registry runs (curl https://{self.host}/v2/)",
+            )
         )
 
     def _send(
@@ -375,15 +395,19 @@ class RegistryClient:
             )
         return "Bearer " + token
 
-    def _login_refused(self, status: int, what: str) -> RegistryAuthError:
+    def _login_refused(self, status: int, what: str, response: Any = None) -> RegistryAuthError:
+        said = registry_message(response) if response is not None else ""
+        said = f" ({said})" if said else ""
         if self.credentials is None:
             return RegistryAuthError(
-                f"{self._where()} wants a login (HTTP {status}) while {what}, and none was found",
-                hint=f"`docker login {self.host}`, or set {ENV_USER} and {ENV_PASSWORD}",
+                f"{self._where()} wants a login (HTTP {status}{said}) while {what}, and none was "
+                "found",
+                hint=f"the registry wants credentials: `docker login {self.host}`, or set "
+                f"{ENV_USER} and {ENV_PASSWORD}",
             )
         return RegistryAuthError(
             f"{self._where()} refused the login of {self.credentials.username!r} from "
-            f"{self.credentials.source} (HTTP {status}) while {what}: wrong user or password, "
+            f"{self.credentials.source} (HTTP {status}{said}) while {what}: wrong user or password, "
             f"or no right to {self.actions} {self.repository}",
             hint=f"check the password (`docker login {self.host}`, or {ENV_USER} and "
             f"{ENV_PASSWORD}) and the account's permissions on {self.repository}",
@@ -396,7 +420,7 @@ class RegistryClient:
             return self._token(params, what)
         if scheme == "basic":
             if self.credentials is None:
-                raise self._login_refused(response.status_code, what)
+                raise self._login_refused(response.status_code, what, response)
             if not self._may_send_credentials(response.url):
                 raise RegistryAuthError(
                     f"{self._where()} asks for a password over plain HTTP while {what}",
@@ -429,14 +453,16 @@ class RegistryClient:
         auth = self._auth
         r = self._send(method, url, what, headers=headers, data=data, stream=stream, auth=auth)
         if r.status_code == 401 and replayable:
+            registry_message(r)  # read the body (the registry's words) before closing
             r.close()
             fresh = self._answer_challenge(r, what)
             with self._lock:
                 self._auth = fresh
             r = self._send(method, url, what, headers=headers, data=data, stream=stream, auth=fresh)
             if r.status_code == 401:
+                refused = self._login_refused(401, what, r)
                 r.close()
-                raise self._login_refused(401, what)
+                raise refused
         hops = 0
         while r.status_code in (301, 302, 303, 307, 308):
             location = r.headers.get("Location")
@@ -459,24 +485,29 @@ class RegistryClient:
                 method, target, what, headers=headers, stream=stream, auth=auth if same else None
             )
         if r.status_code == 401:
+            refused = self._login_refused(401, what, r)
             r.close()
-            raise self._login_refused(401, what)
+            raise refused
         if r.status_code in ok or r.status_code == 404:
             return r
         said = registry_message(r)
         r.close()
-        raise RegistryError(
+        error = RegistryError(
             f"{self._where()} refused {what} in {self.repository}: HTTP {r.status_code}"
             + (f": {said}" if said else ""),
-            hint={
-                403: "the account may not do this in this repository: check its permissions",
-                413: "the registry (or a proxy in front of it) limits upload sizes",
-            }.get(r.status_code, "check the registry's log"),
+            hint=_STATUS_HINT.get(r.status_code, "check the registry's log"),
         )
+        if r.status_code >= 500 or r.status_code in (408, 429):
+            error.hint = (
+                "the registry failed: check its log and its storage, then run again (blobs "
+                "already there are not sent again)"
+            )
+            raise _transient(error)
+        raise error
 
-    def check(self) -> None:
-        """The registry answers ``/v2/`` and accepts the login, before anything is transferred:
-        picks HTTPS or (loopback, or ``insecure``) plain HTTP."""
+    def connect(self) -> None:
+        """Picks HTTPS or (loopback without TLS, or ``insecure``) plain HTTP: one request when
+        that is not known yet, none with ``insecure``."""
         what = "checking /v2/"
         if self.scheme is None:
             self.scheme = "https"
@@ -492,6 +523,11 @@ class RegistryClient:
                 self.scheme = "http"
             else:
                 r.close()
+
+    def check(self) -> None:
+        """The registry answers ``/v2/`` and accepts the login, before anything is transferred."""
+        what = "checking /v2/"
+        self.connect()
         r = self.request("GET", f"{self.base}/v2/", what)
         r.close()
         if r.status_code != 200:
@@ -574,6 +610,19 @@ class RegistryClient:
         r.close()
         if r.status_code == 404:
             raise RegistryError(f"{self._where()} lost the upload of {digest} (HTTP 404)")
+
+    def mount(self, source: str, digest: str) -> bool:
+        """Mount a blob from another repository of the registry; False when it will not."""
+        query = urlencode({"mount": digest, "from": source})
+        try:
+            r = self.request(
+                "POST", self.url(f"blobs/uploads/?{query}"), f"mounting {digest}", data=b"",
+                ok=(201, 202),
+            )  # fmt: skip
+        except RegistryAuthError:
+            return False  # no right to read the other repository: upload instead
+        r.close()
+        return bool(r.status_code == 201)
 
     # ------------------------------------------------------------------ manifests
 
