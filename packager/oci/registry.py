@@ -307,18 +307,23 @@ class RegistryClient:
                 hint="a registry without TLS needs --insecure (loopback registries are tried "
                 "over plain HTTP by themselves)",
             )
-        if isinstance(exc, requests.exceptions.Timeout):
+        scheme = self.scheme or "https"
+        text = str(exc)
+        if isinstance(exc, requests.exceptions.Timeout) or "timed out" in text.lower():
             return _transient(
                 RegistryError(
-                    f"{self._where()} did not answer within {self.options.read_timeout:g}s while "
-                    f"{what}",
+                    f"registry {self.host} did not answer within the timeout of "
+                    f"{self.options.read_timeout:g}s ({scheme}, while {what})",
                     hint="check that the registry runs and this host reaches it",
                 )
             )
         return _transient(
             RegistryError(
-                f"{self._where()} cannot be reached while {what}: {_reason(exc)}",
-                hint=f"check the address and that the registry runs (curl https://{self.host}/v2/)",
+                f"cannot connect to registry {self.host} ({scheme}, timeout "
+                f"{self.options.connect_timeout:g}s, while {what}): it cannot be reached: "
+                f"{_reason(exc)}",
+                hint=f"check the registry address and port and that it runs (curl "
+                f"{scheme}://{self.host}/v2/)",
             )
         )
 
