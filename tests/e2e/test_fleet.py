@@ -39,6 +39,7 @@ class Published:
     blob_bytes: int  # every blob bundle.json lists
     manifest_bytes: int  # of those, the manifests (fetched as manifests)
     image_digest: str  # the image's manifest digest
+    largest: str  # the digest of the largest blob (the weights)
 
 
 @pytest.fixture(scope="module")
@@ -60,6 +61,7 @@ def bundle(tmp_path_factory: pytest.TempPathFactory) -> Published:
         sum(x.size for x in doc.blobs),
         sum(x.size for x in doc.blobs if x.media_type in manifests),
         image.manifest_digest,
+        max(doc.blobs, key=lambda x: x.size).digest,
     )  # fmt: skip
 
 
@@ -238,3 +240,28 @@ def test_publish_refuses_a_bundle_that_does_not_verify(bundle: Published, tmp_pa
     assert r.returncode == 1 and "nothing was published" in r.stderr
     r = airgap("inspect", url)
     assert r.returncode == 2 and "not there" in r.stderr
+
+
+def test_a_blob_damaged_on_the_registry_is_never_installed(
+    bundle: Published, tmp_path: Path
+) -> None:
+    registry = services.require(services.registry_address)
+    repo = _repo()
+    r = airgap("publish", str(bundle.tar), f"oci://{registry}/{repo}:1.0.0", "--key",
+               str(bundle.pub))  # fmt: skip
+    assert r.returncode == 0, r.stderr
+    prefix = tmp_path / "node"
+    bad = CountingProxy(registry, corrupt=bundle.largest)
+    try:
+        r = airgap("install", f"oci://{bad.address}/{repo}:1.0.0", "--prefix", str(prefix),
+                   "--key", str(bundle.pub), "--no-probe")  # fmt: skip
+    finally:
+        bad.close()
+    assert r.returncode == 1, r.stderr
+    assert bundle.largest in r.stderr and "publish the bundle again" in r.stderr
+    assert not (prefix / "bundles").exists() and not (prefix / "receipts").exists()
+    assert not list(prefix.glob(".pull/*/blobs/sha256/.part-*"))
+    # the registry itself is intact: the next run completes
+    with proxies(registry, 1) as (good,):
+        doc = finish(start_node(f"oci://{good.address}/{repo}:1.0.0", prefix, bundle.pub))
+    assert doc["action"] == "installed" and audit_site(prefix).ok

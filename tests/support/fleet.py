@@ -64,7 +64,10 @@ class _Handler(BaseHTTPRequestHandler):
             served.in_flight += blob
         try:
             slow = blob and server.throttle and int(r.getheader("Content-Length") or 0) > 2**20
+            flip = blob and server.corrupt is not None and server.corrupt in self.path
             while chunk := r.read(64 * 1024):
+                if flip:  # the registry's storage damaged: one bit of the first chunk
+                    chunk, flip = bytes([chunk[0] ^ 1]) + chunk[1:], False
                 self.wfile.write(chunk)
                 with served.lock:
                     if blob:
@@ -85,12 +88,15 @@ class _Handler(BaseHTTPRequestHandler):
 class CountingProxy:
     """A reverse proxy on 127.0.0.1 to ``upstream`` (HOST:PORT, plain HTTP)."""
 
-    def __init__(self, upstream: str, *, throttle: float = 0.0) -> None:
+    def __init__(self, upstream: str, *, throttle: float = 0.0, corrupt: str | None = None) -> None:
+        """``throttle``: seconds of sleep per 64 KiB of a blob body over 1 MiB; ``corrupt``: a
+        digest whose blob body is served with one bit flipped."""
         self.server: Any = ThreadingHTTPServer(("127.0.0.1", 0), _Handler)
         self.server.daemon_threads = True
         self.server.handle_error = lambda *_: None  # a killed node breaks its connections
         self.server.upstream = upstream
         self.server.throttle = throttle
+        self.server.corrupt = corrupt
         self.server.served = Served()
         self.thread = threading.Thread(target=self.server.serve_forever, daemon=True)
         self.thread.start()
