@@ -71,6 +71,20 @@ def weights_project(base: Path, args: argparse.Namespace) -> list[Path]:
     return shards
 
 
+def signed_bundle(base: Path, args: argparse.Namespace) -> dict[str, str]:
+    """The weights project built into ``base/out/bench-1.0.0.airgap.tar``, signed with a key
+    made for it (``base/k.key.pem``, ``base/k.pub.pem``); the environment the commands ran in."""
+    weights_project(base, args)
+    env = {**os.environ, "AIRGAP_CACHE_DIR": str(base / "cache"), "PYTHONPATH": str(REPO),
+           "AIRGAP_KEY_PASSPHRASE": "bench"}  # fmt: skip
+    subprocess.run([*AIRGAP, "key", "generate", "--out", str(base), "--name", "k"], env=env,
+                   check=True, stdout=subprocess.DEVNULL)  # fmt: skip
+    subprocess.run([*AIRGAP, "build", str(base / "m.yaml"), "--out", str(base / "out"),
+                    "--key", str(base / "k.key.pem"), "--json"],
+                   env=env, check=True, stdout=subprocess.DEVNULL)  # fmt: skip
+    return env
+
+
 def timed(cmd: Sequence[str], **kw: object) -> tuple[float, int]:
     """Wall seconds and the child's peak RSS in MiB."""
     t0 = time.perf_counter()
@@ -238,14 +252,7 @@ def bench_install(args: argparse.Namespace) -> None:
     fresh folder (the copy floor: it neither hashes nor checks anything), in one run."""
     base = Path(args.dir or tempfile.mkdtemp(prefix="airgap-bench-"))
     try:
-        weights_project(base, args)
-        env = {**os.environ, "AIRGAP_CACHE_DIR": str(base / "cache"), "PYTHONPATH": str(REPO),
-               "AIRGAP_KEY_PASSPHRASE": "bench"}  # fmt: skip
-        subprocess.run([*AIRGAP, "key", "generate", "--out", str(base), "--name", "k"], env=env,
-                       check=True, stdout=subprocess.DEVNULL)  # fmt: skip
-        subprocess.run([*AIRGAP, "build", str(base / "m.yaml"), "--out", str(base / "out"),
-                        "--key", str(base / "k.key.pem"), "--json"],
-                       env=env, check=True, stdout=subprocess.DEVNULL)  # fmt: skip
+        env = signed_bundle(base, args)
         shutil.rmtree(base / "weights")  # the bundle is the only copy of the data
         tar = base / "out" / "bench-1.0.0.airgap.tar"
         size = tar.stat().st_size
@@ -468,14 +475,7 @@ def bench_fleet(args: argparse.Namespace) -> None:
         raise SystemExit("needs AIRGAP_REGISTRY (scripts/services.sh start; source its env.sh)")
     base = Path(args.dir or tempfile.mkdtemp(prefix="airgap-bench-"))
     try:
-        weights_project(base, args)
-        env = {**os.environ, "AIRGAP_CACHE_DIR": str(base / "cache"), "PYTHONPATH": str(REPO),
-               "AIRGAP_KEY_PASSPHRASE": "bench"}  # fmt: skip
-        subprocess.run([*AIRGAP, "key", "generate", "--out", str(base), "--name", "k"], env=env,
-                       check=True, stdout=subprocess.DEVNULL)  # fmt: skip
-        subprocess.run([*AIRGAP, "build", str(base / "m.yaml"), "--out", str(base / "out"),
-                        "--key", str(base / "k.key.pem"), "--json"],
-                       env=env, check=True, stdout=subprocess.DEVNULL)  # fmt: skip
+        env = signed_bundle(base, args)
         tar = base / "out" / "bench-1.0.0.airgap.tar"
         size = tar.stat().st_size
         pub = base / "k.pub.pem"

@@ -110,6 +110,17 @@ class VerifyReport:
         }
 
 
+def failures_text(report: VerifyReport, shown: int = 12) -> str:
+    """``N failure(s)`` and the first ``shown`` of them, one per indented line."""
+    lines = [str(f) for f in report.failures[:shown]]
+    more = len(report.failures) - len(lines)
+    return (
+        f"{len(report.failures)} failure(s)\n  "
+        + "\n  ".join(lines)
+        + (f"\n  ... and {more} more" if more > 0 else "")
+    )
+
+
 def _iso(when: _dt.datetime | None) -> str | None:
     return when.strftime("%Y-%m-%dT%H:%M:%SZ") if when is not None else None
 

@@ -527,14 +527,10 @@ def publish(
     an unreachable or refusing registry.
     """
     from packager.commands.publish import publish as run
+    from packager.commands.verify import require_policy
     from packager.oci.registry import parse_oci_url
 
-    policy = _policy(trust, key)
-    if policy is None:
-        raise InputError(
-            "publish needs --trust POLICY or --key PUB",
-            hint="a bundle is verified before it is published",
-        )
+    policy = require_policy(trust, key, "publish")
     dest = parse_oci_url(destination)
     with render.reporter(enabled=not as_json) as rep:
         result = run(bundle, dest, policy, _registry_options(insecure, ca_cert), reporter=rep)

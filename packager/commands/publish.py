@@ -33,7 +33,7 @@ from packager.bundle.published import (
 from packager.bundle.pull import MANIFEST_TYPES
 from packager.bundle.reader import Bundle
 from packager.bundle.store import BlobMismatch
-from packager.bundle.verifier import MAX_MANIFEST_BYTES, Verifier, VerifyReport
+from packager.bundle.verifier import MAX_MANIFEST_BYTES, Verifier, VerifyReport, failures_text
 from packager.errors import CheckFailed, InputError
 from packager.oci.registry import OciLocation, RegistryClient, RegistryOptions
 from packager.signing.trust import Policy
@@ -89,12 +89,8 @@ class PublishResult:
 
 
 def not_verified(source: object, report: VerifyReport, what: str) -> PublishRefused:
-    lines = [str(f) for f in report.failures[:12]]
-    more = len(report.failures) - len(lines)
     return PublishRefused(
-        f"{source} did not verify, {what}: {len(report.failures)} failure(s)\n  "
-        + "\n  ".join(lines)
-        + (f"\n  ... and {more} more" if more > 0 else ""),
+        f"{source} did not verify, {what}: {failures_text(report)}",
         hint="`airgap verify` lists every failure; get an intact copy of the bundle",
     )
 

@@ -11,7 +11,14 @@ from packager.oci.registry import OciLocation, RegistryOptions
 from packager.signing.trust import Policy, load_policy, policy_from_keys
 from packager.util.progress import Reporter
 
-__all__ = ["VerifyReport", "policy_from_options", "verify", "verify_bundle", "verify_remote"]
+__all__ = [
+    "VerifyReport",
+    "policy_from_options",
+    "require_policy",
+    "verify",
+    "verify_bundle",
+    "verify_remote",
+]
 
 
 def policy_from_options(trust: Path | None, keys: list[Path] | None) -> Policy | None:
@@ -25,15 +32,21 @@ def policy_from_options(trust: Path | None, keys: list[Path] | None) -> Policy |
     return None
 
 
-def verify(
-    bundle: Path, trust: Path | None, keys: list[Path] | None, *, reporter: Reporter | None = None
-) -> VerifyReport:
+def require_policy(trust: Path | None, keys: list[Path] | None, command: str) -> Policy:
+    """``--trust POLICY`` or ``--key PUB ...``, which ``command`` cannot do without."""
     policy = policy_from_options(trust, keys)
     if policy is None:
         raise InputError(
-            "verify needs --trust POLICY or --key PUB",
+            f"{command} needs --trust POLICY or --key PUB",
             hint="a signature means nothing without a trusted key",
         )
+    return policy
+
+
+def verify(
+    bundle: Path, trust: Path | None, keys: list[Path] | None, *, reporter: Reporter | None = None
+) -> VerifyReport:
+    policy = require_policy(trust, keys, "verify")
     return verify_bundle(bundle, policy, reporter=reporter)
 
 
@@ -51,12 +64,7 @@ def verify_remote(
 
     from packager.bundle.pull import pull_bundle
 
-    policy = policy_from_options(trust, keys)
-    if policy is None:
-        raise InputError(
-            "verify needs --trust POLICY or --key PUB",
-            hint="a signature means nothing without a trusted key",
-        )
+    policy = require_policy(trust, keys, "verify")
     with tempfile.TemporaryDirectory(prefix="airgap-verify-") as tmp:
         pulled = pull_bundle(loc, Path(tmp) / "bundle", policy, options, reporter=reporter)
         report = verify_bundle(pulled.folder, policy, reporter=reporter)

@@ -44,7 +44,7 @@ from typing import Any
 from packager import __version__
 from packager.bundle import layout
 from packager.bundle.reader import Bundle, FolderBundle, TarBundle
-from packager.bundle.verifier import Verifier, VerifyReport
+from packager.bundle.verifier import Verifier, VerifyReport, failures_text
 from packager.errors import CheckFailed
 from packager.signing.trust import Policy
 from packager.site import auditlog
@@ -163,12 +163,8 @@ def _workers() -> int:
 
 
 def _not_verified(path: Path, report: VerifyReport) -> NotVerified:
-    lines = [str(f) for f in report.failures[:12]]
-    more = len(report.failures) - len(lines)
     return NotVerified(
-        f"{path} did not verify, nothing was installed: {len(report.failures)} failure(s)\n  "
-        + "\n  ".join(lines)
-        + (f"\n  ... and {more} more" if more > 0 else ""),
+        f"{path} did not verify, nothing was installed: {failures_text(report)}",
         hint="`airgap verify` lists every failure; get an intact copy of the bundle",
     )
 

@@ -69,6 +69,16 @@ def _repo() -> str:
     return f"fleet/run-{uuid.uuid4().hex[:8]}"
 
 
+def _published(bundle: Published) -> tuple[str, str]:
+    """The bundle published to the registry of scripts/services.sh: (registry, repository)."""
+    registry = services.require(services.registry_address)
+    repo = _repo()
+    r = airgap("publish", str(bundle.tar), f"oci://{registry}/{repo}:1.0.0", "--key",
+               str(bundle.pub))  # fmt: skip
+    assert r.returncode == 0, r.stderr
+    return registry, repo
+
+
 # ----------------------------------------------------------------------------- TLS and logins
 
 
@@ -195,11 +205,7 @@ def test_one_publish_then_eight_nodes_at_once(bundle: Published, tmp_path: Path)
 def test_a_node_killed_mid_fetch_completes_on_the_next_run(
     bundle: Published, tmp_path: Path
 ) -> None:
-    registry = services.require(services.registry_address)
-    repo = _repo()
-    r = airgap("publish", str(bundle.tar), f"oci://{registry}/{repo}:1.0.0", "--key",
-               str(bundle.pub))  # fmt: skip
-    assert r.returncode == 0, r.stderr
+    registry, repo = _published(bundle)
     slow = CountingProxy(registry, throttle=0.05)  # > 1 MiB bodies: ~1.3 MB/s
     prefix = tmp_path / "node"
     try:
@@ -245,11 +251,7 @@ def test_publish_refuses_a_bundle_that_does_not_verify(bundle: Published, tmp_pa
 def test_a_blob_damaged_on_the_registry_is_never_installed(
     bundle: Published, tmp_path: Path
 ) -> None:
-    registry = services.require(services.registry_address)
-    repo = _repo()
-    r = airgap("publish", str(bundle.tar), f"oci://{registry}/{repo}:1.0.0", "--key",
-               str(bundle.pub))  # fmt: skip
-    assert r.returncode == 0, r.stderr
+    registry, repo = _published(bundle)
     prefix = tmp_path / "node"
     bad = CountingProxy(registry, corrupt=bundle.largest)
     try:
