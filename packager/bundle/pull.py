@@ -240,7 +240,7 @@ class Puller:
             _write_atomic(folder, layout.BUNDLE_JSON, raw)
             for path, data in sigs.items():
                 _write_atomic(folder, path, data)
-            rest = [f for f in self.files if f.path != layout.BUNDLE_JSON and f.path not in sigs]
+            rest = _wanted_files(self.files, result.descriptor, sigs, str(self.loc))
             if not (files or blobs):
                 rest = [f for f in rest if f.path == layout.OCI_LAYOUT]
             for f in rest:
@@ -288,6 +288,35 @@ class Puller:
             for got in pool.map(one, sorted(todo.items(), key=lambda kv: -kv[1])):
                 result.blobs_fetched += 1
                 result.bytes_fetched += got
+
+
+#: layout files bundle.json does not list but verify checks by their own signatures
+_SELF_SIGNED = (layout.ATTESTATION, layout.MODEL_SIGNATURE)
+
+
+def _wanted_files(
+    files: list[LayoutFile], doc: Descriptor, fetched: dict[str, bytes], where: str
+) -> list[LayoutFile]:
+    """The layout files still to fetch, now that bundle.json is verified: those it lists (at
+    the size it signs: another size is refused before a byte is read), the attestation and the
+    model signature, and signature time records; anything else the files manifest names is not
+    part of the bundle and is not fetched."""
+    listed = {f.path: f.size for f in doc.files}
+    out = []
+    for f in files:
+        if f.path == layout.BUNDLE_JSON or f.path in fetched:
+            continue
+        if f.path in listed:
+            if f.size != listed[f.path]:
+                raise PullRefused(
+                    f"{where}: {f.path} is published as {f.size} bytes, bundle.json signs "
+                    f"{listed[f.path]}",
+                    hint="the published copy is not the signed bundle: publish it again",
+                )
+            out.append(f)
+        elif f.path in _SELF_SIGNED or layout.SIGNATURE_MEMBER.fullmatch(f.path):
+            out.append(f)
+    return out
 
 
 def _size_of(path: Path) -> int | None:
