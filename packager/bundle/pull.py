@@ -388,6 +388,38 @@ def _fetch_manifest(
     return len(raw)
 
 
+def remove_stale(top: Path) -> list[str]:
+    """Remove the pull folders under ``top`` that no pull holds (left by a killed install that
+    was not run again); a sentence for each."""
+    notes: list[str] = []
+    if top.is_symlink() or not top.is_dir():
+        return notes
+    for folder in sorted(p for p in top.iterdir() if not p.name.endswith(".lock")):
+        lock = Path(str(folder) + ".lock")
+        try:
+            fd = os.open(lock, os.O_RDWR | os.O_CREAT | os.O_CLOEXEC | os.O_NOFOLLOW, 0o600)
+        except OSError:
+            continue
+        try:
+            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except OSError:  # a pull runs there now
+            os.close(fd)
+            continue
+        try:
+            size = sum(
+                f.stat().st_size for f in folder.rglob("*") if f.is_file() and not f.is_symlink()
+            )
+            if folder.is_dir() and not folder.is_symlink():
+                shutil.rmtree(folder, ignore_errors=True)
+            else:
+                os.unlink(folder)
+            os.unlink(lock)
+        finally:
+            os.close(fd)
+        notes.append(f"removed an interrupted pull ({folder.name[:12]}, {size} bytes)")
+    return notes
+
+
 def remove_folder(folder: Path) -> None:
     shutil.rmtree(folder, ignore_errors=True)
     with contextlib.suppress(FileNotFoundError):
