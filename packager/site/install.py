@@ -58,6 +58,7 @@ from packager.util.progress import Reporter
 from packager.util.timefmt import now_utc
 from packager.util.units import human_size
 
+_DIR_FLAGS = os.O_RDONLY | os.O_DIRECTORY | os.O_NOFOLLOW | os.O_CLOEXEC
 #: room kept free beyond what the install writes (receipts, the log, file system overhead)
 SPACE_MARGIN = 8 * 1024 * 1024
 MAX_META_BYTES = 64 * 1024 * 1024
@@ -80,6 +81,9 @@ class InstallOptions:
     allow_downgrade: bool = False
     #: also lay the weights out as a Hugging Face hub cache here (packager.site.hfcache)
     hf_cache: Path | None = None
+    #: the bundle is a folder pulled into this prefix (packager.site.remote): its blobs go into
+    #: the store by hard links (hashed again as linked), not copies
+    adopt: bool = False
 
 
 @dataclass
@@ -469,6 +473,11 @@ def _stage(
         if isinstance(b, TarBundle) and len(b.parts) == 1
         else None
     )
+    pulled = (
+        Dir(os.open(b.source / layout.BLOBS_DIR, _DIR_FLAGS), str(b.source / layout.BLOBS_DIR))
+        if opts.adopt and isinstance(b, FolderBundle)
+        else None
+    )
 
     def put(item: tuple[str, int]) -> None:
         hexd, size = item
@@ -476,6 +485,10 @@ def _stage(
         m = members.get(member)
         if m is None or m.kind != "file":
             raise ContentMismatch(f"{b.source}: {member} is gone since it was verified")
+        if pulled is not None and store.adopt(
+            hexd, size, pulled, staging, what=member, progress=rep.advance
+        ):
+            return
         if one_file is not None:  # a range of the tar, read with pread
             span = Span(one_file, m.offset, m.size)
             store.put(hexd, size, span, staging, what=member, progress=rep.advance, step=step)
@@ -493,6 +506,8 @@ def _stage(
     finally:
         if one_file is not None:
             os.close(one_file)
+        if pulled is not None:
+            pulled.close()
     store.dir.fsync()
     step()
     result.blobs_written = len(missing)

@@ -10,6 +10,7 @@ run keeps its whole blobs and fetches the rest; the folder is removed once insta
 
 from __future__ import annotations
 
+import dataclasses
 import time
 from pathlib import Path
 
@@ -52,6 +53,7 @@ def install_from_registry(
         puller.content(
             pulled, folder, store=store if store.is_dir() else None, files=want, blobs=want
         )
+    options = dataclasses.replace(options, adopt=True)
     try:
         result = install_bundle(folder, prefix_path, policy, options, reporter=rep)
     except CheckFailed:
