@@ -7,6 +7,7 @@
     python scripts/bench.py probe
     python scripts/bench.py install [--size-gb 2] [--shards 4] [--dir DIR] [--runs 2]
     python scripts/bench.py images [--size-gb 1]   (needs DOCKER_HOST: scripts/services.sh start)
+    python scripts/bench.py fleet [--size-gb 0.2] [--nodes 8]  (needs AIRGAP_REGISTRY)
     python scripts/bench.py hsm [--signatures 2000]  (needs SoftHSM2: Debian softhsm2)
     python scripts/bench.py fuzz [--cases 10000] [--workers 2] [--seed S] [--kinds K,K] [--timeout 10]
     python scripts/bench.py fuzz --replay KIND:SEED:NUMBER [--keep]
@@ -68,6 +69,20 @@ def weights_project(base: Path, args: argparse.Namespace) -> list[Path]:
         "target: {platform: linux/amd64, accelerator: {vendor: none}}\n"
     )
     return shards
+
+
+def signed_bundle(base: Path, args: argparse.Namespace) -> dict[str, str]:
+    """The weights project built into ``base/out/bench-1.0.0.airgap.tar``, signed with a key
+    made for it (``base/k.key.pem``, ``base/k.pub.pem``); the environment the commands ran in."""
+    weights_project(base, args)
+    env = {**os.environ, "AIRGAP_CACHE_DIR": str(base / "cache"), "PYTHONPATH": str(REPO),
+           "AIRGAP_KEY_PASSPHRASE": "bench"}  # fmt: skip
+    subprocess.run([*AIRGAP, "key", "generate", "--out", str(base), "--name", "k"], env=env,
+                   check=True, stdout=subprocess.DEVNULL)  # fmt: skip
+    subprocess.run([*AIRGAP, "build", str(base / "m.yaml"), "--out", str(base / "out"),
+                    "--key", str(base / "k.key.pem"), "--json"],
+                   env=env, check=True, stdout=subprocess.DEVNULL)  # fmt: skip
+    return env
 
 
 def timed(cmd: Sequence[str], **kw: object) -> tuple[float, int]:
@@ -237,14 +252,7 @@ def bench_install(args: argparse.Namespace) -> None:
     fresh folder (the copy floor: it neither hashes nor checks anything), in one run."""
     base = Path(args.dir or tempfile.mkdtemp(prefix="airgap-bench-"))
     try:
-        weights_project(base, args)
-        env = {**os.environ, "AIRGAP_CACHE_DIR": str(base / "cache"), "PYTHONPATH": str(REPO),
-               "AIRGAP_KEY_PASSPHRASE": "bench"}  # fmt: skip
-        subprocess.run([*AIRGAP, "key", "generate", "--out", str(base), "--name", "k"], env=env,
-                       check=True, stdout=subprocess.DEVNULL)  # fmt: skip
-        subprocess.run([*AIRGAP, "build", str(base / "m.yaml"), "--out", str(base / "out"),
-                        "--key", str(base / "k.key.pem"), "--json"],
-                       env=env, check=True, stdout=subprocess.DEVNULL)  # fmt: skip
+        env = signed_bundle(base, args)
         shutil.rmtree(base / "weights")  # the bundle is the only copy of the data
         tar = base / "out" / "bench-1.0.0.airgap.tar"
         size = tar.stat().st_size
@@ -455,6 +463,63 @@ def bench_fuzz(args: argparse.Namespace) -> None:
         raise SystemExit(1)
 
 
+def bench_fleet(args: argparse.Namespace) -> None:
+    """One publish to the registry ($AIRGAP_REGISTRY), then N nodes installing at once, each
+    through its own counting proxy (tests/support/fleet.py): wall times, bytes the registry
+    served per node against the bundle's size, and a second install of the same version."""
+    sys.path.insert(0, str(REPO))
+    from tests.support.fleet import finish, proxies, start_node
+
+    registry = os.environ.get("AIRGAP_REGISTRY")
+    if not registry:
+        raise SystemExit("needs AIRGAP_REGISTRY (scripts/services.sh start; source its env.sh)")
+    base = Path(args.dir or tempfile.mkdtemp(prefix="airgap-bench-"))
+    try:
+        env = signed_bundle(base, args)
+        tar = base / "out" / "bench-1.0.0.airgap.tar"
+        size = tar.stat().st_size
+        pub = base / "k.pub.pem"
+        repo = f"bench/fleet-{os.getpid()}"
+        url = f"oci://{registry}/{repo}:1.0.0"
+        rows: list[tuple[str, float, str]] = []
+        for label in ("publish (verify included)", "publish again (every blob there)"):
+            t0 = time.perf_counter()
+            out = subprocess.run([*AIRGAP, "publish", str(tar), url, "--key", str(pub), "--json"],
+                                 env=env, check=True, capture_output=True, text=True).stdout  # fmt: skip
+            sent = json.loads(out)["bytes_uploaded"]
+            rows.append((label, time.perf_counter() - t0, f"{sent / 1e6:9.1f} MB sent"))
+        with proxies(registry, args.nodes) as nodes:
+            t0 = time.perf_counter()
+            running = [
+                start_node(f"oci://{p.address}/{repo}:1.0.0", base / f"node{i}", pub, env=env)
+                for i, p in enumerate(nodes)
+            ]
+            docs = [finish(n, timeout=3600) for n in running]
+            wall = time.perf_counter() - t0
+            served = [p.served.blob_bytes + p.served.manifest_bytes for p in nodes]
+            rows.append((f"{args.nodes} nodes install at once", wall,
+                         f"{sum(served) / 1e6:9.1f} MB served in all"))  # fmt: skip
+            for i, (doc, got) in enumerate(zip(docs, served)):
+                pulled = doc["pulled"]
+                rows.append((f"  node {i}: {doc['action']}", doc["seconds"],
+                             f"{got / 1e6:9.1f} MB served ({got / size:.3f} x the bundle), "
+                             f"{pulled['blobs_fetched']} blobs"))  # fmt: skip
+            nodes[0].reset()
+            t0 = time.perf_counter()
+            doc = finish(start_node(f"oci://{nodes[0].address}/{repo}:1.0.0", base / "node0",
+                                    pub, env=env))  # fmt: skip
+            got = nodes[0].served.blob_bytes + nodes[0].served.manifest_bytes
+            rows.append((f"second install on node 0: {doc['action']}", time.perf_counter() - t0,
+                         f"{got / 1e3:9.1f} KB served (index, descriptor, signatures)"))  # fmt: skip
+        print(f"\nfleet benchmark: a {size / 1e6:.1f} MB bundle, {args.nodes} nodes, registry "
+              f"{registry} ({base})")  # fmt: skip
+        for label, wall, what in rows:
+            print(f"  {label:<44} {wall:7.2f} s  {what}")
+    finally:
+        if not args.keep:
+            shutil.rmtree(base, ignore_errors=True)
+
+
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawTextHelpFormatter)
     sub = ap.add_subparsers(dest="bench", required=True)
@@ -484,6 +549,12 @@ def main() -> None:
     inst.add_argument("--dir")
     inst.add_argument("--keep", action="store_true")
     inst.add_argument("--runs", type=int, default=2, help="alternate floor and install N times")
+    fl = sub.add_parser("fleet", help="publish once, then N nodes install from the registry")
+    fl.add_argument("--size-gb", type=float, default=0.2)
+    fl.add_argument("--shards", type=int, default=4)
+    fl.add_argument("--nodes", type=int, default=8)
+    fl.add_argument("--dir")
+    fl.add_argument("--keep", action="store_true")
     hsm = sub.add_parser("hsm", help="signatures in a SoftHSM2 token against a key in memory")
     hsm.add_argument("--signatures", type=int, default=2000)
     fz = sub.add_parser("fuzz", help="structure-aware fuzzing of every document airgap reads")
@@ -505,6 +576,7 @@ def main() -> None:
         "images": bench_images,
         "install": bench_install,
         "fuzz": bench_fuzz,
+        "fleet": bench_fleet,
     }[args.bench](args)
 
 

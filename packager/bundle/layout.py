@@ -162,6 +162,40 @@ def kernel_ref(name: str) -> str:
     return f"airgap/kernel/{name}"
 
 
+# ----------------------------------------------------------------------------- in a registry
+# `airgap publish BUNDLE oci://HOST/REPO:TAG` pushes a bundle as one OCI index (packager.bundle
+# .published): its manifests are index.json's entries, as they are, plus one manifest whose layers
+# are the layout's own files (oci-layout, index.json, every airgap/ file) titled with their paths.
+# Every blob of bundle.json is a blob of the repository, every manifest-typed blob a manifest: the
+# index and the manifests it reaches give back the bundle's layout folder byte for byte.
+PUBLISHED_INDEX_ARTIFACT = "application/vnd.airgap.bundle.v1+json"
+PUBLISHED_FILES_ARTIFACT = "application/vnd.airgap.bundle.files.v1+json"
+PUBLISHED_DESCRIPTOR = "application/vnd.airgap.bundle.descriptor.v1+json"
+PUBLISHED_SIGNATURE = "application/vnd.airgap.bundle.signature.v1"
+PUBLISHED_FILE = "application/vnd.airgap.bundle.file.v1"
+#: on the published index: the content digest (sha256 of bundle.json), name, version, target
+PUBLISHED_DIGEST = "dev.airgap.bundle.digest"
+PUBLISHED_NAME = "dev.airgap.bundle.name"
+PUBLISHED_VERSION = "dev.airgap.bundle.version"
+PUBLISHED_TARGET = "dev.airgap.bundle.target"
+#: the ref name of the files manifest in the published index
+PUBLISHED_FILES_REF = "airgap/bundle"
+#: the layout's own files (not blobs): what the files manifest carries
+LAYOUT_FILE = re.compile(
+    r"(?:oci-layout|index\.json|airgap/(?:(?!\.\.?/)[A-Za-z0-9_@+=-][A-Za-z0-9._@+=-]*/)*"
+    r"(?!\.\.?\Z)[A-Za-z0-9._@+=-]+)"
+)
+
+
+def published_media_type(path: str) -> str:
+    """The media type of a layout file's layer in the published files manifest."""
+    if path == BUNDLE_JSON:
+        return PUBLISHED_DESCRIPTOR
+    if SIGNATURE_MEMBER.fullmatch(path):
+        return PUBLISHED_SIGNATURE
+    return PUBLISHED_FILE
+
+
 # ----------------------------------------------------------------------------- install paths
 MODEL_INSTALL_DIR = "model"
 #: where model.sig goes at install: beside the weights, where `model_signing verify` looks
@@ -197,6 +231,9 @@ SITE_TRUST_HISTORY = "history"
 INSTALLED_META_DIR = ".airgap"
 #: a staging folder's journal: which version it was committing or removing (crash recovery)
 STAGING_JOURNAL = "journal.json"
+#: `install oci://...`: the bundle pulled from a registry is assembled here (a layout folder, blobs
+#: the store has hard-linked into it), kept across a killed run, removed once installed
+SITE_PULL_DIR = ".pull"
 RECEIPT_FORMAT = 1
 
 

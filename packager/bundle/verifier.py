@@ -58,7 +58,7 @@ MAX_KEPT_FILE_BYTES = 64 * 1024 * 1024
 
 @dataclass
 class VerifyReport:
-    bundle: Path
+    bundle: Path | str  # a path, or the oci:// address it was pulled from
     digest: str | None = None
     descriptor: Descriptor | None = None
     #: the build provenance, when the attestation is signed by a trusted key and its subjects
@@ -112,6 +112,17 @@ class VerifyReport:
             "bytes_hashed": self.bytes_hashed,
             "seconds": round(self.seconds, 3),
         }
+
+
+def failures_text(report: VerifyReport, shown: int = 12) -> str:
+    """``N failure(s)`` and the first ``shown`` of them, one per indented line."""
+    lines = [str(f) for f in report.failures[:shown]]
+    more = len(report.failures) - len(lines)
+    return (
+        f"{len(report.failures)} failure(s)\n  "
+        + "\n  ".join(lines)
+        + (f"\n  ... and {more} more" if more > 0 else "")
+    )
 
 
 def _iso(when: _dt.datetime | None) -> str | None:

@@ -205,17 +205,68 @@ def build(
     render.show(result, as_json, render.build_result)
 
 
+BundleArg = Annotated[
+    str,
+    typer.Argument(
+        help="A .airgap.tar, its parts index, a part, a layout folder, or a published bundle "
+        "oci://HOST[:PORT]/REPO:TAG.",
+        show_default=False,
+    ),
+]
+CaCertOpt = Annotated[
+    Optional[Path],
+    typer.Option(
+        "--ca-cert",
+        help="PEM CA certificate(s) the registry's TLS certificate is checked against, besides "
+        "the system trust store.",
+    ),
+]
+InsecureOpt = Annotated[
+    bool,
+    typer.Option(
+        "--insecure",
+        help="Plain HTTP to a registry that is not on loopback (loopback registries without TLS "
+        "need no flag). Logins are never sent over plain HTTP to another host.",
+    ),
+]
+
+
+def _registry_options(insecure: bool, ca_cert: Optional[Path]) -> Any:
+    from packager.oci.registry import RegistryOptions
+
+    if insecure and ca_cert is not None:
+        raise InputError("give --insecure (plain HTTP) or --ca-cert (TLS), not both")
+    return RegistryOptions(insecure=insecure, ca_cert=ca_cert)
+
+
+def _oci(source: str) -> Any:
+    """An oci:// address parsed, or None for a path."""
+    from packager.oci.registry import is_oci_url, parse_oci_url
+
+    return parse_oci_url(source) if is_oci_url(source) else None
+
+
+def _no_registry_flags(source: str, insecure: bool, ca_cert: Optional[Path]) -> None:
+    if insecure or ca_cert is not None:
+        raise InputError(f"--insecure and --ca-cert apply to an oci:// address, not to {source!r}")
+
+
 @app.command()
 def inspect(
-    bundle: Annotated[
-        Path, typer.Argument(help="A .airgap.tar, its parts index, a part, or a layout folder.")
-    ],
+    bundle: BundleArg,
+    insecure: InsecureOpt = False,
+    ca_cert: CaCertOpt = None,
     as_json: JsonOpt = False,
 ) -> None:
     """List what a bundle holds by role, with sizes and digests (not a verification)."""
-    from packager.commands.inspect_bundle import inspect_bundle
+    from packager.commands.inspect_bundle import inspect_bundle, inspect_remote
 
-    info = inspect_bundle(bundle)
+    loc = _oci(bundle)
+    if loc is not None:
+        info = inspect_remote(loc, _registry_options(insecure, ca_cert))
+    else:
+        _no_registry_flags(bundle, insecure, ca_cert)
+        info = inspect_bundle(Path(bundle))
     render.show(info, as_json, render.inspection)
 
 
@@ -251,21 +302,30 @@ PubKeysOpt = Annotated[
 
 @app.command()
 def verify(
-    bundle: Annotated[
-        Path, typer.Argument(help="A .airgap.tar, its parts index, a part, or a layout folder.")
-    ],
+    bundle: BundleArg,
     trust: TrustOpt = None,
     key: PubKeysOpt = None,
+    insecure: InsecureOpt = False,
+    ca_cert: CaCertOpt = None,
     as_json: JsonOpt = False,
 ) -> None:
     """Verify parts, signatures (threshold, expiry, revocation), every blob, and consistency.
 
+    From oci://: the signatures first (nothing else is fetched when they fail), then every blob.
     Exit 0 only when all hold; else 1, listing every failure.
     """
     from packager.commands.verify import verify as run
+    from packager.commands.verify import verify_remote
 
+    loc = _oci(bundle)
     with render.reporter(enabled=not as_json) as rep:
-        report = run(bundle, trust, key, reporter=rep)
+        if loc is not None:
+            report = verify_remote(
+                loc, trust, key, _registry_options(insecure, ca_cert), reporter=rep
+            )
+        else:
+            _no_registry_flags(bundle, insecure, ca_cert)
+            report = run(Path(bundle), trust, key, reporter=rep)
     render.show(report, as_json, render.verify_report)
     raise typer.Exit(0 if report.ok else 1)
 
@@ -372,9 +432,7 @@ PrefixOpt = Annotated[
 
 @app.command()
 def install(
-    bundle: Annotated[
-        Path, typer.Argument(help="A .airgap.tar, its parts index, a part, or a layout folder.")
-    ],
+    bundle: BundleArg,
     prefix: PrefixOpt,
     trust: TrustOpt = None,
     key: PubKeysOpt = None,
@@ -418,7 +476,15 @@ def install(
         Optional[str],
         typer.Option("--registry", help="Push the images to HOST:PORT, digests unchanged."),
     ] = None,
-    insecure: Annotated[bool, typer.Option("--insecure", help="Plain HTTP to --registry.")] = False,
+    insecure: Annotated[
+        bool,
+        typer.Option(
+            "--insecure",
+            help="Plain HTTP to --registry, or to the oci:// registry installed from (not needed "
+            "on loopback).",
+        ),
+    ] = False,
+    ca_cert: CaCertOpt = None,
     no_probe: Annotated[
         bool, typer.Option("--no-probe", help="Do not probe the host after installing.")
     ] = False,
@@ -453,15 +519,61 @@ def install(
         address=address, namespace=namespace, snapshotter=snapshotter,
     )  # fmt: skip
     policy = _policy(trust, key)  # None: the site's own policy (airgap trust update --site)
-    if insecure and registry is None:
-        raise InputError("--insecure applies to --registry HOST:PORT only")
+    loc = _oci(bundle)
+    if insecure and registry is None and loc is None:
+        raise InputError("--insecure applies to --registry HOST:PORT or an oci:// source only")
+    if ca_cert is not None and loc is None:
+        raise InputError("--ca-cert applies to an oci:// source only")
     options = InstallOptions(
         docker, registry, insecure, not no_probe, allow_downgrade, hf_cache, target, podman
     )
     with render.reporter(enabled=not as_json) as rep:
-        result = install_bundle(bundle, prefix, policy, options, reporter=rep)
+        if loc is not None:
+            from packager.site.remote import install_from_registry
+
+            result = install_from_registry(
+                loc, prefix, policy, options, _registry_options(insecure, ca_cert), reporter=rep
+            )
+        else:
+            result = install_bundle(Path(bundle), prefix, policy, options, reporter=rep)
     render.show(result, as_json, render.install_result)
     raise typer.Exit(result.exit_code)
+
+
+@app.command()
+def publish(
+    bundle: Annotated[
+        Path, typer.Argument(help="A .airgap.tar, its parts index, a part, or a layout folder.")
+    ],
+    destination: Annotated[
+        str,
+        typer.Argument(
+            help="oci://HOST[:PORT]/REPO[:TAG] (the tag defaults to the bundle's version).",
+            show_default=False,
+        ),
+    ],
+    trust: TrustOpt = None,
+    key: PubKeysOpt = None,
+    insecure: InsecureOpt = False,
+    ca_cert: CaCertOpt = None,
+    as_json: JsonOpt = False,
+) -> None:
+    """Verify a bundle, then push all of it to a registry as one OCI index, for nodes to install.
+
+    Images keep their digests, the model is its ModelPack artifact; blobs the registry has are
+    not sent again. Logins come from the Docker config or AIRGAP_REGISTRY_USER /
+    AIRGAP_REGISTRY_PASSWORD. Exit 0 published, 1 the bundle did not verify, 2 bad input or
+    an unreachable or refusing registry.
+    """
+    from packager.commands.publish import publish as run
+    from packager.commands.verify import require_policy
+    from packager.oci.registry import parse_oci_url
+
+    policy = require_policy(trust, key, "publish")
+    dest = parse_oci_url(destination)
+    with render.reporter(enabled=not as_json) as rep:
+        result = run(bundle, dest, policy, _registry_options(insecure, ca_cert), reporter=rep)
+    render.show(result, as_json, render.published)
 
 
 @app.command("list")

@@ -23,6 +23,7 @@ if TYPE_CHECKING:
     from packager.commands.inspect_bundle import Inspection
     from packager.commands.keys import KeyInfo
     from packager.commands.lock import DriftReport, LockReport
+    from packager.commands.publish import PublishResult
     from packager.commands.sign import SignResult
     from packager.commands.trust import PolicySignResult, PolicyView
     from packager.commands.validate import ValidationReport
@@ -364,6 +365,14 @@ def install_result(result: InstallResult) -> None:
             f"  current: {shown(str(doc['previous'] or 'none'))} -> {shown(doc['version'])}; "
             f"receipt {shown(doc['receipt'])}"
         )
+    pulled = doc["pulled"]
+    if pulled is not None:
+        stdout.print(
+            f"  from {shown(pulled['source'])}: {pulled['blobs_fetched']} blob(s) fetched "
+            f"({human_size(pulled['bytes_fetched'])}), {pulled['blobs_linked']} from the store, "
+            f"{pulled['blobs_kept']} from an earlier run; "
+            f"{human_size(pulled['meta_bytes'])} of index, descriptor and files"
+        )
     for i in doc["images"]:
         stdout.print(f"  image {_image_place(i)}")
     hf = doc["hf_cache"]
@@ -411,6 +420,19 @@ def _image_place(i: dict[str, Any]) -> str:
     status = f" ({shown(str(i['status']))})" if i.get("status") else ""
     return (
         f"{shown(str(i.get('ref') or '?'))} -> {where}" + (f" {detail}" if detail else "") + status
+    )
+
+
+def published(result: PublishResult) -> None:
+    d = result.to_json()
+    stdout.print(
+        f"[green]published[/green] {shown(d['name'])} {shown(d['version'])} ({d['digest']}) to "
+        f"{shown(d['destination'])}\n"
+        f"  index {d['index_digest']}; signed by {shown(', '.join(s['name'] for s in d['signers']))}\n"
+        f"  {d['blobs_uploaded']} of {d['blobs']} blob(s) sent ({human_size(d['bytes_uploaded'])}), "
+        f"{d['blobs_present']} already there; {d['manifests_pushed']} manifest(s) pushed, "
+        f"{d['manifests_present']} already there; {d['files']} layout files; "
+        f"{d['seconds']:.1f} s (verify {d['verify_seconds']:.1f} s)"
     )
 
 

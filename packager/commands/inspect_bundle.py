@@ -14,13 +14,14 @@ from typing import Any
 from packager.bundle import layout
 from packager.bundle.descriptor import Descriptor
 from packager.bundle.reader import Bundle, open_bundle
+from packager.oci.registry import OciLocation, RegistryOptions
 
 _SIGNATURE_FILE = re.compile(re.escape(layout.SIGNATURES_DIR) + r"/([0-9a-f]{64})\.sig")
 
 
 @dataclass(frozen=True)
 class Inspection:
-    path: Path
+    path: Path | str  # a path, or an oci:// address
     digest: str
     descriptor: Descriptor
     signatures: list[str]  # keyids with a signature file
@@ -103,3 +104,18 @@ def content_digest(path: Path) -> str:
     with open_bundle(path) as b:
         raw = b.descriptor_bytes()
     return "sha256:" + hashlib.sha256(raw).hexdigest()
+
+
+def inspect_remote(loc: OciLocation, options: RegistryOptions) -> Inspection:
+    """``inspect oci://...``: the descriptor and layout files of a published bundle (no blobs
+    fetched; read, not verified)."""
+    import tempfile
+
+    from packager.bundle.pull import pull_bundle
+
+    with tempfile.TemporaryDirectory(prefix="airgap-inspect-") as tmp:
+        pulled = pull_bundle(loc, Path(tmp) / "bundle", None, options, blobs=False)
+        info = inspect_bundle(pulled.folder)
+    return Inspection(
+        str(loc), info.digest, info.descriptor, info.signatures, [], len(info.descriptor.blobs)
+    )

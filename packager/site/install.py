@@ -46,7 +46,7 @@ from typing import TYPE_CHECKING, Any
 from packager import __version__
 from packager.bundle import layout
 from packager.bundle.reader import Bundle, FolderBundle, TarBundle
-from packager.bundle.verifier import Verifier, VerifyReport
+from packager.bundle.verifier import Verifier, VerifyReport, failures_text
 from packager.errors import AirgapError, CheckFailed, InputError
 from packager.signing.trust import Policy
 from packager.site import auditlog
@@ -63,6 +63,7 @@ from packager.util.units import human_size
 if TYPE_CHECKING:
     from packager.site.images.containerd import ContainerdTarget
 
+_DIR_FLAGS = os.O_RDONLY | os.O_DIRECTORY | os.O_NOFOLLOW | os.O_CLOEXEC
 #: room kept free beyond what the install writes (receipts, the log, file system overhead)
 SPACE_MARGIN = 8 * 1024 * 1024
 MAX_META_BYTES = 64 * 1024 * 1024
@@ -99,10 +100,14 @@ class InstallOptions:
             return "containerd"
         return "podman" if self.podman else None
 
+    #: the bundle is a folder pulled into this prefix (packager.site.remote): its blobs go into
+    #: the store by hard links (hashed again as linked), not copies
+    adopt: bool = False
+
 
 @dataclass
 class InstallResult:
-    bundle: Path
+    bundle: Path | str  # a path, or the oci:// address it was pulled from
     prefix: Path
     name: str
     version: str
@@ -124,6 +129,8 @@ class InstallResult:
     notes: list[str] = field(default_factory=list)
     verify_seconds: float = 0.0
     seconds: float = 0.0
+    #: install oci://...: what was fetched (packager.bundle.pull.PullResult.to_json)
+    pulled: dict[str, Any] | None = None
 
     @property
     def exit_code(self) -> int:
@@ -168,6 +175,7 @@ class InstallResult:
             "notes": self.notes,
             "verify_seconds": round(self.verify_seconds, 3),
             "seconds": round(self.seconds, 3),
+            "pulled": self.pulled,
         }
 
 
@@ -214,12 +222,8 @@ def _workers() -> int:
 
 
 def _not_verified(path: Path, report: VerifyReport) -> NotVerified:
-    lines = [str(f) for f in report.failures[:12]]
-    more = len(report.failures) - len(lines)
     return NotVerified(
-        f"{path} did not verify, nothing was installed: {len(report.failures)} failure(s)\n  "
-        + "\n  ".join(lines)
-        + (f"\n  ... and {more} more" if more > 0 else ""),
+        f"{path} did not verify, nothing was installed: {failures_text(report)}",
         hint="`airgap verify` lists every failure; get an intact copy of the bundle",
     )
 
@@ -290,7 +294,7 @@ def _install_bundle(
                 + "\n  ".join(exc.problems[:20]),
                 hint="the bundle's signer must fix its paths",
             ) from None
-        if _needs_writing(prefix_path, plan, report.digest, opts):
+        if needs_writing(prefix_path, plan.name, plan.version, report.digest, opts):
             _check_room_before(prefix_path, plan)
             _check_image_targets(opts)
             v.complete()
@@ -353,7 +357,9 @@ def _carried_trust(prefix: Prefix, v: Verifier) -> site_trust.CarriedTrust | Non
         raise InstallRefused(exc.message, hint=exc.hint) from None
 
 
-def _needs_writing(prefix_path: Path, plan: InstallPlan, digest: str, opts: InstallOptions) -> bool:
+def needs_writing(
+    prefix_path: Path, name: str, version: str, digest: str, opts: InstallOptions
+) -> bool:
     """The version rules against what the prefix holds now, before any hashing: an older
     version or the same version with other content is refused here (nothing written); False
     when nothing of the bundle will be written (already installed, or only made current again).
@@ -362,21 +368,19 @@ def _needs_writing(prefix_path: Path, plan: InstallPlan, digest: str, opts: Inst
         return True
     try:
         with Prefix.open(prefix_path, create=False) as prefix:
-            installed = prefix.installed(plan.name)
-            current = prefix.current(plan.name)
+            installed = prefix.installed(name)
+            current = prefix.current(name)
     except SiteError:
         return True  # an unusable prefix is named, with its reason, by the locked run
     decision = decide(
-        plan.version,
+        version,
         digest,
         {v: r.digest for v, r in installed.items()},
         current,
         allow_downgrade=opts.allow_downgrade,
     )
     if decision.action is Action.REFUSE:
-        raise InstallRefused(
-            f"{plan.name}: {decision.reason}; nothing was changed", hint=decision.hint
-        )
+        raise InstallRefused(f"{name}: {decision.reason}; nothing was changed", hint=decision.hint)
     return decision.action is Action.INSTALL
 
 
@@ -566,6 +570,11 @@ def _stage(
         if isinstance(b, TarBundle) and len(b.parts) == 1
         else None
     )
+    pulled = (
+        Dir(os.open(b.source / layout.BLOBS_DIR, _DIR_FLAGS), str(b.source / layout.BLOBS_DIR))
+        if opts.adopt and isinstance(b, FolderBundle)
+        else None
+    )
 
     def put(item: tuple[str, int]) -> None:
         hexd, size = item
@@ -573,6 +582,10 @@ def _stage(
         m = members.get(member)
         if m is None or m.kind != "file":
             raise ContentMismatch(f"{b.source}: {member} is gone since it was verified")
+        if pulled is not None and store.adopt(
+            hexd, size, pulled, staging, what=member, progress=rep.advance
+        ):
+            return
         if one_file is not None:  # a range of the tar, read with pread
             span = Span(one_file, m.offset, m.size)
             store.put(hexd, size, span, staging, what=member, progress=rep.advance, step=step)
@@ -590,6 +603,8 @@ def _stage(
     finally:
         if one_file is not None:
             os.close(one_file)
+        if pulled is not None:
+            pulled.close()
     store.dir.fsync()
     step()
     result.blobs_written = len(missing)

@@ -15,6 +15,7 @@ from pathlib import Path
 from typing import Any
 
 from packager.bundle import layout
+from packager.bundle.pull import remove_stale
 from packager.errors import CheckFailed
 from packager.site import auditlog
 from packager.site import receipts as receipts_mod
@@ -311,9 +312,10 @@ class GcResult:
 
 def gc(prefix_path: Path, *, reporter: Reporter | None = None) -> GcResult:
     """Remove every blob of the store that no receipt references (and leftovers of
-    interrupted operations)."""
+    interrupted operations, pulls from a registry included)."""
     with Prefix.open(prefix_path, create=False) as prefix, prefix.locked(reporter=reporter):
         notes = _prepare(prefix)
+        notes += remove_stale(prefix_path / layout.SITE_PULL_DIR)
         everything, problems = receipts_mod.read_all(prefix.root)
         if problems:
             raise SiteError(

@@ -173,6 +173,54 @@ class BlobStore:
             )
         staging.rename(tmp, self.dir, hexd)  # over a damaged one of the wrong size, if any
 
+    def adopt(
+        self,
+        hexd: str,
+        size: int,
+        src: Dir,
+        staging: Dir,
+        *,
+        what: str,
+        progress: Callable[[int], None] | None = None,
+    ) -> bool:
+        """Take ``src/hexd`` (a blob pulled into the same file system, already fsynced) into
+        the store by a hard link instead of a copy: the linked file is hashed as it is and
+        renamed into place only when it is ``hexd`` of ``size`` bytes. False when the file
+        system cannot link (then :meth:`put` copies)."""
+        tmp = f"blob-{hexd}"
+        if not staging.link_from(src, hexd, tmp):
+            return False
+        fd = staging.open_read(tmp)
+        try:
+            h = hashlib.sha256()
+            got = 0
+            buf = bytearray(CHUNK)
+            view = memoryview(buf)
+            while got <= size and (n := os.readv(fd, [buf])):
+                h.update(view[:n])
+                got += n
+                if progress is not None:
+                    progress(n)
+            os.fchmod(fd, CONTENT_FILE_MODE)
+        except OSError as exc:
+            raise os_error(exc, self.dir.path_of(hexd)) from None
+        finally:
+            os.close(fd)
+        if got != size or h.hexdigest() != hexd:
+            staging.unlink(tmp)
+            raise ContentMismatch(
+                f"{what}: content is sha256:{h.hexdigest()} ({got} bytes), not sha256:{hexd} "
+                f"({size} bytes) (the pulled bundle changed after it was verified?)",
+                hint="run the install again: it fetches what is damaged",
+            )
+        if self.dir.kind(hexd) not in (None, "file"):
+            raise SiteError(
+                f"{self.dir.path_of(hexd)} is a {self.dir.kind(hexd)}: refusing to replace it",
+                hint="something planted it in the store; remove it and run again",
+            )
+        staging.rename(tmp, self.dir, hexd)
+        return True
+
     def names(self) -> list[str]:
         return [n for n in self.dir.names() if len(n) == 64]
 

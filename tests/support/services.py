@@ -15,6 +15,7 @@ import shutil
 import urllib.error
 import urllib.request
 from collections.abc import Callable
+from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, NoReturn, TypeVar
 
@@ -105,6 +106,42 @@ def registry_address() -> str:
     if status not in (200, 401):
         raise ServiceUnavailable(f"registry at {address}: GET {url} gave HTTP {status}")
     return address
+
+
+@dataclass(frozen=True)
+class TlsRegistry:
+    """The registry with TLS from a private CA and htpasswd logins (services.sh tlsregistry)."""
+
+    address: str  # 127.0.0.1:PORT
+    ca: Path  # the CA certificate (PEM) its certificate chains to
+    user: str
+    password: str
+
+
+def tls_registry() -> TlsRegistry:
+    """$AIRGAP_TLS_REGISTRY and its CA and login, after GET /v2/ answered 401 over TLS."""
+    import ssl
+
+    address = os.environ.get("AIRGAP_TLS_REGISTRY", "")
+    ca = os.environ.get("AIRGAP_TLS_REGISTRY_CA", "")
+    user = os.environ.get("AIRGAP_TLS_REGISTRY_USER", "")
+    password_file = os.environ.get("AIRGAP_TLS_REGISTRY_PASSWORD_FILE", "")
+    if not (address and ca and user and password_file):
+        raise ServiceUnavailable("no TLS registry: AIRGAP_TLS_REGISTRY (and its CA, login) unset")
+    url = f"https://{address}/v2/"
+    try:
+        ctx = ssl.create_default_context(cafile=ca)
+        with urllib.request.urlopen(url, timeout=5, context=ctx) as response:
+            status = response.status
+    except urllib.error.HTTPError as exc:
+        status = exc.code
+    except (urllib.error.URLError, OSError) as exc:
+        raise ServiceUnavailable(f"TLS registry at {address} does not answer {url}: {exc}") from exc
+    if status != 401:
+        raise ServiceUnavailable(
+            f"TLS registry at {address}: GET {url} gave HTTP {status}, not 401"
+        )
+    return TlsRegistry(address, Path(ca), user, Path(password_file).read_text().strip())
 
 
 def tool(name: str) -> str:

@@ -3,7 +3,7 @@
 Four sources, one result (:class:`packager.resolve.lockfile.LockedImage`), one module each:
 
 ``registry`` (:mod:`.registry`)
-    The OCI distribution API through python-dxf. Both OCI and docker schema2 media types are asked
+    The OCI distribution API (packager.oci.registry). Both OCI and docker schema2 media types are asked
     for. An index (manifest list) is narrowed to the manifest of the target platform and both
     digests are recorded; a single manifest has its config read to check the platform. Every
     manifest's bytes are hashed here and compared with the digest the registry claims and the

@@ -1,6 +1,9 @@
-"""``from: registry``: the OCI distribution API through python-dxf.
+"""``from: registry``: the OCI distribution API.
 
-The reference is parsed with :func:`packager.oci.reference.parse_reference`; both OCI and docker
+Through :class:`packager.oci.registry.RegistryClient`: loopback registries without TLS need no
+``insecure``, logins come from the environment or the Docker config, redirects to blob storage
+carry no credentials. The reference is parsed with
+:func:`packager.oci.reference.parse_reference`; both OCI and docker
 schema2 media types are asked for. An index (manifest list) is narrowed to the manifest of the
 target platform and both digests are recorded; a single manifest has its config read to check the
 platform. Every manifest's bytes are hashed here and compared with the digest the registry claims
@@ -10,13 +13,20 @@ and the digest that led to it. Failures name the registry, what was asked and wh
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Iterator
+from collections.abc import Iterator
 from contextlib import contextmanager
-from typing import Any, cast
+from typing import Any
 
 from packager.errors import ResolveError
 from packager.manifest.model import Image
+from packager.oci import mediatypes
 from packager.oci.reference import ImageReference, Platform, parse_reference
+from packager.oci.registry import (
+    RegistryClient,
+    RegistryError,
+    RegistryOptions,
+    RegistryTLSError,
+)
 from packager.resolve.images.common import (
     MAX_DOCUMENT_BYTES,
     ImageDocument,
@@ -29,113 +39,55 @@ from packager.resolve.images.common import (
 )
 from packager.resolve.lockfile import LockedImage
 
-
-def _anonymous_auth(client: Any, response: Any) -> None:
-    """dxf auth hook: an anonymous bearer token (Docker Hub, ghcr.io) for public images."""
-    client.authenticate(response=response)
-
-
 _TAGS_SHOWN = 10
+_MANIFEST_ACCEPT = ", ".join(mediatypes.IMAGE_MANIFEST_TYPES + mediatypes.IMAGE_INDEX_TYPES)
 
 
 class RegistryReader:
-    """One repository on one registry, every failure turned into a packager error."""
+    """One repository on one registry (packager.oci.registry: TLS, loopback HTTP, logins from the
+    environment or the Docker config, the redirect rules), every failure a packager error."""
 
     def __init__(
         self, ctx: ResolveContext, ref: ImageReference, insecure: bool, timeout: float
     ) -> None:
-        import dxf
-
         self.ctx = ctx
         self.ref = ref
         self.timeout = timeout
         self.insecure = insecure
-        self.client = dxf.DXF(
-            ref.host,
-            ref.repository,
-            auth=None if insecure else _anonymous_auth,
-            insecure=insecure,
-            timeout=timeout,
-        )
+        options = RegistryOptions(insecure=insecure, connect_timeout=timeout, read_timeout=timeout)
+        self.client = RegistryClient(ref.host, ref.repository, options)
 
     @contextmanager
-    def _translated(self, what: str, reference: str | None = None) -> Iterator[None]:
-        import dxf.exceptions
+    def _translated(self, what: str) -> Iterator[None]:
         import requests
 
-        host, repo, ctx = self.ref.host, self.ref.repository, self.ctx
-        scheme = "http" if self.insecure else "https"
+        host, ctx = self.ref.host, self.ctx
         try:
+            self.client.connect()
             yield
-        except requests.exceptions.SSLError as exc:
+        except RegistryTLSError as exc:
             raise ctx.error(
-                f"TLS with registry {host} failed while {what}: {short_reason(exc)}",
+                f"TLS with registry {host} failed while {what}: {exc.message}",
                 hint="for a plain-HTTP registry (a local mirror) set insecure: true on the image; "
-                "otherwise install the registry's CA certificate",
+                "otherwise add the registry's CA certificate to the system trust store",
             ) from None
-        except (requests.exceptions.Timeout, requests.exceptions.ConnectionError) as exc:
-            text = str(exc)
-            if isinstance(exc, requests.exceptions.Timeout) or "timed out" in text.lower():
-                raise ctx.error(
-                    f"registry {host} did not answer within the timeout of {self.timeout:g}s "
-                    f"({scheme}, while {what})",
-                    hint="check the registry address and that this host can reach it; "
-                    "on a slow link raise the timeout",
-                ) from None
+        except RegistryError as exc:
+            raise ctx.error(exc.message, hint=exc.hint) from None
+        except requests.exceptions.RequestException as exc:  # a body cut off while streamed
             raise ctx.error(
-                f"cannot connect to registry {host} ({scheme}, timeout {self.timeout:g}s, while "
-                f"{what}): {short_reason(exc)}",
-                hint="check the registry address and port and that it is running; "
-                "for a plain-HTTP registry set insecure: true",
-            ) from None
-        except requests.exceptions.HTTPError as exc:
-            raise self._http_error(exc, what, reference) from None
-        except dxf.exceptions.DXFUnauthorizedError:
-            raise ctx.error(
-                f"registry {host} refused access to {repo} (HTTP 401 unauthorized) while {what}",
-                hint="check the repository name (Docker Hub answers 401 for names that do not "
-                "exist); private repositories need credentials, which airgap does not read yet: "
-                "pull the image with docker and use from: docker",
-            ) from None
-        except dxf.exceptions.DXFAuthInsecureError:
-            raise ctx.error(
-                f"registry {host} asks for authentication over plain HTTP while {what}",
-                hint="use HTTPS for a registry that needs credentials (drop insecure: true)",
-            ) from None
-        except dxf.exceptions.DXFDigestMismatchError as exc:
-            raise ctx.mismatched(
-                f"{what} from {ctx.where}: the content does not match its digest: "
-                f"expected {exc.expected}, got {exc.got}",
-                hint="the registry served corrupt content; fetch the image again",
-            ) from None
-        except dxf.exceptions.DXFError as exc:
-            raise ctx.error(f"registry {host} failed while {what}: {exc}") from None
-        except requests.exceptions.RequestException as exc:
-            raise ctx.error(
-                f"request to registry {host} failed while {what}: {short_reason(exc)}"
-            ) from None
-        except (KeyError, ValueError) as exc:  # malformed auth challenge or token answer
-            raise ctx.error(
-                f"registry {host} gave an answer that cannot be used while {what}: {exc!r}"
+                f"registry {host} broke the connection while {what}: {short_reason(exc)}",
+                hint="fetch again; check the registry and the network between",
             ) from None
 
-    def _http_error(self, exc: Any, what: str, reference: str | None) -> ResolveError:
+    def _not_found(self, response: Any, what: str, reference: str | None) -> ResolveError:
         host, repo, ctx = self.ref.host, self.ref.repository, self.ctx
-        response = getattr(exc, "response", None)
-        status = getattr(response, "status_code", None)
         codes: list[str] = []
         try:
-            body = response.json() if response is not None else None
+            body = response.json()
             if isinstance(body, dict) and isinstance(body.get("errors"), list):
                 codes = [str(e.get("code")) for e in body["errors"] if isinstance(e, dict)]
         except ValueError:
             pass
-        if status != 404:
-            detail = f" ({', '.join(codes)})" if codes else ""
-            return ctx.error(
-                f"registry {host} answered HTTP {status}{detail} while {what}",
-                hint="check the reference; retry later if the registry is overloaded",
-            )
         top = reference is not None and reference == self.ref.reference
         if top and "MANIFEST_UNKNOWN" in codes:
             # distribution answers MANIFEST_UNKNOWN for an unknown repository too: ask its tags
@@ -179,34 +131,46 @@ class RegistryReader:
 
     def _tags(self) -> tuple[bool | None, list[str]]:
         """(repository exists, some of its tags); (None, []) when the registry does not say."""
-        import requests
-
-        tags: list[str] = []
         try:
-            for tag in self.client.list_aliases(batch_size=100, iterate=True):
-                tags.append(str(tag))
-                if len(tags) >= 1000:
-                    break
-        except requests.exceptions.HTTPError as exc:
-            response = getattr(exc, "response", None)
-            if getattr(response, "status_code", None) == 404:
-                return False, []
+            r = self.client.request("GET", self.client.url("tags/list?n=1000"), "listing tags")
+            try:
+                if r.status_code == 404:
+                    return False, []
+                body = r.json()
+            finally:
+                r.close()
+        except (RegistryError, ValueError):  # only a better message is at stake
             return None, []
-        except Exception:  # only a better message is at stake: never mask the first error
+        tags = body.get("tags") if isinstance(body, dict) else None
+        if not isinstance(tags, list):
             return None, []
-        return True, sorted(tags)
+        return True, sorted(str(t) for t in tags[:1000])
 
     def manifest(
         self, reference: str, expected: str | None, size: int | None = None
     ) -> ImageDocument:
         what = f"fetching manifest {reference}"
-        with self._translated(what, reference):
-            _text, response = self.client.get_manifest_and_response(reference)
-            content: bytes = response.content
-            claimed = response.headers.get("Docker-Content-Digest")
-            content_type = response.headers.get("Content-Type")
-        if len(content) > MAX_DOCUMENT_BYTES:
-            raise self.ctx.error(f"manifest {reference} is larger than {MAX_DOCUMENT_BYTES} bytes")
+        with self._translated(what):
+            r = self.client.request(
+                "GET", self.client.url(f"manifests/{reference}"), what,
+                headers={"Accept": _MANIFEST_ACCEPT}, stream=True,
+            )  # fmt: skip
+            try:
+                if r.status_code == 404:
+                    raise self._not_found(r, what, reference)
+                chunks, got = [], 0
+                for chunk in r.iter_content(64 * 1024):
+                    got += len(chunk)
+                    if got > MAX_DOCUMENT_BYTES:
+                        raise self.ctx.error(
+                            f"manifest {reference} is larger than {MAX_DOCUMENT_BYTES} bytes"
+                        )
+                    chunks.append(chunk)
+            finally:
+                r.close()
+            content = b"".join(chunks)
+            claimed = r.headers.get("Docker-Content-Digest")
+            content_type = r.headers.get("Content-Type")
         if size is not None and len(content) != size:
             raise self.ctx.mismatched(
                 f"manifest {reference} from {self.ctx.where} is {len(content)} bytes, "
@@ -229,8 +193,7 @@ class RegistryReader:
         chunks: list[bytes] = []
         total = 0
         with self._translated(what):
-            stream = cast("Iterable[bytes]", self.client.pull_blob(digest))  # checked at its end
-            for chunk in stream:
+            for chunk in self.client.iter_blob(digest, MAX_DOCUMENT_BYTES):
                 total += len(chunk)
                 if total > MAX_DOCUMENT_BYTES:
                     raise self.ctx.error(
@@ -252,7 +215,7 @@ def resolve_from_registry(image: Image, target: Platform, timeout: float) -> Loc
     ref = parse_reference(image.ref)
     ctx = ResolveContext(image.ref, image.source, target, f"registry {ref.host}")
     registry = RegistryReader(ctx, ref, image.insecure, timeout)
-    with registry.client:  # one HTTP session (connection reuse); no I/O of its own
+    with registry.client:  # one HTTP session per thread (connection reuse)
         top = registry.manifest(ref.reference, ref.digest)
         manifest, index, platform = resolve_tree(
             ctx,

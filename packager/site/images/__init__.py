@@ -26,6 +26,7 @@ member by member, in chunks of :data:`CHUNK_SIZE`, hashed while they stream.
 
 from __future__ import annotations
 
+from packager.oci.registry import RegistryError
 from packager.site.images.docker import (
     EngineError,
     LoadedImage,
@@ -44,7 +45,6 @@ from packager.site.images.listing import (
 )
 from packager.site.images.registry import (
     PushedImage,
-    RegistryError,
     check_registry,
     push_to_registry,
 )
