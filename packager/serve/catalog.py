@@ -107,22 +107,24 @@ class Catalog:
         self,
         name: str,
         tag: str | None,
-        top: str,
+        top: str | None,
         manifests: set[str],
         blobs: set[str],
         origin: str,
     ) -> None:
-        """``origin`` (an image or the bundle) as repository ``name``, ``tag`` -> ``top``.
+        """``origin`` (an image or the bundle) as repository ``name``, ``tag`` -> ``top`` (None:
+        content served by digest only).
 
         Every digest must be in the catalog already; the same name and tag for two different
         things is refused (serving one of them would hide the other)."""
-        missing = sorted((manifests | {top}) - set(self.manifests)) + sorted(
+        tops = {top} if top is not None else set()
+        missing = sorted((manifests | tops) - set(self.manifests)) + sorted(
             d for d in blobs if d not in self.blobs and d not in self.manifests
         )
         if missing:
             raise InputError(f"{origin}: {missing[0]} is not among the verified content")
         repo = self.repository(name)
-        if tag is not None:
+        if tag is not None and top is not None:
             had = repo.tags.get(tag)
             if had is not None and had != top:
                 raise InputError(
@@ -132,7 +134,7 @@ class Catalog:
                 )
             repo.tags[tag] = top
             repo.origins.setdefault(tag, origin)
-        repo.manifests |= manifests | {top}
+        repo.manifests |= manifests | tops
         repo.blobs |= blobs
 
     def to_json(self) -> list[dict[str, Any]]:

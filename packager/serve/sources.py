@@ -190,16 +190,16 @@ def _content(
         )
         if blob.media_type in MANIFEST_TYPES and blob.size <= MAX_MANIFEST_BYTES:
             data = b.read(blob.member, MAX_MANIFEST_BYTES)
-            _add_manifest(catalog, blob.digest, blob.media_type, data)
+            add_manifest(catalog, blob.digest, blob.media_type, data)
     index = report.verified.get(layout.INDEX_JSON)  # the bytes verify checked against bundle.json
     if index is None:
         raise NotServable(f"{b.source}: {layout.INDEX_JSON} was not verified")
     digest = "sha256:" + hashlib.sha256(index).hexdigest()
-    _add_manifest(catalog, digest, layout.OCI_INDEX, index)
+    add_manifest(catalog, digest, layout.OCI_INDEX, index)
     return digest
 
 
-def _add_manifest(catalog: Catalog, digest: str, media_type: str, data: bytes) -> None:
+def add_manifest(catalog: Catalog, digest: str, media_type: str, data: bytes) -> None:
     got = "sha256:" + hashlib.sha256(data).hexdigest()
     if got != digest:
         raise NotServable(f"manifest {digest} reads as {got} now: the bundle changed")
@@ -235,3 +235,30 @@ def _repositories(b: Bundle, doc: Descriptor, index_digest: str, catalog: Catalo
         every,
         f"bundle {doc.name} {doc.version}",
     )
+
+
+def reachable(catalog: Catalog, top: str) -> tuple[set[str], set[str], set[str]]:
+    """(manifests, blobs, missing): what a pull of ``top`` fetches (index entries, configs,
+    layers), from the catalog's manifests; ``missing`` what the catalog does not hold."""
+    manifests: set[str] = set()
+    blobs: set[str] = set()
+    missing: set[str] = set()
+    todo = [top]
+    while todo:
+        digest = todo.pop()
+        if digest in manifests:
+            continue
+        m = catalog.manifests.get(digest)
+        if m is None:
+            missing.add(digest)
+            continue
+        manifests.add(digest)
+        doc = parse_document(m.data)
+        for entry in doc.get("manifests") or [] if isinstance(doc, dict) else []:
+            if isinstance(entry, dict) and isinstance(entry.get("digest"), str):
+                todo.append(entry["digest"])
+        refs = [doc.get("config"), *(doc.get("layers") or [])] if isinstance(doc, dict) else []
+        for d in refs:
+            if isinstance(d, dict) and isinstance(d.get("digest"), str):
+                (blobs if d["digest"] in catalog.blobs else missing).add(d["digest"])
+    return manifests, blobs, missing
