@@ -16,7 +16,7 @@ from __future__ import annotations
 import re
 from dataclasses import dataclass
 from typing import Any, Union
-from urllib.parse import parse_qsl, urlsplit
+from urllib.parse import parse_qsl
 
 from packager.util.compat import StrEnum
 
@@ -68,9 +68,8 @@ def parse_path(target: str) -> Route:
     """The route of a request target (``/v2/...[?query]``); :data:`Kind.UNKNOWN` when it is none."""
     if not target.startswith("/"):
         return Route(Kind.UNKNOWN)
-    parts = urlsplit(target)
-    path = parts.path
-    query = dict(parse_qsl(parts.query, keep_blank_values=True))
+    path, _, query_text = target.partition("?")  # not urlsplit: it drops tabs and newlines
+    query = dict(parse_qsl(query_text, keep_blank_values=True))
     n = query.get("n")
     page: dict[str, Any] = {
         "n": (int(n) if n.isdigit() and len(n) <= 9 else -1) if n is not None else None,
