@@ -23,6 +23,7 @@ from __future__ import annotations
 import hashlib
 import os
 import stat
+import time
 from collections.abc import Iterator
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
@@ -69,6 +70,7 @@ def from_site(
     prefix_path: Path, given: Policy | None, *, reporter: Reporter | None = None
 ) -> Served:
     rep = reporter or Reporter()
+    t0 = time.perf_counter()
     policy = site_policy_or(prefix_path, given)
     served = Served(source=prefix_path, kind="site", catalog=Catalog())
     try:
@@ -93,6 +95,7 @@ def from_site(
             prefix.unlock()
     for _, doc in versions:
         _repositories(doc, served)
+    served.verify_seconds = time.perf_counter() - t0
     if not served.catalog.blobs:
         raise InputError(
             f"{prefix_path}: nothing to serve (no installed version is signed by the policy's "

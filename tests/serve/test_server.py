@@ -16,12 +16,14 @@ from pathlib import Path
 import pytest
 
 from packager.bundle import layout
+from packager.commands.serve import started_json
 from packager.errors import InputError
 from packager.serve.catalog import Catalog, ServedManifest
 from packager.serve.server import DistributionServer
 from packager.serve.site import from_site
 from packager.serve.sources import NotServable, Served, from_bundle
 from packager.signing.trust import policy_from_keys
+from packager.util.schemas import validator
 from tests.support import golden, oci_client
 from tests.support.cli import cli
 
@@ -88,6 +90,7 @@ def test_every_blob_and_the_index_are_served_intact(
 ) -> None:
     served = from_bundle(built[form], policy(built))
     r = serve(serving, served)
+    validator("serve").validate(started_json(served, r.server))
     assert [(x["name"], [t["tag"] for t in x["tags"]]) for x in served.catalog.to_json()] == [
         ("golden", ["1.0.0"])
     ]
@@ -265,6 +268,7 @@ def test_an_installed_site_serves_its_signed_blobs_rehashed(
     assert set(served.catalog.blobs) == {b["digest"] for b in stored}
     assert served.bytes_verified == sum(b["size"] for b in stored)
     running = serve(serving, served)
+    validator("serve").validate(started_json(served, running.server))
     for b in stored:
         status, _, body = running.get(f"/v2/golden/blobs/{b['digest']}")
         assert status == 200 and oci_client.digest_of(body) == b["digest"]

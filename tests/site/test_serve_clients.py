@@ -27,6 +27,7 @@ import pytest
 
 from packager.commands.sign import sign_bundle
 from packager.oci.reference import parse_reference
+from packager.util.schemas import validator
 from tests.site.bundles import RUN, SiteBundle
 from tests.support import golden, oci_client
 from tests.support.services import ServiceUnavailable, require, tool
@@ -117,6 +118,7 @@ def sha256_of(data: bytes) -> str:
 
 def test_it_announces_every_image_and_the_bundle(server: Server, site_bundle: SiteBundle) -> None:
     doc = server.started
+    validator("serve").validate(doc)
     tags = {(r["name"], t["tag"]): t["digest"] for r in doc["repositories"] for t in r["tags"]}
     for key, image in site_bundle.images.items():
         repo, tag = served_name(site_bundle, key).rsplit(":", 1)
