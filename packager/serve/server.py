@@ -92,7 +92,9 @@ class _Handler(BaseHTTPRequestHandler):
     server: DistributionServer
     protocol_version = "HTTP/1.1"
     server_version = "airgap-serve"
-    sys_version = ""
+
+    def version_string(self) -> str:
+        return self.server_version
     timeout = IDLE_TIMEOUT
 
     # ------------------------------------------------------------------ plumbing
