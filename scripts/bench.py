@@ -91,6 +91,19 @@ def drop_caches() -> bool:
         return False
 
 
+def _signed_build(base: Path, *extra: str) -> dict[str, str]:
+    """A key base/k.{key,pub}.pem and `airgap build base/m.yaml --out base/out` signed with it;
+    returns the environment the benchmark runs airgap in."""
+    env = {**os.environ, "AIRGAP_CACHE_DIR": str(base / "cache"), "PYTHONPATH": str(REPO),
+           "AIRGAP_KEY_PASSPHRASE": "bench"}  # fmt: skip
+    subprocess.run([*AIRGAP, "key", "generate", "--out", str(base), "--name", "k"], env=env,
+                   check=True, stdout=subprocess.DEVNULL)  # fmt: skip
+    subprocess.run([*AIRGAP, "build", str(base / "m.yaml"), "--out", str(base / "out"),
+                    "--key", str(base / "k.key.pem"), "--json", *extra],
+                   env=env, check=True, stdout=subprocess.DEVNULL)  # fmt: skip
+    return env
+
+
 def bench_lock(args: argparse.Namespace) -> None:
     base = Path(args.dir or tempfile.mkdtemp(prefix="airgap-bench-"))
     try:
@@ -239,13 +252,7 @@ def bench_install(args: argparse.Namespace) -> None:
     base = Path(args.dir or tempfile.mkdtemp(prefix="airgap-bench-"))
     try:
         weights_project(base, args)
-        env = {**os.environ, "AIRGAP_CACHE_DIR": str(base / "cache"), "PYTHONPATH": str(REPO),
-               "AIRGAP_KEY_PASSPHRASE": "bench"}  # fmt: skip
-        subprocess.run([*AIRGAP, "key", "generate", "--out", str(base), "--name", "k"], env=env,
-                       check=True, stdout=subprocess.DEVNULL)  # fmt: skip
-        subprocess.run([*AIRGAP, "build", str(base / "m.yaml"), "--out", str(base / "out"),
-                        "--key", str(base / "k.key.pem"), "--json"],
-                       env=env, check=True, stdout=subprocess.DEVNULL)  # fmt: skip
+        env = _signed_build(base)
         shutil.rmtree(base / "weights")  # the bundle is the only copy of the data
         tar = base / "out" / "bench-1.0.0.airgap.tar"
         size = tar.stat().st_size
@@ -343,6 +350,19 @@ def _docker_archive_with_random_layer(path: Path, size: int, ref: str) -> None:
     layer.unlink()
 
 
+def _image_project(base: Path, size: int, ref: str) -> None:
+    """A manifest (base/m.yaml) of a bundle named big whose one image ``ref`` has a ``size`` layer."""
+    _docker_archive_with_random_layer(base / "image.tar", size, ref)
+    (base / "weights").mkdir()
+    (base / "weights" / "config.json").write_text("{}\n")
+    (base / "m.yaml").write_text(
+        "apiVersion: airgap/v1\nkind: Bundle\nmetadata: {name: big, version: 1.0.0}\n"
+        "model: {name: b/m, source: {path: ./weights}, format: onnx}\n"
+        "target: {platform: linux/amd64, accelerator: {vendor: none}}\n"
+        f'runtime: {{images: [{{ref: "{ref}", from: docker-archive, path: image.tar}}]}}\n'
+    )
+
+
 def bench_images(args: argparse.Namespace) -> None:
     if not os.environ.get("DOCKER_HOST"):
         raise SystemExit(
@@ -353,15 +373,7 @@ def bench_images(args: argparse.Namespace) -> None:
         base.mkdir(parents=True, exist_ok=True)
         size = int(args.size_gb * 1e9)
         ref = "bench.local/big:1"
-        _docker_archive_with_random_layer(base / "image.tar", size, ref)
-        (base / "weights").mkdir()
-        (base / "weights" / "config.json").write_text("{}\n")
-        (base / "m.yaml").write_text(
-            "apiVersion: airgap/v1\nkind: Bundle\nmetadata: {name: big, version: 1.0.0}\n"
-            "model: {name: b/m, source: {path: ./weights}, format: onnx}\n"
-            "target: {platform: linux/amd64, accelerator: {vendor: none}}\n"
-            f'runtime: {{images: [{{ref: "{ref}", from: docker-archive, path: image.tar}}]}}\n'
-        )
+        _image_project(base, size, ref)
         env = {**os.environ, "AIRGAP_CACHE_DIR": str(base / "cache"), "PYTHONPATH": str(REPO)}
         t_build, rss_build = timed([*AIRGAP, "build", str(base / "m.yaml"), "--out", str(base / "out"),
                                     "--unsigned", "--json"], env=env, stdout=subprocess.DEVNULL)  # fmt: skip
@@ -414,22 +426,8 @@ def bench_serve(args: argparse.Namespace) -> None:
         base.mkdir(parents=True, exist_ok=True)
         size = int(args.size_gb * 1e9)
         ref = "bench.local/team/big:1"
-        _docker_archive_with_random_layer(base / "image.tar", size, ref)
-        (base / "weights").mkdir()
-        (base / "weights" / "config.json").write_text("{}\n")
-        (base / "m.yaml").write_text(
-            "apiVersion: airgap/v1\nkind: Bundle\nmetadata: {name: big, version: 1.0.0}\n"
-            "model: {name: b/m, source: {path: ./weights}, format: onnx}\n"
-            "target: {platform: linux/amd64, accelerator: {vendor: none}}\n"
-            f'runtime: {{images: [{{ref: "{ref}", from: docker-archive, path: image.tar}}]}}\n'
-        )
-        env = {**os.environ, "AIRGAP_CACHE_DIR": str(base / "cache"), "PYTHONPATH": str(REPO),
-               "AIRGAP_KEY_PASSPHRASE": "bench"}  # fmt: skip
-        subprocess.run([*AIRGAP, "key", "generate", "--out", str(base), "--name", "k"], env=env,
-                       check=True, stdout=subprocess.DEVNULL)  # fmt: skip
-        subprocess.run([*AIRGAP, "build", str(base / "m.yaml"), "--out", str(base / "out"),
-                        "--key", str(base / "k.key.pem"), "--json"],
-                       env=env, check=True, stdout=subprocess.DEVNULL)  # fmt: skip
+        _image_project(base, size, ref)
+        env = _signed_build(base)
         (base / "image.tar").unlink()
         tar = base / "out" / "big-1.0.0.airgap.tar"
         t0 = time.perf_counter()

@@ -52,7 +52,7 @@ def prepare(
         raise InputError("give a BUNDLE or --prefix DIR (one of them)")
     policy = policy_from_options(trust, keys)
     if prefix is not None:
-        from packager.serve.site import from_site
+        from packager.serve.installed import from_site
 
         return from_site(prefix, policy, reporter=reporter)
     assert bundle is not None

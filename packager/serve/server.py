@@ -95,6 +95,7 @@ class _Handler(BaseHTTPRequestHandler):
 
     def version_string(self) -> str:
         return self.server_version
+
     timeout = IDLE_TIMEOUT
 
     # ------------------------------------------------------------------ plumbing

@@ -32,38 +32,20 @@ from packager.bundle import layout
 from packager.bundle.checks import check_signatures
 from packager.bundle.descriptor import Descriptor, parse_descriptor
 from packager.bundle.errors import DescriptorError
-from packager.bundle.verifier import MAX_MANIFEST_BYTES, MAX_SIGNATURE_BYTES
+from packager.bundle.verifier import MAX_MANIFEST_BYTES
 from packager.errors import InputError
 from packager.oci.reference import parse_reference
 from packager.serve.catalog import BlobSource, Catalog, FileIdentity, Segment
 from packager.serve.routes import is_name
 from packager.serve.sources import MANIFEST_TYPES, Served, add_manifest, reachable
 from packager.signing.trust import Policy
+from packager.site.integrity import installed_signature_files
 from packager.site.prefix import Prefix
 from packager.site.safefs import Dir, SiteError
-from packager.site.trust import read_site_policy
+from packager.site.trust import policy_for_install
 from packager.util.progress import Reporter
 
 CHUNK = 4 * 1024 * 1024
-
-
-def site_policy_or(prefix: Path, given: Policy | None) -> Policy:
-    """The site's own policy when it keeps one (and then no other), else the one given."""
-    site = read_site_policy(prefix)
-    if site is not None:
-        if given is not None:
-            raise InputError(
-                f"{prefix} keeps its own trust policy (version {site.version}): serve checks "
-                "its versions against it, not --trust/--key",
-                hint="drop --trust/--key",
-            )
-        return site.policy
-    if given is None:
-        raise InputError(
-            "serve --prefix needs --trust POLICY or --key PUB, or a site that keeps a trust policy",
-            hint="nothing is served before its signature is checked against a trusted key",
-        )
-    return given
 
 
 def from_site(
@@ -71,7 +53,7 @@ def from_site(
 ) -> Served:
     rep = reporter or Reporter()
     t0 = time.perf_counter()
-    policy = site_policy_or(prefix_path, given)
+    policy = policy_for_install(prefix_path, given, "serve")
     served = Served(source=prefix_path, kind="site", catalog=Catalog())
     try:
         prefix = Prefix.open(prefix_path, create=False)
@@ -138,24 +120,13 @@ def _signed_descriptor(
     meta = layout.installed_meta_path(layout.BUNDLE_JSON)
     try:
         raw = vd.read_small(meta, layout.MAX_BUNDLE_JSON_BYTES)
+        files = installed_signature_files(vd)
     except SiteError as exc:
         served.notes.append(f"{label}: {exc.message}: not served")
         return None
     if raw is None or "sha256:" + hashlib.sha256(raw).hexdigest() != digest:
         served.notes.append(f"{label}: {meta} is missing or not the one installed: not served")
         return None
-    files: dict[str, bytes] = {}
-    sig_dir = layout.installed_meta_path(layout.SIGNATURES_DIR)
-    sd = vd.maybe_sub(sig_dir) if vd.kind(sig_dir) == "dir" else None
-    if sd is not None:
-        with sd:
-            for n in sd.names():
-                try:
-                    data = sd.read_small(n, MAX_SIGNATURE_BYTES)
-                except SiteError:
-                    data = None
-                if data is not None:
-                    files[f"{layout.SIGNATURES_DIR}/{n}"] = data
     verdict = check_signatures(raw, files, policy)
     if verdict.failures or not verdict.valid:
         why = "; ".join(f.message for f in verdict.failures[:3]) or "no valid signature"
