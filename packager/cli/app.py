@@ -509,8 +509,8 @@ def serve(
         str,
         typer.Option(
             "--listen",
-            help="HOST:PORT to listen on (plain HTTP; port 0: any free one). Clients reach "
-            "127.0.0.1 without an insecure-registry setting; another address needs one.",
+            help="HOST:PORT to listen on (plain HTTP; port 0: any free one). Docker pulls "
+            "from 127.0.0.1 as it is; podman/skopeo need --tls-verify=false, ctr --plain-http.",
         ),
     ] = "127.0.0.1:5000",
     trust: TrustOpt = None,

@@ -218,7 +218,8 @@ def test_podman_pulls_with_the_digests(
             image = site_bundle.images[key]
             assert got == [image.manifest_digest, image.config_digest[7:]]
     finally:
-        subprocess.run([podman, "system", "reset", "--force"], capture_output=True, env=env)
+        # not `podman system reset`: it would remove the host's podman networks too
+        subprocess.run([podman, "rmi", "--all", "--force"], capture_output=True, env=env)
 
 
 def containerd_socket() -> str:
