@@ -502,8 +502,12 @@ def bench_serve(args: argparse.Namespace) -> None:
             raise SystemExit("a pull got other bytes than its digest")
     finally:
         if server is not None and server.poll() is None:
-            server.send_signal(signal.SIGINT)
-            server.wait(30)
+            server.send_signal(signal.SIGINT)  # as Ctrl-C
+            try:
+                server.wait(30)
+            except subprocess.TimeoutExpired:
+                server.kill()
+                raise SystemExit("airgap serve did not stop on SIGINT") from None
         if not args.keep:
             shutil.rmtree(base, ignore_errors=True)
 

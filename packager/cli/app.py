@@ -538,7 +538,9 @@ def serve(
     def _stop(signum: int, frame: Any) -> None:
         raise KeyboardInterrupt
 
-    signal.signal(signal.SIGTERM, _stop)
+    # SIGINT too: a shell starts a background job with SIGINT ignored, and Ctrl-C must stop it
+    for signum in (signal.SIGINT, signal.SIGTERM):
+        signal.signal(signum, _stop)
     try:
         server.serve_forever(poll_interval=0.2)
     except KeyboardInterrupt:

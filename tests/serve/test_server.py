@@ -19,8 +19,8 @@ from packager.bundle import layout
 from packager.commands.serve import started_json
 from packager.errors import InputError
 from packager.serve.catalog import Catalog, ServedManifest
-from packager.serve.server import DistributionServer
 from packager.serve.installed import from_site
+from packager.serve.server import DistributionServer
 from packager.serve.sources import NotServable, Served, from_bundle
 from packager.signing.trust import policy_from_keys
 from packager.util.schemas import validator
