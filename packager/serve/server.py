@@ -148,6 +148,9 @@ class _Handler(BaseHTTPRequestHandler):
         except (BrokenPipeError, ConnectionResetError, socket.timeout) as exc:
             self.close_connection = True
             self._done(499, f"the client went away: {type(exc).__name__}")
+        except Changed as exc:  # after the headers: the connection is cut, the body left short
+            self.close_connection = True
+            self._done(500, str(exc))
 
     do_HEAD = do_GET
 
@@ -284,6 +287,5 @@ class _Handler(BaseHTTPRequestHandler):
                 sent = self.connection.sendfile(fh, seg.offset + (lo - pos), want)
                 self._sent += sent
                 if sent != want:  # the file shrank under us: the client gets a short body
-                    self.close_connection = True
-                    raise ConnectionResetError("the file ended early")
+                    raise Changed(f"{seg.file.path} ended early: changed while it was sent")
             pos += seg.length

@@ -216,6 +216,15 @@ def test_a_file_changed_after_the_start_is_not_sent(
     r = serve(serving, served)
     blob = max(served.catalog.blobs.values(), key=lambda b: b.size)
     path = Path(blob.segments[0].file.path)
+    other = next(
+        b
+        for b in served.catalog.blobs.values()
+        if b.size > 1 and b is not blob and b.digest not in served.catalog.manifests
+    )
+    with open(other.segments[0].file.path, "r+b") as fh:  # cut short in place: the same inode
+        fh.truncate(other.size - 1)
+    status, _, body = r.get(f"/v2/golden/blobs/{other.digest}")
+    assert status == 500 and b"its size is" in body
     replacement = tmp_path / "same-bytes"
     replacement.write_bytes(path.read_bytes())
     os.replace(replacement, path)  # the same bytes, but not the file that was verified

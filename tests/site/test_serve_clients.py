@@ -223,15 +223,16 @@ def test_podman_pulls_with_the_digests(
 
 
 def containerd_socket() -> str:
-    """containerd's socket: $AIRGAP_CONTAINERD, else the one the private Docker engine runs
-    (its exec root beside the docker socket, as scripts/services.sh lays it out)."""
-    given = os.environ.get("AIRGAP_CONTAINERD", "")
+    """containerd's socket: $AIRGAP_CONTAINERD_ADDRESS (a containerd of scripts/services.sh's
+    own), else the one the private Docker engine runs (its exec root beside the docker socket,
+    as scripts/services.sh lays it out)."""
+    given = os.environ.get("AIRGAP_CONTAINERD_ADDRESS", "")
     if given:
         return given.removeprefix("unix://")
     host = os.environ.get("DOCKER_HOST", "")
     sock = Path(host.removeprefix("unix://")).parent / "exec" / "containerd" / "containerd.sock"
     if not host or not sock.is_socket():
-        raise ServiceUnavailable("no containerd socket (AIRGAP_CONTAINERD, or Docker's own)")
+        raise ServiceUnavailable("no containerd socket (AIRGAP_CONTAINERD_ADDRESS, or Docker's)")
     return str(sock)
 
 
