@@ -10,7 +10,8 @@ import json
 import os
 import shutil
 import threading
-from collections.abc import Iterator
+import time
+from collections.abc import Callable, Iterator
 from pathlib import Path
 
 import pytest
@@ -50,6 +51,15 @@ class Running:
         self, path: str, method: str = "GET", **headers: str
     ) -> tuple[int, dict[str, str], bytes]:
         return oci_client.request(self.base + path, method, headers)
+
+    def logged(self, match: Callable[[str], bool]) -> bool:
+        """A log line matches; the server writes it just after the response, so wait a little."""
+        deadline = time.monotonic() + 10
+        while not any(match(line) for line in self.lines):
+            if time.monotonic() > deadline:
+                return False
+            time.sleep(0.02)
+        return True
 
     def stop(self) -> None:
         self.server.shutdown()
@@ -111,7 +121,7 @@ def test_every_blob_and_the_index_are_served_intact(
     assert headers["Docker-Content-Digest"] == index_digest
     status, _, body = r.get(f"/v2/golden/manifests/{index_digest}")
     assert status == 200 and oci_client.digest_of(body) == index_digest
-    assert len(r.lines) >= len(doc["blobs"]) + 2  # one line per request
+    assert r.logged(lambda _: len(r.lines) >= len(doc["blobs"]) + 2)  # one line per request
 
 
 def test_a_blob_across_two_parts_is_served_whole_and_in_ranges(
@@ -230,7 +240,7 @@ def test_a_file_changed_after_the_start_is_not_sent(
     os.replace(replacement, path)  # the same bytes, but not the file that was verified
     status, _, body = r.get(f"/v2/golden/blobs/{blob.digest}")
     assert status == 500 and b"changed since it was verified" in body
-    assert any(" 500 " in line and "replaced" in line for line in r.lines)
+    assert r.logged(lambda line: " 500 " in line and "replaced" in line)
     path.unlink()
     path.symlink_to(folder / layout.INDEX_JSON)  # a planted link is never followed
     status, _, body = r.get(f"/v2/golden/blobs/{blob.digest}")

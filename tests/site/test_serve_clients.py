@@ -291,5 +291,11 @@ def test_parallel_range_requests_reassemble_a_layer(
     with ThreadPoolExecutor(16) as pool:
         chunks = list(pool.map(fetch, range(16)))
     assert sha256_of(b"".join(chunks)) == layer.digest
-    lines = server.log_lines()
-    assert sum(1 for line in lines if f"GET /v2/{repo}/blobs/{layer.digest} 206" in line) >= 16
+    deadline = time.monotonic() + 10  # each line is written just after its response
+    while time.monotonic() < deadline:
+        lines = server.log_lines()
+        if sum(1 for line in lines if f"GET /v2/{repo}/blobs/{layer.digest} 206" in line) >= 16:
+            break
+        time.sleep(0.05)
+    else:
+        raise AssertionError("fewer than 16 request lines were logged")
