@@ -77,4 +77,9 @@ def start(served: Served, listen: str, log: Callable[[str], None]) -> Distributi
 
 
 def started_json(served: Served, server: DistributionServer) -> dict[str, Any]:
-    return {"listen": server.listen, "url": f"http://{server.listen}", **served.to_json()}
+    return {
+        "ok": True,
+        "listen": server.listen,
+        "url": f"http://{server.listen}",
+        **served.to_json(),
+    }
