@@ -8,6 +8,7 @@
     python scripts/bench.py install [--size-gb 2] [--shards 4] [--dir DIR] [--runs 2]
     python scripts/bench.py images [--size-gb 1]   (needs DOCKER_HOST: scripts/services.sh start)
     python scripts/bench.py fleet [--size-gb 0.2] [--nodes 8]  (needs AIRGAP_REGISTRY)
+    python scripts/bench.py serve [--size-gb 1] [--clients 16] [--no-hash]
     python scripts/bench.py hsm [--signatures 2000]  (needs SoftHSM2: Debian softhsm2)
     python scripts/bench.py fuzz [--cases 10000] [--workers 2] [--seed S] [--kinds K,K] [--timeout 10]
     python scripts/bench.py fuzz --replay KIND:SEED:NUMBER [--keep]
@@ -75,14 +76,7 @@ def signed_bundle(base: Path, args: argparse.Namespace) -> dict[str, str]:
     """The weights project built into ``base/out/bench-1.0.0.airgap.tar``, signed with a key
     made for it (``base/k.key.pem``, ``base/k.pub.pem``); the environment the commands ran in."""
     weights_project(base, args)
-    env = {**os.environ, "AIRGAP_CACHE_DIR": str(base / "cache"), "PYTHONPATH": str(REPO),
-           "AIRGAP_KEY_PASSPHRASE": "bench"}  # fmt: skip
-    subprocess.run([*AIRGAP, "key", "generate", "--out", str(base), "--name", "k"], env=env,
-                   check=True, stdout=subprocess.DEVNULL)  # fmt: skip
-    subprocess.run([*AIRGAP, "build", str(base / "m.yaml"), "--out", str(base / "out"),
-                    "--key", str(base / "k.key.pem"), "--json"],
-                   env=env, check=True, stdout=subprocess.DEVNULL)  # fmt: skip
-    return env
+    return _signed_build(base)
 
 
 def timed(cmd: Sequence[str], **kw: object) -> tuple[float, int]:
@@ -103,6 +97,19 @@ def drop_caches() -> bool:
         return True
     except OSError:
         return False
+
+
+def _signed_build(base: Path, *extra: str) -> dict[str, str]:
+    """A key base/k.{key,pub}.pem and `airgap build base/m.yaml --out base/out` signed with it;
+    returns the environment the benchmark runs airgap in."""
+    env = {**os.environ, "AIRGAP_CACHE_DIR": str(base / "cache"), "PYTHONPATH": str(REPO),
+           "AIRGAP_KEY_PASSPHRASE": "bench"}  # fmt: skip
+    subprocess.run([*AIRGAP, "key", "generate", "--out", str(base), "--name", "k"], env=env,
+                   check=True, stdout=subprocess.DEVNULL)  # fmt: skip
+    subprocess.run([*AIRGAP, "build", str(base / "m.yaml"), "--out", str(base / "out"),
+                    "--key", str(base / "k.key.pem"), "--json", *extra],
+                   env=env, check=True, stdout=subprocess.DEVNULL)  # fmt: skip
+    return env
 
 
 def bench_lock(args: argparse.Namespace) -> None:
@@ -350,6 +357,19 @@ def _docker_archive_with_random_layer(path: Path, size: int, ref: str) -> None:
     layer.unlink()
 
 
+def _image_project(base: Path, size: int, ref: str) -> None:
+    """A manifest (base/m.yaml) of a bundle named big whose one image ``ref`` has a ``size`` layer."""
+    _docker_archive_with_random_layer(base / "image.tar", size, ref)
+    (base / "weights").mkdir()
+    (base / "weights" / "config.json").write_text("{}\n")
+    (base / "m.yaml").write_text(
+        "apiVersion: airgap/v1\nkind: Bundle\nmetadata: {name: big, version: 1.0.0}\n"
+        "model: {name: b/m, source: {path: ./weights}, format: onnx}\n"
+        "target: {platform: linux/amd64, accelerator: {vendor: none}}\n"
+        f'runtime: {{images: [{{ref: "{ref}", from: docker-archive, path: image.tar}}]}}\n'
+    )
+
+
 def bench_images(args: argparse.Namespace) -> None:
     if not os.environ.get("DOCKER_HOST"):
         raise SystemExit(
@@ -360,15 +380,7 @@ def bench_images(args: argparse.Namespace) -> None:
         base.mkdir(parents=True, exist_ok=True)
         size = int(args.size_gb * 1e9)
         ref = "bench.local/big:1"
-        _docker_archive_with_random_layer(base / "image.tar", size, ref)
-        (base / "weights").mkdir()
-        (base / "weights" / "config.json").write_text("{}\n")
-        (base / "m.yaml").write_text(
-            "apiVersion: airgap/v1\nkind: Bundle\nmetadata: {name: big, version: 1.0.0}\n"
-            "model: {name: b/m, source: {path: ./weights}, format: onnx}\n"
-            "target: {platform: linux/amd64, accelerator: {vendor: none}}\n"
-            f'runtime: {{images: [{{ref: "{ref}", from: docker-archive, path: image.tar}}]}}\n'
-        )
+        _image_project(base, size, ref)
         env = {**os.environ, "AIRGAP_CACHE_DIR": str(base / "cache"), "PYTHONPATH": str(REPO)}
         t_build, rss_build = timed([*AIRGAP, "build", str(base / "m.yaml"), "--out", str(base / "out"),
                                     "--unsigned", "--json"], env=env, stdout=subprocess.DEVNULL)  # fmt: skip
@@ -394,6 +406,119 @@ def bench_images(args: argparse.Namespace) -> None:
             f"  load into the engine from the bundle tar           {t_load:7.2f} s  peak RSS {rss_load} MiB"
         )
     finally:
+        if not args.keep:
+            shutil.rmtree(base, ignore_errors=True)
+
+
+def _vm(pid: int, field: str) -> int:
+    """A /proc/PID/status size (VmRSS, VmHWM) in MiB."""
+    for line in Path(f"/proc/{pid}/status").read_text().splitlines():
+        if line.startswith(field + ":"):
+            return int(line.split()[1]) // 1024
+    return 0
+
+
+def bench_serve(args: argparse.Namespace) -> None:
+    """`airgap serve` of a bundle holding one image with a SIZE layer: N clients pull it at once
+    (manifest by tag, config, then the layer streamed through sha256sum), the server's peak RSS
+    and the aggregate throughput; every client's layer digest is checked."""
+    import hashlib
+    import signal
+    import urllib.request
+    from concurrent.futures import ThreadPoolExecutor
+
+    base = Path(args.dir or tempfile.mkdtemp(prefix="airgap-bench-"))
+    server = None
+    try:
+        base.mkdir(parents=True, exist_ok=True)
+        size = int(args.size_gb * 1e9)
+        ref = "bench.local/team/big:1"
+        _image_project(base, size, ref)
+        env = _signed_build(base)
+        (base / "image.tar").unlink()
+        tar = base / "out" / "big-1.0.0.airgap.tar"
+        t0 = time.perf_counter()
+        server = subprocess.Popen(
+            [*AIRGAP, "serve", str(tar), "--key", str(base / "k.pub.pem"),
+             "--listen", "127.0.0.1:0", "--json"],
+            env=env, stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, text=True,
+        )  # fmt: skip
+        assert server.stdout is not None
+        text, line = "", ""
+        while line != "}\n":  # the document's last line (--json prints it indented)
+            line = server.stdout.readline()
+            if not line:
+                raise SystemExit("airgap serve did not start")
+            text += line
+        started = json.loads(text)
+        t_ready = time.perf_counter() - t0
+        rss_ready, hwm_ready = _vm(server.pid, "VmRSS"), _vm(server.pid, "VmHWM")
+        url = f"http://{started['listen']}/v2/team/big"
+        accept = "application/vnd.oci.image.manifest.v1+json, application/vnd.docker.distribution.manifest.v2+json"
+        req = urllib.request.Request(f"{url}/manifests/1", headers={"Accept": accept})
+        with urllib.request.urlopen(req) as r:
+            manifest = json.load(r)
+        layer = max(manifest["layers"], key=lambda x: x["size"])
+
+        def pull(_: int) -> tuple[float, bool]:
+            t = time.perf_counter()
+            with urllib.request.urlopen(
+                urllib.request.Request(f"{url}/manifests/1", headers={"Accept": accept})
+            ) as r:
+                r.read()
+            with urllib.request.urlopen(f"{url}/blobs/{manifest['config']['digest']}") as r:
+                ok = (
+                    "sha256:" + hashlib.sha256(r.read()).hexdigest() == manifest["config"]["digest"]
+                )
+            sink = "wc -c" if args.no_hash else "sha256sum"
+            out = subprocess.run(
+                ["bash", "-c", f'curl -sf "$1" | {sink}', "_", f"{url}/blobs/{layer['digest']}"],
+                capture_output=True, text=True, check=True,
+            ).stdout.split()[0]  # fmt: skip
+            want = str(layer["size"]) if args.no_hash else layer["digest"][7:]
+            return time.perf_counter() - t, ok and out == want
+
+        peak = [hwm_ready]
+        done = [False]
+
+        def watch() -> None:  # the server's resident size while it serves
+            while not done[0]:
+                peak[0] = max(peak[0], _vm(server.pid, "VmRSS"))
+                time.sleep(0.05)
+
+        import threading
+
+        watcher = threading.Thread(target=watch, daemon=True)
+        watcher.start()
+        t1 = time.perf_counter()
+        with ThreadPoolExecutor(args.clients) as pool:
+            results = list(pool.map(pull, range(args.clients)))
+        wall = time.perf_counter() - t1
+        done[0] = True
+        watcher.join()
+        rss_after = _vm(server.pid, "VmRSS")
+        served = args.clients * layer["size"]
+        print(f"\nserve benchmark: one image, a {layer['size'] / 1e9:.2f} GB layer, "
+              f"{args.clients} concurrent pulls ({base})")  # fmt: skip
+        print(f"  verify + start (every blob hashed)        {t_ready:7.2f} s  "
+              f"RSS {rss_ready} MiB (peak while verifying {hwm_ready} MiB)")  # fmt: skip
+        how = "curl | wc -c: sizes only" if args.no_hash else "curl | sha256sum"
+        print(f"  {args.clients} pulls at once (layer via {how})  {wall:7.2f} s  "
+              f"{served / wall / 1e9:.2f} GB/s aggregate, slowest pull {max(t for t, _ in results):.2f} s")  # fmt: skip
+        print(f"  server RSS while serving: peak {peak[0]} MiB, after {rss_after} MiB "
+              f"(ready: {rss_ready} MiB)")  # fmt: skip
+        print(f"  {'sizes' if args.no_hash else 'digests'} intact: "
+              f"{sum(ok for _, ok in results)}/{len(results)} pulls")  # fmt: skip
+        if not all(ok for _, ok in results):
+            raise SystemExit("a pull got other bytes than its digest")
+    finally:
+        if server is not None and server.poll() is None:
+            server.send_signal(signal.SIGINT)  # as Ctrl-C
+            try:
+                server.wait(30)
+            except subprocess.TimeoutExpired:
+                server.kill()
+                raise SystemExit("airgap serve did not stop on SIGINT") from None
         if not args.keep:
             shutil.rmtree(base, ignore_errors=True)
 
@@ -555,6 +680,14 @@ def main() -> None:
     fl.add_argument("--nodes", type=int, default=8)
     fl.add_argument("--dir")
     fl.add_argument("--keep", action="store_true")
+    sv = sub.add_parser("serve", help="airgap serve: N concurrent pulls of a 1 GB image, RSS")
+    sv.add_argument("--size-gb", type=float, default=1.0)
+    sv.add_argument("--clients", type=int, default=16)
+    sv.add_argument("--no-hash", action="store_true",
+                    help="clients count the layer's bytes instead of hashing them (the server's "
+                    "throughput, not the clients' sha256)")  # fmt: skip
+    sv.add_argument("--dir")
+    sv.add_argument("--keep", action="store_true")
     hsm = sub.add_parser("hsm", help="signatures in a SoftHSM2 token against a key in memory")
     hsm.add_argument("--signatures", type=int, default=2000)
     fz = sub.add_parser("fuzz", help="structure-aware fuzzing of every document airgap reads")
@@ -575,6 +708,7 @@ def main() -> None:
         "probe": bench_probe,
         "images": bench_images,
         "install": bench_install,
+        "serve": bench_serve,
         "fuzz": bench_fuzz,
         "fleet": bench_fleet,
     }[args.bench](args)

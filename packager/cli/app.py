@@ -644,6 +644,63 @@ def gc(prefix: PrefixOpt, as_json: JsonOpt = False) -> None:
     render.show(collected, as_json, lambda r: render.site_change("gc", r))
 
 
+@app.command()
+def serve(
+    bundle: Annotated[
+        Optional[Path],
+        typer.Argument(
+            help="A .airgap.tar, its parts index, a part, or a layout folder.", show_default=False
+        ),
+    ] = None,
+    prefix: Annotated[
+        Optional[Path],
+        typer.Option("--prefix", help="Serve an install prefix's signed, installed versions."),
+    ] = None,
+    listen: Annotated[
+        str,
+        typer.Option(
+            "--listen",
+            help="HOST:PORT to listen on (plain HTTP; port 0: any free one). Docker pulls "
+            "from 127.0.0.1 as it is; podman/skopeo need --tls-verify=false, ctr --plain-http.",
+        ),
+    ] = "127.0.0.1:5000",
+    trust: TrustOpt = None,
+    key: PubKeysOpt = None,
+    as_json: JsonOpt = False,
+) -> None:
+    """Serve a verified bundle (or an installed site) read-only as an OCI registry.
+
+    docker/podman pull, skopeo copy and ctr pull --plain-http take its images by their original
+    repository path and tag (without the registry host); the bundle itself is NAME:VERSION. One
+    line per request on stderr; Ctrl-C stops. Exit 1 when the bundle does not verify, 2 bad input.
+    """
+    import signal
+
+    from packager.commands import serve as serving
+
+    with render.reporter(enabled=not as_json) as rep:
+        served = serving.prepare(bundle, prefix, trust, key, reporter=rep)
+    server = serving.start(served, listen, render.request_line)
+    if as_json:
+        render.emit_json(serving.started_json(served, server))
+    else:
+        render.serving(served, server.listen)
+
+    def _stop(signum: int, frame: Any) -> None:
+        raise KeyboardInterrupt
+
+    # SIGINT too: a shell starts a background job with SIGINT ignored, and Ctrl-C must stop it
+    for signum in (signal.SIGINT, signal.SIGTERM):
+        signal.signal(signum, _stop)
+    try:
+        server.serve_forever(poll_interval=0.2)
+    except KeyboardInterrupt:
+        pass
+    finally:
+        server.server_close()
+    render.serving_stopped(server.stats)
+
+
 trust_app = typer.Typer(
     help="Trust policies: trusted keys, threshold, revocations.", no_args_is_help=True
 )

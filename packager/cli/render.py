@@ -28,6 +28,8 @@ if TYPE_CHECKING:
     from packager.commands.trust import PolicySignResult, PolicyView
     from packager.commands.validate import ValidationReport
     from packager.commands.verify import VerifyReport
+    from packager.serve.server import Stats
+    from packager.serve.sources import Served
     from packager.site.install import InstallResult
     from packager.site.integrity import SiteAudit
     from packager.site.manage import GcResult, RollbackResult, SiteListing, UninstallResult
@@ -638,3 +640,39 @@ def deploy_rendered(result: Rendered) -> None:
         )
     for n in result.notes:
         stderr.print(f"[dim]note:[/dim] {shown(n)}")
+
+
+def serving(served: Served, listen: str) -> None:
+    """What is served and where, on stderr (stdout stays free for --json)."""
+    for b in served.bundles:
+        signers = ", ".join(s["name"] or s["keyid"][:12] for s in b["signers"]) or "no signer"
+        stderr.print(
+            f"[green]verified[/green] {shown(b['name'])} {shown(b['version'])} "
+            f"({shown(b['digest'] or '')}), signed by {shown(signers)}"
+        )
+    for note in served.notes:
+        stderr.print(f"[yellow]note:[/yellow] {shown(note)}")
+    size = human_size(sum(x.size for x in served.catalog.blobs.values()))
+    stderr.print(
+        f"serving {len(served.catalog.repositories)} repositories, "
+        f"{len(served.catalog.blobs)} blobs ({size}) read-only on [bold]http://{listen}[/bold]"
+    )
+    for repo in served.catalog.to_json():
+        for t in repo["tags"]:
+            stderr.print(
+                f"  {listen}/{shown(repo['name'])}:{shown(t['tag'])}  {shown(t['digest'])}"
+            )
+    stderr.print("[dim]Ctrl-C stops[/dim]")
+
+
+def request_line(line: str) -> None:
+    """One served request (its path as the client wrote it, control characters escaped)."""
+    sys.stderr.write(visible(line, newlines=False) + "\n")
+    sys.stderr.flush()
+
+
+def serving_stopped(stats: Stats) -> None:
+    stderr.print(
+        f"stopped: {stats.requests} requests, {human_size(stats.bytes_sent)} sent, "
+        f"{stats.errors} answered with an error"
+    )

@@ -369,10 +369,9 @@ def _signed_truth(
     return want
 
 
-def _check_installed_signatures(vd: Dir, raw: bytes, label: str, report: SiteAudit) -> None:
-    from packager.bundle.checks import check_signatures
-
-    assert report.policy is not None
+def installed_signature_files(vd: Dir) -> dict[str, bytes]:
+    """An installed version's signature files (``.airgap/bundle.json.sig/*``) by their name in
+    the bundle, for :func:`packager.bundle.checks.check_signatures`."""
     sig_dir = layout.installed_meta_path(layout.SIGNATURES_DIR)
     files: dict[str, bytes] = {}
     sd = vd.maybe_sub(sig_dir) if vd.kind(sig_dir) == "dir" else None
@@ -382,7 +381,14 @@ def _check_installed_signatures(vd: Dir, raw: bytes, label: str, report: SiteAud
                 data = sd.read_small(n, 4096)
                 if data is not None:
                     files[f"{layout.SIGNATURES_DIR}/{n}"] = data
-    verdict = check_signatures(raw, files, report.policy)
+    return files
+
+
+def _check_installed_signatures(vd: Dir, raw: bytes, label: str, report: SiteAudit) -> None:
+    from packager.bundle.checks import check_signatures
+
+    assert report.policy is not None
+    verdict = check_signatures(raw, installed_signature_files(vd), report.policy)
     report.problems += [
         f"{label}: installed signatures: {f.subject}: {f.message}" for f in verdict.failures
     ]

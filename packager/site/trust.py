@@ -251,23 +251,24 @@ def update_site_trust(
 # ----------------------------------------------------------------------------- install
 
 
-def policy_for_install(prefix_path: Path, given: Policy | None) -> Policy:
-    """The policy an install verifies against: the site's own when it keeps one (and then no
-    other may be given: a revoked key must not come back through --key), else ``given``."""
+def policy_for_install(prefix_path: Path, given: Policy | None, command: str = "install") -> Policy:
+    """The policy an install (or ``command``: serve) verifies against: the site's own when it
+    keeps one (and then no other may be given: a revoked key must not come back through --key),
+    else ``given``."""
     site = read_site_policy(prefix_path)
     if site is not None:
         if given is not None:
             raise InputError(
                 f"{prefix_path} keeps its own trust policy (version {site.version}): "
-                "installs verify against it, not --trust/--key",
+                f"{command} verifies against it, not --trust/--key",
                 hint="drop --trust/--key; change the site's policy with "
                 "`airgap trust update NEW --site DIR`",
             )
         return site.policy
     if given is None:
         raise InputError(
-            "install needs --trust POLICY or --key PUB, or a site that keeps a trust policy",
-            hint="a bundle is verified against trusted keys before anything is written "
+            f"{command} needs --trust POLICY or --key PUB, or a site that keeps a trust policy",
+            hint="a bundle is verified against trusted keys before anything is used "
             "(airgap trust update POLICY --site DIR --initial gives the site its own)",
         )
     return given
