@@ -493,6 +493,38 @@ def gc(prefix: PrefixOpt, as_json: JsonOpt = False) -> None:
     render.show(collected, as_json, lambda r: render.site_change("gc", r))
 
 
+@app.command()
+def repair(
+    prefix: PrefixOpt,
+    name: Annotated[
+        Optional[str], typer.Argument(help="Repair this bundle only (default: all).")
+    ] = None,
+    bundle: Annotated[
+        Optional[Path],
+        typer.Option(
+            "--bundle",
+            help="Take what the site no longer holds intact from this bundle (verified first).",
+        ),
+    ] = None,
+    trust: TrustOpt = None,
+    key: PubKeysOpt = None,
+    as_json: JsonOpt = False,
+) -> None:
+    """Restore installed files that are damaged, missing or writable, from the store or a bundle.
+
+    Each version is judged by its installed, signed bundle.json; content comes only from bytes
+    that hash to it (the store, an intact installed copy, or the verified --bundle). Exit 0
+    intact or repaired, 1 something could not be repaired (named, with what would repair it).
+    """
+    from packager.site.repair import repair_site
+
+    policy = _policy(trust, key) if (trust is not None or key) else None
+    with render.reporter(enabled=not as_json) as rep:
+        result = repair_site(prefix, name, bundle, policy, reporter=rep)
+    render.show(result, as_json, render.repair_result)
+    raise typer.Exit(result.exit_code)
+
+
 trust_app = typer.Typer(
     help="Trust policies: trusted keys, threshold, revocations.", no_args_is_help=True
 )

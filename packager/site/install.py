@@ -159,11 +159,14 @@ def _workers() -> int:
     return min(8, max(4, os.cpu_count() or 4))
 
 
-def _not_verified(path: Path, report: VerifyReport) -> NotVerified:
+def not_verified(
+    path: Path, report: VerifyReport, outcome: str = "nothing was installed"
+) -> NotVerified:
+    """The error for a bundle that did not verify: every failure (the first 12) and ``outcome``."""
     lines = [str(f) for f in report.failures[:12]]
     more = len(report.failures) - len(lines)
     return NotVerified(
-        f"{path} did not verify, nothing was installed: {len(report.failures)} failure(s)\n  "
+        f"{path} did not verify, {outcome}: {len(report.failures)} failure(s)\n  "
         + "\n  ".join(lines)
         + (f"\n  ... and {more} more" if more > 0 else ""),
         hint="`airgap verify` lists every failure; get an intact copy of the bundle",
@@ -222,7 +225,7 @@ def _install_bundle(
     with Verifier(path, policy, reporter=rep) as v:
         report = v.report
         if not v.preflight() or report.descriptor is None or report.digest is None:
-            raise _not_verified(path, report)
+            raise not_verified(path, report)
         b = v.bundle
         assert b is not None
         signatures = [n for n in report.verified if n.startswith(layout.SIGNATURES_DIR + "/")]
@@ -241,7 +244,7 @@ def _install_bundle(
             _check_image_targets(opts)
             v.complete()
             if not report.ok:
-                raise _not_verified(path, report)
+                raise not_verified(path, report)
         result = InstallResult(
             path, prefix_path, plan.name, plan.version, plan.target, report.digest, "installed",
             None, report.signers, verify_seconds=report.seconds,
@@ -278,7 +281,7 @@ def _carried_trust(prefix: Prefix, v: Verifier) -> site_trust.CarriedTrust | Non
     if not report.blobs_checked:  # its bytes are verify's: complete it before anything is written
         v.complete()
         if not report.ok:
-            raise _not_verified(v.path, report)
+            raise not_verified(v.path, report)
     data = report.verified.get(layout.CARRIED_TRUST)
     if data is None:
         raise ContentMismatch(f"{layout.CARRIED_TRUST} was not verified; nothing was installed")
@@ -429,7 +432,7 @@ def _install_locked(
     if not v.report.blobs_checked:  # the prefix changed since the first look: verify now
         v.complete()
         if not v.report.ok:
-            raise _not_verified(b.source, v.report)
+            raise not_verified(b.source, v.report)
     raw = v.report.verified[layout.BUNDLE_JSON]
     store = BlobStore(prefix.root, create=True)
     try:

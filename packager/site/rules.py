@@ -8,6 +8,7 @@ folders and files an install writes (refusing any path that could escape or coll
 
 from __future__ import annotations
 
+import hashlib
 import re
 import unicodedata
 from collections.abc import Iterable, Mapping
@@ -17,6 +18,7 @@ from typing import Any
 
 from packager.bundle import layout
 from packager.bundle.descriptor import Descriptor
+from packager.site.receipts import InstalledFile
 
 _HEX = re.compile(r"^[0-9a-f]{64}\Z")
 MAX_COMPONENT_BYTES = 255
@@ -229,6 +231,32 @@ def _model_signature_meta(descriptor: Descriptor, present: bool) -> list[Planned
     if not present or descriptor.model_signature is None:
         return []
     return [PlannedMeta(layout.MODEL_SIGNATURE, layout.MODEL_SIGNATURE_INSTALL, None, None, True)]
+
+
+def signed_files(
+    descriptor: Descriptor, raw: bytes, recorded: Iterable[InstalledFile]
+) -> dict[str, InstalledFile]:
+    """What an installed version's folder must hold, by path, judged by its signed
+    ``descriptor`` (whose bytes are ``raw``): bundle.json itself, every blob at each of its
+    install paths, and the covered airgap/ files under ``.airgap/``. Signatures, their time
+    records, the attestation and model.sig check themselves (with keys): for those the
+    ``recorded`` files (the receipt's) are taken."""
+    meta = layout.installed_meta_path(layout.BUNDLE_JSON)
+    want = {meta: InstalledFile(meta, hashlib.sha256(raw).hexdigest(), len(raw), False)}
+    for b in descriptor.blobs:
+        for p in b.paths:
+            want[p] = InstalledFile(p, b.hex, b.size, True)
+    for covered in descriptor.files:
+        if covered.path.startswith(layout.AIRGAP_DIR + "/"):
+            p = layout.installed_meta_path(covered.path)
+            want[p] = InstalledFile(p, covered.sha256, covered.size, False)
+    for f in recorded:
+        if f.path not in want and (
+            f.path.startswith(layout.INSTALLED_META_DIR + "/")
+            or (f.path == layout.MODEL_SIGNATURE_INSTALL and descriptor.model_signature is not None)
+        ):
+            want[f.path] = f
+    return want
 
 
 # ----------------------------------------------------------------------------- versions
