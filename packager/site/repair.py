@@ -529,7 +529,7 @@ def _execute(
         _extras(ver)
     work = [k for k, (_, _, src) in plan.restore.items() if src is not Source.NONE]
     store_work = {h: s for h, s in plan.store.items() if s is not Source.NONE}
-    if not (work or store_work or plan.modes):
+    if not (work or store_work or plan.modes or any(_folders_drifted(ver) for ver in versions)):
         return
     if plan.meta_from_bundle and v is not None and not v.report.blobs_checked:
         rep.phase("verifying the bundle's content")
@@ -697,6 +697,8 @@ def _repair_version(
                 os.close(fd)
             ver.report.repaired.append(PathRepair(rel, why, "mode"))
         for d, was in sorted(drifted.items()):
+            if was is None:
+                continue  # made again: its files say so
             why = f"mode {was:04o}, installed {ver.dir_mode:04o}"
             ver.report.repaired.append(PathRepair(f"{d}/" if d else ".", why, "mode"))
         for rel in sorted(dirs, key=lambda k: -k.count("/")):
@@ -707,6 +709,20 @@ def _repair_version(
             opened.close()
     if ver.report.repaired:
         _log(prefix, ver)
+
+
+def _folders_drifted(ver: _Version) -> dict[str, int | None]:
+    """The version's folders ("": itself) that lost their installed mode (by the mode they
+    have), or are missing or replaced (None)."""
+    if ver.doc is None:
+        return {}
+    out: dict[str, int | None] = {
+        d: m
+        for d, m in ver.dir_modes.items()
+        if m != ver.dir_mode and (d in ver.want_dirs or not d)
+    }
+    out.update({d: None for d in ver.want_dirs | {""} if d not in ver.dir_modes})
+    return out
 
 
 def _put(
