@@ -368,6 +368,13 @@ PrefixOpt = Annotated[
         help="The install prefix (site folder); default: $AIRGAP_PREFIX.",
     ),
 ]
+SiteTargetOpt = Annotated[
+    Optional[str],
+    typer.Option(
+        "--target",
+        help="Which target's, where NAME is installed for several (or say NAME+TARGET).",
+    ),
+]
 
 
 @app.command()
@@ -445,6 +452,7 @@ def uninstall(
         bool,
         typer.Option("--all", help="Remove every version of NAME and its current link."),
     ] = False,
+    target: SiteTargetOpt = None,
     as_json: JsonOpt = False,
 ) -> None:
     """Remove one version of NAME (--version), or every version and its current link (--all, or
@@ -455,7 +463,7 @@ def uninstall(
     if version is not None and all_versions:
         raise InputError("give --version V or --all, not both")
     if version is None and not all_versions:
-        versions = installed_versions(prefix, name)
+        versions = installed_versions(prefix, name, target)
         question = f"remove every installed version of {name} ({', '.join(versions)})?"
         if not (sys.stdin.isatty() and sys.stderr.isatty() and not as_json):
             raise InputError(
@@ -465,7 +473,7 @@ def uninstall(
         if not typer.confirm(question, default=False, err=True):
             raise typer.Exit(1)
     with render.reporter(enabled=not as_json) as rep:
-        removed = run(prefix, name, version, reporter=rep)
+        removed = run(prefix, name, version, target=target, reporter=rep)
     render.show(removed, as_json, lambda r: render.site_change("uninstall", r))
 
 
@@ -473,13 +481,14 @@ def uninstall(
 def rollback(
     name: Annotated[str, typer.Argument(help="The bundle name.")],
     prefix: PrefixOpt,
+    target: SiteTargetOpt = None,
     as_json: JsonOpt = False,
 ) -> None:
     """Make the newest installed version older than the current one current again."""
     from packager.site.manage import rollback as run
 
     with render.reporter(enabled=not as_json) as rep:
-        rolled = run(prefix, name, reporter=rep)
+        rolled = run(prefix, name, target=target, reporter=rep)
     render.show(rolled, as_json, lambda r: render.site_change("rollback", r))
 
 
@@ -508,6 +517,7 @@ def repair(
     ] = None,
     trust: TrustOpt = None,
     key: PubKeysOpt = None,
+    target: SiteTargetOpt = None,
     as_json: JsonOpt = False,
 ) -> None:
     """Restore installed files that are damaged, missing or writable, from the store or a bundle.
@@ -520,7 +530,7 @@ def repair(
 
     policy = _policy(trust, key) if (trust is not None or key) else None
     with render.reporter(enabled=not as_json) as rep:
-        result = repair_site(prefix, name, bundle, policy, reporter=rep)
+        result = repair_site(prefix, name, bundle, policy, target=target, reporter=rep)
     render.show(result, as_json, render.repair_result)
     raise typer.Exit(result.exit_code)
 

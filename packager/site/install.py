@@ -115,8 +115,12 @@ class InstallResult:
         return 0
 
     @property
+    def unit(self) -> str:
+        return layout.site_unit(self.name, self.target)
+
+    @property
     def version_dir(self) -> Path:
-        return self.prefix / layout.SITE_BUNDLES_DIR / self.name / self.version
+        return self.prefix / layout.SITE_BUNDLES_DIR / self.unit / self.version
 
     def to_json(self) -> dict[str, Any]:
         return {
@@ -126,6 +130,7 @@ class InstallResult:
             "name": self.name,
             "version": self.version,
             "target": self.target,
+            "installed_as": self.unit,
             "digest": self.digest,
             "action": self.action,
             "previous": self.previous,
@@ -134,7 +139,7 @@ class InstallResult:
             "receipt": str(
                 self.prefix
                 / layout.SITE_RECEIPTS_DIR
-                / self.name
+                / self.unit
                 / layout.receipt_name(self.version)
             ),
             "signers": [{"keyid": k, "name": n} for k, n in self.signers],
@@ -263,7 +268,7 @@ def _install_bundle(
         result.hf_cache = layout_hf_cache(prefix_path, report.descriptor, opts.hf_cache).to_json()
     if opts.probe and result.action != "unchanged":  # a no-op stays one (exit 0)
         rep.phase("probing")
-        result.probe = run_probe(prefix_path, plan.name)
+        result.probe = run_probe(prefix_path, plan.unit)
     result.seconds = time.perf_counter() - t0
     if os.environ.get("AIRGAP_TEST_KILL_AFTER") is not None:  # TEST ONLY (see prefix.step)
         result.notes.append(f"test hook: {step.count} write steps")
@@ -311,8 +316,8 @@ def _needs_writing(prefix_path: Path, plan: InstallPlan, digest: str, opts: Inst
         return True
     try:
         with Prefix.open(prefix_path, create=False) as prefix:
-            installed = prefix.installed(plan.name)
-            current = prefix.current(plan.name)
+            installed = prefix.installed(plan.unit)
+            current = prefix.current(plan.unit)
     except SiteError:
         return True  # an unusable prefix is named, with its reason, by the locked run
     decision = decide(
@@ -324,7 +329,7 @@ def _needs_writing(prefix_path: Path, plan: InstallPlan, digest: str, opts: Inst
     )
     if decision.action is Action.REFUSE:
         raise InstallRefused(
-            f"{plan.name}: {decision.reason}; nothing was changed", hint=decision.hint
+            f"{plan.unit}: {decision.reason}; nothing was changed", hint=decision.hint
         )
     return decision.action is Action.INSTALL
 
@@ -375,8 +380,8 @@ def _install_locked(
     b = v.bundle
     assert b is not None
     result.notes += prefix.prepare()
-    installed = prefix.installed(plan.name)
-    current = prefix.current(plan.name)
+    installed = prefix.installed(plan.unit)
+    current = prefix.current(plan.unit)
     result.previous = current
     decision = decide(
         plan.version,
@@ -387,7 +392,7 @@ def _install_locked(
     )
     if decision.action is Action.REFUSE:
         raise InstallRefused(
-            f"{plan.name}: {decision.reason}; nothing was changed", hint=decision.hint
+            f"{plan.unit}: {decision.reason}; nothing was changed", hint=decision.hint
         )
     if decision.action is Action.NOOP:
         result.action = "unchanged"
@@ -397,7 +402,7 @@ def _install_locked(
         result.images = _images(b, opts, rep)
         if result.images:
             auditlog.append(
-                prefix.root, "images", plan.name, plan.version, result.digest,
+                prefix.root, "images", plan.unit, plan.version, result.digest,
                 _images_detail(result.images),
             )  # fmt: skip
         return
@@ -406,26 +411,26 @@ def _install_locked(
         r = installed[plan.version]
         result.files, result.install_bytes, result.linked = len(r.files), r.size, r.linked
         result.images = _images(b, opts, rep)
-        prefix.switch_current(plan.name, plan.version)
+        prefix.switch_current(plan.unit, plan.version)
         action, detail = "activate", f"current: {current or 'none'} -> {plan.version}"
         if not any(
             e.get("action") == "install"
             and (e.get("name"), e.get("version"), e.get("digest"))
-            == (plan.name, plan.version, result.digest)
+            == (plan.unit, plan.version, result.digest)
             for e in auditlog.read_entries(prefix.root)
         ):  # its install stopped after the receipt, before the switch: this run finishes it
             result.action, action = "installed", "install"
             detail = f"finished an install interrupted after its receipt; {detail}"
             result.notes.append("finished an earlier install that was interrupted")
-        auditlog.append(prefix.root, action, plan.name, plan.version, result.digest, detail)
+        auditlog.append(prefix.root, action, plan.unit, plan.version, result.digest, detail)
         return
     with prefix.root.walk(layout.SITE_BUNDLES_DIR, create=True) as bd:
-        nd = bd.maybe_sub(plan.name)
+        nd = bd.maybe_sub(plan.unit)
         if nd is not None:
             with nd:
                 if nd.kind(plan.version) is not None:
                     raise SiteError(
-                        f"{nd.path_of(plan.version)} exists but {plan.name} {plan.version} has "
+                        f"{nd.path_of(plan.version)} exists but {plan.unit} {plan.version} has "
                         "no receipt: not made by a complete airgap install; nothing was changed",
                         hint="move it away and run again",
                     )
@@ -445,7 +450,7 @@ def _install_locked(
             len(missing) + len(plan.files) + len(plan.meta) + len(plan.dirs) + 8,
         )
         staging, sname = prefix.new_staging(
-            {"op": "install", "name": plan.name, "versions": [plan.version]}
+            {"op": "install", "name": plan.unit, "versions": [plan.version]}
         )
         try:
             with staging:
@@ -643,10 +648,10 @@ def _place(
 
 
 def _commit(prefix: Prefix, staging: Dir, plan: InstallPlan, result: InstallResult) -> None:
-    with prefix.root.walk(f"{layout.SITE_BUNDLES_DIR}/{plan.name}", create=True) as nd:
+    with prefix.root.walk(f"{layout.SITE_BUNDLES_DIR}/{plan.unit}", create=True) as nd:
         if nd.kind(plan.version) is not None:
             raise SiteError(
-                f"{nd.path_of(plan.version)} exists but {plan.name} {plan.version} has no receipt",
+                f"{nd.path_of(plan.version)} exists but {plan.unit} {plan.version} has no receipt",
                 hint="not made by a complete airgap install: move it away and run again",
             )
         staging.rename("tree", nd, plan.version)
@@ -655,23 +660,23 @@ def _commit(prefix: Prefix, staging: Dir, plan: InstallPlan, result: InstallResu
         step()
         nd.fsync()
         step()
-    with prefix.root.walk(f"{layout.SITE_RECEIPTS_DIR}/{plan.name}", create=True) as rd:
+    with prefix.root.walk(f"{layout.SITE_RECEIPTS_DIR}/{plan.unit}", create=True) as rd:
         staging.rename("receipt.json", rd, layout.receipt_name(plan.version))
         result.committed = True
         step()
         rd.fsync()
         step()
-    prefix.switch_current(plan.name, plan.version)
+    prefix.switch_current(plan.unit, plan.version)
     names = ", ".join(n for _, n in result.signers)
     try:
         auditlog.append(
-            prefix.root, "install", plan.name, plan.version, result.digest,
+            prefix.root, "install", plan.unit, plan.version, result.digest,
             f"{result.files} files, {result.install_bytes} bytes; signed by {names}; "
             f"current: {result.previous or 'none'} -> {plan.version}",
         )  # fmt: skip
     except SiteError as exc:
         raise SiteError(
-            f"{plan.name} {plan.version} is installed and current, but its audit log entry "
+            f"{plan.unit} {plan.version} is installed and current, but its audit log entry "
             f"could not be written: {exc.message}",
             hint="fix that and run the same install again: it adds the missing entry",
         ) from None

@@ -153,10 +153,12 @@ class UninstallResult:
         }
 
 
-def installed_versions(prefix_path: Path, name: str) -> list[str]:
-    """The installed versions of ``name``, oldest first (:class:`NotInstalled` when none)."""
+def installed_versions(prefix_path: Path, name: str, target: str | None = None) -> list[str]:
+    """The installed versions of ``name`` (of ``target``, or NAME+TARGET), oldest first
+    (:class:`NotInstalled` when none)."""
     _check_name(name)
     with Prefix.open(prefix_path, create=False) as prefix:
+        name = prefix.unit(name, target)
         installed = prefix.installed(name)
     if not installed:
         raise NotInstalled(f"{name} is not installed under {prefix_path}")
@@ -164,13 +166,20 @@ def installed_versions(prefix_path: Path, name: str) -> list[str]:
 
 
 def uninstall(
-    prefix_path: Path, name: str, version: str | None = None, *, reporter: Reporter | None = None
+    prefix_path: Path,
+    name: str,
+    version: str | None = None,
+    *,
+    target: str | None = None,
+    reporter: Reporter | None = None,
 ) -> UninstallResult:
     """Remove ``version`` of ``name`` (not the current one), or every version (and ``current``).
+    ``target``: which target's, where several are installed (NAME+TARGET says it too).
     Blobs stay in the store until `airgap gc`."""
     _check_name(name)
     with Prefix.open(prefix_path, create=False) as prefix, prefix.locked(reporter=reporter):
         notes = _prepare(prefix)
+        name = prefix.unit(name, target)
         installed = prefix.installed(name)
         current = prefix.current(name)
         if not installed and current is None:
@@ -262,12 +271,20 @@ class RollbackResult:
         }
 
 
-def rollback(prefix_path: Path, name: str, *, reporter: Reporter | None = None) -> RollbackResult:
+def rollback(
+    prefix_path: Path,
+    name: str,
+    *,
+    target: str | None = None,
+    reporter: Reporter | None = None,
+) -> RollbackResult:
     """Make the newest installed version older than the current one current (an explicit
-    choice, so anti-rollback does not apply)."""
+    choice, so anti-rollback does not apply). ``target``: which target's, where several are
+    installed (NAME+TARGET says it too)."""
     _check_name(name)
     with Prefix.open(prefix_path, create=False) as prefix, prefix.locked(reporter=reporter):
         notes = _prepare(prefix)
+        name = prefix.unit(name, target)
         installed = prefix.installed(name)
         current = prefix.current(name)
         if current is None:

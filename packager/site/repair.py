@@ -275,10 +275,12 @@ def repair_site(
     bundle: Path | None = None,
     policy: Policy | None = None,
     *,
+    target: str | None = None,
     reporter: Reporter | None = None,
 ) -> RepairResult:
     """Repair every installed version under ``prefix_path`` (or those of ``name``); see the
-    module. Raises InputError (exit 2) for an unusable prefix or an unknown name,
+    module (``target``: which target's, where ``name`` is installed for several). Raises
+    InputError (exit 2) for an unusable prefix or an unknown name,
     :class:`packager.site.install.NotVerified` (exit 1) when ``bundle`` does not verify."""
     rep = reporter or Reporter()
     t0 = time.perf_counter()
@@ -310,7 +312,7 @@ def repair_site(
         prefix = stack.enter_context(Prefix.open(prefix_path, create=False))
         stack.enter_context(prefix.locked(reporter=rep))
         result.notes += prefix.prepare()
-        versions = _scope(prefix, name, result)
+        versions = _scope(prefix, None if name is None else prefix.unit(name, target), result)
         rep.phase("checking installed files")
         hasher = _Hasher(prefix.root)
         entries = auditlog.read_entries(prefix.root)

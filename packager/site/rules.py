@@ -112,6 +112,40 @@ def install_path_problems(paths: Iterable[str]) -> list[str]:
     return out
 
 
+class UnitChoice(ValueError):
+    """A bundle name that does not say which installed bundle it means (see :func:`pick_unit`)."""
+
+    def __init__(self, message: str, hint: str | None = None) -> None:
+        super().__init__(message)
+        self.message = message
+        self.hint = hint
+
+
+def pick_unit(name: str, target: str | None, units: Iterable[str]) -> str:
+    """Which installed bundle (the name of its folders, layout.site_unit) ``name`` and an
+    optional ``--target`` mean, among the ``units`` a prefix holds: ``NAME+TARGET`` as given;
+    ``NAME`` with ``target``; ``NAME`` alone when it is installed for no target or one target
+    only. Raises :class:`UnitChoice` when ``NAME`` is installed for several targets and none is
+    named, or the target named is not installed (the message lists those that are)."""
+    sep = layout.SITE_TARGET_SEPARATOR
+    have = set(units)
+    if target is not None:
+        if sep in name:
+            raise UnitChoice(f"{name!r} names a target already: drop --target {target}")
+        return layout.site_unit(name, target)
+    if sep in name or name in have:
+        return name
+    targets = sorted(u.split(sep, 1)[1] for u in have if u.startswith(name + sep))
+    if len(targets) == 1:
+        return layout.site_unit(name, targets[0])
+    if targets:
+        raise UnitChoice(
+            f"{name} is installed for {len(targets)} targets ({', '.join(targets)}): say which one",
+            hint=f"--target {targets[0]}, or {layout.site_unit(name, targets[0])}",
+        )
+    return name  # not installed: the caller says so
+
+
 # ----------------------------------------------------------------------------- the plan
 
 
@@ -144,6 +178,11 @@ class InstallPlan:
     files: list[PlannedFile] = field(default_factory=list)
     meta: list[PlannedMeta] = field(default_factory=list)
     blobs: dict[str, int] = field(default_factory=dict)  # hex -> size, the blobs to store
+
+    @property
+    def unit(self) -> str:
+        """The name of its folders under the prefix: NAME, or NAME+TARGET (layout.site_unit)."""
+        return layout.site_unit(self.name, self.target)
 
     @property
     def dirs(self) -> list[str]:
