@@ -747,9 +747,8 @@ def key_show(
 def probe(ctx: typer.Context) -> None:
     """Probe this host (or a recorded one) against a bundle's requirements: PASS/WARN/FAIL/NOT RUN.
 
-    Options: [--bundle B [--trust P | --key K] | --installed NAME --prefix DIR] [--json]
-    [--report FILE]
-    [--sysroot DIR | --record DIR] [--timeout S] [--serve [--engine docker|podman]
+    Options: [--bundle B [--trust P | --key K] | --installed NAME [--target T] --prefix DIR]
+    [--json] [--report FILE] [--sysroot DIR | --record DIR] [--timeout S] [--serve [--engine docker|podman]
     [--serve-network auto|publish|host]]. Exit 0 all pass, 1 a FAIL, 3 WARN or NOT RUN.
     A --bundle's kernels and smoke command run only when it verifies against --trust or --key;
     without them the hardware is checked and the rest is NOT RUN.
@@ -757,8 +756,9 @@ def probe(ctx: typer.Context) -> None:
     from packager.commands.probe import prepare, split_args
     from packager.compat.probe_facts import export_probe_facts
     from packager.probe.cli import main as probe_main
+    from packager.site.manage import probe_args
 
-    args = split_args(list(ctx.args))
+    args = split_args(probe_args(list(ctx.args)))
     as_json = "--json" in args.argv
     with prepare(args, reporter=render.reporter(enabled=not as_json)) as run:
         if run.report is not None and not run.report.ok:

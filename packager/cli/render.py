@@ -337,7 +337,9 @@ def publisher_line(ps: dict[str, Any]) -> str:
 def install_result(result: InstallResult) -> None:
     doc = result.to_json()
     what = f"{shown(doc['name'])} {shown(doc['version'])}" + (
-        f" [{shown(str(doc['target']))}]" if doc["target"] else ""
+        f" (target {shown(str(doc['target']))}, installed as {shown(doc['installed_as'])})"
+        if doc["target"]
+        else ""
     )
     for n in doc["notes"]:
         stdout.print(f"[dim]note:[/dim] {shown(n)}")

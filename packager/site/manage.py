@@ -43,6 +43,51 @@ def _prepare(prefix: Prefix) -> list[str]:
     return prefix.prepare()
 
 
+def installed_unit(prefix_path: Path, name: str, target: str | None = None) -> str:
+    """What ``name`` (and ``--target``) mean under ``prefix_path`` (Prefix.unit): NAME, or
+    NAME+TARGET; ``name`` as it is when there is no such prefix (the caller says so)."""
+    if not prefix_path.is_dir():
+        return name if target is None else layout.site_unit(name, target)
+    with Prefix.open(prefix_path, create=False) as prefix:
+        return prefix.unit(name, target)
+
+
+def probe_args(args: list[str]) -> list[str]:
+    """`airgap probe` arguments with ``--installed NAME [--target T]`` made the installed
+    bundle's folder name (NAME+TARGET where NAME is installed for several targets): the probe
+    that ships in bundles reads ``PREFIX/bundles/<that>/current``."""
+    opts: dict[str, str] = {}
+    rest: list[str] = []
+    i = 0
+    while i < len(args):
+        a = args[i]
+        flag, eq, value = a.partition("=")
+        if flag in ("--installed", "--prefix", "--target"):
+            if not eq:
+                if i + 1 >= len(args):
+                    rest.append(a)
+                    break
+                value = args[i + 1]
+                i += 1
+            opts[flag] = value
+            if flag != "--target":
+                rest += [flag, value]
+        else:
+            rest.append(a)
+        i += 1
+    if "--installed" not in opts:
+        if "--target" in opts:
+            raise SiteError("--target goes with --installed NAME --prefix DIR")
+        return args
+    _check_name(opts["--installed"])
+    unit = installed_unit(
+        Path(opts.get("--prefix", ".")), opts["--installed"], opts.get("--target")
+    )
+    at = rest.index("--installed")
+    rest[at + 1] = unit
+    return rest
+
+
 # ----------------------------------------------------------------------------- list
 
 

@@ -179,3 +179,24 @@ def test_uninstall_and_repair_name_the_target(site: Path) -> None:
     r = cli("repair", "--prefix", str(site), "duo")  # one target left: no need to say it
     assert r.returncode == 0 and "intact duo+ascend 1.0.0" in r.stdout
     assert cli("audit", "--site", str(site)).returncode == 0
+
+
+@pytest.mark.parametrize(
+    ("args", "want"),
+    [
+        (["--installed", "duo", "--target", "cuda"], ["--installed", "duo+cuda"]),
+        (["--installed=duo", "--target=ascend", "--json"], ["--installed", "duo+ascend", "--json"]),
+        (["--installed", "duo+cuda"], ["--installed", "duo+cuda"]),
+        (["--bundle", "x.tar", "--json"], ["--bundle", "x.tar", "--json"]),
+    ],
+)
+def test_probe_installed_names_the_target(site: Path, args: list[str], want: list[str]) -> None:
+    from packager.site.manage import probe_args
+
+    got = probe_args([*args, "--prefix", str(site)])
+    assert got == [*want, "--prefix", str(site)]
+
+
+def test_probe_of_an_ambiguous_name_is_a_usage_error(site: Path) -> None:
+    r = cli("probe", "--installed", "duo", "--prefix", str(site))
+    assert r.returncode == 2 and "installed for 2 targets" in r.stderr
