@@ -164,6 +164,14 @@ def build(
             "at install when their keys signed it.",
         ),
     ] = None,
+    combined: Annotated[
+        bool,
+        typer.Option(
+            "--combined",
+            help="One bundle holding every target (each signed as its own bundle), what they "
+            "share stored once; `install --target ID` installs one.",
+        ),
+    ] = False,
     as_json: JsonOpt = False,
 ) -> None:
     """Build one signed, reproducible bundle per target: OCI layout + airgap/ descriptor."""
@@ -201,6 +209,7 @@ def build(
             timeout=timeout,
             all_platforms=all_platforms,
             carry_trust=carried,
+            combined=combined,
         )
     render.show(result, as_json, render.build_result)
 
@@ -408,6 +417,14 @@ def install(
             "the store): servers find them by hub id with HF_HUB_OFFLINE=1.",
         ),
     ] = None,
+    target: Annotated[
+        Optional[str],
+        typer.Option(
+            "--target",
+            help="Which target of a combined bundle to install (a single-target bundle must "
+            "be for it).",
+        ),
+    ] = None,
     as_json: JsonOpt = False,
 ) -> None:
     """Verify, then install into PREFIX: store, lay out, switch current, receipt, audit log, probe.
@@ -425,7 +442,9 @@ def install(
     policy = _policy(trust, key)  # None: the site's own policy (airgap trust update --site)
     if insecure and registry is None:
         raise InputError("--insecure applies to --registry HOST:PORT only")
-    options = InstallOptions(docker, registry, insecure, not no_probe, allow_downgrade, hf_cache)
+    options = InstallOptions(
+        docker, registry, insecure, not no_probe, allow_downgrade, hf_cache, target
+    )
     with render.reporter(enabled=not as_json) as rep:
         result = install_bundle(bundle, prefix, policy, options, reporter=rep)
     render.show(result, as_json, render.install_result)

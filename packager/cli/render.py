@@ -188,10 +188,15 @@ def build_result(result: BuildResult) -> None:
             if b.signed_by
             else "[bold yellow]UNSIGNED[/bold yellow]"
         )
+        digest = (
+            "content digests " + ", ".join(f"{t} {d}" for t, d in b.digests.items())
+            if b.targets
+            else f"content digest {b.digest}"
+        )
         stdout.print(
             f"[green]built[/green] {shown(b.stem)}: {where}\n"
             f"  {human_size(b.size)}, {b.blobs} blobs, {human_size(b.dedup_saved)} saved by dedup, {sig}\n"
-            f"  content digest {b.digest}"
+            f"  {digest}"
         )
         if b.model_signature:
             stdout.print(f"  model.sig (OpenSSF model signature) by {b.model_signature[:16]}")
@@ -207,7 +212,7 @@ def inspection(info: Inspection) -> None:
     j = info.to_json()
     stdout.print(
         f"{shown(str(j['name']))} {shown(str(j['version']))}"
-        + (f" [{shown(str(j['target']))}]" if j["target"] else "")
+        + (f" (target {shown(str(j['target']))})" if j["target"] else "")
         + f"  {j['platform']}  created {j['created']}  expires {j['expires'] or 'never'}"
     )
     stdout.print(f"content digest {j['digest']}  (read, not verified: `airgap verify` checks it)")
@@ -240,7 +245,15 @@ def inspection(info: Inspection) -> None:
 
 def verify_report(r: VerifyReport) -> None:
     b = r.descriptor.bundle if r.descriptor is not None else None
-    title = f"{b.name} {b.version}" + (f" [{b.target}]" if b.target else "") if b else "?"
+    title = "?"
+    if b is not None:
+        title = f"{b.name} {b.version}" + (
+            f" (targets {', '.join(r.targets)})"
+            if r.targets
+            else f" (target {b.target})"
+            if b.target
+            else ""
+        )
     for f in r.failures:
         stdout.print(f"[bold red]FAIL[/bold red] {shown(str(f))}")
     for n in r.notes:

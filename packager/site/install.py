@@ -80,6 +80,9 @@ class InstallOptions:
     allow_downgrade: bool = False
     #: also lay the weights out as a Hugging Face hub cache here (packager.site.hfcache)
     hf_cache: Path | None = None
+    #: which target of a combined bundle to install (packager.bundle.combined); for a
+    #: single-target bundle, the target it must be for
+    target: str | None = None
 
 
 @dataclass
@@ -227,7 +230,7 @@ def _install_bundle(
     rep = reporter or Reporter()
     t0 = time.perf_counter()
     policy = site_trust.policy_for_install(prefix_path, policy)
-    with Verifier(path, policy, reporter=rep) as v:
+    with Verifier(path, policy, reporter=rep, target=opts.target) as v:
         report = v.report
         if not v.preflight() or report.descriptor is None or report.digest is None:
             raise not_verified(path, report)
