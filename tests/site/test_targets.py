@@ -4,10 +4,13 @@ share (the weights) once. Commands that take a NAME say which target when it is 
 
 from __future__ import annotations
 
+import io
 import json
 import os
 import subprocess
 import sys
+import tarfile
+from collections.abc import Callable
 from pathlib import Path
 
 import pytest
@@ -88,17 +91,31 @@ def duo(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Path]:
     (base / "conf" / "a.conf").write_text("ascend\n")
     (base / "conf" / "b.conf").write_text("cuda\n")
     out: dict[str, Path] = {"pub": pub}
-    for version in ("1.0.0", "1.1.0"):
-        (base / f"m-{version}.yaml").write_text(DUO.format(version=version))
+
+    def run(*args: str) -> str:
         r = subprocess.run(
-            [sys.executable, "-m", "packager", "build", str(base / f"m-{version}.yaml"),
-             "--key", str(priv), "--out", str(base / "out")],
+            [sys.executable, "-m", "packager", *args],
             capture_output=True, text=True, env=env(AIRGAP_CACHE_DIR=str(base / "cache")),
             timeout=300,
         )  # fmt: skip
         assert r.returncode == 0, r.stdout + r.stderr
+        return r.stdout
+
+    for version in ("1.0.0", "1.1.0"):
+        (base / f"m-{version}.yaml").write_text(DUO.format(version=version))
+        m = str(base / f"m-{version}.yaml")
+        run("lock", m)  # then every build is from that lock
+        run("build", m, "--locked", "--key", str(priv), "--out", str(base / "out"))
         for t in ("ascend", "cuda"):
             out[f"{t}-{version}"] = base / "out" / f"duo-{version}-{t}.airgap.tar"
+    # from the same lock: each target's part is the bundle built alone
+    doc = run(
+        "build", str(base / "m-1.0.0.yaml"), "--locked", "--key", str(priv), "--combined",
+        "--json", "--out", str(base / "combined"),
+    )  # fmt: skip
+    out["combined"] = base / "combined" / "duo-1.0.0-combined.airgap.tar"
+    out["combined_json"] = base / "combined.json"
+    out["combined_json"].write_text(doc)
     return out
 
 
@@ -139,9 +156,9 @@ def test_both_targets_install_into_one_prefix(site: Path, duo: dict[str, Path]) 
     one = {f["sha256"] for f in receipt(site, "duo+cuda", "1.0.0")["files"] if f["blob"]}
     assert len(blobs - one) == 1
     # the audit sees both, intact
-    r = cli("audit", "--site", str(site), "--json")
-    assert r.returncode == 0, r.stdout
-    doc = json.loads(r.stdout)
+    audit = cli("audit", "--site", str(site), "--json")
+    assert audit.returncode == 0, audit.stdout
+    doc = json.loads(audit.stdout)
     assert {(b["name"], b["ok"]) for b in doc["bundles"]} == {
         ("duo+ascend", True),
         ("duo+cuda", True),
@@ -200,3 +217,125 @@ def test_probe_installed_names_the_target(site: Path, args: list[str], want: lis
 def test_probe_of_an_ambiguous_name_is_a_usage_error(site: Path) -> None:
     r = cli("probe", "--installed", "duo", "--prefix", str(site))
     assert r.returncode == 2 and "installed for 2 targets" in r.stderr
+
+
+# ============================================================================ one combined bundle
+
+
+def test_a_combined_bundle_holds_each_target_as_built_alone(duo: dict[str, Path]) -> None:
+    doc = json.loads(duo["combined_json"].read_text())
+    (built,) = doc["bundles"]
+    assert built["targets"] == ["ascend", "cuda"]
+    for t in ("ascend", "cuda"):  # each target's signed bundle.json is the one built alone
+        r = cli("verify", str(duo[f"{t}-1.0.0"]), "--key", str(duo["pub"]), "--json")
+        alone = json.loads(r.stdout)["digest"]
+        assert built["digests"][t] == alone
+    # about one copy of the weights: far less than the two single-target bundles together
+    one = duo["ascend-1.0.0"].stat().st_size
+    size = duo["combined"].stat().st_size
+    assert one < size < one * 1.3, (one, size)
+    r = cli("verify", str(duo["combined"]), "--key", str(duo["pub"]), "--json")
+    assert r.returncode == 0, r.stdout
+    v = json.loads(r.stdout)
+    assert v["targets"] == ["ascend", "cuda"] and v["ok"]
+
+
+def test_install_both_targets_of_a_combined_bundle(duo: dict[str, Path], tmp_path: Path) -> None:
+    prefix = tmp_path / "site"
+    r = install_cli(duo["combined"], prefix, duo["pub"], "--no-probe")
+    assert r.returncode == 2, r.stdout + r.stderr
+    assert "combined bundle of 2 targets (ascend, cuda): say which one" in r.stderr
+    assert not prefix.exists()  # nothing written
+    for t in ("ascend", "cuda"):
+        r = install_cli(duo["combined"], prefix, duo["pub"], "--no-probe", "--target", t)
+        assert r.returncode == 0, r.stdout + r.stderr
+        assert receipt(prefix, f"duo+{t}", "1.0.0")["target"] == t
+    r = install_cli(duo["combined"], prefix, duo["pub"], "--no-probe", "--target", "rocm")
+    assert r.returncode == 2 and "no target 'rocm'" in r.stderr
+    assert cli("audit", "--site", str(prefix)).returncode == 0
+    store = len(list((prefix / layout.SITE_BLOBS_DIR).iterdir()))
+    blobs = {
+        f["sha256"]
+        for t in ("ascend", "cuda")
+        for f in receipt(prefix, f"duo+{t}", "1.0.0")["files"]
+        if f["blob"]
+    }
+    assert store == len(blobs)
+    # the same content as from the single-target bundle: installing that is a no-op
+    r = install_cli(duo["cuda-1.0.0"], prefix, duo["pub"], "--no-probe", "--json")
+    assert r.returncode == 0 and json.loads(r.stdout)["action"] == "unchanged", r.stdout
+
+
+def test_a_single_target_bundle_for_another_target_is_refused(
+    duo: dict[str, Path], tmp_path: Path
+) -> None:
+    r = install_cli(
+        duo["cuda-1.0.0"], tmp_path / "s", duo["pub"], "--no-probe", "--target", "ascend"
+    )
+    assert r.returncode == 1 and "for target cuda, not ascend" in r.stderr
+    assert not (tmp_path / "s").exists()
+
+
+def _rewrite(
+    src: Path, dest: Path, change: Callable[[str, bytes], bytes | None], add: dict[str, bytes]
+) -> None:
+    with tarfile.open(src) as tin, tarfile.open(dest, "w", format=tarfile.USTAR_FORMAT) as tout:
+        for m in tin.getmembers():
+            data = tin.extractfile(m).read() if m.isreg() else None  # type: ignore[union-attr]
+            if data is not None:
+                new = change(m.name, data)
+                if new is None:
+                    continue
+                m.size = len(new)
+                tout.addfile(m, io.BytesIO(new))
+            else:
+                tout.addfile(m)
+        for name, data in add.items():
+            info = tarfile.TarInfo(name)
+            info.size = len(data)
+            tout.addfile(info, io.BytesIO(data))
+
+
+def _shared_weight(duo: dict[str, Path]) -> str:
+    with tarfile.open(duo["combined"]) as t:
+        doc = json.loads(t.extractfile("airgap/targets/cuda/bundle.json").read())  # type: ignore[union-attr]
+    big = max((b for b in doc["blobs"] if b.get("role") == "model"), key=lambda b: b["size"])
+    return "blobs/sha256/" + str(big["digest"]).split(":")[1]
+
+
+@pytest.mark.parametrize(
+    ("case", "says"),
+    [
+        ("shared blob changed", "cuda: blobs/sha256/"),
+        ("extra blob", "no target's bundle.json lists"),
+        ("one target's bundle.json edited", "ascend:"),
+        ("one target's signatures removed", "cuda: "),
+    ],
+)
+def test_a_changed_combined_bundle_does_not_verify(
+    duo: dict[str, Path], tmp_path: Path, case: str, says: str
+) -> None:
+    shared = _shared_weight(duo)
+    bad = tmp_path / "bad.airgap.tar"
+
+    def change(name: str, data: bytes) -> bytes | None:
+        if case == "shared blob changed" and name == shared:
+            return bytes([data[0] ^ 1]) + data[1:]
+        if (
+            case == "one target's bundle.json edited"
+            and name == "airgap/targets/ascend/bundle.json"
+        ):
+            return data.replace(b'"duo"', b'"dua"', 1)
+        if case == "one target's signatures removed":
+            return None if name.startswith("airgap/targets/cuda/bundle.json.sig/") else data
+        return data
+
+    extra = {"blobs/sha256/" + "0" * 64: b"x"} if case == "extra blob" else {}
+    _rewrite(duo["combined"], bad, change, extra)
+    r = cli("verify", str(bad), "--key", str(duo["pub"]))
+    assert r.returncode == 1, r.stdout + r.stderr
+    assert says in r.stdout
+    prefix = tmp_path / "site"
+    r = install_cli(bad, prefix, duo["pub"], "--no-probe", "--target", "cuda")
+    if case in ("shared blob changed", "one target's signatures removed"):
+        assert r.returncode == 1 and not prefix.exists(), r.stdout + r.stderr
