@@ -22,7 +22,7 @@ from typing import Any, BinaryIO, TypeVar
 from packager.bundle import layout
 from packager.bundle.descriptor import parse_descriptor
 from packager.bundle.errors import BundleFormatError, DescriptorError
-from packager.bundle.reader import Bundle, Member
+from packager.bundle.reader import Bundle, Member, open_bundle
 
 #: where each target's airgap/ files and index.json are in a combined bundle
 TARGETS_DIR = f"{layout.AIRGAP_DIR}/targets"
@@ -214,3 +214,14 @@ def select(
             hint=f"--target {targets[0]}",
         )
     return TargetView(base, target, hash_cache)
+
+
+def open_target(path: Path, target: str | None = None) -> Bundle:
+    """:func:`packager.bundle.reader.open_bundle`, then :func:`select` (``target`` of a
+    combined bundle; a single-target bundle as it is)."""
+    base = open_bundle(path)
+    try:
+        return select(base, target, path)
+    except BaseException:
+        base.close()
+        raise

@@ -214,29 +214,37 @@ def build(
     render.show(result, as_json, render.build_result)
 
 
+BundleTargetOpt = Annotated[
+    Optional[str],
+    typer.Option("--target", help="Which target of a combined bundle (build --combined)."),
+]
+
+
 @app.command()
 def inspect(
     bundle: Annotated[
         Path, typer.Argument(help="A .airgap.tar, its parts index, a part, or a layout folder.")
     ],
+    target: BundleTargetOpt = None,
     as_json: JsonOpt = False,
 ) -> None:
     """List what a bundle holds by role, with sizes and digests (not a verification)."""
     from packager.commands.inspect_bundle import inspect_bundle
 
-    info = inspect_bundle(bundle)
+    info = inspect_bundle(bundle, target)
     render.show(info, as_json, render.inspection)
 
 
 @app.command()
 def digest(
     bundle: Annotated[Path, typer.Argument(help="A bundle (tar, parts or folder).")],
+    target: BundleTargetOpt = None,
     as_json: JsonOpt = False,
 ) -> None:
     """Print the content digest (sha256 of bundle.json): equal for rebuilds from one lock."""
     from packager.commands.inspect_bundle import content_digest
 
-    d = content_digest(bundle)
+    d = content_digest(bundle, target)
     if as_json:
         render.emit_json({"bundle": str(bundle), "digest": d})
     else:
@@ -265,6 +273,7 @@ def verify(
     ],
     trust: TrustOpt = None,
     key: PubKeysOpt = None,
+    target: BundleTargetOpt = None,
     as_json: JsonOpt = False,
 ) -> None:
     """Verify parts, signatures (threshold, expiry, revocation), every blob, and consistency.
@@ -274,7 +283,7 @@ def verify(
     from packager.commands.verify import verify as run
 
     with render.reporter(enabled=not as_json) as rep:
-        report = run(bundle, trust, key, reporter=rep)
+        report = run(bundle, trust, key, reporter=rep, target=target)
     render.show(report, as_json, render.verify_report)
     raise typer.Exit(0 if report.ok else 1)
 
@@ -334,6 +343,7 @@ def audit(
             "--probe-report", help="A probe report (airgap probe --report FILE) for --html."
         ),
     ] = None,
+    target: BundleTargetOpt = None,
     as_json: JsonOpt = False,
 ) -> None:
     """Who signed and when, the build provenance, the SBOM summary and the verdict.
@@ -361,7 +371,7 @@ def audit(
         raise InputError("audit needs a BUNDLE (or --site DIR for an install prefix)")
     from packager.commands.audit import audit_bundle
 
-    audit_report = audit_bundle(bundle, _policy(trust, key))
+    audit_report = audit_bundle(bundle, _policy(trust, key), target)
     if html_out is not None:
         report_files.bundle_html(html_out, audit_report, probe)
     render.show(audit_report, as_json, render.audit)
@@ -672,12 +682,13 @@ def trust_update(
 @app.command()
 def images(
     bundle: Annotated[Path, typer.Argument(help="A bundle (tar, parts or folder).")],
+    target: BundleTargetOpt = None,
     as_json: JsonOpt = False,
 ) -> None:
     """List the bundle's container images with platform, size and digests."""
     from packager.commands.images import list_images
 
-    render.show(list_images(bundle), as_json, render.images)
+    render.show(list_images(bundle, target), as_json, render.images)
 
 
 kernels_app = typer.Typer(

@@ -25,7 +25,12 @@ def policy_from_options(trust: Path | None, keys: list[Path] | None) -> Policy |
 
 
 def verify(
-    bundle: Path, trust: Path | None, keys: list[Path] | None, *, reporter: Reporter | None = None
+    bundle: Path,
+    trust: Path | None,
+    keys: list[Path] | None,
+    *,
+    reporter: Reporter | None = None,
+    target: str | None = None,
 ) -> VerifyReport:
     policy = policy_from_options(trust, keys)
     if policy is None:
@@ -33,4 +38,4 @@ def verify(
             "verify needs --trust POLICY or --key PUB",
             hint="a signature means nothing without a trusted key",
         )
-    return verify_bundle(bundle, policy, reporter=reporter)
+    return verify_bundle(bundle, policy, reporter=reporter, target=target)
