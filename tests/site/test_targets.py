@@ -339,3 +339,39 @@ def test_a_changed_combined_bundle_does_not_verify(
     r = install_cli(bad, prefix, duo["pub"], "--no-probe", "--target", "cuda")
     if case in ("shared blob changed", "one target's signatures removed"):
         assert r.returncode == 1 and not prefix.exists(), r.stdout + r.stderr
+
+
+@pytest.mark.parametrize(
+    ("command", "says"),
+    [
+        (["inspect"], "duo 1.0.0 (target cuda)"),
+        (["digest"], "sha256:"),
+        (["images"], "no container images"),
+        (["audit", "--key", "PUB"], "verdict: PASS"),
+        (["verify", "--key", "PUB"], "verified duo 1.0.0 (target cuda)"),
+    ],
+)
+def test_commands_read_one_target_of_a_combined_bundle(
+    duo: dict[str, Path], command: list[str], says: str
+) -> None:
+    args = [str(duo["pub"]) if a == "PUB" else a for a in command]
+    r = cli(args[0], str(duo["combined"]), *args[1:], "--target", "cuda")
+    assert r.returncode == 0, r.stdout + r.stderr
+    assert says in r.stdout
+    if args[0] != "verify":  # verify without --target checks every target
+        r = cli(args[0], str(duo["combined"]), *args[1:])
+        assert r.returncode == 2 and "combined bundle of 2 targets (ascend, cuda)" in r.stderr
+
+
+def test_sign_refuses_a_combined_bundle(duo: dict[str, Path], tmp_path: Path) -> None:
+    import shutil
+
+    copy = tmp_path / duo["combined"].name
+    shutil.copy(duo["combined"], copy)
+    key = next(duo["pub"].parent.glob("duo.key.pem"))
+    r = subprocess.run(
+        [sys.executable, "-m", "packager", "sign", str(copy), "--key", str(key)],
+        capture_output=True, text=True, env=env(), timeout=60,
+    )  # fmt: skip
+    assert r.returncode == 2 and "sign the single-target bundles" in r.stderr
+    assert copy.read_bytes() == duo["combined"].read_bytes()
