@@ -216,6 +216,20 @@ def select(
     return TargetView(base, target, hash_cache)
 
 
+def match_host(
+    targets: Mapping[str, tuple[str, str]], vendors: set[str], platform: str | None
+) -> str | None:
+    """The one target (id -> (accelerator vendor, platform)) this host can run: its vendor's
+    accelerators are present (``vendors``: "nvidia", "huawei") and its platform is the host's
+    (when known). None when no target or several fit: then the operator says which."""
+    fit = [
+        t
+        for t, (vendor, plat) in sorted(targets.items())
+        if vendor in vendors and (platform is None or plat == platform)
+    ]
+    return fit[0] if len(fit) == 1 else None
+
+
 def open_target(path: Path, target: str | None = None) -> Bundle:
     """:func:`packager.bundle.reader.open_bundle`, then :func:`select` (``target`` of a
     combined bundle; a single-target bundle as it is)."""

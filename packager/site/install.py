@@ -230,7 +230,8 @@ def _install_bundle(
     rep = reporter or Reporter()
     t0 = time.perf_counter()
     policy = site_trust.policy_for_install(prefix_path, policy)
-    with Verifier(path, policy, reporter=rep, target=opts.target) as v:
+    chosen = _target_for_host(path, prefix_path, opts, rep)
+    with Verifier(path, policy, reporter=rep, target=opts.target or chosen) as v:
         report = v.report
         if not v.preflight() or report.descriptor is None or report.digest is None:
             raise not_verified(path, report)
@@ -257,6 +258,11 @@ def _install_bundle(
             path, prefix_path, plan.name, plan.version, plan.target, report.digest, "installed",
             None, report.signers, verify_seconds=report.seconds,
         )  # fmt: skip
+        if chosen is not None:
+            result.notes.append(
+                f"a combined bundle: installed target {chosen}, the one this host's "
+                "accelerators and platform fit (--target ID picks another)"
+            )
         with Prefix.open(prefix_path, create=True) as prefix, prefix.locked(reporter=rep):
             carried = _carried_trust(prefix, v)
             _install_locked(prefix, v, plan, opts, result, rep)
@@ -276,6 +282,48 @@ def _install_bundle(
     if os.environ.get("AIRGAP_TEST_KILL_AFTER") is not None:  # TEST ONLY (see prefix.step)
         result.notes.append(f"test hook: {step.count} write steps")
     return result
+
+
+def _target_for_host(
+    path: Path, prefix_path: Path, opts: InstallOptions, rep: Reporter
+) -> str | None:
+    """For a combined bundle given no ``--target``: the one target this host fits (its
+    accelerators, detected as the probe does, and its platform), read from each target's
+    descriptor only to choose; the chosen one is then verified as any bundle. None for a
+    single-target bundle, or when no target or several fit (then the Verifier asks, listing
+    them)."""
+    from packager.bundle.combined import TargetView, match_host, targets_of
+    from packager.bundle.errors import BundleFormatError
+    from packager.bundle.reader import open_bundle
+
+    if opts.target is not None or not path.exists():
+        return None
+    try:
+        with open_bundle(path) as b:
+            targets = targets_of(b.members())
+            if not targets:
+                return None
+            specs = {}
+            for t in targets:
+                _, doc = TargetView(b, t).descriptor()
+                specs[t] = (doc.target.accelerator.vendor, doc.target.platform)
+    except BundleFormatError:
+        return None  # the Verifier names what is wrong
+    rep.phase("detecting this host's accelerators (a combined bundle: which target?)")
+    from packager.compat.probe_facts import export_probe_facts
+    from packager.probe.chipfacts import load_facts
+    from packager.probe.detect import detect
+    from packager.probe.system import LiveSystem
+
+    facts, _ = load_facts(export_probe_facts())
+    where = prefix_path if prefix_path.exists() else prefix_path.parent
+    det = detect(LiveSystem(15), facts, str(where))
+    vendors = {
+        v
+        for v, present in (("nvidia", det.nvidia.present), ("huawei", det.ascend.present))
+        if present
+    }
+    return match_host(specs, vendors, det.host.platform)
 
 
 def _carried_trust(prefix: Prefix, v: Verifier) -> site_trust.CarriedTrust | None:

@@ -79,6 +79,30 @@ def test_pick_unit_refuses(name: str, target: str | None, units: list[str], says
     assert says in exc.value.message
 
 
+TWO = {"ascend": ("huawei", "linux/arm64"), "cuda": ("nvidia", "linux/amd64")}
+
+
+@pytest.mark.parametrize(
+    ("targets", "vendors", "platform", "want"),
+    [
+        (TWO, {"nvidia"}, "linux/amd64", "cuda"),
+        (TWO, {"huawei"}, "linux/arm64", "ascend"),
+        (TWO, {"huawei"}, None, "ascend"),  # platform unknown: the vendor decides
+        (TWO, set(), "linux/amd64", None),  # no accelerator: ask
+        (TWO, {"nvidia"}, "linux/arm64", None),  # a GPU on arm64: no target for it
+        (TWO, {"nvidia", "huawei"}, None, None),  # both: ask
+        ({"a": ("nvidia", "linux/amd64"), "b": ("nvidia", "linux/amd64")}, {"nvidia"}, None, None),
+        ({"cpu": ("none", "linux/amd64"), **TWO}, set(), "linux/amd64", None),
+    ],
+)
+def test_match_host(
+    targets: dict[str, tuple[str, str]], vendors: set[str], platform: str | None, want: str | None
+) -> None:
+    from packager.bundle.combined import match_host
+
+    assert match_host(targets, vendors, platform) == want
+
+
 # ============================================================================ a real site
 
 
