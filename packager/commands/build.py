@@ -221,21 +221,13 @@ def build_target(
     target: Target,
     *,
     out: Path,
-    key: SigningKey | None,
     split: int | None,
     layout_only: bool,
-    store: BlobStore,
-    probe_payload: dict[str, bytes],
-    reporter: Reporter,
-    timeout: float,
-    all_platforms: bool = False,
-    carry_trust: bytes | None = None,
+    **prepare: Any,
 ) -> BuiltBundle:
-    p = prepare_target(
-        manifest, lock, target, key=key, store=store, probe_payload=probe_payload,
-        reporter=reporter, timeout=timeout, all_platforms=all_platforms, carry_trust=carry_trust,
-    )  # fmt: skip
-    return _write(p, out=out, split=split, layout_only=layout_only, reporter=reporter)
+    """One target's bundle, written (``prepare``: :func:`prepare_target`'s options)."""
+    p = prepare_target(manifest, lock, target, **prepare)
+    return _write(p, out=out, split=split, layout_only=layout_only, reporter=prepare["reporter"])
 
 
 def prepare_target(
@@ -500,6 +492,10 @@ def build(
 
     payload = probe_payload()
     store = BlobStore(cache_dir() / "blobs")
+    common: dict[str, Any] = {
+        "key": key, "store": store, "probe_payload": payload, "reporter": rep,
+        "timeout": timeout, "all_platforms": all_platforms, "carry_trust": carry_trust,
+    }  # fmt: skip
     if combined:
         if len(targets) < 2:
             raise InputError(
@@ -512,39 +508,11 @@ def build(
                 "--combined cannot be split into parts yet",
                 hint="build it whole, or build one bundle per target with --split",
             )
-        prepared = [
-            prepare_target(
-                manifest,
-                lock,
-                t,
-                key=key,
-                store=store,
-                probe_payload=payload,
-                reporter=rep,
-                timeout=timeout,
-                all_platforms=all_platforms,
-                carry_trust=carry_trust,
-            )
-            for t in targets
-        ]
+        prepared = [prepare_target(manifest, lock, t, **common) for t in targets]
         one = _combined(prepared, manifest, out=out, layout_only=layout_only, reporter=rep)
         return BuildResult([one], time.perf_counter() - t0, lock_path if locked else None)
     bundles = [
-        build_target(
-            manifest,
-            lock,
-            t,
-            out=out,
-            key=key,
-            split=split,
-            layout_only=layout_only,
-            store=store,
-            probe_payload=payload,
-            reporter=rep,
-            timeout=timeout,
-            all_platforms=all_platforms,
-            carry_trust=carry_trust,
-        )
+        build_target(manifest, lock, t, out=out, split=split, layout_only=layout_only, **common)
         for t in targets
     ]
     return BuildResult(bundles, time.perf_counter() - t0, lock_path if locked else None)

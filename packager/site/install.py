@@ -52,8 +52,8 @@ from packager.site import trust as site_trust
 from packager.site.prefix import Prefix, step
 from packager.site.receipts import InstalledFile, Receipt
 from packager.site.rules import Action, InstallPlan, UnsafeBundle, decide, plan_install
-from packager.site.safefs import CONTENT_DIR_MODE, CONTENT_FILE_MODE, Dir, SiteError, os_error
-from packager.site.store import BlobStore, ContentMismatch, Span, capped_copy
+from packager.site.safefs import CONTENT_DIR_MODE, CONTENT_FILE_MODE, Dir, SiteError
+from packager.site.store import BlobStore, ContentMismatch, Span
 from packager.util.progress import Reporter
 from packager.util.timefmt import now_utc
 from packager.util.units import human_size
@@ -680,17 +680,7 @@ def _place(
             os.close(fd)
         return
     result.linked = False
-    src = store.dir.open_read(hexd)
-    out = d.create(leaf, CONTENT_FILE_MODE)
-    try:
-        span = Span(src, 0, os.fstat(src).st_size)
-        got = capped_copy(span, out, size, what=store.dir.path_of(hexd))
-        os.fsync(out)
-    except OSError as exc:
-        raise os_error(exc, d.path_of(leaf)) from None
-    finally:
-        os.close(out)
-        os.close(src)
+    got = store.copy_to(hexd, size, d, leaf, CONTENT_FILE_MODE)
     if got != hexd:
         raise ContentMismatch(
             f"{store.dir.path_of(hexd)}: the stored blob is damaged (sha256:{got})",

@@ -42,8 +42,7 @@ from packager.site.safefs import (
 )
 from packager.site.trust import TrustAudit, site_policy
 from packager.util.compat import strict_zip
-
-CHUNK = 4 * 1024 * 1024
+from packager.util.hashing import sha256_unchanged
 
 
 @dataclass
@@ -428,15 +427,7 @@ def _drift(
             )
         except OSError:
             return None
-        try:
-            if key(os.fstat(fd)) != key(seen[rel]):
-                return None  # replaced while we looked
-            h = hashlib.sha256()
-            while chunk := os.read(fd, CHUNK):
-                h.update(chunk)
-            return h.hexdigest()
-        finally:
-            os.close(fd)
+        return sha256_unchanged(fd, key, key(seen[rel]))  # None: replaced while we looked
 
     rels = list(todo.values())
     with ThreadPoolExecutor(min(8, max(2, os.cpu_count() or 2))) as pool:

@@ -60,13 +60,12 @@ from packager.site.safefs import (
     Dir,
     SiteError,
     kind_of,
-    os_error,
     walk_files,
 )
-from packager.site.store import BlobStore, ContentMismatch, Span, capped_copy
+from packager.site.store import BlobStore, ContentMismatch, Span
+from packager.util.hashing import sha256_unchanged
 from packager.util.progress import Reporter
 
-CHUNK = 4 * 1024 * 1024
 _BUNDLE_HINT = "give --bundle B, the bundle this version was installed from (verified first)"
 _Key = tuple[int, int, int, int]
 
@@ -196,15 +195,7 @@ class _Hasher:
                     fd = pd.open_read(leaf)
         except (OSError, SiteError):
             return None
-        try:
-            if _key(os.fstat(fd)) != _key(found.st):
-                return None  # replaced while we looked
-            h = hashlib.sha256()
-            while chunk := os.read(fd, CHUNK):
-                h.update(chunk)
-            return h.hexdigest()
-        finally:
-            os.close(fd)
+        return sha256_unchanged(fd, _key, _key(found.st))  # None: replaced while we looked
 
     def hash_all(self, found: list[_Found]) -> None:
         todo: dict[_Key, _Found] = {}
@@ -756,19 +747,7 @@ def _put(
         finally:
             os.close(fd)
     else:
-        sfd = store.dir.open_read(w.sha256)
-        out = d.create(tmp, ver.file_mode)
-        try:
-            got = capped_copy(
-                Span(sfd, 0, os.fstat(sfd).st_size), out, w.size, what=store.dir.path_of(w.sha256)
-            )
-            os.fsync(out)
-        except OSError as exc:
-            raise os_error(exc, d.path_of(leaf)) from None
-        finally:
-            os.close(out)
-            os.close(sfd)
-        if got != w.sha256:
+        if store.copy_to(w.sha256, w.size, d, tmp, ver.file_mode) != w.sha256:
             d.unlink(tmp)
             raise ContentMismatch(f"{store.dir.path_of(w.sha256)} changed while repairing")
     if d.kind(leaf) == "dir":
