@@ -678,7 +678,13 @@ def _repair_version(
             os.fchmod(dirs[d].fd, DIR_MODE | 0o200)
         for rel, (w, why, src) in sorted(mine.items()):
             parent, _, leaf = rel.rpartition("/")
-            _put(dirs[parent], leaf, w, ver, store, v)
+            try:
+                _put(dirs[parent], leaf, w, ver, store, v)
+            except ContentMismatch as exc:  # the bundle's copy is not the installed one
+                ver.report.unrepaired.append(
+                    PathRepair(rel, why, "not repaired", None, exc.message)
+                )
+                continue
             ver.report.repaired.append(PathRepair(rel, why, "restored", str(src)))
             rep.advance(w.size)
         for rel, why in sorted(modes.items()):
@@ -694,12 +700,12 @@ def _repair_version(
                 continue  # made again: its files say so
             why = f"mode {was:04o}, installed {ver.dir_mode:04o}"
             ver.report.repaired.append(PathRepair(f"{d}/" if d else ".", why, "mode"))
+    finally:  # read-only again, whatever happened
         for rel in sorted(dirs, key=lambda k: -k.count("/")):
             dirs[rel].fsync()
-            os.fchmod(dirs[rel].fd, ver.dir_mode)
-    finally:
-        for opened in dirs.values():
-            opened.close()
+            with contextlib.suppress(OSError):
+                os.fchmod(dirs[rel].fd, ver.dir_mode)
+            dirs[rel].close()
     if ver.report.repaired:
         _log(prefix, ver)
 
