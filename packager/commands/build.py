@@ -298,7 +298,7 @@ def prepare_target(
         **plan.airgap_files,
     }
     signed_by = []
-    notes: list[str] = [n for n in (split_note(split),) if n]
+    notes: list[str] = []
     model_sig: str | None = None
     if key is not None:
         from packager.signing.signature import signature_file_content
@@ -329,6 +329,7 @@ def _write(
 ) -> BuiltBundle:
     """Write a prepared bundle: a tar, parts and their index, or a layout folder."""
     stem = p.stem
+    p.notes += [n for n in (split_note(split),) if n]
     reporter.phase(f"writing {stem}", p.stored_bytes)
     parts: list[Part] = []
     if layout_only:
