@@ -209,12 +209,12 @@ def test_each_target_has_its_own_current_and_rollback(site: Path, duo: dict[str,
 
 
 def test_uninstall_and_repair_name_the_target(site: Path) -> None:
-    r = cli("uninstall", "duo", "--prefix", str(site))
+    r = cli("uninstall", "duo", "--prefix", str(site), "--all")
     assert r.returncode == 2 and "say which one" in r.stderr
     assert (site / layout.SITE_BUNDLES_DIR / "duo+cuda").is_dir()  # nothing removed
     r = cli("repair", "--prefix", str(site), "duo+ascend")
     assert r.returncode == 0 and "intact duo+ascend 1.0.0" in r.stdout
-    r = cli("uninstall", "duo+cuda", "--prefix", str(site))
+    r = cli("uninstall", "duo+cuda", "--prefix", str(site), "--all")
     assert r.returncode == 0, r.stderr
     assert not (site / layout.SITE_BUNDLES_DIR / "duo+cuda").exists()
     r = cli("repair", "--prefix", str(site), "duo")  # one target left: no need to say it
