@@ -210,6 +210,7 @@ WHEELS_INSTALL_DIR = "wheels"
 #   DIR/.staging/<random>/                work in progress (removed, or recovered, by the next run)
 #   DIR/blobs/sha256/<hex>                content-addressed store shared by every bundle
 #   DIR/bundles/NAME/VERSION/<path>       the files, hard links into the store where possible
+#                                         (NAME+TARGET for one target of a multi-target manifest)
 #   DIR/bundles/NAME/VERSION/.airgap/     bundle.json, its signatures, attestation, sbom, probe
 #   DIR/bundles/NAME/current              symlink to VERSION, switched by rename
 #   DIR/receipts/NAME/VERSION.json        what was installed: digest, signers, every file
@@ -235,6 +236,19 @@ STAGING_JOURNAL = "journal.json"
 #: the store has hard-linked into it), kept across a killed run, removed once installed
 SITE_PULL_DIR = ".pull"
 RECEIPT_FORMAT = 1
+
+
+#: joins a bundle name and its target id into the name of its site folders; neither a bundle
+#: name nor a target id may hold it, so NAME+TARGET never collides with another bundle's name
+SITE_TARGET_SEPARATOR = "+"
+
+
+def site_unit(name: str, target: str | None) -> str:
+    """What an installed bundle's folders are named after (``bundles/UNIT``, ``receipts/UNIT``,
+    the audit log's ``name``): its name, or ``NAME+TARGET`` for a bundle of one target of a
+    multi-target manifest, so that the targets of one version install side by side, each with
+    its own ``current``, anti-rollback and rollback (the store keeps what they share once)."""
+    return name if target is None else f"{name}{SITE_TARGET_SEPARATOR}{target}"
 
 
 def trust_history_name(version: int) -> str:

@@ -144,6 +144,17 @@ class Bundle:
 
     def descriptor_bytes(self) -> bytes:
         """``airgap/bundle.json`` as it is (bounded): what signatures are checked over."""
+        if layout.BUNDLE_JSON not in self.members():
+            from packager.bundle.combined import targets_of
+
+            targets = targets_of(self.members())
+            if targets:
+                raise BundleFormatError(
+                    f"{self.source} is a combined bundle of {len(targets)} targets "
+                    f"({', '.join(targets)}): this reads one target's bundle",
+                    hint=f"give --target {targets[0]} (inspect, digest, images, audit, verify, "
+                    "install); sign the single-target bundles before `build --combined`",
+                )
         return self.read(layout.BUNDLE_JSON, layout.MAX_BUNDLE_JSON_BYTES)
 
     def descriptor(self) -> tuple[bytes, Descriptor]:

@@ -40,6 +40,7 @@ from packager.bundle.checks import (
     check_parts,
     check_signatures,
 )
+from packager.bundle.combined import select as select_target
 from packager.bundle.descriptor import Descriptor, parse_descriptor
 from packager.bundle.errors import BundleFormatError, DescriptorError
 from packager.bundle.model_signature import ModelSignatureStatus
@@ -79,6 +80,8 @@ class VerifyReport:
     verified: dict[str, bytes] = field(default_factory=dict, repr=False)
     #: airgap/model.sig: signed by a trusted key, absent, invalid (packager.bundle.model_signature)
     model_signature: ModelSignatureStatus | None = None
+    #: the targets of a combined bundle (packager.bundle.combined), all verified; [] otherwise
+    targets: list[str] = field(default_factory=list)
 
     @property
     def ok(self) -> bool:
@@ -93,7 +96,8 @@ class VerifyReport:
             "digest": self.digest,
             "name": b.name if b else None,
             "version": b.version if b else None,
-            "target": b.target if b else None,
+            "target": b.target if b and not self.targets else None,
+            **({"targets": self.targets} if self.targets else {}),
             "signers": [
                 {
                     "keyid": k,
@@ -143,9 +147,15 @@ class Verifier:
         *,
         now: _dt.datetime | None = None,
         reporter: Reporter | None = None,
+        target: str | None = None,
+        hash_cache: dict[str, tuple[str, int]] | None = None,
     ) -> None:
         self.path = path
         self.policy = policy
+        #: which target of a combined bundle (packager.bundle.combined); for a single-target
+        #: bundle, the target it must be for (None: any)
+        self.target = target
+        self._hash_cache = hash_cache
         self.now = now or _dt.datetime.now(_dt.timezone.utc)
         self.rep = reporter or Reporter()
         self.report = VerifyReport(path)
@@ -178,6 +188,7 @@ class Verifier:
             self._fail("layout", str(self.path), exc.message)
             self._name_damaged_parts()
             return False
+        self.bundle = select_target(self.bundle, self.target, self.path, self._hash_cache)
         for problem in self.bundle.problems:
             self._fail("layout", str(self.path), problem)
         return self._signatures() and self.report.ok
@@ -250,6 +261,13 @@ class Verifier:
             self._fail("layout", layout.BUNDLE_JSON, exc.message)
             return False
         self.report.descriptor = doc
+        if self.target is not None and doc.bundle.target != self.target:
+            self._fail(
+                "target",
+                layout.BUNDLE_JSON,
+                f"the bundle is for target {doc.bundle.target or '(none)'}, not {self.target}",
+            )
+            return False
         self.report.failures += check_expiry(doc, self.policy, self.now, verdict.signed_at)
         return True
 
@@ -385,12 +403,53 @@ def verify_bundle(
     *,
     now: _dt.datetime | None = None,
     reporter: Reporter | None = None,
+    target: str | None = None,
 ) -> VerifyReport:
-    """The whole verification: :meth:`Verifier.preflight`, then :meth:`Verifier.complete`."""
-    with Verifier(path, policy, now=now, reporter=reporter) as v:
-        if v.preflight():
-            v.complete()
-    return v.report
+    """The whole verification: :meth:`Verifier.preflight`, then :meth:`Verifier.complete`;
+    for a combined bundle, of every target (``target``: of that one only), each against its
+    own signatures, and nothing in it that no target claims."""
+    from packager.bundle.combined import targets_of, unclaimed
+
+    targets: list[str] = []
+    if target is None and path.exists():
+        try:
+            with open_bundle(path) as b:
+                targets = targets_of(b.members())
+        except BundleFormatError:
+            targets = []  # the Verifier names it
+    if not targets:
+        with Verifier(path, policy, now=now, reporter=reporter, target=target) as v:
+            if v.preflight():
+                v.complete()
+        return v.report
+    cache: dict[str, tuple[str, int]] = {}
+    reports = []
+    for t in targets:
+        with Verifier(path, policy, now=now, reporter=reporter, target=t, hash_cache=cache) as v:
+            if v.preflight():
+                v.complete()
+        reports.append(v.report)
+    for r, t in zip(reports, targets):
+        r.failures = [Failure(f.check, f"{t}: {f.subject}", f.message) for f in r.failures]
+    out = reports[0]
+    out.targets = targets
+    for r in reports[1:]:
+        out.failures += r.failures
+        out.notes += r.notes
+        out.blobs_checked += r.blobs_checked
+        out.seconds += r.seconds
+    out.signers = [s for s in out.signers if all(s in r.signers for r in reports)]
+    out.bytes_hashed = sum(size for _, size in cache.values())
+    with open_bundle(path) as b:
+        out.failures += [
+            Failure("layout", n, "an extra file that no target's bundle.json lists")
+            for n in unclaimed(b, targets)
+        ]
+    out.notes.append(
+        f"a combined bundle of {len(targets)} targets ({', '.join(targets)}): each verified "
+        "against its own signed bundle.json; blobs they share were read once"
+    )
+    return out
 
 
 def attestation_verdict(

@@ -164,6 +164,14 @@ def build(
             "at install when their keys signed it.",
         ),
     ] = None,
+    combined: Annotated[
+        bool,
+        typer.Option(
+            "--combined",
+            help="One bundle holding every target (each signed as its own bundle), what they "
+            "share stored once; `install --target ID` installs one.",
+        ),
+    ] = False,
     as_json: JsonOpt = False,
 ) -> None:
     """Build one signed, reproducible bundle per target: OCI layout + airgap/ descriptor."""
@@ -201,6 +209,7 @@ def build(
             timeout=timeout,
             all_platforms=all_platforms,
             carry_trust=carried,
+            combined=combined,
         )
     render.show(result, as_json, render.build_result)
 
@@ -251,11 +260,18 @@ def _no_registry_flags(source: str, insecure: bool, ca_cert: Optional[Path]) -> 
         raise InputError(f"--insecure and --ca-cert apply to an oci:// address, not to {source!r}")
 
 
+BundleTargetOpt = Annotated[
+    Optional[str],
+    typer.Option("--target", help="Which target of a combined bundle (build --combined)."),
+]
+
+
 @app.command()
 def inspect(
     bundle: BundleArg,
     insecure: InsecureOpt = False,
     ca_cert: CaCertOpt = None,
+    target: BundleTargetOpt = None,
     as_json: JsonOpt = False,
 ) -> None:
     """List what a bundle holds by role, with sizes and digests (not a verification)."""
@@ -266,19 +282,20 @@ def inspect(
         info = inspect_remote(loc, _registry_options(insecure, ca_cert))
     else:
         _no_registry_flags(bundle, insecure, ca_cert)
-        info = inspect_bundle(Path(bundle))
+        info = inspect_bundle(Path(bundle), target)
     render.show(info, as_json, render.inspection)
 
 
 @app.command()
 def digest(
     bundle: Annotated[Path, typer.Argument(help="A bundle (tar, parts or folder).")],
+    target: BundleTargetOpt = None,
     as_json: JsonOpt = False,
 ) -> None:
     """Print the content digest (sha256 of bundle.json): equal for rebuilds from one lock."""
     from packager.commands.inspect_bundle import content_digest
 
-    d = content_digest(bundle)
+    d = content_digest(bundle, target)
     if as_json:
         render.emit_json({"bundle": str(bundle), "digest": d})
     else:
@@ -307,6 +324,7 @@ def verify(
     key: PubKeysOpt = None,
     insecure: InsecureOpt = False,
     ca_cert: CaCertOpt = None,
+    target: BundleTargetOpt = None,
     as_json: JsonOpt = False,
 ) -> None:
     """Verify parts, signatures (threshold, expiry, revocation), every blob, and consistency.
@@ -325,7 +343,7 @@ def verify(
             )
         else:
             _no_registry_flags(bundle, insecure, ca_cert)
-            report = run(Path(bundle), trust, key, reporter=rep)
+            report = run(Path(bundle), trust, key, reporter=rep, target=target)
     render.show(report, as_json, render.verify_report)
     raise typer.Exit(0 if report.ok else 1)
 
@@ -385,6 +403,7 @@ def audit(
             "--probe-report", help="A probe report (airgap probe --report FILE) for --html."
         ),
     ] = None,
+    target: BundleTargetOpt = None,
     as_json: JsonOpt = False,
 ) -> None:
     """Who signed and when, the build provenance, the SBOM summary and the verdict.
@@ -412,7 +431,7 @@ def audit(
         raise InputError("audit needs a BUNDLE (or --site DIR for an install prefix)")
     from packager.commands.audit import audit_bundle
 
-    audit_report = audit_bundle(bundle, _policy(trust, key))
+    audit_report = audit_bundle(bundle, _policy(trust, key), target)
     if html_out is not None:
         report_files.bundle_html(html_out, audit_report, probe)
     render.show(audit_report, as_json, render.audit)
@@ -426,6 +445,13 @@ PrefixOpt = Annotated[
         envvar="AIRGAP_PREFIX",
         show_envvar=True,
         help="The install prefix (site folder); default: $AIRGAP_PREFIX.",
+    ),
+]
+SiteTargetOpt = Annotated[
+    Optional[str],
+    typer.Option(
+        "--target",
+        help="Which target's, where NAME is installed for several (or say NAME+TARGET).",
     ),
 ]
 
@@ -500,6 +526,14 @@ def install(
             "the store): servers find them by hub id with HF_HUB_OFFLINE=1.",
         ),
     ] = None,
+    target: Annotated[
+        Optional[str],
+        typer.Option(
+            "--target",
+            help="Which target of a combined bundle to install (a single-target bundle must "
+            "be for it).",
+        ),
+    ] = None,
     as_json: JsonOpt = False,
 ) -> None:
     """Verify, then install into PREFIX: store, lay out, switch current, receipt, audit log, probe.
@@ -514,7 +548,7 @@ def install(
     """
     from packager.site.install import InstallOptions, install_bundle, runtime_options
 
-    docker, target, podman = runtime_options(
+    docker, containerd_target, podman = runtime_options(
         docker=docker, containerd=containerd, podman=podman,
         address=address, namespace=namespace, snapshotter=snapshotter,
     )  # fmt: skip
@@ -525,7 +559,15 @@ def install(
     if ca_cert is not None and loc is None:
         raise InputError("--ca-cert applies to an oci:// source only")
     options = InstallOptions(
-        docker, registry, insecure, not no_probe, allow_downgrade, hf_cache, target, podman
+        docker,
+        registry,
+        insecure,
+        not no_probe,
+        allow_downgrade,
+        hf_cache,
+        containerd_target,
+        podman,
+        target=target,
     )
     with render.reporter(enabled=not as_json) as rep:
         if loc is not None:
@@ -596,6 +638,7 @@ def uninstall(
         bool,
         typer.Option("--all", help="Remove every version of NAME and its current link."),
     ] = False,
+    target: SiteTargetOpt = None,
     as_json: JsonOpt = False,
 ) -> None:
     """Remove one version of NAME (--version), or every version and its current link (--all, or
@@ -606,7 +649,7 @@ def uninstall(
     if version is not None and all_versions:
         raise InputError("give --version V or --all, not both")
     if version is None and not all_versions:
-        versions = installed_versions(prefix, name)
+        versions = installed_versions(prefix, name, target)
         question = f"remove every installed version of {name} ({', '.join(versions)})?"
         if not (sys.stdin.isatty() and sys.stderr.isatty() and not as_json):
             raise InputError(
@@ -616,7 +659,7 @@ def uninstall(
         if not typer.confirm(question, default=False, err=True):
             raise typer.Exit(1)
     with render.reporter(enabled=not as_json) as rep:
-        removed = run(prefix, name, version, reporter=rep)
+        removed = run(prefix, name, version, target=target, reporter=rep)
     render.show(removed, as_json, lambda r: render.site_change("uninstall", r))
 
 
@@ -624,13 +667,14 @@ def uninstall(
 def rollback(
     name: Annotated[str, typer.Argument(help="The bundle name.")],
     prefix: PrefixOpt,
+    target: SiteTargetOpt = None,
     as_json: JsonOpt = False,
 ) -> None:
     """Make the newest installed version older than the current one current again."""
     from packager.site.manage import rollback as run
 
     with render.reporter(enabled=not as_json) as rep:
-        rolled = run(prefix, name, reporter=rep)
+        rolled = run(prefix, name, target=target, reporter=rep)
     render.show(rolled, as_json, lambda r: render.site_change("rollback", r))
 
 
@@ -699,6 +743,39 @@ def serve(
     finally:
         server.server_close()
     render.serving_stopped(server.stats)
+
+
+@app.command()
+def repair(
+    prefix: PrefixOpt,
+    name: Annotated[
+        Optional[str], typer.Argument(help="Repair this bundle only (default: all).")
+    ] = None,
+    bundle: Annotated[
+        Optional[Path],
+        typer.Option(
+            "--bundle",
+            help="Take what the site no longer holds intact from this bundle (verified first).",
+        ),
+    ] = None,
+    trust: TrustOpt = None,
+    key: PubKeysOpt = None,
+    target: SiteTargetOpt = None,
+    as_json: JsonOpt = False,
+) -> None:
+    """Restore installed files that are damaged, missing or writable, from the store or a bundle.
+
+    Each version is judged by its installed, signed bundle.json; content comes only from bytes
+    that hash to it (the store, an intact installed copy, or the verified --bundle). Exit 0
+    intact or repaired, 1 something could not be repaired (named, with what would repair it).
+    """
+    from packager.site.repair import repair_site
+
+    policy = _policy(trust, key) if (trust is not None or key) else None
+    with render.reporter(enabled=not as_json) as rep:
+        result = repair_site(prefix, name, bundle, policy, target=target, reporter=rep)
+    render.show(result, as_json, render.repair_result)
+    raise typer.Exit(result.exit_code)
 
 
 trust_app = typer.Typer(
@@ -819,12 +896,13 @@ def trust_update(
 @app.command()
 def images(
     bundle: Annotated[Path, typer.Argument(help="A bundle (tar, parts or folder).")],
+    target: BundleTargetOpt = None,
     as_json: JsonOpt = False,
 ) -> None:
     """List the bundle's container images with platform, size and digests."""
     from packager.commands.images import list_images
 
-    render.show(list_images(bundle), as_json, render.images)
+    render.show(list_images(bundle, target), as_json, render.images)
 
 
 kernels_app = typer.Typer(
@@ -913,9 +991,8 @@ def key_show(
 def probe(ctx: typer.Context) -> None:
     """Probe this host (or a recorded one) against a bundle's requirements: PASS/WARN/FAIL/NOT RUN.
 
-    Options: [--bundle B [--trust P | --key K] | --installed NAME --prefix DIR] [--json]
-    [--report FILE]
-    [--sysroot DIR | --record DIR] [--timeout S] [--serve [--engine docker|podman]
+    Options: [--bundle B [--trust P | --key K] | --installed NAME [--target T] --prefix DIR]
+    [--json] [--report FILE] [--sysroot DIR | --record DIR] [--timeout S] [--serve [--engine docker|podman]
     [--serve-network auto|publish|host]]. Exit 0 all pass, 1 a FAIL, 3 WARN or NOT RUN.
     A --bundle's kernels and smoke command run only when it verifies against --trust or --key;
     without them the hardware is checked and the rest is NOT RUN.
@@ -923,8 +1000,9 @@ def probe(ctx: typer.Context) -> None:
     from packager.commands.probe import prepare, split_args
     from packager.compat.probe_facts import export_probe_facts
     from packager.probe.cli import main as probe_main
+    from packager.site.manage import probe_args
 
-    args = split_args(list(ctx.args))
+    args = split_args(probe_args(list(ctx.args)))
     as_json = "--json" in args.argv
     with prepare(args, reporter=render.reporter(enabled=not as_json)) as run:
         if run.report is not None and not run.report.ok:

@@ -33,6 +33,7 @@ if TYPE_CHECKING:
     from packager.site.install import InstallResult
     from packager.site.integrity import SiteAudit
     from packager.site.manage import GcResult, RollbackResult, SiteListing, UninstallResult
+    from packager.site.repair import RepairResult
     from packager.site.trust import TrustUpdateResult
 
 _STYLE = {Severity.ERROR: "bold red", Severity.WARNING: "yellow", Severity.INFO: "cyan"}
@@ -190,10 +191,15 @@ def build_result(result: BuildResult) -> None:
             if b.signed_by
             else "[bold yellow]UNSIGNED[/bold yellow]"
         )
+        digest = (
+            "content digests " + ", ".join(f"{t} {d}" for t, d in b.digests.items())
+            if b.targets
+            else f"content digest {b.digest}"
+        )
         stdout.print(
             f"[green]built[/green] {shown(b.stem)}: {where}\n"
             f"  {human_size(b.size)}, {b.blobs} blobs, {human_size(b.dedup_saved)} saved by dedup, {sig}\n"
-            f"  content digest {b.digest}"
+            f"  {digest}"
         )
         if b.model_signature:
             stdout.print(f"  model.sig (OpenSSF model signature) by {b.model_signature[:16]}")
@@ -209,7 +215,7 @@ def inspection(info: Inspection) -> None:
     j = info.to_json()
     stdout.print(
         f"{shown(str(j['name']))} {shown(str(j['version']))}"
-        + (f" [{shown(str(j['target']))}]" if j["target"] else "")
+        + (f" (target {shown(str(j['target']))})" if j["target"] else "")
         + f"  {j['platform']}  created {j['created']}  expires {j['expires'] or 'never'}"
     )
     stdout.print(f"content digest {j['digest']}  (read, not verified: `airgap verify` checks it)")
@@ -244,7 +250,15 @@ def inspection(info: Inspection) -> None:
 
 def verify_report(r: VerifyReport) -> None:
     b = r.descriptor.bundle if r.descriptor is not None else None
-    title = f"{b.name} {b.version}" + (f" [{b.target}]" if b.target else "") if b else "?"
+    title = "?"
+    if b is not None:
+        title = f"{b.name} {b.version}" + (
+            f" (targets {', '.join(r.targets)})"
+            if r.targets
+            else f" (target {b.target})"
+            if b.target
+            else ""
+        )
     for f in r.failures:
         stdout.print(f"[bold red]FAIL[/bold red] {shown(str(f))}")
     for n in r.notes:
@@ -342,7 +356,9 @@ def publisher_line(ps: dict[str, Any]) -> str:
 def install_result(result: InstallResult) -> None:
     doc = result.to_json()
     what = f"{shown(doc['name'])} {shown(doc['version'])}" + (
-        f" [{shown(str(doc['target']))}]" if doc["target"] else ""
+        f" (target {shown(str(doc['target']))}, installed as {shown(doc['installed_as'])})"
+        if doc["target"]
+        else ""
     )
     for n in doc["notes"]:
         stdout.print(f"[dim]note:[/dim] {shown(n)}")
@@ -481,6 +497,57 @@ def site_change(action: str, result: UninstallResult | RollbackResult | GcResult
         stdout.print(
             f"[green]gc[/green]: removed {doc['removed']} unreferenced blob(s), "
             f"{human_size(doc['removed_bytes'])}; kept {doc['kept']}"
+        )
+
+
+def repair_result(result: RepairResult) -> None:
+    doc = result.to_json()
+    for n in doc["notes"]:
+        stdout.print(f"[dim]note:[/dim] {shown(n)}")
+    for r in doc["store"]:
+        stdout.print(
+            f"[green]restored[/green] store blob {r['path'][:16]}... ({shown(r['problem'])}) "
+            f"from the {shown(r['source'])}"
+        )
+    for v in doc["versions"]:
+        label = f"{shown(v['name'])} {shown(v['version'])}"
+        if not (v["repaired"] or v["unrepaired"] or v["extra"]):
+            stdout.print(f"[green]intact[/green] {label}: {v['files']} files")
+            continue
+        for r in v["repaired"]:
+            how = f"from the {shown(r['source'])}" if r["source"] else "read-only again"
+            what = "mode put back" if r["fix"] == "mode" else "restored"
+            stdout.print(
+                f"[green]{what}[/green] {label}: {shown(r['path'])} ({shown(r['problem'])}) {how}"
+            )
+        for r in v["unrepaired"]:
+            stdout.print(
+                f"[bold red]NOT REPAIRED[/bold red] {label}: {shown(r['path'])}: "
+                f"{shown(r['problem'])}"
+                + (f"\n    [dim]hint:[/dim] {shown(r['hint'])}" if r["hint"] else "")
+            )
+        for e in v["extra"]:
+            stdout.print(
+                f"[yellow]extra[/yellow] {label}: {shown(e)}: not installed by airgap, left in "
+                "place (move it out of the read-only folder)"
+            )
+    for p in doc["problems"]:
+        stdout.print(f"[bold red]problem[/bold red] {shown(p)}")
+    repaired = sum(len(v["repaired"]) for v in doc["versions"]) + len(doc["store"])
+    verdict = {
+        "intact": "[green]intact[/green]: nothing to repair",
+        "repaired": f"[green]repaired[/green] {repaired} item(s); `airgap audit --site` checks",
+        "incomplete": f"[bold red]incomplete[/bold red]: repaired {repaired} item(s), "
+        f"{len(result.unrepaired)} not repaired, "
+        f"{sum(len(v['extra']) for v in doc['versions'])} extra",
+    }[doc["verdict"]]
+    stdout.print(
+        f"{len(doc['versions'])} version(s) checked, {human_size(doc['hashed_bytes'])} hashed; {verdict}"
+    )
+    if result.needs_bundle:
+        stdout.print(
+            "[dim]hint:[/dim] airgap repair --prefix DIR --bundle BUNDLE (the bundle they were "
+            "installed from; verified with --trust/--key or the site's policy)"
         )
 
 

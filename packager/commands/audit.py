@@ -10,9 +10,9 @@ from pathlib import Path
 from typing import Any
 
 from packager.bundle import layout
+from packager.bundle.combined import open_target
 from packager.bundle.descriptor import BundleMeta, ImageRecord, KernelRecord
 from packager.bundle.model_signature import ModelSignatureStatus
-from packager.bundle.reader import open_bundle
 from packager.bundle.sbom import SbomSummary, summarize_sbom
 from packager.bundle.verifier import verify_bundle
 from packager.commands.inspect_bundle import signature_keyids
@@ -132,8 +132,8 @@ def policy_json(policy: Policy | None) -> dict[str, Any] | None:
     }
 
 
-def audit_bundle(path: Path, policy: Policy | None) -> AuditReport:
-    with open_bundle(path) as b:
+def audit_bundle(path: Path, policy: Policy | None, target: str | None = None) -> AuditReport:
+    with open_target(path, target) as b:
         _, doc = b.descriptor()
         sig_ids = signature_keyids(b)
         sbom: SbomSummary | None = None
@@ -143,7 +143,7 @@ def audit_bundle(path: Path, policy: Policy | None) -> AuditReport:
                 sbom = summarize_sbom(b.read(layout.SBOM, MAX_SBOM_BYTES))
             except ValueError:
                 sbom_error = "the SBOM is unreadable"
-    report = verify_bundle(path, policy) if policy is not None else None
+    report = verify_bundle(path, policy, target=target) if policy is not None else None
     valid = {k for k, _ in report.signers} if report else set()
     signers = []
     for kid in sig_ids:

@@ -12,6 +12,7 @@ from typing import Any
 from packager import __version__
 from packager.bundle import layout
 from packager.bundle.archive import (
+    Entry,
     FileSink,
     OutputError,
     PartsSink,
@@ -70,9 +71,14 @@ class BuiltBundle:
     #: the keyid that signed airgap/model.sig, None when the bundle has none (see notes)
     model_signature: str | None = None
     notes: list[str] = field(default_factory=list)
+    #: a combined bundle's targets and each one's content digest (packager.bundle.combined)
+    targets: list[str] = field(default_factory=list)
+    digests: dict[str, str] = field(default_factory=dict)
 
     def to_json(self) -> dict[str, Any]:
+        combined = {"targets": self.targets, "digests": self.digests} if self.targets else {}
         return {
+            **combined,
             "target": self.target,
             "files": [str(f) for f in self.files],
             "digest": self.digest,
@@ -192,22 +198,51 @@ def _wheel_sources(target: Target, lock_target: Any) -> dict[str, Path]:
     return out
 
 
+@dataclass
+class _Prepared:
+    """One target's bundle, assembled and signed, before it is written."""
+
+    target: str | None
+    stem: str
+    entries: dict[str, Entry]
+    digest: str
+    epoch: int
+    blobs: int
+    stored_bytes: int
+    logical_bytes: int
+    signed_by: list[str]
+    model_signature: str | None
+    notes: list[str]
+
+
 def build_target(
     manifest: Manifest,
     lock: Lock,
     target: Target,
     *,
     out: Path,
-    key: SigningKey | None,
     split: int | None,
     layout_only: bool,
+    **prepare: Any,
+) -> BuiltBundle:
+    """One target's bundle, written (``prepare``: :func:`prepare_target`'s options)."""
+    p = prepare_target(manifest, lock, target, **prepare)
+    return _write(p, out=out, split=split, layout_only=layout_only, reporter=prepare["reporter"])
+
+
+def prepare_target(
+    manifest: Manifest,
+    lock: Lock,
+    target: Target,
+    *,
+    key: SigningKey | None,
     store: BlobStore,
     probe_payload: dict[str, bytes],
     reporter: Reporter,
     timeout: float,
     all_platforms: bool = False,
     carry_trust: bytes | None = None,
-) -> BuiltBundle:
+) -> _Prepared:
     from packager.bundle.images import collect_image
     from packager.bundle.sbom import build_sbom, sbom_bytes
 
@@ -263,7 +298,7 @@ def build_target(
         **plan.airgap_files,
     }
     signed_by = []
-    notes: list[str] = [n for n in (split_note(split),) if n]
+    notes: list[str] = []
     model_sig: str | None = None
     if key is not None:
         from packager.signing.signature import signature_file_content
@@ -274,12 +309,32 @@ def build_target(
         signed_by.append(key.keyid)
         model_sig, note = _model_signature(descriptor, key, entries)
         notes += [note] if note else []
-    stem = layout.bundle_stem(manifest.name, manifest.version, target.id)
-    reporter.phase(f"writing {stem}", plan.stored_bytes)
+    return _Prepared(
+        target=target.id,
+        stem=layout.bundle_stem(manifest.name, manifest.version, target.id),
+        entries=plan.entries(entries),
+        digest=digest,
+        epoch=epoch,
+        blobs=len(plan.blobs),
+        stored_bytes=plan.stored_bytes,
+        logical_bytes=plan.logical_bytes,
+        signed_by=signed_by,
+        model_signature=model_sig,
+        notes=notes,
+    )
+
+
+def _write(
+    p: _Prepared, *, out: Path, split: int | None, layout_only: bool, reporter: Reporter
+) -> BuiltBundle:
+    """Write a prepared bundle: a tar, parts and their index, or a layout folder."""
+    stem = p.stem
+    p.notes += [n for n in (split_note(split),) if n]
+    reporter.phase(f"writing {stem}", p.stored_bytes)
     parts: list[Part] = []
     if layout_only:
-        files = [write_folder(out / stem, plan.entries(entries), reporter.advance, epoch)]
-        size = plan.stored_bytes
+        files = [write_folder(out / stem, p.entries, reporter.advance, p.epoch)]
+        size = p.stored_bytes
     else:
         sink: FileSink | PartsSink
         if split is None:
@@ -287,8 +342,8 @@ def build_target(
         else:
             sink = PartsSink(out, lambda i: layout.part_name(stem, i), split)
         try:
-            with TarWriter(sink, epoch) as writer:
-                write_entries(writer, plan.entries(entries), reporter.advance)
+            with TarWriter(sink, p.epoch) as writer:
+                write_entries(writer, p.entries, reporter.advance)
                 writer.close()
                 size = writer.size
             files = sink.commit()
@@ -298,22 +353,61 @@ def build_target(
         if isinstance(sink, PartsSink):
             parts = sink.parts
             index_path = out / layout.parts_index_name(stem)
-            write_parts_index(index_path, PartsIndex(stem, digest, size, tuple(parts)))
+            write_parts_index(index_path, PartsIndex(stem, p.digest, size, tuple(parts)))
             files.append(index_path)
     return BuiltBundle(
-        target=target.id,
+        target=p.target,
         stem=stem,
         files=files,
-        digest=digest,
+        digest=p.digest,
         size=size,
-        blobs=len(plan.blobs),
-        stored_bytes=plan.stored_bytes,
-        dedup_saved=plan.logical_bytes - plan.stored_bytes,
-        signed_by=signed_by,
+        blobs=p.blobs,
+        stored_bytes=p.stored_bytes,
+        dedup_saved=p.logical_bytes - p.stored_bytes,
+        signed_by=p.signed_by,
         parts=parts,
-        model_signature=model_sig,
-        notes=notes,
+        model_signature=p.model_signature,
+        notes=p.notes,
     )
+
+
+def _combined(
+    prepared: list[_Prepared],
+    manifest: Manifest,
+    *,
+    out: Path,
+    layout_only: bool,
+    reporter: Reporter,
+) -> BuiltBundle:
+    """One bundle holding every prepared target, shared blobs once (packager.bundle.combined)."""
+    from packager.bundle.combined import combine_entries, union_index
+
+    ids = [str(p.target) for p in prepared]
+    index = union_index([bytes(p.entries[layout.INDEX_JSON]) for p in prepared])  # type: ignore[arg-type]
+    entries = combine_entries({str(p.target): p.entries for p in prepared}, index)
+    blobs = {n: e for n, e in entries.items() if layout.digest_of_blob_path(n)}
+    stored = sum(len(e) if isinstance(e, bytes) else e.size for e in blobs.values())
+    one = _Prepared(
+        target=None,
+        stem=layout.bundle_stem(manifest.name, manifest.version, "combined"),
+        entries=entries,
+        digest=prepared[0].digest,  # no digest of its own: each target has its own
+        epoch=prepared[0].epoch,
+        blobs=len(blobs),
+        stored_bytes=stored,
+        logical_bytes=sum(p.stored_bytes for p in prepared),
+        signed_by=sorted({k for p in prepared for k in p.signed_by}),
+        model_signature=prepared[0].model_signature,
+        notes=[n for p in prepared for n in p.notes]
+        + [
+            f"combined: targets {', '.join(ids)} in one bundle; what they share is stored once "
+            f"(`airgap install --target ID` installs one)"
+        ],
+    )
+    built = _write(one, out=out, split=None, layout_only=layout_only, reporter=reporter)
+    built.targets = ids
+    built.digests = {str(p.target): p.digest for p in prepared}
+    return built
 
 
 def _model_signature(
@@ -346,6 +440,7 @@ def build(
     timeout: float = 60.0,
     all_platforms: bool = False,
     carry_trust: bytes | None = None,
+    combined: bool = False,
 ) -> BuildResult:
     rep = reporter or Reporter()
     t0 = time.perf_counter()
@@ -398,22 +493,27 @@ def build(
 
     payload = probe_payload()
     store = BlobStore(cache_dir() / "blobs")
+    common: dict[str, Any] = {
+        "key": key, "store": store, "probe_payload": payload, "reporter": rep,
+        "timeout": timeout, "all_platforms": all_platforms, "carry_trust": carry_trust,
+    }  # fmt: skip
+    if combined:
+        if len(targets) < 2:
+            raise InputError(
+                "--combined puts several targets into one bundle: the manifest (or --target) "
+                f"selects {len(targets)}",
+                hint="use it with a manifest that has `targets:` of two or more",
+            )
+        if split is not None:
+            raise InputError(
+                "--combined cannot be split into parts yet",
+                hint="build it whole, or build one bundle per target with --split",
+            )
+        prepared = [prepare_target(manifest, lock, t, **common) for t in targets]
+        one = _combined(prepared, manifest, out=out, layout_only=layout_only, reporter=rep)
+        return BuildResult([one], time.perf_counter() - t0, lock_path if locked else None)
     bundles = [
-        build_target(
-            manifest,
-            lock,
-            t,
-            out=out,
-            key=key,
-            split=split,
-            layout_only=layout_only,
-            store=store,
-            probe_payload=payload,
-            reporter=rep,
-            timeout=timeout,
-            all_platforms=all_platforms,
-            carry_trust=carry_trust,
-        )
+        build_target(manifest, lock, t, out=out, split=split, layout_only=layout_only, **common)
         for t in targets
     ]
     return BuildResult(bundles, time.perf_counter() - t0, lock_path if locked else None)

@@ -122,12 +122,14 @@ class Installed:
 
 def read_installed(prefix_path: Path, name: str) -> Installed:
     """The current version of ``name`` under ``prefix_path``: its descriptor, checked against the
-    digest its receipt recorded when it was verified and installed."""
+    digest its receipt recorded when it was verified and installed. ``name`` may be
+    NAME+TARGET, and must be where NAME is installed for several targets."""
     bad = component_problem(name, "the bundle name")
     if bad:
         raise InputError(bad)
     root = prefix_path.resolve()
     with Prefix.open(root, create=False) as prefix:
+        name = prefix.unit(name)
         version = prefix.current(name)
         if version is None:
             raise InputError(

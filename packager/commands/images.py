@@ -10,7 +10,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from packager.bundle.reader import open_bundle
+from packager.bundle.combined import open_target
 from packager.site.images import BundleImage, image_entries
 
 
@@ -31,6 +31,6 @@ class ImagesReport:
         }
 
 
-def list_images(bundle: Path) -> ImagesReport:
-    with open_bundle(bundle) as b:
+def list_images(bundle: Path, target: str | None = None) -> ImagesReport:
+    with open_target(bundle, target) as b:
         return ImagesReport(bundle, image_entries(b))

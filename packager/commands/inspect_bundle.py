@@ -12,8 +12,9 @@ from pathlib import Path
 from typing import Any
 
 from packager.bundle import layout
+from packager.bundle.combined import open_target
 from packager.bundle.descriptor import Descriptor
-from packager.bundle.reader import Bundle, open_bundle
+from packager.bundle.reader import Bundle
 from packager.oci.registry import OciLocation, RegistryOptions
 
 _SIGNATURE_FILE = re.compile(re.escape(layout.SIGNATURES_DIR) + r"/([0-9a-f]{64})\.sig")
@@ -86,8 +87,8 @@ def signature_keyids(b: Bundle) -> list[str]:
     )
 
 
-def inspect_bundle(path: Path) -> Inspection:
-    with open_bundle(path) as b:
+def inspect_bundle(path: Path, target: str | None = None) -> Inspection:
+    with open_target(path, target) as b:
         raw, doc = b.descriptor()
         return Inspection(
             path,
@@ -99,9 +100,9 @@ def inspect_bundle(path: Path) -> Inspection:
         )
 
 
-def content_digest(path: Path) -> str:
+def content_digest(path: Path, target: str | None = None) -> str:
     """sha256 of bundle.json: the same for every rebuild from one lock."""
-    with open_bundle(path) as b:
+    with open_target(path, target) as b:
         raw = b.descriptor_bytes()
     return "sha256:" + hashlib.sha256(raw).hexdigest()
 

@@ -44,10 +44,15 @@ def require_policy(trust: Path | None, keys: list[Path] | None, command: str) ->
 
 
 def verify(
-    bundle: Path, trust: Path | None, keys: list[Path] | None, *, reporter: Reporter | None = None
+    bundle: Path,
+    trust: Path | None,
+    keys: list[Path] | None,
+    *,
+    reporter: Reporter | None = None,
+    target: str | None = None,
 ) -> VerifyReport:
     policy = require_policy(trust, keys, "verify")
-    return verify_bundle(bundle, policy, reporter=reporter)
+    return verify_bundle(bundle, policy, reporter=reporter, target=target)
 
 
 def verify_remote(

@@ -54,8 +54,8 @@ from packager.site import trust as site_trust
 from packager.site.prefix import Prefix, step
 from packager.site.receipts import InstalledFile, Receipt, record_images
 from packager.site.rules import Action, InstallPlan, UnsafeBundle, decide, plan_install
-from packager.site.safefs import CONTENT_DIR_MODE, CONTENT_FILE_MODE, Dir, SiteError, os_error
-from packager.site.store import BlobStore, ContentMismatch, Span, capped_copy
+from packager.site.safefs import CONTENT_DIR_MODE, CONTENT_FILE_MODE, Dir, SiteError
+from packager.site.store import BlobStore, ContentMismatch, Span
 from packager.util.progress import Reporter
 from packager.util.timefmt import now_utc
 from packager.util.units import human_size
@@ -103,6 +103,9 @@ class InstallOptions:
     #: the bundle is a folder pulled into this prefix (packager.site.remote): its blobs go into
     #: the store by hard links (hashed again as linked), not copies
     adopt: bool = False
+    #: which target of a combined bundle to install (packager.bundle.combined); for a
+    #: single-target bundle, the target it must be for
+    target: str | None = None
 
 
 @dataclass
@@ -140,8 +143,12 @@ class InstallResult:
         return 0
 
     @property
+    def unit(self) -> str:
+        return layout.site_unit(self.name, self.target)
+
+    @property
     def version_dir(self) -> Path:
-        return self.prefix / layout.SITE_BUNDLES_DIR / self.name / self.version
+        return self.prefix / layout.SITE_BUNDLES_DIR / self.unit / self.version
 
     def to_json(self) -> dict[str, Any]:
         return {
@@ -151,6 +158,7 @@ class InstallResult:
             "name": self.name,
             "version": self.version,
             "target": self.target,
+            "installed_as": self.unit,
             "digest": self.digest,
             "action": self.action,
             "previous": self.previous,
@@ -159,7 +167,7 @@ class InstallResult:
             "receipt": str(
                 self.prefix
                 / layout.SITE_RECEIPTS_DIR
-                / self.name
+                / self.unit
                 / layout.receipt_name(self.version)
             ),
             "signers": [{"keyid": k, "name": n} for k, n in self.signers],
@@ -221,9 +229,12 @@ def _workers() -> int:
     return min(8, max(4, os.cpu_count() or 4))
 
 
-def _not_verified(path: Path, report: VerifyReport) -> NotVerified:
+def not_verified(
+    path: Path, report: VerifyReport, outcome: str = "nothing was installed"
+) -> NotVerified:
+    """The error for a bundle that did not verify: its failures and ``outcome``."""
     return NotVerified(
-        f"{path} did not verify, nothing was installed: {failures_text(report)}",
+        f"{path} did not verify, {outcome}: {failures_text(report)}",
         hint="`airgap verify` lists every failure; get an intact copy of the bundle",
     )
 
@@ -277,10 +288,11 @@ def _install_bundle(
     rep = reporter or Reporter()
     t0 = time.perf_counter()
     policy = site_trust.policy_for_install(prefix_path, policy)
-    with Verifier(path, policy, reporter=rep) as v:
+    chosen = _target_for_host(path, prefix_path, opts, rep)
+    with Verifier(path, policy, reporter=rep, target=opts.target or chosen) as v:
         report = v.report
         if not v.preflight() or report.descriptor is None or report.digest is None:
-            raise _not_verified(path, report)
+            raise not_verified(path, report)
         b = v.bundle
         assert b is not None
         signatures = [n for n in report.verified if n.startswith(layout.SIGNATURES_DIR + "/")]
@@ -294,16 +306,21 @@ def _install_bundle(
                 + "\n  ".join(exc.problems[:20]),
                 hint="the bundle's signer must fix its paths",
             ) from None
-        if needs_writing(prefix_path, plan.name, plan.version, report.digest, opts):
+        if needs_writing(prefix_path, plan.unit, plan.version, report.digest, opts):
             _check_room_before(prefix_path, plan)
             _check_image_targets(opts)
             v.complete()
             if not report.ok:
-                raise _not_verified(path, report)
+                raise not_verified(path, report)
         result = InstallResult(
             path, prefix_path, plan.name, plan.version, plan.target, report.digest, "installed",
             None, report.signers, verify_seconds=report.seconds,
         )  # fmt: skip
+        if chosen is not None:
+            result.notes.append(
+                f"a combined bundle: installed target {chosen}, the one this host's "
+                "accelerators and platform fit (--target ID picks another)"
+            )
         with Prefix.open(prefix_path, create=True) as prefix, prefix.locked(reporter=rep):
             carried = _carried_trust(prefix, v)
             _install_locked(prefix, v, plan, opts, result, rep)
@@ -318,11 +335,53 @@ def _install_bundle(
         result.hf_cache = layout_hf_cache(prefix_path, report.descriptor, opts.hf_cache).to_json()
     if opts.probe and result.action != "unchanged":  # a no-op stays one (exit 0)
         rep.phase("probing")
-        result.probe = run_probe(prefix_path, plan.name)
+        result.probe = run_probe(prefix_path, plan.unit)
     result.seconds = time.perf_counter() - t0
     if os.environ.get("AIRGAP_TEST_KILL_AFTER") is not None:  # TEST ONLY (see prefix.step)
         result.notes.append(f"test hook: {step.count} write steps")
     return result
+
+
+def _target_for_host(
+    path: Path, prefix_path: Path, opts: InstallOptions, rep: Reporter
+) -> str | None:
+    """For a combined bundle given no ``--target``: the one target this host fits (its
+    accelerators, detected as the probe does, and its platform), read from each target's
+    descriptor only to choose; the chosen one is then verified as any bundle. None for a
+    single-target bundle, or when no target or several fit (then the Verifier asks, listing
+    them)."""
+    from packager.bundle.combined import TargetView, match_host, targets_of
+    from packager.bundle.errors import BundleFormatError
+    from packager.bundle.reader import open_bundle
+
+    if opts.target is not None or not path.exists():
+        return None
+    try:
+        with open_bundle(path) as b:
+            targets = targets_of(b.members())
+            if not targets:
+                return None
+            specs = {}
+            for t in targets:
+                _, doc = TargetView(b, t).descriptor()
+                specs[t] = (doc.target.accelerator.vendor, doc.target.platform)
+    except BundleFormatError:
+        return None  # the Verifier names what is wrong
+    rep.phase("detecting this host's accelerators (a combined bundle: which target?)")
+    from packager.compat.probe_facts import export_probe_facts
+    from packager.probe.chipfacts import load_facts
+    from packager.probe.detect import detect
+    from packager.probe.system import LiveSystem
+
+    facts, _ = load_facts(export_probe_facts())
+    where = prefix_path if prefix_path.exists() else prefix_path.parent
+    det = detect(LiveSystem(15), facts, str(where))
+    vendors = {
+        v
+        for v, present in (("nvidia", det.nvidia.present), ("huawei", det.ascend.present))
+        if present
+    }
+    return match_host(specs, vendors, det.host.platform)
 
 
 def _carried_trust(prefix: Prefix, v: Verifier) -> site_trust.CarriedTrust | None:
@@ -336,7 +395,7 @@ def _carried_trust(prefix: Prefix, v: Verifier) -> site_trust.CarriedTrust | Non
     if not report.blobs_checked:  # its bytes are verify's: complete it before anything is written
         v.complete()
         if not report.ok:
-            raise _not_verified(v.path, report)
+            raise not_verified(v.path, report)
     data = report.verified.get(layout.CARRIED_TRUST)
     if data is None:
         raise ContentMismatch(f"{layout.CARRIED_TRUST} was not verified; nothing was installed")
@@ -438,8 +497,8 @@ def _install_locked(
     b = v.bundle
     assert b is not None
     result.notes += prefix.prepare()
-    installed = prefix.installed(plan.name)
-    current = prefix.current(plan.name)
+    installed = prefix.installed(plan.unit)
+    current = prefix.current(plan.unit)
     result.previous = current
     decision = decide(
         plan.version,
@@ -450,7 +509,7 @@ def _install_locked(
     )
     if decision.action is Action.REFUSE:
         raise InstallRefused(
-            f"{plan.name}: {decision.reason}; nothing was changed", hint=decision.hint
+            f"{plan.unit}: {decision.reason}; nothing was changed", hint=decision.hint
         )
     if decision.action is Action.NOOP:
         result.action = "unchanged"
@@ -459,9 +518,9 @@ def _install_locked(
         result.files, result.install_bytes, result.linked = len(r.files), r.size, r.linked
         result.images = _images(b, opts, rep)
         if result.images:
-            _record_images(prefix, plan.name, plan.version, result.images)
+            _record_images(prefix, plan.unit, plan.version, result.images)
             auditlog.append(
-                prefix.root, "images", plan.name, plan.version, result.digest,
+                prefix.root, "images", plan.unit, plan.version, result.digest,
                 _images_detail(result.images),
             )  # fmt: skip
         return
@@ -471,34 +530,34 @@ def _install_locked(
         result.files, result.install_bytes, result.linked = len(r.files), r.size, r.linked
         result.images = _images(b, opts, rep)
         if result.images:
-            _record_images(prefix, plan.name, plan.version, result.images)
-        prefix.switch_current(plan.name, plan.version)
+            _record_images(prefix, plan.unit, plan.version, result.images)
+        prefix.switch_current(plan.unit, plan.version)
         action, detail = "activate", f"current: {current or 'none'} -> {plan.version}"
         if not any(
             e.get("action") == "install"
             and (e.get("name"), e.get("version"), e.get("digest"))
-            == (plan.name, plan.version, result.digest)
+            == (plan.unit, plan.version, result.digest)
             for e in auditlog.read_entries(prefix.root)
         ):  # its install stopped after the receipt, before the switch: this run finishes it
             result.action, action = "installed", "install"
             detail = f"finished an install interrupted after its receipt; {detail}"
             result.notes.append("finished an earlier install that was interrupted")
-        auditlog.append(prefix.root, action, plan.name, plan.version, result.digest, detail)
+        auditlog.append(prefix.root, action, plan.unit, plan.version, result.digest, detail)
         return
     with prefix.root.walk(layout.SITE_BUNDLES_DIR, create=True) as bd:
-        nd = bd.maybe_sub(plan.name)
+        nd = bd.maybe_sub(plan.unit)
         if nd is not None:
             with nd:
                 if nd.kind(plan.version) is not None:
                     raise SiteError(
-                        f"{nd.path_of(plan.version)} exists but {plan.name} {plan.version} has "
+                        f"{nd.path_of(plan.version)} exists but {plan.unit} {plan.version} has "
                         "no receipt: not made by a complete airgap install; nothing was changed",
                         hint="move it away and run again",
                     )
     if not v.report.blobs_checked:  # the prefix changed since the first look: verify now
         v.complete()
         if not v.report.ok:
-            raise _not_verified(b.source, v.report)
+            raise not_verified(b.source, v.report)
     raw = v.report.verified[layout.BUNDLE_JSON]
     store = BlobStore(prefix.root, create=True)
     try:
@@ -511,7 +570,7 @@ def _install_locked(
             len(missing) + len(plan.files) + len(plan.meta) + len(plan.dirs) + 8,
         )
         staging, sname = prefix.new_staging(
-            {"op": "install", "name": plan.name, "versions": [plan.version]}
+            {"op": "install", "name": plan.unit, "versions": [plan.version]}
         )
         try:
             with staging:
@@ -702,17 +761,7 @@ def _place(
             os.close(fd)
         return
     result.linked = False
-    src = store.dir.open_read(hexd)
-    out = d.create(leaf, CONTENT_FILE_MODE)
-    try:
-        span = Span(src, 0, os.fstat(src).st_size)
-        got = capped_copy(span, out, size, what=store.dir.path_of(hexd))
-        os.fsync(out)
-    except OSError as exc:
-        raise os_error(exc, d.path_of(leaf)) from None
-    finally:
-        os.close(out)
-        os.close(src)
+    got = store.copy_to(hexd, size, d, leaf, CONTENT_FILE_MODE)
     if got != hexd:
         raise ContentMismatch(
             f"{store.dir.path_of(hexd)}: the stored blob is damaged (sha256:{got})",
@@ -721,10 +770,10 @@ def _place(
 
 
 def _commit(prefix: Prefix, staging: Dir, plan: InstallPlan, result: InstallResult) -> None:
-    with prefix.root.walk(f"{layout.SITE_BUNDLES_DIR}/{plan.name}", create=True) as nd:
+    with prefix.root.walk(f"{layout.SITE_BUNDLES_DIR}/{plan.unit}", create=True) as nd:
         if nd.kind(plan.version) is not None:
             raise SiteError(
-                f"{nd.path_of(plan.version)} exists but {plan.name} {plan.version} has no receipt",
+                f"{nd.path_of(plan.version)} exists but {plan.unit} {plan.version} has no receipt",
                 hint="not made by a complete airgap install: move it away and run again",
             )
         staging.rename("tree", nd, plan.version)
@@ -733,23 +782,23 @@ def _commit(prefix: Prefix, staging: Dir, plan: InstallPlan, result: InstallResu
         step()
         nd.fsync()
         step()
-    with prefix.root.walk(f"{layout.SITE_RECEIPTS_DIR}/{plan.name}", create=True) as rd:
+    with prefix.root.walk(f"{layout.SITE_RECEIPTS_DIR}/{plan.unit}", create=True) as rd:
         staging.rename("receipt.json", rd, layout.receipt_name(plan.version))
         result.committed = True
         step()
         rd.fsync()
         step()
-    prefix.switch_current(plan.name, plan.version)
+    prefix.switch_current(plan.unit, plan.version)
     names = ", ".join(n for _, n in result.signers)
     try:
         auditlog.append(
-            prefix.root, "install", plan.name, plan.version, result.digest,
+            prefix.root, "install", plan.unit, plan.version, result.digest,
             f"{result.files} files, {result.install_bytes} bytes; signed by {names}; "
             f"current: {result.previous or 'none'} -> {plan.version}",
         )  # fmt: skip
     except SiteError as exc:
         raise SiteError(
-            f"{plan.name} {plan.version} is installed and current, but its audit log entry "
+            f"{plan.unit} {plan.version} is installed and current, but its audit log entry "
             f"could not be written: {exc.message}",
             hint="fix that and run the same install again: it adds the missing entry",
         ) from None

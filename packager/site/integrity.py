@@ -30,6 +30,7 @@ from packager.signing.trust import Policy
 from packager.site import auditlog
 from packager.site import receipts as receipts_mod
 from packager.site.prefix import Prefix, parse_journal
+from packager.site.rules import signed_files
 from packager.site.safefs import (
     CONTENT_DIR_MODE,
     CONTENT_FILE_MODE,
@@ -41,8 +42,7 @@ from packager.site.safefs import (
 )
 from packager.site.trust import TrustAudit, site_policy
 from packager.util.compat import strict_zip
-
-CHUNK = 4 * 1024 * 1024
+from packager.util.hashing import sha256_unchanged
 
 
 @dataclass
@@ -341,24 +341,7 @@ def _signed_truth(
         return fallback
     if report.policy is not None:
         _check_installed_signatures(vd, raw, label, report)
-    want: dict[str, receipts_mod.InstalledFile] = {
-        meta: receipts_mod.InstalledFile(meta, digest[7:], len(raw), False)
-    }
-    for b in doc.blobs:
-        for p in b.paths:
-            want[p] = receipts_mod.InstalledFile(p, b.hex, b.size, True)
-    for covered in doc.files:
-        if covered.path.startswith(layout.AIRGAP_DIR + "/"):
-            p = layout.installed_meta_path(covered.path)
-            want[p] = receipts_mod.InstalledFile(p, covered.sha256, covered.size, False)
-    # signatures, time records, the attestation and model.sig (beside the weights) check
-    # themselves (with keys): the receipt's record of them is what is compared
-    for f in receipt.files:
-        if f.path not in want and (
-            f.path.startswith(layout.INSTALLED_META_DIR + "/")
-            or (f.path == layout.MODEL_SIGNATURE_INSTALL and doc.model_signature is not None)
-        ):
-            want[f.path] = f
+    want = signed_files(doc, raw, receipt.files)
     for f in receipt.files:
         w = want.get(f.path)
         if w is None or (w.sha256, w.size) != (f.sha256, f.size):
@@ -459,15 +442,7 @@ def _drift(
             )
         except OSError:
             return None
-        try:
-            if key(os.fstat(fd)) != key(seen[rel]):
-                return None  # replaced while we looked
-            h = hashlib.sha256()
-            while chunk := os.read(fd, CHUNK):
-                h.update(chunk)
-            return h.hexdigest()
-        finally:
-            os.close(fd)
+        return sha256_unchanged(fd, key, key(seen[rel]))  # None: replaced while we looked
 
     rels = list(todo.values())
     with ThreadPoolExecutor(min(8, max(2, os.cpu_count() or 2))) as pool:

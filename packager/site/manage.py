@@ -44,6 +44,51 @@ def _prepare(prefix: Prefix) -> list[str]:
     return prefix.prepare()
 
 
+def installed_unit(prefix_path: Path, name: str, target: str | None = None) -> str:
+    """What ``name`` (and ``--target``) mean under ``prefix_path`` (Prefix.unit): NAME, or
+    NAME+TARGET; ``name`` as it is when there is no such prefix (the caller says so)."""
+    if not prefix_path.is_dir():
+        return name if target is None else layout.site_unit(name, target)
+    with Prefix.open(prefix_path, create=False) as prefix:
+        return prefix.unit(name, target)
+
+
+def probe_args(args: list[str]) -> list[str]:
+    """`airgap probe` arguments with ``--installed NAME [--target T]`` made the installed
+    bundle's folder name (NAME+TARGET where NAME is installed for several targets): the probe
+    that ships in bundles reads ``PREFIX/bundles/<that>/current``."""
+    opts: dict[str, str] = {}
+    rest: list[str] = []
+    i = 0
+    while i < len(args):
+        a = args[i]
+        flag, eq, value = a.partition("=")
+        if flag in ("--installed", "--prefix", "--target"):
+            if not eq:
+                if i + 1 >= len(args):
+                    rest.append(a)
+                    break
+                value = args[i + 1]
+                i += 1
+            opts[flag] = value
+            if flag != "--target":
+                rest += [flag, value]
+        else:
+            rest.append(a)
+        i += 1
+    if "--installed" not in opts:
+        if "--target" in opts:
+            raise SiteError("--target goes with --installed NAME --prefix DIR")
+        return args
+    _check_name(opts["--installed"])
+    unit = installed_unit(
+        Path(opts.get("--prefix", ".")), opts["--installed"], opts.get("--target")
+    )
+    at = rest.index("--installed")
+    rest[at + 1] = unit
+    return rest
+
+
 # ----------------------------------------------------------------------------- list
 
 
@@ -155,10 +200,12 @@ class UninstallResult:
         }
 
 
-def installed_versions(prefix_path: Path, name: str) -> list[str]:
-    """The installed versions of ``name``, oldest first (:class:`NotInstalled` when none)."""
+def installed_versions(prefix_path: Path, name: str, target: str | None = None) -> list[str]:
+    """The installed versions of ``name`` (of ``target``, or NAME+TARGET), oldest first
+    (:class:`NotInstalled` when none)."""
     _check_name(name)
     with Prefix.open(prefix_path, create=False) as prefix:
+        name = prefix.unit(name, target)
         installed = prefix.installed(name)
     if not installed:
         raise NotInstalled(f"{name} is not installed under {prefix_path}")
@@ -166,13 +213,20 @@ def installed_versions(prefix_path: Path, name: str) -> list[str]:
 
 
 def uninstall(
-    prefix_path: Path, name: str, version: str | None = None, *, reporter: Reporter | None = None
+    prefix_path: Path,
+    name: str,
+    version: str | None = None,
+    *,
+    target: str | None = None,
+    reporter: Reporter | None = None,
 ) -> UninstallResult:
     """Remove ``version`` of ``name`` (not the current one), or every version (and ``current``).
+    ``target``: which target's, where several are installed (NAME+TARGET says it too).
     Blobs stay in the store until `airgap gc`."""
     _check_name(name)
     with Prefix.open(prefix_path, create=False) as prefix, prefix.locked(reporter=reporter):
         notes = _prepare(prefix)
+        name = prefix.unit(name, target)
         installed = prefix.installed(name)
         current = prefix.current(name)
         if not installed and current is None:
@@ -264,12 +318,20 @@ class RollbackResult:
         }
 
 
-def rollback(prefix_path: Path, name: str, *, reporter: Reporter | None = None) -> RollbackResult:
+def rollback(
+    prefix_path: Path,
+    name: str,
+    *,
+    target: str | None = None,
+    reporter: Reporter | None = None,
+) -> RollbackResult:
     """Make the newest installed version older than the current one current (an explicit
-    choice, so anti-rollback does not apply)."""
+    choice, so anti-rollback does not apply). ``target``: which target's, where several are
+    installed (NAME+TARGET says it too)."""
     _check_name(name)
     with Prefix.open(prefix_path, create=False) as prefix, prefix.locked(reporter=reporter):
         notes = _prepare(prefix)
+        name = prefix.unit(name, target)
         installed = prefix.installed(name)
         current = prefix.current(name)
         if current is None:

@@ -21,9 +21,10 @@ from pathlib import Path
 from typing import Any
 
 from packager.bundle import layout
+from packager.errors import InputError
 from packager.site import auditlog
 from packager.site import receipts as receipts_mod
-from packager.site.rules import component_problem
+from packager.site.rules import UnitChoice, component_problem, pick_unit
 from packager.site.safefs import Dir, SiteError, os_error
 from packager.util.jsonio import DocumentError, parse_document
 from packager.util.progress import Reporter
@@ -139,6 +140,14 @@ class Prefix:
                 with d:
                     out.update(n for n in d.names() if component_problem(n, "name") is None)
         return sorted(out)
+
+    def unit(self, name: str, target: str | None = None) -> str:
+        """The installed bundle ``name`` (and ``--target``) mean here (rules.pick_unit):
+        InputError (exit 2) when several targets are installed and none is named."""
+        try:
+            return pick_unit(name, target, self.names())
+        except UnitChoice as exc:
+            raise InputError(exc.message, hint=exc.hint) from None
 
     # ------------------------------------------------------------------ state
     def installed(self, name: str) -> dict[str, receipts_mod.Receipt]:

@@ -49,6 +49,11 @@ class Receipt:
     read_only: bool = False
 
     @property
+    def unit(self) -> str:
+        """The name of its folders: NAME, or NAME+TARGET (layout.site_unit)."""
+        return layout.site_unit(self.name, self.target)
+
+    @property
     def blobs(self) -> set[str]:
         return {f.sha256 for f in self.files if f.blob}
 
@@ -206,10 +211,10 @@ def read_all(prefix: Dir) -> tuple[dict[str, dict[str, Receipt]], list[str]]:
                     continue
                 if r is None:
                     continue
-                if r.name != name or r.version != version:
+                if r.unit != name or r.version != version:
                     problems.append(
                         f"{receipts.path_of(name)}/{layout.receipt_name(version)}: "
-                        f"says {r.name} {r.version} (moved or edited)"
+                        f"says {r.unit} {r.version} (moved or edited)"
                     )
                     continue
                 out.setdefault(name, {})[version] = r

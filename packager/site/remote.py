@@ -45,7 +45,11 @@ def install_from_registry(
             or options.registry is not None
             or carries_trust
             or needs_writing(
-                prefix_path, doc.bundle.name, doc.bundle.version, pulled.digest, options
+                prefix_path,
+                layout.site_unit(doc.bundle.name, doc.bundle.target),
+                doc.bundle.version,
+                pulled.digest,
+                options,
             )
         )
         folder = _pull_folder(prefix_path, pulled)

@@ -8,6 +8,7 @@ folders and files an install writes (refusing any path that could escape or coll
 
 from __future__ import annotations
 
+import hashlib
 import re
 import unicodedata
 from collections.abc import Iterable, Mapping
@@ -17,6 +18,7 @@ from typing import Any
 
 from packager.bundle import layout
 from packager.bundle.descriptor import Descriptor
+from packager.site.receipts import InstalledFile
 
 _HEX = re.compile(r"^[0-9a-f]{64}\Z")
 MAX_COMPONENT_BYTES = 255
@@ -110,6 +112,40 @@ def install_path_problems(paths: Iterable[str]) -> list[str]:
     return out
 
 
+class UnitChoice(ValueError):
+    """A bundle name that does not say which installed bundle it means (see :func:`pick_unit`)."""
+
+    def __init__(self, message: str, hint: str | None = None) -> None:
+        super().__init__(message)
+        self.message = message
+        self.hint = hint
+
+
+def pick_unit(name: str, target: str | None, units: Iterable[str]) -> str:
+    """Which installed bundle (the name of its folders, layout.site_unit) ``name`` and an
+    optional ``--target`` mean, among the ``units`` a prefix holds: ``NAME+TARGET`` as given;
+    ``NAME`` with ``target``; ``NAME`` alone when it is installed for no target or one target
+    only. Raises :class:`UnitChoice` when ``NAME`` is installed for several targets and none is
+    named, or the target named is not installed (the message lists those that are)."""
+    sep = layout.SITE_TARGET_SEPARATOR
+    have = set(units)
+    if target is not None:
+        if sep in name:
+            raise UnitChoice(f"{name!r} names a target already: drop --target {target}")
+        return layout.site_unit(name, target)
+    if sep in name or name in have:
+        return name
+    targets = sorted(u.split(sep, 1)[1] for u in have if u.startswith(name + sep))
+    if len(targets) == 1:
+        return layout.site_unit(name, targets[0])
+    if targets:
+        raise UnitChoice(
+            f"{name} is installed for {len(targets)} targets ({', '.join(targets)}): say which one",
+            hint=f"--target {targets[0]}, or {layout.site_unit(name, targets[0])}",
+        )
+    return name  # not installed: the caller says so
+
+
 # ----------------------------------------------------------------------------- the plan
 
 
@@ -142,6 +178,11 @@ class InstallPlan:
     files: list[PlannedFile] = field(default_factory=list)
     meta: list[PlannedMeta] = field(default_factory=list)
     blobs: dict[str, int] = field(default_factory=dict)  # hex -> size, the blobs to store
+
+    @property
+    def unit(self) -> str:
+        """The name of its folders under the prefix: NAME, or NAME+TARGET (layout.site_unit)."""
+        return layout.site_unit(self.name, self.target)
 
     @property
     def dirs(self) -> list[str]:
@@ -229,6 +270,32 @@ def _model_signature_meta(descriptor: Descriptor, present: bool) -> list[Planned
     if not present or descriptor.model_signature is None:
         return []
     return [PlannedMeta(layout.MODEL_SIGNATURE, layout.MODEL_SIGNATURE_INSTALL, None, None, True)]
+
+
+def signed_files(
+    descriptor: Descriptor, raw: bytes, recorded: Iterable[InstalledFile]
+) -> dict[str, InstalledFile]:
+    """What an installed version's folder must hold, by path, judged by its signed
+    ``descriptor`` (whose bytes are ``raw``): bundle.json itself, every blob at each of its
+    install paths, and the covered airgap/ files under ``.airgap/``. Signatures, their time
+    records, the attestation and model.sig check themselves (with keys): for those the
+    ``recorded`` files (the receipt's) are taken."""
+    meta = layout.installed_meta_path(layout.BUNDLE_JSON)
+    want = {meta: InstalledFile(meta, hashlib.sha256(raw).hexdigest(), len(raw), False)}
+    for b in descriptor.blobs:
+        for p in b.paths:
+            want[p] = InstalledFile(p, b.hex, b.size, True)
+    for covered in descriptor.files:
+        if covered.path.startswith(layout.AIRGAP_DIR + "/"):
+            p = layout.installed_meta_path(covered.path)
+            want[p] = InstalledFile(p, covered.sha256, covered.size, False)
+    for f in recorded:
+        if f.path not in want and (
+            f.path.startswith(layout.INSTALLED_META_DIR + "/")
+            or (f.path == layout.MODEL_SIGNATURE_INSTALL and descriptor.model_signature is not None)
+        ):
+            want[f.path] = f
+    return want
 
 
 # ----------------------------------------------------------------------------- versions

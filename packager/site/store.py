@@ -221,6 +221,23 @@ class BlobStore:
         staging.rename(tmp, self.dir, hexd)
         return True
 
+    def copy_to(self, hexd: str, size: int, d: Dir, name: str, mode: int) -> str:
+        """Copy blob ``hexd`` (``size`` bytes, no more read) into a new file ``d/name`` of
+        ``mode``, fsynced; returns the sha256 hex of what was copied (the caller compares)."""
+        src = self.dir.open_read(hexd)
+        out = d.create(name, mode)
+        try:
+            got = capped_copy(
+                Span(src, 0, os.fstat(src).st_size), out, size, what=self.dir.path_of(hexd)
+            )
+            os.fsync(out)
+        except OSError as exc:
+            raise os_error(exc, d.path_of(name)) from None
+        finally:
+            os.close(out)
+            os.close(src)
+        return got
+
     def names(self) -> list[str]:
         return [n for n in self.dir.names() if len(n) == 64]
 

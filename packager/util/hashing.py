@@ -57,6 +57,20 @@ def sha256_file(
     return FileDigest(h.hexdigest(), size)
 
 
+def sha256_unchanged(fd: int, key: Callable[[os.stat_result], object], want: object) -> str | None:
+    """sha256 hex of the open file ``fd`` read to its end, or None when ``key`` of its fstat is
+    not ``want`` (the file at that name was replaced since it was looked at). Closes ``fd``."""
+    try:
+        if key(os.fstat(fd)) != want:
+            return None
+        h = hashlib.sha256()
+        while chunk := os.read(fd, CHUNK):
+            h.update(chunk)
+        return h.hexdigest()
+    finally:
+        os.close(fd)
+
+
 def sha256_files(
     paths: Iterable[Path],
     *,

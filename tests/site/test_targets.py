@@ -1,0 +1,401 @@
+"""Two targets, one site: the bundles of one multi-target manifest (same name and version) install
+side by side as NAME+TARGET, each with its own current version, and the store keeps what they
+share (the weights) once. Commands that take a NAME say which target when it is ambiguous."""
+
+from __future__ import annotations
+
+import io
+import json
+import os
+import subprocess
+import sys
+import tarfile
+from collections.abc import Callable
+from pathlib import Path
+
+import pytest
+
+from packager.bundle import layout
+from packager.site.rules import UnitChoice, pick_unit
+from tests.site.install_support import env, install_cli, many_weights, receipt
+from tests.support.cli import cli
+from tests.support.projects import make_key
+
+DUO = """\
+apiVersion: airgap/v1
+kind: Bundle
+metadata: {{name: duo, version: {version}}}
+model:
+  name: org/duo
+  source: {{path: ./weights}}
+  format: safetensors
+  precision: bf16
+targets:
+  ascend:
+    platform: linux/arm64
+    accelerator: {{vendor: huawei, chips: [ascend910b3], count: 1}}
+    stack: {{cann: ">=8.0.0", driver: ">=24.1.0"}}
+    runtime:
+      files: [{{source: ./conf/a.conf, dest: conf/serving.conf}}]
+  cuda:
+    platform: linux/amd64
+    accelerator: {{vendor: nvidia, chips: [h100], count: 1}}
+    stack: {{cuda: "12.4", driver: ">=550.54.14"}}
+    runtime:
+      files: [{{source: ./conf/b.conf, dest: conf/serving.conf}}]
+"""
+
+# ============================================================================ pure: which unit
+
+
+@pytest.mark.parametrize(
+    ("name", "target", "units", "want"),
+    [
+        ("duo", None, ["duo"], "duo"),  # a single-target bundle: its name
+        ("duo", None, ["duo+cuda"], "duo+cuda"),  # one target installed: no need to say it
+        ("duo", "cuda", ["duo+cuda", "duo+ascend"], "duo+cuda"),
+        ("duo+cuda", None, ["duo+cuda", "duo+ascend"], "duo+cuda"),
+        ("duo", "cuda", [], "duo+cuda"),  # not installed: the caller says so, by that name
+        ("duo", None, [], "duo"),
+        ("duo", None, ["duo", "duo+cuda"], "duo"),  # the name itself wins
+        ("du", None, ["duo+cuda"], "du"),  # a prefix of a name is not that name
+        ("duo", None, ["duo-x+cuda", "duo-x+ascend"], "duo"),
+    ],
+)
+def test_pick_unit(name: str, target: str | None, units: list[str], want: str) -> None:
+    assert pick_unit(name, target, units) == want
+
+
+@pytest.mark.parametrize(
+    ("name", "target", "units", "says"),
+    [
+        ("duo", None, ["duo+cuda", "duo+ascend"], "installed for 2 targets (ascend, cuda)"),
+        ("duo+cuda", "cuda", ["duo+cuda"], "names a target already"),
+    ],
+)
+def test_pick_unit_refuses(name: str, target: str | None, units: list[str], says: str) -> None:
+    with pytest.raises(UnitChoice, match=r"\(|names") as exc:
+        pick_unit(name, target, units)
+    assert says in exc.value.message
+
+
+TWO = {"ascend": ("huawei", "linux/arm64"), "cuda": ("nvidia", "linux/amd64")}
+
+
+@pytest.mark.parametrize(
+    ("targets", "vendors", "platform", "want"),
+    [
+        (TWO, {"nvidia"}, "linux/amd64", "cuda"),
+        (TWO, {"huawei"}, "linux/arm64", "ascend"),
+        (TWO, {"huawei"}, None, "ascend"),  # platform unknown: the vendor decides
+        (TWO, set(), "linux/amd64", None),  # no accelerator: ask
+        (TWO, {"nvidia"}, "linux/arm64", None),  # a GPU on arm64: no target for it
+        (TWO, {"nvidia", "huawei"}, None, None),  # both: ask
+        ({"a": ("nvidia", "linux/amd64"), "b": ("nvidia", "linux/amd64")}, {"nvidia"}, None, None),
+        ({"cpu": ("none", "linux/amd64"), **TWO}, set(), "linux/amd64", None),
+    ],
+)
+def test_match_host(
+    targets: dict[str, tuple[str, str]], vendors: set[str], platform: str | None, want: str | None
+) -> None:
+    from packager.bundle.combined import match_host
+
+    assert match_host(targets, vendors, platform) == want
+
+
+# ============================================================================ a real site
+
+
+@pytest.fixture(scope="module")
+def duo(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Path]:
+    base = tmp_path_factory.mktemp("duo")
+    priv, pub, _ = make_key(base, "duo")
+    many_weights(base / "weights", 1)
+    (base / "conf").mkdir()
+    (base / "conf" / "a.conf").write_text("ascend\n")
+    (base / "conf" / "b.conf").write_text("cuda\n")
+    out: dict[str, Path] = {"pub": pub}
+
+    def run(*args: str) -> str:
+        r = subprocess.run(
+            [sys.executable, "-m", "packager", *args],
+            capture_output=True, text=True, env=env(AIRGAP_CACHE_DIR=str(base / "cache")),
+            timeout=300,
+        )  # fmt: skip
+        assert r.returncode == 0, r.stdout + r.stderr
+        return r.stdout
+
+    for version in ("1.0.0", "1.1.0"):
+        (base / f"m-{version}.yaml").write_text(DUO.format(version=version))
+        m = str(base / f"m-{version}.yaml")
+        run("lock", m)  # then every build is from that lock
+        run("build", m, "--locked", "--key", str(priv), "--out", str(base / "out"))
+        for t in ("ascend", "cuda"):
+            out[f"{t}-{version}"] = base / "out" / f"duo-{version}-{t}.airgap.tar"
+    # from the same lock: each target's part is the bundle built alone
+    doc = run(
+        "build", str(base / "m-1.0.0.yaml"), "--locked", "--key", str(priv), "--combined",
+        "--json", "--out", str(base / "combined"),
+    )  # fmt: skip
+    out["combined"] = base / "combined" / "duo-1.0.0-combined.airgap.tar"
+    out["combined_json"] = base / "combined.json"
+    out["combined_json"].write_text(doc)
+    return out
+
+
+@pytest.fixture
+def site(duo: dict[str, Path], tmp_path: Path) -> Path:
+    prefix = tmp_path / "site"
+    for t in ("ascend", "cuda"):
+        r = install_cli(duo[f"{t}-1.0.0"], prefix, duo["pub"], "--no-probe", "--json")
+        assert r.returncode == 0, r.stdout + r.stderr
+        assert json.loads(r.stdout)["installed_as"] == f"duo+{t}"
+    return prefix
+
+
+def test_both_targets_install_into_one_prefix(site: Path, duo: dict[str, Path]) -> None:
+    for t in ("ascend", "cuda"):
+        r = receipt(site, f"duo+{t}", "1.0.0")
+        assert (r["name"], r["version"], r["target"]) == ("duo", "1.0.0", t)
+        conf = site / layout.SITE_BUNDLES_DIR / f"duo+{t}" / "current" / "conf" / "serving.conf"
+        assert conf.read_text() == f"{t}\n"
+    # the weights once: every weight file of both targets is one inode of the store
+    a, c = (
+        site / layout.SITE_BUNDLES_DIR / f"duo+{t}" / "1.0.0" / "model" for t in ("ascend", "cuda")
+    )
+    weights = sorted(p.relative_to(a) for p in a.rglob("*") if p.is_file())
+    assert len(weights) > 200
+    for w in weights:
+        if w.name == "model.sig":
+            continue
+        assert os.stat(a / w).st_ino == os.stat(c / w).st_ino, w
+    store = list((site / layout.SITE_BLOBS_DIR).iterdir())
+    blobs = {
+        f["sha256"]
+        for t in ("ascend", "cuda")
+        for f in receipt(site, f"duo+{t}", "1.0.0")["files"]
+        if f["blob"]
+    }
+    assert len(store) == len(blobs)  # the two runtime files differ, nothing else is twice
+    one = {f["sha256"] for f in receipt(site, "duo+cuda", "1.0.0")["files"] if f["blob"]}
+    assert len(blobs - one) == 1
+    # the audit sees both, intact
+    audit = cli("audit", "--site", str(site), "--json")
+    assert audit.returncode == 0, audit.stdout
+    doc = json.loads(audit.stdout)
+    assert {(b["name"], b["ok"]) for b in doc["bundles"]} == {
+        ("duo+ascend", True),
+        ("duo+cuda", True),
+    }
+    listing = json.loads(cli("list", "--prefix", str(site), "--json").stdout)
+    assert json.dumps(listing).count('"target"') >= 2
+
+
+def test_each_target_has_its_own_current_and_rollback(site: Path, duo: dict[str, Path]) -> None:
+    r = install_cli(duo["cuda-1.1.0"], site, duo["pub"], "--no-probe")
+    assert r.returncode == 0, r.stdout + r.stderr
+    link = site / layout.SITE_BUNDLES_DIR
+    assert os.readlink(link / "duo+cuda" / "current") == "1.1.0"
+    assert os.readlink(link / "duo+ascend" / "current") == "1.0.0"
+    r = cli("rollback", "duo", "--prefix", str(site))
+    assert r.returncode == 2 and "installed for 2 targets (ascend, cuda)" in r.stderr
+    assert "--target ascend" in r.stderr
+    r = cli("rollback", "duo", "--prefix", str(site), "--target", "cuda")
+    assert r.returncode == 0, r.stderr
+    assert os.readlink(link / "duo+cuda" / "current") == "1.0.0"
+    # anti-rollback and "same version, other content" are per target
+    r = install_cli(duo["ascend-1.1.0"], site, duo["pub"], "--no-probe")
+    assert r.returncode == 0, r.stdout + r.stderr
+
+
+def test_uninstall_and_repair_name_the_target(site: Path) -> None:
+    r = cli("uninstall", "duo", "--prefix", str(site), "--all")
+    assert r.returncode == 2 and "say which one" in r.stderr
+    assert (site / layout.SITE_BUNDLES_DIR / "duo+cuda").is_dir()  # nothing removed
+    r = cli("repair", "--prefix", str(site), "duo+ascend")
+    assert r.returncode == 0 and "intact duo+ascend 1.0.0" in r.stdout
+    r = cli("uninstall", "duo+cuda", "--prefix", str(site), "--all")
+    assert r.returncode == 0, r.stderr
+    assert not (site / layout.SITE_BUNDLES_DIR / "duo+cuda").exists()
+    r = cli("repair", "--prefix", str(site), "duo")  # one target left: no need to say it
+    assert r.returncode == 0 and "intact duo+ascend 1.0.0" in r.stdout
+    assert cli("audit", "--site", str(site)).returncode == 0
+
+
+@pytest.mark.parametrize(
+    ("args", "want"),
+    [
+        (["--installed", "duo", "--target", "cuda"], ["--installed", "duo+cuda"]),
+        (["--installed=duo", "--target=ascend", "--json"], ["--installed", "duo+ascend", "--json"]),
+        (["--installed", "duo+cuda"], ["--installed", "duo+cuda"]),
+        (["--bundle", "x.tar", "--json"], ["--bundle", "x.tar", "--json"]),
+    ],
+)
+def test_probe_installed_names_the_target(site: Path, args: list[str], want: list[str]) -> None:
+    from packager.site.manage import probe_args
+
+    got = probe_args([*args, "--prefix", str(site)])
+    assert got == [*want, "--prefix", str(site)]
+
+
+def test_probe_of_an_ambiguous_name_is_a_usage_error(site: Path) -> None:
+    r = cli("probe", "--installed", "duo", "--prefix", str(site))
+    assert r.returncode == 2 and "installed for 2 targets" in r.stderr
+
+
+# ============================================================================ one combined bundle
+
+
+def test_a_combined_bundle_holds_each_target_as_built_alone(duo: dict[str, Path]) -> None:
+    doc = json.loads(duo["combined_json"].read_text())
+    (built,) = doc["bundles"]
+    assert built["targets"] == ["ascend", "cuda"]
+    for t in ("ascend", "cuda"):  # each target's signed bundle.json is the one built alone
+        r = cli("verify", str(duo[f"{t}-1.0.0"]), "--key", str(duo["pub"]), "--json")
+        alone = json.loads(r.stdout)["digest"]
+        assert built["digests"][t] == alone
+    # about one copy of the weights: far less than the two single-target bundles together
+    one = duo["ascend-1.0.0"].stat().st_size
+    size = duo["combined"].stat().st_size
+    assert one < size < one * 1.3, (one, size)
+    r = cli("verify", str(duo["combined"]), "--key", str(duo["pub"]), "--json")
+    assert r.returncode == 0, r.stdout
+    v = json.loads(r.stdout)
+    assert v["targets"] == ["ascend", "cuda"] and v["ok"]
+
+
+def test_install_both_targets_of_a_combined_bundle(duo: dict[str, Path], tmp_path: Path) -> None:
+    prefix = tmp_path / "site"
+    r = install_cli(duo["combined"], prefix, duo["pub"], "--no-probe")
+    assert r.returncode == 2, r.stdout + r.stderr
+    assert "combined bundle of 2 targets (ascend, cuda): say which one" in r.stderr
+    assert not prefix.exists()  # nothing written
+    for t in ("ascend", "cuda"):
+        r = install_cli(duo["combined"], prefix, duo["pub"], "--no-probe", "--target", t)
+        assert r.returncode == 0, r.stdout + r.stderr
+        assert receipt(prefix, f"duo+{t}", "1.0.0")["target"] == t
+    r = install_cli(duo["combined"], prefix, duo["pub"], "--no-probe", "--target", "rocm")
+    assert r.returncode == 2 and "no target 'rocm'" in r.stderr
+    assert cli("audit", "--site", str(prefix)).returncode == 0
+    store = len(list((prefix / layout.SITE_BLOBS_DIR).iterdir()))
+    blobs = {
+        f["sha256"]
+        for t in ("ascend", "cuda")
+        for f in receipt(prefix, f"duo+{t}", "1.0.0")["files"]
+        if f["blob"]
+    }
+    assert store == len(blobs)
+    # the same content as from the single-target bundle: installing that is a no-op
+    r = install_cli(duo["cuda-1.0.0"], prefix, duo["pub"], "--no-probe", "--json")
+    assert r.returncode == 0 and json.loads(r.stdout)["action"] == "unchanged", r.stdout
+
+
+def test_a_single_target_bundle_for_another_target_is_refused(
+    duo: dict[str, Path], tmp_path: Path
+) -> None:
+    r = install_cli(
+        duo["cuda-1.0.0"], tmp_path / "s", duo["pub"], "--no-probe", "--target", "ascend"
+    )
+    assert r.returncode == 1 and "for target cuda, not ascend" in r.stderr
+    assert not (tmp_path / "s").exists()
+
+
+def _rewrite(
+    src: Path, dest: Path, change: Callable[[str, bytes], bytes | None], add: dict[str, bytes]
+) -> None:
+    with tarfile.open(src) as tin, tarfile.open(dest, "w", format=tarfile.USTAR_FORMAT) as tout:
+        for m in tin.getmembers():
+            data = tin.extractfile(m).read() if m.isreg() else None  # type: ignore[union-attr]
+            if data is not None:
+                new = change(m.name, data)
+                if new is None:
+                    continue
+                m.size = len(new)
+                tout.addfile(m, io.BytesIO(new))
+            else:
+                tout.addfile(m)
+        for name, data in add.items():
+            info = tarfile.TarInfo(name)
+            info.size = len(data)
+            tout.addfile(info, io.BytesIO(data))
+
+
+def _shared_weight(duo: dict[str, Path]) -> str:
+    with tarfile.open(duo["combined"]) as t:
+        doc = json.loads(t.extractfile("airgap/targets/cuda/bundle.json").read())  # type: ignore[union-attr]
+    big = max((b for b in doc["blobs"] if b.get("role") == "model"), key=lambda b: b["size"])
+    return "blobs/sha256/" + str(big["digest"]).split(":")[1]
+
+
+@pytest.mark.parametrize(
+    ("case", "says"),
+    [
+        ("shared blob changed", "cuda: blobs/sha256/"),
+        ("extra blob", "no target's bundle.json lists"),
+        ("one target's bundle.json edited", "ascend:"),
+        ("one target's signatures removed", "cuda: "),
+    ],
+)
+def test_a_changed_combined_bundle_does_not_verify(
+    duo: dict[str, Path], tmp_path: Path, case: str, says: str
+) -> None:
+    shared = _shared_weight(duo)
+    bad = tmp_path / "bad.airgap.tar"
+
+    def change(name: str, data: bytes) -> bytes | None:
+        if case == "shared blob changed" and name == shared:
+            return bytes([data[0] ^ 1]) + data[1:]
+        if (
+            case == "one target's bundle.json edited"
+            and name == "airgap/targets/ascend/bundle.json"
+        ):
+            return data.replace(b'"duo"', b'"dua"', 1)
+        if case == "one target's signatures removed":
+            return None if name.startswith("airgap/targets/cuda/bundle.json.sig/") else data
+        return data
+
+    extra = {"blobs/sha256/" + "0" * 64: b"x"} if case == "extra blob" else {}
+    _rewrite(duo["combined"], bad, change, extra)
+    r = cli("verify", str(bad), "--key", str(duo["pub"]))
+    assert r.returncode == 1, r.stdout + r.stderr
+    assert says in r.stdout
+    prefix = tmp_path / "site"
+    r = install_cli(bad, prefix, duo["pub"], "--no-probe", "--target", "cuda")
+    if case in ("shared blob changed", "one target's signatures removed"):
+        assert r.returncode == 1 and not prefix.exists(), r.stdout + r.stderr
+
+
+@pytest.mark.parametrize(
+    ("command", "says"),
+    [
+        (["inspect"], "duo 1.0.0 (target cuda)"),
+        (["digest"], "sha256:"),
+        (["images"], "no container images"),
+        (["audit", "--key", "PUB"], "verdict: PASS"),
+        (["verify", "--key", "PUB"], "verified duo 1.0.0 (target cuda)"),
+    ],
+)
+def test_commands_read_one_target_of_a_combined_bundle(
+    duo: dict[str, Path], command: list[str], says: str
+) -> None:
+    args = [str(duo["pub"]) if a == "PUB" else a for a in command]
+    r = cli(args[0], str(duo["combined"]), *args[1:], "--target", "cuda")
+    assert r.returncode == 0, r.stdout + r.stderr
+    assert says in r.stdout
+    if args[0] != "verify":  # verify without --target checks every target
+        r = cli(args[0], str(duo["combined"]), *args[1:])
+        assert r.returncode == 2 and "combined bundle of 2 targets (ascend, cuda)" in r.stderr
+
+
+def test_sign_refuses_a_combined_bundle(duo: dict[str, Path], tmp_path: Path) -> None:
+    import shutil
+
+    copy = tmp_path / duo["combined"].name
+    shutil.copy(duo["combined"], copy)
+    key = next(duo["pub"].parent.glob("duo.key.pem"))
+    r = subprocess.run(
+        [sys.executable, "-m", "packager", "sign", str(copy), "--key", str(key)],
+        capture_output=True, text=True, env=env(), timeout=60,
+    )  # fmt: skip
+    assert r.returncode == 2 and "sign the single-target bundles" in r.stderr
+    assert copy.read_bytes() == duo["combined"].read_bytes()
