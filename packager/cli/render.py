@@ -312,6 +312,15 @@ def audit(report: AuditReport) -> None:
     ps = doc.get("publisher_signature")
     if ps:
         stdout.print(f"publisher signature ({shown(ps['path'])}): {shown(publisher_line(ps))}")
+    lc = doc["load_code"]
+    if lc["files"]:
+        by = ", ".join(lc["allowed_by"]) or "nobody (signatures not checked)"
+        stdout.print(
+            f"runs code at load time: {len(lc['files'])} file(s); allowed by the signers: {shown(by)}"
+        )
+        for f in lc["files"]:
+            state = "allowed" if f["allowed"] else "[bold red]NOT ALLOWED[/bold red]"
+            stdout.print(f"  {shown(f['path'])}  {f['kind']}  sha256:{f['sha256']}  {state}")
     stdout.print(f"verdict: [{style}]{doc['verdict']}[/{style}]")
     for r in doc["reasons"]:
         stdout.print(f"  {shown(r)}")
