@@ -31,6 +31,7 @@ import io
 import json
 import pickletools
 import struct
+import warnings
 from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass
 
@@ -59,6 +60,12 @@ def _parses_as_pickle(head: bytes, min_ops: int) -> bool:
     """The stream is a pickle: its opcodes parse to a STOP and :func:`pickletools.dis` accepts
     it (a consistent stack and memo), with at least ``min_ops`` opcodes; or, for a pickle longer
     than the head, :data:`MIN_OPCODES` of them parse before the head ends. Parses, never runs."""
+    with warnings.catch_warnings():  # genops decodes escapes: bytes that are no pickle warn
+        warnings.simplefilter("ignore")
+        return _parses(head, min_ops)
+
+
+def _parses(head: bytes, min_ops: int) -> bool:
     ops, stop = 0, None
     try:
         for op, _arg, pos in pickletools.genops(head):
