@@ -246,3 +246,17 @@ def test_installing_for_another_owner_needs_root(built: Built) -> None:
         assert "only root may give files away" in r.stderr, r.stderr
         assert "nothing was installed" in r.stderr
         assert not (prefix / layout.SITE_RECEIPTS_DIR / "served").exists()
+
+
+def test_each_file_of_a_runtime_folder_is_audited(built: Built, tmp_path: Path) -> None:
+    prefix = tmp_path / "site"
+    assert install(built.plain, prefix, built.pub, "--no-probe").returncode == 0
+    conf = _version(prefix, "plain") / "opt" / "ops" / "etc" / "deep" / "er" / "app.conf"
+    os.chmod(conf.parent, 0o755)
+    conf.unlink()
+    conf.write_text("threads = 64\n")
+    os.chmod(conf, 0o444)
+    os.chmod(conf.parent, 0o555)
+    doc = json.loads(run("audit", "--site", str(prefix), "--json").stdout)
+    (row,) = doc["bundles"][0]["modified"]
+    assert row["path"] == "opt/ops/etc/deep/er/app.conf" and "sha256" in row["reason"]
