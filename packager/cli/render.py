@@ -361,6 +361,13 @@ def install_result(result: InstallResult) -> None:
         )
     else:
         how = "hard links into the store" if doc["hard_links"] else "copies (no hard links here)"
+        if doc["modes"]:
+            m = doc["modes"]
+            owner = f", owner {m['uid'] if m['uid'] is not None else '-'}:{m['gid'] if m['gid'] is not None else '-'}"
+            how = (
+                f"copies with the modes the server demands (files {m['file_mode']}, folders "
+                f"{m['dir_mode']}{owner if m['uid'] is not None or m['gid'] is not None else ''})"
+            )
         stdout.print(
             f"[green]installed[/green] {what} into {shown(doc['path'])}\n"
             f"  verified in {doc['verify_seconds']:.1f} s, signed by {shown(signers)}; "

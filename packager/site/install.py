@@ -108,6 +108,8 @@ class InstallResult:
     blobs_present: int = 0
     bytes_written: int = 0
     linked: bool = True
+    #: the modes and owner the bundle declares for its server (serve.install); None: the default
+    modes: dict[str, Any] | None = None
     committed: bool = False  # the receipt is in place: the version is installed
     images: list[dict[str, Any]] = field(default_factory=list)
     probe: dict[str, Any] | None = None
@@ -153,6 +155,7 @@ class InstallResult:
             "blobs_present": self.blobs_present,
             "bytes_written": self.bytes_written,
             "hard_links": self.linked,
+            "modes": self.modes,
             "images": self.images,
             "probe": self.probe,
             "hf_cache": self.hf_cache,
@@ -519,6 +522,8 @@ def _stage(
             step()
         files: list[InstalledFile] = []
         modes = plan.modes
+        if modes.declared:
+            result.modes = modes.to_json()
         for f in plan.files:
             parent, _, leaf = f.path.rpartition("/")
             if modes.linkable(f.path):
@@ -548,6 +553,8 @@ def _stage(
             dirs[rel].fsync()
             if rel:  # read-only; the version's own folder once it is in place (a move needs it)
                 _set_dir(dirs[rel], modes)
+            else:  # its owner now: a refusal leaves nothing in place
+                _own_dir(dirs[rel], modes)
     finally:
         for opened in dirs.values():
             opened.close()
@@ -674,6 +681,10 @@ def _own(d: Dir, leaf: str, modes: InstallModes) -> None:
 
 def _set_dir(d: Dir, modes: InstallModes) -> None:
     os.fchmod(d.fd, modes.dir)
+    _own_dir(d, modes)
+
+
+def _own_dir(d: Dir, modes: InstallModes) -> None:
     owner = modes.owner
     if owner is not None:
         try:
@@ -701,8 +712,8 @@ def _commit(prefix: Prefix, staging: Dir, plan: InstallPlan, result: InstallResu
                 hint="not made by a complete airgap install: move it away and run again",
             )
         staging.rename("tree", nd, plan.version)
-        with nd.sub(plan.version) as vd:
-            _set_dir(vd, plan.modes)
+        with nd.sub(plan.version) as vd:  # its owner was set in staging
+            os.fchmod(vd.fd, plan.modes.dir)
         step()
         nd.fsync()
         step()

@@ -138,6 +138,21 @@ class InstallModes:
         return self.file_mode(path) == CONTENT_FILE_MODE and self.uid is None and self.gid is None
 
     @property
+    def declared(self) -> bool:
+        """Other than the default (the bundle declares install.modes)."""
+        return (self.file, self.dir, self.uid, self.gid) != (
+            CONTENT_FILE_MODE, CONTENT_DIR_MODE, None, None,
+        )  # fmt: skip
+
+    def to_json(self) -> dict[str, Any]:
+        return {
+            "file_mode": f"{self.file:04o}",
+            "dir_mode": f"{self.dir:04o}",
+            "uid": self.uid,
+            "gid": self.gid,
+        }
+
+    @property
     def owner(self) -> tuple[int, int] | None:
         """(uid, gid) for ``fchown`` (-1 keeps one), or None to keep the installer's."""
         if self.uid is None and self.gid is None:

@@ -127,6 +127,10 @@ def test_the_declared_modes_and_owner_are_laid_out_as_copies_the_store_untouched
     prefix = tmp_path / "site"
     r = install(built.served, prefix, built.pub, "--no-probe")
     assert r.returncode == 0, r.stdout + r.stderr
+    assert (
+        "copies with the modes the server demands (files 0640, folders 0750, owner 1000:1000)"
+        in r.stdout
+    )
     vd = _version(prefix, "served")
     blob = _store(prefix, vd)
     st_blob, st_file = os.stat(blob), os.stat(vd / "model" / "model.safetensors")
