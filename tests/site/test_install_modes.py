@@ -1,9 +1,13 @@
-"""The install plan's modes and owner (pure): the default, a declared serve.install, which files
+"""The install plan's modes and owner (pure), and the copies they make: the default, a declared serve.install, which files
 may be hard links into the store, and declared layouts that cannot be installed."""
 
 from __future__ import annotations
 
 import dataclasses
+import hashlib
+import os
+import stat
+from pathlib import Path
 
 import pytest
 
@@ -14,7 +18,10 @@ from packager.bundle.descriptor import (
     descriptor_bytes,
     parse_descriptor,
 )
+from packager.site.install import _copy
 from packager.site.rules import InstallModes, UnsafeBundle, plan_install
+from packager.site.safefs import Dir
+from packager.site.store import BlobStore, ContentMismatch
 from tests.support.descriptors import blob, make_descriptor
 
 
@@ -79,3 +86,35 @@ def test_the_default_descriptor_bytes_carry_no_new_keys() -> None:
     raw = descriptor_bytes(desc())
     assert b'"executables"' not in raw and b'"modes"' not in raw and b'"dirs"' not in raw
     assert InstallModes() == plan_install(parse_descriptor(raw)).modes
+
+
+def _store_with(tmp_path: Path, data: bytes, name: str) -> tuple[Dir, BlobStore]:
+    prefix = Dir.open_prefix(str(tmp_path / "p"), create=True)
+    store = BlobStore(prefix, create=True)
+    fd = store.dir.create(name, 0o444)
+    os.write(fd, data)
+    os.close(fd)
+    return prefix, store
+
+
+def test_a_copy_gets_its_own_inode_and_mode_and_the_blob_keeps_its_own(tmp_path: Path) -> None:
+    data = b"weights" * 1000
+    hexd = hashlib.sha256(data).hexdigest()
+    prefix, store = _store_with(tmp_path, data, hexd)
+    with prefix, store.dir, prefix.sub("out", create=True) as out:
+        _copy(out, "w.bin", store, hexd, len(data), 0o640)
+        st, blob = os.stat(tmp_path / "p/out/w.bin"), os.stat(store.dir.path_of(hexd))
+    assert (tmp_path / "p/out/w.bin").read_bytes() == data
+    assert stat.S_IMODE(st.st_mode) == 0o640 and st.st_ino != blob.st_ino
+    assert stat.S_IMODE(blob.st_mode) == 0o444 and blob.st_nlink == 1
+
+
+def test_a_damaged_blob_is_not_copied_silently(tmp_path: Path) -> None:
+    data = b"weights" * 1000
+    hexd = hashlib.sha256(data).hexdigest()
+    prefix, store = _store_with(tmp_path, b"W" + data[1:], hexd)  # same size, other bytes
+    with prefix, store.dir, prefix.sub("out", create=True) as out:
+        with pytest.raises(ContentMismatch, match="damaged"):
+            _copy(out, "w.bin", store, hexd, len(data), 0o640)
+        with pytest.raises(ContentMismatch, match="bytes, not"):
+            _copy(out, "x.bin", store, hexd, len(data) + 1, 0o640)
