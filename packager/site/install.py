@@ -599,8 +599,8 @@ def _parallel(fn: Any, items: list[tuple[str, int]]) -> None:
 def _place(
     d: Dir, leaf: str, store: BlobStore, hexd: str, size: int, result: InstallResult
 ) -> None:
-    """``leaf`` in ``d`` as a hard link to the blob, or a verified copy where a link fails (a file
-    system without hard links, or a blob at its link limit)."""
+    """``leaf`` in ``d`` as a hard link to the blob, or a copy (:func:`_copy`) where a link fails
+    (a file system without hard links, or a blob at its link limit)."""
     if d.link_from(store.dir, hexd, leaf):
         fd = d.open_read(leaf)  # the link just made, a regular file (no link followed)
         try:
@@ -613,22 +613,7 @@ def _place(
             os.close(fd)
         return
     result.linked = False
-    src = store.dir.open_read(hexd)
-    out = d.create(leaf, CONTENT_FILE_MODE)
-    try:
-        span = Span(src, 0, os.fstat(src).st_size)
-        got = capped_copy(span, out, size, what=store.dir.path_of(hexd))
-        os.fsync(out)
-    except OSError as exc:
-        raise os_error(exc, d.path_of(leaf)) from None
-    finally:
-        os.close(out)
-        os.close(src)
-    if got != hexd:
-        raise ContentMismatch(
-            f"{store.dir.path_of(hexd)}: the stored blob is damaged (sha256:{got})",
-            hint="`airgap audit --site` shows what else changed; remove that blob and run again",
-        )
+    _copy(d, leaf, store, hexd, size, CONTENT_FILE_MODE)
 
 
 #: FICLONE (linux/fs.h): the destination shares the source's extents (copy on write)
