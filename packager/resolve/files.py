@@ -3,7 +3,8 @@
 A ``runtime.files`` source may be a folder (an operator package, a config tree): it is carried
 with its layout, each file hashed like any single file, its execute bits kept (installed with
 execute where the file reads), its empty folders kept; a symbolic link or a special file inside
-it is refused, naming it.
+it is refused, naming it. A single file is executable when its ``mode`` says so (its own bits
+are not read: locks made before stay valid).
 """
 
 from __future__ import annotations
@@ -148,12 +149,16 @@ def resolve_files(
                 hint="name the folder itself",
                 location=manifest.document.location(where),
             )
-        if e.sha256 is not None:
-            raise ResolveError(
-                f"file {quoted(str(e.source), 200)} is a folder: a sha256 pin names one file",
-                hint="remove the pin; the lock records every file of the folder by its sha256",
-                location=manifest.document.location((*e.json_path, "sha256")),
-            )
+        for key, given, why in (
+            ("sha256", e.sha256, "the lock records every file of the folder by its sha256"),
+            ("mode", e.mode, "a folder's files keep their own execute bits"),
+        ):
+            if given is not None:
+                raise ResolveError(
+                    f"file {quoted(str(e.source), 200)} is a folder: a {key} names one file",
+                    hint=f"remove {key}; {why}",
+                    location=manifest.document.location((*e.json_path, key)),
+                )
         files, empty = walk_folder(manifest, e.source, where)
         sources += [(e, e.source / rel, f"{dest}/{rel}") for rel in files]
         dirs += [f"{dest}/{rel}" for rel in empty]
@@ -163,12 +168,13 @@ def resolve_files(
     out = []
     for e, src, dest in sources:
         d = digests[src]
-        if src == e.source:
+        if src == e.source:  # a single file: executable when its manifest mode says so
             _pin(manifest, f"file {e.source}", d.sha256, e.sha256, (*e.json_path, "sha256"))
+            executable = e.mode is not None and bool(int(e.mode, 8) & 0o111)
+        else:  # a folder's file: its own execute bit
+            executable = _executable(src)
         out.append(
-            LockedFile(
-                _written(manifest, src), d.sha256, d.size, dest=dest, executable=_executable(src)
-            )
+            LockedFile(_written(manifest, src), d.sha256, d.size, dest=dest, executable=executable)
         )
     return tuple(out), tuple(dirs)
 

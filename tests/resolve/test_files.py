@@ -64,7 +64,13 @@ def test_a_folder_is_locked_file_by_file_with_modes_and_empty_folders(tmp_path: 
     tree(tmp_path / "ops")
     (tmp_path / "single.sh").write_text("echo one\n")
     os.chmod(tmp_path / "single.sh", 0o755)
-    m = setup(tmp_path, "    - {source: ops, dest: opt/}\n    - {source: single.sh}\n")
+    (tmp_path / "plain.sh").write_text("echo two\n")
+    os.chmod(tmp_path / "plain.sh", 0o755)  # a single file's own bits are not read
+    m = setup(
+        tmp_path,
+        "    - {source: ops, dest: opt/}\n    - {source: single.sh, mode: '0755'}\n"
+        "    - {source: plain.sh}\n",
+    )
     t = lock(tmp_path, m).targets[0]
     got = {f.dest: (f.path, f.sha256, f.executable) for f in t.files}
     assert got == {
@@ -73,6 +79,7 @@ def test_a_folder_is_locked_file_by_file_with_modes_and_empty_folders(tmp_path: 
         "opt/ops/etc/a/b/deep.conf": (
             "ops/etc/a/b/deep.conf", sha(tmp_path / "ops/etc/a/b/deep.conf"), False),
         "files/single.sh": ("single.sh", sha(tmp_path / "single.sh"), True),
+        "files/plain.sh": ("plain.sh", sha(tmp_path / "plain.sh"), False),
     }  # fmt: skip
     assert t.dirs == ("opt/ops/var/empty",)
     assert t.to_json()["dirs"] == ["opt/ops/var/empty"]
@@ -111,10 +118,11 @@ def test_a_socket_in_a_folder_is_refused(tmp_path: Path) -> None:
         s.close()
 
 
-def test_a_pin_on_a_folder_is_refused(tmp_path: Path) -> None:
+@pytest.mark.parametrize(("key", "value"), [("sha256", "a" * 64), ("mode", "0755")])
+def test_a_pin_or_mode_on_a_folder_is_refused(tmp_path: Path, key: str, value: str) -> None:
     tree(tmp_path / "ops")
-    m = setup(tmp_path, f'    - {{source: ops, sha256: "{"a" * 64}"}}\n')
-    with pytest.raises(ResolveError, match="is a folder: a sha256 pin names one file"):
+    m = setup(tmp_path, f'    - {{source: ops, {key}: "{value}"}}\n')
+    with pytest.raises(ResolveError, match=f"is a folder: a {key} names one file"):
         lock(tmp_path, m)
 
 
