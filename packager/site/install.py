@@ -316,7 +316,7 @@ def _check_room_before(prefix_path: Path, plan: InstallPlan) -> None:
         st = os.statvfs(where)
     except OSError:
         return
-    need = sum(plan.blobs.values()) + SPACE_MARGIN
+    need = sum(plan.blobs.values()) + plan.copy_bytes + SPACE_MARGIN
     free = st.f_bavail * st.f_frsize
     store = prefix_path / layout.SITE_BLOBS_DIR
     have = sum(size for hexd, size in plan.blobs.items() if (store / hexd).is_file())
@@ -418,7 +418,7 @@ def _install_locked(
         meta_bytes = sum(m.size or 4096 for m in plan.meta) + len(raw)
         _check_space(
             prefix,
-            sum(missing.values()) + meta_bytes,
+            sum(missing.values()) + plan.copy_bytes + meta_bytes,
             # a hard link takes an inode on some file systems (tmpfs): count the files too
             len(missing) + len(plan.files) + len(plan.meta) + len(plan.dirs) + 8,
         )

@@ -232,6 +232,12 @@ class InstallPlan:
     def install_bytes(self) -> int:
         return sum(f.size for f in self.files)
 
+    @property
+    def copy_bytes(self) -> int:
+        """Bytes written beside the store: the files that cannot be hard links (an execute bit,
+        declared modes or owner), at most, since a reflink copies nothing."""
+        return sum(f.size for f in self.files if not self.modes.linkable(f.path))
+
 
 def folders_of(files: Iterable[str], empty: Iterable[str] = ()) -> list[str]:
     """Every folder that ``files`` need, and the ``empty`` folders with their parents, parents

@@ -118,3 +118,12 @@ def test_a_damaged_blob_is_not_copied_silently(tmp_path: Path) -> None:
             _copy(out, "w.bin", store, hexd, len(data), 0o640)
         with pytest.raises(ContentMismatch, match="bytes, not"):
             _copy(out, "x.bin", store, hexd, len(data) + 1, 0o640)
+
+
+def test_the_space_check_counts_the_copies() -> None:
+    plain = plan_install(desc())
+    assert plain.copy_bytes == 0
+    executable = plan_install(desc(executables=("files/ops/bin/run",)))
+    assert executable.copy_bytes == next(f.size for f in executable.files if "run" in f.path)
+    served = plan_install(desc(modes=ServeModes(0o640, 0o750, 1000, 1000)))
+    assert served.copy_bytes == served.install_bytes > 0
