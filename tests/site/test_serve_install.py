@@ -18,6 +18,7 @@ import tempfile
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import pytest
 
@@ -25,6 +26,9 @@ from packager.bundle import layout
 from tests.site.install_support import install, run
 from tests.support.mindie import mindie_problems
 from tests.support.projects import PASS, make_key, tiny_safetensors
+
+if TYPE_CHECKING:
+    import docker
 
 UID = GID = 1000
 
@@ -202,28 +206,29 @@ def test_an_empty_folder_removed_is_missing(built: Built, tmp_path: Path) -> Non
 
 
 def test_the_serving_user_reads_the_install_in_a_container(
-    built: Built, tmp_path: Path, busybox_image: str
+    built: Built, tmp_path: Path, docker_client: docker.DockerClient, busybox_image: str
 ) -> None:
-    """docker run --user 1000:1000 --network none reads the weights; another user cannot."""
+    """`docker run --user 1000:1000 --network none` reads the weights; another user cannot."""
+    import docker.errors
+
     prefix = tmp_path / "site"
     assert install(built.served, prefix, built.pub, "--no-probe").returncode == 0
     vd = _version(prefix, "served")
-    os.chmod(tmp_path, 0o755)  # pytest's tmp folders are 0700: let uid 1000 reach the prefix
+    script = "cat /weights/config.json && ls /weights/sub && wc -c < /weights/model.safetensors"
 
-    def cat(user: str) -> subprocess.CompletedProcess[str]:
-        return subprocess.run(
-            ["docker", "run", "--rm", "--network", "none", "--user", user,
-             "-v", f"{vd / 'model'}:/weights:ro", busybox_image,
-             "sh", "-c", "cat /weights/config.json && ls /weights/sub && wc -c < /weights/model.safetensors"],
-            capture_output=True, text=True, timeout=120,
+    def cat(user: str) -> str:
+        out: bytes = docker_client.containers.run(
+            busybox_image, ["sh", "-c", script], user=user, network_mode="none", remove=True,
+            volumes={str(vd / "model"): {"bind": "/weights", "mode": "ro"}},
         )  # fmt: skip
+        return out.decode()
 
     ok = cat(f"{UID}:{GID}")
-    assert ok.returncode == 0, ok.stderr
-    assert '"Served"' in ok.stdout and "extra.json" in ok.stdout
-    assert str((vd / "model" / "model.safetensors").stat().st_size) in ok.stdout
-    other = cat("1001:1001")
-    assert other.returncode != 0 and "Permission denied" in other.stderr
+    assert '"Served"' in ok and "extra.json" in ok
+    assert str((vd / "model" / "model.safetensors").stat().st_size) in ok
+    with pytest.raises(docker.errors.ContainerError) as exc:
+        cat("1001:1001")
+    assert "Permission denied" in str(exc.value)
 
 
 def test_installing_for_another_owner_needs_root(built: Built) -> None:
