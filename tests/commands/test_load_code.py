@@ -7,23 +7,13 @@ from __future__ import annotations
 
 import hashlib
 import json
-import os
-import pickle
 from pathlib import Path
 
 import pytest
 
 from tests.support.cli import airgap
+from tests.support.pickles import evil_pickle
 from tests.support.projects import PASS, make_key, tiny_safetensors
-
-
-class Canary:
-    def __init__(self, path: Path) -> None:
-        self.path = path
-
-    def __reduce__(self) -> tuple[object, tuple[str]]:
-        return (os.system, (f"touch {self.path}",))
-
 
 MANIFEST = """\
 apiVersion: airgap/v1
@@ -45,7 +35,7 @@ def project(folder: Path, canary: Path) -> dict[str, str]:
     w.mkdir(parents=True)
     (w / "model.safetensors").write_bytes(tiny_safetensors())
     files = {
-        "extra_state.bin": pickle.dumps(Canary(canary), protocol=2),
+        "extra_state.bin": evil_pickle(canary),
         "config.json": b'{"architectures": ["Coded"], "auto_map": {"AutoModel": "modeling_coded.M"}}',
         "modeling_coded.py": b"class M:\n    pass\n",
         "tokenizer.json": b'{"version": "1.0"}',

@@ -15,20 +15,7 @@ import pytest
 
 from packager.compat.load_code import HEAD_BYTES, check_code_files, code_files, runs_code
 from packager.findings import Severity
-
-
-class Canary:
-    """Unpickling this creates the file ``path`` (through os.system)."""
-
-    def __init__(self, path: Path) -> None:
-        self.path = path
-
-    def __reduce__(self) -> tuple[object, tuple[str]]:
-        return (os.system, (f"touch {self.path}",))
-
-
-def evil(path: Path, protocol: int = 2) -> bytes:
-    return pickle.dumps(Canary(path), protocol=protocol)
+from tests.support.pickles import evil_pickle
 
 
 def torch_zip(payload: bytes) -> bytes:
@@ -62,13 +49,13 @@ def npz() -> bytes:
 CANARY = Path("/tmp/airgap-canary-never")
 
 CASES = [
-    ("legacy pickle .bin", "pytorch_model.bin", evil(CANARY), "pickle"),
-    ("protocol 4 under any name", "weights.data", evil(CANARY, 4), "pickle"),
-    ("protocol 0 .pkl", "x.pkl", evil(CANARY, 0), "pickle"),
-    ("protocol 0 under a data name", "x.data", evil(CANARY, 0), None),
-    ("legacy torch .pt", "model.pt", legacy_torch(evil(CANARY)), "pickle"),
-    ("torch.save zip .pth", "model.pth", torch_zip(evil(CANARY)), "zip-pickle"),
-    ("torch.save zip renamed", "model.safetensors", torch_zip(evil(CANARY)), "zip-pickle"),
+    ("legacy pickle .bin", "pytorch_model.bin", evil_pickle(CANARY), "pickle"),
+    ("protocol 4 under any name", "weights.data", evil_pickle(CANARY, 4), "pickle"),
+    ("protocol 0 .pkl", "x.pkl", evil_pickle(CANARY, 0), "pickle"),
+    ("protocol 0 under a data name", "x.data", evil_pickle(CANARY, 0), None),
+    ("legacy torch .pt", "model.pt", legacy_torch(evil_pickle(CANARY)), "pickle"),
+    ("torch.save zip .pth", "model.pth", torch_zip(evil_pickle(CANARY)), "zip-pickle"),
+    ("torch.save zip renamed", "model.safetensors", torch_zip(evil_pickle(CANARY)), "zip-pickle"),
     ("a zip of .npy is data", "arrays.npz", npz(), None),
     ("safetensors", "model.safetensors", safetensors_bytes(), None),
     ("random .bin shard", "part-0001.bin", bytes(range(256)) * 4, None),
