@@ -29,7 +29,7 @@ from packager.bundle.descriptor import (
     TargetSpec,
 )
 from packager.bundle.images import CollectedImage
-from packager.bundle.serve_spec import serve_spec
+from packager.bundle.serve_spec import serve_modes, serve_spec
 from packager.bundle.store import BlobStore
 from packager.manifest.model import Kernel, Manifest, Target
 from packager.resolve.lockfile import Lock, LockedFile, LockedTarget
@@ -277,14 +277,18 @@ def plan_wheels(plan: Plan, wheel_sources: dict[str, Path]) -> None:
     _index_entry(plan, desc, layout.WHEELS_REF, "wheels", layout.WHEELS_ARTIFACT)
 
 
-def plan_files(plan: Plan) -> None:
+def plan_files(plan: Plan, base_dir: Path) -> None:
+    """The runtime files, one layer each (a folder source's files each with their own install
+    path; ``f.path`` is the source as the lock wrote it: relative to the manifest's folder, or
+    absolute)."""
     if not plan.locked.files:
         return
     layers = []
-    for entry, f in strict_zip(plan.target.files, plan.locked.files):
+    for f in plan.locked.files:
         assert f.dest is not None
+        source = base_dir / f.path
         layers.append(
-            _file_layer(plan, f, layout.FILE, "file", entry.source, f.dest, layout.TITLE, f.dest)
+            _file_layer(plan, f, layout.FILE, "file", source, f.dest, layout.TITLE, f.dest)
         )
     desc = _artifact_manifest(plan, layout.FILES_ARTIFACT, layers, {})
     _index_entry(plan, desc, layout.FILES_REF, "files", layout.FILES_ARTIFACT)
@@ -427,6 +431,11 @@ def describe(
         install=InstallSize(
             sum(b.size for b in plan.blobs.values() if b.paths),
             sum(f.size for f in lock.model.files),
+            executables=tuple(sorted(f.dest for f in plan.locked.files if f.executable and f.dest)),
+            dirs=tuple(sorted(plan.locked.dirs)),
+            modes=serve_modes(target.serve.install)
+            if target.serve and target.serve.install
+            else None,
         ),
         images=tuple(
             ImageRecord(

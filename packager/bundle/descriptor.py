@@ -152,16 +152,67 @@ class TargetSpec:
 
 
 @dataclass(frozen=True)
-class InstallSize:
-    bytes: int  # every blob with an install path
-    weights_bytes: int
+class ServeModes:
+    """``install.modes``: how the installed version must be laid out for its server (the
+    manifest's ``serve.install``): every file ``file_mode`` (execute added where it reads for
+    the executable ones), every folder ``dir_mode``, owned by ``uid``/``gid`` when given."""
+
+    file_mode: int
+    dir_mode: int
+    uid: int | None = None
+    gid: int | None = None
 
     def to_json(self) -> dict[str, Any]:
-        return {"bytes": self.bytes, "weights_bytes": self.weights_bytes}
+        d: dict[str, Any] = {
+            "file_mode": f"{self.file_mode:04o}",
+            "dir_mode": f"{self.dir_mode:04o}",
+        }
+        if self.uid is not None:
+            d["uid"] = self.uid
+        if self.gid is not None:
+            d["gid"] = self.gid
+        return d
+
+    @classmethod
+    def from_json(cls, d: Mapping[str, Any]) -> ServeModes:
+        return cls(int(d["file_mode"], 8), int(d["dir_mode"], 8), d.get("uid"), d.get("gid"))
+
+
+@dataclass(frozen=True)
+class InstallSize:
+    """``install``: its size, and how it is laid out where that differs from the default (files
+    0444, folders 0555, the installer's owner): the executable files, the empty folders, the
+    modes the server demands."""
+
+    bytes: int  # every blob with an install path
+    weights_bytes: int
+    #: install paths of files installed with execute (runtime files whose source had it)
+    executables: tuple[str, ...] = ()
+    #: install paths of empty folders (of runtime.files folder sources)
+    dirs: tuple[str, ...] = ()
+    modes: ServeModes | None = None
+
+    def to_json(self) -> dict[str, Any]:
+        d: dict[str, Any] = {"bytes": self.bytes, "weights_bytes": self.weights_bytes}
+        # each written only when used: descriptors without them keep their bytes
+        if self.executables:
+            d["executables"] = list(self.executables)
+        if self.dirs:
+            d["dirs"] = list(self.dirs)
+        if self.modes is not None:
+            d["modes"] = self.modes.to_json()
+        return d
 
     @classmethod
     def from_json(cls, d: Mapping[str, Any]) -> InstallSize:
-        return cls(d["bytes"], d["weights_bytes"])
+        modes = d.get("modes")
+        return cls(
+            d["bytes"],
+            d["weights_bytes"],
+            tuple(d.get("executables", ())),
+            tuple(d.get("dirs", ())),
+            ServeModes.from_json(modes) if modes is not None else None,
+        )
 
 
 @dataclass(frozen=True)
@@ -662,6 +713,8 @@ def _unique(descriptor: Descriptor) -> None:
             + ([descriptor.model_signature.install_path] if descriptor.model_signature else []),
         ),
         ("files[].path", [f.path for f in descriptor.files]),
+        ("install.executables", descriptor.install.executables),
+        ("install.dirs", descriptor.install.dirs),
         ("kernels[].name", [k.name for k in descriptor.kernels]),
         (
             "serve.checks[].name",

@@ -6,9 +6,15 @@ from packager.bundle.descriptor import (
     JsonExpectationSpec,
     ReadinessSpec,
     ServeCheckSpec,
+    ServeModes,
     ServeSpec,
 )
-from packager.manifest.model import Serve
+from packager.manifest.model import Serve, ServeInstall
+
+
+def serve_modes(install: ServeInstall) -> ServeModes:
+    """``serve.install`` as the descriptor's ``install.modes``."""
+    return ServeModes(install.file_mode, install.dir_mode, install.uid, install.gid)
 
 
 def serve_spec(serve: Serve) -> ServeSpec:

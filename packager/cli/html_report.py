@@ -62,8 +62,8 @@ def t(value: object) -> str:
     return html.escape(visible("" if value is None else str(value), newlines=False), quote=True)
 
 
-_GOOD = frozenset({"PASS", "VALID", "TRUSTED", "OK", "INTACT", "SIGNED", "CURRENT"})
-_BAD = frozenset({"FAIL", "REVOKED", "INVALID", "ISSUES", "DRIFT", "TAMPERED"})
+_GOOD = frozenset({"PASS", "VALID", "TRUSTED", "OK", "INTACT", "SIGNED", "CURRENT", "ALLOWED"})
+_BAD = frozenset({"FAIL", "REVOKED", "INVALID", "ISSUES", "DRIFT", "TAMPERED", "NOT ALLOWED"})
 
 
 def _tag(word: str) -> str:
@@ -286,6 +286,23 @@ def _kernels(r: AuditReport) -> str:
     )
 
 
+def _load_code(r: AuditReport) -> str:
+    head = '<h2 id="load-code">Code that runs when the model loads</h2>'
+    if not r.load_code:
+        return head + '<p class="muted">None: every model file is read as data.</p>'
+    by = ", ".join(r.allowed_by) or "nobody: the signatures were not checked"
+    rows = [
+        [t(f.path), t(f.kind), _code(f.sha256), t(str(f.size)),
+         _tag("allowed" if f.allowed else "NOT ALLOWED")]
+        for f in r.load_code
+    ]  # fmt: skip
+    return (
+        head
+        + _dl([("allowed by (model.allow_code, signed by)", t(by))])
+        + _table(["file", "kind", "sha256", "bytes", "model.allow_code"], rows, raw=True)
+    )
+
+
 def _images(r: AuditReport) -> str:
     rows = [
         [t(i.ref), t(i.role), t(i.platform), _code(i.manifest_digest), _code(i.index_digest),
@@ -329,6 +346,7 @@ def _bundle_sections(r: AuditReport, policy: dict[str, Any] | None) -> str:
         + _provenance(r)
         + _sbom(r)
         + _kernels(r)
+        + _load_code(r)
         + _images(r)
     )
 

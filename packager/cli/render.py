@@ -332,6 +332,15 @@ def audit(report: AuditReport) -> None:
     ps = doc.get("publisher_signature")
     if ps:
         stdout.print(f"publisher signature ({shown(ps['path'])}): {shown(publisher_line(ps))}")
+    lc = doc["load_code"]
+    if lc["files"]:
+        by = ", ".join(lc["allowed_by"]) or "nobody (signatures not checked)"
+        stdout.print(
+            f"runs code at load time: {len(lc['files'])} file(s); allowed by the signers: {shown(by)}"
+        )
+        for f in lc["files"]:
+            state = "allowed" if f["allowed"] else "[bold red]NOT ALLOWED[/bold red]"
+            stdout.print(f"  {shown(f['path'])}  {f['kind']}  sha256:{f['sha256']}  {state}")
     stdout.print(f"verdict: [{style}]{doc['verdict']}[/{style}]")
     for r in doc["reasons"]:
         stdout.print(f"  {shown(r)}")
@@ -374,6 +383,13 @@ def install_result(result: InstallResult) -> None:
         )
     else:
         how = "hard links into the store" if doc["hard_links"] else "copies (no hard links here)"
+        if doc["modes"]:
+            m = doc["modes"]
+            owner = f", owner {m['uid'] if m['uid'] is not None else '-'}:{m['gid'] if m['gid'] is not None else '-'}"
+            how = (
+                f"copies with the modes the server demands (files {m['file_mode']}, folders "
+                f"{m['dir_mode']}{owner if m['uid'] is not None or m['gid'] is not None else ''})"
+            )
         stdout.print(
             f"[green]installed[/green] {what} into {shown(doc['path'])}\n"
             f"  verified in {doc['verify_seconds']:.1f} s, signed by {shown(signers)}; "

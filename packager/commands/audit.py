@@ -11,11 +11,13 @@ from typing import Any
 
 from packager.bundle import layout
 from packager.bundle.combined import open_target
-from packager.bundle.descriptor import BundleMeta, ImageRecord, KernelRecord
+from packager.bundle.descriptor import BundleMeta, Descriptor, ImageRecord, KernelRecord
 from packager.bundle.model_signature import ModelSignatureStatus
+from packager.bundle.reader import Bundle
 from packager.bundle.sbom import SbomSummary, summarize_sbom
 from packager.bundle.verifier import verify_bundle
 from packager.commands.inspect_bundle import signature_keyids
+from packager.compat.load_code import HEAD_BYTES, MAX_CONFIG_BYTES, CodeFile, code_files, runs_code
 from packager.resolve.lockfile import PublisherSignatureRecord
 from packager.signing.intoto import Provenance
 from packager.signing.trust import Policy
@@ -65,6 +67,19 @@ class AuditReport:
     policy: Policy | None = None
     images: tuple[ImageRecord, ...] = ()
     kernels: tuple[KernelRecord, ...] = ()
+    #: model files that run code at load time, judged against the signed lock's allow_code
+    load_code: tuple[CodeFile, ...] = ()
+    #: the manifest's model.allow_code as the signed lock recorded it
+    allow_code: tuple[str, ...] = ()
+
+    @property
+    def allowed_by(self) -> list[str]:
+        """Who allowed the code: the keys that signed the bundle (verified ones when checked)."""
+        checked = [s for s in self.signers if s.valid]
+        return [
+            f"{s.name or 'unknown key'} ({s.keyid})"
+            for s in (checked or ([] if self.verdict == "PASS" else self.signers))
+        ]
 
     @property
     def exit_code(self) -> int:
@@ -109,6 +124,12 @@ class AuditReport:
                 }
                 for k in self.kernels
             ],
+            "load_code": {
+                "files": [f.to_json() for f in self.load_code],
+                "allow_code": list(self.allow_code),
+                "allowed_by": self.allowed_by if self.load_code else [],
+                "signatures_checked": self.verdict != "NOT VERIFIED",
+            },
         }
 
 
@@ -143,6 +164,7 @@ def audit_bundle(path: Path, policy: Policy | None, target: str | None = None) -
                 sbom = summarize_sbom(b.read(layout.SBOM, MAX_SBOM_BYTES))
             except ValueError:
                 sbom_error = "the SBOM is unreadable"
+        load_code = _load_code(b, doc)
     report = verify_bundle(path, policy, target=target) if policy is not None else None
     valid = {k for k, _ in report.signers} if report else set()
     signers = []
@@ -177,6 +199,14 @@ def audit_bundle(path: Path, policy: Policy | None, target: str | None = None) -
         )
     if not sig_ids:
         reasons.append("the bundle is UNSIGNED")
+    blocked = [f for f in load_code if not f.allowed]
+    if blocked:
+        verdict = "FAIL"
+        reasons += [
+            f"{f.path} runs code at load time ({f.kind}, sha256 {f.sha256}) and model.allow_code "
+            "does not list it (AG701)"
+            for f in blocked
+        ]
     return AuditReport(
         path,
         doc.bundle,
@@ -192,4 +222,26 @@ def audit_bundle(path: Path, policy: Policy | None, target: str | None = None) -
         policy,
         doc.images,
         doc.kernels,
+        tuple(load_code),
+        doc.lock.model.allow_code,
     )
+
+
+def _load_code(b: Bundle, doc: Descriptor) -> list[CodeFile]:
+    """The model files that run code at load time: what the signed lock says, and what their
+    first bytes in the bundle say (packager.compat.load_code; a bundle made by an airgap that
+    did not look is judged by its content), never unpickled."""
+    members = b.members()
+    files = []
+    for f in doc.lock.model.files:
+        kind = f.runs_code
+        member = layout.blob_path("sha256:" + f.sha256)
+        m = members.get(member)
+        if kind is None and m is not None and m.kind == "file":
+            is_config = f.path.rsplit("/", 1)[-1].lower() == "config.json"
+            limit = MAX_CONFIG_BYTES if is_config else HEAD_BYTES
+            with b.open_fresh(member) as src:
+                head = src.read(min(limit, m.size))
+            kind = runs_code(f.path, head, head if is_config else None)
+        files.append((f.path, f.sha256, f.size, kind))
+    return code_files(files, doc.lock.model.allow_code)

@@ -264,7 +264,7 @@ def prepare_target(
     plan_model(plan, manifest, lock, created)
     plan_kernels(plan, manifest)
     plan_wheels(plan, _wheel_sources(target, locked))
-    plan_files(plan)
+    plan_files(plan, manifest.base_dir)
     plan_probe(plan, probe_payload)
     plan_images(plan, collected, store)
     sbom = build_sbom(
@@ -489,6 +489,7 @@ def build(
                     hint=errors[0].hint,
                 )
             lock = result.lock
+    _check_allowed_code(manifest, lock)
     from packager.bundle.probe_payload import probe_payload
 
     payload = probe_payload()
@@ -517,3 +518,24 @@ def build(
         for t in targets
     ]
     return BuildResult(bundles, time.perf_counter() - t0, lock_path if locked else None)
+
+
+def _check_allowed_code(manifest: Manifest, lock: Lock) -> None:
+    """Every model file that runs code at load time is in model.allow_code (AG701): a lock made
+    before the list changed is judged by the manifest given now."""
+    from packager.compat.load_code import allow_code_snippet, code_files
+    from packager.errors import CheckFailed
+
+    found = code_files(
+        ((f.path, f.sha256, f.size, f.runs_code) for f in lock.model.files),
+        manifest.model.allow_code,
+    )
+    blocked = [f for f in found if not f.allowed]
+    if blocked:
+        raise CheckFailed(
+            f"{len(blocked)} model file(s) run code at load time and are not in "
+            "model.allow_code (AG701): "
+            + "; ".join(f"{f.path} ({f.kind}) sha256 {f.sha256}" for f in blocked),
+            hint="review them; to carry them, list their digests: "
+            + allow_code_snippet(f.sha256 for f in blocked),
+        )

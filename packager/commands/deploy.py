@@ -344,7 +344,7 @@ def kube_documents(
             "the server's own multi-node settings (ranks, master address) come from serve.env"
         )
     container["volumeMounts"] = mounts
-    container["securityContext"] = {"allowPrivilegeEscalation": False}
+    container["securityContext"] = {"allowPrivilegeEscalation": False, **_run_as(d, kube=True)}
     pod["containers"] = [container]
     pod["volumes"] = volumes
     deployment = {
@@ -420,6 +420,9 @@ def compose_document(
             "without it, list /dev/davinci* and the manager devices under devices:"
         )
     svc["volumes"] = volumes
+    user = _run_as(d, kube=False)
+    if user:
+        svc["user"] = user["user"]
     svc["labels"] = {
         "airgap.dev/bundle": f"{d.name} {d.version}",
         "airgap.dev/readiness": f"GET {serve.readiness.path} -> {serve.readiness.status}",
@@ -429,6 +432,23 @@ def compose_document(
         f"GET {serve.readiness.path} on port {serve.port} (airgap probe --serve checks it)"
     )
     return {"name": name, "services": {"server": svc}}, image, notes
+
+
+def _run_as(d: Descriptor, *, kube: bool) -> dict[str, Any]:
+    """The serving user ``serve.install`` gave the files to (install.modes), as Kubernetes'
+    runAsUser/runAsGroup or compose's ``user``: the server then reads what was laid out for it."""
+    m = d.install.modes
+    if m is None or (m.uid is None and m.gid is None):
+        return {}
+    if kube:
+        out: dict[str, Any] = {}
+        if m.uid is not None:
+            out["runAsUser"] = m.uid
+        if m.gid is not None:
+            out["runAsGroup"] = m.gid
+        return out
+    uid = str(m.uid) if m.uid is not None else "0"
+    return {"user": uid + (f":{m.gid}" if m.gid is not None else "")}
 
 
 def _dollars(text: str) -> str:

@@ -151,7 +151,7 @@ def lock_manifest(
     for t in manifest.targets:
         label = f" [{t.id}]" if t.id else ""
         rep.phase(f"files and kernels{label}")
-        files = resolve_files(manifest, t.files, cache, advance)
+        files, dirs = resolve_files(manifest, t.files, cache, advance)
         kernels = resolve_kernels(manifest, t.kernels, cache, advance)
         if t.images:
             rep.phase(f"images{label}")
@@ -168,6 +168,7 @@ def lock_manifest(
                 python=target_python(t.wheels) if t.wheels else None,
                 files=files,
                 kernels=kernels,
+                dirs=dirs,
             )
         )
     lock = Lock(
@@ -321,6 +322,9 @@ def _files_drift(
             out.append(Drift(kind, p, f"sha256:{b.sha256}", "absent"))
         elif (a.sha256, a.size) != (b.sha256, b.size):
             out.append(Drift(kind, p, f"sha256:{b.sha256}", f"sha256:{a.sha256}"))
+        elif a.executable != b.executable:
+            modes = ("executable", "not executable")
+            out.append(Drift(kind, p, modes[not b.executable], modes[not a.executable]))
     return out
 
 
@@ -359,6 +363,11 @@ def find_drift(
     drift += _signature_drift(lock, current)
     for before, after in strict_zip(lock.targets, current.targets):
         drift += _files_drift("file", before.files, after.files)
+        for d in sorted(set(before.dirs) ^ set(after.dirs)):
+            was = "an empty folder" if d in before.dirs else "absent"
+            drift.append(
+                Drift("folder", d, was, "absent" if d in before.dirs else "an empty folder")
+            )
         drift += _files_drift(
             "kernel",
             tuple(k.file for k in before.kernels)

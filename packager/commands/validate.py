@@ -10,6 +10,7 @@ from packager.compat import check_manifest
 from packager.findings import Finding, Severity, has_errors
 from packager.kernels.checks import SUPERSEDED, validate_kernels
 from packager.manifest.model import Manifest, load_manifest
+from packager.resolve.weights import scan_code
 
 
 @dataclass(frozen=True)
@@ -71,4 +72,5 @@ def validate(path: Path) -> ValidationReport:
             f for f in compat if not (f.code in SUPERSEDED and f.json_path in kernels.superseded)
         )
         findings.extend(kernels.findings)
+        findings.extend(scan_code(loaded.manifest))
     return ValidationReport(path, loaded.manifest, tuple(sorted(findings, key=Finding.sort_key)))

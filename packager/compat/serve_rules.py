@@ -13,6 +13,17 @@
 | AG608 | warning  | ``serve.env`` sets AIRGAP_SERVE_HOST or AIRGAP_SERVE_PORT, which the probe and renderers set |
 | AG609 | warning  | ``device_resource`` for a target without an accelerator (vendor none) |
 | AG610 | error    | port, readiness or checks given neither by the target's serve nor the shared one |
+| AG620 | error    | ``serve.install.file_mode`` does not let the owner read the files |
+| AG621 | error    | ``serve.install.dir_mode`` does not let the owner list and enter the folders |
+| AG622 | warning  | ``serve.install`` gives group or others read on files, but its folders do not let them in |
+| AG623 | warning  | a MindIE server with files or folders wider than MindIE takes (files 0640, folders 0750), or with no serving user (uid) |
+
+MindIE's rule (the source of AG623): its weight check refuses a file or folder whose mode
+exceeds its limit ("Check Other group permission failed: Current permission is 4, but required
+no greater than 0"); files at most 0640, folders at most 0750, owned by the user the server runs
+as (MindIE's deployment documentation on weight permissions and its error text above, as
+reported in MindIE/vLLM-Ascend deployment threads; recorded in issue 22). The same rule, over a
+real tree, is the oracle of tests/support/mindie.py.
 
 Pure: a typed Target in, findings out.
 """
@@ -55,6 +66,7 @@ def check_serve(add: Add, target: Target, raw: Callable[[JsonPath], Any]) -> Non
         )
     _image(add, target, serve, at)
     _mount(add, serve, at)
+    _install(add, target, serve)
     _variables(add, serve, at)
     if serve.device_resource is not None and target.accelerator.vendor == "none":
         add(
@@ -101,6 +113,68 @@ def _image(add: Add, target: Target, serve: Serve, at: JsonPath) -> None:
         (*at, "image") if serve.image != "serving" else at,
         "add the serving image under runtime.images (role: serving), or name one of them",
     )
+
+
+#: MindIE's limits (AG623): the widest modes its weight check takes
+MINDIE_FILE_MAX = 0o640
+MINDIE_DIR_MAX = 0o750
+
+
+def _install(add: Add, target: Target, serve: Serve) -> None:
+    inst = serve.install
+    if inst is None:
+        return
+    at = inst.json_path
+    if not inst.file_mode & 0o400:
+        add(
+            Severity.ERROR,
+            "AG620",
+            f"serve.install.file_mode {inst.file_mode:04o} does not let the owner read the files",
+            (*at, "file_mode"),
+            "give the owner read: e.g. 0440, or 0640 for MindIE",
+        )
+    if inst.dir_mode & 0o500 != 0o500:
+        add(
+            Severity.ERROR,
+            "AG621",
+            f"serve.install.dir_mode {inst.dir_mode:04o} does not let the owner list and enter "
+            "the folders",
+            (*at, "dir_mode"),
+            "give the owner read and execute: e.g. 0550, or 0750 for MindIE",
+        )
+    for who, read, enter in (("group", 0o040, 0o010), ("others", 0o004, 0o001)):
+        if inst.file_mode & read and not inst.dir_mode & enter:
+            add(
+                Severity.WARNING,
+                "AG622",
+                f"serve.install.file_mode {inst.file_mode:04o} lets {who} read the files, but "
+                f"dir_mode {inst.dir_mode:04o} does not let {who} into the folders",
+                (*at, "dir_mode"),
+                f"add execute for {who} to dir_mode, or take read from file_mode",
+            )
+    if _is_mindie(target, serve):
+        wide = []
+        if inst.file_mode & ~MINDIE_FILE_MAX:
+            wide.append(f"files {inst.file_mode:04o} (at most {MINDIE_FILE_MAX:04o})")
+        if inst.dir_mode & ~MINDIE_DIR_MAX:
+            wide.append(f"folders {inst.dir_mode:04o} (at most {MINDIE_DIR_MAX:04o})")
+        if inst.uid is None:
+            wide.append("no uid: the files stay the installer's, not the serving user's")
+        if wide:
+            add(
+                Severity.WARNING,
+                "AG623",
+                'MindIE refuses weights like these ("Check Other group permission failed"): '
+                + "; ".join(wide),
+                at,
+                'serve.install: {file_mode: "0640", dir_mode: "0750", uid: UID, gid: GID} '
+                "with the user MindIE runs as (HwHiAiUser is often 1000)",
+            )
+
+
+def _is_mindie(target: Target, serve: Serve) -> bool:
+    refs = [i.ref for i in target.images if serve.image in (i.role, i.ref)]
+    return any("mindie" in r.lower() for r in refs)
 
 
 def _mount(add: Add, serve: Serve, at: JsonPath) -> None:

@@ -62,6 +62,9 @@ class Model:
     exclude: tuple[str, ...]
     sha256: Mapping[str, str]
     license: str | None
+    #: ``model.allow_code``: the sha256 (hex) of the files that run code at load time (pickles,
+    #: .py, config.json with auto_map) that may be carried (packager.compat.load_code)
+    allow_code: tuple[str, ...] = ()
 
 
 @dataclass(frozen=True)
@@ -179,6 +182,18 @@ class Readiness:
 
 
 @dataclass(frozen=True)
+class ServeInstall:
+    """``serve.install``: the modes and owner the server demands of the installed files (MindIE:
+    files <= 0640, folders <= 0750, owned by the serving user; NIM-style servers: UID 1000)."""
+
+    file_mode: int  # e.g. 0o640; executable files also get execute where they read
+    dir_mode: int
+    uid: int | None
+    gid: int | None
+    json_path: JsonPath
+
+
+@dataclass(frozen=True)
 class Serve:
     """How the model is served (``serve:``): the server, where it listens and what it must answer."""
 
@@ -194,6 +209,9 @@ class Serve:
     json_path: JsonPath
     #: required keys that neither the target's serve nor the shared one gives (validate: AG610)
     missing: tuple[str, ...] = ()
+    #: the modes and owner of the installed version; None: the default (read-only, 0444/0555,
+    #: the installer's owner, files hard-linked into the store)
+    install: ServeInstall | None = None
 
 
 #: where the weights appear in the serving container unless ``serve.weights`` says otherwise
@@ -322,6 +340,7 @@ def _build(doc: PositionedDocument, path: Path) -> Manifest:
         exclude=tuple(m.get("exclude", ())),
         sha256=MappingProxyType(dict(m.get("sha256", {}))),
         license=m.get("license"),
+        allow_code=tuple(m.get("allow_code", ())),
     )
 
     def images(rt: dict[str, Any], at: JsonPath) -> tuple[Image, ...]:
@@ -449,6 +468,7 @@ def _build(doc: PositionedDocument, path: Path) -> Manifest:
             device_resource=merged.get("device_resource"),
             json_path=where,
             missing=tuple(k for k in SERVE_REQUIRED if k not in merged),
+            install=_serve_install(merged.get("install"), key_at("install")),
         )
 
     shared_rt: dict[str, Any] = d.get("runtime", {})
@@ -505,6 +525,23 @@ def latency_ms(text: str) -> int:
     if not m:
         raise ValueError(f"not a latency: {text!r}")
     return int(m.group(1)) * (1 if m.group(2) == "ms" else 1000)
+
+
+#: serve.install's defaults: the default install's own modes
+DEFAULT_FILE_MODE = 0o444
+DEFAULT_DIR_MODE = 0o555
+
+
+def _serve_install(d: dict[str, Any] | None, at: JsonPath) -> ServeInstall | None:
+    if d is None:
+        return None
+    return ServeInstall(
+        file_mode=int(str(d.get("file_mode", "0444")), 8),
+        dir_mode=int(str(d.get("dir_mode", "0555")), 8),
+        uid=d.get("uid"),
+        gid=d.get("gid"),
+        json_path=at,
+    )
 
 
 def _serve_check(c: dict[str, Any], at: JsonPath) -> ServeCheck:

@@ -1,9 +1,17 @@
-"""Runtime files and kernels: local paths to sha256, with pins checked."""
+"""Runtime files and kernels: local paths to sha256, with pins checked.
+
+A ``runtime.files`` source may be a folder (an operator package, a config tree): it is carried
+with its layout, each file hashed like any single file, its execute bits kept (installed with
+execute where the file reads), its empty folders kept; a symbolic link or a special file inside
+it is refused, naming it. A single file is executable when its ``mode`` says so (its own bits
+are not read: locks made before stay valid).
+"""
 
 from __future__ import annotations
 
 import os
 import posixpath
+import stat
 from collections.abc import Callable
 from pathlib import Path
 
@@ -43,6 +51,13 @@ def _must_be_file(manifest: Manifest, path: Path, what: str, where: JsonPath) ->
         raise ResolveError(f"{what} {quoted(str(path), 200)} is not a regular file", location=loc)
 
 
+def _must_exist(manifest: Manifest, path: Path, what: str, where: JsonPath) -> None:
+    """``path`` can be looked up and exists (a file or a folder; which is decided after)."""
+    if lookup_error(path) is None and path.exists() and path.is_dir():
+        return
+    _must_be_file(manifest, path, what, where)
+
+
 def _pin(manifest: Manifest, what: str, got: str, want: str | None, where: JsonPath) -> None:
     if want is not None and got != want:
         raise PinMismatch(
@@ -54,7 +69,9 @@ def _pin(manifest: Manifest, what: str, got: str, want: str | None, where: JsonP
 
 
 def install_dest(entry: FileEntry) -> str:
-    """Where a runtime file goes under the bundle's install prefix (POSIX, relative)."""
+    """Where a runtime file (or folder) goes under the bundle's install prefix (POSIX,
+    relative): ``files/NAME`` by default, ``DEST/NAME`` for a ``dest`` ending in ``/``, else
+    ``dest`` itself."""
     name = entry.source.name
     if entry.dest is None:
         return f"files/{name}"
@@ -62,21 +79,104 @@ def install_dest(entry: FileEntry) -> str:
     return posixpath.join(dest, name) if entry.dest.endswith("/") else dest
 
 
+def _executable(path: Path) -> bool:
+    return bool(os.stat(path).st_mode & 0o111)
+
+
+def walk_folder(manifest: Manifest, root: Path, where: JsonPath) -> tuple[list[str], list[str]]:
+    """The regular files (POSIX paths relative to ``root``, sorted) and the empty folders of a
+    folder source; a symbolic link or a special file anywhere in it is refused, naming it."""
+    files: list[str] = []
+    empty: list[str] = []
+    loc = manifest.document.location(where)
+
+    def walk(folder: Path, rel: str) -> None:
+        try:
+            entries = sorted(os.scandir(folder), key=lambda e: e.name)
+        except OSError as exc:
+            raise ResolveError(
+                f"folder {quoted(str(folder), 200)} cannot be listed: {exc.strerror}", location=loc
+            ) from None
+        if not entries and rel:
+            empty.append(rel)
+        for e in entries:
+            sub = f"{rel}/{e.name}" if rel else e.name
+            st = os.lstat(e.path)
+            if stat.S_ISLNK(st.st_mode):
+                raise ResolveError(
+                    f"{quoted(e.path, 200)} in folder source {quoted(str(root), 200)} is a "
+                    f"symbolic link (to {quoted(os.readlink(e.path), 120)}): refused",
+                    hint="airgap carries files, never links (a link could point anywhere at "
+                    "the site); copy the file it names into the folder, or remove the link",
+                    location=loc,
+                )
+            if stat.S_ISDIR(st.st_mode):
+                walk(Path(e.path), sub)
+            elif stat.S_ISREG(st.st_mode):
+                files.append(sub)
+            else:
+                raise ResolveError(
+                    f"{quoted(e.path, 200)} in folder source {quoted(str(root), 200)} is not a "
+                    "regular file or folder",
+                    hint="remove it from the folder",
+                    location=loc,
+                )
+
+    walk(root, "")
+    return files, empty
+
+
 def resolve_files(
     manifest: Manifest,
     entries: tuple[FileEntry, ...],
     cache: StatCache,
     progress: Callable[[int], None] | None = None,
-) -> tuple[LockedFile, ...]:
+) -> tuple[tuple[LockedFile, ...], tuple[str, ...]]:
+    """The locked runtime files (one per file, folder sources expanded) and the install paths
+    of the empty folders of folder sources."""
+    sources: list[tuple[FileEntry, Path, str]] = []  # entry, file, install path
+    dirs: list[str] = []
     for e in entries:
-        _must_be_file(manifest, e.source, "file", (*e.json_path, "source"))
-    digests = digest_files((e.source for e in entries), cache, progress)
+        where = (*e.json_path, "source")
+        _must_exist(manifest, e.source, "file", where)
+        dest = install_dest(e)
+        if not e.source.is_dir():
+            sources.append((e, e.source, dest))
+            continue
+        if e.source.is_symlink():
+            raise ResolveError(
+                f"folder source {quoted(str(e.source), 200)} is a symbolic link: refused",
+                hint="name the folder itself",
+                location=manifest.document.location(where),
+            )
+        for key, given, why in (
+            ("sha256", e.sha256, "the lock records every file of the folder by its sha256"),
+            ("mode", e.mode, "a folder's files keep their own execute bits"),
+        ):
+            if given is not None:
+                raise ResolveError(
+                    f"file {quoted(str(e.source), 200)} is a folder: a {key} names one file",
+                    hint=f"remove {key}; {why}",
+                    location=manifest.document.location((*e.json_path, key)),
+                )
+        files, empty = walk_folder(manifest, e.source, where)
+        sources += [(e, e.source / rel, f"{dest}/{rel}") for rel in files]
+        dirs += [f"{dest}/{rel}" for rel in empty]
+        if not files and not empty:
+            dirs.append(dest)
+    digests = digest_files((src for _, src, _ in sources), cache, progress)
     out = []
-    for e in entries:
-        d = digests[e.source]
-        _pin(manifest, f"file {e.source}", d.sha256, e.sha256, (*e.json_path, "sha256"))
-        out.append(LockedFile(_written(manifest, e.source), d.sha256, d.size, dest=install_dest(e)))
-    return tuple(out)
+    for e, src, dest in sources:
+        d = digests[src]
+        if src == e.source:  # a single file: executable when its manifest mode says so
+            _pin(manifest, f"file {e.source}", d.sha256, e.sha256, (*e.json_path, "sha256"))
+            executable = e.mode is not None and bool(int(e.mode, 8) & 0o111)
+        else:  # a folder's file: its own execute bit
+            executable = _executable(src)
+        out.append(
+            LockedFile(_written(manifest, src), d.sha256, d.size, dest=dest, executable=executable)
+        )
+    return tuple(out), tuple(dirs)
 
 
 def resolve_kernels(

@@ -20,6 +20,12 @@ class LockedFile:
     size: int
     role: str | None = None  # weights: weight | config | tokenizer | doc | code
     dest: str | None = None  # runtime files: install path
+    #: runtime files: the source file has an execute bit (installed 0555, or the declared
+    #: serve.install file mode with execute where it reads)
+    executable: bool = False
+    #: model files: how loading it runs code (packager.compat.load_code: pickle, python,
+    #: auto_map); None: it is read as data
+    runs_code: str | None = None
 
     def to_json(self) -> dict[str, Any]:
         d: dict[str, Any] = {"path": self.path, "sha256": self.sha256, "size": self.size}
@@ -27,11 +33,23 @@ class LockedFile:
             d["role"] = self.role
         if self.dest is not None:
             d["dest"] = self.dest
+        if self.executable:  # written only when set: locks without it keep their bytes
+            d["executable"] = True
+        if self.runs_code is not None:
+            d["runs_code"] = self.runs_code
         return d
 
     @classmethod
     def from_json(cls, d: dict[str, Any]) -> LockedFile:
-        return cls(d["path"], d["sha256"], int(d["size"]), d.get("role"), d.get("dest"))
+        return cls(
+            d["path"],
+            d["sha256"],
+            int(d["size"]),
+            d.get("role"),
+            d.get("dest"),
+            d.get("executable") is True,
+            d.get("runs_code"),
+        )
 
 
 @dataclass(frozen=True)
@@ -100,6 +118,9 @@ class LockedModel:
     safetensors: SafetensorsSummary | None = None
     #: model.source.signature, verified; None when the manifest names no publisher signature
     signature: PublisherSignatureRecord | None = None
+    #: ``model.allow_code``: the sha256 (hex) of the files that run code at load time that the
+    #: manifest allows (every such file must be among them)
+    allow_code: tuple[str, ...] = ()
 
     @property
     def size(self) -> int:
@@ -117,6 +138,8 @@ class LockedModel:
             d["safetensors"] = self.safetensors.to_json()
         if self.signature is not None:
             d["signature"] = self.signature.to_json()
+        if self.allow_code:
+            d["allow_code"] = list(self.allow_code)
         return d
 
     @classmethod
@@ -130,6 +153,7 @@ class LockedModel:
             tuple(LockedFile.from_json(f) for f in d["files"]),
             SafetensorsSummary.from_json(st) if st else None,
             PublisherSignatureRecord.from_json(sig) if sig else None,
+            tuple(d.get("allow_code", ())),
         )
 
 
@@ -246,9 +270,11 @@ class LockedTarget:
     python: str | None = None
     files: tuple[LockedFile, ...] = ()
     kernels: tuple[LockedKernel, ...] = ()
+    #: install paths of the empty folders of runtime folder sources (``runtime.files`` folders)
+    dirs: tuple[str, ...] = ()
 
     def to_json(self) -> dict[str, Any]:
-        return {
+        d: dict[str, Any] = {
             "id": self.id,
             "platform": self.platform,
             "images": [i.to_json() for i in self.images],
@@ -257,6 +283,9 @@ class LockedTarget:
             "files": [f.to_json() for f in self.files],
             "kernels": [k.to_json() for k in self.kernels],
         }
+        if self.dirs:  # written only when used: locks without it keep their bytes
+            d["dirs"] = list(self.dirs)
+        return d
 
     @classmethod
     def from_json(cls, d: dict[str, Any]) -> LockedTarget:
@@ -268,6 +297,7 @@ class LockedTarget:
             python=d.get("python"),
             files=tuple(LockedFile.from_json(f) for f in d.get("files", ())),
             kernels=tuple(LockedKernel.from_json(k) for k in d.get("kernels", ())),
+            dirs=tuple(d.get("dirs", ())),
         )
 
 

@@ -12,7 +12,7 @@ from pathlib import Path
 from packager.errors import PinMismatch, ResolveError
 from packager.findings import Finding, Severity
 from packager.manifest.model import HuggingFaceSource, Manifest
-from packager.manifest.yamlsource import json_path_str
+from packager.manifest.yamlsource import JsonPath, json_path_str
 from packager.resolve import safetensors
 from packager.resolve.content import digest_files
 from packager.resolve.lockfile import LockedFile, LockedModel, SafetensorsSummary
@@ -24,6 +24,20 @@ from packager.util.text import quoted
 
 _COMMIT = re.compile(r"^[0-9a-f]{40}\Z")
 _WEIGHT_EXT = (".safetensors", ".bin", ".gguf", ".onnx", ".pt", ".pth", ".ckpt", ".h5", ".msgpack")
+
+
+def file_runs_code(path: Path, rel: str) -> str | None:
+    """How loading the model file ``rel`` runs code (packager.compat.load_code), from its
+    first bytes (config.json: all of it); never executes or unpickles anything."""
+    from packager.compat.load_code import HEAD_BYTES, MAX_CONFIG_BYTES, runs_code
+
+    is_config = rel.rsplit("/", 1)[-1].lower() == "config.json"
+    try:
+        with open(path, "rb") as f:
+            head = f.read(MAX_CONFIG_BYTES if is_config else HEAD_BYTES)
+    except OSError as exc:
+        raise ResolveError(f"{path}: cannot read: {exc.strerror}") from None
+    return runs_code(rel, head, head if is_config else None)
 
 
 def file_role(rel: str) -> str:
@@ -220,11 +234,18 @@ def resolve_weights(
         on_total(sum(os.stat(p).st_size for p in paths.values()))
     digests = digest_files(paths.values(), cache, progress)
     files = tuple(
-        LockedFile(r, digests[paths[r]].sha256, digests[paths[r]].size, file_role(r))
+        LockedFile(
+            r,
+            digests[paths[r]].sha256,
+            digests[paths[r]].size,
+            file_role(r),
+            runs_code=file_runs_code(paths[r], r),
+        )
         for r in chosen
     )
     _check_pins(manifest, files)
     findings: list[Finding] = _unverified_signature(manifest, every)
+    findings += code_findings(manifest, files)
     signature = None
     if model.source.signature is not None:
         from packager.resolve.publisher import verify_publisher_signature
@@ -240,7 +261,9 @@ def resolve_weights(
             )
         summary = _summarize([safetensors.read_header(paths[r]) for r in shards])
         findings.extend(_precision_findings(manifest, summary))
-    locked = LockedModel(model.name, model.format, snap.source, files, summary, signature)
+    locked = LockedModel(
+        model.name, model.format, snap.source, files, summary, signature, model.allow_code
+    )
     return locked, findings
 
 
@@ -274,6 +297,55 @@ def _unverified_signature(manifest: Manifest, every: list[str]) -> list[Finding]
             "{public_key: publisher.pub.pem} (or certificate_chain: [root.pem])",
         )
     ]
+
+
+def scan_code(manifest: Manifest) -> list[Finding]:
+    """`airgap validate`'s look at the model files before anything is locked: the selected files
+    of a local or cached model that run code at load time (AG700-AG702), each hashed. Nothing
+    when the folder cannot be read yet (`airgap lock` names that)."""
+    from packager.util.hashing import sha256_files
+
+    model = manifest.model
+    try:
+        if model.source.path is not None:
+            if not is_dir(model.source.path):
+                return []
+            snap = Snapshot(model.source.path, model.source.path, {})
+        else:
+            assert model.source.huggingface is not None
+            snap = hf_snapshot(model.source.huggingface)
+        every = list_files(snap)
+        chosen = [r for r in every if selected(r, model.include, model.exclude)]
+        kinds = {r: file_runs_code(snap.root / r, r) for r in chosen}
+        flagged = {r: snap.root / r for r, k in kinds.items() if k is not None}
+        digests = sha256_files(flagged.values(), error=ResolveError)
+    except ResolveError:
+        return []
+    files = tuple(
+        LockedFile(r, digests[p].sha256, digests[p].size, runs_code=kinds[r])
+        for r, p in flagged.items()
+    )
+    return code_findings(manifest, files)
+
+
+def code_findings(manifest: Manifest, files: tuple[LockedFile, ...]) -> list[Finding]:
+    """AG700-AG702 (packager.compat.load_code) for the locked model files."""
+    from packager.compat.load_code import check_code_files, code_files
+
+    out: list[Finding] = []
+
+    def add(severity: Severity, code: str, message: str, path: JsonPath, hint: str | None) -> None:
+        loc = manifest.document.location(path)
+        out.append(Finding(severity, code, message, loc, json_path_str(path), hint))
+
+    found = code_files(
+        ((f.path, f.sha256, f.size, f.runs_code) for f in files), manifest.model.allow_code
+    )
+    allow_at: dict[str, JsonPath] = {
+        sha: ("model", "allow_code", i) for i, sha in enumerate(manifest.model.allow_code)
+    }
+    check_code_files(add, found, allow_at, ("model",))
+    return out
 
 
 def _summarize(headers: list[safetensors.Header]) -> SafetensorsSummary:

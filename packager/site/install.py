@@ -31,6 +31,8 @@
 from __future__ import annotations
 
 import contextlib
+import errno
+import fcntl
 import hashlib
 import io
 import json
@@ -53,9 +55,16 @@ from packager.site import auditlog
 from packager.site import trust as site_trust
 from packager.site.prefix import Prefix, step
 from packager.site.receipts import InstalledFile, Receipt, record_images
-from packager.site.rules import Action, InstallPlan, UnsafeBundle, decide, plan_install
-from packager.site.safefs import CONTENT_DIR_MODE, CONTENT_FILE_MODE, Dir, SiteError
-from packager.site.store import BlobStore, ContentMismatch, Span
+from packager.site.rules import (
+    Action,
+    InstallModes,
+    InstallPlan,
+    UnsafeBundle,
+    decide,
+    plan_install,
+)
+from packager.site.safefs import CONTENT_FILE_MODE, Dir, SiteError, os_error
+from packager.site.store import BlobStore, ContentMismatch, Span, capped_copy
 from packager.util.progress import Reporter
 from packager.util.timefmt import now_utc
 from packager.util.units import human_size
@@ -125,6 +134,8 @@ class InstallResult:
     blobs_present: int = 0
     bytes_written: int = 0
     linked: bool = True
+    #: the modes and owner the bundle declares for its server (serve.install); None: the default
+    modes: dict[str, Any] | None = None
     committed: bool = False  # the receipt is in place: the version is installed
     images: list[dict[str, Any]] = field(default_factory=list)
     probe: dict[str, Any] | None = None
@@ -177,6 +188,7 @@ class InstallResult:
             "blobs_present": self.blobs_present,
             "bytes_written": self.bytes_written,
             "hard_links": self.linked,
+            "modes": self.modes,
             "images": self.images,
             "probe": self.probe,
             "hf_cache": self.hf_cache,
@@ -452,7 +464,7 @@ def _check_room_before(prefix_path: Path, plan: InstallPlan) -> None:
         st = os.statvfs(where)
     except OSError:
         return
-    need = sum(plan.blobs.values()) + SPACE_MARGIN
+    need = sum(plan.blobs.values()) + plan.copy_bytes + SPACE_MARGIN
     free = st.f_bavail * st.f_frsize
     store = prefix_path / layout.SITE_BLOBS_DIR
     have = sum(size for hexd, size in plan.blobs.items() if (store / hexd).is_file())
@@ -565,7 +577,7 @@ def _install_locked(
         meta_bytes = sum(m.size or 4096 for m in plan.meta) + len(raw)
         _check_space(
             prefix,
-            sum(missing.values()) + meta_bytes,
+            sum(missing.values()) + plan.copy_bytes + meta_bytes,
             # a hard link takes an inode on some file systems (tmpfs): count the files too
             len(missing) + len(plan.files) + len(plan.meta) + len(plan.dirs) + 8,
         )
@@ -679,9 +691,17 @@ def _stage(
             dirs[d] = dirs[parent].mkdir(leaf)
             step()
         files: list[InstalledFile] = []
+        modes = plan.modes
+        if modes.declared:
+            result.modes = modes.to_json()
         for f in plan.files:
             parent, _, leaf = f.path.rpartition("/")
-            _place(dirs[parent], leaf, store, f.sha256, f.size, result)
+            if modes.linkable(f.path):
+                _place(dirs[parent], leaf, store, f.sha256, f.size, result)
+            else:  # its own inode: the store's blob keeps its mode and owner
+                result.linked = False
+                _copy(dirs[parent], leaf, store, f.sha256, f.size, modes.file_mode(f.path))
+                _own(dirs[parent], leaf, modes)
             files.append(InstalledFile(f.path, f.sha256, f.size, True))
             rep.advance(f.size)
             step()
@@ -695,13 +715,16 @@ def _stage(
             if m.sha256 is not None and (sha != m.sha256 or len(data) != m.size):
                 raise ContentMismatch(f"{b.source}: {m.source} does not match bundle.json")
             parent, _, leaf = m.path.rpartition("/")
-            dirs[parent].write_file(leaf, data, CONTENT_FILE_MODE)
+            dirs[parent].write_file(leaf, data, modes.file)
+            _own(dirs[parent], leaf, modes)
             files.append(InstalledFile(m.path, sha, len(data), False))
             step()
         for rel in sorted(dirs, key=lambda k: -k.count("/")):
             dirs[rel].fsync()
             if rel:  # read-only; the version's own folder once it is in place (a move needs it)
-                os.fchmod(dirs[rel].fd, CONTENT_DIR_MODE)
+                _set_dir(dirs[rel], modes)
+            else:  # its owner now: a refusal leaves nothing in place
+                _own_dir(dirs[rel], modes)
     finally:
         for opened in dirs.values():
             opened.close()
@@ -747,8 +770,8 @@ def _parallel(fn: Any, items: list[tuple[str, int]]) -> None:
 def _place(
     d: Dir, leaf: str, store: BlobStore, hexd: str, size: int, result: InstallResult
 ) -> None:
-    """``leaf`` in ``d`` as a hard link to the blob, or a verified copy where a link fails (a file
-    system without hard links, or a blob at its link limit)."""
+    """``leaf`` in ``d`` as a hard link to the blob, or a copy (:func:`_copy`) where a link fails
+    (a file system without hard links, or a blob at its link limit)."""
     if d.link_from(store.dir, hexd, leaf):
         fd = d.open_read(leaf)  # the link just made, a regular file (no link followed)
         try:
@@ -761,12 +784,80 @@ def _place(
             os.close(fd)
         return
     result.linked = False
-    got = store.copy_to(hexd, size, d, leaf, CONTENT_FILE_MODE)
-    if got != hexd:
+    _copy(d, leaf, store, hexd, size, CONTENT_FILE_MODE)
+
+
+#: FICLONE (linux/fs.h): the destination shares the source's extents (copy on write)
+FICLONE = 0x40049409
+
+
+def _copy(d: Dir, leaf: str, store: BlobStore, hexd: str, size: int, mode: int) -> None:
+    """``leaf`` in ``d`` as a file of its own with the blob's content and ``mode``: a reflink
+    where the file system makes one (btrfs, XFS: no bytes copied), else a copy hashed while it
+    is written. The store's blob is only read: its inode, mode and owner stay as they are."""
+    src = store.dir.open_read(hexd)
+    out = d.create(leaf, 0o600)
+    got: str | None = None
+    try:
+        try:
+            if os.fstat(src).st_size != size:
+                raise ContentMismatch(
+                    f"{store.dir.path_of(hexd)}: the stored blob has "
+                    f"{os.fstat(src).st_size} bytes, not {size}",
+                    hint="remove that blob and run again",
+                )
+            try:
+                fcntl.ioctl(out, FICLONE, src)
+            except OSError:  # another file system, or none that shares extents: copy
+                got = capped_copy(Span(src, 0, size), out, size, what=store.dir.path_of(hexd))
+            os.fchmod(out, mode)
+            os.fsync(out)
+        except OSError as exc:
+            raise os_error(exc, d.path_of(leaf)) from None
+    finally:
+        os.close(out)
+        os.close(src)
+    if got is not None and got != hexd:
         raise ContentMismatch(
             f"{store.dir.path_of(hexd)}: the stored blob is damaged (sha256:{got})",
             hint="`airgap audit --site` shows what else changed; remove that blob and run again",
         )
+
+
+def _own(d: Dir, leaf: str, modes: InstallModes) -> None:
+    """Give ``leaf`` the declared owner (never following a link)."""
+    owner = modes.owner
+    if owner is None:
+        return
+    try:
+        os.chown(leaf, owner[0], owner[1], dir_fd=d.fd, follow_symlinks=False)
+    except OSError as exc:
+        raise _owner_error(exc, d.path_of(leaf), modes) from None
+
+
+def _set_dir(d: Dir, modes: InstallModes) -> None:
+    os.fchmod(d.fd, modes.dir)
+    _own_dir(d, modes)
+
+
+def _own_dir(d: Dir, modes: InstallModes) -> None:
+    owner = modes.owner
+    if owner is not None:
+        try:
+            os.fchown(d.fd, owner[0], owner[1])
+        except OSError as exc:
+            raise _owner_error(exc, d.where, modes) from None
+
+
+def _owner_error(exc: OSError, where: str, modes: InstallModes) -> SiteError:
+    who = f"uid {modes.uid if modes.uid is not None else '-'} gid {modes.gid if modes.gid is not None else '-'}"
+    if exc.errno == errno.EPERM:
+        return SiteError(
+            f"{where}: cannot give it to {who}, as the bundle's serve.install asks: only root "
+            "may give files away; nothing was installed",
+            hint="run the install as root (or as that user, for its own uid)",
+        )
+    return os_error(exc, where)
 
 
 def _commit(prefix: Prefix, staging: Dir, plan: InstallPlan, result: InstallResult) -> None:
@@ -777,8 +868,8 @@ def _commit(prefix: Prefix, staging: Dir, plan: InstallPlan, result: InstallResu
                 hint="not made by a complete airgap install: move it away and run again",
             )
         staging.rename("tree", nd, plan.version)
-        with nd.sub(plan.version) as vd:
-            os.fchmod(vd.fd, CONTENT_DIR_MODE)
+        with nd.sub(plan.version) as vd:  # its owner was set in staging
+            os.fchmod(vd.fd, plan.modes.dir)
         step()
         nd.fsync()
         step()

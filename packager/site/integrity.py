@@ -21,7 +21,7 @@ import stat
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import Any, Optional
 
 from packager.bundle import layout
 from packager.bundle.descriptor import parse_descriptor
@@ -30,10 +30,8 @@ from packager.signing.trust import Policy
 from packager.site import auditlog
 from packager.site import receipts as receipts_mod
 from packager.site.prefix import Prefix, parse_journal
-from packager.site.rules import signed_files
+from packager.site.rules import InstallModes, folders_of, install_modes, signed_files
 from packager.site.safefs import (
-    CONTENT_DIR_MODE,
-    CONTENT_FILE_MODE,
     FILE_MODE,
     Dir,
     SiteError,
@@ -288,23 +286,27 @@ def _audit_name(
                 drift.modified.append((".", f"the version folder is a {nd.kind(version)}"))
         else:
             with vd:
-                want = _signed_truth(vd, name, version, versions[version], report)
-                report.hashed_bytes += _drift(
-                    vd, want, drift, report.hashes, read_only=versions[version].read_only
-                )
+                want, modes, empty = _signed_truth(vd, name, version, versions[version], report)
+                if modes is None and versions[version].read_only:
+                    modes = InstallModes()
+                report.hashed_bytes += _drift(vd, want, drift, report.hashes, modes, empty)
         report.versions.append(drift)
     if nd is not None:
         nd.close()
 
 
+Truth = tuple[dict[str, receipts_mod.InstalledFile], Optional[InstallModes], tuple[str, ...]]
+
+
 def _signed_truth(
     vd: Dir, name: str, version: str, receipt: receipts_mod.Receipt, report: SiteAudit
-) -> dict[str, receipts_mod.InstalledFile]:
-    """What the version's folder must hold, from its installed, signed bundle.json; every way
-    the receipt, the log or the descriptor disagree is a problem. Falls back to the receipt
-    (already named as a problem) when the descriptor cannot be read."""
+) -> Truth:
+    """What the version's folder must hold, from its installed, signed bundle.json: the files,
+    the modes and owner it declares, its empty folders; every way the receipt, the log or the
+    descriptor disagree is a problem. Falls back to the receipt (already named as a problem)
+    when the descriptor cannot be read."""
     label = f"{name} {version}"
-    fallback = {f.path: f for f in receipt.files}
+    fallback: Truth = ({f.path: f for f in receipt.files}, None, ())
     meta = layout.installed_meta_path(layout.BUNDLE_JSON)
     try:
         raw = vd.read_small(meta, layout.MAX_BUNDLE_JSON_BYTES)
@@ -349,7 +351,7 @@ def _signed_truth(
                 f"{label}: the receipt's {f.path} does not match the signed bundle.json "
                 "(an edited receipt)"
             )
-    return want
+    return want, install_modes(doc), doc.install.dirs
 
 
 def installed_signature_files(vd: Dir) -> dict[str, bytes]:
@@ -377,30 +379,48 @@ def _check_installed_signatures(vd: Dir, raw: bytes, label: str, report: SiteAud
     ]
 
 
+def _owner_drift(st: os.stat_result, modes: InstallModes | None) -> list[str]:
+    """How ``st``'s owner differs from the declared one (nothing declared: nothing to say)."""
+    out = []
+    if modes is not None and modes.uid is not None and st.st_uid != modes.uid:
+        out.append(f"owner uid {st.st_uid}, installed {modes.uid}")
+    if modes is not None and modes.gid is not None and st.st_gid != modes.gid:
+        out.append(f"group gid {st.st_gid}, installed {modes.gid}")
+    return out
+
+
 def _drift(
     vd: Dir,
     want: dict[str, receipts_mod.InstalledFile],
     drift: VersionDrift,
     cache: dict[Any, str | None],
-    *,
-    read_only: bool = False,
+    modes: InstallModes | None = None,
+    empty_dirs: tuple[str, ...] = (),
 ) -> int:
-    """Compare one version folder with what it must hold; returns the bytes hashed. ``cache``:
-    sha256 by (device, inode, size, mtime), shared by the versions (they share files through
-    the store, so each is hashed once)."""
+    """Compare one version folder with what it must hold; returns the bytes hashed. ``modes``:
+    the modes and owner the files and folders were installed with (None: an install by an
+    airgap before read-only installs, files 0644). ``cache``: sha256 by (device, inode, size,
+    mtime), shared by the versions (they share files through the store, so each is hashed
+    once)."""
     drift.files = len(want)
-    file_mode = CONTENT_FILE_MODE if read_only else FILE_MODE
-    if read_only and os.fstat(vd.fd).st_mode & 0o7777 != CONTENT_DIR_MODE:
-        drift.modified.append((".", f"mode {os.fstat(vd.fd).st_mode & 0o7777:04o}, installed 0555"))
-    want_dirs = {"/".join(p.split("/")[:i]) for p in want for i in range(1, p.count("/") + 1)}
+    st_vd = os.fstat(vd.fd)
+    if modes is not None:
+        whys = _owner_drift(st_vd, modes)
+        if st_vd.st_mode & 0o7777 != modes.dir:
+            whys.insert(0, f"mode {st_vd.st_mode & 0o7777:04o}, installed {modes.dir:04o}")
+        drift.modified += [(".", why) for why in whys]
+    want_dirs = set(folders_of(want, empty_dirs))
     seen: dict[str, os.stat_result] = {}
+    there: set[str] = set()  # the folders found
     for _parent, _name, rel, st in walk_files(vd):
         kind = stat.S_IFMT(st.st_mode)
         if stat.S_ISDIR(st.st_mode):
-            if read_only and rel in want_dirs and st.st_mode & 0o7777 != CONTENT_DIR_MODE:
-                drift.modified.append(
-                    (rel + "/", f"mode {st.st_mode & 0o7777:04o}, installed 0555")
-                )
+            there.add(rel)
+            if modes is not None and rel in want_dirs:
+                whys = _owner_drift(st, modes)
+                if st.st_mode & 0o7777 != modes.dir:
+                    whys.insert(0, f"mode {st.st_mode & 0o7777:04o}, installed {modes.dir:04o}")
+                drift.modified += [(rel + "/", why) for why in whys]
             if rel not in want_dirs:
                 if rel in want:
                     drift.modified.append((rel, "a folder now"))
@@ -417,6 +437,7 @@ def _drift(
     for rel in sorted(set(want) - set(seen)):
         if not any(m[0] == rel for m in drift.modified):
             drift.missing.append(rel)
+    drift.missing += [d + "/" for d in empty_dirs if d not in there]
 
     # hash what is there, once per inode
     def key(st: os.stat_result) -> tuple[int, int, int, int]:
@@ -428,10 +449,12 @@ def _drift(
         if st.st_size != f.size:
             drift.modified.append((rel, f"{st.st_size} bytes, installed {f.size}"))
             continue
+        file_mode = modes.file_mode(rel) if modes is not None else FILE_MODE
         if st.st_mode & 0o7777 != file_mode:
             drift.modified.append(
                 (rel, f"mode {st.st_mode & 0o7777:04o}, installed {file_mode:04o}")
             )
+        drift.modified += [(rel, why) for why in _owner_drift(st, modes)]
         if key(st) not in cache:
             todo.setdefault(key(st), rel)
 

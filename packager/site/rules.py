@@ -19,6 +19,7 @@ from typing import Any
 from packager.bundle import layout
 from packager.bundle.descriptor import Descriptor
 from packager.site.receipts import InstalledFile
+from packager.site.safefs import CONTENT_DIR_MODE, CONTENT_FILE_MODE
 
 _HEX = re.compile(r"^[0-9a-f]{64}\Z")
 MAX_COMPONENT_BYTES = 255
@@ -150,6 +151,80 @@ def pick_unit(name: str, target: str | None, units: Iterable[str]) -> str:
 
 
 @dataclass(frozen=True)
+class InstallModes:
+    """The modes and owner of an installed version's files and folders: the default (files
+    0444, executables 0555, folders 0555, the installer's owner), or what the bundle's signed
+    ``install.modes`` declares for its server (the manifest's ``serve.install``)."""
+
+    file: int = CONTENT_FILE_MODE
+    dir: int = CONTENT_DIR_MODE
+    uid: int | None = None
+    gid: int | None = None
+    executables: frozenset[str] = frozenset()
+
+    def file_mode(self, path: str) -> int:
+        """The mode of the file at ``path``: execute added where it reads, for executables."""
+        if path in self.executables:
+            return self.file | ((self.file & 0o444) >> 2)
+        return self.file
+
+    def linkable(self, path: str) -> bool:
+        """Whether the installed file may be a hard link to the store's blob: only when it
+        takes the store's own mode and owner (anything else would change the shared inode)."""
+        return self.file_mode(path) == CONTENT_FILE_MODE and self.uid is None and self.gid is None
+
+    @property
+    def declared(self) -> bool:
+        """Other than the default (the bundle declares install.modes)."""
+        return (self.file, self.dir, self.uid, self.gid) != (
+            CONTENT_FILE_MODE, CONTENT_DIR_MODE, None, None,
+        )  # fmt: skip
+
+    def to_json(self) -> dict[str, Any]:
+        return {
+            "file_mode": f"{self.file:04o}",
+            "dir_mode": f"{self.dir:04o}",
+            "uid": self.uid,
+            "gid": self.gid,
+        }
+
+    @property
+    def owner(self) -> tuple[int, int] | None:
+        """(uid, gid) for ``fchown`` (-1 keeps one), or None to keep the installer's."""
+        if self.uid is None and self.gid is None:
+            return None
+        return (-1 if self.uid is None else self.uid, -1 if self.gid is None else self.gid)
+
+
+def install_modes(descriptor: Descriptor) -> InstallModes:
+    """What the (verified) descriptor declares for its installed files."""
+    inst = descriptor.install
+    m = inst.modes
+    if m is None:
+        return InstallModes(executables=frozenset(inst.executables))
+    return InstallModes(m.file_mode, m.dir_mode, m.uid, m.gid, frozenset(inst.executables))
+
+
+def mode_problems(descriptor: Descriptor) -> list[str]:
+    """Why the descriptor's declared layout cannot be installed: an executable or an empty
+    folder that is no install path of the bundle, or modes that lock the owner out."""
+    out: list[str] = []
+    paths = {p for b in descriptor.blobs for p in b.paths}
+    out += [
+        f"install.executables names {p!r}, which no blob installs"
+        for p in descriptor.install.executables
+        if p not in paths
+    ]
+    m = descriptor.install.modes
+    if m is not None and (m.file_mode & 0o400 == 0 or m.dir_mode & 0o500 != 0o500):
+        out.append(
+            f"install.modes {m.file_mode:04o}/{m.dir_mode:04o}: the owner could not read the "
+            "files or enter the folders"
+        )
+    return out
+
+
+@dataclass(frozen=True)
 class PlannedFile:
     """One file of an installed version: where it goes and the store blob it is."""
 
@@ -178,6 +253,9 @@ class InstallPlan:
     files: list[PlannedFile] = field(default_factory=list)
     meta: list[PlannedMeta] = field(default_factory=list)
     blobs: dict[str, int] = field(default_factory=dict)  # hex -> size, the blobs to store
+    #: folders made even with nothing in them (the empty folders of runtime folder sources)
+    empty_dirs: list[str] = field(default_factory=list)
+    modes: InstallModes = field(default_factory=InstallModes)
 
     @property
     def unit(self) -> str:
@@ -186,16 +264,33 @@ class InstallPlan:
 
     @property
     def dirs(self) -> list[str]:
-        """Every folder the files need, parents first."""
-        out: set[str] = set()
-        for p in [f.path for f in self.files] + [m.path for m in self.meta]:
-            parts = p.split("/")[:-1]
-            out.update("/".join(parts[: i + 1]) for i in range(len(parts)))
-        return sorted(out, key=lambda d: (d.count("/"), d))
+        """Every folder the files need and every empty folder, parents first."""
+        return folders_of(
+            [f.path for f in self.files] + [m.path for m in self.meta], self.empty_dirs
+        )
 
     @property
     def install_bytes(self) -> int:
         return sum(f.size for f in self.files)
+
+    @property
+    def copy_bytes(self) -> int:
+        """Bytes written beside the store: the files that cannot be hard links (an execute bit,
+        declared modes or owner), at most, since a reflink copies nothing."""
+        return sum(f.size for f in self.files if not self.modes.linkable(f.path))
+
+
+def folders_of(files: Iterable[str], empty: Iterable[str] = ()) -> list[str]:
+    """Every folder that ``files`` need, and the ``empty`` folders with their parents, parents
+    first."""
+    out: set[str] = set()
+    for p in files:
+        parts = p.split("/")[:-1]
+        out.update("/".join(parts[: i + 1]) for i in range(len(parts)))
+    for d in empty:
+        parts = d.split("/")
+        out.update("/".join(parts[: i + 1]) for i in range(len(parts)))
+    return sorted(out, key=lambda d: (d.count("/"), d))
 
 
 class UnsafeBundle(ValueError):
@@ -233,9 +328,12 @@ def plan_install(
         plan.blobs[blob.hex] = blob.size
         plan.files += [PlannedFile(p, blob.hex, blob.size) for p in blob.paths]
     beside_weights = _model_signature_meta(descriptor, model_signature)
+    plan.empty_dirs = list(descriptor.install.dirs)
     problems += install_path_problems(
-        [f.path for f in plan.files] + [m.path for m in beside_weights]
+        [f.path for f in plan.files] + [m.path for m in beside_weights] + plan.empty_dirs
     )
+    problems += mode_problems(descriptor)
+    plan.modes = install_modes(descriptor)
     plan.meta += beside_weights
     plan.meta.append(
         PlannedMeta(layout.BUNDLE_JSON, layout.installed_meta_path(layout.BUNDLE_JSON), None, None)

@@ -288,3 +288,24 @@ def test_compose_for_ascend_across_nodes() -> None:
     assert svc["network_mode"] == "host" and "ports" not in svc
     targets = {v["target"] for v in svc["volumes"]}
     assert {"/etc/hccn.conf", "/usr/local/Ascend/driver/tools/hccn_tool"} <= targets
+
+
+def test_the_serving_user_of_serve_install_runs_the_server() -> None:
+    """Files laid out 0640 for uid 1000 (serve.install) are read by a server running as it."""
+    from packager.bundle.descriptor import InstallSize, ServeModes
+
+    inst = installed("huawei", ("ascend910b3",), 8)
+    d = dataclasses.replace(
+        inst.descriptor, install=InstallSize(1, 1, modes=ServeModes(0o640, 0o750, 1000, 1001))
+    )
+    inst = dataclasses.replace(inst, descriptor=d)
+    docs, _image, _notes = kube_documents(inst)
+    valid_k8s(docs[0])
+    assert container(docs[0])["securityContext"] == {
+        "allowPrivilegeEscalation": False, "runAsUser": 1000, "runAsGroup": 1001,
+    }  # fmt: skip
+    doc, _image, _notes = compose_document(inst)
+    assert doc["services"]["server"]["user"] == "1000:1001"
+    plain, _image, _notes = kube_documents(installed())
+    assert container(plain[0])["securityContext"] == {"allowPrivilegeEscalation": False}
+    assert "user" not in compose_document(installed())[0]["services"]["server"]
