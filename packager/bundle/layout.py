@@ -80,6 +80,11 @@ def bundle_stem(name: str, version: str, target: str | None) -> str:
     return f"{name}-{version}-{target}" if target else f"{name}-{version}"
 
 
+def delta_stem(stem: str, base_version: str) -> str:
+    """A delta bundle's stem: ``NAME-VERSION[-TARGET].delta-from-OLDVERSION``."""
+    return f"{stem}.delta-from-{base_version}"
+
+
 def tar_name(stem: str, *, zstd: bool = False) -> str:
     return f"{stem}.airgap.tar" + (".zst" if zstd else "")
 

@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import os
 import time
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
@@ -31,7 +31,8 @@ from packager.bundle.assemble import (
     plan_wheels,
     sha256_digest,
 )
-from packager.bundle.descriptor import Descriptor, descriptor_bytes
+from packager.bundle.delta import BaseContent, carried_bytes, check_base, plan_delta
+from packager.bundle.descriptor import DeltaRecord, Descriptor, content_bytes, descriptor_bytes
 from packager.bundle.parts import Part, PartsIndex, write_parts_index
 from packager.bundle.provenance import attestation
 from packager.bundle.store import BlobStore
@@ -70,10 +71,13 @@ class BuiltBundle:
     #: the keyid that signed airgap/model.sig, None when the bundle has none (see notes)
     model_signature: str | None = None
     notes: list[str] = field(default_factory=list)
+    #: a delta (``--base``): its base, and what it leaves out
+    delta: dict[str, Any] | None = None
 
     def to_json(self) -> dict[str, Any]:
         return {
             "target": self.target,
+            "delta": self.delta,
             "files": [str(f) for f in self.files],
             "digest": self.digest,
             "size": self.size,
@@ -207,6 +211,7 @@ def build_target(
     timeout: float,
     all_platforms: bool = False,
     carry_trust: bytes | None = None,
+    base: BaseContent | None = None,
 ) -> BuiltBundle:
     from packager.bundle.images import collect_image
     from packager.bundle.sbom import build_sbom, sbom_bytes
@@ -253,12 +258,13 @@ def build_target(
     )
     descriptor = describe(manifest, lock, plan, target, created, expires, attested)
     validator("bundle").validate(descriptor.to_json())  # what we sign follows our own schema
-    bundle_json = descriptor_bytes(descriptor)
+    bundle_json = descriptor_bytes(descriptor)  # what is signed: the whole version
     digest = sha256_digest(bundle_json)
+    written, delta = _delta(descriptor, bundle_json, base)
     entries: dict[str, bytes] = {
         layout.OCI_LAYOUT: layout.OCI_LAYOUT_CONTENT,
         layout.INDEX_JSON: index_json(plan),
-        layout.BUNDLE_JSON: bundle_json,
+        layout.BUNDLE_JSON: written,
         layout.ATTESTATION: envelope,
         **plan.airgap_files,
     }
@@ -275,11 +281,19 @@ def build_target(
         model_sig, note = _model_signature(descriptor, key, entries)
         notes += [note] if note else []
     stem = layout.bundle_stem(manifest.name, manifest.version, target.id)
-    reporter.phase(f"writing {stem}", plan.stored_bytes)
+    content = plan.entries(entries)
+    carried = plan.stored_bytes
+    if delta is not None:
+        assert base is not None
+        stem = layout.delta_stem(stem, base.ref.version)
+        for d in delta.not_carried:
+            del content[layout.blob_path(d)]
+        carried = carried_bytes(replace(descriptor, delta=delta))
+    reporter.phase(f"writing {stem}", carried)
     parts: list[Part] = []
     if layout_only:
-        files = [write_folder(out / stem, plan.entries(entries), reporter.advance, epoch)]
-        size = plan.stored_bytes
+        files = [write_folder(out / stem, content, reporter.advance, epoch)]
+        size = carried
     else:
         sink: FileSink | PartsSink
         if split is None:
@@ -288,7 +302,7 @@ def build_target(
             sink = PartsSink(out, lambda i: layout.part_name(stem, i), split)
         try:
             with TarWriter(sink, epoch) as writer:
-                write_entries(writer, plan.entries(entries), reporter.advance)
+                write_entries(writer, content, reporter.advance)
                 writer.close()
                 size = writer.size
             files = sink.commit()
@@ -313,7 +327,31 @@ def build_target(
         parts=parts,
         model_signature=model_sig,
         notes=notes,
+        delta={
+            "base": delta.base.to_json(),
+            "not_carried": len(delta.not_carried),
+            "not_carried_bytes": plan.stored_bytes - carried,
+            "carried_bytes": carried,
+        }
+        if delta is not None
+        else None,
     )
+
+
+def _delta(
+    descriptor: Descriptor, bundle_json: bytes, base: BaseContent | None
+) -> tuple[bytes, DeltaRecord | None]:
+    """bundle.json as written: the signed bytes, plus the delta record when there is a base."""
+    if base is None:
+        return bundle_json, None
+    check_base(base, descriptor.name, descriptor.version)
+    delta = plan_delta(descriptor.blobs, base)
+    doc = replace(descriptor, delta=delta)
+    validator("bundle").validate(doc.to_json())
+    written = descriptor_bytes(doc)
+    if content_bytes(written) != bundle_json:  # the invariant install and verify rest on
+        raise AssertionError("a delta's bundle.json does not reduce to the full one")
+    return written, delta
 
 
 def _model_signature(
@@ -346,6 +384,7 @@ def build(
     timeout: float = 60.0,
     all_platforms: bool = False,
     carry_trust: bytes | None = None,
+    base: Path | None = None,
 ) -> BuildResult:
     rep = reporter or Reporter()
     t0 = time.perf_counter()
@@ -366,6 +405,12 @@ def build(
         raise OutputError(
             f"{out}: the output folder is not writable", hint="pick another with --out"
         )
+    base_content = None
+    if base is not None:
+        from packager.bundle.base import read_base
+
+        rep.phase(f"reading the base {base}")
+        base_content = read_base(base, manifest.name)
     lock_path = lock_file or lock_path_for(manifest.path)
     with open_stat_cache() as cache:
         if locked:
@@ -413,6 +458,7 @@ def build(
             timeout=timeout,
             all_platforms=all_platforms,
             carry_trust=carry_trust,
+            base=base_content,
         )
         for t in targets
     ]

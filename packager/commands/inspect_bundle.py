@@ -12,7 +12,7 @@ from pathlib import Path
 from typing import Any
 
 from packager.bundle import layout
-from packager.bundle.descriptor import Descriptor
+from packager.bundle.descriptor import Descriptor, content_bytes
 from packager.bundle.reader import Bundle, open_bundle
 
 _SIGNATURE_FILE = re.compile(re.escape(layout.SIGNATURES_DIR) + r"/([0-9a-f]{64})\.sig")
@@ -99,7 +99,8 @@ def inspect_bundle(path: Path) -> Inspection:
 
 
 def content_digest(path: Path) -> str:
-    """sha256 of bundle.json: the same for every rebuild from one lock."""
+    """sha256 of bundle.json (a delta's without its delta record): the same for every rebuild
+    from one lock, and for a delta and the full bundle of one version."""
     with open_bundle(path) as b:
-        raw = b.descriptor_bytes()
+        raw = content_bytes(b.descriptor_bytes())
     return "sha256:" + hashlib.sha256(raw).hexdigest()

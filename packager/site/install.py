@@ -49,6 +49,7 @@ from packager.errors import AirgapError, CheckFailed
 from packager.signing.trust import Policy
 from packager.site import auditlog
 from packager.site import trust as site_trust
+from packager.site.have import StoreBlobs
 from packager.site.prefix import Prefix, step
 from packager.site.receipts import InstalledFile, Receipt
 from packager.site.rules import Action, InstallPlan, UnsafeBundle, decide, plan_install
@@ -219,12 +220,16 @@ def _install_bundle(
     rep = reporter or Reporter()
     t0 = time.perf_counter()
     policy = site_trust.policy_for_install(prefix_path, policy)
-    with Verifier(path, policy, reporter=rep) as v:
+    with Verifier(path, policy, reporter=rep) as v, contextlib.ExitStack() as stack:
         report = v.report
         if not v.preflight() or report.descriptor is None or report.digest is None:
             raise _not_verified(path, report)
         b = v.bundle
         assert b is not None
+        if report.descriptor.delta is not None:  # what it leaves out comes from the store
+            v.base = stack.enter_context(
+                contextlib.closing(_delta_base(path, prefix_path, v, opts))
+            )
         signatures = [n for n in report.verified if n.startswith(layout.SIGNATURES_DIR + "/")]
         try:
             plan = plan_install(
@@ -265,6 +270,33 @@ def _install_bundle(
     if os.environ.get("AIRGAP_TEST_KILL_AFTER") is not None:  # TEST ONLY (see prefix.step)
         result.notes.append(f"test hook: {step.count} write steps")
     return result
+
+
+def _delta_base(path: Path, prefix_path: Path, v: Verifier, opts: InstallOptions) -> StoreBlobs:
+    """A delta installs only where the store holds every blob it leaves out (from any installed
+    version); else it is refused here, before anything is hashed or written. Those blobs are
+    hashed from the store by the verification (:class:`packager.site.have.StoreBlobs`)."""
+    from packager.bundle.delta import missing, needs_base
+
+    doc = v.report.descriptor
+    assert doc is not None and doc.delta is not None
+    if opts.docker or opts.registry:
+        raise InstallRefused(
+            f"{path} is a delta: its image blobs are not all in it, so it cannot load images "
+            "into Docker or a registry; nothing was installed",
+            hint="install it without --docker/--registry, or install the full bundle",
+        )
+    store = StoreBlobs(prefix_path)
+    absent = missing(doc, store.has)
+    if absent:
+        store.close()
+        base = doc.delta.base
+        raise InstallRefused(
+            f"{path}: {needs_base(doc, absent, f'the store of {prefix_path}')}; "
+            "nothing was installed",
+            hint=f"install {base.name} {base.version} first, or install the full bundle",
+        )
+    return store
 
 
 def _carried_trust(prefix: Prefix, v: Verifier) -> site_trust.CarriedTrust | None:
