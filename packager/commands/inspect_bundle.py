@@ -73,6 +73,13 @@ class Inspection:
             "files": [
                 {k: m[k] for k in ("path", "size", "digest")} for m in self.installed("file")
             ],
+            "delta": {
+                "base": d.delta.base.to_json(),
+                "not_carried": len(d.delta.not_carried),
+                "not_carried_bytes": sum(b.size for b in d.blobs if not d.carried(b)),
+            }
+            if d.delta is not None
+            else None,
         }
 
 

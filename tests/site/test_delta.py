@@ -109,7 +109,7 @@ def _unchanged_file(d: Deltas) -> str:
     """An install path whose blob v1 and v2 share (left out of the delta)."""
     doc = json.loads(_bundle_json(d.delta))
     left_out = set(doc["delta"]["not_carried"])
-    return next(p for b in doc["blobs"] if b["digest"] in left_out for p in b["paths"])
+    return str(next(p for b in doc["blobs"] if b["digest"] in left_out for p in b["paths"]))
 
 
 # ----------------------------------------------------------------------------- build
