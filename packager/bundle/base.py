@@ -29,6 +29,8 @@ class BlobSource(Protocol):
 
     def hash(self, hexd: str, progress: Callable[[int], None] | None) -> str: ...
 
+    def summary(self) -> str | None: ...
+
 
 def _looks_like_have_list(path: Path) -> bool:
     if not path.is_file() or path.name.endswith(".airgap.parts.json"):
@@ -84,6 +86,9 @@ class BundleBlobs:
     def hash(self, hexd: str, progress: Callable[[int], None] | None) -> str:
         got, _ = self.bundle.hash_member(layout.blob_path("sha256:" + hexd), progress)
         return got
+
+    def summary(self) -> str | None:
+        return None
 
     def close(self) -> None:
         self.bundle.close()

@@ -359,6 +359,9 @@ class Verifier:
             if h != x.hex
         ]
         self.report.failures += bad
+        note = base.summary()
+        if note is not None:
+            self.report.notes.append(note)
         return bad
 
     def _attestation(self, doc: Descriptor) -> None:

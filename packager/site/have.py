@@ -21,6 +21,7 @@ from pathlib import Path
 
 from packager.bundle import layout
 from packager.bundle.have import HaveList, HeldBlob, HeldVersion
+from packager.site import checked
 from packager.site import receipts as receipts_mod
 from packager.site.prefix import Prefix
 from packager.site.safefs import Dir, SiteError
@@ -56,16 +57,24 @@ def have_list(prefix_path: Path) -> HaveList:
 
 
 class StoreBlobs:
-    """A prefix's store, read-only, as where a delta's left-out blobs come from."""
+    """A prefix's store, read-only, as where a delta's left-out blobs come from.
+
+    A blob the store's record (packager.site.checked) shows unchanged since airgap last
+    established its content is taken as checked without reading it; any other is hashed.
+    :attr:`good` collects both, for install to record again after it links them."""
 
     def __init__(self, prefix_path: Path) -> None:
         self.where = str(prefix_path / layout.SITE_BLOBS_DIR)
         self._prefix: Prefix | None = None
         self._store: BlobStore | None = None
+        self._record: dict[str, checked.Stamp] = {}
+        self.good: set[str] = set()
+        self.unchanged = self.unchanged_bytes = 0
         if (prefix_path / layout.SITE_BLOBS_DIR).is_dir():
             self._prefix = Prefix.open(prefix_path, create=False)
             try:
                 self._store = BlobStore(self._prefix.root, create=False)
+                self._record = checked.read_record(self._prefix.root)
             except BaseException:
                 self._prefix.close()
                 raise
@@ -74,18 +83,40 @@ class StoreBlobs:
         return self._store is not None and self._store.has(hexd, size)
 
     def hash(self, hexd: str, progress: Callable[[int], None] | None) -> str:
+        """The blob's sha256 (hex): read and hashed, or its name when the record shows it
+        unchanged since it was checked."""
         assert self._store is not None
         d: Dir = self._store.dir
         fd = d.open_read(hexd)
-        h = hashlib.sha256()
         try:
+            st = os.fstat(fd)
+            if checked.matches(self._record, hexd, st):
+                self.unchanged += 1
+                self.unchanged_bytes += st.st_size
+                self.good.add(hexd)
+                if progress is not None:
+                    progress(st.st_size)
+                return hexd
+            h = hashlib.sha256()
             while chunk := os.read(fd, CHUNK):
                 h.update(chunk)
                 if progress is not None:
                     progress(len(chunk))
         finally:
             os.close(fd)
-        return h.hexdigest()
+        got = h.hexdigest()
+        if got == hexd:
+            self.good.add(hexd)
+        return got
+
+    def summary(self) -> str | None:
+        if not self.unchanged:
+            return None
+        return (
+            f"{self.unchanged} blob(s) of the store were taken as checked without reading them "
+            f"({self.unchanged_bytes} bytes): unchanged (inode, size, mtime, ctime) since airgap "
+            f"hashed them ({layout.SITE_BLOBS_DIR.split('/')[0]}/{checked.RECORD})"
+        )
 
     def close(self) -> None:
         if self._store is not None:

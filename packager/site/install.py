@@ -47,7 +47,7 @@ from packager.bundle.reader import Bundle, FolderBundle, TarBundle
 from packager.bundle.verifier import Verifier, VerifyReport
 from packager.errors import AirgapError, CheckFailed
 from packager.signing.trust import Policy
-from packager.site import auditlog
+from packager.site import auditlog, checked
 from packager.site import trust as site_trust
 from packager.site.have import StoreBlobs
 from packager.site.prefix import Prefix, step
@@ -488,8 +488,22 @@ def _install_locked(
             raise
         finally:
             result.notes += prefix.discard_staging(sname)
+        _record_checked(prefix, store, set(missing), v, result)
     finally:
         store.close()
+
+
+def _record_checked(
+    prefix: Prefix, store: BlobStore, written: set[str], v: Verifier, result: InstallResult
+) -> None:
+    """Record the blobs whose content this install established (written, or a delta's base
+    blobs checked in the store) with their stat after linking (packager.site.checked): the
+    next delta from this version reads none of them again unless they change."""
+    good = written | (v.base.good if isinstance(v.base, StoreBlobs) else set())
+    try:
+        checked.write_record(prefix.root, store.dir, good)
+    except (OSError, SiteError) as exc:  # the install is done; the record only saves work
+        result.notes.append(f"the store's record of checked blobs was not updated: {exc}")
 
 
 def _check_space(prefix: Prefix, need_bytes: int, need_inodes: int) -> None:

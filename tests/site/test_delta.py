@@ -348,6 +348,24 @@ def test_a_delta_whose_base_blob_was_gced_is_refused_with_nothing_written(
     assert r.returncode == 1 and not fresh.exists()
 
 
+def test_store_blobs_checked_before_are_not_read_again_unless_changed(
+    deltas: Deltas, tmp_path: Path
+) -> None:
+    site = tmp_path / "site"
+    _ok(_install(deltas.v1, site, deltas.pub))
+    record = site / "blobs" / "checked.json"
+    n = len(json.loads(_bundle_json(deltas.delta))["delta"]["not_carried"])
+    code, rep = _verify(deltas.delta, deltas.pub, "--prefix", str(site))
+    assert code == 0 and any(f"{n} blob(s) of the store were taken" in m for m in rep["notes"])
+    record.write_text("{not json")  # a damaged record: everything is hashed again
+    code, rep = _verify(deltas.delta, deltas.pub, "--prefix", str(site))
+    assert code == 0 and not any("taken as checked" in m for m in rep["notes"])
+    _ok(_install(deltas.delta, site, deltas.pub))
+    v2_blobs = {b["digest"][7:] for b in json.loads(_bundle_json(deltas.v2))["blobs"] if b["paths"]}
+    assert set(json.loads(record.read_text())["blobs"]) == v2_blobs  # v1's others: unknown now
+    assert run("audit", "--site", str(site)).returncode == 0
+
+
 def test_a_tampered_base_blob_in_the_store_is_caught(deltas: Deltas, tmp_path: Path) -> None:
     site = tmp_path / "site"
     _ok(_install(deltas.v1, site, deltas.pub))
