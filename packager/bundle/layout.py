@@ -180,6 +180,7 @@ WHEELS_INSTALL_DIR = "wheels"
 #   DIR/.airgap.lock                      flock: one install/uninstall/rollback/gc at a time
 #   DIR/.staging/<random>/                work in progress (removed, or recovered, by the next run)
 #   DIR/blobs/sha256/<hex>                content-addressed store shared by every bundle
+#   DIR/blobs/checked.json                blobs whose content airgap established, with their stat
 #   DIR/bundles/NAME/VERSION/<path>       the files, hard links into the store where possible
 #   DIR/bundles/NAME/VERSION/.airgap/     bundle.json, its signatures, attestation, sbom, probe
 #   DIR/bundles/NAME/current              symlink to VERSION, switched by rename
@@ -189,6 +190,8 @@ WHEELS_INSTALL_DIR = "wheels"
 SITE_LOCK = ".airgap.lock"
 SITE_STAGING_DIR = ".staging"
 SITE_BLOBS_DIR = BLOBS_DIR
+#: the store's record of checked blobs (packager.site.checked), beside ``blobs/sha256``
+SITE_CHECKED_RECORD = "blobs/checked.json"
 SITE_BUNDLES_DIR = "bundles"
 SITE_RECEIPTS_DIR = "receipts"
 SITE_CURRENT = "current"

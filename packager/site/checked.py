@@ -26,8 +26,8 @@ from packager.bundle import layout
 from packager.site.safefs import Dir, SiteError
 from packager.util.jsonio import DocumentError, parse_document
 
-#: relative to the prefix; beside blobs/sha256, never a blob name
-RECORD = "checked.json"
+#: the record's folder and name: beside blobs/sha256, never a blob name
+RECORD_DIR, _, RECORD = layout.SITE_CHECKED_RECORD.rpartition("/")
 RECORD_FORMAT = 1
 MAX_RECORD_BYTES = 256 * 1024 * 1024
 _HEX = re.compile(r"[0-9a-f]{64}")
@@ -42,7 +42,7 @@ def stamp(st: os.stat_result) -> Stamp:
 
 def _blobs_parent(prefix: Dir) -> Dir | None:
     try:
-        return prefix.walk(layout.SITE_BLOBS_DIR.split("/")[0])
+        return prefix.walk(RECORD_DIR)
     except FileNotFoundError:
         return None
 

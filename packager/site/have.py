@@ -115,7 +115,7 @@ class StoreBlobs:
         return (
             f"{self.unchanged} blob(s) of the store were taken as checked without reading them "
             f"({self.unchanged_bytes} bytes): unchanged (inode, size, mtime, ctime) since airgap "
-            f"hashed them ({layout.SITE_BLOBS_DIR.split('/')[0]}/{checked.RECORD})"
+            f"hashed them ({layout.SITE_CHECKED_RECORD})"
         )
 
     def close(self) -> None:
