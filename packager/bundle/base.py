@@ -24,6 +24,8 @@ class BlobSource(Protocol):
     """Where the blobs a delta leaves out are read from: a base bundle or a site's store."""
 
     where: str
+    #: bytes taken as checked without reading them (packager.site.have.StoreBlobs)
+    unchanged_bytes: int
 
     def has(self, hexd: str, size: int) -> bool: ...
 
@@ -77,6 +79,7 @@ class BundleBlobs:
                 hint="verify against the base bundle (--base OLD) or the site (--prefix DIR)",
             )
         self.where = str(path)
+        self.unchanged_bytes = 0
         self.bundle: Bundle = open_bundle(path)
 
     def has(self, hexd: str, size: int) -> bool:

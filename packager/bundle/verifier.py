@@ -347,7 +347,7 @@ class Verifier:
         with ThreadPoolExecutor(_workers(), thread_name_prefix="verify-base") as pool:
             got = list(pool.map(lambda x: base.hash(x.hex, self.rep.advance), there))
         self.report.blobs_checked += len(there)
-        self.report.bytes_hashed += sum(x.size for x in there)
+        self.report.bytes_hashed += sum(x.size for x in there) - base.unchanged_bytes
         bad = [
             Failure(
                 "blobs",

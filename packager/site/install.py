@@ -251,6 +251,14 @@ def _install_bundle(
             path, prefix_path, plan.name, plan.version, plan.target, report.digest, "installed",
             None, report.signers, verify_seconds=report.seconds,
         )  # fmt: skip
+        if report.descriptor.delta is not None:
+            from packager.bundle.delta import not_carried
+
+            base, left_out = report.descriptor.delta.base, not_carried(report.descriptor)
+            result.notes.append(
+                f"a delta from {base.name} {base.version}: {len(left_out)} blob(s) "
+                f"({human_size(sum(x.size for x in left_out))}) are the store's"
+            )
         with Prefix.open(prefix_path, create=True) as prefix, prefix.locked(reporter=rep):
             carried = _carried_trust(prefix, v)
             _install_locked(prefix, v, plan, opts, result, rep)

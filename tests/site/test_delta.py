@@ -19,6 +19,7 @@ from typing import Any
 import pytest
 
 from packager.bundle import layout
+from packager.bundle.have import parse_have_list
 from tests.site.install_support import (
     MANY,
     current,
@@ -279,6 +280,7 @@ def test_v1_then_the_delta_is_exactly_v2_installed_full(deltas: Deltas, tmp_path
                 "--no-probe", "--json"))  # fmt: skip
     res = json.loads(r.stdout)
     assert res["action"] == "installed" and res["digest"] == _digest(deltas.v2)
+    assert any(n.startswith("a delta from many 1.0.0: ") for n in res["notes"])
     _ok(_install(deltas.v2, b, deltas.pub))
     va = a / layout.SITE_BUNDLES_DIR / "many" / "2.0.0"
     vb = b / layout.SITE_BUNDLES_DIR / "many" / "2.0.0"
@@ -311,6 +313,8 @@ def test_a_delta_against_a_have_list_of_a_site_with_another_model(
     _ok(_install(tmp_path / "other-out" / "other-3.1.0.airgap.tar", site, deltas.pub))
     r = _ok(run("list", "--prefix", str(site), "--have"))
     have = json.loads(r.stdout)
+    parsed = parse_have_list(r.stdout.encode(), "stdout")  # follows schemas/have.schema.json
+    assert len(parsed.blobs) == len(have["blobs"]) > 200
     assert {(v["name"], v["version"], v["current"]) for v in have["installed"]} == {
         ("many", "1.0.0", True), ("other", "3.1.0", True),
     }  # fmt: skip
