@@ -345,10 +345,8 @@ def _delta(
     if base is None:
         return bundle_json, None
     check_base(base, descriptor.name, descriptor.version)
-    delta = plan_delta(descriptor.blobs, base)
-    doc = replace(descriptor, delta=delta)
-    validator("bundle").validate(doc.to_json())
-    written = descriptor_bytes(doc)
+    delta = plan_delta(descriptor.blobs, base)  # digests of validated blobs, a checked base
+    written = descriptor_bytes(replace(descriptor, delta=delta))
     if content_bytes(written) != bundle_json:  # the invariant install and verify rest on
         raise AssertionError("a delta's bundle.json does not reduce to the full one")
     return written, delta
