@@ -68,7 +68,8 @@ class StoreBlobs:
         self._prefix: Prefix | None = None
         self._store: BlobStore | None = None
         self._record: dict[str, checked.Stamp] = {}
-        self.good: set[str] = set()
+        #: hex -> the stat it had when its content was found right
+        self.good: dict[str, checked.Stamp] = {}
         self.unchanged = self.unchanged_bytes = 0
         if (prefix_path / layout.SITE_BLOBS_DIR).is_dir():
             self._prefix = Prefix.open(prefix_path, create=False)
@@ -93,7 +94,7 @@ class StoreBlobs:
             if checked.matches(self._record, hexd, st):
                 self.unchanged += 1
                 self.unchanged_bytes += st.st_size
-                self.good.add(hexd)
+                self.good[hexd] = checked.stamp(st)
                 if progress is not None:
                     progress(st.st_size)
                 return hexd
@@ -105,9 +106,21 @@ class StoreBlobs:
         finally:
             os.close(fd)
         got = h.hexdigest()
-        if got == hexd:
-            self.good.add(hexd)
+        if got == hexd and checked.stamp(os.stat(hexd, dir_fd=d.fd, follow_symlinks=False)) == (
+            checked.stamp(st)
+        ):  # and it did not change while it was read
+            self.good[hexd] = checked.stamp(st)
         return got
+
+    def changed(self) -> list[str]:
+        """The checked blobs whose stat is no longer what it was when they were checked."""
+        assert self._store is not None
+        out = []
+        for hexd, was in self.good.items():
+            st = self._store.dir.lstat(hexd)
+            if st is None or checked.stamp(st) != was:
+                out.append(hexd)
+        return sorted(out)
 
     def summary(self) -> str | None:
         if not self.unchanged:

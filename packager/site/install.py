@@ -471,6 +471,12 @@ def _install_locked(
         if not v.report.ok:
             raise _not_verified(b.source, v.report)
     raw = v.report.verified[layout.BUNDLE_JSON]
+    if isinstance(v.base, StoreBlobs) and v.base.changed():  # a delta's base, under the lock now
+        raise ContentMismatch(
+            f"{len(v.base.changed())} blob(s) of the store changed since they were checked "
+            f"(first {v.base.changed()[0]}); nothing was installed",
+            hint="run the install again: it checks them again",
+        )
     store = BlobStore(prefix.root, create=True)
     try:
         missing = {h: s for h, s in plan.blobs.items() if not store.has(h, s)}
@@ -507,7 +513,7 @@ def _record_checked(
     """Record the blobs whose content this install established (written, or a delta's base
     blobs checked in the store) with their stat after linking (packager.site.checked): the
     next delta from this version reads none of them again unless they change."""
-    good = written | (v.base.good if isinstance(v.base, StoreBlobs) else set())
+    good = written | (set(v.base.good) if isinstance(v.base, StoreBlobs) else set())
     try:
         checked.write_record(prefix.root, store.dir, good)
     except (OSError, SiteError) as exc:  # the install is done; the record only saves work

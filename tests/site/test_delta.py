@@ -33,6 +33,8 @@ from tests.support.projects import make_key
 
 EPOCH = "1767225600"  # 2026-01-01
 
+pytestmark = pytest.mark.slow  # about twenty real builds and installs
+
 
 @dataclass(frozen=True)
 class Deltas:
