@@ -45,13 +45,13 @@ from packager.bundle.errors import BundleFormatError, DescriptorError
 from packager.bundle.model_signature import ModelSignatureStatus
 from packager.bundle.parts import PartsIndex
 from packager.bundle.reader import Bundle, open_bundle, parts_of
-
-if TYPE_CHECKING:
-    from packager.bundle.base import BlobSource
 from packager.signing.intoto import Provenance
 from packager.signing.trust import Policy
 from packager.util.hashing import sha256_file
 from packager.util.progress import Reporter
+
+if TYPE_CHECKING:
+    from packager.bundle.base import BlobSource
 
 MAX_SIGNATURE_BYTES = 4096
 MAX_MANIFEST_BYTES = 16 * 1024 * 1024
@@ -342,7 +342,8 @@ class Verifier:
         absent = missing(doc, base.has)
         if absent:
             self._fail("delta", subject, needs_base(doc, absent, base.where))
-        there = [x for x in left_out if x not in absent]
+        lacking = {x.digest for x in absent}
+        there = [x for x in left_out if x.digest not in lacking]
         self.rep.phase(f"hashing base blobs in {base.where}", sum(x.size for x in there))
         with ThreadPoolExecutor(_workers(), thread_name_prefix="verify-base") as pool:
             got = list(pool.map(lambda x: base.hash(x.hex, self.rep.advance), there))
