@@ -340,7 +340,7 @@ def test_a_delta_whose_base_blob_was_gced_is_refused_with_nothing_written(
 ) -> None:
     site = tmp_path / "site"
     _ok(_install(deltas.v1, site, deltas.pub))
-    _ok(run("uninstall", "many", "--prefix", str(site)))
+    _ok(run("uninstall", "many", "--prefix", str(site), "--all"))
     _ok(run("gc", "--prefix", str(site)))
     before = tree_files(site)
     r = _install(deltas.delta, site, deltas.pub)
