@@ -462,7 +462,7 @@ def list_cmd(
     if have:
         from packager.site.have import have_list
 
-        render.emit_json(have_list(prefix).to_json())
+        render.emit_document(have_list(prefix).to_json())
         return
     from packager.site.manage import list_installed
 

@@ -61,6 +61,12 @@ def emit_json(doc: dict[str, Any], *, ok: bool = True) -> None:
     sys.stdout.flush()
 
 
+def emit_document(doc: dict[str, Any]) -> None:
+    """A document for a file (a have-list), on stdout as it is: no ``ok`` added."""
+    sys.stdout.write(json.dumps(doc, indent=2, sort_keys=False) + "\n")
+    sys.stdout.flush()
+
+
 def finding_line(f: Finding) -> str:
     style = _STYLE[f.severity]
     text = (

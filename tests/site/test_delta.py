@@ -108,6 +108,14 @@ def _store_blob(prefix: Path, rel: str, version: str = "1.0.0") -> Path:
     return prefix / layout.SITE_BLOBS_DIR / hashlib.sha256(f.read_bytes()).hexdigest()
 
 
+def _state(site: Path) -> dict[str, bytes]:
+    """Everything under a site but its audit log (where a refused install is recorded)."""
+    return {
+        k: v for k, v in tree_files(site).items() if k not in (layout.SITE_AUDIT_LOG,
+                                                               layout.SITE_AUDIT_HEAD)
+    }  # fmt: skip
+
+
 def _unchanged_file(d: Deltas) -> str:
     """An install path whose blob v1 and v2 share (left out of the delta)."""
     doc = json.loads(_bundle_json(d.delta))
@@ -249,10 +257,10 @@ def test_a_tampered_carried_blob_is_caught(deltas: Deltas, tmp_path: Path) -> No
     assert [f["subject"] for f in rep["failures"]] == [layout.blob_path(victim["digest"])]
     site = tmp_path / "site"
     _ok(_install(deltas.v1, site, deltas.pub))
-    before = tree_files(site)
+    before = _state(site)
     r = _install(folder, site, deltas.pub)
     assert r.returncode == 1 and "did not verify" in r.stderr
-    assert tree_files(site) == before and current(site, "many") == "1.0.0"
+    assert _state(site) == before and current(site, "many") == "1.0.0"
 
 
 def test_a_delta_carrying_a_blob_it_says_it_leaves_out_fails(
@@ -342,13 +350,13 @@ def test_a_delta_whose_base_blob_was_gced_is_refused_with_nothing_written(
     _ok(_install(deltas.v1, site, deltas.pub))
     _ok(run("uninstall", "many", "--prefix", str(site), "--all"))
     _ok(run("gc", "--prefix", str(site)))
-    before = tree_files(site)
+    before = _state(site)
     r = _install(deltas.delta, site, deltas.pub)
     assert r.returncode == 1, r.stdout + r.stderr
     assert "many 1.0.0" in r.stderr and _digest(deltas.v1) in r.stderr
     n = len(json.loads(_bundle_json(deltas.delta))["delta"]["not_carried"])
     assert f"{n} blob(s)" in r.stderr and "nothing was installed" in r.stderr
-    assert tree_files(site) == before
+    assert _state(site) == before
     fresh = tmp_path / "fresh"
     r = _install(deltas.delta, fresh, deltas.pub)
     assert r.returncode == 1 and not fresh.exists()
@@ -382,9 +390,9 @@ def test_a_tampered_base_blob_in_the_store_is_caught(deltas: Deltas, tmp_path: P
     blob.write_bytes(bytes(data))  # same size: only hashing finds it
     code, rep = _verify(deltas.delta, deltas.pub, "--prefix", str(site))
     assert code == 1 and any("damaged or tampered" in f["message"] for f in rep["failures"])
-    before = tree_files(site)
+    before = _state(site)
     r = _install(deltas.delta, site, deltas.pub)
     assert r.returncode == 1 and "did not verify" in r.stderr
     assert blob.name in r.stderr
-    assert tree_files(site) == before and current(site, "many") == "1.0.0"
+    assert _state(site) == before and current(site, "many") == "1.0.0"
     assert not (site / layout.SITE_RECEIPTS_DIR / "many" / "2.0.0.json").exists()
