@@ -6,6 +6,7 @@
     python scripts/bench.py verify [--size-gb 2] [--shards 4] [--dir DIR]
     python scripts/bench.py probe
     python scripts/bench.py install [--size-gb 2] [--shards 4] [--dir DIR] [--runs 2]
+    python scripts/bench.py delta [--size-gb 2] [--shards 20] [--changed 0.05] [--dir DIR]
     python scripts/bench.py images [--size-gb 1]   (needs DOCKER_HOST: scripts/services.sh start)
     python scripts/bench.py fleet [--size-gb 0.2] [--nodes 8]  (needs AIRGAP_REGISTRY)
     python scripts/bench.py serve [--size-gb 1] [--clients 16] [--no-hash]
@@ -297,6 +298,84 @@ def bench_install(args: argparse.Namespace) -> None:
         print(f"  best airgap install / best tar -xf: {min(installs) / floor:.2f} (target <= 1.3); "
               f"/ best tar -xf + sync: {min(installs) / min(durable):.2f} (install fsyncs every "
               "blob before it names it; tar -xf leaves its data in the page cache)")  # fmt: skip
+    finally:
+        if not args.keep:
+            shutil.rmtree(base, ignore_errors=True)
+
+
+def bench_delta(args: argparse.Namespace) -> None:
+    """A new version with ``--changed`` of the weight bytes rewritten (whole shards): the full
+    build against the delta build (`--base v1`), both from a lock, and at a site holding v1 the
+    full install of v2 against the delta install, each against the same v1 site, in one run."""
+    base = Path(args.dir or tempfile.mkdtemp(prefix="airgap-bench-"))
+    try:
+        v1 = base / "v1"
+        v1.mkdir(parents=True)
+        shards = weights_project(v1, args)
+        weights = sum(p.stat().st_size for p in shards)
+        v2 = base / "v2"
+        shutil.copytree(v1, v2, copy_function=os.link)
+        (v2 / "m.yaml").unlink()  # a hard link to v1's
+        (v2 / "m.yaml").write_text((v1 / "m.yaml").read_text().replace("1.0.0", "2.0.0"))
+        changed = max(1, round(len(shards) * args.changed))
+        for p in sorted((v2 / "weights").glob("*.safetensors"))[:changed]:
+            data = p.read_bytes()
+            p.unlink()
+            p.write_bytes(data[:4096] + os.urandom(len(data) - 4096))  # header kept
+        old = time.time() - 3600  # past the stat cache's racy window
+        for p in [*(v1 / "weights").iterdir(), *(v2 / "weights").iterdir()]:
+            os.utime(p, (old, old))
+        env = {**os.environ, "AIRGAP_CACHE_DIR": str(base / "cache"), "PYTHONPATH": str(REPO),
+               "AIRGAP_KEY_PASSPHRASE": "bench"}  # fmt: skip
+        quiet = {"env": env, "check": True, "stdout": subprocess.DEVNULL}
+        subprocess.run([*AIRGAP, "key", "generate", "--out", str(base), "--name", "k"], **quiet)  # type: ignore[call-overload]
+        key, pub = str(base / "k.key.pem"), str(base / "k.pub.pem")
+        for d in (v1, v2):
+            subprocess.run([*AIRGAP, "lock", str(d / "m.yaml"), "--json"], **quiet)  # type: ignore[call-overload]
+        subprocess.run([*AIRGAP, "build", str(v1 / "m.yaml"), "--locked", "--out", str(base / "o1"),
+                        "--key", key, "--json"], **quiet)  # type: ignore[call-overload]  # fmt: skip
+        t1 = base / "o1" / "bench-1.0.0.airgap.tar"
+        build = [*AIRGAP, "build", str(v2 / "m.yaml"), "--locked", "--key", key, "--json"]
+        rows: list[tuple[str, float, int | None]] = []
+        full_b, rss = timed(
+            [*build, "--out", str(base / "full")], env=env, stdout=subprocess.DEVNULL
+        )
+        rows.append(("full build of v2 (from its lock)", full_b, rss))
+        delta_b, rss = timed([*build, "--out", str(base / "delta"), "--base", str(t1)], env=env,
+                             stdout=subprocess.DEVNULL)  # fmt: skip
+        rows.append(("delta build of v2 --base v1 (from its lock)", delta_b, rss))
+        full = base / "full" / "bench-2.0.0.airgap.tar"
+        delta = base / "delta" / "bench-2.0.0.delta-from-1.0.0.airgap.tar"
+        shutil.rmtree(v1 / "weights")
+        shutil.rmtree(v2 / "weights")  # the bundles are the only copies of the data now
+        install = [*AIRGAP, "install", "--key", pub, "--no-probe", "--json"]
+        for site in ("site-full", "site-delta"):
+            subprocess.run([*install, str(t1), "--prefix", str(base / site)], **quiet)  # type: ignore[call-overload]
+        for tar in (full, delta):  # warm caches alike: the media is read at the same speed
+            subprocess.run(["cat", str(tar)], stdout=subprocess.DEVNULL, check=True)
+        subprocess.run(["sync"], check=True)
+        full_i, rss = timed([*install, str(full), "--prefix", str(base / "site-full")], env=env,
+                            stdout=subprocess.DEVNULL)  # fmt: skip
+        rows.append(("install of full v2 at a site holding v1", full_i, rss))
+        subprocess.run(["sync"], check=True)
+        delta_i, rss = timed([*install, str(delta), "--prefix", str(base / "site-delta")],
+                             env=env, stdout=subprocess.DEVNULL)  # fmt: skip
+        rows.append(("install of the delta at a site holding v1", delta_i, rss))
+        subprocess.run(["sync"], check=True)
+        fresh_i, rss = timed([*install, str(full), "--prefix", str(base / "site-fresh")],
+                             env=env, stdout=subprocess.DEVNULL)  # fmt: skip
+        rows.append(("install of full v2 at an empty site", fresh_i, rss))
+        size = full.stat().st_size
+        print(f"\ndelta benchmark: {weights / 1e9:.2f} GB in "
+              f"{len(shards)} shards, {changed} shard(s) rewritten ({base})")  # fmt: skip
+        print(f"  full bundle {size / 1e6:,.1f} MB, delta {delta.stat().st_size / 1e6:,.1f} MB "
+              f"({delta.stat().st_size / size:.1%} of the full)")  # fmt: skip
+        for label, wall, r in rows:
+            extra = f"  peak RSS {r} MiB" if r is not None else ""
+            print(f"  {label:<48} {wall:7.2f} s{extra}")
+        print(f"  delta build / full build: {delta_b / full_b:.1%} (target <= 15%)")
+        print(f"  delta install / full install at the same site: {delta_i / full_i:.1%}; "
+              f"/ full install at an empty site: {delta_i / fresh_i:.1%} (target <= 15%)")  # fmt: skip
     finally:
         if not args.keep:
             shutil.rmtree(base, ignore_errors=True)
@@ -688,6 +767,12 @@ def main() -> None:
                     "throughput, not the clients' sha256)")  # fmt: skip
     sv.add_argument("--dir")
     sv.add_argument("--keep", action="store_true")
+    dl = sub.add_parser("delta", help="delta build and install against full ones")
+    dl.add_argument("--size-gb", type=float, default=2.0)
+    dl.add_argument("--shards", type=int, default=20)
+    dl.add_argument("--changed", type=float, default=0.05, help="share of shards rewritten")
+    dl.add_argument("--dir")
+    dl.add_argument("--keep", action="store_true")
     hsm = sub.add_parser("hsm", help="signatures in a SoftHSM2 token against a key in memory")
     hsm.add_argument("--signatures", type=int, default=2000)
     fz = sub.add_parser("fuzz", help="structure-aware fuzzing of every document airgap reads")
@@ -709,6 +794,7 @@ def main() -> None:
         "images": bench_images,
         "install": bench_install,
         "serve": bench_serve,
+        "delta": bench_delta,
         "fuzz": bench_fuzz,
         "fleet": bench_fleet,
     }[args.bench](args)

@@ -29,7 +29,7 @@ _BLOB_NAME = re.compile(r"^blobs/sha256/([0-9a-f]{64})\Z")
 
 @dataclass(frozen=True)
 class Failure:
-    check: str  # parts | signatures | expiry | layout | blobs | consistency
+    check: str  # parts | signatures | expiry | layout | blobs | consistency | delta
     subject: str  # what it is about: a part, a keyid, a path, a digest
     message: str
 
@@ -277,7 +277,8 @@ def _bad_name(name: str) -> str | None:
 
 
 def expected_members(descriptor: Descriptor) -> dict[str, tuple[str, int | None]]:
-    """What may be in the bundle: path -> (kind, size or None when any size is fine)."""
+    """What may be in the bundle: path -> (kind, size or None when any size is fine). A delta's
+    left-out blobs are not (packager.bundle.delta)."""
     allowed: dict[str, tuple[str, int | None]] = {
         layout.BUNDLE_JSON: ("file", None),
         layout.ATTESTATION: ("file", None),
@@ -285,7 +286,8 @@ def expected_members(descriptor: Descriptor) -> dict[str, tuple[str, int | None]
     for f in descriptor.files:
         allowed[f.path] = ("file", f.size)
     for b in descriptor.blobs:
-        allowed[b.member] = ("file", b.size)
+        if descriptor.carried(b):
+            allowed[b.member] = ("file", b.size)
     if (
         descriptor.model_signature is not None
     ):  # optional: checked by packager.bundle.model_signature
@@ -325,7 +327,9 @@ def check_members(descriptor: Descriptor, observed: list[Observed]) -> list[Fail
         if layout.SIGNATURE_MEMBER.fullmatch(name) and o.kind == "file":
             continue
         want = allowed.get(name)
-        if want is None:
+        if want is None and _left_out(descriptor, name):
+            out.append(Failure("layout", name, "carried, but delta.not_carried lists it"))
+        elif want is None:
             out.append(Failure("layout", name, "an extra file that bundle.json does not list"))
         elif want[0] != o.kind:
             out.append(Failure("layout", name, f"a {o.kind} where bundle.json has a {want[0]}"))
@@ -341,6 +345,12 @@ def check_members(descriptor: Descriptor, observed: list[Observed]) -> list[Fail
         if kind == "file" and name not in seen and name not in _OPTIONAL:
             out.append(Failure("blobs" if _BLOB_NAME.match(name) else "layout", name, "missing"))
     return out
+
+
+def _left_out(descriptor: Descriptor, name: str) -> bool:
+    m = _BLOB_NAME.match(name)
+    blob = descriptor.blob("sha256:" + m.group(1)) if m else None
+    return blob is not None and not descriptor.carried(blob)
 
 
 def check_hashes(descriptor: Descriptor, hashes: Mapping[str, str]) -> list[Failure]:

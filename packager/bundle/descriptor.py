@@ -586,6 +586,39 @@ class ModelSignatureRecord:
 
 
 @dataclass(frozen=True)
+class BaseRef:
+    """The version a delta bundle was made against: the one its site is expected to hold."""
+
+    name: str
+    version: str
+    digest: str  # its content digest
+
+    def to_json(self) -> dict[str, Any]:
+        return {"name": self.name, "version": self.version, "digest": self.digest}
+
+    @classmethod
+    def from_json(cls, d: Mapping[str, Any]) -> BaseRef:
+        return cls(d["name"], d["version"], d["digest"])
+
+
+@dataclass(frozen=True)
+class DeltaRecord:
+    """``delta``: a delta bundle's base and the blobs its archive leaves out (the site's store
+    supplies them). Present only in deltas; outside what is signed (see :func:`content_bytes`):
+    every byte it leads to is still checked against the signed blob list."""
+
+    base: BaseRef
+    not_carried: tuple[str, ...]  # blob digests, sorted
+
+    def to_json(self) -> dict[str, Any]:
+        return {"base": self.base.to_json(), "not_carried": list(self.not_carried)}
+
+    @classmethod
+    def from_json(cls, d: Mapping[str, Any]) -> DeltaRecord:
+        return cls(BaseRef.from_json(d["base"]), tuple(d["not_carried"]))
+
+
+@dataclass(frozen=True)
 class Descriptor:
     """``airgap/bundle.json``: what a bundle holds, signed as a whole."""
 
@@ -609,8 +642,22 @@ class Descriptor:
     #: how the model is served and checked (manifest ``serve:``); None when it says nothing
     serve: ServeSpec | None = None
     model_signature: ModelSignatureRecord | None = None
+    #: only in a delta bundle (packager.bundle.delta)
+    delta: DeltaRecord | None = None
 
     # ------------------------------------------------------------------ views
+
+    def carried(self, blob: BlobRecord) -> bool:
+        """Whether the archive holds ``blob`` (every blob, unless this is a delta)."""
+        return self.delta is None or blob.digest not in self._not_carried
+
+    @property
+    def _not_carried(self) -> frozenset[str]:
+        cached: frozenset[str] | None = self.__dict__.get("_nc")
+        if cached is None:
+            cached = frozenset(self.delta.not_carried if self.delta is not None else ())
+            object.__setattr__(self, "_nc", cached)
+        return cached
 
     @property
     def name(self) -> str:
@@ -660,6 +707,7 @@ class Descriptor:
             # written only when the manifest says how to serve (older readers know no `serve`)
             **({"serve": self.serve.to_json()} if self.serve is not None else {}),
             **({"model_signature": self.model_signature.to_json()} if self.model_signature else {}),
+            **({"delta": self.delta.to_json()} if self.delta is not None else {}),
         }
 
     @classmethod
@@ -668,6 +716,7 @@ class Descriptor:
         smoke = d["smoke"]
         serve = d.get("serve")  # bundles built before `serve` existed do not have it
         oms = d.get("model_signature")
+        delta = d.get("delta")
         return cls(
             bundle=BundleMeta.from_json(d["bundle"]),
             tool=d["tool"],
@@ -686,6 +735,7 @@ class Descriptor:
             attestation=AttestationRef.from_json(d["attestation"]) if "attestation" in d else None,
             serve=ServeSpec.from_json(serve) if serve is not None else None,
             model_signature=ModelSignatureRecord.from_json(oms) if oms is not None else None,
+            delta=DeltaRecord.from_json(delta) if delta is not None else None,
         )
 
 
@@ -721,6 +771,8 @@ def _unique(descriptor: Descriptor) -> None:
             [c.name for c in descriptor.serve.checks] if descriptor.serve else [],
         ),
     ]
+    if descriptor.delta is not None:
+        checks.append(("delta.not_carried", descriptor.delta.not_carried))
     for where, values in checks:
         twice = _repeated(values)
         if twice is not None:
@@ -729,6 +781,42 @@ def _unique(descriptor: Descriptor) -> None:
                 hint="a descriptor names each blob, file and install path once; this bundle "
                 "was not made by airgap build, or was changed",
             )
+    if descriptor.delta is not None:
+        for digest in descriptor.delta.not_carried:
+            blob = descriptor.blob(digest)
+            if blob is None or not blob.paths:
+                raise DescriptorError(
+                    f"{layout.BUNDLE_JSON}: delta.not_carried lists {digest}, which is not "
+                    + ("a blob it lists" if blob is None else "a blob a site's store keeps "
+                       "(it has no install path)"),
+                    hint="a delta leaves out only blobs with install paths; this bundle was "
+                    "not made by airgap build, or was changed",
+                )  # fmt: skip
+
+
+def content_bytes(raw: bytes) -> bytes:
+    """What the signatures and the content digest of ``bundle.json``'s bytes ``raw`` cover.
+
+    A full bundle's bytes as they are. A delta's ``bundle.json`` is the full one with a
+    ``delta`` member added; its content is that document without ``delta``, written as the
+    build writes every descriptor (:func:`packager.util.jsonio.pretty_json`): byte for byte the
+    full bundle's ``bundle.json``, so both have one content digest and one set of signatures,
+    and a delta installs the same ``.airgap/bundle.json`` and receipt as the full bundle.
+    Raises :class:`DescriptorError` for bytes that are not a JSON document.
+    """
+    if b'"delta"' not in raw:  # cheap: a full bundle is hashed as it is, never re-rendered
+        return raw
+    if len(raw) > layout.MAX_BUNDLE_JSON_BYTES:
+        raise DescriptorError(
+            f"{layout.BUNDLE_JSON}: larger than {layout.MAX_BUNDLE_JSON_BYTES // 2**20} MiB"
+        )
+    try:
+        doc = parse_document(raw)
+    except DocumentError as exc:
+        raise DescriptorError(f"{layout.BUNDLE_JSON}: {exc}") from None
+    if not isinstance(doc, dict) or "delta" not in doc:
+        return raw
+    return pretty_json({k: v for k, v in doc.items() if k != "delta"})
 
 
 def parse_descriptor(raw: bytes) -> Descriptor:

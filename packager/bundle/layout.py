@@ -80,6 +80,11 @@ def bundle_stem(name: str, version: str, target: str | None) -> str:
     return f"{name}-{version}-{target}" if target else f"{name}-{version}"
 
 
+def delta_stem(stem: str, base_version: str) -> str:
+    """A delta bundle's stem: ``NAME-VERSION[-TARGET].delta-from-OLDVERSION``."""
+    return f"{stem}.delta-from-{base_version}"
+
+
 def tar_name(stem: str, *, zstd: bool = False) -> str:
     return f"{stem}.airgap.tar" + (".zst" if zstd else "")
 
@@ -209,6 +214,7 @@ WHEELS_INSTALL_DIR = "wheels"
 #   DIR/.airgap.lock                      flock: one install/uninstall/rollback/gc at a time
 #   DIR/.staging/<random>/                work in progress (removed, or recovered, by the next run)
 #   DIR/blobs/sha256/<hex>                content-addressed store shared by every bundle
+#   DIR/blobs/checked.json                blobs whose content airgap established, with their stat
 #   DIR/bundles/NAME/VERSION/<path>       the files, hard links into the store where possible
 #                                         (NAME+TARGET for one target of a multi-target manifest)
 #   DIR/bundles/NAME/VERSION/.airgap/     bundle.json, its signatures, attestation, sbom, probe
@@ -219,6 +225,8 @@ WHEELS_INSTALL_DIR = "wheels"
 SITE_LOCK = ".airgap.lock"
 SITE_STAGING_DIR = ".staging"
 SITE_BLOBS_DIR = BLOBS_DIR
+#: the store's record of checked blobs (packager.site.checked), beside ``blobs/sha256``
+SITE_CHECKED_RECORD = "blobs/checked.json"
 SITE_BUNDLES_DIR = "bundles"
 SITE_RECEIPTS_DIR = "receipts"
 SITE_CURRENT = "current"

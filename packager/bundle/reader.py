@@ -16,7 +16,7 @@ from pathlib import Path
 from typing import Any, BinaryIO
 
 from packager.bundle import layout
-from packager.bundle.descriptor import Descriptor, parse_descriptor
+from packager.bundle.descriptor import Descriptor, content_bytes, parse_descriptor
 from packager.bundle.errors import BundleFormatError, DescriptorError
 from packager.bundle.parts import PartsIndex, read_parts_index
 
@@ -158,13 +158,15 @@ class Bundle:
         return self.read(layout.BUNDLE_JSON, layout.MAX_BUNDLE_JSON_BYTES)
 
     def descriptor(self) -> tuple[bytes, Descriptor]:
-        """The descriptor's bytes and their typed parse (:class:`DescriptorError` when invalid).
+        """The bytes signatures cover (a delta's without its delta record:
+        packager.bundle.descriptor.content_bytes) and the typed parse of the whole file
+        (:class:`DescriptorError` when invalid).
 
         Parsed, not verified: what a signature check has not covered is not trusted.
         """
         raw = self.descriptor_bytes()
         try:
-            return raw, parse_descriptor(raw)
+            return content_bytes(raw), parse_descriptor(raw)
         except DescriptorError as exc:
             raise DescriptorError(f"{self.source}: {exc.message}", hint=exc.hint) from None
 

@@ -26,7 +26,7 @@ import time
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from packager.bundle import layout
 from packager.bundle.checks import (
@@ -41,7 +41,7 @@ from packager.bundle.checks import (
     check_signatures,
 )
 from packager.bundle.combined import select as select_target
-from packager.bundle.descriptor import Descriptor, parse_descriptor
+from packager.bundle.descriptor import Descriptor, content_bytes, parse_descriptor
 from packager.bundle.errors import BundleFormatError, DescriptorError
 from packager.bundle.model_signature import ModelSignatureStatus
 from packager.bundle.parts import PartsIndex
@@ -50,6 +50,9 @@ from packager.signing.intoto import Provenance
 from packager.signing.trust import Policy
 from packager.util.hashing import sha256_file
 from packager.util.progress import Reporter
+
+if TYPE_CHECKING:
+    from packager.bundle.base import BlobSource
 
 MAX_SIGNATURE_BYTES = 4096
 MAX_MANIFEST_BYTES = 16 * 1024 * 1024
@@ -82,6 +85,10 @@ class VerifyReport:
     model_signature: ModelSignatureStatus | None = None
     #: the targets of a combined bundle (packager.bundle.combined), all verified; [] otherwise
     targets: list[str] = field(default_factory=list)
+    #: a delta: the blobs it leaves out, their bytes, and where they were checked (None: nowhere)
+    not_carried: int = 0
+    not_carried_bytes: int = 0
+    base_checked_in: str | None = None
 
     @property
     def ok(self) -> bool:
@@ -108,6 +115,14 @@ class VerifyReport:
             ],
             "model_signature": self.model_signature.to_json()
             if self.model_signature is not None
+            else None,
+            "delta": {
+                "base": self.descriptor.delta.base.to_json(),
+                "not_carried": self.not_carried,
+                "not_carried_bytes": self.not_carried_bytes,
+                "checked_in": self.base_checked_in,
+            }
+            if self.descriptor is not None and self.descriptor.delta is not None
             else None,
             "failures": [f.to_json() for f in self.failures],
             "notes": self.notes,
@@ -149,6 +164,7 @@ class Verifier:
         reporter: Reporter | None = None,
         target: str | None = None,
         hash_cache: dict[str, tuple[str, int]] | None = None,
+        base: BlobSource | None = None,
     ) -> None:
         self.path = path
         self.policy = policy
@@ -156,6 +172,8 @@ class Verifier:
         #: bundle, the target it must be for (None: any)
         self.target = target
         self._hash_cache = hash_cache
+        #: where a delta's left-out blobs are read (a base bundle, a site's store)
+        self.base = base
         self.now = now or _dt.datetime.now(_dt.timezone.utc)
         self.rep = reporter or Reporter()
         self.report = VerifyReport(path)
@@ -224,8 +242,9 @@ class Verifier:
         assert b is not None
         members = b.members()
         try:
-            raw = b.descriptor_bytes()
-        except BundleFormatError as exc:
+            whole = b.descriptor_bytes()
+            raw = content_bytes(whole)  # a delta's: without its delta record (what was signed)
+        except (BundleFormatError, DescriptorError) as exc:
             self._fail("signatures", layout.BUNDLE_JSON, exc.message)
             return False
         self.report.digest = "sha256:" + hashlib.sha256(raw).hexdigest()
@@ -256,7 +275,7 @@ class Verifier:
                 if name in files:
                     self.report.verified[name] = files[name]
         try:
-            doc = parse_descriptor(raw)
+            doc = parse_descriptor(whole)
         except DescriptorError as exc:
             self._fail("layout", layout.BUNDLE_JSON, exc.message)
             return False
@@ -327,9 +346,58 @@ class Verifier:
             self.report.failures += check_consistency(doc, index, manifests)
         self._attestation(doc)
         self._model_signature(doc)
+        if doc.delta is not None:
+            self._base_blobs(doc)
         if mismatched:
             self._name_damaged_parts()
         return self.report
+
+    def _base_blobs(self, doc: Descriptor) -> list[Failure]:
+        """A delta's left-out blobs, hashed where the base is (:attr:`base`): each must be there
+        with the content the signed blob list gives it; without a base the delta is not
+        verified, and the failure names the base it needs. Returns the content mismatches."""
+        from packager.bundle.delta import missing, needs_base, not_carried
+
+        left_out = not_carried(doc)
+        self.report.not_carried = len(left_out)
+        self.report.not_carried_bytes = sum(x.size for x in left_out)
+        assert doc.delta is not None
+        subject = f"delta from {doc.delta.base.version}"
+        if self.base is None:
+            self._fail(
+                "delta",
+                subject,
+                needs_base(doc, left_out, "this bundle")
+                + "; it is verified only with its base: --base OLD or --prefix DIR",
+            )
+            return []
+        base = self.base
+        self.report.base_checked_in = base.where
+        absent = missing(doc, base.has)
+        if absent:
+            self._fail("delta", subject, needs_base(doc, absent, base.where))
+        lacking = {x.digest for x in absent}
+        there = [x for x in left_out if x.digest not in lacking]
+        self.rep.phase(f"hashing base blobs in {base.where}", sum(x.size for x in there))
+        with ThreadPoolExecutor(_workers(), thread_name_prefix="verify-base") as pool:
+            got = list(pool.map(lambda x: base.hash(x.hex, self.rep.advance), there))
+        self.report.blobs_checked += len(there)
+        self.report.bytes_hashed += sum(x.size for x in there) - base.unchanged_bytes
+        bad = [
+            Failure(
+                "blobs",
+                f"{base.where}: {x.hex}",
+                f"{x.role} blob ({', '.join(x.paths[:2])}) the base supplies: content is "
+                f"sha256:{h}, not its digest (damaged or tampered)",
+            )
+            for x, h in zip(there, got)
+            if h != x.hex
+        ]
+        self.report.failures += bad
+        note = base.summary()
+        if note is not None:
+            self.report.notes.append(note)
+        return bad
 
     def _attestation(self, doc: Descriptor) -> None:
         """The DSSE envelope, judged by :func:`attestation_verdict`; kept for install when good."""
@@ -404,6 +472,7 @@ def verify_bundle(
     now: _dt.datetime | None = None,
     reporter: Reporter | None = None,
     target: str | None = None,
+    base: BlobSource | None = None,
 ) -> VerifyReport:
     """The whole verification: :meth:`Verifier.preflight`, then :meth:`Verifier.complete`;
     for a combined bundle, of every target (``target``: of that one only), each against its
@@ -418,7 +487,7 @@ def verify_bundle(
         except BundleFormatError:
             targets = []  # the Verifier names it
     if not targets:
-        with Verifier(path, policy, now=now, reporter=reporter, target=target) as v:
+        with Verifier(path, policy, now=now, reporter=reporter, target=target, base=base) as v:
             if v.preflight():
                 v.complete()
         return v.report

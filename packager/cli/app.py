@@ -172,6 +172,14 @@ def build(
             "share stored once; `install --target ID` installs one.",
         ),
     ] = False,
+    base: Annotated[
+        Optional[Path],
+        typer.Option(
+            "--base",
+            help="Write a delta: carry only the blobs OLD lacks (OLD: a bundle, its parts "
+            "index, a layout folder, or a site's have-list from `airgap list --have`).",
+        ),
+    ] = None,
     as_json: JsonOpt = False,
 ) -> None:
     """Build one signed, reproducible bundle per target: OCI layout + airgap/ descriptor."""
@@ -210,6 +218,7 @@ def build(
             all_platforms=all_platforms,
             carry_trust=carried,
             combined=combined,
+            base=base,
         )
     render.show(result, as_json, render.build_result)
 
@@ -325,11 +334,22 @@ def verify(
     insecure: InsecureOpt = False,
     ca_cert: CaCertOpt = None,
     target: BundleTargetOpt = None,
+    base: Annotated[
+        Optional[Path],
+        typer.Option(
+            "--base", help="A delta's base bundle: check the blobs the delta leaves out in it."
+        ),
+    ] = None,
+    prefix: Annotated[
+        Optional[Path],
+        typer.Option("--prefix", help="A site: check the blobs a delta leaves out in its store."),
+    ] = None,
     as_json: JsonOpt = False,
 ) -> None:
     """Verify parts, signatures (threshold, expiry, revocation), every blob, and consistency.
 
     From oci://: the signatures first (nothing else is fetched when they fail), then every blob.
+    A delta (build --base) is verified whole only with its base (--base OLD or --prefix DIR).
     Exit 0 only when all hold; else 1, listing every failure.
     """
     from packager.commands.verify import verify as run
@@ -343,7 +363,9 @@ def verify(
             )
         else:
             _no_registry_flags(bundle, insecure, ca_cert)
-            report = run(Path(bundle), trust, key, reporter=rep, target=target)
+            report = run(
+                Path(bundle), trust, key, reporter=rep, target=target, base=base, prefix=prefix
+            )
     render.show(report, as_json, render.verify_report)
     raise typer.Exit(0 if report.ok else 1)
 
@@ -619,8 +641,24 @@ def publish(
 
 
 @app.command("list")
-def list_cmd(prefix: PrefixOpt, as_json: JsonOpt = False) -> None:
+def list_cmd(
+    prefix: PrefixOpt,
+    have: Annotated[
+        bool,
+        typer.Option(
+            "--have",
+            help="Print the have-list (JSON, schemas/have.schema.json): the blobs the store "
+            "holds and the installed versions, for `airgap build --base have.json`.",
+        ),
+    ] = False,
+    as_json: JsonOpt = False,
+) -> None:
     """The bundles installed under PREFIX: versions, the current one, digests, sizes."""
+    if have:
+        from packager.site.have import have_list
+
+        render.emit_document(have_list(prefix).to_json())
+        return
     from packager.site.manage import list_installed
 
     render.show(list_installed(prefix), as_json, render.site_list)

@@ -65,6 +65,12 @@ def emit_json(doc: dict[str, Any], *, ok: bool = True) -> None:
     sys.stdout.flush()
 
 
+def emit_document(doc: dict[str, Any]) -> None:
+    """A document for a file (a have-list), on stdout as it is: no ``ok`` added."""
+    sys.stdout.write(json.dumps(doc, indent=2, sort_keys=False) + "\n")
+    sys.stdout.flush()
+
+
 def finding_line(f: Finding) -> str:
     style = _STYLE[f.severity]
     text = (
@@ -203,6 +209,14 @@ def build_result(result: BuildResult) -> None:
         )
         if b.model_signature:
             stdout.print(f"  model.sig (OpenSSF model signature) by {b.model_signature[:16]}")
+        if b.delta is not None:
+            base = b.delta["base"]
+            stdout.print(
+                f"  delta from {shown(base['name'])} {shown(base['version'])} ({base['digest']}): "
+                f"carries {human_size(b.delta['carried_bytes'])}; leaves out "
+                f"{b.delta['not_carried']} blob(s), {human_size(b.delta['not_carried_bytes'])}, "
+                "that a site holding the base has"
+            )
         for n in b.notes:
             stdout.print(f"  [dim]note:[/dim] {shown(n)}")
     rate = total / result.seconds if result.seconds else 0
@@ -219,6 +233,13 @@ def inspection(info: Inspection) -> None:
         + f"  {j['platform']}  created {j['created']}  expires {j['expires'] or 'never'}"
     )
     stdout.print(f"content digest {j['digest']}  (read, not verified: `airgap verify` checks it)")
+    if j["delta"] is not None:
+        base = j["delta"]["base"]
+        stdout.print(
+            f"a delta from {shown(base['name'])} {shown(base['version'])} ({base['digest']}): "
+            f"leaves out {j['delta']['not_carried']} blob(s), "
+            f"{human_size(j['delta']['not_carried_bytes'])}, that the site's store must hold"
+        )
     stdout.print(
         "signatures: "
         + (
@@ -267,6 +288,14 @@ def verify_report(r: VerifyReport) -> None:
     if r.model_signature is not None and r.model_signature.state != "none":
         ms = r.model_signature
         stdout.print(f"model signature ({shown(ms.state)}): {shown(ms.message)}")
+    delta = r.descriptor.delta if r.descriptor is not None else None
+    if delta is not None:
+        where = f"checked in {shown(r.base_checked_in)}" if r.base_checked_in else "not checked"
+        stdout.print(
+            f"a delta from {shown(delta.base.name)} {shown(delta.base.version)} "
+            f"({delta.base.digest}): {r.not_carried} blob(s), {human_size(r.not_carried_bytes)}, "
+            f"come from its base ({where})"
+        )
     if r.ok:
         signers = ", ".join(f"{n} ({k[:16]})" for k, n in r.signers)
         stdout.print(

@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import os
 import time
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
@@ -32,7 +32,8 @@ from packager.bundle.assemble import (
     plan_wheels,
     sha256_digest,
 )
-from packager.bundle.descriptor import Descriptor, descriptor_bytes
+from packager.bundle.delta import BaseContent, carried_bytes, check_base, plan_delta
+from packager.bundle.descriptor import DeltaRecord, Descriptor, content_bytes, descriptor_bytes
 from packager.bundle.parts import Part, PartsIndex, write_parts_index
 from packager.bundle.provenance import attestation
 from packager.bundle.store import BlobStore
@@ -74,12 +75,15 @@ class BuiltBundle:
     #: a combined bundle's targets and each one's content digest (packager.bundle.combined)
     targets: list[str] = field(default_factory=list)
     digests: dict[str, str] = field(default_factory=dict)
+    #: a delta (``--base``): its base, and what it leaves out
+    delta: dict[str, Any] | None = None
 
     def to_json(self) -> dict[str, Any]:
         combined = {"targets": self.targets, "digests": self.digests} if self.targets else {}
         return {
             **combined,
             "target": self.target,
+            "delta": self.delta,
             "files": [str(f) for f in self.files],
             "digest": self.digest,
             "size": self.size,
@@ -213,6 +217,8 @@ class _Prepared:
     signed_by: list[str]
     model_signature: str | None
     notes: list[str]
+    #: a delta (``--base``): its base, and what it leaves out (BuiltBundle.delta)
+    delta: dict[str, Any] | None = None
 
 
 def build_target(
@@ -242,6 +248,7 @@ def prepare_target(
     timeout: float,
     all_platforms: bool = False,
     carry_trust: bytes | None = None,
+    base: BaseContent | None = None,
 ) -> _Prepared:
     from packager.bundle.images import collect_image
     from packager.bundle.sbom import build_sbom, sbom_bytes
@@ -288,12 +295,13 @@ def prepare_target(
     )
     descriptor = describe(manifest, lock, plan, target, created, expires, attested)
     validator("bundle").validate(descriptor.to_json())  # what we sign follows our own schema
-    bundle_json = descriptor_bytes(descriptor)
+    bundle_json = descriptor_bytes(descriptor)  # what is signed: the whole version
     digest = sha256_digest(bundle_json)
+    written, delta = _delta(descriptor, bundle_json, base)
     entries: dict[str, bytes] = {
         layout.OCI_LAYOUT: layout.OCI_LAYOUT_CONTENT,
         layout.INDEX_JSON: index_json(plan),
-        layout.BUNDLE_JSON: bundle_json,
+        layout.BUNDLE_JSON: written,
         layout.ATTESTATION: envelope,
         **plan.airgap_files,
     }
@@ -309,18 +317,35 @@ def prepare_target(
         signed_by.append(key.keyid)
         model_sig, note = _model_signature(descriptor, key, entries)
         notes += [note] if note else []
+    stem = layout.bundle_stem(manifest.name, manifest.version, target.id)
+    content = plan.entries(entries)
+    carried = plan.stored_bytes
+    if delta is not None:
+        assert base is not None
+        stem = layout.delta_stem(stem, base.ref.version)
+        for d in delta.not_carried:
+            del content[layout.blob_path(d)]
+        carried = carried_bytes(replace(descriptor, delta=delta))
     return _Prepared(
         target=target.id,
-        stem=layout.bundle_stem(manifest.name, manifest.version, target.id),
-        entries=plan.entries(entries),
+        stem=stem,
+        entries=content,
         digest=digest,
         epoch=epoch,
         blobs=len(plan.blobs),
-        stored_bytes=plan.stored_bytes,
+        stored_bytes=carried,
         logical_bytes=plan.logical_bytes,
         signed_by=signed_by,
         model_signature=model_sig,
         notes=notes,
+        delta={
+            "base": delta.base.to_json(),
+            "not_carried": len(delta.not_carried),
+            "not_carried_bytes": plan.stored_bytes - carried,
+            "carried_bytes": carried,
+        }
+        if delta is not None
+        else None,
     )
 
 
@@ -368,6 +393,7 @@ def _write(
         parts=parts,
         model_signature=p.model_signature,
         notes=p.notes,
+        delta=p.delta,
     )
 
 
@@ -410,6 +436,20 @@ def _combined(
     return built
 
 
+def _delta(
+    descriptor: Descriptor, bundle_json: bytes, base: BaseContent | None
+) -> tuple[bytes, DeltaRecord | None]:
+    """bundle.json as written: the signed bytes, plus the delta record when there is a base."""
+    if base is None:
+        return bundle_json, None
+    check_base(base, descriptor.name, descriptor.version)
+    delta = plan_delta(descriptor.blobs, base)  # digests of validated blobs, a checked base
+    written = descriptor_bytes(replace(descriptor, delta=delta))
+    if content_bytes(written) != bundle_json:  # the invariant install and verify rest on
+        raise AssertionError("a delta's bundle.json does not reduce to the full one")
+    return written, delta
+
+
 def _model_signature(
     descriptor: Descriptor, key: SigningKey, entries: dict[str, bytes]
 ) -> tuple[str | None, str | None]:
@@ -441,6 +481,7 @@ def build(
     all_platforms: bool = False,
     carry_trust: bytes | None = None,
     combined: bool = False,
+    base: Path | None = None,
 ) -> BuildResult:
     rep = reporter or Reporter()
     t0 = time.perf_counter()
@@ -461,6 +502,12 @@ def build(
         raise OutputError(
             f"{out}: the output folder is not writable", hint="pick another with --out"
         )
+    base_content = None
+    if base is not None:
+        from packager.bundle.base import read_base
+
+        rep.phase(f"reading the base {base}")
+        base_content = read_base(base, manifest.name)
     lock_path = lock_file or lock_path_for(manifest.path)
     with open_stat_cache() as cache:
         if locked:
@@ -497,8 +544,11 @@ def build(
     common: dict[str, Any] = {
         "key": key, "store": store, "probe_payload": payload, "reporter": rep,
         "timeout": timeout, "all_platforms": all_platforms, "carry_trust": carry_trust,
+        "base": base_content,
     }  # fmt: skip
     if combined:
+        if base is not None:
+            raise InputError("--combined and --base: a delta of a combined bundle is not made yet")
         if len(targets) < 2:
             raise InputError(
                 "--combined puts several targets into one bundle: the manifest (or --target) "

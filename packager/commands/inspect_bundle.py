@@ -13,7 +13,7 @@ from typing import Any
 
 from packager.bundle import layout
 from packager.bundle.combined import open_target
-from packager.bundle.descriptor import Descriptor
+from packager.bundle.descriptor import Descriptor, content_bytes
 from packager.bundle.reader import Bundle
 from packager.oci.registry import OciLocation, RegistryOptions
 
@@ -75,6 +75,13 @@ class Inspection:
             "files": [
                 {k: m[k] for k in ("path", "size", "digest")} for m in self.installed("file")
             ],
+            "delta": {
+                "base": d.delta.base.to_json(),
+                "not_carried": len(d.delta.not_carried),
+                "not_carried_bytes": sum(b.size for b in d.blobs if not d.carried(b)),
+            }
+            if d.delta is not None
+            else None,
         }
 
 
@@ -101,9 +108,10 @@ def inspect_bundle(path: Path, target: str | None = None) -> Inspection:
 
 
 def content_digest(path: Path, target: str | None = None) -> str:
-    """sha256 of bundle.json: the same for every rebuild from one lock."""
+    """sha256 of bundle.json (a delta's without its delta record): the same for every rebuild
+    from one lock, and for a delta and the full bundle of one version."""
     with open_target(path, target) as b:
-        raw = b.descriptor_bytes()
+        raw = content_bytes(b.descriptor_bytes())
     return "sha256:" + hashlib.sha256(raw).hexdigest()
 
 

@@ -3,13 +3,18 @@ work: parts, signatures, descriptor and validity first, then every blob re-hashe
 
 from __future__ import annotations
 
+import contextlib
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from packager.bundle.verifier import VerifyReport, verify_bundle
 from packager.errors import InputError
 from packager.oci.registry import OciLocation, RegistryOptions
 from packager.signing.trust import Policy, load_policy, policy_from_keys
 from packager.util.progress import Reporter
+
+if TYPE_CHECKING:
+    from packager.bundle.base import BlobSource
 
 __all__ = [
     "VerifyReport",
@@ -50,9 +55,25 @@ def verify(
     *,
     reporter: Reporter | None = None,
     target: str | None = None,
+    base: Path | None = None,
+    prefix: Path | None = None,
 ) -> VerifyReport:
+    """Verify ``bundle``; a delta's left-out blobs are checked in ``base`` (a bundle) or in the
+    store of ``prefix`` (a site), and without either the delta is not verified."""
     policy = require_policy(trust, keys, "verify")
-    return verify_bundle(bundle, policy, reporter=reporter, target=target)
+    if base is not None and prefix is not None:
+        raise InputError("give --base OLD or --prefix DIR, not both")
+    with contextlib.ExitStack() as stack:
+        source: BlobSource | None = None
+        if base is not None:
+            from packager.bundle.base import BundleBlobs
+
+            source = stack.enter_context(contextlib.closing(BundleBlobs(base)))
+        elif prefix is not None:
+            from packager.site.have import StoreBlobs
+
+            source = stack.enter_context(contextlib.closing(StoreBlobs(prefix)))
+        return verify_bundle(bundle, policy, reporter=reporter, target=target, base=source)
 
 
 def verify_remote(

@@ -51,8 +51,9 @@ from packager.bundle.reader import Bundle, FolderBundle, TarBundle
 from packager.bundle.verifier import Verifier, VerifyReport, failures_text
 from packager.errors import AirgapError, CheckFailed, InputError
 from packager.signing.trust import Policy
-from packager.site import auditlog
+from packager.site import auditlog, checked
 from packager.site import trust as site_trust
+from packager.site.have import StoreBlobs
 from packager.site.prefix import Prefix, step
 from packager.site.receipts import InstalledFile, Receipt, record_images
 from packager.site.rules import (
@@ -301,12 +302,19 @@ def _install_bundle(
     t0 = time.perf_counter()
     policy = site_trust.policy_for_install(prefix_path, policy)
     chosen = _target_for_host(path, prefix_path, opts, rep)
-    with Verifier(path, policy, reporter=rep, target=opts.target or chosen) as v:
+    with (
+        Verifier(path, policy, reporter=rep, target=opts.target or chosen) as v,
+        contextlib.ExitStack() as stack,
+    ):
         report = v.report
         if not v.preflight() or report.descriptor is None or report.digest is None:
             raise not_verified(path, report)
         b = v.bundle
         assert b is not None
+        if report.descriptor.delta is not None:  # what it leaves out comes from the store
+            v.base = stack.enter_context(
+                contextlib.closing(_delta_base(path, prefix_path, v, opts))
+            )
         signatures = [n for n in report.verified if n.startswith(layout.SIGNATURES_DIR + "/")]
         try:
             plan = plan_install(
@@ -332,6 +340,14 @@ def _install_bundle(
             result.notes.append(
                 f"a combined bundle: installed target {chosen}, the one this host's "
                 "accelerators and platform fit (--target ID picks another)"
+            )
+        if report.descriptor.delta is not None:
+            from packager.bundle.delta import not_carried
+
+            base, left_out = report.descriptor.delta.base, not_carried(report.descriptor)
+            result.notes.append(
+                f"a delta from {base.name} {base.version}: {len(left_out)} blob(s) "
+                f"({human_size(sum(x.size for x in left_out))}) are the store's"
             )
         with Prefix.open(prefix_path, create=True) as prefix, prefix.locked(reporter=rep):
             carried = _carried_trust(prefix, v)
@@ -394,6 +410,33 @@ def _target_for_host(
         if present
     }
     return match_host(specs, vendors, det.host.platform)
+
+
+def _delta_base(path: Path, prefix_path: Path, v: Verifier, opts: InstallOptions) -> StoreBlobs:
+    """A delta installs only where the store holds every blob it leaves out (from any installed
+    version); else it is refused here, before anything is hashed or written. Those blobs are
+    hashed from the store by the verification (:class:`packager.site.have.StoreBlobs`)."""
+    from packager.bundle.delta import missing, needs_base
+
+    doc = v.report.descriptor
+    assert doc is not None and doc.delta is not None
+    if opts.docker or opts.registry:
+        raise InstallRefused(
+            f"{path} is a delta: its image blobs are not all in it, so it cannot load images "
+            "into Docker or a registry; nothing was installed",
+            hint="install it without --docker/--registry, or install the full bundle",
+        )
+    store = StoreBlobs(prefix_path)
+    absent = missing(doc, store.has)
+    if absent:
+        store.close()
+        base = doc.delta.base
+        raise InstallRefused(
+            f"{path}: {needs_base(doc, absent, f'the store of {prefix_path}')}; "
+            "nothing was installed",
+            hint=f"install {base.name} {base.version} first, or install the full bundle",
+        )
+    return store
 
 
 def _carried_trust(prefix: Prefix, v: Verifier) -> site_trust.CarriedTrust | None:
@@ -571,6 +614,12 @@ def _install_locked(
         if not v.report.ok:
             raise not_verified(b.source, v.report)
     raw = v.report.verified[layout.BUNDLE_JSON]
+    if isinstance(v.base, StoreBlobs) and v.base.changed():  # a delta's base, under the lock now
+        raise ContentMismatch(
+            f"{len(v.base.changed())} blob(s) of the store changed since they were checked "
+            f"(first {v.base.changed()[0]}); nothing was installed",
+            hint="run the install again: it checks them again",
+        )
     store = BlobStore(prefix.root, create=True)
     try:
         missing = {h: s for h, s in plan.blobs.items() if not store.has(h, s)}
@@ -596,8 +645,22 @@ def _install_locked(
             raise
         finally:
             result.notes += prefix.discard_staging(sname)
+        _record_checked(prefix, store, set(missing), v, result)
     finally:
         store.close()
+
+
+def _record_checked(
+    prefix: Prefix, store: BlobStore, written: set[str], v: Verifier, result: InstallResult
+) -> None:
+    """Record the blobs whose content this install established (written, or a delta's base
+    blobs checked in the store) with their stat after linking (packager.site.checked): the
+    next delta from this version reads none of them again unless they change."""
+    good = written | (set(v.base.good) if isinstance(v.base, StoreBlobs) else set())
+    try:
+        checked.write_record(prefix.root, store.dir, good)
+    except (OSError, SiteError) as exc:  # the install is done; the record only saves work
+        result.notes.append(f"the store's record of checked blobs was not updated: {exc}")
 
 
 def _check_space(prefix: Prefix, need_bytes: int, need_inodes: int) -> None:

@@ -1,0 +1,97 @@
+"""The base of a delta bundle, read from what the user names (the I/O of packager.bundle.delta).
+
+``--base OLD`` at build: a bundle (tar, parts index or any part, layout folder) or a site's
+have-list. At verify: a bundle whose blobs supply what the delta leaves out (its bytes are
+hashed against the delta's signed blob list; the base's own signatures do not matter).
+"""
+
+from __future__ import annotations
+
+import hashlib
+from collections.abc import Callable
+from pathlib import Path
+from typing import Protocol
+
+from packager.bundle import layout
+from packager.bundle.delta import BaseContent
+from packager.bundle.descriptor import BaseRef, content_bytes
+from packager.bundle.have import is_have_list, read_have_list
+from packager.bundle.reader import Bundle, open_bundle
+from packager.errors import InputError
+
+
+class BlobSource(Protocol):
+    """Where the blobs a delta leaves out are read from: a base bundle or a site's store."""
+
+    where: str
+    #: bytes taken as checked without reading them (packager.site.have.StoreBlobs)
+    unchanged_bytes: int
+
+    def has(self, hexd: str, size: int) -> bool: ...
+
+    def hash(self, hexd: str, progress: Callable[[int], None] | None) -> str: ...
+
+    def summary(self) -> str | None: ...
+
+
+def _looks_like_have_list(path: Path) -> bool:
+    if not path.is_file() or path.name.endswith(".airgap.parts.json"):
+        return False
+    try:
+        with path.open("rb") as fh:
+            return is_have_list(fh.read(4096))
+    except OSError:
+        return False
+
+
+def read_base(path: Path, name: str) -> BaseContent:
+    """What the site holds according to ``path`` (see the module), for bundle ``name``."""
+    if _looks_like_have_list(path):
+        have = read_have_list(path)
+        mine = [v for v in have.installed if v.name == name]
+        if not mine:
+            raise InputError(
+                f"{path}: the site holds no version of {name}: a delta names the version it "
+                "builds on",
+                hint="build a full bundle for that site (no --base)",
+            )
+        pick = next((v for v in mine if v.current), mine[-1])
+        return BaseContent(BaseRef(pick.name, pick.version, pick.digest), have.sizes(), str(path))
+    with open_bundle(path) as b:
+        raw, doc = b.descriptor()
+        digest = "sha256:" + hashlib.sha256(content_bytes(raw)).hexdigest()
+    if doc.name != name:
+        raise InputError(
+            f"{path} is a bundle of {doc.name}, not {name}",
+            hint="--base names an older bundle of the same name, or a site's have-list",
+        )
+    blobs = {x.hex: x.size for x in doc.blobs if x.paths}
+    return BaseContent(BaseRef(doc.name, doc.version, digest), blobs, str(path))
+
+
+class BundleBlobs:
+    """Blobs read from a base bundle (``verify DELTA --base OLD``)."""
+
+    def __init__(self, path: Path) -> None:
+        if _looks_like_have_list(path):
+            raise InputError(
+                f"{path} is a have-list: it names blobs but holds none",
+                hint="verify against the base bundle (--base OLD) or the site (--prefix DIR)",
+            )
+        self.where = str(path)
+        self.unchanged_bytes = 0
+        self.bundle: Bundle = open_bundle(path)
+
+    def has(self, hexd: str, size: int) -> bool:
+        m = self.bundle.members().get(layout.blob_path("sha256:" + hexd))
+        return m is not None and m.kind == "file" and m.size == size
+
+    def hash(self, hexd: str, progress: Callable[[int], None] | None) -> str:
+        got, _ = self.bundle.hash_member(layout.blob_path("sha256:" + hexd), progress)
+        return got
+
+    def summary(self) -> str | None:
+        return None
+
+    def close(self) -> None:
+        self.bundle.close()

@@ -1,0 +1,82 @@
+"""Delta bundles: what a bundle must carry when the site already holds a base (pure logic).
+
+A delta is the full version's descriptor plus a ``delta`` record (packager.bundle.descriptor):
+its base (name, version, content digest) and the blobs its archive leaves out. Only blobs with
+install paths are ever left out: those are what a site's store keeps (``DIR/blobs/sha256``);
+image layers, OCI manifests and the probe live only in bundles, so a delta always carries them.
+
+The I/O around it: reading what a base holds (packager.bundle.base), writing the archive
+(packager.commands.build), checking the blobs a site must supply (packager.bundle.verifier,
+packager.site.install).
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Callable, Iterable, Mapping
+from dataclasses import dataclass
+
+from packager.bundle.descriptor import BaseRef, BlobRecord, DeltaRecord, Descriptor
+from packager.errors import InputError
+from packager.util.units import human_size
+
+#: a base version as it may appear in a file name (``...delta-from-OLDVERSION.airgap.tar``)
+_VERSION = re.compile(r"[0-9A-Za-z][0-9A-Za-z.+_-]{0,99}")
+
+
+@dataclass(frozen=True)
+class BaseContent:
+    """What the build side knows a site holds: the base version and the blobs (hex -> size) its
+    store has (every blob with an install path of the base, or a site's have-list)."""
+
+    ref: BaseRef
+    blobs: Mapping[str, int]
+    source: str  # for messages: the file it was read from
+
+
+def check_base(base: BaseContent, name: str, version: str) -> None:
+    """A base must be a usable file name part and, when it names this bundle, an older
+    version (a delta from itself or from a newer version is a mistake, not an update)."""
+    if not _VERSION.fullmatch(base.ref.version):
+        raise InputError(
+            f"{base.source}: base version {base.ref.version!r} cannot be part of a file name",
+            hint="give a bundle made by airgap build, or a have-list from `airgap list --have`",
+        )
+    if base.ref.name == name and base.ref.version == version:
+        raise InputError(
+            f"{base.source} is {name} {version} itself: a delta from it would carry nothing new",
+            hint="--base names the version the site has now, an older one",
+        )
+
+
+def plan_delta(blobs: Iterable[BlobRecord], base: BaseContent) -> DeltaRecord:
+    """The delta record: every blob with install paths that the base holds at the same size is
+    left out; everything else is carried."""
+    left_out = sorted(b.digest for b in blobs if b.paths and base.blobs.get(b.hex, -1) == b.size)
+    return DeltaRecord(base.ref, tuple(left_out))
+
+
+def not_carried(descriptor: Descriptor) -> list[BlobRecord]:
+    """The blobs a delta's site must supply (none for a full bundle)."""
+    return [b for b in descriptor.blobs if not descriptor.carried(b)]
+
+
+def missing(descriptor: Descriptor, has: Callable[[str, int], bool]) -> list[BlobRecord]:
+    """The blobs that are neither carried nor held (``has(hex, size)``)."""
+    return [b for b in not_carried(descriptor) if not has(b.hex, b.size)]
+
+
+def needs_base(descriptor: Descriptor, blobs: list[BlobRecord], where: str) -> str:
+    """What a delta lacks, in one line: the base version it needs and how much is missing."""
+    assert descriptor.delta is not None
+    base = descriptor.delta.base
+    return (
+        f"a delta from {base.name} {base.version} (content {base.digest}): "
+        f"{len(blobs)} blob(s), {human_size(sum(b.size for b in blobs))}, are not in "
+        f"{where}"
+    )
+
+
+def carried_bytes(descriptor: Descriptor) -> int:
+    """The bytes of the blobs the archive carries."""
+    return sum(b.size for b in descriptor.blobs if descriptor.carried(b))

@@ -1,0 +1,138 @@
+"""A site's have-list and its store as the base of a delta bundle.
+
+`airgap list --prefix DIR --have` (:func:`have_list`): the blobs of the store that installed
+versions use, with their sizes, and the installed versions with their content digests
+(packager.bundle.have). Blobs no version uses are left out: `airgap gc` may drop them before a
+delta made against the list arrives.
+
+:class:`StoreBlobs` is the store as the source of what a delta leaves out, for
+``verify --prefix`` and ``install`` (packager.bundle.base.BlobSource): each blob is read through
+the store's folder descriptor (no link followed) and hashed, so a damaged or tampered blob in
+the store fails the verification before anything is written.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import os
+import stat
+from collections.abc import Callable
+from pathlib import Path
+
+from packager.bundle import layout
+from packager.bundle.have import HaveList, HeldBlob, HeldVersion
+from packager.site import checked
+from packager.site import receipts as receipts_mod
+from packager.site.prefix import Prefix
+from packager.site.safefs import Dir, SiteError
+from packager.site.store import BlobStore
+
+CHUNK = 1024 * 1024
+
+
+def have_list(prefix_path: Path) -> HaveList:
+    """What the store of ``prefix_path`` holds for installed versions (see the module)."""
+    with Prefix.open(prefix_path, create=False) as prefix, prefix.locked(exclusive=False):
+        everything, problems = receipts_mod.read_all(prefix.root)
+        if problems:
+            raise SiteError(
+                "cannot tell what the site holds: " + "; ".join(problems),
+                hint="`airgap audit --site` shows the damage",
+            )
+        versions = []
+        for name in sorted(everything):
+            cur = prefix.current(name)
+            for version, r in sorted(everything[name].items()):
+                versions.append(HeldVersion(name, version, r.target, r.digest, version == cur))
+        used = {b for vs in everything.values() for r in vs.values() for b in r.blobs}
+        blobs = []
+        store_dir = prefix.sub(layout.SITE_BLOBS_DIR)
+        if store_dir is not None:
+            with store_dir:
+                for hexd in sorted(used):
+                    st = store_dir.lstat(hexd)
+                    if st is not None and stat.S_ISREG(st.st_mode):
+                        blobs.append(HeldBlob("sha256:" + hexd, st.st_size))
+    return HaveList(tuple(blobs), tuple(versions))
+
+
+class StoreBlobs:
+    """A prefix's store, read-only, as where a delta's left-out blobs come from.
+
+    A blob the store's record (packager.site.checked) shows unchanged since airgap last
+    established its content is taken as checked without reading it; any other is hashed.
+    :attr:`good` collects both, for install to record again after it links them."""
+
+    def __init__(self, prefix_path: Path) -> None:
+        self.where = str(prefix_path / layout.SITE_BLOBS_DIR)
+        self._prefix: Prefix | None = None
+        self._store: BlobStore | None = None
+        self._record: dict[str, checked.Stamp] = {}
+        #: hex -> the stat it had when its content was found right
+        self.good: dict[str, checked.Stamp] = {}
+        self.unchanged = self.unchanged_bytes = 0
+        if (prefix_path / layout.SITE_BLOBS_DIR).is_dir():
+            self._prefix = Prefix.open(prefix_path, create=False)
+            try:
+                self._store = BlobStore(self._prefix.root, create=False)
+                self._record = checked.read_record(self._prefix.root)
+            except BaseException:
+                self._prefix.close()
+                raise
+
+    def has(self, hexd: str, size: int) -> bool:
+        return self._store is not None and self._store.has(hexd, size)
+
+    def hash(self, hexd: str, progress: Callable[[int], None] | None) -> str:
+        """The blob's sha256 (hex): read and hashed, or its name when the record shows it
+        unchanged since it was checked."""
+        assert self._store is not None
+        d: Dir = self._store.dir
+        fd = d.open_read(hexd)
+        try:
+            st = os.fstat(fd)
+            if checked.matches(self._record, hexd, st):
+                self.unchanged += 1
+                self.unchanged_bytes += st.st_size
+                self.good[hexd] = checked.stamp(st)
+                if progress is not None:
+                    progress(st.st_size)
+                return hexd
+            h = hashlib.sha256()
+            while chunk := os.read(fd, CHUNK):
+                h.update(chunk)
+                if progress is not None:
+                    progress(len(chunk))
+        finally:
+            os.close(fd)
+        got = h.hexdigest()
+        if got == hexd and checked.stamp(os.stat(hexd, dir_fd=d.fd, follow_symlinks=False)) == (
+            checked.stamp(st)
+        ):  # and it did not change while it was read
+            self.good[hexd] = checked.stamp(st)
+        return got
+
+    def changed(self) -> list[str]:
+        """The checked blobs whose stat is no longer what it was when they were checked."""
+        assert self._store is not None
+        out = []
+        for hexd, was in self.good.items():
+            st = self._store.dir.lstat(hexd)
+            if st is None or checked.stamp(st) != was:
+                out.append(hexd)
+        return sorted(out)
+
+    def summary(self) -> str | None:
+        if not self.unchanged:
+            return None
+        return (
+            f"{self.unchanged} blob(s) of the store were taken as checked without reading them "
+            f"({self.unchanged_bytes} bytes): unchanged (inode, size, mtime, ctime) since airgap "
+            f"hashed them ({layout.SITE_CHECKED_RECORD})"
+        )
+
+    def close(self) -> None:
+        if self._store is not None:
+            self._store.close()
+        if self._prefix is not None:
+            self._prefix.close()
