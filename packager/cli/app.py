@@ -139,10 +139,15 @@ def build(
     ] = None,
     compress: Annotated[str, typer.Option(help="none (zstd: not yet).")] = "none",
     locked: Annotated[
-        bool, typer.Option(help="Build from MANIFEST.lock.json; fail naming inputs that drifted.")
+        bool,
+        typer.Option(
+            help="Fail when the lock is missing (without it, a build with no lock locks and "
+            "writes it); inputs that drifted from a lock always fail."
+        ),
     ] = False,
     lock_file: Annotated[
-        Optional[Path], typer.Option("--lock", help="The lock file for --locked.")
+        Optional[Path],
+        typer.Option("--lock", help="The lock file (default: MANIFEST.lock.json beside it)."),
     ] = None,
     target: Annotated[Optional[str], typer.Option(help="Build only this target id.")] = None,
     layout_only: Annotated[
@@ -166,7 +171,10 @@ def build(
     ] = None,
     as_json: JsonOpt = False,
 ) -> None:
-    """Build one signed, reproducible bundle per target: OCI layout + airgap/ descriptor."""
+    """Build one signed, reproducible bundle per target: OCI layout + airgap/ descriptor.
+
+    Builds from the lock beside the manifest (MANIFEST.lock.json); with none there it locks first
+    and writes it. Inputs that drifted from the lock stop the build: `airgap lock` records them."""
     from packager.commands import build as build_stage
     from packager.signing.keys import open_signing_key
 

@@ -168,6 +168,9 @@ def drift(report: DriftReport) -> None:
 
 def build_result(result: BuildResult) -> None:
     total = sum(b.size for b in result.bundles)
+    if result.lock_path is not None:
+        how = "locked the inputs and wrote" if result.lock_written else "built from"
+        stdout.print(f"{how} {shown(str(result.lock_path))}")
     for b in result.bundles:
         where = ", ".join(shown(str(f)) for f in b.files[:3]) + (
             f", ... ({len(b.files)} files)" if len(b.files) > 3 else ""
