@@ -368,7 +368,9 @@ def _lock_for_build(
                 hint=f"review the changes, then record them: airgap lock {manifest.path}",
             )
         return lock, False
-    result = lock_manifest(manifest, cache=cache, reporter=reporter, offline=offline, timeout=timeout)
+    result = lock_manifest(
+        manifest, cache=cache, reporter=reporter, offline=offline, timeout=timeout
+    )
     errors = [f for f in result.findings if f.severity.value == "error"]
     if errors:
         raise CheckFailed(
