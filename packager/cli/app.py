@@ -278,6 +278,33 @@ def verify(
     raise typer.Exit(0 if report.ok else 1)
 
 
+@app.command()
+def diff(
+    old: Annotated[
+        str,
+        typer.Argument(
+            help="The old version: a bundle (tar, parts index, part, folder), or NAME@VERSION "
+            "installed under --prefix."
+        ),
+    ],
+    new: Annotated[str, typer.Argument(help="The new version, the same kinds as OLD.")],
+    prefix: Annotated[
+        Optional[Path],
+        typer.Option("--prefix", help="The install prefix NAME@VERSION arguments are read from."),
+    ] = None,
+    trust: TrustOpt = None,
+    key: PubKeysOpt = None,
+    as_json: JsonOpt = False,
+) -> None:
+    """What changed from OLD to NEW: manifest fields, blobs by role, images, kernels, wheels,
+    and the bytes a delta would carry. Unverified unless --trust or --key is given (then each
+    side's signatures must hold: exit 1 otherwise)."""
+    from packager.commands.diff import diff as run
+
+    report = run(old, new, prefix=prefix, policy=_policy(trust, key))
+    render.show(report, as_json, render.diff_report)
+
+
 SigningKeyOpt = Annotated[
     str,
     typer.Option(
