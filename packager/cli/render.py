@@ -318,7 +318,7 @@ def diff_report(r: DiffReport) -> None:
                 f"{i.layers_unchanged} unchanged ({human_size(i.layers_unchanged_bytes)})"
             )
         else:
-            line += ": layers unknown (an image manifest could not be read)"
+            line += ": layers unknown (a side's image manifest is not at hand: a site's store keeps none)"
         stdout.print(line)
     _more(len(d.images), DIFF_LINES)
     for k in d.kernels[:DIFF_LINES]:

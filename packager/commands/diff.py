@@ -3,7 +3,8 @@
 Each side is a bundle (a tar, a parts index or any part, a layout folder) or, with ``--prefix
 DIR``, an installed version ``NAME@VERSION``. What is read: ``bundle.json``, parsed strictly into
 a typed descriptor, and each image's manifest (bounded, kept only when its sha256 is its digest)
-for the layers. Blobs are not hashed: that is `airgap verify`'s work.
+for the layers; a site's store keeps no image manifests, so an installed side's image layers are
+reported as unknown. Blobs are not hashed: that is `airgap verify`'s work.
 
 Signatures: without ``--trust``/``--key`` nothing is checked and the report says "unverified" for
 every side. With them, each bundle's signatures over ``bundle.json`` are checked against the
