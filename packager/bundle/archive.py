@@ -223,10 +223,10 @@ def copy_verified(
             i += 1
             if progress:
                 progress(n)
-        grown = fh.read(1)
+        grown = bool(fh.read(1))
     if pending is not None:
         pending.result()
-    _check_copy(source, what, size, sha256, copied, bool(grown), h.hexdigest())
+    _check_copy(source, what, size, sha256, copied, grown, h.hexdigest())
 
 
 def _check_copy(

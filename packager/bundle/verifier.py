@@ -26,7 +26,7 @@ import time
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from packager.bundle import layout
 from packager.bundle.checks import (
@@ -42,13 +42,15 @@ from packager.bundle.checks import (
 )
 from packager.bundle.descriptor import Descriptor, parse_descriptor
 from packager.bundle.errors import BundleFormatError, DescriptorError
-from packager.bundle.model_signature import ModelSignatureStatus
 from packager.bundle.parts import PartsIndex
 from packager.bundle.reader import Bundle, open_bundle, parts_of
-from packager.signing.intoto import Provenance
 from packager.signing.trust import Policy
 from packager.util.hashing import sha256_file
 from packager.util.progress import Reporter
+
+if TYPE_CHECKING:  # imported where used: a bundle without a model signature never needs x509
+    from packager.bundle.model_signature import ModelSignatureStatus
+    from packager.signing.intoto import Provenance
 
 MAX_SIGNATURE_BYTES = 4096
 MAX_MANIFEST_BYTES = 16 * 1024 * 1024

@@ -10,7 +10,6 @@ from typing import TYPE_CHECKING, Annotated, Any, Optional
 
 import typer
 
-from packager import __version__
 from packager.cli import render
 from packager.cli.term import shown
 from packager.errors import AirgapError, InputError
@@ -33,6 +32,8 @@ JsonOpt = Annotated[bool, typer.Option("--json", help="Print one JSON document o
 
 def _version(value: bool) -> None:
     if value:
+        from packager import __version__
+
         print(f"airgap {__version__}")
         raise typer.Exit()
 
@@ -856,11 +857,7 @@ def main(argv: Optional[list[str]] = None) -> None:
     except Exception as exc:
         if os.environ.get("AIRGAP_DEBUG"):
             raise
-        render.stderr.print(
-            f"[bold red]internal error:[/bold red] {type(exc).__name__}: {shown(exc)}\n"
-            "  hint: this is a bug in airgap; rerun with AIRGAP_DEBUG=1 for the traceback "
-            "and report it"
-        )
+        render.internal_error(exc)
         sys.exit(70)
 
 

@@ -7,6 +7,7 @@ import sys
 from collections.abc import Callable
 from typing import TYPE_CHECKING, Any, Protocol
 
+from packager.cli.jsonout import emit_json as emit_json
 from packager.cli.progress import RichReporter
 from packager.cli.term import SafeConsole, shown, shown_text, visible
 from packager.errors import AirgapError
@@ -52,9 +53,13 @@ def show(result: Result, as_json: bool, text: Callable[[Any], None]) -> None:
         text(result)
 
 
-def emit_json(doc: dict[str, Any]) -> None:
-    sys.stdout.write(json.dumps(doc, indent=2, sort_keys=False) + "\n")
-    sys.stdout.flush()
+def internal_error(exc: Exception) -> None:
+    """A bug: what it was, never a traceback (AIRGAP_DEBUG=1 lets it through)."""
+    stderr.print(
+        f"[bold red]internal error:[/bold red] {type(exc).__name__}: {shown(exc)}\n"
+        "  hint: this is a bug in airgap; rerun with AIRGAP_DEBUG=1 for the traceback "
+        "and report it"
+    )
 
 
 def finding_line(f: Finding) -> str:
