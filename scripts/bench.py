@@ -71,12 +71,18 @@ def weights_project(base: Path, args: argparse.Namespace) -> list[Path]:
     return shards
 
 
+#: CPU seconds (user + system) of the last command :func:`timed` ran: on a shared, loaded machine
+#: wall times stretch with the load, CPU times much less
+LAST_CPU = [0.0]
+
+
 def timed(cmd: Sequence[str], **kw: object) -> tuple[float, int]:
-    """Wall seconds and the child's peak RSS in MiB."""
+    """Wall seconds and the child's peak RSS in MiB (its CPU seconds in LAST_CPU)."""
     t0 = time.perf_counter()
     proc = subprocess.Popen(cmd, **kw)  # type: ignore[call-overload]
     _, status, usage = os.wait4(proc.pid, 0)
     wall = time.perf_counter() - t0
+    LAST_CPU[0] = usage.ru_utime + usage.ru_stime
     if os.waitstatus_to_exitcode(status) != 0:
         raise SystemExit(f"benchmark step failed: {' '.join(cmd)}")
     return wall, usage.ru_maxrss // 1024
@@ -220,15 +226,18 @@ def bench_verify(args: argparse.Namespace) -> None:
         size = sum(p.stat().st_size for p in blobs)
         subprocess.run(["cat", str(tar), *map(str, blobs)], stdout=subprocess.DEVNULL, check=True)
         floor, _ = timed(_parallel_hash(blobs))
+        cpu = {"floor": LAST_CPU[0]}
         sums = base / "SHA256SUMS"
         sums.write_text("".join(f"{p.name}  {p}\n" for p in blobs))
         t_sum, _ = timed(["sha256sum", "--quiet", "-c", str(sums)], stdout=subprocess.DEVNULL)
         pub = str(base / "k.pub.pem")
         t_tar, rss_t = timed([*AIRGAP, "verify", str(tar), "--key", pub, "--json"],
                              env=env, stdout=subprocess.DEVNULL)  # fmt: skip
+        cpu["tar"] = LAST_CPU[0]
         t_v, rss = timed([*AIRGAP, "verify", str(folder), "--key", pub, "--json"],
                          env=env, stdout=subprocess.DEVNULL)  # fmt: skip
         noop, _ = timed([*AIRGAP, "--version"], env=env, stdout=subprocess.DEVNULL)
+        load = os.getloadavg()[0]
         print(f"\nverify benchmark: {size / 1e9:.2f} GB of blobs in {len(blobs)} files ({base})")
         for label, wall, r in (
             ("hashing floor: 2x openssl dgst -sha256 in parallel", floor, None),
@@ -240,7 +249,9 @@ def bench_verify(args: argparse.Namespace) -> None:
             extra = f"  peak RSS {r} MiB" if r is not None else ""
             print(f"  {label:<48} {wall:7.2f} s  {size / wall / 1e6:8.0f} MB/s  "
                   f"{wall / floor:5.2f}x floor{extra}")  # fmt: skip
-        print(f"  airgap verify (tar) / floor: {t_tar / floor:.2f} (target <= 1.15)")
+        print(f"  airgap verify (tar) / floor: {t_tar / floor:.2f} (target <= 1.15); CPU seconds "
+              f"{cpu['tar']:.2f} / {cpu['floor']:.2f} = {cpu['tar'] / cpu['floor']:.2f}; "
+              f"load average {load:.1f} on {os.cpu_count()} CPUs")  # fmt: skip
     finally:
         if not args.keep:
             shutil.rmtree(base, ignore_errors=True)
@@ -296,9 +307,12 @@ def bench_scale(args: argparse.Namespace) -> None:
             if step == "lock":  # a cold stat cache
                 shutil.rmtree(base / "cache", ignore_errors=True)
             t_floor, _ = timed(["bash", "-c", floor_cmd])
+            c_floor = LAST_CPU[0]
             t, rss = timed(cmd, env=env, stdout=subprocess.DEVNULL)
-            print(f"  {step:<8} airgap {t:7.2f} s (peak RSS {rss} MiB)   {floor_label}: "
-                  f"{t_floor:6.2f} s   {t / t_floor:5.2f}x (target <= 3)")  # fmt: skip
+            print(f"  {step:<8} airgap {t:7.2f} s (CPU {LAST_CPU[0]:6.2f} s, peak RSS {rss} MiB)   "
+                  f"{floor_label}: {t_floor:6.2f} s (CPU {c_floor:5.2f} s)   "
+                  f"{t / t_floor:5.2f}x (target <= 3)")  # fmt: skip
+        print(f"  load average {os.getloadavg()[0]:.1f} on {os.cpu_count()} CPUs")
     finally:
         if not args.keep:
             shutil.rmtree(base, ignore_errors=True)

@@ -65,7 +65,9 @@ def _pattern(
 def validator(name: str) -> jsonschema.protocols.Validator:
     schema = load_schema(name)
     base = jsonschema.validators.validator_for(schema)
-    base.check_schema(schema)
+    # no base.check_schema(schema) here: the schemas ship with airgap and a test checks each
+    # against its metaschema (tests/util/test_schemas.py); checking again on every run cost
+    # verify more CPU than its other start-up work
     cls = jsonschema.validators.extend(base, {"pattern": _pattern})  # type: ignore[no-untyped-call]
     v: jsonschema.protocols.Validator = cls(schema, format_checker=base.FORMAT_CHECKER)
     return v
