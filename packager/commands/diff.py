@@ -153,7 +153,7 @@ def read_bundle_side(path: Path, policy: Policy | None) -> Side:
             return side(b, b.descriptor_bytes(), False, ())
     from packager.bundle.verifier import Verifier
 
-    with Verifier(path, policy) as v:
+    with Verifier(path, policy, hash_early=False) as v:
         if not v.preflight() or v.bundle is None:
             raise _failed(str(path), v.report.failures)
         raw = v.report.verified[layout.BUNDLE_JSON]
