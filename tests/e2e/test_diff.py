@@ -169,6 +169,25 @@ def test_a_bundle_against_itself_is_the_same_content(
     assert doc["same_content"] is True and doc["delta"]["bytes"] == 0
 
 
+def test_a_layout_folder_and_parts_read_as_the_tar(
+    bundles: tuple[Path, Path, Path, Path], tmp_path: Path
+) -> None:
+    _, v2, pub, base = bundles
+    env = {"AIRGAP_KEY_PASSPHRASE": PASSPHRASE, "SOURCE_DATE_EPOCH": "1700000000"}
+    key = str(base / "k.key.pem")
+    for extra in (["--layout-only"], ["--split", "1M"]):
+        out = tmp_path / extra[0].strip("-")
+        r = airgap("build", str(base / "v2" / "golden.yaml"), "--key", key, "--out", str(out),
+                   *extra, env=env)  # fmt: skip
+        assert r.returncode == 0, r.stdout + r.stderr
+        other = (
+            out / "golden-1.1.0" if extra[0] == "--layout-only" else next(out.glob("*.parts.json"))
+        )
+        doc = _diff(str(v2), str(other), "--key", str(pub))
+        assert doc["same_content"] is True and doc["verified"] is True
+        assert doc["new"]["digest"] == doc["old"]["digest"]
+
+
 def test_an_installed_version_against_a_new_bundle(
     bundles: tuple[Path, Path, Path, Path], tmp_path: Path
 ) -> None:
