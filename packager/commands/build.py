@@ -53,7 +53,7 @@ from packager.signing.keys import SigningKey
 from packager.util.cache import cache_dir
 from packager.util.compat import strict_zip
 from packager.util.progress import Reporter
-from packager.util.schemas import validator
+from packager.util.schemas import validate
 from packager.util.timefmt import epoch_of, format_utc, source_date_epoch
 
 
@@ -260,7 +260,7 @@ def build_target(
         plan, ManifestRef(manifest.name, manifest.version, lock.manifest_digest), lock, key, epoch
     )
     descriptor = describe(manifest, lock, plan, target, created, expires, attested)
-    validator("bundle").validate(descriptor.to_json())  # what we sign follows our own schema
+    validate("bundle", descriptor.to_json())  # what we sign follows our own schema
     bundle_json = descriptor_bytes(descriptor)
     digest = sha256_digest(bundle_json)
     entries: dict[str, bytes] = {
