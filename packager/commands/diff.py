@@ -162,7 +162,7 @@ def read_bundle_side(path: Path, policy: Policy | None) -> Side:
 
 def read_installed_side(prefix_path: Path, name: str, version: str, policy: Policy | None) -> Side:
     from packager.bundle.checks import check_signatures
-    from packager.commands.installed_audit import _signatures
+    from packager.commands.installed_audit import kept_signatures
     from packager.site.prefix import Prefix
     from packager.site.rules import component_problem
     from packager.site.safefs import SiteError
@@ -185,7 +185,7 @@ def read_installed_side(prefix_path: Path, name: str, version: str, policy: Poli
         try:
             with prefix.root.walk(meta) as d:
                 raw = d.read_small("bundle.json", layout.MAX_BUNDLE_JSON_BYTES)
-                sigs = _signatures(d) if policy is not None else {}
+                sigs = kept_signatures(d) if policy is not None else {}
         except FileNotFoundError:
             raw = None
         if raw is None:
