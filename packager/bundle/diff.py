@@ -16,6 +16,7 @@ No I/O here: packager.commands.diff reads the two sides (bundles or an installed
 
 from __future__ import annotations
 
+import dataclasses
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
@@ -157,12 +158,7 @@ class WheelChange:
     size: int
 
     def to_json(self) -> dict[str, Any]:
-        return {
-            "filename": self.filename,
-            "status": self.status,
-            "digest": self.digest,
-            "size": self.size,
-        }
+        return dataclasses.asdict(self)
 
 
 @dataclass(frozen=True)
@@ -175,12 +171,7 @@ class Delta:
     full_bytes: int
 
     def to_json(self) -> dict[str, Any]:
-        return {
-            "blobs": self.blobs,
-            "bytes": self.bytes,
-            "full_blobs": self.full_blobs,
-            "full_bytes": self.full_bytes,
-        }
+        return dataclasses.asdict(self)
 
 
 @dataclass(frozen=True)
