@@ -1,5 +1,5 @@
 """``python -m packager``: the airgap command line."""
 
-from packager.cli.app import main
+from packager.cli.entry import main
 
 main()

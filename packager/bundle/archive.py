@@ -24,6 +24,8 @@ from packager.bundle.parts import Part
 from packager.errors import InputError, LockMismatch
 
 CHUNK = 4 * 1024 * 1024
+#: files up to this size are read in one call and hashed inline (no 2x CHUNK buffers per file)
+SMALL = 1024 * 1024
 BLOCK = tarfile.BLOCKSIZE
 RECORD = tarfile.RECORDSIZE
 
@@ -178,7 +180,6 @@ def copy_verified(
     """Copy ``source`` to ``write`` in CHUNK pieces while ``pool`` hashes the previous piece;
     raise LockMismatch when the bytes are not the ``size`` and ``sha256`` the lock promised."""
     h = hashlib.sha256()
-    bufs = (bytearray(CHUNK), bytearray(CHUNK))
     pending: Future[None] | None = None
     copied = 0
     try:
@@ -188,6 +189,24 @@ def copy_verified(
             f"{what} ({source}): cannot read: {exc.strerror}",
             hint="it was there at lock time; restore it or lock again",
         ) from None
+    if size <= SMALL:  # one read, hashed here: no buffers to allocate, no thread to wake
+        with fh:
+            data = b""
+            while len(data) <= size:  # a short read is not the end: read to EOF or one past
+                more = fh.read(size + 1 - len(data))
+                if not more:
+                    break
+                data += more
+        grown = len(data) > size
+        data = data[:size]
+        h.update(data)
+        write(memoryview(data))
+        copied = len(data)
+        if progress:
+            progress(copied)
+        _check_copy(source, what, size, sha256, copied, grown, h.hexdigest())
+        return
+    bufs = (bytearray(CHUNK), bytearray(CHUNK))
     with fh:
         i = 0
         while copied < size:
@@ -204,18 +223,24 @@ def copy_verified(
             i += 1
             if progress:
                 progress(n)
-        grown = fh.read(1)
+        grown = bool(fh.read(1))
     if pending is not None:
         pending.result()
+    _check_copy(source, what, size, sha256, copied, grown, h.hexdigest())
+
+
+def _check_copy(
+    source: Path, what: str, size: int, sha256: str, copied: int, grown: bool, got: str
+) -> None:
     if copied != size or grown:
         raise LockMismatch(
             f"{what} ({source}) changed size since the lock: locked {size} bytes, "
             f"now {'more' if grown else copied}",
             hint="the input changed between lock and build; review it and lock again",
         )
-    if h.hexdigest() != sha256:
+    if got != sha256:
         raise LockMismatch(
-            f"{what} ({source}) changed since the lock: sha256 {h.hexdigest()}, locked {sha256}",
+            f"{what} ({source}) changed since the lock: sha256 {got}, locked {sha256}",
             hint="the input changed between lock and build; review it and lock again",
         )
 

@@ -22,8 +22,9 @@ from __future__ import annotations
 import datetime as _dt
 import hashlib
 import os
+import threading
 import time
-from concurrent.futures import ThreadPoolExecutor
+from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -43,16 +44,16 @@ from packager.bundle.checks import (
 from packager.bundle.combined import select as select_target
 from packager.bundle.descriptor import Descriptor, content_bytes, parse_descriptor
 from packager.bundle.errors import BundleFormatError, DescriptorError
-from packager.bundle.model_signature import ModelSignatureStatus
 from packager.bundle.parts import PartsIndex
 from packager.bundle.reader import Bundle, open_bundle, parts_of
-from packager.signing.intoto import Provenance
 from packager.signing.trust import Policy
 from packager.util.hashing import sha256_file
 from packager.util.progress import Reporter
 
-if TYPE_CHECKING:
+if TYPE_CHECKING:  # imported where used: a bundle without a model signature never needs x509
     from packager.bundle.base import BlobSource
+    from packager.bundle.model_signature import ModelSignatureStatus
+    from packager.signing.intoto import Provenance
 
 MAX_SIGNATURE_BYTES = 4096
 MAX_MANIFEST_BYTES = 16 * 1024 * 1024
@@ -152,6 +153,90 @@ def _workers() -> int:
     return min(8, max(2, os.cpu_count() or 2))
 
 
+class _Stopped(Exception):
+    """An early hash that is no longer wanted."""
+
+
+class _EarlyHashes:
+    """Every blob member hashed in the background from the moment the archive is scanned, while
+    the signatures and the descriptor are checked: on a large bundle that hides the start-up
+    work (imports, the schema, the signatures) behind the hashing, which is the floor.
+
+    Hashing is not trusting: nothing read here is used except as a digest that
+    :meth:`Verifier.complete` compares with what the verified descriptor says. When the cheap
+    checks fail, :meth:`stop` ends every hash at its next chunk (a wrong key still fails in
+    seconds); a member the descriptor lists at another size, or not at all, is dropped as soon as
+    that is known."""
+
+    def __init__(self) -> None:
+        self._pool: ThreadPoolExecutor | None = None
+        self._futures: dict[str, Future[tuple[str, int]]] = {}
+        self._stopped = threading.Event()
+        self._wanted: set[str] | None = None
+        self._lock = threading.Lock()
+        self._pending = 0  # bytes hashed before the progress phase began
+        self._advance: Any = None
+
+    def start(self, bundle: Bundle) -> None:
+        members = bundle.members()
+        names = sorted(
+            (
+                n
+                for n, m in members.items()
+                if m.kind == "file" and n.startswith(layout.BLOBS_DIR + "/")
+            ),
+            key=lambda n: -members[n].size,
+        )
+        if not names:
+            return
+        self._pool = ThreadPoolExecutor(_workers(), thread_name_prefix="verify-early")
+        self._futures = {n: self._pool.submit(self._hash, bundle, n) for n in names}
+
+    def _hash(self, bundle: Bundle, name: str) -> tuple[str, int]:
+        def tick(n: int) -> None:
+            if self._stopped.is_set() or (self._wanted is not None and name not in self._wanted):
+                raise _Stopped
+            with self._lock:
+                advance = self._advance
+                if advance is None:
+                    self._pending += n
+            if advance is not None:
+                advance(n)
+
+        tick(0)
+        return bundle.hash_member(name, tick)
+
+    def keep_only(self, wanted: set[str]) -> None:
+        self._wanted = wanted
+        for n, f in self._futures.items():
+            if n not in wanted:
+                f.cancel()
+
+    def report_to(self, advance: Any) -> None:
+        """From now on, progress goes to ``advance`` (with what was hashed so far)."""
+        with self._lock:
+            self._advance = advance
+            pending, self._pending = self._pending, 0
+        if pending:
+            advance(pending)
+
+    def result(self, name: str) -> tuple[str, int] | None:
+        """The member's hash, or None when it was not hashed early (then hash it now)."""
+        f = self._futures.get(name)
+        if f is None or f.cancelled():
+            return None
+        try:
+            return f.result()
+        except _Stopped:
+            return None
+
+    def stop(self) -> None:
+        self._stopped.set()
+        if self._pool is not None:
+            self._pool.shutdown(wait=True, cancel_futures=True)
+            self._pool = None
+
+
 class Verifier:
     """One verification of one bundle; a context manager that holds the bundle open."""
 
@@ -165,7 +250,10 @@ class Verifier:
         target: str | None = None,
         hash_cache: dict[str, tuple[str, int]] | None = None,
         base: BlobSource | None = None,
+        hash_early: bool = True,
     ) -> None:
+        """``hash_early``: hash the blobs in the background during :meth:`preflight` (False for
+        callers that stop after it)."""
         self.path = path
         self.policy = policy
         #: which target of a combined bundle (packager.bundle.combined); for a single-target
@@ -181,11 +269,14 @@ class Verifier:
         self._parts: list[Path] = []
         self._index: PartsIndex | None = None
         self._t0 = time.perf_counter()
+        self._early = _EarlyHashes()
+        self._hash_early = hash_early
 
     def __enter__(self) -> Verifier:
         return self
 
     def __exit__(self, *exc: object) -> None:
+        self._early.stop()
         if self.bundle is not None:
             self.bundle.close()
         self.report.seconds = time.perf_counter() - self._t0
@@ -209,7 +300,12 @@ class Verifier:
         self.bundle = select_target(self.bundle, self.target, self.path, self._hash_cache)
         for problem in self.bundle.problems:
             self._fail("layout", str(self.path), problem)
-        return self._signatures() and self.report.ok
+        if not self.bundle.problems and self._hash_early:
+            self._early.start(self.bundle)
+        if self._signatures() and self.report.ok:
+            return True
+        self._early.stop()  # nothing is trusted: read no more
+        return False
 
     def _parts_present(self) -> bool:
         """Every part the index lists, at its size (sizes only: hashing comes later if needed)."""
@@ -308,7 +404,9 @@ class Verifier:
         ]
         small = [n for n in present if not n.startswith(layout.BLOBS_DIR + "/")]
         large = [n for n in present if n.startswith(layout.BLOBS_DIR + "/")]
+        self._early.keep_only(set(present))  # a member of another size is never read on
         self.rep.phase("hashing blobs", sum(members[n].size for n in present))
+        self._early.report_to(self.rep.advance)
         hashes: dict[str, str] = {}
         for name in small:  # covered files: read once, hashed, kept for install
             data = (
@@ -323,7 +421,13 @@ class Verifier:
             self.rep.advance(len(data))
             self.report.verified[name] = data
         with ThreadPoolExecutor(_workers(), thread_name_prefix="verify") as pool:
-            results = list(pool.map(lambda n: b.hash_member(n, self.rep.advance), large))
+            early = {n: self._early.result(n) for n in large}
+            later = {
+                n: pool.submit(b.hash_member, n, self.rep.advance)
+                for n, got in early.items()
+                if got is None
+            }
+            results = [early[n] or later[n].result() for n in large]
         hashes.update({n: h for n, (h, _) in zip(large, results)})
         self.report.blobs_checked = sum(1 for n in present if layout.digest_of_blob_path(n))
         self.report.files_checked = len(present) - self.report.blobs_checked

@@ -10,7 +10,6 @@ from typing import TYPE_CHECKING, Annotated, Any, Optional
 
 import typer
 
-from packager import __version__
 from packager.cli import render
 from packager.cli.term import shown
 from packager.errors import AirgapError, InputError
@@ -33,6 +32,8 @@ JsonOpt = Annotated[bool, typer.Option("--json", help="Print one JSON document o
 
 def _version(value: bool) -> None:
     if value:
+        from packager import __version__
+
         print(f"airgap {__version__}")
         raise typer.Exit()
 
@@ -139,10 +140,15 @@ def build(
     ] = None,
     compress: Annotated[str, typer.Option(help="none (zstd: not yet).")] = "none",
     locked: Annotated[
-        bool, typer.Option(help="Build from MANIFEST.lock.json; fail naming inputs that drifted.")
+        bool,
+        typer.Option(
+            help="Fail when the lock is missing (without it, a build with no lock locks and "
+            "writes it); inputs that drifted from a lock always fail."
+        ),
     ] = False,
     lock_file: Annotated[
-        Optional[Path], typer.Option("--lock", help="The lock file for --locked.")
+        Optional[Path],
+        typer.Option("--lock", help="The lock file (default: MANIFEST.lock.json beside it)."),
     ] = None,
     target: Annotated[Optional[str], typer.Option(help="Build only this target id.")] = None,
     layout_only: Annotated[
@@ -182,7 +188,10 @@ def build(
     ] = None,
     as_json: JsonOpt = False,
 ) -> None:
-    """Build one signed, reproducible bundle per target: OCI layout + airgap/ descriptor."""
+    """Build one signed, reproducible bundle per target: OCI layout + airgap/ descriptor.
+
+    Builds from the lock beside the manifest (MANIFEST.lock.json); with none there it locks first
+    and writes it. Inputs that drifted from the lock stop the build: `airgap lock` records them."""
     from packager.commands import build as build_stage
     from packager.signing.keys import open_signing_key
 
@@ -368,6 +377,33 @@ def verify(
             )
     render.show(report, as_json, render.verify_report)
     raise typer.Exit(0 if report.ok else 1)
+
+
+@app.command()
+def diff(
+    old: Annotated[
+        str,
+        typer.Argument(
+            help="The old version: a bundle (tar, parts index, part, folder), or NAME@VERSION "
+            "installed under --prefix."
+        ),
+    ],
+    new: Annotated[str, typer.Argument(help="The new version, the same kinds as OLD.")],
+    prefix: Annotated[
+        Optional[Path],
+        typer.Option("--prefix", help="The install prefix NAME@VERSION arguments are read from."),
+    ] = None,
+    trust: TrustOpt = None,
+    key: PubKeysOpt = None,
+    as_json: JsonOpt = False,
+) -> None:
+    """What changed from OLD to NEW: manifest fields, blobs by role, images, kernels, wheels,
+    and the bytes a delta would carry. Unverified unless --trust or --key is given (then each
+    side's signatures must hold: exit 1 otherwise)."""
+    from packager.commands.diff import diff as run
+
+    report = run(old, new, prefix=prefix, policy=_policy(trust, key))
+    render.show(report, as_json, render.diff_report)
 
 
 SigningKeyOpt = Annotated[
@@ -1151,11 +1187,7 @@ def main(argv: Optional[list[str]] = None) -> None:
     except Exception as exc:
         if os.environ.get("AIRGAP_DEBUG"):
             raise
-        render.stderr.print(
-            f"[bold red]internal error:[/bold red] {type(exc).__name__}: {shown(exc)}\n"
-            "  hint: this is a bug in airgap; rerun with AIRGAP_DEBUG=1 for the traceback "
-            "and report it"
-        )
+        render.internal_error(exc)
         sys.exit(70)
 
 

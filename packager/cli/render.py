@@ -8,6 +8,8 @@ import sys
 from collections.abc import Callable
 from typing import TYPE_CHECKING, Any, Protocol
 
+from packager.cli.jsonout import emit_document as emit_document
+from packager.cli.jsonout import emit_json as emit_json
 from packager.cli.progress import LineReporter, RichReporter, honest_speed
 from packager.cli.term import SafeConsole, shown, shown_text, visible
 from packager.errors import AirgapError
@@ -19,6 +21,7 @@ if TYPE_CHECKING:
     from packager.commands.audit import AuditReport
     from packager.commands.build import BuildResult
     from packager.commands.deploy import Rendered
+    from packager.commands.diff import DiffReport
     from packager.commands.images import ImagesReport
     from packager.commands.inspect_bundle import Inspection
     from packager.commands.keys import KeyInfo
@@ -56,19 +59,13 @@ def show(result: Result, as_json: bool, text: Callable[[Any], None]) -> None:
         text(result)
 
 
-def emit_json(doc: dict[str, Any], *, ok: bool = True) -> None:
-    """One JSON document on stdout. Every command's document says ``ok`` (true exactly when the
-    command exits 0), first, whatever else it says (``valid``, ``verified``, ``verdict``...)."""
-    if "ok" not in doc:
-        doc = {"ok": bool(ok), **doc}
-    sys.stdout.write(json.dumps(doc, indent=2, sort_keys=False) + "\n")
-    sys.stdout.flush()
-
-
-def emit_document(doc: dict[str, Any]) -> None:
-    """A document for a file (a have-list), on stdout as it is: no ``ok`` added."""
-    sys.stdout.write(json.dumps(doc, indent=2, sort_keys=False) + "\n")
-    sys.stdout.flush()
+def internal_error(exc: Exception) -> None:
+    """A bug: what it was, never a traceback (AIRGAP_DEBUG=1 lets it through)."""
+    stderr.print(
+        f"[bold red]internal error:[/bold red] {type(exc).__name__}: {shown(exc)}\n"
+        "  hint: this is a bug in airgap; rerun with AIRGAP_DEBUG=1 for the traceback "
+        "and report it"
+    )
 
 
 def finding_line(f: Finding) -> str:
@@ -188,6 +185,9 @@ def drift(report: DriftReport) -> None:
 
 def build_result(result: BuildResult) -> None:
     total = sum(b.size for b in result.bundles)
+    if result.lock_path is not None:
+        how = "locked the inputs and wrote" if result.lock_written else "built from"
+        stdout.print(f"{how} {shown(str(result.lock_path))}")
     for b in result.bundles:
         where = ", ".join(shown(str(f)) for f in b.files[:3]) + (
             f", ... ({len(b.files)} files)" if len(b.files) > 3 else ""
@@ -307,6 +307,105 @@ def verify_report(r: VerifyReport) -> None:
         stdout.print(
             f"[bold red]NOT VERIFIED[/bold red] {shown(title)}: {len(r.failures)} failure(s)"
         )
+
+
+#: lines of manifest fields and of each list a diff shows before "... and N more"
+DIFF_LINES = 12
+
+
+def _json_value(value: object) -> str:
+    text = json.dumps(value, sort_keys=True, ensure_ascii=False)
+    return shown(text if len(text) <= 60 else text[:57] + "...")
+
+
+def _more(n: int, shown_n: int) -> None:
+    if n > shown_n:
+        stdout.print(f"  ... and {n - shown_n} more (--json lists every one)")
+
+
+def _count(n: int, size: int) -> str:
+    return f"{n} ({human_size(size)})" if n else "-"
+
+
+def diff_report(r: DiffReport) -> None:
+    """One screen: the two sides, whether they were verified, then each kind of change."""
+    d = r.diff
+    for tag, side in (("old", r.old), ("new", r.new)):
+        meta = side.descriptor.bundle
+        stdout.print(
+            f"{tag}: {shown(meta.name)} {shown(meta.version)}"
+            + (f" [{shown(meta.target)}]" if meta.target else "")
+            + f"  {side.digest[:19]}  {shown(side.label)}"
+            + (f"  signed by {', '.join(k[:16] for k in side.signers)}" if side.verified else "")
+        )
+    if not r.verified:
+        stdout.print(
+            "[bold yellow]unverified[/bold yellow]: signatures not checked "
+            "(give --trust POLICY or --key PUB to check them)"
+        )
+    if d.same_content:
+        stdout.print("same content: the two bundle.json are identical")
+        return
+    changes = list(d.manifest) + list(d.target_changed)
+    stdout.print(f"manifest: {len(changes)} field(s) changed")
+    for c in changes[:DIFF_LINES]:
+        old = _json_value(c.old) if c.in_old else "(absent)"
+        new = _json_value(c.new) if c.in_new else "(absent)"
+        stdout.print(f"  {shown(c.path)}: {old} -> {new}")
+    _more(len(changes), DIFF_LINES)
+    stdout.print(f"  {'blobs by role':<14}{'added':>18}{'removed':>18}{'unchanged':>18}")
+    for rc in d.roles:
+        stdout.print(
+            f"  {shown(rc.role):<14}{_count(rc.added, rc.added_bytes):>18}"
+            f"{_count(rc.removed, rc.removed_bytes):>18}{_count(rc.unchanged, rc.unchanged_bytes):>18}"
+        )
+    for i in d.images[:DIFF_LINES]:
+        if i.status != "changed":
+            dg = i.new_digest if i.status == "added" else i.old_digest
+            stdout.print(f"image {i.status} {shown(i.ref)} {shown(str(dg)[:19])}")
+            continue
+        line = f"image changed {shown(i.ref)} {shown(str(i.old_digest)[:19])} -> {shown(str(i.new_digest)[:19])}"
+        if i.layers_known:
+            line += (
+                f": +{len(i.layers_added)} layer(s) "
+                f"({human_size(sum(x.size for x in i.layers_added))}), "
+                f"-{len(i.layers_removed)} ({human_size(sum(x.size for x in i.layers_removed))}), "
+                f"{i.layers_unchanged} unchanged ({human_size(i.layers_unchanged_bytes)})"
+            )
+        else:
+            line += ": layers unknown (a side's image manifest is not at hand: a site's store keeps none)"
+        stdout.print(line)
+    _more(len(d.images), DIFF_LINES)
+    for k in d.kernels[:DIFF_LINES]:
+        parts = []
+        if k.old and k.new:
+            for what in ("targets", "archs"):
+                a, b = getattr(k.old, what), getattr(k.new, what)
+                if a != b:
+                    parts.append(f"{what} {', '.join(a) or '-'} -> {', '.join(b) or '-'}")
+            ca, cb = dict(k.old.chips), dict(k.new.chips)
+            parts += [
+                f"{c} {ca.get(c, '-')} -> {cb.get(c, '-')}"
+                for c in sorted(ca.keys() | cb.keys())
+                if ca.get(c) != cb.get(c)
+            ]
+            if k.binary_changed:
+                parts.append("binary changed")
+        stdout.print(
+            f"kernel {k.status} {shown(k.name)}" + (f": {shown('; '.join(parts))}" if parts else "")
+        )
+    _more(len(d.kernels), DIFF_LINES)
+    for w in d.wheels[:DIFF_LINES]:
+        stdout.print(
+            f"wheel {'+' if w.status == 'added' else '-'} {shown(w.filename)} ({human_size(w.size)})"
+        )
+    _more(len(d.wheels), DIFF_LINES)
+    dl = d.delta
+    share = f" ({100 * dl.bytes / dl.full_bytes:.1f} %)" if dl.full_bytes else ""
+    stdout.print(
+        f"a delta from old would carry {dl.blobs} of {dl.full_blobs} blobs, "
+        f"{human_size(dl.bytes)} of {human_size(dl.full_bytes)}{share}"
+    )
 
 
 def audit(report: AuditReport) -> None:

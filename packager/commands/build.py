@@ -44,16 +44,18 @@ from packager.commands.lock import (
     lock_manifest,
     lock_path_for,
     open_stat_cache,
+    write_lock,
 )
-from packager.errors import InputError, LockMismatch, ResolveError
+from packager.errors import CheckFailed, InputError, LockMismatch, ResolveError
 from packager.manifest.model import Manifest, Target
 from packager.resolve.lockfile import Lock
+from packager.resolve.statcache import StatCache
 from packager.signing.intoto import ManifestRef
 from packager.signing.keys import SigningKey
 from packager.util.cache import cache_dir
 from packager.util.compat import strict_zip
 from packager.util.progress import Reporter
-from packager.util.schemas import validator
+from packager.util.schemas import validate
 from packager.util.timefmt import epoch_of, format_utc, source_date_epoch
 
 
@@ -104,11 +106,17 @@ class BuildResult:
     bundles: list[BuiltBundle]
     seconds: float
     lock_path: Path | None
+    #: True when this build locked the inputs and wrote ``lock_path`` (there was no lock yet)
+    lock_written: bool = False
 
     def to_json(self) -> dict[str, Any]:
         return {
             "ok": True,
             "seconds": round(self.seconds, 3),
+            "lock": {
+                "path": str(self.lock_path) if self.lock_path is not None else None,
+                "written": self.lock_written,
+            },
             "bundles": [b.to_json() for b in self.bundles],
         }
 
@@ -294,7 +302,7 @@ def prepare_target(
         plan, ManifestRef(manifest.name, manifest.version, lock.manifest_digest), lock, key, epoch
     )
     descriptor = describe(manifest, lock, plan, target, created, expires, attested)
-    validator("bundle").validate(descriptor.to_json())  # what we sign follows our own schema
+    validate("bundle", descriptor.to_json())  # what we sign follows our own schema
     bundle_json = descriptor_bytes(descriptor)  # what is signed: the whole version
     digest = sha256_digest(bundle_json)
     written, delta = _delta(descriptor, bundle_json, base)
@@ -465,6 +473,48 @@ def _model_signature(
     return None, model_signature.NOT_ECDSA.format(algorithm=key.algorithm)
 
 
+def _lock_for_build(
+    manifest: Manifest,
+    lock_path: Path,
+    locked: bool,
+    *,
+    cache: StatCache,
+    reporter: Reporter,
+    offline: bool,
+    timeout: float,
+) -> tuple[Lock, bool]:
+    """The lock a build uses, as cargo and npm do: the lock beside the manifest when it is there
+    and every input still matches it; none there (and not ``--locked``): lock now and write it
+    (atomically). A lock of another manifest, or inputs that drifted, stop the build (exit 1)
+    naming each one: a build never re-locks silently. Returns (the lock, whether it was written).
+    """
+    if locked or lock_path.exists():
+        lock = load_lock(lock_path)
+        check_lock_belongs(manifest, lock, lock_path)
+        reporter.phase("checking inputs against the lock")
+        drift = find_drift(
+            manifest, lock, cache=cache, reporter=reporter, offline=offline, timeout=timeout
+        )
+        if drift:
+            raise LockMismatch(
+                f"{len(drift)} input(s) drifted since {lock_path}:\n  "
+                + "\n  ".join(str(d) for d in drift),
+                hint=f"review the changes, then record them: airgap lock {manifest.path}",
+            )
+        return lock, False
+    result = lock_manifest(
+        manifest, cache=cache, reporter=reporter, offline=offline, timeout=timeout
+    )
+    errors = [f for f in result.findings if f.severity.value == "error"]
+    if errors:
+        raise CheckFailed(
+            "; ".join(f"{f.location}: {f.code} {f.message}" for f in errors),
+            hint=errors[0].hint,
+        )
+    write_lock(result.lock, lock_path)
+    return result.lock, True
+
+
 def build(
     manifest: Manifest,
     *,
@@ -510,32 +560,9 @@ def build(
         base_content = read_base(base, manifest.name)
     lock_path = lock_file or lock_path_for(manifest.path)
     with open_stat_cache() as cache:
-        if locked:
-            lock = load_lock(lock_path)
-            check_lock_belongs(manifest, lock, lock_path)
-            rep.phase("checking inputs against the lock")
-            drift = find_drift(
-                manifest, lock, cache=cache, reporter=rep, offline=offline, timeout=timeout
-            )
-            if drift:
-                raise LockMismatch(
-                    f"{len(drift)} input(s) drifted since {lock_path}:\n  "
-                    + "\n  ".join(str(d) for d in drift),
-                    hint="review the changes; `airgap lock` records the new content",
-                )
-        else:
-            result = lock_manifest(
-                manifest, cache=cache, reporter=rep, offline=offline, timeout=timeout
-            )
-            errors = [f for f in result.findings if f.severity.value == "error"]
-            if errors:
-                from packager.errors import CheckFailed
-
-                raise CheckFailed(
-                    "; ".join(f"{f.location}: {f.code} {f.message}" for f in errors),
-                    hint=errors[0].hint,
-                )
-            lock = result.lock
+        lock, lock_written = _lock_for_build(
+            manifest, lock_path, locked, cache=cache, reporter=rep, offline=offline, timeout=timeout
+        )
     _check_allowed_code(manifest, lock)
     from packager.bundle.probe_payload import probe_payload
 
@@ -567,7 +594,7 @@ def build(
         build_target(manifest, lock, t, out=out, split=split, layout_only=layout_only, **common)
         for t in targets
     ]
-    return BuildResult(bundles, time.perf_counter() - t0, lock_path if locked else None)
+    return BuildResult(bundles, time.perf_counter() - t0, lock_path, lock_written)
 
 
 def _check_allowed_code(manifest: Manifest, lock: Lock) -> None:

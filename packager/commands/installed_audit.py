@@ -36,7 +36,8 @@ def _read(d: Dir, relpath: str, limit: int) -> bytes | None:
         return None
 
 
-def _signatures(meta: Dir) -> dict[str, bytes]:
+def kept_signatures(meta: Dir) -> dict[str, bytes]:
+    """The signatures and signing-time records an install kept beside bundle.json."""
     out: dict[str, bytes] = {}
     sd = meta.maybe_sub("bundle.json.sig")
     if sd is None:
@@ -61,7 +62,7 @@ def audit_installed(
             raw = meta.read_small("bundle.json", layout.MAX_BUNDLE_JSON_BYTES)
             if raw is None:
                 raise SiteError(f"{vd.path_of(layout.INSTALLED_META_DIR)}/bundle.json is missing")
-            sigs = _signatures(meta)
+            sigs = kept_signatures(meta)
             attestation = meta.read_small("attestation.dsse.json", MAX_META_BYTES)
             sbom_raw = meta.read_small("sbom.cdx.json", MAX_META_BYTES)
         model_sig = _read(vd, layout.MODEL_SIGNATURE_INSTALL, oms.MAX_SIGNATURE_BYTES)

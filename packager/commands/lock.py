@@ -13,9 +13,7 @@ import os
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
-
-import jsonschema
+from typing import TYPE_CHECKING, Any
 
 from packager import __version__
 from packager.errors import InputError, LockMismatch
@@ -31,8 +29,12 @@ from packager.util.compat import strict_zip
 from packager.util.fs import atomic_write_text
 from packager.util.jsonio import canonical_json, read_json_bounded
 from packager.util.progress import Reporter
-from packager.util.schemas import validator
+from packager.util.schemacheck import conforms
+from packager.util.schemas import validate, validator
 from packager.util.timefmt import format_utc, source_date_epoch
+
+if TYPE_CHECKING:
+    import jsonschema
 
 MAX_LOCK_BYTES = 64 * 1024 * 1024
 #: pip may download GBs of wheels (torch): a wall-clock limit per pip run, not per request
@@ -186,7 +188,7 @@ def lock_manifest(
 
 def write_lock(lock: Lock, path: Path) -> None:
     doc = lock.to_json()
-    validator("lock").validate(doc)  # what we write must follow our own schema
+    validate("lock", doc)  # what we write must follow our own schema
     atomic_write_text(path, json.dumps(doc, indent=2, sort_keys=False) + "\n")
 
 
@@ -198,7 +200,11 @@ def load_lock(path: Path) -> Lock:
         what="lock file",
         missing_hint="run `airgap lock MANIFEST` (again) to write it",
     )
-    errors = sorted(validator("lock").iter_errors(doc), key=lambda e: list(e.absolute_path))
+    errors = (
+        []
+        if conforms("lock", doc)
+        else sorted(validator("lock").iter_errors(doc), key=lambda e: list(e.absolute_path))
+    )
     if errors:
         e = errors[0]
         where = "$" + "".join(f"[{p}]" if isinstance(p, int) else f".{p}" for p in e.absolute_path)

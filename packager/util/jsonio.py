@@ -17,8 +17,9 @@ so signed documents should hold integers and strings only.
 from __future__ import annotations
 
 import json
+from collections.abc import Iterable
 from pathlib import Path
-from typing import Any
+from typing import Any, Optional, Union
 
 from packager.errors import InputError
 
@@ -81,33 +82,58 @@ def _json_path(path: list[str | int]) -> str:
     return "$" + "".join(f"[{p}]" if isinstance(p, int) else f".{p}" for p in path)
 
 
+#: a value's place, built only when an error names it: (the parent's place, name or index)
+_Place = Optional[tuple[Any, Union[str, int]]]
+
+
+def _path_of(place: _Place) -> list[str | int]:
+    out: list[str | int] = []
+    while place is not None:
+        place, key = place
+        out.append(key)
+    return out[::-1]
+
+
+def _valid_text(text: str) -> bool:
+    if text.isascii():
+        return True
+    try:
+        text.encode("utf-8")  # a lone surrogate (from a \ud800 escape) is no Unicode text
+    except UnicodeEncodeError:
+        return False
+    return True
+
+
 def _check_tree(doc: Any, max_depth: int) -> None:
-    """Depth and text, iteratively (no recursion for a hostile document to exhaust)."""
-    stack: list[tuple[Any, list[str | int]]] = [(doc, [])]
+    """Depth and text, iteratively (no recursion for a hostile document to exhaust). Values that
+    hold nothing to check (numbers, ASCII text) are not visited; places are built for errors."""
+    stack: list[tuple[Any, int, _Place]] = [(doc, 0, None)]
     while stack:
-        value, path = stack.pop()
-        if len(path) > max_depth:
+        value, depth, place = stack.pop()
+        if depth > max_depth:
             raise DocumentError(
-                f"nested deeper than {max_depth} levels at {_json_path(path[:8])}..."
+                f"nested deeper than {max_depth} levels at {_json_path(_path_of(place)[:8])}..."
             )
         if isinstance(value, str):
-            try:
-                value.encode("utf-8")
-            except UnicodeEncodeError:
+            if not _valid_text(value):
                 raise DocumentError(
-                    f"text that is not valid Unicode at {_json_path(path)}"
-                ) from None
-        elif isinstance(value, dict):
-            for k, v in value.items():
-                try:
-                    k.encode("utf-8")
-                except UnicodeEncodeError:
-                    raise DocumentError(
-                        f"a name that is not valid Unicode at {_json_path(path)}"
-                    ) from None
-                stack.append((v, [*path, k]))
+                    f"text that is not valid Unicode at {_json_path(_path_of(place))}"
+                )
+            continue
+        if isinstance(value, dict):
+            items: Iterable[tuple[str | int, Any]] = value.items()
         elif isinstance(value, list):
-            stack.extend((v, [*path, i]) for i, v in enumerate(value))
+            items = enumerate(value)
+        else:
+            continue
+        deep = depth + 1 > max_depth
+        for k, v in items:
+            if isinstance(k, str) and not _valid_text(k):
+                raise DocumentError(
+                    f"a name that is not valid Unicode at {_json_path(_path_of(place))}"
+                )
+            if deep or isinstance(v, (dict, list)) or (isinstance(v, str) and not v.isascii()):
+                stack.append((v, depth + 1, (place, k)))
 
 
 def parse_document(raw: bytes | str, *, max_depth: int = MAX_DEPTH) -> Any:

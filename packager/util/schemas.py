@@ -13,10 +13,11 @@ import re
 from collections.abc import Iterator
 from functools import cache, lru_cache
 from importlib import resources
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-import jsonschema
-from jsonschema.exceptions import ValidationError
+if TYPE_CHECKING:  # imported when a document needs it: most conform (packager.util.schemacheck)
+    import jsonschema
+    from jsonschema.exceptions import ValidationError
 
 
 @cache
@@ -57,15 +58,21 @@ def compile_pattern(pattern: str) -> re.Pattern[str]:
 def _pattern(
     validator: Any, pattern: str, instance: Any, schema: dict[str, Any]
 ) -> Iterator[ValidationError]:
+    from jsonschema.exceptions import ValidationError
+
     if validator.is_type(instance, "string") and not compile_pattern(pattern).search(instance):
         yield ValidationError(f"{instance!r} does not match {pattern!r}")
 
 
 @cache
 def validator(name: str) -> jsonschema.protocols.Validator:
+    import jsonschema
+
     schema = load_schema(name)
     base = jsonschema.validators.validator_for(schema)
-    base.check_schema(schema)
+    # no base.check_schema(schema) here: the schemas ship with airgap and a test checks each
+    # against its metaschema (tests/util/test_schemas.py); checking again on every run cost
+    # verify more CPU than its other start-up work
     cls = jsonschema.validators.extend(base, {"pattern": _pattern})  # type: ignore[no-untyped-call]
     v: jsonschema.protocols.Validator = cls(schema, format_checker=base.FORMAT_CHECKER)
     return v
@@ -76,8 +83,20 @@ def json_path(path: Any) -> str:
     return "$" + "".join(f"[{p}]" if isinstance(p, int) else f".{p}" for p in path)
 
 
+def validate(name: str, doc: Any) -> None:
+    """jsonschema's ``ValidationError`` when ``doc`` breaks schema ``name`` (a fast yes first)."""
+    from packager.util.schemacheck import conforms
+
+    if not conforms(name, doc):
+        validator(name).validate(doc)
+
+
 def first_error(name: str, doc: Any) -> str | None:
     """The first (by path) way ``doc`` breaks schema ``name``, as ``at $.path: message``."""
+    from packager.util.schemacheck import conforms
+
+    if conforms(name, doc):
+        return None
     errors = sorted(
         validator(name).iter_errors(doc), key=lambda e: [str(p) for p in e.absolute_path]
     )

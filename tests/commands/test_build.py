@@ -327,6 +327,55 @@ def test_an_input_changed_since_the_lock_is_named(project: Path) -> None:
     assert not (project / "out").exists() or not list((project / "out").iterdir())
 
 
+def test_a_plain_build_locks_first_then_builds_from_that_lock(
+    project: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.delenv("SOURCE_DATE_EPOCH")  # the lock's time is the bundle's time
+    lock = project / "m.lock.json"
+    code, first, err = build(project, "--unsigned")
+    assert code == 0, err
+    assert lock.is_file() and first["lock"] == {"path": str(lock), "written": True}
+    written = lock.read_bytes()
+    assert not [p for p in project.iterdir() if p.name.startswith(".m.lock.json.")]  # no temp left
+    code, second, err = build(project, "--unsigned")
+    assert code == 0, err
+    assert second["lock"] == {"path": str(lock), "written": False}
+    assert lock.read_bytes() == written
+    assert second["bundles"][0]["digest"] == first["bundles"][0]["digest"]
+
+
+@pytest.mark.parametrize("locked", [[], ["--locked"]])
+def test_a_build_over_drifted_inputs_stops_and_never_relocks(
+    project: Path, locked: list[str]
+) -> None:
+    assert build(project, "--unsigned")[0] == 0
+    lock = project / "m.lock.json"
+    before = lock.read_bytes()
+    shutil.rmtree(project / "out")
+    (project / "files" / "run.sh").write_text("#!/bin/sh\necho changed\n")
+    (project / "files" / "same.txt").write_text("other content\n")
+    code, _, err = build(project, "--unsigned", *locked)
+    assert code == 1, err
+    assert "2 input(s) drifted" in err and "files/run.sh" in err and "files/same.txt" in err
+    assert "airgap lock" in err and "Traceback" not in err
+    assert lock.read_bytes() == before
+    assert not (project / "out").exists() or not list((project / "out").iterdir())
+
+
+def test_a_changed_manifest_stops_a_build_from_the_old_lock(project: Path) -> None:
+    assert build(project, "--unsigned")[0] == 0
+    m = project / "m.yaml"
+    m.write_text(m.read_text().replace("version: 1.0.0", "version: 1.0.1"))
+    code, _, err = build(project, "--unsigned")
+    assert code == 1 and "changed since" in err and "airgap lock" in err
+
+
+def test_locked_fails_when_there_is_no_lock(project: Path) -> None:
+    code, _, err = build(project, "--unsigned", "--locked")
+    assert code == 2 and "m.lock.json" in err and "airgap lock" in err
+    assert not (project / "m.lock.json").exists()
+
+
 def test_a_full_disk_is_a_clean_error_with_no_partial_file(project: Path) -> None:
     out = project / "small"
     if not mounted_tmpfs(out, "20m"):

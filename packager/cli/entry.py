@@ -1,0 +1,106 @@
+"""The `airgap` entry point: `airgap verify` on a short path, everything else through the typer app.
+
+Verifying a bundle is what a site runs most, often in scripts, and for a bundle of a few GB the
+interpreter's start-up is a visible share of the time: the typer app (typer, pydantic, rich and
+every command's options) costs more CPU than hashing half a GB. So ``verify BUNDLE (--key PUB ...
+| --trust POLICY) [--json]``, exactly that, runs here with only what verification needs;
+anything else (help, another option, a usage error) goes to the typer app, which defines the
+command's options and messages. Both run packager.commands.verify and render the same way.
+"""
+
+from __future__ import annotations
+
+import os
+import sys
+from pathlib import Path
+from typing import NamedTuple
+
+
+class VerifyArgs(NamedTuple):
+    bundle: Path
+    trust: Path | None
+    keys: list[Path]
+    as_json: bool
+
+
+def parse_verify(args: list[str]) -> VerifyArgs | None:
+    """``verify BUNDLE`` with ``--key PUB`` (repeatable), ``--trust POLICY`` and ``--json`` in any
+    order (``--opt=value`` too); None for anything else, which the typer app handles."""
+    if not args or args[0] != "verify":
+        return None
+    bundle: str | None = None
+    trust: str | None = None
+    keys: list[str] = []
+    as_json = False
+    rest = args[1:]
+    i = 0
+    while i < len(rest):
+        a = rest[i]
+        name, eq, value = a.partition("=")
+        if a == "--json":
+            as_json = True
+        elif name in ("--key", "--trust") and a.startswith("--"):
+            if not eq:
+                if i + 1 >= len(rest) or rest[i + 1].startswith("-"):
+                    return None
+                i += 1
+                value = rest[i]
+            if not value:
+                return None
+            if name == "--key":
+                keys.append(value)
+            elif trust is None:
+                trust = value
+            else:
+                return None
+        elif a.startswith("-") or bundle is not None:
+            return None
+        else:
+            bundle = a
+        i += 1
+    if bundle is None or (trust is None and not keys) or bundle.startswith("oci://"):
+        return None  # an oci:// address is pulled by the full command
+    return VerifyArgs(
+        Path(bundle), Path(trust) if trust else None, [Path(k) for k in keys], as_json
+    )
+
+
+def _verify(v: VerifyArgs) -> int:
+    from packager.commands.verify import verify
+    from packager.errors import AirgapError
+
+    try:
+        if v.as_json:
+            report = verify(v.bundle, v.trust, v.keys or None)
+            from packager.cli.jsonout import emit_json
+
+            emit_json(report.to_json())
+        else:
+            from packager.cli import render
+
+            with render.reporter(enabled=True) as rep:
+                report = verify(v.bundle, v.trust, v.keys or None, reporter=rep)
+            render.verify_report(report)
+    except AirgapError as exc:
+        from packager.cli import render
+
+        render.error(exc, as_json=v.as_json)
+        return exc.exit_code
+    except Exception as exc:
+        if os.environ.get("AIRGAP_DEBUG"):
+            raise
+        from packager.cli import render
+
+        render.internal_error(exc)
+        return 70
+    return 0 if report.ok else 1
+
+
+def main(argv: list[str] | None = None) -> None:
+    args = sys.argv[1:] if argv is None else argv
+    fast = parse_verify(args)
+    if fast is not None:
+        sys.exit(_verify(fast))
+    from packager.cli.app import main as app_main
+
+    app_main(args)

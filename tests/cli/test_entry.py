@@ -1,0 +1,80 @@
+"""packager.cli.entry: `airgap verify` on the short path, everything else through typer."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from packager.cli.entry import VerifyArgs, parse_verify
+from tests.support.cli import REPO
+from tests.support.golden import build_golden, write_public_key
+
+
+@pytest.mark.parametrize(
+    ("argv", "parsed"),
+    [
+        (["verify", "b.tar", "--key", "k.pem"], VerifyArgs(Path("b.tar"), None, [Path("k.pem")], False)),
+        (["verify", "--key=a", "--key", "b", "x", "--json"],
+         VerifyArgs(Path("x"), None, [Path("a"), Path("b")], True)),
+        (["verify", "x", "--trust", "p.json"], VerifyArgs(Path("x"), Path("p.json"), [], False)),
+        (["verify", "x", "--trust=p", "--key", "k"], VerifyArgs(Path("x"), Path("p"), [Path("k")], False)),
+        # everything else is the typer app's: help, usage errors, other options
+        (["verify"], None),
+        (["verify", "x"], None),  # no key: typer's message
+        (["verify", "-h"], None),
+        (["verify", "x", "--help"], None),
+        (["verify", "x", "--key"], None),
+        (["verify", "x", "--key", "--json"], None),
+        (["verify", "x", "--key="], None),
+        (["verify", "x", "y", "--key", "k"], None),
+        (["verify", "x", "--trust", "a", "--trust", "b"], None),
+        (["verify", "x", "--keys", "k"], None),
+        (["verify", "x", "--key", "k", "--verbose"], None),
+        (["inspect", "x"], None),
+        ([], None),
+    ],
+)  # fmt: skip
+def test_what_takes_the_short_path(argv: list[str], parsed: VerifyArgs | None) -> None:
+    assert parse_verify(argv) == parsed
+
+
+def _run(*args: str) -> subprocess.CompletedProcess[str]:
+    code = "import sys; from packager.cli.%s import main; main(sys.argv[1:])"
+    return subprocess.run(
+        [sys.executable, "-c", code % args[0], *args[1:]],
+        capture_output=True, text=True, cwd=REPO, env={"PATH": "/usr/bin:/bin", "PYTHONPATH": str(REPO), "COLUMNS": "200", "NO_COLOR": "1"},
+    )  # fmt: skip
+
+
+@pytest.mark.parametrize("tamper", [False, True])
+def test_the_short_path_answers_as_the_typer_app_does(tmp_path: Path, tamper: bool) -> None:
+    (tar,) = build_golden(tmp_path / "out")
+    pub = write_public_key(tmp_path)
+    if tamper:
+        data = bytearray(tar.read_bytes())
+        data[-20000] ^= 1  # inside the last blob's data
+        tar.write_bytes(bytes(data))
+    docs = []
+    for module in ("entry", "app"):
+        r = _run(module, "verify", str(tar), "--key", str(pub), "--json")
+        assert r.returncode == (1 if tamper else 0), r.stderr
+        doc = json.loads(r.stdout)
+        doc.pop("seconds")
+        docs.append(doc)
+    assert docs[0] == docs[1]
+    short = _run("entry", "verify", str(tar), "--key", str(pub))
+    full = _run("app", "verify", str(tar), "--key", str(pub))
+    assert short.returncode == full.returncode
+    strip = [line.rsplit(" in ", 1)[0] for line in short.stdout.splitlines()]
+    assert strip == [line.rsplit(" in ", 1)[0] for line in full.stdout.splitlines()]
+
+
+def test_an_error_on_the_short_path_is_a_message(tmp_path: Path) -> None:
+    r = _run("entry", "verify", str(tmp_path / "none.tar"), "--key", str(tmp_path / "k.pem"))
+    assert r.returncode == 2 and "error:" in r.stderr and "Traceback" not in r.stderr
+    r = _run("entry", "verify", str(tmp_path / "none.tar"), "--key", "k", "--json")
+    assert r.returncode == 2 and json.loads(r.stdout)["ok"] is False
