@@ -164,6 +164,15 @@ def build(
             "at install when their keys signed it.",
         ),
     ] = None,
+    site_kit: Annotated[
+        bool,
+        typer.Option(
+            "--site-kit/--no-site-kit",
+            envvar="AIRGAP_SITE_KIT",
+            help="Carry airgap itself for the target's platform and Python 3.9-3.13 at "
+            "airgap/site/ (about 20 MB; run it with sh airgap/site/airgap BUNDLE COMMAND).",
+        ),
+    ] = True,
     as_json: JsonOpt = False,
 ) -> None:
     """Build one signed, reproducible bundle per target: OCI layout + airgap/ descriptor."""
@@ -201,6 +210,7 @@ def build(
             timeout=timeout,
             all_platforms=all_platforms,
             carry_trust=carried,
+            site_kit=site_kit,
         )
     render.show(result, as_json, render.build_result)
 

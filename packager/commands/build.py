@@ -28,6 +28,7 @@ from packager.bundle.assemble import (
     plan_kernels,
     plan_model,
     plan_probe,
+    plan_site_kit,
     plan_wheels,
     sha256_digest,
 )
@@ -53,6 +54,7 @@ from packager.util.compat import strict_zip
 from packager.util.progress import Reporter
 from packager.util.schemas import validator
 from packager.util.timefmt import epoch_of, format_utc, source_date_epoch
+from packager.util.units import human_size
 
 
 @dataclass
@@ -207,6 +209,8 @@ def build_target(
     timeout: float,
     all_platforms: bool = False,
     carry_trust: bytes | None = None,
+    site_kit: bool = False,
+    offline: bool = False,
 ) -> BuiltBundle:
     from packager.bundle.images import collect_image
     from packager.bundle.sbom import build_sbom, sbom_bytes
@@ -231,6 +235,17 @@ def build_target(
     plan_wheels(plan, _wheel_sources(target, locked))
     plan_files(plan)
     plan_probe(plan, probe_payload)
+    kit_notes: list[str] = []
+    if site_kit:
+        from packager.bundle.site_kit import site_kit as make_kit
+
+        reporter.phase(f"site kit [{target.platform}]")
+        kit = make_kit(target.platform, offline=offline)
+        plan_site_kit(plan, kit.files)
+        kit_notes.append(
+            f"site kit for {target.platform}: {len(kit.files)} files, {human_size(kit.size)} "
+            f"(sh {layout.SITE_LAUNCHER} BUNDLE COMMAND)"
+        )
     plan_images(plan, collected, store)
     sbom = build_sbom(
         lock,
@@ -263,7 +278,7 @@ def build_target(
         **plan.airgap_files,
     }
     signed_by = []
-    notes: list[str] = [n for n in (split_note(split),) if n]
+    notes: list[str] = [*kit_notes, *(n for n in (split_note(split),) if n)]
     model_sig: str | None = None
     if key is not None:
         from packager.signing.signature import signature_file_content
@@ -346,6 +361,7 @@ def build(
     timeout: float = 60.0,
     all_platforms: bool = False,
     carry_trust: bytes | None = None,
+    site_kit: bool = False,
 ) -> BuildResult:
     rep = reporter or Reporter()
     t0 = time.perf_counter()
@@ -413,6 +429,8 @@ def build(
             timeout=timeout,
             all_platforms=all_platforms,
             carry_trust=carry_trust,
+            site_kit=site_kit,
+            offline=offline,
         )
         for t in targets
     ]
