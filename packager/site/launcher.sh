@@ -198,22 +198,39 @@ try:
         got[name] = dest
 
     class Concat:
-        """The parts of a split bundle, read one after another."""
+        """The parts of a split bundle as one seekable file (tarfile skips file data by seeking)."""
 
         def __init__(self, paths):
-            self.paths, self.f = list(paths), None
+            self.parts, self.pos, start = [], 0, 0
+            for p in paths:
+                size = os.path.getsize(p)
+                self.parts.append((start, size, p))
+                start += size
+            self.size = start
+
+        def seek(self, offset, whence=0):
+            self.pos = offset if whence == 0 else (self.pos + offset if whence == 1
+                                                   else self.size + offset)
+            return self.pos
+
+        def tell(self):
+            return self.pos
 
         def read(self, n=-1):
-            while True:
-                if self.f is None:
-                    if not self.paths:
-                        return b""
-                    self.f = open(self.paths.pop(0), "rb")
-                data = self.f.read(n)
-                if data:
-                    return data
-                self.f.close()
-                self.f = None
+            if n is None or n < 0:
+                n = self.size - self.pos
+            out = []
+            while n > 0 and self.pos < self.size:
+                start, size, path = next(x for x in self.parts if x[0] <= self.pos < x[0] + x[1])
+                with open(path, "rb") as f:
+                    f.seek(self.pos - start)
+                    data = f.read(min(n, start + size - self.pos))
+                if not data:
+                    break
+                out.append(data)
+                self.pos += len(data)
+                n -= len(data)
+            return b"".join(out)
 
     if os.path.isdir(bundle):
         for root, dirs, files in os.walk(os.path.join(bundle, "airgap")):
@@ -237,10 +254,10 @@ try:
                 stream = Concat(os.path.join(os.path.dirname(bundle) or ".", p) for p in parts)
             else:
                 stream = open(bundle, "rb")
-            with tarfile.open(fileobj=stream, mode="r|") as tf:
+            # every header is read (a co-signature may be appended at the end), file data is
+            # skipped by seeking
+            with tarfile.open(fileobj=stream, mode="r:") as tf:
                 for m in tf:
-                    if m.name != "airgap" and not m.name.startswith("airgap/"):
-                        break  # entries are sorted: airgap/ comes first
                     if not wanted(m.name) or m.isdir():
                         continue
                     if not m.isfile():
@@ -275,12 +292,22 @@ try:
         with open(sig_bin, "wb") as f:
             f.write(raw)
         if is_ed25519(pem_path):
+            if not rawin_ok():
+                cannot.append(keyid)
+                return False
             r = openssl("pkeyutl", "-verify", "-pubin", "-inkey", pem_path, "-rawin",
                         "-in", got[BUNDLE_JSON], "-sigfile", sig_bin)
         else:
             r = openssl("dgst", "-sha256", "-verify", pem_path, "-signature", sig_bin,
                         got[BUNDLE_JSON])
         return r.returncode == 0
+
+    cannot = []  # Ed25519 keys this openssl cannot check
+
+    def rawin_ok():
+        """OpenSSL 1.1.1 has no one-shot (Ed25519) verification on its command line."""
+        r = openssl("pkeyutl", "-help")
+        return b"-rawin" in r.stdout + r.stderr
 
     signers = []
     if keys:
@@ -325,6 +352,11 @@ try:
                 signers.append("%s (%s...)" % (kname, real[:16]))
         what = "threshold %d of the unrevoked keys of %s" % (needed, policy_path)
     if len(signers) < needed:
+        if cannot:
+            version = openssl("version").stdout.decode(errors="replace").strip()
+            say("%s cannot verify Ed25519 signatures (it has no pkeyutl -rawin; OpenSSL 3 has): "
+                "%d key(s) could not count; ECDSA P-256 keys work with OpenSSL 1.1.1"
+                % (version, len(set(cannot))))
         fail("%s: %s is not signed by %s (%d valid signature(s)): nothing of its site kit ran"
              % (bundle, BUNDLE_JSON, what, len(signers)))
 
