@@ -81,7 +81,7 @@ MAX_JSON = 32 * 1024 * 1024
 MAX_FILE = 512 * 1024 * 1024
 #: commands that take the bundle as their first argument, and those that take --key/--trust
 TAKES_BUNDLE = {"verify", "install", "audit", "inspect", "images", "digest"}
-TAKES_TRUST = {"verify", "install", "audit"}
+TAKES_TRUST = {"verify", "install", "audit", "probe"}
 PY = "cp%d%d" % sys.version_info[:2]
 
 
@@ -143,6 +143,8 @@ while i < len(rest):
         passed.append(a)
     i += 1
 site_audit = command == "audit" and ("--site" in passed)
+if prefix is None and os.environ.get("AIRGAP_PREFIX"):
+    prefix = os.environ["AIRGAP_PREFIX"]  # the site commands default to it
 if command not in TAKES_TRUST or site_audit:
     # the launcher uses them; the command does not take them
     out, j = [], 0
