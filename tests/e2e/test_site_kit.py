@@ -296,3 +296,22 @@ def test_arm64_bundle_of_the_demo_model_installs_and_audits_with_only_the_launch
     r = launch(root, "audit", "--site", "/srv/ai", "--key", "ecdsa.pub.pem")
     assert r.returncode == 0, r.stdout + r.stderr
     assert "verdict: PASS" in r.stdout and "kit reused" in r.stderr
+
+
+#: the site side's own tests, run by Python 3.9 in the root (scripts/bench.py py39 runs them all)
+SITE_TESTS_ON_39 = (
+    "tests/commands/test_verify.py tests/commands/test_sign.py tests/site/test_auditlog.py "
+    "tests/site/test_install_safety.py tests/site/test_trust_rotation.py -m 'not slow'"
+)
+
+
+def test_site_side_tests_pass_on_python39(
+    amd64_root: Path, kit_env: dict[str, str], signed: dict[str, Path]
+) -> None:
+    """The project installed from wheels into a venv of the root's Python 3.9: its site-side
+    tests (verify, sign, audit log, install rules, trust rotation) pass there."""
+    repo = Path(__file__).resolve().parents[2]
+    debroot.project_on_python39(amd64_root, repo, Path(kit_env["AIRGAP_CACHE_DIR"]))
+    r = debroot.pytest_on_python39(amd64_root, SITE_TESTS_ON_39)
+    assert r.returncode == 0, r.stdout[-4000:] + r.stderr[-2000:]
+    assert " passed" in r.stdout and "3.9" in debroot.run(amd64_root, "/v/bin/python -V").stdout

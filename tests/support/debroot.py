@@ -78,3 +78,65 @@ def run(
         timeout=timeout,
         env=environ,
     )
+
+
+#: what the tests need besides airgap's own requirements (pip download evaluates markers with the
+#: running Python, so the backports Python 3.9 needs are named here)
+TEST_REQUIREMENTS = ("pytest", "numpy", "packaging", "tomli", "exceptiongroup", "typing_extensions")
+
+
+def project_on_python39(root: Path, repo: Path, cache: Path) -> str:
+    """The project's source at /src in ``root`` and a venv /v with airgap installed from wheels
+    (the site kit's cp39 wheels, airgap's own wheel, the test requirements), no network inside.
+    Returns the venv's python."""
+    import sys
+
+    from packager.bundle import site_kit
+
+    wh = root / "wh"
+    shutil.rmtree(wh, ignore_errors=True)
+    wh.mkdir()
+    platform = "linux/amd64" if os.uname().machine == "x86_64" else "linux/arm64"
+    reqs = site_kit.requirements()
+    deps, folder = site_kit.dependency_wheels(platform, reqs, offline=False, cache=cache)
+    for name in deps["3.9"]:
+        shutil.copyfile(folder / name, wh / name)
+    own, data = site_kit.own_wheel(reqs)
+    (wh / own).write_bytes(data)
+    tags = [a for t in site_kit.PLATFORM_TAGS[platform] for a in ("--platform", t)]
+    subprocess.run(
+        [sys.executable, "-m", "pip", "download", "-q", "--only-binary=:all:", *tags,
+         "--python-version", "3.9.2", "--implementation", "cp", "-d", str(wh),
+         *TEST_REQUIREMENTS],
+        check=True, capture_output=True, timeout=900,
+    )  # fmt: skip
+    src = root / "src"
+    shutil.rmtree(src, ignore_errors=True)
+    archive = subprocess.run(["git", "-C", str(repo), "ls-files", "-z"], capture_output=True)
+    for rel in archive.stdout.decode().split("\0"):
+        path = repo / rel
+        if rel and path.is_file() and not path.is_symlink():
+            (src / rel).parent.mkdir(parents=True, exist_ok=True)
+            shutil.copy2(path, src / rel)
+    for link in ("packager/schemas",):  # a link to ../schemas in the repository
+        shutil.rmtree(src / link, ignore_errors=True)
+        shutil.copytree(repo / "schemas", src / link)
+    r = run(
+        root,
+        "rm -rf /v && python3 -m venv /v && /v/bin/pip install -q --no-index -f /wh airgap "
+        + " ".join(TEST_REQUIREMENTS),
+    )
+    if r.returncode != 0:
+        raise RuntimeError(f"the Python 3.9 venv: {r.stdout[-1000:]}{r.stderr[-1000:]}")
+    return "/v/bin/python"
+
+
+def pytest_on_python39(
+    root: Path, args: str, timeout: float = 1800
+) -> subprocess.CompletedProcess[str]:
+    """``python -m pytest ARGS`` in /src with the venv's Python 3.9 (no network, no services)."""
+    return run(
+        root,
+        f"cd /src && AIRGAP_SITE_KIT=0 /v/bin/python -m pytest -q -p no:cacheprovider {args}",
+        timeout=timeout,
+    )
