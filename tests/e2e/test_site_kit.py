@@ -288,6 +288,7 @@ def test_arm64_bundle_of_the_demo_model_installs_and_audits_with_only_the_launch
     base = tmp_path_factory.mktemp("arm64")
     priv, pub, _ = make_key(base, "ecdsa")
     bundle = build(base, kit_env, priv, platform="linux/arm64", weights=weights, name="minilm-demo")
+    shutil.rmtree(root / "srv", ignore_errors=True)
     stage(root, bundle, pub)
     assert debroot.run(root, "uname -m").stdout.strip() == "aarch64"
     r = launch(root, "install", "--prefix", "/srv/ai", "--key", "ecdsa.pub.pem")
