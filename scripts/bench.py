@@ -810,6 +810,26 @@ def bench_fleet(args: argparse.Namespace) -> None:
             shutil.rmtree(base, ignore_errors=True)
 
 
+def bench_py39(args: argparse.Namespace) -> None:
+    """The whole suite on a real Python 3.9: a Debian 11 root (mmdebstrap), the project installed
+    from wheels into a venv there, pytest without network or services (those tests skip)."""
+    sys.path.insert(0, str(REPO))
+    from tests.support import debroot
+
+    base = Path(args.work or tempfile.mkdtemp(prefix="airgap-py39-"))
+    t0 = time.perf_counter()
+    root = debroot.make_root("linux/amd64" if os.uname().machine == "x86_64" else "linux/arm64",
+                             base / "root")  # fmt: skip
+    t1 = time.perf_counter()
+    debroot.project_on_python39(root, REPO, base / "cache")
+    t2 = time.perf_counter()
+    r = debroot.pytest_on_python39(root, " ".join(args.pytest_args) or "", timeout=3600)
+    t3 = time.perf_counter()
+    print(r.stdout[-6000:], r.stderr[-2000:])
+    print(f"root {t1 - t0:.0f} s, venv {t2 - t1:.0f} s, pytest on Python 3.9 {t3 - t2:.0f} s")
+    sys.exit(r.returncode)
+
+
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawTextHelpFormatter)
     sub = ap.add_subparsers(dest="bench", required=True)
@@ -866,6 +886,9 @@ def main() -> None:
     dl.add_argument("--keep", action="store_true")
     hsm = sub.add_parser("hsm", help="signatures in a SoftHSM2 token against a key in memory")
     hsm.add_argument("--signatures", type=int, default=2000)
+    p39 = sub.add_parser("py39", help="the whole suite on Python 3.9 in a Debian 11 root")
+    p39.add_argument("--work", help="keep the root, wheels and venv here (reused)")
+    p39.add_argument("pytest_args", nargs="*", help="passed to pytest (default: everything)")
     fz = sub.add_parser("fuzz", help="structure-aware fuzzing of every document airgap reads")
     fz.add_argument("--cases", type=int, default=10000, help="cases in all, spread over kinds")
     fz.add_argument("--workers", type=int, default=2)
@@ -889,6 +912,7 @@ def main() -> None:
         "delta": bench_delta,
         "fuzz": bench_fuzz,
         "fleet": bench_fleet,
+        "py39": bench_py39,
     }[args.bench](args)
 
 

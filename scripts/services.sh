@@ -79,6 +79,12 @@ ensure_packages() {
     command -v runc >/dev/null 2>&1 || want+=(runc)
     [[ -x /usr/bin/catatonit || -x /usr/libexec/podman/catatonit ]] || want+=(catatonit)
     command -v mmdebstrap >/dev/null 2>&1 || want+=(mmdebstrap)
+    # the site kit on arm64 (tests/e2e/test_site_kit.py): an arm64 Debian root run through qemu
+    if [[ "$(uname -m)" != aarch64 ]]; then
+        [[ -e /usr/libexec/qemu-binfmt/aarch64-binfmt-P || -x /usr/bin/qemu-aarch64-static ]] ||
+            want+=(qemu-user-static)
+        command -v update-binfmts >/dev/null 2>&1 || want+=(binfmt-support)
+    fi
     # signatures the field checks: SoftHSM2 (a PKCS#11 token for --key pkcs11:...) and headless
     # Chromium (renders `audit --html` reports as a person sees them; fonts for its screenshots)
     command -v softhsm2-util >/dev/null 2>&1 || want+=(softhsm2)
@@ -104,6 +110,17 @@ ensure_packages() {
         tail -n 20 "$STATE/apt.log" >&2
         die "apt-get install ${want[*]} failed (log: $STATE/apt.log)"
     fi
+}
+
+# The kernel runs arm64 programs through qemu (the site kit's arm64 root): binfmt_misc mounted
+# and the qemu-aarch64 handler enabled. A warning only: the test that needs it says why.
+ensure_binfmt() {
+    [[ "$(uname -m)" != aarch64 && "$(id -u)" == 0 ]] || return 0
+    [[ -f /proc/sys/fs/binfmt_misc/qemu-aarch64 ]] && grep -q enabled /proc/sys/fs/binfmt_misc/qemu-aarch64 && return 0
+    mountpoint -q /proc/sys/fs/binfmt_misc ||
+        mount -t binfmt_misc binfmt_misc /proc/sys/fs/binfmt_misc 2>/dev/null || true
+    update-binfmts --enable qemu-aarch64 >/dev/null 2>&1 ||
+        log "WARNING: could not enable the qemu-aarch64 binfmt handler (arm64 site-kit test)"
 }
 
 # ---------------------------------------------------------------------------- processes
@@ -605,6 +622,7 @@ services_from_args() {   # validate names; default: all
 
 cmd_start() {
     ensure_packages
+    ensure_binfmt
     local s
     for s in $(services_from_args "$@"); do
         case "$s" in

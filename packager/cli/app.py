@@ -186,6 +186,15 @@ def build(
             "index, a layout folder, or a site's have-list from `airgap list --have`).",
         ),
     ] = None,
+    site_kit: Annotated[
+        bool,
+        typer.Option(
+            "--site-kit/--no-site-kit",
+            envvar="AIRGAP_SITE_KIT",
+            help="Carry airgap itself for the target's platform and Python 3.9-3.13 at "
+            "airgap/site/ (about 20 MB; run it with sh airgap/site/airgap BUNDLE COMMAND).",
+        ),
+    ] = True,
     as_json: JsonOpt = False,
 ) -> None:
     """Build one signed, reproducible bundle per target: OCI layout + airgap/ descriptor.
@@ -228,6 +237,7 @@ def build(
             carry_trust=carried,
             combined=combined,
             base=base,
+            site_kit=site_kit,
         )
     render.show(result, as_json, render.build_result)
 

@@ -29,6 +29,7 @@ from packager.bundle.assemble import (
     plan_kernels,
     plan_model,
     plan_probe,
+    plan_site_kit,
     plan_wheels,
     sha256_digest,
 )
@@ -57,6 +58,7 @@ from packager.util.compat import strict_zip
 from packager.util.progress import Reporter
 from packager.util.schemas import validate
 from packager.util.timefmt import epoch_of, format_utc, source_date_epoch
+from packager.util.units import human_size
 
 
 @dataclass
@@ -257,6 +259,8 @@ def prepare_target(
     all_platforms: bool = False,
     carry_trust: bytes | None = None,
     base: BaseContent | None = None,
+    site_kit: bool = False,
+    offline: bool = False,
 ) -> _Prepared:
     from packager.bundle.images import collect_image
     from packager.bundle.sbom import build_sbom, sbom_bytes
@@ -281,6 +285,17 @@ def prepare_target(
     plan_wheels(plan, _wheel_sources(target, locked))
     plan_files(plan, manifest.base_dir)
     plan_probe(plan, probe_payload)
+    kit_notes: list[str] = []
+    if site_kit:
+        from packager.bundle.site_kit import site_kit as make_kit
+
+        reporter.phase(f"site kit [{target.platform}]")
+        kit = make_kit(target.platform, offline=offline)
+        plan_site_kit(plan, kit.files)
+        kit_notes.append(
+            f"site kit for {target.platform}: {len(kit.files)} files, {human_size(kit.size)} "
+            f"(sh {layout.SITE_LAUNCHER} BUNDLE COMMAND)"
+        )
     plan_images(plan, collected, store)
     sbom = build_sbom(
         lock,
@@ -314,7 +329,7 @@ def prepare_target(
         **plan.airgap_files,
     }
     signed_by = []
-    notes: list[str] = []
+    notes: list[str] = [*kit_notes]
     model_sig: str | None = None
     if key is not None:
         from packager.signing.signature import signature_file_content
@@ -532,6 +547,7 @@ def build(
     carry_trust: bytes | None = None,
     combined: bool = False,
     base: Path | None = None,
+    site_kit: bool = False,
 ) -> BuildResult:
     rep = reporter or Reporter()
     t0 = time.perf_counter()
@@ -571,7 +587,7 @@ def build(
     common: dict[str, Any] = {
         "key": key, "store": store, "probe_payload": payload, "reporter": rep,
         "timeout": timeout, "all_platforms": all_platforms, "carry_trust": carry_trust,
-        "base": base_content,
+        "base": base_content, "site_kit": site_kit, "offline": offline,
     }  # fmt: skip
     if combined:
         if base is not None:

@@ -23,6 +23,7 @@ from packager.bundle.checks import check_signatures
 from packager.commands.verify import verify_bundle
 from packager.signing import keys, signature
 from packager.signing.trust import Policy, PolicyError, TrustedKey, load_policy, policy_from_keys
+from packager.util.compat import strict_zip
 from tests.support.cli import REPO, airgap
 from tests.support.projects import PASS, make_key, project, run_build
 
@@ -445,7 +446,7 @@ def test_signature_rules_table(tmp_path: Path) -> None:
     data = b'{"bundle": 1}'
     sig = {
         i: signature.signature_file_content(signature.sign(k, data))
-        for i, k in zip(ids, (k1, k2, k3), strict=True)
+        for i, k in strict_zip(ids, (k1, k2, k3))
     }
 
     def name(i: str) -> str:

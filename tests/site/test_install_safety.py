@@ -11,7 +11,6 @@ from __future__ import annotations
 
 import hashlib
 import io
-import itertools
 import os
 import shutil
 import tarfile
@@ -236,7 +235,7 @@ def test_versions_order_and_the_anti_rollback_decisions() -> None:
         "1.10.0",
         "2.0.0",
     ]
-    for a, b in itertools.pairwise(ordered):
+    for a, b in zip(ordered, ordered[1:]):  # itertools.pairwise: 3.10
         assert compare_versions(a, b) < 0 < compare_versions(b, a), (a, b)
     assert compare_versions("1.0.0+build.1", "1.0.0") == 0
     d = "sha256:" + "1" * 64
