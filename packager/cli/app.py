@@ -11,6 +11,7 @@ from typing import TYPE_CHECKING, Annotated, Any, Optional
 import typer
 
 from packager.cli import render
+from packager.cli.options import JsonOpt, SigningKeyOpt
 from packager.cli.term import shown
 from packager.errors import AirgapError, InputError
 from packager.util.fs import atomic_write_text
@@ -26,8 +27,6 @@ app = typer.Typer(
     pretty_exceptions_enable=False,
     context_settings={"help_option_names": ["-h", "--help"]},
 )
-
-JsonOpt = Annotated[bool, typer.Option("--json", help="Print one JSON document on stdout.")]
 
 
 def _version(value: bool) -> None:
@@ -414,16 +413,6 @@ def diff(
 
     report = run(old, new, prefix=prefix, policy=_policy(trust, key))
     render.show(report, as_json, render.diff_report)
-
-
-SigningKeyOpt = Annotated[
-    str,
-    typer.Option(
-        "--key",
-        help="Private key (passphrase from AIRGAP_KEY_PASSPHRASE) or "
-        "'pkcs11:token=NAME;object=LABEL' (PIN from AIRGAP_PKCS11_PIN).",
-    ),
-]
 
 
 @app.command()
@@ -862,121 +851,6 @@ def repair(
     raise typer.Exit(result.exit_code)
 
 
-trust_app = typer.Typer(
-    help="Trust policies: trusted keys, threshold, revocations.", no_args_is_help=True
-)
-app.add_typer(trust_app, name="trust")
-
-
-@trust_app.command("init")
-def trust_init(
-    policy: Annotated[Path, typer.Argument(help="The policy file to create.")],
-    threshold: Annotated[
-        Optional[int], typer.Option(min=1, help="Distinct trusted keys that must sign (1).")
-    ] = None,
-    max_age: Annotated[
-        Optional[str], typer.Option(help="Refuse bundles older than this (90d, 52w).")
-    ] = None,
-    from_policy: Annotated[
-        Optional[Path],
-        typer.Option("--from", help="Start the next version of this policy (its keys, unsigned)."),
-    ] = None,
-) -> None:
-    """Write an empty trust policy (version 1), or the next version of one (--from)."""
-    from packager.commands import trust as trust_cmd
-
-    version = trust_cmd.init_policy(policy, threshold, max_age, from_policy)
-    render.stderr.print(
-        f"wrote {shown(policy)} (version {version}); add keys with `airgap trust add "
-        f"{shown(policy)} PUB --name NAME`, sign it with `airgap trust sign {shown(policy)} --key KEY`"
-    )
-
-
-def _dropped_note(policy: Path, before: int) -> None:
-    if before:
-        render.stderr.print(
-            f"note: the edit dropped {before} signature(s) of {shown(policy)}: "
-            "sign it again (airgap trust sign)"
-        )
-
-
-@trust_app.command("add")
-def trust_add(
-    policy: Annotated[Path, typer.Argument(help="The policy file.")],
-    public_key: Annotated[Path, typer.Argument(help="A public key PEM.")],
-    name: Annotated[str, typer.Option(help="Who holds the key.")],
-) -> None:
-    """Trust a public key (an edit: the policy's signatures are dropped)."""
-    from packager.commands import trust as trust_cmd
-
-    before = trust_cmd.signature_count(policy)
-    render.plain(trust_cmd.add_key(policy, public_key, name))
-    _dropped_note(policy, before)
-
-
-@trust_app.command("revoke")
-def trust_revoke(
-    policy: Annotated[Path, typer.Argument(help="The policy file.")],
-    keyid: Annotated[str, typer.Argument(help="Keyid (or a unique prefix, or the key's name).")],
-    reason: Annotated[str, typer.Option(help="Why.")] = "",
-) -> None:
-    """Revoke a key: bundles it signed no longer count its signature."""
-    from packager.commands import trust as trust_cmd
-
-    before = trust_cmd.signature_count(policy)
-    trust_cmd.revoke_key(policy, keyid, reason)
-    _dropped_note(policy, before)
-
-
-@trust_app.command("show")
-def trust_show(
-    policy: Annotated[Path, typer.Argument(help="The policy file.")],
-    as_json: JsonOpt = False,
-) -> None:
-    """Show the trusted keys, threshold, revocations and max age."""
-    from packager.commands import trust as trust_cmd
-
-    render.show(trust_cmd.show(policy), as_json, render.trust_policy)
-
-
-@trust_app.command("sign")
-def trust_sign(
-    policy: Annotated[Path, typer.Argument(help="The policy file (signed in place).")],
-    key: SigningKeyOpt,
-    as_json: JsonOpt = False,
-) -> None:
-    """Sign a trust policy: a site takes a new version only when a threshold of the keys it
-    trusts now and a threshold of the new policy's own keys signed it."""
-    from packager.commands import trust as trust_cmd
-    from packager.signing.keys import open_signing_key
-
-    render.show(trust_cmd.sign_policy(policy, open_signing_key(key)), as_json, render.policy_signed)
-
-
-@trust_app.command("update")
-def trust_update(
-    policies: Annotated[
-        list[Path], typer.Argument(help="New policies (a chain is applied in version order).")
-    ],
-    site: Annotated[Path, typer.Option("--site", help="The install prefix that keeps it.")],
-    initial: Annotated[
-        bool,
-        typer.Option(
-            "--initial", help="The site has no policy yet: take this one on the operator's word."
-        ),
-    ] = False,
-    as_json: JsonOpt = False,
-) -> None:
-    """Replace the site's trust policy by rotation: each new version must be signed by a
-    threshold of the current one's keys and of its own, and be higher (no rollback).
-
-    Exit 0 applied (or nothing new), 1 refused (nothing changed), 2 bad input.
-    """
-    from packager.site.trust import update_site_trust
-
-    render.show(update_site_trust(site, policies, initial=initial), as_json, render.trust_updated)
-
-
 @app.command()
 def images(
     bundle: Annotated[Path, typer.Argument(help="A bundle (tar, parts or folder).")],
@@ -987,81 +861,6 @@ def images(
     from packager.commands.images import list_images
 
     render.show(list_images(bundle, target), as_json, render.images)
-
-
-kernels_app = typer.Typer(
-    help="Inference kernels: what a binary holds and where it runs.", no_args_is_help=True
-)
-app.add_typer(kernels_app, name="kernels")
-
-
-@kernels_app.command("inspect")
-def kernels_inspect(
-    file: Annotated[
-        Path,
-        typer.Argument(help="A cubin, fatbin, PTX file, or an ELF object/.so embedding a fatbin."),
-    ],
-    kind: Annotated[
-        Optional[str], typer.Option(help="The kind the manifest declares (cuda-fatbin, ...).")
-    ] = None,
-    as_json: JsonOpt = False,
-) -> None:
-    """Read a kernel binary: format, SM archs (SASS/PTX, compression), kernel symbols.
-
-    Exit 0 readable, 1 damaged entries, 2 not a CUDA file.
-    """
-    from packager.kernels.inspection import inspect_file
-
-    info = inspect_file(file, kind)
-    if as_json:
-        render.emit_json(info.to_json(), ok=info.ok)
-    else:
-        render.plain(info.render_text())
-    raise typer.Exit(0 if info.ok else 1)
-
-
-key_app = typer.Typer(help="Signing keys.", no_args_is_help=True)
-app.add_typer(key_app, name="key")
-
-
-@key_app.command("generate")
-def key_generate(
-    out: Annotated[
-        Path, typer.Option("--out", "-o", help="Folder for NAME.key.pem and NAME.pub.pem.")
-    ],
-    name: Annotated[str, typer.Option(help="File name stem.")] = "airgap",
-    algorithm: Annotated[str, typer.Option(help="ecdsa-p256 or ed25519.")] = "ecdsa-p256",
-    as_json: JsonOpt = False,
-) -> None:
-    """Write an encrypted private key (passphrase from AIRGAP_KEY_PASSPHRASE or a prompt) and its
-    public key; print the keyid."""
-    from packager.commands.keys import generate_key_files
-
-    kid, priv, pub = generate_key_files(out, name, algorithm)
-    if as_json:
-        render.emit_json(
-            {"keyid": kid, "private_key": str(priv), "public_key": str(pub), "algorithm": algorithm}
-        )
-    else:
-        render.stderr.print(f"wrote {shown(priv)} (encrypted) and {shown(pub)}")
-        render.plain(kid)
-
-
-@key_app.command("show")
-def key_show(
-    key: Annotated[
-        str,
-        typer.Argument(
-            help="A public key PEM, a private key (asks for its passphrase), or a key in a "
-            "token: 'pkcs11:token=NAME;object=LABEL'."
-        ),
-    ],
-    as_json: JsonOpt = False,
-) -> None:
-    """Print a key's keyid and algorithm."""
-    from packager.commands.keys import describe_key
-
-    render.show(describe_key(key), as_json, render.key_info)
 
 
 @app.command(
@@ -1179,6 +978,13 @@ def init(
     target = out or Path(f"{name}.yaml")
     atomic_write_text(target, text, overwrite=force)
     render.stderr.print(f"wrote {shown(target)}; next: airgap validate {shown(target)}")
+
+
+from packager.cli.groups import kernels_app, key_app, trust_app  # noqa: E402
+
+app.add_typer(trust_app, name="trust")
+app.add_typer(kernels_app, name="kernels")
+app.add_typer(key_app, name="key")
 
 
 def main(argv: Optional[list[str]] = None) -> None:

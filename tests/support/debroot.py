@@ -50,6 +50,7 @@ def make_root(platform: str, dest: Path) -> Path:
         return dest
     if dest.exists():
         shutil.rmtree(dest)
+    dest.parent.mkdir(parents=True, exist_ok=True)  # mmdebstrap wants the folder's parent
     cmd = ["mmdebstrap", f"--arch={ARCHES[platform]}", "--variant=apt", f"--include={PACKAGES}"]
     r = subprocess.run(
         [*cmd, SUITE, str(dest), MIRROR], capture_output=True, text=True, timeout=MAKE_TIMEOUT
