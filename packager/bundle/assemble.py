@@ -8,7 +8,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from packager import __version__
 from packager.bundle import layout, model_signature
@@ -28,13 +28,15 @@ from packager.bundle.descriptor import (
     StackSpec,
     TargetSpec,
 )
-from packager.bundle.images import CollectedImage
 from packager.bundle.serve_spec import serve_modes, serve_spec
 from packager.bundle.store import BlobStore
 from packager.manifest.model import Kernel, Manifest, Target
 from packager.resolve.lockfile import Lock, LockedFile, LockedTarget
 from packager.util.compat import strict_zip
 from packager.util.jsonio import canonical_json
+
+if TYPE_CHECKING:  # the image machinery (the docker SDK, registry clients) only when images come
+    from packager.bundle.images import CollectedImage
 
 
 def sha256_digest(data: bytes) -> str:

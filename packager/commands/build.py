@@ -262,7 +262,6 @@ def prepare_target(
     site_kit: bool = False,
     offline: bool = False,
 ) -> _Prepared:
-    from packager.bundle.images import collect_image
     from packager.bundle.sbom import build_sbom, sbom_bytes
 
     locked = lock.target(target.id)
@@ -272,14 +271,18 @@ def prepare_target(
         format_utc(epoch + int(manifest.expires.total_seconds())) if manifest.expires else None
     )
     plan = Plan(target, locked)
-    if target.images:
+    collected = []
+    if target.images:  # the image machinery (docker SDK, registry clients) only when needed
+        from packager.bundle.images import collect_image
+
         reporter.phase(f"images{f' [{target.id}]' if target.id else ''}")
-    collected = [
-        collect_image(
-            img, li, store, timeout=timeout, progress=reporter.advance, all_platforms=all_platforms
-        )
-        for img, li in strict_zip(target.images, locked.images)
-    ]
+        collected = [
+            collect_image(
+                img, li, store, timeout=timeout, progress=reporter.advance,
+                all_platforms=all_platforms,
+            )
+            for img, li in strict_zip(target.images, locked.images)
+        ]  # fmt: skip
     plan_model(plan, manifest, lock, created)
     plan_kernels(plan, manifest)
     plan_wheels(plan, _wheel_sources(target, locked))

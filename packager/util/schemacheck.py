@@ -21,7 +21,10 @@ from packager.util.schemas import compile_pattern, load_schema
 Check = Callable[[Any], bool]
 
 #: keywords that say nothing about validity
-_NOTES = frozenset({"description", "title", "$schema", "$id", "$defs", "$comment", "examples"})
+_NOTES = frozenset(
+    {"description", "title", "$schema", "$id", "$defs", "$comment", "examples", "default",
+     "deprecated"}
+)  # fmt: skip
 
 
 class Unsupported(Exception):
@@ -92,7 +95,7 @@ class _Compiler:
         checks = [
             self.keyword(key, value, schema)
             for key, value in schema.items()
-            if key not in _NOTES and key != "additionalProperties"
+            if key not in _NOTES and key not in ("additionalProperties", "then", "else")
         ]
         if "additionalProperties" in schema and "properties" not in schema:
             extra = schema["additionalProperties"]
@@ -132,6 +135,18 @@ class _Compiler:
             return _one([self.compile(v) for v in value])
         if key == "propertyNames":
             return _names(self.compile(value))
+        if key == "allOf":
+            return _all([self.compile(v) for v in value])
+        if key == "if":
+            return _if(
+                self.compile(value),
+                self.compile(schema.get("then", True)),
+                self.compile(schema.get("else", True)),
+            )
+        if key == "contains":
+            return _contains(self.compile(value))
+        if key == "uniqueItems":
+            return _unique if value is True else _always
         raise Unsupported(key)
 
 
@@ -197,7 +212,26 @@ _BOUNDS: dict[str, tuple[Check, Callable[[Any, Any], bool]]] = {
     "minLength": (lambda x: isinstance(x, str), lambda x, n: len(x) >= n),
     "maxLength": (lambda x: isinstance(x, str), lambda x, n: len(x) <= n),
     "minItems": (lambda x: isinstance(x, list), lambda x, n: len(x) >= n),
+    "maxItems": (lambda x: isinstance(x, list), lambda x, n: len(x) <= n),
+    "minProperties": (lambda x: isinstance(x, dict), lambda x, n: len(x) >= n),
 }
+
+
+def _if(test: Check, then: Check, otherwise: Check) -> Check:
+    return lambda x: then(x) if test(x) else otherwise(x)
+
+
+def _contains(each: Check) -> Check:
+    return lambda x: not isinstance(x, list) or any(each(v) for v in x)
+
+
+def _unique(x: Any) -> bool:
+    """No two items of a list are equal as JSON values (1 and 1.0 are; 1 and true are not)."""
+    if not isinstance(x, list):
+        return True
+    if all(isinstance(v, str) for v in x):
+        return len(set(x)) == len(x)
+    return not any(_same(a, b) for i, a in enumerate(x) for b in x[i + 1 :])
 
 
 def _bounded(rule: tuple[Check, Callable[[Any, Any], bool]], bound: Any) -> Check:

@@ -48,6 +48,24 @@ DIGEST = "sha256:" + "a" * 64
         ({"propertyNames": {"pattern": "^[a-z]+$"}}, {"A": 1}, False),
         ({"$ref": "#/$defs/d", "$defs": {"d": {"type": "string"}}}, "x", True),
         ({"$ref": "#/$defs/d", "$defs": {"d": {"type": "string"}}}, 1, False),
+        ({"type": "string", "default": "x"}, "y", True),  # a default says nothing of validity
+        ({"allOf": [{"type": "integer"}, {"minimum": 2}]}, 1, False),
+        ({"allOf": [{"type": "integer"}, {"minimum": 2}]}, 2, True),
+        ({"if": {"required": ["a"]}, "then": {"required": ["b"]}}, {"a": 1}, False),
+        ({"if": {"required": ["a"]}, "then": {"required": ["b"]}}, {"c": 1}, True),
+        ({"if": {"required": ["a"]}, "else": {"required": ["b"]}}, {"c": 1}, False),
+        ({"then": {"required": ["b"]}}, {}, True),  # then without if: ignored
+        ({"contains": {"const": 1}}, [2, 3], False),
+        ({"contains": {"const": 1}}, [2, 1.0], True),
+        ({"contains": {"const": 1}}, "not a list", True),
+        ({"uniqueItems": True}, ["a", "b", "a"], False),
+        ({"uniqueItems": True}, [1, 1.0], False),  # equal as JSON numbers
+        ({"uniqueItems": True}, [1, True], True),  # a boolean is no number
+        ({"uniqueItems": True}, [{"a": [1]}, {"a": [1]}], False),
+        ({"uniqueItems": False}, [1, 1], True),
+        ({"maxItems": 1}, [1, 2], False),
+        ({"minProperties": 1}, {}, False),
+        ({"minProperties": 1}, [], True),  # applies to objects only
     ],
 )  # fmt: skip
 def test_keywords(schema: dict[str, Any], instance: Any, ok: bool) -> None:
@@ -56,7 +74,7 @@ def test_keywords(schema: dict[str, Any], instance: Any, ok: bool) -> None:
 
 @pytest.mark.parametrize(
     "schema",
-    [{"format": "date-time"}, {"allOf": [{}]}, {"not": {}}, {"patternProperties": {}},
+    [{"format": "date-time"}, {"dependentRequired": {}}, {"not": {}}, {"patternProperties": {}},
      {"items": [{}]}, {"$ref": "other.json"}, {"type": "float"}],
 )  # fmt: skip
 def test_a_keyword_outside_the_subset_is_not_compiled(schema: dict[str, Any]) -> None:
@@ -111,20 +129,33 @@ def documents(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Any]:
         member = tf.extractfile("airgap/bundle.json")
         assert member is not None
         bundle = json.load(member)
-    return {"bundle": bundle, "lock": bundle["lock"]}
+    import yaml
+
+    demo = Path(__file__).resolve().parents[2] / "manifests" / "examples" / "demo.yaml"
+    multi = demo.with_name("qwen2.5-7b-multi.yaml")
+    return {
+        "bundle": bundle,
+        "lock": bundle["lock"],
+        "manifest": yaml.safe_load(demo.read_text()),
+        "manifest-multi": yaml.safe_load(multi.read_text()),
+    }
 
 
-@pytest.mark.parametrize("name", ["bundle", "lock"])
-def test_real_documents_take_the_fast_path(documents: dict[str, Any], name: str) -> None:
-    assert conforms(name, documents[name])
+KINDS = ["bundle", "lock", "manifest", "manifest-multi"]
 
 
-@pytest.mark.parametrize("name", ["bundle", "lock"])
-def test_a_yes_is_never_a_document_jsonschema_refuses(documents: dict[str, Any], name: str) -> None:
-    rng = random.Random(f"schemacheck {name}")
+@pytest.mark.parametrize("kind", KINDS)
+def test_real_documents_take_the_fast_path(documents: dict[str, Any], kind: str) -> None:
+    assert conforms(kind.split("-")[0], documents[kind])
+
+
+@pytest.mark.parametrize("kind", KINDS)
+def test_a_yes_is_never_a_document_jsonschema_refuses(documents: dict[str, Any], kind: str) -> None:
+    name = kind.split("-")[0]
+    rng = random.Random(f"schemacheck {kind}")
     refused = 0
     for _ in range(600):
-        doc = _mutate(documents[name], rng)
+        doc = _mutate(documents[kind], rng)
         errors = list(validator(name).iter_errors(doc))
         if conforms(name, doc):
             assert not errors, (json.dumps(doc)[:300], errors[0].message)
@@ -135,6 +166,6 @@ def test_a_yes_is_never_a_document_jsonschema_refuses(documents: dict[str, Any],
 def test_the_schemas_ship_in_the_subset() -> None:
     root = Path(__file__).resolve().parents[2] / "schemas"
     names = sorted(p.name.removesuffix(".schema.json") for p in root.glob("*.schema.json"))
-    assert {"bundle", "lock", "receipt", "trust", "diff"} <= {
+    assert {"bundle", "lock", "receipt", "trust", "diff", "manifest", "parts-index"} <= {
         n for n in names if schemacheck.compiled(n)
     }
