@@ -7,6 +7,7 @@
     python scripts/bench.py probe
     python scripts/bench.py install [--size-gb 2] [--shards 4] [--dir DIR] [--runs 2]
     python scripts/bench.py delta [--size-gb 2] [--shards 20] [--changed 0.05] [--dir DIR]
+    python scripts/bench.py big [--size-gb 20] [--shards 40] [--dir DIR]
     python scripts/bench.py scale [--files 50000] [--file-bytes 2048] [--dir DIR]
     python scripts/bench.py images [--size-gb 1]   (needs DOCKER_HOST: scripts/services.sh start)
     python scripts/bench.py fleet [--size-gb 0.2] [--nodes 8]  (needs AIRGAP_REGISTRY)
@@ -481,6 +482,65 @@ def bench_delta(args: argparse.Namespace) -> None:
             shutil.rmtree(base, ignore_errors=True)
 
 
+def bench_big(args: argparse.Namespace) -> None:
+    """One large model (default 20 GB in 40 shards) through build, verify and install, each
+    against its floor on the same data in one run, with every airgap step's peak RSS: memory
+    must stay flat (under 200 MB) whatever the size."""
+    base = Path(args.dir or tempfile.mkdtemp(prefix="airgap-bench-"))
+    try:
+        shards = weights_project(base, args)
+        old = time.time() - 3600
+        for p in (base / "weights").iterdir():
+            os.utime(p, (old, old))
+        env = bench_env(base)
+        subprocess.run([*AIRGAP, "key", "generate", "--out", str(base), "--name", "k"], env=env,
+                       check=True, stdout=subprocess.DEVNULL)  # fmt: skip
+        size = sum(p.stat().st_size for p in shards)
+        tar = base / "out" / "bench-1.0.0.airgap.tar"
+        build = [*AIRGAP, "build", str(base / "m.yaml"), "--out", str(base / "out"), "--key",
+                 str(base / "k.key.pem"), "--json"]  # fmt: skip
+        rows: list[tuple[str, str, float, float, int | None]] = []
+
+        def row(step: str, label: str, wall: float, floor: float, rss: int | None) -> None:
+            rows.append((step, label, wall, floor, rss))
+            extra = f"  peak RSS {rss} MiB" if rss is not None else ""
+            print(f"  {step:<8} {label:<52} {wall:7.2f} s  {size / wall / 1e6:6.0f} MB/s  "
+                  f"{wall / floor:5.2f}x{extra}", flush=True)  # fmt: skip
+
+        print(f"\nbig benchmark: {size / 1e9:.2f} GB in {len(shards)} shards ({base})")
+        floor, _ = timed(["tar", "-b", "8192", "-cf", str(base / "floor.tar"), "-C", str(base),
+                          "weights"])  # fmt: skip
+        (base / "floor.tar").unlink()
+        row("build", "copy floor: tar -b 8192 -cf", floor, floor, None)
+        t, rss = timed(build, env=env, stdout=subprocess.DEVNULL)
+        row("build", "airgap build, cold (locks, then writes)", t, floor, rss)
+        shutil.rmtree(base / "out")
+        t, rss = timed(build, env=env, stdout=subprocess.DEVNULL)
+        row("build", "airgap build, from the lock", t, floor, rss)
+        shutil.rmtree(base / "weights")  # the bundle is the only copy of the data now
+        folder = base / "x"
+        folder.mkdir()
+        t_x, _ = timed(["tar", "-xf", str(tar), "-C", str(folder)])
+        blobs = sorted((folder / "blobs/sha256").iterdir(), key=lambda p: -p.stat().st_size)
+        hfloor, _ = timed(_parallel_hash(blobs))
+        shutil.rmtree(folder)
+        row("verify", "hashing floor: 2x openssl dgst -sha256 in parallel", hfloor, hfloor, None)
+        t, rss = timed([*AIRGAP, "verify", str(tar), "--key", str(base / "k.pub.pem"), "--json"],
+                       env=env, stdout=subprocess.DEVNULL)  # fmt: skip
+        row("verify", "airgap verify (the tar)", t, hfloor, rss)
+        row("install", "copy floor: tar -xf into a fresh folder", t_x, t_x, None)
+        t, rss = timed([*AIRGAP, "install", str(tar), "--prefix", str(base / "site"), "--key",
+                        str(base / "k.pub.pem"), "--no-probe", "--json"],
+                       env=env, stdout=subprocess.DEVNULL)  # fmt: skip
+        row("install", "airgap install (verify included)", t, t_x, rss)
+        peak = max(r[4] for r in rows if r[4] is not None)
+        print(f"  highest peak RSS of any airgap step: {peak} MiB (target < 200); "
+              f"load average {os.getloadavg()[0]:.1f} on {os.cpu_count()} CPUs")  # fmt: skip
+    finally:
+        if not args.keep:
+            shutil.rmtree(base, ignore_errors=True)
+
+
 def bench_probe(args: argparse.Namespace) -> None:
     runs = []
     for _ in range(5):
@@ -892,6 +952,11 @@ def main() -> None:
                     "throughput, not the clients' sha256)")  # fmt: skip
     sv.add_argument("--dir")
     sv.add_argument("--keep", action="store_true")
+    bg = sub.add_parser("big", help="20 GB in 40 shards: build, verify, install, peak RSS")
+    bg.add_argument("--size-gb", type=float, default=20.0)
+    bg.add_argument("--shards", type=int, default=40)
+    bg.add_argument("--dir")
+    bg.add_argument("--keep", action="store_true")
     dl = sub.add_parser("delta", help="delta build and install against full ones")
     dl.add_argument("--size-gb", type=float, default=2.0)
     dl.add_argument("--shards", type=int, default=20)
@@ -924,6 +989,7 @@ def main() -> None:
         "install": bench_install,
         "serve": bench_serve,
         "delta": bench_delta,
+        "big": bench_big,
         "fuzz": bench_fuzz,
         "fleet": bench_fleet,
         "py39": bench_py39,
