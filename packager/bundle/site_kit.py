@@ -22,6 +22,7 @@ are built into wheels once, and everything is kept in the cache
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import io
 import json
@@ -40,6 +41,7 @@ from packager import __version__
 from packager.bundle import layout
 from packager.errors import InputError
 from packager.util.cache import cache_dir
+from packager.util.fs import atomic_write_bytes
 
 #: the Python versions a kit serves (the site's python3)
 KIT_PYTHONS = ("3.9", "3.10", "3.11", "3.12", "3.13")
@@ -110,9 +112,11 @@ def _record_hash(data: bytes) -> str:
     return "sha256=" + digest.decode()
 
 
-def own_wheel(reqs: list[str]) -> tuple[str, bytes]:
+def own_wheel(reqs: list[str], *, cache: Path | None = None) -> tuple[str, bytes]:
     """``airgap-VERSION-py3-none-any.whl`` made from the running package: the same source and
-    requirements give the same bytes (sorted entries, fixed times and modes)."""
+    requirements give the same bytes (sorted entries, fixed times and modes). With ``cache`` (a
+    folder), the zip made once for a given source is kept there by the sha256 of its RECORD
+    (every file's digest): compressing the package costs more than the rest of a delta build."""
     dist_info = f"{DIST_NAME}-{__version__}.dist-info"
     meta = [
         "Metadata-Version: 2.1",
@@ -132,6 +136,21 @@ def own_wheel(reqs: list[str]) -> tuple[str, bytes]:
     ]
     record = "".join(f"{p},{_record_hash(d)},{len(d)}\n" for p, d in files)
     files.append((f"{dist_info}/RECORD", (record + f"{dist_info}/RECORD,,\n").encode()))
+    name = f"{DIST_NAME}-{__version__}-py3-none-any.whl"
+    kept = None
+    if cache is not None:
+        kept = cache / f"own-{hashlib.sha256(files[-1][1]).hexdigest()[:32]}.whl"
+        with contextlib.suppress(OSError):
+            return name, kept.read_bytes()
+    data = _zip(files)
+    if kept is not None:  # a cache that cannot be written only costs time
+        with contextlib.suppress(OSError, InputError):
+            kept.parent.mkdir(parents=True, exist_ok=True)
+            atomic_write_bytes(kept, data)
+    return name, data
+
+
+def _zip(files: list[tuple[str, bytes]]) -> bytes:
     buf = io.BytesIO()
     with zipfile.ZipFile(buf, "w", zipfile.ZIP_DEFLATED) as zf:
         for name, data in files:
@@ -139,7 +158,7 @@ def own_wheel(reqs: list[str]) -> tuple[str, bytes]:
             info.external_attr = 0o644 << 16
             info.compress_type = zipfile.ZIP_DEFLATED
             zf.writestr(info, data)
-    return f"{DIST_NAME}-{__version__}-py3-none-any.whl", buf.getvalue()
+    return buf.getvalue()
 
 
 # ----------------------------------------------------------------------------- dependency wheels
@@ -318,7 +337,7 @@ def site_kit(platform: str, *, offline: bool = False, cache: Path | None = None)
         )
     reqs = requirements()
     deps, folder = dependency_wheels(platform, reqs, offline=offline, cache=cache)
-    own_name, own = own_wheel(reqs)
+    own_name, own = own_wheel(reqs, cache=folder.parent)
     wheels_rel = _rel(layout.SITE_WHEELS_DIR)
     files = {_rel(layout.SITE_LAUNCHER): launcher()}
     # a tar (ustar) name holds at most 100 characters after its last "/", and manylinux wheel

@@ -11,7 +11,14 @@ from packager.errors import InputError
 
 
 def atomic_write_text(path: Path, text: str, *, overwrite: bool = True, mode: int = 0o644) -> None:
-    """Write ``text`` to ``path`` via a temporary file in the same folder, fsync, rename."""
+    """Write ``text`` (UTF-8) to ``path`` via a temporary file in the same folder, fsync, rename."""
+    atomic_write_bytes(path, text.encode("utf-8"), overwrite=overwrite, mode=mode)
+
+
+def atomic_write_bytes(
+    path: Path, data: bytes, *, overwrite: bool = True, mode: int = 0o644
+) -> None:
+    """Write ``data`` to ``path`` via a temporary file in the same folder, fsync, rename."""
     folder = path.parent
     if not folder.is_dir():
         raise InputError(f"{folder}: no such folder", hint="create it first, or pick another path")
@@ -25,8 +32,8 @@ def atomic_write_text(path: Path, text: str, *, overwrite: bool = True, mode: in
         ) from None
     try:
         os.fchmod(fd, mode)  # mkstemp made it 0600; never wider than asked, even for a moment
-        with os.fdopen(fd, "w", encoding="utf-8") as fh:
-            fh.write(text)
+        with os.fdopen(fd, "wb") as fh:
+            fh.write(data)
             fh.flush()
             os.fsync(fh.fileno())
         if overwrite:

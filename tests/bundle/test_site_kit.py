@@ -31,6 +31,24 @@ def test_own_wheel_is_the_same_bytes_each_time_and_installs_the_package() -> Non
     assert all(f"Requires-Dist: {r}" in meta for r in reqs)
 
 
+def test_own_wheel_is_kept_in_the_cache_by_its_record(tmp_path: Path) -> None:
+    reqs = site_kit.requirements()
+    fresh = site_kit.own_wheel(reqs)
+    assert site_kit.own_wheel(reqs, cache=tmp_path) == fresh  # made, then kept
+    (kept,) = tmp_path.glob("own-*.whl")
+    assert kept.read_bytes() == fresh[1]
+    assert site_kit.own_wheel(reqs, cache=tmp_path) == fresh  # read back
+    other = site_kit.own_wheel([*reqs, "extra-requirement>=1"], cache=tmp_path)
+    assert other != fresh and len(list(tmp_path.glob("own-*.whl"))) == 2  # other METADATA
+
+
+def test_a_cache_that_cannot_be_written_only_costs_time(tmp_path: Path) -> None:
+    blocked = tmp_path / "file"
+    blocked.write_text("not a folder")
+    reqs = site_kit.requirements()
+    assert site_kit.own_wheel(reqs, cache=blocked / "sub") == site_kit.own_wheel(reqs)
+
+
 def test_launcher_has_every_name_filled_in_and_is_valid_sh() -> None:
     text = site_kit.launcher().decode()
     assert "@" + "SITE_DIR@" not in text
