@@ -148,7 +148,8 @@ def _fact(raw: Any) -> Fact:
 @cache
 def load_facts() -> Facts:
     text = resources.files("packager.compat").joinpath("facts.yaml").read_text("utf-8")
-    d = yaml.safe_load(text)
+    # libyaml's safe loader when PyYAML has it (the same documents, parsed in C)
+    d = yaml.load(text, Loader=getattr(yaml, "CSafeLoader", yaml.SafeLoader))
     nv, hw = d["nvidia"], d["huawei"]
     smi = nv.get("smi_names") or {}
     smi_chips = smi.get("chips") or {}
