@@ -35,6 +35,7 @@ from packager.bundle.assemble import (
 )
 from packager.bundle.delta import BaseContent, carried_bytes, check_base, plan_delta
 from packager.bundle.descriptor import DeltaRecord, Descriptor, content_bytes, descriptor_bytes
+from packager.bundle.onepass import OnePass
 from packager.bundle.parts import Part, PartsIndex, write_parts_index
 from packager.bundle.provenance import attestation
 from packager.bundle.store import BlobStore
@@ -229,6 +230,8 @@ class _Prepared:
     notes: list[str]
     #: a delta (``--base``): its base, and what it leaves out (BuiltBundle.delta)
     delta: dict[str, Any] | None = None
+    #: the model files' blob paths in the lock's order: the archive's first blobs
+    first: list[str] = field(default_factory=list)
 
 
 def build_target(
@@ -242,8 +245,16 @@ def build_target(
     **prepare: Any,
 ) -> BuiltBundle:
     """One target's bundle, written (``prepare``: :func:`prepare_target`'s options)."""
+    one_pass = prepare.pop("one_pass", None)
     p = prepare_target(manifest, lock, target, **prepare)
-    return _write(p, out=out, split=split, layout_only=layout_only, reporter=prepare["reporter"])
+    return _write(
+        p,
+        out=out,
+        split=split,
+        layout_only=layout_only,
+        reporter=prepare["reporter"],
+        one_pass=one_pass,
+    )
 
 
 def prepare_target(
@@ -372,18 +383,28 @@ def prepare_target(
         }
         if delta is not None
         else None,
+        first=[layout.blob_path(f"sha256:{f.sha256}") for f in lock.model.files],
     )
 
 
 def _write(
-    p: _Prepared, *, out: Path, split: int | None, layout_only: bool, reporter: Reporter
+    p: _Prepared,
+    *,
+    out: Path,
+    split: int | None,
+    layout_only: bool,
+    reporter: Reporter,
+    one_pass: OnePass | None = None,
 ) -> BuiltBundle:
-    """Write a prepared bundle: a tar, parts and their index, or a layout folder."""
+    """Write a prepared bundle: a tar, parts and their index, or a layout folder; with
+    ``one_pass``, finish the tar that already holds the model files."""
     stem = p.stem
     p.notes += [n for n in (split_note(split),) if n]
-    reporter.phase(f"writing {stem}", p.stored_bytes)
+    reporter.phase(f"writing {stem}", p.stored_bytes - (one_pass.bytes if one_pass else 0))
     parts: list[Part] = []
-    if layout_only:
+    if one_pass is not None:
+        files, size = one_pass.finish(p, out / layout.tar_name(stem), reporter)
+    elif layout_only:
         files = [write_folder(out / stem, p.entries, reporter.advance, p.epoch)]
         size = p.stored_bytes
     else:
@@ -394,7 +415,7 @@ def _write(
             sink = PartsSink(out, lambda i: layout.part_name(stem, i), split)
         try:
             with TarWriter(sink, p.epoch) as writer:
-                write_entries(writer, p.entries, reporter.advance)
+                write_entries(writer, p.entries, reporter.advance, first=p.first)
                 writer.close()
                 size = writer.size
             files = sink.commit()
@@ -450,6 +471,7 @@ def _combined(
         logical_bytes=sum(p.stored_bytes for p in prepared),
         signed_by=sorted({k for p in prepared for k in p.signed_by}),
         model_signature=prepared[0].model_signature,
+        first=prepared[0].first,
         notes=[n for p in prepared for n in p.notes]
         + [
             f"combined: targets {', '.join(ids)} in one bundle; what they share is stored once "
@@ -578,10 +600,30 @@ def build(
         rep.phase(f"reading the base {base}")
         base_content = read_base(base, manifest.name)
     lock_path = lock_file or lock_path_for(manifest.path)
+    one_pass: OnePass | None = None
     with open_stat_cache() as cache:
-        lock, lock_written = _lock_for_build(
-            manifest, lock_path, locked, cache=cache, reporter=rep, offline=offline, timeout=timeout
-        )
+        if (
+            not locked
+            and not lock_path.exists()
+            and len(targets) == 1
+            and not (combined or layout_only or split is not None or base is not None)
+        ):  # a cold build into one tar: the model files are read once (packager.bundle.onepass)
+            stem = layout.bundle_stem(manifest.name, manifest.version, targets[0].id)
+            one_pass = OnePass.start(
+                manifest, out / layout.tar_name(stem), cache=cache, reporter=rep
+            )
+        try:
+            lock, lock_written = _lock_for_build(
+                manifest, lock_path, locked, cache=cache, reporter=rep, offline=offline,
+                timeout=timeout,
+            )  # fmt: skip
+            if one_pass is not None and not one_pass.agrees_with(lock):
+                one_pass.abort()
+                one_pass = None  # the lock chose other files: write the tar the usual way
+        except BaseException:
+            if one_pass is not None:
+                one_pass.abort()
+            raise
     _check_allowed_code(manifest, lock)
     from packager.bundle.probe_payload import probe_payload
 
@@ -609,10 +651,18 @@ def build(
         prepared = [prepare_target(manifest, lock, t, **common) for t in targets]
         one = _combined(prepared, manifest, out=out, layout_only=layout_only, reporter=rep)
         return BuildResult([one], time.perf_counter() - t0, lock_path if locked else None)
-    bundles = [
-        build_target(manifest, lock, t, out=out, split=split, layout_only=layout_only, **common)
-        for t in targets
-    ]
+    try:
+        bundles = [
+            build_target(
+                manifest, lock, t, out=out, split=split, layout_only=layout_only,
+                one_pass=one_pass if i == 0 else None, **common,
+            )
+            for i, t in enumerate(targets)
+        ]  # fmt: skip
+    except BaseException:
+        if one_pass is not None:
+            one_pass.abort()
+        raise
     return BuildResult(bundles, time.perf_counter() - t0, lock_path, lock_written)
 
 
