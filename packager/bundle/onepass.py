@@ -10,8 +10,10 @@ archive's order (layout.archive_order: blobs first, model files in the lock's or
 rest, ``bundle.json`` after the blobs) is what a build from the lock writes too, so both give the
 same bytes.
 
-When the lock lists other files than were read (it should not), the tar is dropped and written
-the usual way; when a file's digest changed in between, the build stops (LockMismatch).
+A file whose stat changed while it was read (a write; or only its ctime, from a new hard link) is
+not given to the stat cache: the lock reads it again, and when its digest differs from what went
+into the tar, the build stops (LockMismatch) before the lock is written. When the lock lists other
+files than were read (it should not), the tar is dropped and written the usual way.
 """
 
 from __future__ import annotations
@@ -88,12 +90,8 @@ class OnePass:
                 after = os.stat(path)
             except OSError as exc:
                 raise ResolveError(f"{path}: cannot stat: {exc.strerror}") from None
-            if _key(after) != _key(st):
-                raise LockMismatch(
-                    f"model file {rel} ({path}) changed while it was read",
-                    hint="something is writing to the model files; let it finish, then build again",
-                )
-            cache.store(Path(os.path.realpath(path)), st, hexd)
+            if _key(after) == _key(st):  # else (a write, or only a new hard link) the lock
+                cache.store(Path(os.path.realpath(path)), st, hexd)  # reads it again: agrees_with
             self.files.append((rel, hexd, st.st_size))
             self.bytes += st.st_size if kept else 0
 

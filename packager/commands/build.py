@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import os
 import time
+from collections.abc import Callable
 from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
@@ -522,6 +523,7 @@ def _lock_for_build(
     reporter: Reporter,
     offline: bool,
     timeout: float,
+    before_write: Callable[[Lock], object] | None = None,
 ) -> tuple[Lock, bool]:
     """The lock a build uses, as cargo and npm do: the lock beside the manifest when it is there
     and every input still matches it; none there (and not ``--locked``): lock now and write it
@@ -551,6 +553,8 @@ def _lock_for_build(
             "; ".join(f"{f.location}: {f.code} {f.message}" for f in errors),
             hint=errors[0].hint,
         )
+    if before_write is not None:  # a one-pass build's check of what it read (it may raise)
+        before_write(result.lock)
     write_lock(result.lock, lock_path)
     return result.lock, True
 
@@ -615,7 +619,7 @@ def build(
         try:
             lock, lock_written = _lock_for_build(
                 manifest, lock_path, locked, cache=cache, reporter=rep, offline=offline,
-                timeout=timeout,
+                timeout=timeout, before_write=one_pass.agrees_with if one_pass else None,
             )  # fmt: skip
             if one_pass is not None and not one_pass.agrees_with(lock):
                 one_pass.abort()

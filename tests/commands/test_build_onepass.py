@@ -90,7 +90,7 @@ def test_a_model_file_changed_while_it_is_read_stops_the_build_and_leaves_nothin
         return out
 
     monkeypatch.setattr(TarWriter, "add_hashed_file", then_append)
-    with pytest.raises(LockMismatch, match="changed while it was read"):
+    with pytest.raises(LockMismatch, match="changed while the build read it"):
         _build(manifest, tmp_path / "out")
     assert list((tmp_path / "out").iterdir()) == []  # no tar, no partial file
     assert not (tmp_path / "m.lock.json").exists()
