@@ -19,20 +19,17 @@ files than were read (it should not), the tar is dropped and written the usual w
 from __future__ import annotations
 
 import os
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import TYPE_CHECKING
 
 from packager.bundle import layout
-from packager.bundle.archive import FileSink, TarWriter, write_entries
+from packager.bundle.archive import Entry, FileSink, TarWriter, write_entries
 from packager.errors import LockMismatch, ResolveError
 from packager.manifest.model import Manifest
 from packager.resolve.lockfile import Lock
 from packager.resolve.statcache import StatCache
 from packager.util.progress import Reporter
-
-if TYPE_CHECKING:
-    from packager.commands.build import _Prepared
 
 
 def _key(st: os.stat_result) -> tuple[int, int, int, int, int]:
@@ -110,22 +107,26 @@ class OnePass:
         return True
 
     def finish(
-        self, prepared: _Prepared, final: Path, reporter: Reporter
+        self,
+        entries: dict[str, Entry],
+        *,
+        epoch: int,
+        first: Sequence[str],
+        final: Path,
+        reporter: Reporter,
     ) -> tuple[list[Path], int]:
-        """Write the rest of ``prepared`` after the model files, set the headers' time, and
-        rename the tar into place: (its files, its size)."""
+        """Write the rest of the bundle's ``entries`` after the model files (``first``: their
+        blob paths in the lock's order), give every header the bundle's time ``epoch``, and
+        rename the tar into place as ``final``: (its files, its size)."""
         if final != self.sink.final:
             raise AssertionError(f"one-pass tar {self.sink.final} is not {final}")
-        extra = self.written - set(layout.archive_order(prepared.entries))
+        extra = self.written - set(layout.archive_order(entries))
         if extra:
             raise AssertionError(f"one-pass tar holds members the bundle does not: {sorted(extra)}")
         try:
             with self.writer as writer:
-                writer.set_mtime(prepared.epoch)
-                write_entries(
-                    writer, prepared.entries, reporter.advance, first=prepared.first,
-                    written=self.written,
-                )  # fmt: skip
+                writer.set_mtime(epoch)
+                write_entries(writer, entries, reporter.advance, first=first, written=self.written)
                 writer.close()
             return self.sink.commit(), writer.size
         except BaseException:

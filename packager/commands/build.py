@@ -404,7 +404,10 @@ def _write(
     reporter.phase(f"writing {stem}", p.stored_bytes - (one_pass.bytes if one_pass else 0))
     parts: list[Part] = []
     if one_pass is not None:
-        files, size = one_pass.finish(p, out / layout.tar_name(stem), reporter)
+        files, size = one_pass.finish(
+            p.entries, epoch=p.epoch, first=p.first, final=out / layout.tar_name(stem),
+            reporter=reporter,
+        )  # fmt: skip
     elif layout_only:
         files = [write_folder(out / stem, p.entries, reporter.advance, p.epoch)]
         size = p.stored_bytes
