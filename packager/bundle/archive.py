@@ -13,13 +13,14 @@ import hashlib
 import os
 import shutil
 import tarfile
-from collections.abc import Callable
+from collections.abc import Callable, Collection, Sequence
 from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
 from types import TracebackType
 from typing import BinaryIO, Protocol, Union
 
+from packager.bundle import layout
 from packager.bundle.parts import Part
 from packager.errors import InputError, LockMismatch
 
@@ -76,6 +77,26 @@ class FileSink(Sink):
     def write(self, data: bytes | bytearray | memoryview) -> None:
         try:
             self._fh.write(data)
+        except OSError as exc:
+            raise write_error(self.final, exc) from None
+
+    def tell(self) -> int:
+        return self._fh.tell()
+
+    def rewrite(self, offset: int, data: bytes) -> None:
+        """Overwrite bytes already written at ``offset`` (a tar header, once its name is known)."""
+        try:
+            self._fh.flush()
+            os.pwrite(self._fh.fileno(), data, offset)
+        except OSError as exc:
+            raise write_error(self.final, exc) from None
+
+    def cut(self, offset: int) -> None:
+        """Drop everything from ``offset`` on (a blob written twice); writing goes on there."""
+        try:
+            self._fh.flush()
+            self._fh.truncate(offset)
+            self._fh.seek(offset)
         except OSError as exc:
             raise write_error(self.final, exc) from None
 
@@ -179,6 +200,23 @@ def copy_verified(
 ) -> None:
     """Copy ``source`` to ``write`` in CHUNK pieces while ``pool`` hashes the previous piece;
     raise LockMismatch when the bytes are not the ``size`` and ``sha256`` the lock promised."""
+    got, copied, grown = copy_hashing(
+        source, write, size=size, what=what, pool=pool, progress=progress
+    )
+    _check_copy(source, what, size, sha256, copied, grown, got)
+
+
+def copy_hashing(
+    source: Path,
+    write: Callable[[memoryview], object],
+    *,
+    size: int,
+    what: str,
+    pool: ThreadPoolExecutor,
+    progress: Callable[[int], None] | None = None,
+) -> tuple[str, int, bool]:
+    """Copy at most ``size`` bytes of ``source`` to ``write`` while ``pool`` hashes: (sha256 hex
+    of what was copied, bytes copied, whether the file holds more than ``size``)."""
     h = hashlib.sha256()
     pending: Future[None] | None = None
     copied = 0
@@ -204,8 +242,7 @@ def copy_verified(
         copied = len(data)
         if progress:
             progress(copied)
-        _check_copy(source, what, size, sha256, copied, grown, h.hexdigest())
-        return
+        return h.hexdigest(), copied, grown
     bufs = (bytearray(CHUNK), bytearray(CHUNK))
     with fh:
         i = 0
@@ -226,7 +263,7 @@ def copy_verified(
         grown = bool(fh.read(1))
     if pending is not None:
         pending.result()
-    _check_copy(source, what, size, sha256, copied, grown, h.hexdigest())
+    return h.hexdigest(), copied, grown
 
 
 def _check_copy(
@@ -279,19 +316,23 @@ class EntryWriter(Protocol):
 
 
 def write_entries(
-    writer: EntryWriter, entries: dict[str, Entry], progress: Callable[[int], None] | None
+    writer: EntryWriter,
+    entries: dict[str, Entry],
+    progress: Callable[[int], None] | None,
+    *,
+    first: Sequence[str] = (),
+    written: Collection[str] = (),
 ) -> None:
-    """Every entry and the folders above it, in sorted order (so the archive is deterministic)."""
-    dirs: set[str] = set()
-    for name in entries:
-        parts = name.split("/")[:-1]
-        for i in range(1, len(parts) + 1):
-            dirs.add("/".join(parts[:i]))
-    for name in sorted(set(entries) | dirs):
-        if name in dirs:
+    """Every entry and the folders above it, in the archive's order (layout.archive_order:
+    deterministic), except ``written``: the names a one-pass build wrote already, with the
+    folders above them (:meth:`TarWriter.add_hashed_file`)."""
+    for name in layout.archive_order(entries, first):
+        if name in written:
+            continue
+        item = entries.get(name)
+        if item is None:
             writer.add_dir(name)
             continue
-        item = entries[name]
         if isinstance(item, bytes):
             writer.add_bytes(name, item)
         else:
@@ -304,25 +345,89 @@ def write_entries(
 class TarWriter:
     """A deterministic ustar stream into a Sink."""
 
-    def __init__(self, sink: Sink, mtime: int) -> None:
+    def __init__(self, sink: Sink, mtime: int | None) -> None:
+        """``mtime`` None: not known yet (a one-pass build, before its lock exists); every
+        header is then written with a placeholder time and rewritten by :meth:`set_mtime`."""
         self.sink = sink
         self.mtime = mtime
         self.size = 0
         self._pool = ThreadPoolExecutor(max_workers=1, thread_name_prefix="tar-hash")
+        #: headers to rewrite once the time is known: (offset, name, size, directory)
+        self._unsettled: list[tuple[int, str, int, bool]] = []
 
     def _emit(self, data: bytes | bytearray | memoryview) -> None:
         self.sink.write(data)
         self.size += len(data)
 
-    def _header(self, name: str, size: int, *, directory: bool = False) -> None:
+    def _header_bytes(self, name: str, size: int, *, directory: bool = False) -> bytes:
         info = tarfile.TarInfo(name + ("/" if directory else ""))
         info.size = 0 if directory else size
-        info.mtime = self.mtime
+        info.mtime = self.mtime or 0
         info.mode = 0o755 if directory else 0o644
         info.type = tarfile.DIRTYPE if directory else tarfile.REGTYPE
         info.uid = info.gid = 0
         info.uname = info.gname = ""
-        self._emit(info.tobuf(tarfile.USTAR_FORMAT, "utf-8", "strict"))
+        return info.tobuf(tarfile.USTAR_FORMAT, "utf-8", "strict")
+
+    def _header(self, name: str, size: int, *, directory: bool = False) -> None:
+        if self.mtime is None:
+            self._unsettled.append((self.size, name, size, directory))
+        self._emit(self._header_bytes(name, size, directory=directory))
+
+    def _seekable(self) -> FileSink:
+        if not isinstance(self.sink, FileSink):
+            raise TypeError("a one-pass build writes one tar file (no parts)")
+        return self.sink
+
+    def add_hashed_file(
+        self,
+        source: Path,
+        *,
+        size: int,
+        what: str,
+        written: set[str],
+        progress: Callable[[int], None] | None = None,
+    ) -> tuple[str, bool]:
+        """Copy ``source`` in as the blob of its own content, read once: the header goes out
+        with a placeholder name, the content is hashed while it is copied, and the header is
+        rewritten with the digest's name. A blob already ``written`` is cut out again (a model
+        file listed twice with one content is stored once). Returns (sha256 hex, whether this
+        copy was kept); ``written`` gains the blob's name."""
+        sink = self._seekable()
+        start = self.size
+        self._header(layout.blob_path("sha256:" + "0" * 64), size)
+        hexd, copied, grown = copy_hashing(
+            source, self._emit, size=size, what=what, pool=self._pool, progress=progress
+        )
+        if copied != size or grown:
+            raise LockMismatch(
+                f"{what} ({source}) changed size while it was read: {size} bytes when looked at, "
+                f"now {'more' if grown else copied}",
+                hint="something is writing to the model files; let it finish, then build again",
+            )
+        name = layout.blob_path("sha256:" + hexd)
+        if name in written:
+            sink.cut(start)
+            self.size = start
+            if self.mtime is None:
+                self._unsettled.pop()
+            return hexd, False
+        written.add(name)
+        self._pad(size)
+        if self.mtime is None:
+            self._unsettled[-1] = (start, name, size, False)
+        else:
+            sink.rewrite(start, self._header_bytes(name, size))
+        return hexd, True
+
+    def set_mtime(self, mtime: int) -> None:
+        """The archive's time, now known: every header written before is rewritten with it."""
+        self.mtime = mtime
+        if self._unsettled:
+            sink = self._seekable()
+            for offset, name, size, directory in self._unsettled:
+                sink.rewrite(offset, self._header_bytes(name, size, directory=directory))
+            self._unsettled.clear()
 
     def _pad(self, size: int) -> None:
         rest = size % BLOCK

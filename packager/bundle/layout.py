@@ -18,6 +18,7 @@ A bundle is an OCI image layout plus an ``airgap/`` folder:
 from __future__ import annotations
 
 import re
+from collections.abc import Iterable, Sequence
 
 from packager.oci import mediatypes
 
@@ -28,6 +29,8 @@ OCI_LAYOUT = "oci-layout"
 OCI_LAYOUT_CONTENT = b'{"imageLayoutVersion":"1.0.0"}'
 INDEX_JSON = "index.json"
 BLOBS_DIR = "blobs/sha256"
+#: the folders of an archive that hold the blobs, outermost first
+BLOB_FOLDERS = ("blobs", BLOBS_DIR)
 AIRGAP_DIR = "airgap"
 BUNDLE_JSON = "airgap/bundle.json"
 SIGNATURES_DIR = "airgap/bundle.json.sig"
@@ -64,6 +67,29 @@ def blob_path(digest: str) -> str:
     if algo != "sha256" or not re.fullmatch(r"[0-9a-f]{64}", hexd):
         raise ValueError(f"not a sha256 digest: {digest!r}")
     return f"{BLOBS_DIR}/{hexd}"
+
+
+def archive_order(names: Iterable[str], first: Sequence[str] = ()) -> list[str]:
+    """The order of a bundle archive's members: ``names`` and every folder above them.
+
+    The blobs come first: their folders, then the blob paths of ``first`` in its order (the
+    model files, in the lock's order), then every other blob sorted; then the rest sorted, each
+    folder before what it holds (``airgap/``, ``index.json``, ``oci-layout``). So a build that
+    has no lock yet writes each model file as it reads and hashes it, once, and ``bundle.json``,
+    which names every digest, after them; a build from the lock writes the same bytes.
+    """
+    blobs: set[str] = set()
+    rest: set[str] = set()
+    for name in names:
+        if name.startswith(BLOBS_DIR + "/"):
+            blobs.add(name)
+            continue
+        parts = name.split("/")
+        rest.update("/".join(parts[:i]) for i in range(1, len(parts) + 1))
+    if not blobs:
+        return sorted(rest)
+    head = [n for n in dict.fromkeys(first) if n in blobs]
+    return [*BLOB_FOLDERS, *head, *sorted(blobs - set(head)), *sorted(rest)]
 
 
 def signature_path(keyid: str) -> str:

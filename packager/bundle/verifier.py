@@ -349,8 +349,9 @@ class Verifier:
                 "parts",
                 self.path.name,
                 f"the parts index is for content {self._index.digest}, the parts hold "
-                f"{self.report.digest} (an index of another build)",
+                f"{self.report.digest} (an index of another build, or a part of one)",
             )
+            self._name_damaged_parts()  # which part, when a part was swapped in
         files = {
             name: b.read(name, MAX_SIGNATURE_BYTES)
             if m.size <= MAX_SIGNATURE_BYTES

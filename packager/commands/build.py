@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import os
 import time
+from collections.abc import Callable
 from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
@@ -35,6 +36,7 @@ from packager.bundle.assemble import (
 )
 from packager.bundle.delta import BaseContent, carried_bytes, check_base, plan_delta
 from packager.bundle.descriptor import DeltaRecord, Descriptor, content_bytes, descriptor_bytes
+from packager.bundle.onepass import OnePass
 from packager.bundle.parts import Part, PartsIndex, write_parts_index
 from packager.bundle.provenance import attestation
 from packager.bundle.store import BlobStore
@@ -229,6 +231,8 @@ class _Prepared:
     notes: list[str]
     #: a delta (``--base``): its base, and what it leaves out (BuiltBundle.delta)
     delta: dict[str, Any] | None = None
+    #: the model files' blob paths in the lock's order: the archive's first blobs
+    first: list[str] = field(default_factory=list)
 
 
 def build_target(
@@ -242,8 +246,16 @@ def build_target(
     **prepare: Any,
 ) -> BuiltBundle:
     """One target's bundle, written (``prepare``: :func:`prepare_target`'s options)."""
+    one_pass = prepare.pop("one_pass", None)
     p = prepare_target(manifest, lock, target, **prepare)
-    return _write(p, out=out, split=split, layout_only=layout_only, reporter=prepare["reporter"])
+    return _write(
+        p,
+        out=out,
+        split=split,
+        layout_only=layout_only,
+        reporter=prepare["reporter"],
+        one_pass=one_pass,
+    )
 
 
 def prepare_target(
@@ -372,18 +384,31 @@ def prepare_target(
         }
         if delta is not None
         else None,
+        first=[layout.blob_path(f"sha256:{f.sha256}") for f in lock.model.files],
     )
 
 
 def _write(
-    p: _Prepared, *, out: Path, split: int | None, layout_only: bool, reporter: Reporter
+    p: _Prepared,
+    *,
+    out: Path,
+    split: int | None,
+    layout_only: bool,
+    reporter: Reporter,
+    one_pass: OnePass | None = None,
 ) -> BuiltBundle:
-    """Write a prepared bundle: a tar, parts and their index, or a layout folder."""
+    """Write a prepared bundle: a tar, parts and their index, or a layout folder; with
+    ``one_pass``, finish the tar that already holds the model files."""
     stem = p.stem
     p.notes += [n for n in (split_note(split),) if n]
-    reporter.phase(f"writing {stem}", p.stored_bytes)
+    reporter.phase(f"writing {stem}", p.stored_bytes - (one_pass.bytes if one_pass else 0))
     parts: list[Part] = []
-    if layout_only:
+    if one_pass is not None:
+        files, size = one_pass.finish(
+            p.entries, epoch=p.epoch, first=p.first, final=out / layout.tar_name(stem),
+            reporter=reporter,
+        )  # fmt: skip
+    elif layout_only:
         files = [write_folder(out / stem, p.entries, reporter.advance, p.epoch)]
         size = p.stored_bytes
     else:
@@ -394,7 +419,7 @@ def _write(
             sink = PartsSink(out, lambda i: layout.part_name(stem, i), split)
         try:
             with TarWriter(sink, p.epoch) as writer:
-                write_entries(writer, p.entries, reporter.advance)
+                write_entries(writer, p.entries, reporter.advance, first=p.first)
                 writer.close()
                 size = writer.size
             files = sink.commit()
@@ -450,6 +475,7 @@ def _combined(
         logical_bytes=sum(p.stored_bytes for p in prepared),
         signed_by=sorted({k for p in prepared for k in p.signed_by}),
         model_signature=prepared[0].model_signature,
+        first=prepared[0].first,
         notes=[n for p in prepared for n in p.notes]
         + [
             f"combined: targets {', '.join(ids)} in one bundle; what they share is stored once "
@@ -500,6 +526,7 @@ def _lock_for_build(
     reporter: Reporter,
     offline: bool,
     timeout: float,
+    before_write: Callable[[Lock], object] | None = None,
 ) -> tuple[Lock, bool]:
     """The lock a build uses, as cargo and npm do: the lock beside the manifest when it is there
     and every input still matches it; none there (and not ``--locked``): lock now and write it
@@ -529,6 +556,8 @@ def _lock_for_build(
             "; ".join(f"{f.location}: {f.code} {f.message}" for f in errors),
             hint=errors[0].hint,
         )
+    if before_write is not None:  # a one-pass build's check of what it read (it may raise)
+        before_write(result.lock)
     write_lock(result.lock, lock_path)
     return result.lock, True
 
@@ -578,10 +607,30 @@ def build(
         rep.phase(f"reading the base {base}")
         base_content = read_base(base, manifest.name)
     lock_path = lock_file or lock_path_for(manifest.path)
+    one_pass: OnePass | None = None
     with open_stat_cache() as cache:
-        lock, lock_written = _lock_for_build(
-            manifest, lock_path, locked, cache=cache, reporter=rep, offline=offline, timeout=timeout
-        )
+        if (
+            not locked
+            and not lock_path.exists()
+            and len(targets) == 1
+            and not (combined or layout_only or split is not None or base is not None)
+        ):  # a cold build into one tar: the model files are read once (packager.bundle.onepass)
+            stem = layout.bundle_stem(manifest.name, manifest.version, targets[0].id)
+            one_pass = OnePass.start(
+                manifest, out / layout.tar_name(stem), cache=cache, reporter=rep
+            )
+        try:
+            lock, lock_written = _lock_for_build(
+                manifest, lock_path, locked, cache=cache, reporter=rep, offline=offline,
+                timeout=timeout, before_write=one_pass.agrees_with if one_pass else None,
+            )  # fmt: skip
+            if one_pass is not None and not one_pass.agrees_with(lock):
+                one_pass.abort()
+                one_pass = None  # the lock chose other files: write the tar the usual way
+        except BaseException:
+            if one_pass is not None:
+                one_pass.abort()
+            raise
     _check_allowed_code(manifest, lock)
     from packager.bundle.probe_payload import probe_payload
 
@@ -609,10 +658,18 @@ def build(
         prepared = [prepare_target(manifest, lock, t, **common) for t in targets]
         one = _combined(prepared, manifest, out=out, layout_only=layout_only, reporter=rep)
         return BuildResult([one], time.perf_counter() - t0, lock_path if locked else None)
-    bundles = [
-        build_target(manifest, lock, t, out=out, split=split, layout_only=layout_only, **common)
-        for t in targets
-    ]
+    try:
+        bundles = [
+            build_target(
+                manifest, lock, t, out=out, split=split, layout_only=layout_only,
+                one_pass=one_pass if i == 0 else None, **common,
+            )
+            for i, t in enumerate(targets)
+        ]  # fmt: skip
+    except BaseException:
+        if one_pass is not None:
+            one_pass.abort()
+        raise
     return BuildResult(bundles, time.perf_counter() - t0, lock_path, lock_written)
 
 

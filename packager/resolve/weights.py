@@ -401,3 +401,19 @@ def _precision_findings(manifest: Manifest, st: SafetensorsSummary) -> list[Find
             "the chip checks depend on it",
         )
     ]
+
+
+def select_model_files(manifest: Manifest) -> tuple[Path, list[str]]:
+    """The model files a lock of ``manifest`` would list, in its order: (the folder their
+    relative paths start at, the paths). Raises ResolveError as the lock would."""
+    model = manifest.model
+    if model.source.path is not None:
+        snap = Snapshot(model.source.path, model.source.path, {})
+    else:
+        assert model.source.huggingface is not None
+        snap = hf_snapshot(model.source.huggingface)
+    every = list_files(snap)
+    signature_files = _signature_files(snap.root, manifest)
+    return snap.root, [
+        r for r in every if selected(r, model.include, model.exclude) and r not in signature_files
+    ]

@@ -146,3 +146,79 @@ def test_not_a_bundle(tmp_path: Path) -> None:
         b.members()
     with pytest.raises(BundleFormatError, match="no such bundle"):
         open_bundle(tmp_path / "none.tar")
+
+
+H = [c * 64 for c in "abc"]
+
+
+@pytest.mark.parametrize(
+    ("names", "first", "order"),
+    [
+        (["oci-layout", f"blobs/sha256/{H[1]}", "airgap/bundle.json", f"blobs/sha256/{H[0]}"], [],
+         ["blobs", "blobs/sha256", f"blobs/sha256/{H[0]}", f"blobs/sha256/{H[1]}", "airgap",
+          "airgap/bundle.json", "oci-layout"]),
+        ([f"blobs/sha256/{h}" for h in H], [f"blobs/sha256/{H[2]}", f"blobs/sha256/{H[0]}"],
+         ["blobs", "blobs/sha256", f"blobs/sha256/{H[2]}", f"blobs/sha256/{H[0]}",
+          f"blobs/sha256/{H[1]}"]),  # the model files first, in the lock's order
+        ([f"blobs/sha256/{H[0]}"], [f"blobs/sha256/{H[1]}", f"blobs/sha256/{H[0]}",
+                                    f"blobs/sha256/{H[0]}"],
+         ["blobs", "blobs/sha256", f"blobs/sha256/{H[0]}"]),  # not carried (a delta), twice
+        (["index.json", "airgap/a/b"], [], ["airgap", "airgap/a", "airgap/a/b", "index.json"]),
+    ],
+)  # fmt: skip
+def test_the_archive_order_puts_the_blobs_first(
+    names: list[str], first: list[str], order: list[str]
+) -> None:
+    from packager.bundle.layout import archive_order
+
+    assert archive_order(names, first) == order
+
+
+def test_a_blob_written_as_it_is_hashed_is_named_by_its_digest_and_stored_once(
+    tmp_path: Path, payload: Path
+) -> None:
+    twin = tmp_path / "twin.bin"
+    twin.write_bytes(payload.read_bytes())
+    small = tmp_path / "small.bin"
+    small.write_bytes(b"small")
+    sink = FileSink(tmp_path / "one.tar")
+    written: set[str] = set()
+    with TarWriter(sink, None) as w:
+        w.add_dir("blobs")
+        kept = [
+            w.add_hashed_file(p, size=p.stat().st_size, what=p.name, written=written)
+            for p in (payload, twin, small)
+        ]
+        w.set_mtime(1_700_000_000)
+        w.close()
+    sink.commit()
+    assert kept == [(sha(payload.read_bytes()), True), (sha(payload.read_bytes()), False),
+                    (sha(b"small"), True)]  # fmt: skip
+    with tarfile.open(tmp_path / "one.tar") as tf:
+        members = tf.getmembers()
+        assert [m.name for m in members] == ["blobs", f"blobs/sha256/{kept[0][0]}",
+                                             f"blobs/sha256/{kept[2][0]}"]  # fmt: skip
+        assert {m.mtime for m in members} == {1_700_000_000}
+        f = tf.extractfile(members[1])
+        assert f is not None and f.read() == payload.read_bytes()
+    # the same members written the usual way, digests known: the same bytes
+    sink2 = FileSink(tmp_path / "two.tar")
+    with TarWriter(sink2, 1_700_000_000) as w:
+        w.add_dir("blobs")
+        for p in (payload, small):
+            d = p.read_bytes()
+            w.add_file(f"blobs/sha256/{sha(d)}", p, size=len(d), sha256=sha(d), what=p.name)
+        w.close()
+    sink2.commit()
+    assert (tmp_path / "one.tar").read_bytes() == (tmp_path / "two.tar").read_bytes()
+
+
+def test_a_file_that_grows_while_it_is_hashed_in_aborts(tmp_path: Path, payload: Path) -> None:
+    sink = FileSink(tmp_path / "one.tar")
+    with (
+        pytest.raises(LockMismatch, match="changed size while it was read"),
+        TarWriter(sink, None) as w,
+    ):
+        w.add_hashed_file(payload, size=payload.stat().st_size - 1, what="weights", written=set())
+    sink.abort()
+    assert list(tmp_path.iterdir()) == [payload]

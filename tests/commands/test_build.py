@@ -93,13 +93,22 @@ def signed(project: Path) -> tuple[Path, Path, str, Path]:
     return tar, pub, kid, extract(tar, project / "x")
 
 
-def test_the_tar_is_deterministic_and_sorted(signed: tuple[Path, Path, str, Path]) -> None:
-    tar, _, kid, _ = signed
+def test_the_tar_is_deterministic_blobs_first(signed: tuple[Path, Path, str, Path]) -> None:
+    tar, _, kid, x = signed
     with tarfile.open(tar) as tf:
         infos = tf.getmembers()
     names = [i.name for i in infos]
-    assert names == sorted(names)
-    assert names[:2] == ["airgap", "airgap/attestation.dsse.json"]
+    blobs = [n for n in names if n.startswith("blobs/sha256/")]
+    model = dict.fromkeys(
+        f"blobs/sha256/{f['sha256']}"
+        for f in json.loads((x / "airgap/bundle.json").read_text())["lock"]["model"]["files"]
+    )
+    assert names[:2] == ["blobs", "blobs/sha256"]
+    assert names[2 : 2 + len(blobs)] == blobs  # every blob before anything else
+    assert blobs[: len(model)] == list(model)  # the model files first, in the lock's order
+    assert blobs[len(model) :] == sorted(blobs[len(model) :])
+    rest = names[2 + len(blobs) :]
+    assert rest == sorted(rest) and rest[:2] == ["airgap", "airgap/attestation.dsse.json"]
     assert "airgap/bundle.json" in names and f"airgap/bundle.json.sig/{kid}.sig" in names
     assert {(i.mtime, i.uid, i.gid, i.uname) for i in infos} == {(1700000000, 0, 0, "")}
     assert all(i.isfile() or i.isdir() for i in infos)

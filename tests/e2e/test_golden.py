@@ -11,7 +11,9 @@ by the hardening (issue 14): bundle.json lists the attestation's payload and the
 validity (valid_for_s), and each signature has a signed time record beside it; then by the
 site-truth probe (issue 13) and the serving check (issue 17), which change the probe it carries; then
 by the model-signature record (issue 18) and the fuzz fixes to the probe's readers; then by the
-probe that runs nothing from an unverified bundle (issue 14).
+probe that runs nothing from an unverified bundle (issue 14); then the tar alone (bundle.json is
+unchanged) by the archive order of issue 15: the blobs first, the model files in the lock's order,
+so a cold build writes each model file as it reads and hashes it.
 """
 
 from __future__ import annotations
@@ -23,7 +25,7 @@ from tests.support.golden import build_golden
 
 #: sha256 of airgap/bundle.json (the content digest) and of the whole tar
 CONTENT_DIGEST = "sha256:39183e5f1d911c02f137b304c8728b002eadff124c0ea73c715fde688044a6e5"
-TAR_SHA256 = "bc7589bb5079d90345acf251e750b79dd941b4d734bcc692e52dd5a93ac3eaae"
+TAR_SHA256 = "f9611be5e50901a140f93df18915df94e120449691b146449629b48c0a060618"
 
 
 def test_the_golden_bundle_is_byte_identical(tmp_path: Path) -> None:

@@ -1,0 +1,138 @@
+"""A cold build's one read of the model: the files go into the tar as they are hashed.
+
+A build with no lock yet must lock before it can write ``bundle.json``, and the lock needs every
+model file's digest. Read naively, each file is read twice: hashed for the lock, then copied
+(and hashed again) into the tar. Here each model file is copied into the tar once, in the lock's
+order, hashed while it is copied (packager.bundle.archive.TarWriter.add_hashed_file): its header
+goes out with a placeholder name and is rewritten with its digest's name. The digests go into
+the stat cache, so the lock that follows stats the files instead of reading them again. The
+archive's order (layout.archive_order: blobs first, model files in the lock's order, then the
+rest, ``bundle.json`` after the blobs) is what a build from the lock writes too, so both give the
+same bytes.
+
+A file whose stat changed while it was read (a write; or only its ctime, from a new hard link) is
+not given to the stat cache: the lock reads it again, and when its digest differs from what went
+into the tar, the build stops (LockMismatch) before the lock is written. When the lock lists other
+files than were read (it should not), the tar is dropped and written the usual way.
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from packager.bundle import layout
+from packager.bundle.archive import Entry, FileSink, TarWriter, write_entries
+from packager.errors import LockMismatch, ResolveError
+from packager.manifest.model import Manifest
+from packager.resolve.lockfile import Lock
+from packager.resolve.statcache import StatCache
+from packager.util.progress import Reporter
+
+
+def _key(st: os.stat_result) -> tuple[int, int, int, int, int]:
+    return (st.st_dev, st.st_ino, st.st_size, st.st_mtime_ns, st.st_ctime_ns)
+
+
+@dataclass
+class OnePass:
+    """The tar being written, holding the model files read so far."""
+
+    sink: FileSink
+    writer: TarWriter
+    #: the members written already (the blob folders and the model files' blobs)
+    written: set[str] = field(default_factory=set)
+    #: (relative path, sha256 hex, size) of each model file, in the lock's order
+    files: list[tuple[str, str, int]] = field(default_factory=list)
+    #: the bytes of the blobs written
+    bytes: int = 0
+
+    @classmethod
+    def start(
+        cls, manifest: Manifest, final: Path, *, cache: StatCache, reporter: Reporter
+    ) -> OnePass:
+        """Write every model file of ``manifest`` into a new tar that will be ``final``."""
+        from packager.resolve.weights import select_model_files
+
+        root, rels = select_model_files(manifest)
+        sink = FileSink(final)
+        one = cls(sink, TarWriter(sink, None))
+        try:
+            one._read(root, rels, cache, reporter)
+        except BaseException:
+            one.abort()
+            raise
+        return one
+
+    def _read(self, root: Path, rels: list[str], cache: StatCache, reporter: Reporter) -> None:
+        stats = []
+        for rel in rels:
+            try:
+                stats.append(os.stat(root / rel))
+            except OSError as exc:
+                raise ResolveError(f"{root / rel}: cannot stat: {exc.strerror}") from None
+        reporter.phase("reading the model files into the bundle", sum(st.st_size for st in stats))
+        for name in layout.BLOB_FOLDERS:
+            self.writer.add_dir(name)
+            self.written.add(name)
+        for rel, st in zip(rels, stats):
+            path = root / rel
+            hexd, kept = self.writer.add_hashed_file(
+                path, size=st.st_size, what=f"model file {rel}", written=self.written,
+                progress=reporter.advance,
+            )  # fmt: skip
+            try:
+                after = os.stat(path)
+            except OSError as exc:
+                raise ResolveError(f"{path}: cannot stat: {exc.strerror}") from None
+            if _key(after) == _key(st):  # else (a write, or only a new hard link) the lock
+                cache.store(Path(os.path.realpath(path)), st, hexd)  # reads it again: agrees_with
+            self.files.append((rel, hexd, st.st_size))
+            self.bytes += st.st_size if kept else 0
+
+    def agrees_with(self, lock: Lock) -> bool:
+        """The lock lists the files read, in the same order: True. Other files: False (write
+        the tar again). The same files with other content: LockMismatch."""
+        if [f.path for f in lock.model.files] != [rel for rel, _, _ in self.files]:
+            return False
+        for f, (rel, hexd, size) in zip(lock.model.files, self.files):
+            if (f.sha256, f.size) != (hexd, size):
+                raise LockMismatch(
+                    f"model file {rel} changed while the build read it: sha256 {hexd} written, "
+                    f"{f.sha256} locked",
+                    hint="something is writing to the model files; let it finish, then build again",
+                )
+        return True
+
+    def finish(
+        self,
+        entries: dict[str, Entry],
+        *,
+        epoch: int,
+        first: Sequence[str],
+        final: Path,
+        reporter: Reporter,
+    ) -> tuple[list[Path], int]:
+        """Write the rest of the bundle's ``entries`` after the model files (``first``: their
+        blob paths in the lock's order), give every header the bundle's time ``epoch``, and
+        rename the tar into place as ``final``: (its files, its size)."""
+        if final != self.sink.final:
+            raise AssertionError(f"one-pass tar {self.sink.final} is not {final}")
+        extra = self.written - set(layout.archive_order(entries))
+        if extra:
+            raise AssertionError(f"one-pass tar holds members the bundle does not: {sorted(extra)}")
+        try:
+            with self.writer as writer:
+                writer.set_mtime(epoch)
+                write_entries(writer, entries, reporter.advance, first=first, written=self.written)
+                writer.close()
+            return self.sink.commit(), writer.size
+        except BaseException:
+            self.abort()
+            raise
+
+    def abort(self) -> None:
+        self.writer.__exit__(None, None, None)
+        self.sink.abort()

@@ -1,0 +1,114 @@
+"""A cold build (no lock yet) reads each model file once, into the tar as it hashes it, and
+writes the same bytes as a build from the lock it leaves behind."""
+
+from __future__ import annotations
+
+import os
+import time
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from packager.bundle.archive import TarWriter
+from packager.commands.build import build
+from packager.errors import LockMismatch
+from packager.manifest.model import Manifest, load_manifest
+from tests.support.golden import signing_key
+from tests.support.projects import tiny_safetensors
+
+MANIFEST = """\
+apiVersion: airgap/v1
+kind: Bundle
+metadata: {name: onepass, version: 1.0.0}
+model: {name: org/onepass, source: {path: ./weights}, format: safetensors, precision: bf16}
+target: {platform: linux/amd64, accelerator: {vendor: none}}
+"""
+
+
+@pytest.fixture
+def manifest(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Manifest:
+    w = tmp_path / "weights"
+    (w / "sub").mkdir(parents=True)
+    (w / "model.safetensors").write_bytes(tiny_safetensors())
+    (w / "config.json").write_text('{"architectures": ["Tiny"]}\n')
+    (w / "a-copy.json").write_text('{"architectures": ["Tiny"]}\n')  # one content, two files
+    (w / "sub" / "notes.txt").write_text("notes\n")
+    old = time.time() - 3600  # older than the stat cache's racy window
+    for p in w.rglob("*"):
+        os.utime(p, (old, old))
+    (tmp_path / "m.yaml").write_text(MANIFEST)
+    monkeypatch.setenv("AIRGAP_CACHE_DIR", str(tmp_path / "cache"))
+    monkeypatch.setenv("SOURCE_DATE_EPOCH", "1700000000")
+    loaded = load_manifest(tmp_path / "m.yaml")
+    assert loaded.manifest is not None, loaded.findings
+    return loaded.manifest
+
+
+def _build(manifest: Manifest, out: Path) -> bytes:
+    (built,) = build(manifest, out=out, key=signing_key()).bundles
+    (tar,) = built.files
+    return tar.read_bytes()
+
+
+def _model_files(manifest: Manifest) -> set[Path]:
+    return {p.resolve() for p in (manifest.base_dir / "weights").rglob("*") if p.is_file()}
+
+
+def test_a_cold_build_reads_each_model_file_once_and_equals_a_build_from_its_lock(
+    manifest: Manifest, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from packager.resolve import content
+
+    hashed: list[Path] = []
+    real = content.sha256_files
+
+    def counting(paths: Any, **kw: Any) -> Any:
+        items = list(paths)
+        hashed.extend(Path(p).resolve() for p in items)
+        return real(items, **kw)
+
+    monkeypatch.setattr(content, "sha256_files", counting)
+    lock = tmp_path / "m.lock.json"
+    assert not lock.exists()
+    cold = _build(manifest, tmp_path / "cold")
+    assert lock.exists()  # the cold build locked
+    assert not set(hashed) & _model_files(manifest)  # the lock read none of them again
+    warm = _build(manifest, tmp_path / "warm")  # from the lock it wrote
+    assert cold == warm
+
+
+def test_a_model_file_changed_while_it_is_read_stops_the_build_and_leaves_nothing(
+    manifest: Manifest, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    real = TarWriter.add_hashed_file
+
+    def then_append(self: TarWriter, source: Path, **kw: Any) -> tuple[str, bool]:
+        out = real(self, source, **kw)
+        with open(source, "ab") as fh:  # another writer, just after the copy
+            fh.write(b"more")
+        return out
+
+    monkeypatch.setattr(TarWriter, "add_hashed_file", then_append)
+    with pytest.raises(LockMismatch, match="changed while the build read it"):
+        _build(manifest, tmp_path / "out")
+    assert list((tmp_path / "out").iterdir()) == []  # no tar, no partial file
+    assert not (tmp_path / "m.lock.json").exists()
+
+
+def test_when_the_lock_lists_other_files_the_tar_is_written_again_the_usual_way(
+    manifest: Manifest, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from packager.resolve import weights
+
+    real = weights.select_model_files
+
+    def one_less(m: Manifest) -> tuple[Path, list[str]]:
+        root, rels = real(m)
+        return root, rels[:-1]
+
+    monkeypatch.setattr(weights, "select_model_files", one_less)
+    cold = _build(manifest, tmp_path / "cold")
+    monkeypatch.setattr(weights, "select_model_files", real)
+    assert cold == _build(manifest, tmp_path / "warm")
+    assert [p.name for p in (tmp_path / "cold").iterdir()] == ["onepass-1.0.0.airgap.tar"]
