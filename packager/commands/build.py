@@ -612,9 +612,9 @@ def build(
         if (
             not locked
             and not lock_path.exists()
-            and len(targets) == 1
             and not (combined or layout_only or split is not None or base is not None)
-        ):  # a cold build into one tar: the model files are read once (packager.bundle.onepass)
+        ):  # a cold build: the model files are read once, into the first target's tar
+            # (packager.bundle.onepass); each further target's tar copies them from the lock
             stem = layout.bundle_stem(manifest.name, manifest.version, targets[0].id)
             one_pass = OnePass.start(
                 manifest, out / layout.tar_name(stem), cache=cache, reporter=rep

@@ -112,3 +112,27 @@ def test_when_the_lock_lists_other_files_the_tar_is_written_again_the_usual_way(
     monkeypatch.setattr(weights, "select_model_files", real)
     assert cold == _build(manifest, tmp_path / "warm")
     assert [p.name for p in (tmp_path / "cold").iterdir()] == ["onepass-1.0.0.airgap.tar"]
+
+
+def test_a_cold_build_of_two_targets_reads_into_the_first_and_equals_builds_from_the_lock(
+    manifest: Manifest, tmp_path: Path
+) -> None:
+    m = tmp_path / "m.yaml"
+    m.write_text(
+        MANIFEST.replace(
+            "target: {platform: linux/amd64, accelerator: {vendor: none}}",
+            "targets:\n  a: {platform: linux/amd64, accelerator: {vendor: none}}\n"
+            "  b: {platform: linux/arm64, accelerator: {vendor: none}}",
+        )
+    )
+    loaded = load_manifest(m)
+    assert loaded.manifest is not None, loaded.findings
+    two = loaded.manifest
+
+    def tars(out: Path) -> dict[str, bytes]:
+        built = build(two, out=out, key=signing_key()).bundles
+        return {f.name: f.read_bytes() for b in built for f in b.files}
+
+    cold = tars(tmp_path / "cold")
+    assert sorted(cold) == ["onepass-1.0.0-a.airgap.tar", "onepass-1.0.0-b.airgap.tar"]
+    assert cold == tars(tmp_path / "warm")
