@@ -424,9 +424,14 @@ def bench_delta(args: argparse.Namespace) -> None:
         (v2 / "m.yaml").write_text((v1 / "m.yaml").read_text().replace("1.0.0", "2.0.0"))
         changed = max(1, round(len(shards) * args.changed))
         for p in sorted((v2 / "weights").glob("*.safetensors"))[:changed]:
-            data = p.read_bytes()
-            p.unlink()
-            p.write_bytes(data[:4096] + os.urandom(len(data) - 4096))  # header kept
+            size = p.stat().st_size
+            with p.open("rb") as fh:
+                head = fh.read(4096)  # the header kept
+            p.unlink()  # a hard link to v1's
+            with p.open("wb") as fh:  # streamed: this process stays small, and the children
+                fh.write(head)  # it forks report their own peak RSS, not an inherited one
+                for left in range(size - 4096, 0, -16 * 2**20):
+                    fh.write(os.urandom(min(left, 16 * 2**20)))
         old = time.time() - 3600  # past the stat cache's racy window
         for p in [*(v1 / "weights").iterdir(), *(v2 / "weights").iterdir()]:
             os.utime(p, (old, old))
