@@ -165,6 +165,9 @@ class TargetView(Bundle):
     def open_fresh(self, name: str) -> BinaryIO:
         return self.base.open_fresh(self._base_name(name))
 
+    def read_small(self, name: str) -> bytes | None:
+        return self.base.read_small(self._base_name(name))
+
     def hash_member(self, name: str, progress: Any = None) -> tuple[str, int]:
         key = self._base_name(name)
         if self.hash_cache is not None and key in self.hash_cache:

@@ -6,10 +6,13 @@ seeking past content, and members are read in place with bounded sizes.
 
 from __future__ import annotations
 
+import bisect
+import hashlib
 import io
 import os
 import re
 import stat
+import threading
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
@@ -21,6 +24,12 @@ from packager.bundle.errors import BundleFormatError, DescriptorError
 from packager.bundle.parts import PartsIndex, read_parts_index
 
 MAX_MEMBERS = 1_000_000
+#: a tar member up to this size is read whole with ``pread`` on part files opened once
+#: (:meth:`ConcatFile.pread`), not streamed through a handle of its own: on a bundle of many
+#: small files, opening and buffering per member costs more than hashing it
+SMALL_MEMBER = 1024 * 1024
+#: the buffer a streamed member is hashed through
+HASH_CHUNK = 1024 * 1024
 
 
 @dataclass(frozen=True)
@@ -41,6 +50,8 @@ class ConcatFile(io.RawIOBase):
         self.total = sum(self.sizes)
         self.pos = 0
         self._open: tuple[int, io.BufferedReader] | None = None
+        self._fds: list[int] | None = None  # for pread, shared by threads
+        self._fds_lock = threading.Lock()
 
     def readable(self) -> bool:
         return True
@@ -67,7 +78,7 @@ class ConcatFile(io.RawIOBase):
         view = memoryview(buf).cast("B")
         done = 0
         while done < len(view) and self.pos < self.total:
-            i = max(j for j, s in enumerate(self.starts) if s <= self.pos)
+            i = self._part_at(self.pos)
             fh = self._file(i)
             fh.seek(self.pos - self.starts[i])
             n = fh.readinto(
@@ -79,10 +90,50 @@ class ConcatFile(io.RawIOBase):
             self.pos += n
         return done
 
+    def _part_at(self, pos: int) -> int:
+        """The part that holds byte ``pos`` (the last of equal starts: an empty part holds
+        nothing); ``0 <= pos < total``."""
+        return bisect.bisect_right(self.starts, pos) - 1
+
+    def pread(self, offset: int, size: int) -> bytes:
+        """At most ``size`` bytes from ``offset`` of the concatenation, across parts where the
+        range spans them; fewer only where the parts end (or shrank since they were opened).
+        Thread-safe, and the stream position is untouched: each part is opened once and read
+        with ``os.pread``."""
+        fds = self._fds
+        if fds is None:
+            with self._fds_lock:
+                if self._fds is None:
+                    opened: list[int] = []
+                    try:
+                        for path in self.paths:
+                            opened.append(os.open(path, os.O_RDONLY | os.O_CLOEXEC))
+                    except BaseException:
+                        for fd in opened:
+                            os.close(fd)
+                        raise
+                    self._fds = opened
+                fds = self._fds
+        chunks = []
+        while size > 0 and 0 <= offset < self.total:
+            i = self._part_at(offset)
+            n = min(size, self.starts[i] + self.sizes[i] - offset)
+            got = os.pread(fds[i], n, offset - self.starts[i])
+            if not got:
+                break
+            chunks.append(got)
+            offset += len(got)
+            size -= len(got)
+        return chunks[0] if len(chunks) == 1 else b"".join(chunks)
+
     def close(self) -> None:
         if self._open is not None:
             self._open[1].close()
             self._open = None
+        with self._fds_lock:
+            for fd in self._fds or ():
+                os.close(fd)
+            self._fds = None
         super().close()
 
 
@@ -103,12 +154,19 @@ class Bundle:
     problems: list[str]
 
     def hash_member(self, name: str, progress: Any = None) -> tuple[str, int]:
-        """sha256 hex and size of a member, read through a handle of its own (thread-safe)."""
-        import hashlib
-
+        """sha256 hex and size of a member (thread-safe): a small one read whole in place
+        (:meth:`read_small`), any other through a handle of its own."""
+        data = self.read_small(name)
+        if data is not None:
+            if progress is not None:
+                progress(len(data))
+            return hashlib.sha256(data).hexdigest(), len(data)
         h = hashlib.sha256()
         n = 0
-        buf = bytearray(1024 * 1024)  # one buffer, reused: no fresh pages to fault in per chunk
+        m = self.members().get(name)
+        # one buffer, reused: no fresh pages to fault in per chunk (and no more than a member
+        # of a folder needs: one more byte shows that it grew)
+        buf = bytearray(HASH_CHUNK if m is None else min(HASH_CHUNK, m.size + 1))
         view = memoryview(buf)
         with self.open_fresh(name) as fh:
             readinto = fh.readinto  # type: ignore[attr-defined]
@@ -118,6 +176,12 @@ class Bundle:
                 if progress is not None:
                     progress(got)
         return h.hexdigest(), n
+
+    def read_small(self, name: str) -> bytes | None:
+        """The content of a member of at most :data:`SMALL_MEMBER` bytes where this bundle
+        reads it in place cheaply and thread-safely (a tar's), as many bytes as the archive
+        holds of it; None otherwise (then it is streamed)."""
+        return None
 
     def open_fresh(self, name: str) -> BinaryIO:
         raise NotImplementedError
@@ -253,7 +317,10 @@ class _Slice(io.RawIOBase):
 #: hostile header that claims a GiB is refused before a byte of it is read
 MAX_EXTENDED_HEADER = 64 * 1024
 _BLOCK = 512
+_ZERO_BLOCK = bytes(_BLOCK)
 _RECORD = 20 * _BLOCK
+#: how much of the archive one read of :func:`scan_tar` takes in (the headers of ~100 small files)
+_SCAN_WINDOW = 256 * 1024
 _TYPE_KIND = {
     b"0": "file", b"\0": "file", b"7": "file", b"5": "dir", b"1": "hardlink", b"2": "symlink",
     b"3": "device or special file", b"4": "device or special file", b"6": "device or special file",
@@ -321,16 +388,24 @@ def scan_tar(raw: ConcatFile, *, max_entries: int = MAX_MEMBERS) -> Scan:
     long_name: str | None = None
     pax: dict[str, str] = {}
     pos = 0
+    # headers are read through a window of the archive: many small members lie in one
+    window_at, window = 0, b""
+
+    def read_at(at: int, n: int) -> bytes:
+        nonlocal window_at, window
+        if not (window_at <= at and at + n <= window_at + len(window)):
+            window_at, window = at, raw.pread(at, max(n, _SCAN_WINDOW))
+        return window[at - window_at : at - window_at + n]
+
     while True:
-        raw.seek(pos)
-        header = raw.read(_BLOCK)
+        header = read_at(pos, _BLOCK)
         if len(header) < _BLOCK:
             raise BundleFormatError(
                 f"the archive ends inside a header at byte {pos} (no end-of-archive blocks)"
             )
-        if header == bytes(_BLOCK):
-            second = raw.read(_BLOCK)
-            if second != bytes(_BLOCK):
+        if header == _ZERO_BLOCK:
+            second = read_at(pos + _BLOCK, _BLOCK)
+            if second != _ZERO_BLOCK:
                 raise BundleFormatError(f"a lone zero block at byte {pos} is not an archive end")
             end = pos + 2 * _BLOCK
             return Scan(entries, end, _trailing(raw, end, total))
@@ -353,8 +428,7 @@ def scan_tar(raw: ConcatFile, *, max_entries: int = MAX_MEMBERS) -> Scan:
                     f"an extended tar header at byte {pos} claims {size} bytes "
                     f"(at most {MAX_EXTENDED_HEADER} are read)"
                 )
-            raw.seek(data_at)
-            data = raw.read(size)
+            data = read_at(data_at, size)
             if flag == b"L":
                 long_name = data.split(b"\0", 1)[0].decode("utf-8", "surrogateescape")
             elif flag == b"x":
@@ -444,6 +518,12 @@ class TarBundle(Bundle):
     def open_member(self, name: str) -> BinaryIO:
         m = self.members()[name]
         return io.BufferedReader(_Slice(self._raw, m.offset, m.size), buffer_size=4 * 2**20)
+
+    def read_small(self, name: str) -> bytes | None:
+        m = self.members()[name]
+        if m.size > SMALL_MEMBER:
+            return None
+        return self._raw.pread(m.offset, m.size)
 
     def open_fresh(self, name: str) -> BinaryIO:
         m = self.members()[name]

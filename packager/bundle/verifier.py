@@ -45,7 +45,7 @@ from packager.bundle.combined import select as select_target
 from packager.bundle.descriptor import Descriptor, content_bytes, parse_descriptor
 from packager.bundle.errors import BundleFormatError, DescriptorError
 from packager.bundle.parts import PartsIndex
-from packager.bundle.reader import Bundle, open_bundle, parts_of
+from packager.bundle.reader import Bundle, Member, open_bundle, parts_of
 from packager.signing.trust import Policy
 from packager.util.hashing import sha256_file
 from packager.util.progress import Reporter
@@ -171,6 +171,8 @@ class _EarlyHashes:
     def __init__(self) -> None:
         self._pool: ThreadPoolExecutor | None = None
         self._futures: dict[str, Future[tuple[str, int]]] = {}
+        #: small members hashed in batches: member -> the batch's future
+        self._batched: dict[str, Future[dict[str, tuple[str, int]]]] = {}
         self._stopped = threading.Event()
         self._wanted: set[str] | None = None
         self._lock = threading.Lock()
@@ -190,27 +192,59 @@ class _EarlyHashes:
         if not names:
             return
         self._pool = ThreadPoolExecutor(_workers(), thread_name_prefix="verify-early")
-        self._futures = {n: self._pool.submit(self._hash, bundle, n) for n in names}
+        for batch in _batches(names, members):
+            if len(batch) == 1:
+                self._futures[batch[0]] = self._pool.submit(self._hash, bundle, batch[0])
+                continue
+            shared = self._pool.submit(self._hash_batch, bundle, batch)
+            for n in batch:
+                self._batched[n] = shared
 
     def _hash(self, bundle: Bundle, name: str) -> tuple[str, int]:
         def tick(n: int) -> None:
             if self._stopped.is_set() or (self._wanted is not None and name not in self._wanted):
                 raise _Stopped
-            with self._lock:
-                advance = self._advance
-                if advance is None:
-                    self._pending += n
-            if advance is not None:
-                advance(n)
+            self._progress(n)
 
         tick(0)
         return bundle.hash_member(name, tick)
+
+    def _hash_batch(self, bundle: Bundle, names: list[str]) -> dict[str, tuple[str, int]]:
+        """Small members one after the other in one task (a future per member would cost more
+        than its hashing); a member no longer wanted is skipped, and :meth:`stop` ends the batch
+        at its next member."""
+        out: dict[str, tuple[str, int]] = {}
+        done = 0
+        try:
+            for name in names:
+                if self._stopped.is_set():
+                    raise _Stopped
+                if self._wanted is not None and name not in self._wanted:
+                    continue
+                out[name] = bundle.hash_member(name)
+                done += out[name][1]
+        finally:
+            self._progress(done)
+        return out
+
+    def _progress(self, n: int) -> None:
+        with self._lock:
+            advance = self._advance
+            if advance is None:
+                self._pending += n
+        if advance is not None:
+            advance(n)
 
     def keep_only(self, wanted: set[str]) -> None:
         self._wanted = wanted
         for n, f in self._futures.items():
             if n not in wanted:
                 f.cancel()
+        batches = {id(b): b for b in self._batched.values()}
+        keep = {id(self._batched[n]) for n in wanted if n in self._batched}
+        for key, batch in batches.items():
+            if key not in keep:  # none of its members is wanted
+                batch.cancel()
 
     def report_to(self, advance: Any) -> None:
         """From now on, progress goes to ``advance`` (with what was hashed so far)."""
@@ -222,6 +256,14 @@ class _EarlyHashes:
 
     def result(self, name: str) -> tuple[str, int] | None:
         """The member's hash, or None when it was not hashed early (then hash it now)."""
+        batch = self._batched.get(name)
+        if batch is not None:
+            if batch.cancelled():
+                return None
+            try:
+                return batch.result().get(name)
+            except _Stopped:
+                return None
         f = self._futures.get(name)
         if f is None or f.cancelled():
             return None
@@ -235,6 +277,49 @@ class _EarlyHashes:
         if self._pool is not None:
             self._pool.shutdown(wait=True, cancel_futures=True)
             self._pool = None
+
+
+#: members up to this size are hashed in batches of up to BATCH_MEMBERS members or BATCH_BYTES
+BATCH_MAX_MEMBER = 256 * 1024
+BATCH_MEMBERS = 256
+BATCH_BYTES = 16 * 1024 * 1024
+
+
+def _batches(names: list[str], members: dict[str, Member]) -> list[list[str]]:
+    """``names`` in the order given, the small ones grouped (a large member is a batch alone)."""
+    out: list[list[str]] = []
+    current: list[str] = []
+    size = 0
+    for n in names:
+        s = members[n].size
+        if s > BATCH_MAX_MEMBER:
+            out.append([n])
+            continue
+        if current and (len(current) >= BATCH_MEMBERS or size + s > BATCH_BYTES):
+            out.append(current)
+            current, size = [], 0
+        current.append(n)
+        size += s
+    if current:
+        out.append(current)
+    return out
+
+
+def _hash_all(b: Bundle, names: list[str], advance: Any) -> dict[str, str]:
+    """sha256 hex of each member in ``names``, in parallel (small ones in batches)."""
+    if not names:
+        return {}
+    members = b.members()
+
+    def batch(group: list[str]) -> list[tuple[str, str]]:
+        if len(group) == 1:
+            return [(group[0], b.hash_member(group[0], advance)[0])]
+        got = [(n, b.hash_member(n)) for n in group]
+        advance(sum(size for _, (_, size) in got))
+        return [(n, h) for n, (h, _) in got]
+
+    with ThreadPoolExecutor(_workers(), thread_name_prefix="verify") as pool:
+        return {n: h for done in pool.map(batch, _batches(names, members)) for n, h in done}
 
 
 class Verifier:
@@ -421,15 +506,11 @@ class Verifier:
             hashes[name] = hashlib.sha256(data).hexdigest()
             self.rep.advance(len(data))
             self.report.verified[name] = data
-        with ThreadPoolExecutor(_workers(), thread_name_prefix="verify") as pool:
-            early = {n: self._early.result(n) for n in large}
-            later = {
-                n: pool.submit(b.hash_member, n, self.rep.advance)
-                for n, got in early.items()
-                if got is None
-            }
-            results = [early[n] or later[n].result() for n in large]
-        hashes.update({n: h for n, (h, _) in zip(large, results)})
+        early = {n: self._early.result(n) for n in large}
+        hashes.update({n: got[0] for n, got in early.items() if got is not None})
+        hashes.update(
+            _hash_all(b, [n for n, got in early.items() if got is None], self.rep.advance)
+        )
         self.report.blobs_checked = sum(1 for n in present if layout.digest_of_blob_path(n))
         self.report.files_checked = len(present) - self.report.blobs_checked
         self.report.bytes_hashed += sum(members[n].size for n in present)

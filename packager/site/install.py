@@ -65,7 +65,15 @@ from packager.site.rules import (
     plan_install,
 )
 from packager.site.safefs import CONTENT_FILE_MODE, Dir, SiteError, os_error
-from packager.site.store import BlobStore, ContentMismatch, Span, capped_copy
+from packager.site.store import (
+    BATCH_BLOBS,
+    BATCH_BYTES,
+    BATCH_MAX_BLOB,
+    BlobStore,
+    ContentMismatch,
+    Span,
+    capped_copy,
+)
 from packager.util.progress import Reporter
 from packager.util.timefmt import now_utc
 from packager.util.units import human_size
@@ -732,8 +740,32 @@ def _stage(
             else:
                 store.put(hexd, size, src, staging, what=member, progress=rep.advance, step=step)
 
+    def read_small(hexd: str, size: int, member: str) -> bytes:
+        """A small blob of the tar (one part or several), never more than its signed size."""
+        m = members.get(member)
+        if m is None or m.kind != "file":
+            raise ContentMismatch(f"{b.source}: {member} is gone since it was verified")
+        if m.size != size:
+            raise ContentMismatch(
+                f"{member}: the bundle holds {m.size} bytes, signed size is {size}"
+            )
+        if one_file is not None:
+            return os.pread(one_file, size, m.offset)
+        data = b.read_small(member)
+        assert data is not None  # a tar's member within BATCH_MAX_BLOB
+        return data
+
+    def put_batch(batch: list[tuple[str, int]]) -> None:
+        blobs = [(h, s, layout.blob_path("sha256:" + h)) for h, s in batch]
+        store.put_batch(blobs, read_small, staging, progress=rep.advance, step=step)
+
+    # a tar's small blobs in batches, one file-system sync each (BlobStore.put_batch)
+    batched = isinstance(b, TarBundle) and pulled is None
+    large = [t for t in todo if not (batched and t[1] <= BATCH_MAX_BLOB)]
+    small = [t for t in todo if batched and t[1] <= BATCH_MAX_BLOB]
     try:
-        _parallel(put, todo)
+        _parallel(put, large)
+        _parallel(put_batch, _store_batches(small))
     finally:
         if one_file is not None:
             os.close(one_file)
@@ -816,7 +848,23 @@ def _stage(
     _commit(prefix, staging, plan, result)
 
 
-def _parallel(fn: Any, items: list[tuple[str, int]]) -> None:
+def _store_batches(blobs: list[tuple[str, int]]) -> list[list[tuple[str, int]]]:
+    """Small blobs ``(hex, size)`` grouped for :meth:`BlobStore.put_batch`: at most BATCH_BLOBS
+    or BATCH_BYTES each, and at least one batch per worker when there are enough blobs (both
+    cores hash while another batch waits for its sync)."""
+    per = max(1, min(BATCH_BLOBS, -(-len(blobs) // (2 * _workers()))))
+    out: list[list[tuple[str, int]]] = []
+    size = 0
+    for blob in blobs:
+        if not out or len(out[-1]) >= per or size + blob[1] > BATCH_BYTES:
+            out.append([])
+            size = 0
+        out[-1].append(blob)
+        size += blob[1]
+    return out
+
+
+def _parallel(fn: Any, items: list[Any]) -> None:
     """``fn`` over ``items`` in threads (hashlib and os.write release the GIL); the first failure
     (a full disk) cancels what has not started and is raised."""
     with ThreadPoolExecutor(_workers(), thread_name_prefix="install") as pool:
@@ -836,15 +884,15 @@ def _place(
     """``leaf`` in ``d`` as a hard link to the blob, or a copy (:func:`_copy`) where a link fails
     (a file system without hard links, or a blob at its link limit)."""
     if d.link_from(store.dir, hexd, leaf):
-        fd = d.open_read(leaf)  # the link just made, a regular file (no link followed)
-        try:
-            st = os.fstat(fd)
-            if not (st.st_size == size and stat.S_ISREG(st.st_mode)):
-                raise SiteError(f"{d.path_of(leaf)}: the store's blob {hexd} changed while linking")
-            if st.st_mode & 0o777 != CONTENT_FILE_MODE:  # a blob stored by an older airgap
+        st = d.lstat(leaf)  # the link just made (no link followed)
+        if st is None or not (st.st_size == size and stat.S_ISREG(st.st_mode)):
+            raise SiteError(f"{d.path_of(leaf)}: the store's blob {hexd} changed while linking")
+        if st.st_mode & 0o777 != CONTENT_FILE_MODE:  # a blob stored by an older airgap
+            fd = d.open_read(leaf)  # a regular file, or refused
+            try:
                 os.fchmod(fd, CONTENT_FILE_MODE)
-        finally:
-            os.close(fd)
+            finally:
+                os.close(fd)
         return
     result.linked = False
     _copy(d, leaf, store, hexd, size, CONTENT_FILE_MODE)

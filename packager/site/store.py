@@ -5,16 +5,23 @@ while it is written, capped at its signed size (reading stops one byte past it),
 then renamed to its final name: a final name always holds complete, matching content. Large blobs
 are written with O_DIRECT where the file system takes it (no copy through the page cache, and
 the fsync has little left to wait for); others are handed to the disk every 32 MiB.
+
+Many small blobs are stored in batches (:meth:`BlobStore.put_batch`): each is written and checked
+under its temporary name, then one ``syncfs`` makes the whole batch durable, and only then are
+they renamed, so the rule above holds with one sync per batch instead of one per blob.
 """
 
 from __future__ import annotations
 
+import ctypes
 import errno
 import fcntl
+import functools
 import hashlib
 import mmap
 import os
 import stat
+import sys
 from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any, BinaryIO, cast
@@ -120,6 +127,47 @@ def capped_copy(
     return h.hexdigest()
 
 
+#: blobs up to this size may be stored in batches (:meth:`BlobStore.put_batch`): read whole
+BATCH_MAX_BLOB = 1024 * 1024
+#: a batch holds at most this many blobs, or bytes (one file-system sync each)
+BATCH_BLOBS = 1024
+BATCH_BYTES = 64 * 1024 * 1024
+
+
+@functools.cache
+def _syncfs() -> Callable[[int], int] | None:
+    """libc's ``syncfs`` (Linux), or None where there is none."""
+    if not sys.platform.startswith("linux"):
+        return None
+    try:
+        fn = ctypes.CDLL(None, use_errno=True).syncfs
+    except (OSError, AttributeError):
+        return None
+    fn.argtypes = [ctypes.c_int]
+    fn.restype = ctypes.c_int
+    return cast(Callable[[int], int], fn)
+
+
+def sync_files(d: Dir, names: list[str]) -> None:
+    """Make the files ``names`` of folder ``d`` (written, closed, not yet synced) durable: one
+    ``syncfs`` of ``d``'s file system (since Linux 5.8 it reports a write-back error of any file
+    there since ``d`` was opened, as an fsync of each would); an fsync per file where syncfs
+    is missing or refused (another OS, a sandbox)."""
+    syncfs = _syncfs()
+    if syncfs is not None:
+        if syncfs(d.fd) == 0:
+            return
+        err = ctypes.get_errno()
+        if err not in (errno.ENOSYS, errno.EPERM, errno.EACCES):
+            raise OSError(err, os.strerror(err))
+    for name in names:
+        fd = d.open_read(name)
+        try:
+            os.fsync(fd)
+        finally:
+            os.close(fd)
+
+
 class BlobStore:
     """``DIR/blobs/sha256`` opened (and created) without following links."""
 
@@ -128,6 +176,15 @@ class BlobStore:
 
     def close(self) -> None:
         self.dir.close()
+
+    def _refuse_planted(self, hexd: str) -> None:
+        """Nothing but a file (a damaged blob of the wrong size) may be renamed over."""
+        kind = self.dir.kind(hexd)
+        if kind not in (None, "file"):
+            raise SiteError(
+                f"{self.dir.path_of(hexd)} is a {kind}: refusing to replace it",
+                hint="something planted it in the store; remove it and run again",
+            )
 
     def has(self, hexd: str, size: int) -> bool:
         """A regular file of the right size under the blob's name (its content was hashed when it
@@ -166,12 +223,67 @@ class BlobStore:
             )
         if step is not None:
             step()
-        if self.dir.kind(hexd) not in (None, "file"):
-            raise SiteError(
-                f"{self.dir.path_of(hexd)} is a {self.dir.kind(hexd)}: refusing to replace it",
-                hint="something planted it in the store; remove it and run again",
-            )
+        self._refuse_planted(hexd)
         staging.rename(tmp, self.dir, hexd)  # over a damaged one of the wrong size, if any
+
+    def put_batch(
+        self,
+        blobs: list[tuple[str, int, str]],
+        read: Callable[[str, int, str], bytes],
+        staging: Dir,
+        *,
+        progress: Callable[[int], None] | None = None,
+        step: Callable[[], None] | None = None,
+    ) -> None:
+        """Store small blobs, each ``(hexd, size, what)`` with ``read(hexd, size, what)`` giving
+        the bytes the bundle holds of it (at most ``size``: the caller refuses a member of
+        another size before reading it).
+
+        Each is hashed and written to a new file of ``staging``, one at a time (one blob's
+        bytes in memory); a short or wrong one is refused (:class:`ContentMismatch`) before
+        anything of the batch gets its name. Then one file-system sync (:func:`sync_files`)
+        makes every file of the batch durable, and only after it are they renamed into the
+        store: as with :meth:`put`, a blob is on disk before its name appears, and a crash or a
+        full disk leaves only temporary files in ``staging`` (which the install discards)."""
+        written: list[str] = []
+        for hexd, size, what in blobs:
+            data = read(hexd, size, what)
+            if len(data) != size:
+                raise ContentMismatch(
+                    f"{what}: ends after {len(data)} bytes, signed size is {size}"
+                )
+            got = hashlib.sha256(data).hexdigest()
+            if got != hexd:
+                raise ContentMismatch(
+                    f"{what}: content is sha256:{got}, not sha256:{hexd} (the bundle changed after "
+                    "it was verified?)",
+                    hint="verify the bundle again: airgap verify BUNDLE",
+                )
+            tmp = f"blob-{hexd}"
+            fd = staging.create(tmp, CONTENT_FILE_MODE)
+            try:
+                try:
+                    _write_all(fd, memoryview(data), [False])
+                except OSError as exc:
+                    raise os_error(exc, self.dir.path_of(hexd)) from None
+            finally:
+                os.close(fd)
+            written.append(hexd)
+            if progress is not None:
+                progress(size)
+            if step is not None:
+                step()
+        if not written:
+            return
+        try:
+            sync_files(staging, [f"blob-{h}" for h in written])
+        except OSError as exc:
+            raise os_error(exc, staging.where) from None
+        if step is not None:
+            step()
+        for hexd in written:  # every one durable: now they may have their names
+            self._refuse_planted(hexd)
+            staging.rename(f"blob-{hexd}", self.dir, hexd)
 
     def adopt(
         self,
@@ -213,11 +325,7 @@ class BlobStore:
                 f"({size} bytes) (the pulled bundle changed after it was verified?)",
                 hint="run the install again: it fetches what is damaged",
             )
-        if self.dir.kind(hexd) not in (None, "file"):
-            raise SiteError(
-                f"{self.dir.path_of(hexd)} is a {self.dir.kind(hexd)}: refusing to replace it",
-                hint="something planted it in the store; remove it and run again",
-            )
+        self._refuse_planted(hexd)
         staging.rename(tmp, self.dir, hexd)
         return True
 

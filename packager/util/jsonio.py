@@ -17,6 +17,7 @@ so signed documents should hold integers and strings only.
 from __future__ import annotations
 
 import json
+import re
 from collections.abc import Iterable
 from pathlib import Path
 from typing import Any, Optional, Union
@@ -51,7 +52,10 @@ class DocumentError(ValueError):
 
 
 def _no_duplicates(pairs: list[tuple[str, Any]]) -> dict[str, Any]:
-    out: dict[str, Any] = {}
+    out = dict(pairs)
+    if len(out) == len(pairs):
+        return out
+    out = {}  # a name given twice: find the first
     for key, value in pairs:
         if key in out:
             raise DocumentError(f"the name {key!r} is given twice in one object")
@@ -101,6 +105,28 @@ def _valid_text(text: str) -> bool:
         text.encode("utf-8")  # a lone surrogate (from a \ud800 escape) is no Unicode text
     except UnicodeEncodeError:
         return False
+    return True
+
+
+#: the only way a lone surrogate gets into text decoded from UTF-8: a ``\uD800``-``\uDFFF`` escape
+_SURROGATE_ESCAPE = re.compile(r"\\u[dD][89a-fA-F]")
+
+
+def _within_depth(doc: Any, max_depth: int) -> bool:
+    """True when no value of ``doc`` is nested deeper than ``max_depth`` (level by level,
+    containers only: a document of 50,000 records is walked in a few list comprehensions)."""
+    level = [doc] if isinstance(doc, (dict, list)) else []
+    depth = 0
+    while level:
+        depth += 1
+        if depth > max_depth:
+            return False
+        level = [
+            v
+            for c in level
+            for v in (c.values() if isinstance(c, dict) else c)
+            if isinstance(v, (dict, list))
+        ]
     return True
 
 
@@ -164,7 +190,13 @@ def parse_document(raw: bytes | str, *, max_depth: int = MAX_DEPTH) -> Any:
         raise DocumentError(
             f"not JSON: {exc.msg} at line {exc.lineno} column {exc.colno}"
         ) from None
-    _check_tree(doc, max_depth)
+    if (
+        _valid_text(raw)  # (decoded from UTF-8: it is)
+        and _SURROGATE_ESCAPE.search(raw) is None
+        and _within_depth(doc, max_depth)
+    ):  # no text that is not Unicode, nothing too deep: the walk below would find nothing
+        return doc
+    _check_tree(doc, max_depth)  # finds and names the first offence
     return doc
 
 

@@ -158,14 +158,40 @@ def _never(x: Any) -> bool:
     return False
 
 
+# The checks below are plain loops, not all()/any() over generators: a descriptor of 50,000
+# files runs each of them hundreds of thousands of times.
+
+
 def _all(checks: list[Check]) -> Check:
+    checks = [f for f in checks if f is not _always]
+    if not checks:
+        return _always
     if len(checks) == 1:
         return checks[0]
-    return lambda x: all(f(x) for f in checks)
+    if len(checks) == 2:
+        first, second = checks
+        return lambda x: first(x) and second(x)
+
+    def check(x: Any) -> bool:
+        for f in checks:  # noqa: SIM110 - a loop: no generator per call (see above)
+            if not f(x):
+                return False
+        return True
+
+    return check
 
 
 def _any(checks: list[Check]) -> Check:
-    return lambda x: any(f(x) for f in checks)
+    if len(checks) == 1:
+        return checks[0]
+
+    def check(x: Any) -> bool:
+        for f in checks:  # noqa: SIM110 - a loop: no generator per call (see above)
+            if f(x):
+                return True
+        return False
+
+    return check
 
 
 def _one(checks: list[Check]) -> Check:
@@ -186,19 +212,47 @@ def _properties(props: dict[str, Check], rest: Check | None) -> Check:
 
 
 def _values(each: Check) -> Check:
-    return lambda x: not isinstance(x, dict) or all(each(v) for v in x.values())
+    def check(x: Any) -> bool:
+        if isinstance(x, dict):
+            for v in x.values():
+                if not each(v):
+                    return False
+        return True
+
+    return check
 
 
 def _names(each: Check) -> Check:
-    return lambda x: not isinstance(x, dict) or all(each(k) for k in x)
+    def check(x: Any) -> bool:
+        if isinstance(x, dict):
+            for k in x:
+                if not each(k):
+                    return False
+        return True
+
+    return check
 
 
 def _required(names: list[str]) -> Check:
-    return lambda x: not isinstance(x, dict) or all(k in x for k in names)
+    def check(x: Any) -> bool:
+        if isinstance(x, dict):
+            for k in names:
+                if k not in x:
+                    return False
+        return True
+
+    return check
 
 
 def _items(each: Check) -> Check:
-    return lambda x: not isinstance(x, list) or all(each(v) for v in x)
+    def check(x: Any) -> bool:
+        if isinstance(x, list):
+            for v in x:
+                if not each(v):
+                    return False
+        return True
+
+    return check
 
 
 def _pattern(rx: re.Pattern[str]) -> Check:
@@ -240,7 +294,14 @@ def _bounded(rule: tuple[Check, Callable[[Any, Any], bool]], bound: Any) -> Chec
 
 
 def _enum(options: list[Any]) -> Check:
-    return lambda x: any(_same(x, v) for v in options)
+    texts = frozenset(v for v in options if type(v) is str)
+
+    def check(x: Any) -> bool:
+        if type(x) is str:  # text equals only text (what _same says, without the walk)
+            return x in texts
+        return any(_same(x, v) for v in options)
+
+    return check
 
 
 _COMPILED: dict[str, Check | None] = {}

@@ -23,6 +23,9 @@ from packager.util.jsonio import DocumentError, parse_document
         (b'{"a": ' * 65 + b"1" + b"}" * 65, "nested deeper than 64 levels at $.a.a.a"),
         (b'{"a": ["\\ud800"]}', "text that is not valid Unicode at $.a[0]"),
         (b'{"\\udfff": 1}', "a name that is not valid Unicode at $"),
+        (b'[{"a": [1, {"b": "\\uDBFF"}]}]', "text that is not valid Unicode at $[0].a[1].b"),
+        (b'{"a": [[' + b"[" * 63 + b"]" * 63 + b"]]}", "nested deeper than 64 levels"),
+        ('{"a": "\ud800"}', "text that is not valid Unicode at $.a"),  # str given, not bytes
         (b'{"a": "\xff"}', "not UTF-8 text (byte 7)"),
         (b'{"a": 1', "not JSON: Expecting ',' delimiter at line 1 column 8"),
         ('{"a": 1}'.encode("utf-16"), "not UTF-8 text (byte 0)"),
@@ -46,6 +49,10 @@ def test_a_document_that_is_not_data_is_refused_with_what_and_where(raw: bytes, 
         ),
         (b'{"a": ' * 63 + b"1" + b"}" * 63, None),
         ('{"name": "\u00e9\U0001f600"}'.encode(), {"name": "\u00e9\U0001f600"}),
+        # an escaped backslash before "ud800" is text, not a surrogate escape
+        (b'{"a": "\\\\ud800", "b": "\\u00e9"}', {"a": "\\ud800", "b": "\u00e9"}),
+        (b'{"a": [' * 31 + b"[]" + b"]}" * 31, None),  # 63 levels, the innermost empty
+        (b"[" + b"[" * 63 + b"]" * 63 + b"]", None),  # 64 levels of empty lists
     ],
 )
 def test_what_airgap_writes_reads_back(raw: bytes, data: object) -> None:
