@@ -49,12 +49,7 @@ def dumps(
 
 def _encode(obj: Any, indent: int, sort_keys: bool, ensure_ascii: bool, allow_nan: bool) -> str:
     string: Callable[[str], str] = encode_basestring_ascii if ensure_ascii else encode_basestring
-    pads: list[str] = []
-
-    def pad(level: int) -> str:
-        while len(pads) <= level:
-            pads.append("\n" + " " * (indent * len(pads)))
-        return pads[level]
+    pads: list[str] = ["\n"]
 
     def number(o: float) -> str:
         if o != o or o in (math.inf, -math.inf):
@@ -70,14 +65,34 @@ def _encode(obj: Any, indent: int, sort_keys: bool, ensure_ascii: bool, allow_na
         raise _Unknown  # json without its C part: json.dumps itself
     one = c_encoder(None, _refuse, string, None, ": ", ",\0", sort_keys, False, allow_nan)
 
-    def flat(o: Any) -> str:
-        return "".join(one(o, 0))
-
-    def flat_indented(text: str, level: int) -> str:
-        inner = pad(level + 1)
-        return text[0] + inner + text[1:-1].replace("\0", inner) + pad(level) + text[-1]
+    def flat(o: Any, level: int) -> str:
+        text = "".join(one(o, 0))
+        inner = pads[level + 1]
+        return text[0] + inner + text[1:-1].replace("\0", inner) + pads[level] + text[-1]
 
     def value(o: Any, level: int) -> str:
+        t = type(o)
+        if t is str:
+            return string(o)
+        if t is dict or t is list or t is tuple:
+            if not o:
+                return "{}" if t is dict else "[]"
+            while len(pads) <= level + 1:
+                pads.append("\n" + " " * (indent * len(pads)))
+            inner = pads[level + 1]
+            if t is dict:
+                if _SCALARS.issuperset(map(type, o.values())) and _KEYS.issuperset(map(type, o)):
+                    return flat(o, level)
+                parts = []
+                for k, v in sorted(o.items()) if sort_keys else o.items():
+                    if type(k) is not str and not isinstance(k, str):
+                        raise _Unknown  # json turns int/float/bool/None keys into strings
+                    parts.append(string(k) + ": " + value(v, level + 1))
+                return "{" + inner + ("," + inner).join(parts) + pads[level] + "}"
+            if _SCALARS.issuperset(map(type, o)):
+                return flat(o, level)
+            items = ("," + inner).join([value(v, level + 1) for v in o])
+            return "[" + inner + items + pads[level] + "]"
         if isinstance(o, str):
             return string(o)
         if o is None:
@@ -90,32 +105,6 @@ def _encode(obj: Any, indent: int, sort_keys: bool, ensure_ascii: bool, allow_na
             return int.__repr__(o)
         if isinstance(o, float):
             return number(o)
-        if isinstance(o, dict):
-            if not o:
-                return "{}"
-            if _SCALARS.issuperset(map(type, o.values())) and _KEYS.issuperset(map(type, o)):
-                return flat_indented(flat(o), level)
-            inner = pad(level + 1)
-            items = sorted(o.items()) if sort_keys else o.items()
-            parts = []
-            for k, v in items:
-                if not isinstance(k, str):
-                    raise _Unknown  # json turns int/float/bool/None keys into strings
-                parts.append(string(k) + ": " + value(v, level + 1))
-            return "{" + inner + ("," + inner).join(parts) + pad(level) + "}"
-        if isinstance(o, (list, tuple)):
-            if not o:
-                return "[]"
-            if _SCALARS.issuperset(map(type, o)):
-                return flat_indented(flat(o), level)
-            inner = pad(level + 1)
-            return (
-                "["
-                + inner
-                + ("," + inner).join([value(v, level + 1) for v in o])
-                + pad(level)
-                + "]"
-            )
-        raise _Unknown
+        raise _Unknown  # a subclass of dict, list or tuple, or what json hands to ``default``
 
     return value(obj, 0)
