@@ -81,6 +81,7 @@ class StatCache:
         if rows is not None:
             return rows
         assert self._db is not None
+        self._flush()  # rows stored by this cache are found by it too
         try:  # raw rows: a folder may hold 50,000 files, most of them never looked up
             rows = {
                 r[0]: r
@@ -128,6 +129,9 @@ class StatCache:
         row = (folder, name, *self._key(st), sha256, *(fact or (None, None)))
         with self._lock:
             self._pending.append(row)
+            known = self._folders.get(folder)
+            if known is not None:
+                known[name] = row[1:]
             if len(self._pending) >= _FLUSH_ROWS:
                 self._flush()
 

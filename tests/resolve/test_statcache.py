@@ -202,3 +202,18 @@ def test_a_cache_of_the_old_table_is_ignored(tmp_path: Path) -> None:
     with StatCache(tmp_path / "c.sqlite") as cache:
         assert digest_files([f], cache)[f].sha256 == hashlib.sha256(b"a" * 10).hexdigest()
         assert cache.hits == 0
+
+
+def test_what_a_cache_stored_it_finds_before_it_is_closed(tmp_path: Path) -> None:
+    """A one-pass build stores the digests it read, then locks through the same cache."""
+    files = []
+    for name in ("a.bin", "b.bin"):
+        f = tmp_path / name
+        f.write_bytes(name.encode())
+        aged(f)
+        files.append(f)
+    with StatCache(tmp_path / "c.sqlite") as cache:
+        cache.store(files[0], files[0].stat(), "0" * 64)  # its folder not looked at yet
+        assert cache.lookup(files[0], files[0].stat()) == "0" * 64
+        cache.store(files[1], files[1].stat(), "1" * 64)  # its folder already looked at
+        assert cache.lookup(files[1], files[1].stat()) == "1" * 64
