@@ -349,8 +349,18 @@ def index_json(plan: Plan) -> bytes:
 
 
 def lock_digest(lock: Lock) -> str:
-    """The lock's digest as the descriptor and the provenance record it."""
-    return sha256_digest(canonical_json(lock.to_json()))
+    """The lock's digest as the descriptor and the provenance record it (computed once per
+    lock object: a lock of 50,000 files is a few MB of JSON, and a lock never changes)."""
+    last = _LOCK_DIGEST.get(id(lock))
+    if last is not None and last[0] is lock:
+        return last[1]
+    digest = sha256_digest(canonical_json(lock.to_json()))
+    _LOCK_DIGEST.clear()  # the last lock only: no lock is kept alive for long
+    _LOCK_DIGEST[id(lock)] = (lock, digest)
+    return digest
+
+
+_LOCK_DIGEST: dict[int, tuple[Lock, str]] = {}
 
 
 def kernel_record(manifest: Manifest, target: Target, kernel: Kernel) -> KernelRecord:

@@ -92,4 +92,5 @@ def attestation(
     ref = AttestationRef(
         intoto.PAYLOAD_TYPE_INTOTO, hashlib.sha256(payload).hexdigest(), len(payload)
     )
-    return dsse.envelope_to_json(intoto.sign_statement(statement, signers)), ref
+    env = dsse.envelope(intoto.PAYLOAD_TYPE_INTOTO, payload, signers)  # sign_statement's
+    return dsse.envelope_to_json(env), ref

@@ -64,10 +64,11 @@ def validate(
 
 
 def _valid_manifest(path: Path, as_json: bool) -> "Manifest":
-    """The manifest for lock and build, or its findings rendered and exit 1."""
+    """The manifest for lock and build, or its findings rendered and exit 1. The model files
+    are not scanned here: the lock reads each one once and finds AG700-AG702 itself."""
     from packager.commands.validate import validate as run_validate
 
-    report = run_validate(path)
+    report = run_validate(path, scan_model=False)
     if not report.valid or report.manifest is None:
         if as_json:
             render.emit_json({"ok": False, "validation": report.to_json()})

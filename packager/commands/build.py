@@ -50,6 +50,7 @@ from packager.commands.lock import (
     write_lock,
 )
 from packager.errors import CheckFailed, InputError, LockMismatch, ResolveError
+from packager.findings import Finding
 from packager.manifest.model import Manifest, Target
 from packager.resolve.lockfile import Lock
 from packager.resolve.statcache import StatCache
@@ -57,6 +58,7 @@ from packager.signing.intoto import ManifestRef
 from packager.signing.keys import SigningKey
 from packager.util.cache import cache_dir
 from packager.util.compat import strict_zip
+from packager.util.jsonio import pretty_json
 from packager.util.progress import Reporter
 from packager.util.schemas import validate
 from packager.util.timefmt import epoch_of, format_utc, source_date_epoch
@@ -326,14 +328,17 @@ def prepare_target(
         accelerator_vendor=target.accelerator.vendor,
     )
     plan.airgap_files[layout.SBOM] = sbom_bytes(sbom)
+    del sbom  # a dict per file: gone before the next document is made (peak memory)
     if carry_trust is not None:
         plan.airgap_files[layout.CARRIED_TRUST] = carry_trust
     envelope, attested = attestation(
         plan, ManifestRef(manifest.name, manifest.version, lock.manifest_digest), lock, key, epoch
     )
     descriptor = describe(manifest, lock, plan, target, created, expires, attested)
-    validate("bundle", descriptor.to_json())  # what we sign follows our own schema
-    bundle_json = descriptor_bytes(descriptor)  # what is signed: the whole version
+    doc = descriptor.to_json()
+    validate("bundle", doc)  # what we sign follows our own schema
+    bundle_json = pretty_json(doc)  # descriptor_bytes(descriptor): what is signed, the version
+    del doc
     digest = sha256_digest(bundle_json)
     written, delta = _delta(descriptor, bundle_json, base)
     entries: dict[str, bytes] = {
@@ -535,7 +540,15 @@ def _lock_for_build(
     """
     if locked or lock_path.exists():
         lock = load_lock(lock_path)
-        check_lock_belongs(manifest, lock, lock_path)
+        try:
+            check_lock_belongs(manifest, lock, lock_path)
+        except LockMismatch:
+            # a model file that runs code and is not allowed is named first, as validate did
+            # before the lock was read (validate leaves the model to the lock for build)
+            from packager.resolve.weights import scan_code
+
+            _refuse_errors(scan_code(manifest))
+            raise
         reporter.phase("checking inputs against the lock")
         drift = find_drift(
             manifest, lock, cache=cache, reporter=reporter, offline=offline, timeout=timeout
@@ -550,16 +563,21 @@ def _lock_for_build(
     result = lock_manifest(
         manifest, cache=cache, reporter=reporter, offline=offline, timeout=timeout
     )
-    errors = [f for f in result.findings if f.severity.value == "error"]
+    _refuse_errors(result.findings)
+    if before_write is not None:  # a one-pass build's check of what it read (it may raise)
+        before_write(result.lock)
+    write_lock(result.lock, lock_path)
+    return result.lock, True
+
+
+def _refuse_errors(findings: list[Finding]) -> None:
+    """CheckFailed naming every error finding, if there is one."""
+    errors = [f for f in findings if f.severity.value == "error"]
     if errors:
         raise CheckFailed(
             "; ".join(f"{f.location}: {f.code} {f.message}" for f in errors),
             hint=errors[0].hint,
         )
-    if before_write is not None:  # a one-pass build's check of what it read (it may raise)
-        before_write(result.lock)
-    write_lock(result.lock, lock_path)
-    return result.lock, True
 
 
 def build(

@@ -54,7 +54,7 @@ class ValidationReport:
         }
 
 
-def validate(path: Path) -> ValidationReport:
+def validate(path: Path, *, scan_model: bool = True) -> ValidationReport:
     """Schema findings first; the stack rules run only on a manifest the schema accepts.
 
     Then every kernel file that exists is read (packager.kernels.checks, codes AG405..AG419):
@@ -62,6 +62,9 @@ def validate(path: Path) -> ValidationReport:
     the file, Ascend kernel metadata, test vectors. Where the binary was read, it replaces the
     declared-``targets`` coverage findings (AG401/AG402) of that kernel: the binary is what runs,
     and a declaration that disagrees with it gets AG409.
+
+    With ``scan_model`` the selected model files are read for code that runs at load time
+    (AG700-AG702); lock and build leave it to the lock, which reads each file once anyway.
     """
     loaded = load_manifest(path)
     findings = list(loaded.findings)
@@ -72,5 +75,6 @@ def validate(path: Path) -> ValidationReport:
             f for f in compat if not (f.code in SUPERSEDED and f.json_path in kernels.superseded)
         )
         findings.extend(kernels.findings)
-        findings.extend(scan_code(loaded.manifest))
+        if scan_model:
+            findings.extend(scan_code(loaded.manifest))
     return ValidationReport(path, loaded.manifest, tuple(sorted(findings, key=Finding.sort_key)))

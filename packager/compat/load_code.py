@@ -100,6 +100,24 @@ def _zip_names(head: bytes) -> list[str]:
     return out
 
 
+def name_class(name: str) -> str:
+    """What of a file's name :func:`runs_code` looks at: ``python`` (``.py``: code whatever it
+    holds), ``config`` (``config.json``: read whole), ``pickle`` (a name pickles go by: tried as
+    one from the first byte), ``data`` (any other). Two files of one class and one content get
+    one answer."""
+    base = name.rsplit("/", 1)[-1].lower()
+    if base.endswith(".py"):
+        return "python"
+    if base == "config.json":
+        return "config"
+    return "pickle" if base.endswith(PICKLE_NAMES) else "data"
+
+
+def head_bytes(kind: str) -> int:
+    """How many first bytes :func:`runs_code` needs of a file of the name class ``kind``."""
+    return {"python": 0, "config": MAX_CONFIG_BYTES}.get(kind, HEAD_BYTES)
+
+
 def runs_code(name: str, head: bytes, config: bytes | None = None) -> str | None:
     """How loading the file ``name`` (a model-relative path) runs code: ``pickle``,
     ``zip-pickle``, ``python``, ``auto_map``; None when it is read as data.
@@ -107,17 +125,23 @@ def runs_code(name: str, head: bytes, config: bytes | None = None) -> str | None
     ``head``: its first :data:`HEAD_BYTES` bytes (all of it when shorter); ``config``: the whole
     file when its name is ``config.json``.
     """
-    base = name.rsplit("/", 1)[-1].lower()
-    if base.endswith(".py"):
+    kind = name_class(name)
+    return runs_code_of(kind, config if kind == "config" and config is not None else head)
+
+
+def runs_code_of(kind: str, head: bytes) -> str | None:
+    """:func:`runs_code` of a file of the name class ``kind`` (:func:`name_class`) whose first
+    :func:`head_bytes` bytes are ``head``."""
+    if kind == "python":
         return "python"
-    if base == "config.json":
-        return "auto_map" if _has_auto_map(config if config is not None else head) else None
+    if kind == "config":
+        return "auto_map" if _has_auto_map(head) else None
     if head.startswith(b"PK\x03\x04"):
         names = _zip_names(head)
         return "zip-pickle" if any(n.endswith(".pkl") for n in names) else None
     if head[:1] == b"\x80" and head[1:2] in (b"\x02", b"\x03", b"\x04", b"\x05"):
         return "pickle" if _parses_as_pickle(head, 2) else None
-    if base.endswith(PICKLE_NAMES) and _parses_as_pickle(head, MIN_OPCODES):
+    if kind == "pickle" and _parses_as_pickle(head, MIN_OPCODES):
         return "pickle"
     return None
 

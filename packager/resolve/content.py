@@ -1,14 +1,116 @@
-"""Digests of local files through the stat cache: stat everything, hash only what changed."""
+"""Digests of local files through the stat cache: stat everything, hash only what changed.
+
+A caller may also ask one question of each file's first bytes (a :class:`Probe`): it is answered
+from the reads that hash the file, and kept in the stat cache beside the digest, so a file the
+cache knows is neither read nor opened again.
+"""
 
 from __future__ import annotations
 
 import os
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Iterable, Sequence
 from pathlib import Path
+from typing import NamedTuple
 
 from packager.errors import ResolveError
-from packager.resolve.statcache import StatCache
+from packager.resolve.statcache import Fact, StatCache
 from packager.util.hashing import FileDigest, sha256_files
+
+
+class Probe(NamedTuple):
+    """A question about a file's first ``head`` bytes: ``of`` names it (two probes with one
+    ``of`` must give one answer for one content), ``answer`` answers it from the bytes."""
+
+    of: str
+    head: int
+    answer: Callable[[bytes], str | None]
+
+
+#: a regular file already looked at: its real path (links resolved) and its stat
+Stated = tuple[str, os.stat_result]
+
+
+def digest_stated(
+    files: Sequence[Stated],
+    cache: StatCache,
+    progress: Callable[[int], None] | None = None,
+    probes: Sequence[Probe | None] | None = None,
+) -> tuple[list[FileDigest], list[str | None]]:
+    """sha256 and size of each file, hashing cache misses in parallel; and for each file with a
+    probe (``probes[i]``), its answer (None where there is no probe)."""
+    asks: Sequence[Probe | None] = probes if probes is not None else [None] * len(files)
+    digests: list[FileDigest | None] = [None] * len(files)
+    answers: list[str | None] = [None] * len(files)
+    todo: dict[str, list[int]] = {}  # real path -> the files it is (links may share one)
+    unanswered: list[int] = []
+    for i, (real, st) in enumerate(files):
+        ask = asks[i]
+        e = cache.entry(real, st)
+        if e is None:
+            todo.setdefault(real, []).append(i)
+            continue
+        digests[i] = FileDigest(e.sha256, st.st_size)
+        if progress:
+            progress(st.st_size)
+        if ask is not None:
+            if e.fact is not None and e.fact.of == ask.of:
+                answers[i] = e.fact.value
+            else:
+                unanswered.append(i)
+    heads: dict[str, tuple[int, Callable[[bytes], None]]] = {}
+    for real, idx in todo.items():
+        wanted = [i for i in idx if asks[i] is not None]
+        if wanted:
+            heads[real] = (max(asks[i].head for i in wanted), _answering(wanted, asks, answers))  # type: ignore[union-attr]
+    hashed = sha256_files(list(todo), progress=progress, error=ResolveError, heads=heads)
+    for real, idx in todo.items():
+        d = hashed[real]
+        for i in idx:
+            digests[i] = d
+        i = idx[0]
+        st, ask = files[i][1], asks[i]
+        if d.size == st.st_size:
+            fact = Fact(ask.of, answers[i]) if ask is not None else None
+            cache.store(real, st, d.sha256, fact)
+    for i in unanswered:  # known to the cache, asked a question it has no answer to
+        ask = asks[i]
+        assert ask is not None
+        real, st = files[i]
+        answers[i] = ask.answer(read_head(real, ask.head))
+        cache.store(real, st, str(digests[i].sha256), Fact(ask.of, answers[i]))  # type: ignore[union-attr]
+    return [d for d in digests if d is not None], answers
+
+
+def _answering(
+    idx: list[int], asks: Sequence[Probe | None], answers: list[str | None]
+) -> Callable[[bytes], None]:
+    def answer(head: bytes) -> None:
+        for i in idx:
+            ask = asks[i]
+            assert ask is not None
+            answers[i] = ask.answer(head[: ask.head])
+
+    return answer
+
+
+def read_head(path: str | Path, n: int) -> bytes:
+    """The first ``n`` bytes of a file (all of it when shorter)."""
+    if n <= 0:
+        return b""
+    try:
+        with open(path, "rb") as f:
+            return f.read(n)
+    except OSError as exc:
+        raise ResolveError(f"{path}: cannot read: {exc.strerror}") from None
+
+
+def stat_file(p: Path) -> os.stat_result:
+    try:
+        return os.stat(p)
+    except FileNotFoundError:
+        raise ResolveError(f"{p}: no such file", hint="check the path in the manifest") from None
+    except OSError as exc:
+        raise ResolveError(f"{p}: cannot stat: {exc.strerror}") from None
 
 
 def digest_files(
@@ -17,35 +119,11 @@ def digest_files(
     progress: Callable[[int], None] | None = None,
 ) -> dict[Path, FileDigest]:
     """sha256 and size of each regular file (symlinks followed), hashing misses in parallel."""
-    out: dict[Path, FileDigest] = {}
-    todo: dict[Path, os.stat_result] = {}
-    real_paths: dict[Path, Path] = {}
+    unique = list(dict.fromkeys(paths))
     real_dirs: dict[str, str] = {}  # folder -> its realpath: one walk per folder, not per file
-    for p in dict.fromkeys(paths):
-        try:
-            st = os.stat(p)
-        except FileNotFoundError:
-            raise ResolveError(
-                f"{p}: no such file", hint="check the path in the manifest"
-            ) from None
-        except OSError as exc:
-            raise ResolveError(f"{p}: cannot stat: {exc.strerror}") from None
-        real = _realpath(p, real_dirs)
-        real_paths[p] = real
-        cached = cache.lookup(real, st)
-        if cached is not None:
-            out[p] = FileDigest(cached, st.st_size)
-            if progress:
-                progress(st.st_size)
-        else:
-            todo[p] = st
-    hashed = sha256_files([real_paths[p] for p in todo], progress=progress, error=ResolveError)
-    for p, st in todo.items():
-        d = hashed[real_paths[p]]
-        out[p] = d
-        if d.size == st.st_size:
-            cache.store(real_paths[p], st, d.sha256)
-    return out
+    stated = [(str(_realpath(p, real_dirs)), stat_file(p)) for p in unique]
+    digests, _ = digest_stated(stated, cache, progress)
+    return dict(zip(unique, digests))
 
 
 def _realpath(p: Path, real_dirs: dict[str, str]) -> Path:

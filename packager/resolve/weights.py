@@ -14,10 +14,11 @@ from packager.findings import Finding, Severity
 from packager.manifest.model import HuggingFaceSource, Manifest
 from packager.manifest.yamlsource import JsonPath, json_path_str
 from packager.resolve import safetensors
-from packager.resolve.content import digest_files
+from packager.resolve.content import Probe, Stated, digest_stated
 from packager.resolve.lockfile import LockedFile, LockedModel, SafetensorsSummary
 from packager.resolve.statcache import StatCache
 from packager.signing.oms import SIGNATURE_FILE
+from packager.util.compat import strict_zip
 from packager.util.fs import is_dir, lookup_error
 from packager.util.globs import glob_matches, selected
 from packager.util.text import quoted
@@ -127,18 +128,29 @@ def _inside(path: str, folder: str) -> bool:
     return path == folder or path.startswith(folder.rstrip(os.sep) + os.sep)
 
 
+#: a regular file of a model folder: its POSIX path relative to the folder, and what the stat
+#: cache needs (its real path, symlinks resolved, and its stat); plain tuples: there may be
+#: 50,000 of them
+Listed = tuple[str, Stated]
+
+
 def list_files(snap: Snapshot) -> list[str]:
-    """Every regular file below ``snap.root`` as a POSIX relative path, sorted.
+    """Every regular file below ``snap.root`` as a POSIX relative path (see :func:`scan_folder`)."""
+    return [rel for rel, _ in scan_folder(snap)]
+
+
+def scan_folder(snap: Snapshot) -> list[Listed]:
+    """Every regular file below ``snap.root``, each folder's entries sorted by name; each file
+    stat'ed once.
 
     Symlinks are followed only when they resolve inside ``snap.boundary``; a dangling or escaping
     link, or a special file, is an error that names it.
     """
-    root = str(snap.root)
     boundary = os.path.realpath(snap.boundary)
-    out: list[str] = []
+    out: list[Listed] = []
     seen_dirs: set[str] = set()
 
-    def walk(folder: str) -> None:
+    def walk(folder: str, prefix: str) -> None:
         real = os.path.realpath(folder)
         if real in seen_dirs:
             return
@@ -148,35 +160,59 @@ def list_files(snap: Snapshot) -> list[str]:
         except OSError as exc:
             raise ResolveError(f"{folder}: cannot list: {exc.strerror}") from None
         for e in entries:
-            rel = os.path.relpath(e.path, root).replace(os.sep, "/")
-            if e.is_symlink():
-                target = os.path.realpath(e.path)
-                if not os.path.exists(target):
-                    raise ResolveError(
-                        f"{e.path}: a dangling symbolic link (to {os.readlink(e.path)})",
-                        hint="an incomplete download? fetch the files again or remove the link",
-                    )
-                if not _inside(target, boundary):
-                    raise ResolveError(
-                        f"{e.path}: a symbolic link that escapes the source folder (to {target})",
-                        hint="airgap copies only files inside the model folder; "
-                        "copy the file in instead of linking it",
-                    )
+            rel = prefix + e.name
             try:
-                st = os.stat(e.path)
+                if e.is_symlink():
+                    target = _link_target(e.path, boundary)
+                    st = os.stat(e.path)
+                elif e.is_dir(follow_symlinks=False):
+                    walk(e.path, rel + "/")
+                    continue
+                else:
+                    target = os.path.join(real, e.name)
+                    st = e.stat(follow_symlinks=False)
             except OSError as exc:
                 raise ResolveError(f"{e.path}: cannot stat: {exc.strerror}") from None
             if stat.S_ISDIR(st.st_mode):
-                walk(e.path)
+                walk(e.path, rel + "/")
             elif stat.S_ISREG(st.st_mode):
-                out.append(rel)
+                out.append((rel, (target, st)))
             else:
                 raise ResolveError(
                     f"{e.path}: not a regular file", hint="remove it from the model folder"
                 )
 
-    walk(root)
+    walk(str(snap.root), "")
     return out
+
+
+def _link_target(path: str, boundary: str) -> str:
+    """Where the symbolic link ``path`` leads, when that is a file or folder inside
+    ``boundary``."""
+    target = os.path.realpath(path)
+    if not os.path.exists(target):
+        raise ResolveError(
+            f"{path}: a dangling symbolic link (to {os.readlink(path)})",
+            hint="an incomplete download? fetch the files again or remove the link",
+        )
+    if not _inside(target, boundary):
+        raise ResolveError(
+            f"{path}: a symbolic link that escapes the source folder (to {target})",
+            hint="airgap copies only files inside the model folder; "
+            "copy the file in instead of linking it",
+        )
+    return target
+
+
+def code_probes() -> dict[str, Probe]:
+    """The stat cache's question for a model file, by its name class: how loading it runs
+    code (packager.compat.load_code)."""
+    from packager.compat.load_code import head_bytes, runs_code_of
+
+    def probe(kind: str) -> Probe:
+        return Probe(kind, head_bytes(kind), lambda head: runs_code_of(kind, head))
+
+    return {kind: probe(kind) for kind in ("python", "config", "pickle", "data")}
 
 
 def resolve_weights(
@@ -209,14 +245,17 @@ def resolve_weights(
         assert model.source.huggingface is not None
         snap = hf_snapshot(model.source.huggingface)
 
-    every = list_files(snap)
-    if not every:
+    listed = scan_folder(snap)
+    if not listed:
         raise ResolveError(
             f"weights folder {snap.root} is empty", hint="download the model files into it"
         )
+    every = [rel for rel, _ in listed]
     signature_files = _signature_files(snap.root, manifest)
     chosen = [
-        r for r in every if selected(r, model.include, model.exclude) and r not in signature_files
+        f
+        for f in listed
+        if selected(f[0], model.include, model.exclude) and f[0] not in signature_files
     ]
     for pattern in model.include:
         if not any(glob_matches(pattern, r) for r in every):
@@ -229,19 +268,17 @@ def resolve_weights(
             f"the include/exclude globs select no file in {snap.root}",
             hint="check model.include and model.exclude",
         )
-    paths = {r: snap.root / r for r in chosen}
     if on_total:
-        on_total(sum(os.stat(p).st_size for p in paths.values()))
-    digests = digest_files(paths.values(), cache, progress)
+        on_total(sum(st.st_size for _, (_, st) in chosen))
+    from packager.compat.load_code import name_class
+
+    probes = code_probes()
+    digests, kinds = digest_stated(
+        [f for _, f in chosen], cache, progress, [probes[name_class(r)] for r, _ in chosen]
+    )
     files = tuple(
-        LockedFile(
-            r,
-            digests[paths[r]].sha256,
-            digests[paths[r]].size,
-            file_role(r),
-            runs_code=file_runs_code(paths[r], r),
-        )
-        for r in chosen
+        LockedFile(rel, d.sha256, d.size, file_role(rel), runs_code=kind)
+        for (rel, _), d, kind in strict_zip(chosen, digests, kinds)
     )
     _check_pins(manifest, files)
     findings: list[Finding] = _unverified_signature(manifest, every)
@@ -253,13 +290,13 @@ def resolve_weights(
         signature = verify_publisher_signature(manifest, snap.root, every, files)
     summary = None
     if model.format == "safetensors":
-        shards = [r for r in chosen if r.endswith(".safetensors")]
+        shards = [r for r, _ in chosen if r.endswith(".safetensors")]
         if not shards:
             raise ResolveError(
                 f"model.format is safetensors but no .safetensors file is selected in {snap.root}",
                 hint="check model.format and model.include",
             )
-        summary = _summarize([safetensors.read_header(paths[r]) for r in shards])
+        summary = _summarize([safetensors.read_header(snap.root / r) for r in shards])
         findings.extend(_precision_findings(manifest, summary))
     locked = LockedModel(
         model.name, model.format, snap.source, files, summary, signature, model.allow_code

@@ -188,7 +188,7 @@ def provenance_statement(
     }
     if target is not None:
         external["target"] = target
-    deps = {canonical_json(d.to_dict()): d.to_dict() for d in dependencies}
+    deps = {canonical_json(d): d for d in (dep.to_dict() for dep in dependencies)}
     metadata: dict[str, Any] = {
         "startedOn": rfc3339(started_on),
         "finishedOn": rfc3339(finished_on),

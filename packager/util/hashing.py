@@ -7,10 +7,11 @@ from __future__ import annotations
 
 import hashlib
 import os
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Iterable, Mapping
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
+from typing import TypeVar, Union
 
 from packager.errors import InputError
 from packager.util.compat import strict_zip
@@ -23,6 +24,10 @@ SMALL = 1024 * 1024
 BATCH = 64
 
 
+StrPath = Union[str, Path]
+P = TypeVar("P", str, Path)
+
+
 @dataclass(frozen=True)
 class FileDigest:
     sha256: str  # hex
@@ -30,14 +35,27 @@ class FileDigest:
 
 
 def sha256_file(
-    path: Path,
+    path: StrPath,
     progress: Callable[[int], None] | None = None,
     *,
     error: type[InputError] = InputError,
 ) -> FileDigest:
     """Hash one regular file in CHUNK reads; ``progress`` gets each chunk's byte count."""
+    return sha256_file_head(path, 0, progress, error=error)[0]
+
+
+def sha256_file_head(
+    path: StrPath,
+    head: int,
+    progress: Callable[[int], None] | None = None,
+    *,
+    error: type[InputError] = InputError,
+) -> tuple[FileDigest, bytes]:
+    """:func:`sha256_file`, and the file's first ``head`` bytes (all of it when shorter), taken
+    from the same reads: a caller that looks at a file's start reads it once."""
     h = hashlib.sha256()
     size = 0
+    first: list[bytes] = []
     try:
         fd = os.open(path, os.O_RDONLY | getattr(os, "O_NOFOLLOW", 0))
     except OSError as exc:
@@ -51,10 +69,12 @@ def sha256_file(
                 if not data:
                     break
                 h.update(data)
+                if size < head:
+                    first.append(data[: head - size])
                 size += len(data)
                 if progress:
                     progress(len(data))
-            return FileDigest(h.hexdigest(), size)
+            return FileDigest(h.hexdigest(), size), b"".join(first)
         buf = bytearray(CHUNK)
         view = memoryview(buf)
         while True:
@@ -62,6 +82,8 @@ def sha256_file(
             if not n:
                 break
             h.update(view[:n])
+            if size < head:
+                first.append(bytes(view[: min(n, head - size)]))
             size += n
             if progress:
                 progress(n)
@@ -69,7 +91,7 @@ def sha256_file(
         raise error(f"{path}: read failed: {exc.strerror}") from None
     finally:
         os.close(fd)
-    return FileDigest(h.hexdigest(), size)
+    return FileDigest(h.hexdigest(), size), b"".join(first)
 
 
 def sha256_unchanged(fd: int, key: Callable[[os.stat_result], object], want: object) -> str | None:
@@ -87,25 +109,38 @@ def sha256_unchanged(fd: int, key: Callable[[os.stat_result], object], want: obj
 
 
 def sha256_files(
-    paths: Iterable[Path],
+    paths: Iterable[P],
     *,
     workers: int | None = None,
     progress: Callable[[int], None] | None = None,
     error: type[InputError] = InputError,
-) -> dict[Path, FileDigest]:
-    """Hash many files in parallel threads (one file per thread at a time)."""
+    heads: Mapping[P, tuple[int, Callable[[bytes], None]]] | None = None,
+) -> dict[P, FileDigest]:
+    """Hash many files in parallel threads (one file per thread at a time). ``heads``: for a
+    path listed there, (n, call): ``call`` gets the file's first n bytes, in the hashing thread,
+    from the same reads (nothing is kept)."""
     items = list(paths)
     if not items:
         return {}
+    look = heads or {}
+
+    def one(p: P) -> FileDigest:
+        want = look.get(p)
+        if want is None:
+            return sha256_file(p, progress, error=error)
+        d, first = sha256_file_head(p, want[0], progress, error=error)
+        want[1](first)
+        return d
+
     n = workers or min(len(items), max(2, (os.cpu_count() or 2)))
     if n == 1 or len(items) == 1:
-        return {p: sha256_file(p, progress, error=error) for p in items}
+        return {p: one(p) for p in items}
     batches = [items[i : i + BATCH] for i in range(0, len(items), BATCH)]
     if len(batches) < n:  # few files (large ones, likely): one task per file
         batches = [[p] for p in items]
 
-    def run(batch: list[Path]) -> list[FileDigest]:
-        return [sha256_file(p, progress, error=error) for p in batch]
+    def run(batch: list[P]) -> list[FileDigest]:
+        return [one(p) for p in batch]
 
     with ThreadPoolExecutor(max_workers=n, thread_name_prefix="sha256") as pool:
         results = [d for done in pool.map(run, batches) for d in done]

@@ -222,3 +222,44 @@ def test_a_file_that_grows_while_it_is_hashed_in_aborts(tmp_path: Path, payload:
         w.add_hashed_file(payload, size=payload.stat().st_size - 1, what="weights", written=set())
     sink.abort()
     assert list(tmp_path.iterdir()) == [payload]
+
+
+def tarfile_header(name: str, size: int, mtime: int, directory: bool) -> bytes:
+    info = tarfile.TarInfo(name)
+    info.size, info.mtime = size, mtime
+    info.mode = 0o755 if directory else 0o644
+    info.type = tarfile.DIRTYPE if directory else tarfile.REGTYPE
+    info.uid = info.gid = 0
+    info.uname = info.gname = ""
+    return info.tobuf(tarfile.USTAR_FORMAT, "utf-8", "strict")
+
+
+@pytest.mark.parametrize(
+    "name",
+    [
+        "a",
+        "blobs/sha256/" + "0" * 64,
+        "x" * 100,  # fills the name field
+        "x" * 99 + "/",
+        "x" * 101,  # split into prefix and name (tarfile writes it)
+        "d/" * 60 + "f",
+        "é" * 50,  # 100 bytes of UTF-8
+        "é" * 51,
+        "weights/ü/",
+    ],
+)
+@pytest.mark.parametrize("size", [0, 1, 2048, 8**11 - 1, 8**11])
+@pytest.mark.parametrize("directory", [False, True])
+def test_the_hand_built_header_is_tarfiles(name: str, size: int, directory: bool) -> None:
+    from packager.bundle.archive import ustar_header
+
+    for mtime in (0, 1_700_000_000):
+        try:
+            want: bytes | type[Exception] = tarfile_header(name, size, mtime, directory)
+        except ValueError as exc:  # a number or name ustar cannot hold: refused the same way
+            want = type(exc)
+        try:
+            got: bytes | type[Exception] = ustar_header(name, size, mtime, directory=directory)
+        except ValueError as exc:
+            got = type(exc)
+        assert got == want
