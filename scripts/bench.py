@@ -446,10 +446,12 @@ def bench_delta(args: argparse.Namespace) -> None:
         t1 = base / "o1" / "bench-1.0.0.airgap.tar"
         build = [*AIRGAP, "build", str(v2 / "m.yaml"), "--locked", "--key", key, "--json"]
         rows: list[tuple[str, float, int | None]] = []
+        subprocess.run(["sync"], check=True)  # each step starts with no dirty pages to flush
         full_b, rss = timed(
             [*build, "--out", str(base / "full")], env=env, stdout=subprocess.DEVNULL
         )
         rows.append(("full build of v2 (from its lock)", full_b, rss))
+        subprocess.run(["sync"], check=True)
         delta_b, rss = timed([*build, "--out", str(base / "delta"), "--base", str(t1)], env=env,
                              stdout=subprocess.DEVNULL)  # fmt: skip
         rows.append(("delta build of v2 --base v1 (from its lock)", delta_b, rss))
