@@ -19,7 +19,7 @@ from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
 from types import TracebackType
-from typing import BinaryIO, Protocol, Union
+from typing import BinaryIO, NamedTuple, Protocol, Union
 
 from packager.bundle import layout
 from packager.bundle.parts import Part
@@ -80,9 +80,6 @@ class FileSink(Sink):
             self._fh.write(data)
         except OSError as exc:
             raise write_error(self.final, exc) from None
-
-    def tell(self) -> int:
-        return self._fh.tell()
 
     def rewrite(self, offset: int, data: bytes) -> None:
         """Overwrite bytes already written at ``offset`` (a tar header, once its name is known)."""
@@ -201,7 +198,7 @@ def copy_verified(
 ) -> None:
     """Copy ``source`` to ``write`` in CHUNK pieces while ``pool`` hashes the previous piece;
     raise LockMismatch when the bytes are not the ``size`` and ``sha256`` the lock promised."""
-    got, copied, grown = copy_hashing(
+    got, copied, grown, _ = copy_hashing(
         source, write, size=size, what=what, pool=pool, progress=progress
     )
     _check_copy(source, what, size, sha256, copied, grown, got)
@@ -215,9 +212,11 @@ def copy_hashing(
     what: str,
     pool: ThreadPoolExecutor,
     progress: Callable[[int], None] | None = None,
-) -> tuple[str, int, bool]:
+    head: int = 0,
+) -> tuple[str, int, bool, bytes]:
     """Copy at most ``size`` bytes of ``source`` to ``write`` while ``pool`` hashes: (sha256 hex
-    of what was copied, bytes copied, whether the file holds more than ``size``)."""
+    of what was copied, bytes copied, whether the file holds more than ``size``, its first
+    ``head`` bytes as far as the first read holds them)."""
     h = hashlib.sha256()
     pending: Future[None] | None = None
     copied = 0
@@ -243,8 +242,9 @@ def copy_hashing(
         copied = len(data)
         if progress:
             progress(copied)
-        return h.hexdigest(), copied, grown
+        return h.hexdigest(), copied, grown, data[:head]
     bufs = (bytearray(CHUNK), bytearray(CHUNK))
+    first = b""
     with fh:
         i = 0
         while copied < size:
@@ -253,6 +253,8 @@ def copy_hashing(
             if not n:
                 break
             view = memoryview(buf)[:n]
+            if i == 0 and head:
+                first = bytes(view[:head])
             if pending is not None:
                 pending.result()  # the other buffer is free again
             pending = pool.submit(h.update, view)
@@ -264,7 +266,7 @@ def copy_hashing(
         grown = bool(fh.read(1))
     if pending is not None:
         pending.result()
-    return h.hexdigest(), copied, grown
+    return h.hexdigest(), copied, grown, first
 
 
 def _check_copy(
@@ -399,6 +401,14 @@ def _ustar(raw: bytes, size: int, mtime: int, directory: bool) -> bytes:
     return head + b"%06o\0 " % checksum + tail
 
 
+class Hashed(NamedTuple):
+    """A file copied in by :meth:`TarWriter.add_hashed_file`."""
+
+    sha256: str  # hex
+    kept: bool  # False: its content was in the archive already
+    head: bytes  # its first bytes, as many as asked for and the first read held
+
+
 class TarWriter:
     """A deterministic ustar stream into a Sink."""
 
@@ -417,12 +427,7 @@ class TarWriter:
         self.size += len(data)
 
     def _header_bytes(self, name: str, size: int, *, directory: bool = False) -> bytes:
-        return ustar_header(
-            name + ("/" if directory else ""),
-            0 if directory else size,
-            self.mtime or 0,
-            directory=directory,
-        )
+        return ustar_header(name, 0 if directory else size, self.mtime or 0, directory=directory)
 
     def _header(self, name: str, size: int, *, directory: bool = False) -> None:
         if self.mtime is None:
@@ -442,18 +447,20 @@ class TarWriter:
         what: str,
         written: set[str],
         progress: Callable[[int], None] | None = None,
-    ) -> tuple[str, bool]:
+        head: int = 0,
+    ) -> Hashed:
         """Copy ``source`` in as the blob of its own content, read once: the header goes out
         with a placeholder name, the content is hashed while it is copied, and the header is
         rewritten with the digest's name. A blob already ``written`` is cut out again (a model
-        file listed twice with one content is stored once). Returns (sha256 hex, whether this
-        copy was kept); ``written`` gains the blob's name."""
+        file listed twice with one content is stored once); ``written`` gains the blob's name.
+        ``head``: how many first bytes to hand back (from the first read)."""
         sink = self._seekable()
         start = self.size
         self._header(layout.blob_path("sha256:" + "0" * 64), size)
-        hexd, copied, grown = copy_hashing(
-            source, self._emit, size=size, what=what, pool=self._pool, progress=progress
-        )
+        hexd, copied, grown, first = copy_hashing(
+            source, self._emit, size=size, what=what, pool=self._pool, progress=progress,
+            head=head,
+        )  # fmt: skip
         if copied != size or grown:
             raise LockMismatch(
                 f"{what} ({source}) changed size while it was read: {size} bytes when looked at, "
@@ -466,14 +473,14 @@ class TarWriter:
             self.size = start
             if self.mtime is None:
                 self._unsettled.pop()
-            return hexd, False
+            return Hashed(hexd, False, first)
         written.add(name)
         self._pad(size)
         if self.mtime is None:
             self._unsettled[-1] = (start, name, size, False)
         else:
             sink.rewrite(start, self._header_bytes(name, size))
-        return hexd, True
+        return Hashed(hexd, True, first)
 
     def set_mtime(self, mtime: int) -> None:
         """The archive's time, now known: every header written before is rewritten with it."""

@@ -5,15 +5,17 @@ model file's digest. Read naively, each file is read twice: hashed for the lock,
 (and hashed again) into the tar. Here each model file is copied into the tar once, in the lock's
 order, hashed while it is copied (packager.bundle.archive.TarWriter.add_hashed_file): its header
 goes out with a placeholder name and is rewritten with its digest's name. The digests go into
-the stat cache, so the lock that follows stats the files instead of reading them again. The
+the stat cache, with how each file runs code at load time (from the first read), so the lock that
+follows stats the files instead of opening them again. The
 archive's order (layout.archive_order: blobs first, model files in the lock's order, then the
 rest, ``bundle.json`` after the blobs) is what a build from the lock writes too, so both give the
 same bytes.
 
 A file whose stat changed while it was read (a write; or only its ctime, from a new hard link) is
 not given to the stat cache: the lock reads it again, and when its digest differs from what went
-into the tar, the build stops (LockMismatch) before the lock is written. When the lock lists other
-files than were read (it should not), the tar is dropped and written the usual way.
+into the tar, the build stops (LockMismatch) before the lock is written. Both list the folder with
+packager.resolve.weights.model_files; when the lock still lists other files (one added between the
+two listings), the tar is dropped and written the usual way.
 """
 
 from __future__ import annotations
@@ -22,18 +24,18 @@ import os
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from packager.bundle import layout
 from packager.bundle.archive import Entry, FileSink, TarWriter, write_entries
 from packager.errors import LockMismatch, ResolveError
 from packager.manifest.model import Manifest
 from packager.resolve.lockfile import Lock
-from packager.resolve.statcache import StatCache
+from packager.resolve.statcache import Fact, StatCache, stat_key
 from packager.util.progress import Reporter
 
-
-def _key(st: os.stat_result) -> tuple[int, int, int, int, int]:
-    return (st.st_dev, st.st_ino, st.st_size, st.st_mtime_ns, st.st_ctime_ns)
+if TYPE_CHECKING:
+    from packager.resolve.weights import Listed
 
 
 @dataclass
@@ -49,54 +51,64 @@ class OnePass:
     #: the bytes of the blobs written
     bytes: int = 0
 
+    #: the lock that follows lists the files read, in the same order (set by :meth:`check`)
+    matches: bool = False
+
     @classmethod
     def start(
         cls, manifest: Manifest, final: Path, *, cache: StatCache, reporter: Reporter
     ) -> OnePass:
         """Write every model file of ``manifest`` into a new tar that will be ``final``."""
-        from packager.resolve.weights import select_model_files
+        from packager.resolve.weights import model_files
 
-        root, rels = select_model_files(manifest)
+        chosen = model_files(manifest).chosen  # the lock's own listing, stat and real paths
         sink = FileSink(final)
         one = cls(sink, TarWriter(sink, None))
         try:
-            one._read(root, rels, cache, reporter)
+            one._read(chosen, cache, reporter)
         except BaseException:
             one.abort()
             raise
         return one
 
-    def _read(self, root: Path, rels: list[str], cache: StatCache, reporter: Reporter) -> None:
-        stats = []
-        for rel in rels:
-            try:
-                stats.append(os.stat(root / rel))
-            except OSError as exc:
-                raise ResolveError(f"{root / rel}: cannot stat: {exc.strerror}") from None
-        reporter.phase("reading the model files into the bundle", sum(st.st_size for st in stats))
+    def _read(self, chosen: list[Listed], cache: StatCache, reporter: Reporter) -> None:
+        from packager.compat.load_code import name_class
+        from packager.resolve.weights import code_probes
+
+        probes = code_probes()
+        reporter.phase(
+            "reading the model files into the bundle", sum(st.st_size for _, (_, st) in chosen)
+        )
         for name in layout.BLOB_FOLDERS:
             self.writer.add_dir(name)
             self.written.add(name)
-        for rel, st in zip(rels, stats):
-            path = root / rel
-            hexd, kept = self.writer.add_hashed_file(
-                path, size=st.st_size, what=f"model file {rel}", written=self.written,
-                progress=reporter.advance,
+        for rel, (real, st) in chosen:
+            probe = probes[name_class(rel)]
+            got = self.writer.add_hashed_file(
+                Path(real), size=st.st_size, what=f"model file {rel}", written=self.written,
+                progress=reporter.advance, head=probe.head,
             )  # fmt: skip
             try:
-                after = os.stat(path)
+                after = os.stat(real)
             except OSError as exc:
-                raise ResolveError(f"{path}: cannot stat: {exc.strerror}") from None
-            if _key(after) == _key(st):  # else (a write, or only a new hard link) the lock
-                cache.store(Path(os.path.realpath(path)), st, hexd)  # reads it again: agrees_with
-            self.files.append((rel, hexd, st.st_size))
-            self.bytes += st.st_size if kept else 0
+                raise ResolveError(f"{real}: cannot stat: {exc.strerror}") from None
+            # the digest (and, when the first read held enough, how the file runs code) for
+            # the lock that follows; a stat that changed (a write, or only a new hard link) is
+            # not kept: the lock reads that file again, and check() compares
+            if stat_key(after) == stat_key(st):
+                whole = len(got.head) >= min(probe.head, st.st_size)
+                fact = Fact(probe.of, probe.answer(got.head)) if whole else None
+                cache.store(real, st, got.sha256, fact)
+            self.files.append((rel, got.sha256, st.st_size))
+            self.bytes += st.st_size if got.kept else 0
 
-    def agrees_with(self, lock: Lock) -> bool:
-        """The lock lists the files read, in the same order: True. Other files: False (write
-        the tar again). The same files with other content: LockMismatch."""
-        if [f.path for f in lock.model.files] != [rel for rel, _, _ in self.files]:
-            return False
+    def check(self, lock: Lock) -> None:
+        """Before the lock is written: :attr:`matches` when it lists the files read, in the same
+        order (else the tar is written again the usual way); the same files with another
+        content: LockMismatch."""
+        self.matches = [f.path for f in lock.model.files] == [rel for rel, _, _ in self.files]
+        if not self.matches:
+            return
         for f, (rel, hexd, size) in zip(lock.model.files, self.files):
             if (f.sha256, f.size) != (hexd, size):
                 raise LockMismatch(
@@ -104,7 +116,6 @@ class OnePass:
                     f"{f.sha256} locked",
                     hint="something is writing to the model files; let it finish, then build again",
                 )
-        return True
 
     def finish(
         self,

@@ -640,9 +640,9 @@ def build(
         try:
             lock, lock_written = _lock_for_build(
                 manifest, lock_path, locked, cache=cache, reporter=rep, offline=offline,
-                timeout=timeout, before_write=one_pass.agrees_with if one_pass else None,
+                timeout=timeout, before_write=one_pass.check if one_pass else None,
             )  # fmt: skip
-            if one_pass is not None and not one_pass.agrees_with(lock):
+            if one_pass is not None and not one_pass.matches:
                 one_pass.abort()
                 one_pass = None  # the lock chose other files: write the tar the usual way
         except BaseException:

@@ -31,6 +31,11 @@ _FLUSH_ROWS = 10_000
 _Key = tuple[int, int, int, int, int]
 
 
+def stat_key(st: os.stat_result) -> _Key:
+    """The stat fields a cached digest is trusted by: equal fields, the same file content."""
+    return (st.st_dev, st.st_ino, st.st_size, st.st_mtime_ns, st.st_ctime_ns)
+
+
 class Fact(NamedTuple):
     """A fact about a file's content kept beside its digest: the answer (None is an answer)
     to the question named ``of`` (e.g. the class of name it was asked for)."""
@@ -72,10 +77,6 @@ class StatCache:
         except (OSError, sqlite3.Error):
             self._db = None  # an unusable cache only costs time
 
-    @staticmethod
-    def _key(st: os.stat_result) -> _Key:
-        return (st.st_dev, st.st_ino, st.st_size, st.st_mtime_ns, st.st_ctime_ns)
-
     def _folder(self, folder: str) -> dict[str, tuple[Any, ...]]:
         rows = self._folders.get(folder)
         if rows is not None:
@@ -105,7 +106,7 @@ class StatCache:
         folder, name = os.path.split(path)
         with self._lock:
             row = self._folder(folder).get(name)
-        if row is not None and row[1:6] == self._key(st):
+        if row is not None and row[1:6] == stat_key(st):
             self.hits += 1
             self.hit_bytes += st.st_size
             return Entry(row[6], Fact(row[7], row[8]) if row[7] is not None else None)
@@ -126,7 +127,7 @@ class StatCache:
         if self._db is None or time.time() - st.st_mtime < RACY_SECONDS:
             return
         folder, name = os.path.split(path)
-        row = (folder, name, *self._key(st), sha256, *(fact or (None, None)))
+        row = (folder, name, *stat_key(st), sha256, *(fact or (None, None)))
         with self._lock:
             self._pending.append(row)
             known = self._folders.get(folder)

@@ -8,6 +8,7 @@ import stat
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
+from typing import NamedTuple
 
 from packager.errors import PinMismatch, ResolveError
 from packager.findings import Finding, Severity
@@ -215,12 +216,18 @@ def code_probes() -> dict[str, Probe]:
     return {kind: probe(kind) for kind in ("python", "config", "pickle", "data")}
 
 
-def resolve_weights(
-    manifest: Manifest,
-    cache: StatCache,
-    progress: Callable[[int], None] | None = None,
-    on_total: Callable[[int], None] | None = None,
-) -> tuple[LockedModel, list[Finding]]:
+class ModelFiles(NamedTuple):
+    """The model folder a lock reads, every file in it, and the files it selects (in the lock's
+    order, each with its real path and stat)."""
+
+    snap: Snapshot
+    every: list[str]
+    chosen: list[Listed]
+
+
+def model_files(manifest: Manifest) -> ModelFiles:
+    """The model files a lock of ``manifest`` lists, in its order; ResolveError naming what is
+    wrong with the folder or the globs."""
     model = manifest.model
     if model.source.path is not None:
         src = model.source.path
@@ -244,7 +251,6 @@ def resolve_weights(
     else:
         assert model.source.huggingface is not None
         snap = hf_snapshot(model.source.huggingface)
-
     listed = scan_folder(snap)
     if not listed:
         raise ResolveError(
@@ -268,6 +274,17 @@ def resolve_weights(
             f"the include/exclude globs select no file in {snap.root}",
             hint="check model.include and model.exclude",
         )
+    return ModelFiles(snap, every, chosen)
+
+
+def resolve_weights(
+    manifest: Manifest,
+    cache: StatCache,
+    progress: Callable[[int], None] | None = None,
+    on_total: Callable[[int], None] | None = None,
+) -> tuple[LockedModel, list[Finding]]:
+    model = manifest.model
+    snap, every, chosen = model_files(manifest)
     if on_total:
         on_total(sum(st.st_size for _, (_, st) in chosen))
     from packager.compat.load_code import name_class
@@ -437,20 +454,4 @@ def _precision_findings(manifest: Manifest, st: SafetensorsSummary) -> list[Find
             "set model.precision to what the files hold, or convert the weights; "
             "the chip checks depend on it",
         )
-    ]
-
-
-def select_model_files(manifest: Manifest) -> tuple[Path, list[str]]:
-    """The model files a lock of ``manifest`` would list, in its order: (the folder their
-    relative paths start at, the paths). Raises ResolveError as the lock would."""
-    model = manifest.model
-    if model.source.path is not None:
-        snap = Snapshot(model.source.path, model.source.path, {})
-    else:
-        assert model.source.huggingface is not None
-        snap = hf_snapshot(model.source.huggingface)
-    every = list_files(snap)
-    signature_files = _signature_files(snap.root, manifest)
-    return snap.root, [
-        r for r in every if selected(r, model.include, model.exclude) and r not in signature_files
     ]

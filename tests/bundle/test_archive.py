@@ -185,13 +185,15 @@ def test_a_blob_written_as_it_is_hashed_is_named_by_its_digest_and_stored_once(
     written: set[str] = set()
     with TarWriter(sink, None) as w:
         w.add_dir("blobs")
-        kept = [
-            w.add_hashed_file(p, size=p.stat().st_size, what=p.name, written=written)
+        got = [
+            w.add_hashed_file(p, size=p.stat().st_size, what=p.name, written=written, head=4)
             for p in (payload, twin, small)
         ]
+        kept = [(g.sha256, g.kept) for g in got]
         w.set_mtime(1_700_000_000)
         w.close()
     sink.commit()
+    assert [g.head for g in got] == [payload.read_bytes()[:4]] * 2 + [b"smal"]  # the first read
     assert kept == [(sha(payload.read_bytes()), True), (sha(payload.read_bytes()), False),
                     (sha(b"small"), True)]  # fmt: skip
     with tarfile.open(tmp_path / "one.tar") as tf:

@@ -69,11 +69,20 @@ def test_a_cold_build_reads_each_model_file_once_and_equals_a_build_from_its_loc
         return real(items, **kw)
 
     monkeypatch.setattr(content, "sha256_files", counting)
+    heads: list[Path] = []
+    real_head = content.read_head
+
+    def counting_heads(path: Any, n: int) -> bytes:
+        heads.append(Path(path).resolve())
+        return real_head(path, n)
+
+    monkeypatch.setattr(content, "read_head", counting_heads)
     lock = tmp_path / "m.lock.json"
     assert not lock.exists()
     cold = _build(manifest, tmp_path / "cold")
     assert lock.exists()  # the cold build locked
     assert not set(hashed) & _model_files(manifest)  # the lock read none of them again
+    assert not set(heads) & _model_files(manifest)  # nor opened one to see if it runs code
     warm = _build(manifest, tmp_path / "warm")  # from the lock it wrote
     assert cold == warm
 
@@ -101,15 +110,19 @@ def test_when_the_lock_lists_other_files_the_tar_is_written_again_the_usual_way(
 ) -> None:
     from packager.resolve import weights
 
-    real = weights.select_model_files
+    real = weights.model_files
 
-    def one_less(m: Manifest) -> tuple[Path, list[str]]:
-        root, rels = real(m)
-        return root, rels[:-1]
+    calls: list[int] = []
 
-    monkeypatch.setattr(weights, "select_model_files", one_less)
+    def one_less(m: Manifest) -> weights.ModelFiles:  # the one-pass listing (the first) misses
+        snap, every, chosen = real(m)  # a file: as if it came in between the two listings
+        calls.append(1)
+        return weights.ModelFiles(snap, every, chosen[:-1] if len(calls) == 1 else chosen)
+
+    monkeypatch.setattr(weights, "model_files", one_less)
     cold = _build(manifest, tmp_path / "cold")
-    monkeypatch.setattr(weights, "select_model_files", real)
+    monkeypatch.setattr(weights, "model_files", real)
+    assert len(calls) == 2  # the one-pass read, then the lock
     assert cold == _build(manifest, tmp_path / "warm")
     assert [p.name for p in (tmp_path / "cold").iterdir()] == ["onepass-1.0.0.airgap.tar"]
 
