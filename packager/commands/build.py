@@ -58,9 +58,7 @@ from packager.signing.intoto import ManifestRef
 from packager.signing.keys import SigningKey
 from packager.util.cache import cache_dir
 from packager.util.compat import strict_zip
-from packager.util.jsonio import pretty_json
 from packager.util.progress import Reporter
-from packager.util.schemas import validate
 from packager.util.timefmt import epoch_of, format_utc, source_date_epoch
 from packager.util.units import human_size
 
@@ -335,10 +333,7 @@ def prepare_target(
         plan, ManifestRef(manifest.name, manifest.version, lock.manifest_digest), lock, key, epoch
     )
     descriptor = describe(manifest, lock, plan, target, created, expires, attested)
-    doc = descriptor.to_json()
-    validate("bundle", doc)  # what we sign follows our own schema
-    bundle_json = pretty_json(doc)  # descriptor_bytes(descriptor): what is signed, the version
-    del doc
+    bundle_json = descriptor_bytes(descriptor, check=True)  # what is signed: the whole version
     digest = sha256_digest(bundle_json)
     written, delta = _delta(descriptor, bundle_json, base)
     entries: dict[str, bytes] = {

@@ -47,7 +47,7 @@ from typing import TYPE_CHECKING, Any
 
 from packager import __version__
 from packager.bundle import layout
-from packager.bundle.reader import Bundle, FolderBundle, TarBundle
+from packager.bundle.reader import Bundle, FolderBundle, Member, TarBundle
 from packager.bundle.verifier import Verifier, VerifyReport, failures_text
 from packager.errors import AirgapError, CheckFailed, InputError
 from packager.signing.trust import Policy
@@ -718,12 +718,16 @@ def _stage(
         else None
     )
 
-    def put(item: tuple[str, int]) -> None:
-        hexd, size = item
-        member = layout.blob_path("sha256:" + hexd)
+    def listed(member: str) -> Member:
         m = members.get(member)
         if m is None or m.kind != "file":
             raise ContentMismatch(f"{b.source}: {member} is gone since it was verified")
+        return m
+
+    def put(item: tuple[str, int]) -> None:
+        hexd, size = item
+        member = layout.blob_path("sha256:" + hexd)
+        m = listed(member)
         if pulled is not None and store.adopt(
             hexd, size, pulled, staging, what=member, progress=rep.advance
         ):
@@ -741,19 +745,15 @@ def _stage(
                 store.put(hexd, size, src, staging, what=member, progress=rep.advance, step=step)
 
     def read_small(hexd: str, size: int, member: str) -> bytes:
-        """A small blob of the tar (one part or several), never more than its signed size."""
-        m = members.get(member)
-        if m is None or m.kind != "file":
-            raise ContentMismatch(f"{b.source}: {member} is gone since it was verified")
+        """A small blob of the tar (one part or several, read in place), never more than its
+        signed size."""
+        m = listed(member)
         if m.size != size:
             raise ContentMismatch(
                 f"{member}: the bundle holds {m.size} bytes, signed size is {size}"
             )
-        if one_file is not None:
-            return os.pread(one_file, size, m.offset)
-        data = b.read_small(member)
-        assert data is not None  # a tar's member within BATCH_MAX_BLOB
-        return data
+        data = b.read_small(member)  # a tar's member of at most BATCH_MAX_BLOB: never None
+        return b"" if data is None else data  # (nothing read: put_batch names the short blob)
 
     def put_batch(batch: list[tuple[str, int]]) -> None:
         blobs = [(h, s, layout.blob_path("sha256:" + h)) for h, s in batch]

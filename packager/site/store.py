@@ -27,6 +27,7 @@ from dataclasses import dataclass
 from typing import Any, BinaryIO, cast
 
 from packager.bundle import layout
+from packager.bundle.reader import SMALL_MEMBER
 from packager.errors import CheckFailed
 from packager.site.safefs import CONTENT_FILE_MODE, Dir, SiteError, os_error
 
@@ -127,8 +128,9 @@ def capped_copy(
     return h.hexdigest()
 
 
-#: blobs up to this size may be stored in batches (:meth:`BlobStore.put_batch`): read whole
-BATCH_MAX_BLOB = 1024 * 1024
+#: blobs up to this size may be stored in batches (:meth:`BlobStore.put_batch`): read whole,
+#: as a bundle reads a small member in place (packager.bundle.reader.SMALL_MEMBER)
+BATCH_MAX_BLOB = SMALL_MEMBER
 #: a batch holds at most this many blobs, or bytes (one file-system sync each)
 BATCH_BLOBS = 1024
 BATCH_BYTES = 64 * 1024 * 1024
