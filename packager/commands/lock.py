@@ -8,6 +8,7 @@ names each one whose content drifted; `airgap build --locked` refuses to build t
 from __future__ import annotations
 
 import hashlib
+import json
 import os
 import time
 from dataclasses import dataclass, field
@@ -23,7 +24,6 @@ from packager.resolve.lockfile import Lock, LockedFile, LockedImage, LockedTarge
 from packager.resolve.statcache import StatCache
 from packager.resolve.weights import resolve_weights
 from packager.resolve.wheels import target_python
-from packager.util import jsonindent
 from packager.util.cache import cache_dir
 from packager.util.compat import strict_zip
 from packager.util.fs import atomic_write_text
@@ -189,7 +189,7 @@ def lock_manifest(
 def write_lock(lock: Lock, path: Path) -> None:
     doc = lock.to_json()
     validate("lock", doc)  # what we write must follow our own schema
-    atomic_write_text(path, jsonindent.dumps(doc, indent=2) + "\n")
+    atomic_write_text(path, json.dumps(doc, indent=2, sort_keys=False) + "\n")
 
 
 def load_lock(path: Path) -> Lock:

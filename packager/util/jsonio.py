@@ -35,10 +35,9 @@ def canonical_json(obj: Any) -> bytes:
 def pretty_json(obj: Any) -> bytes:
     """Readable, still deterministic JSON for the files people open (bundle.json, the SBOM):
     sorted keys, 2-space indent, UTF-8, a final newline."""
-    from packager.util import jsonindent
-
-    text = jsonindent.dumps(obj, sort_keys=True, indent=2, ensure_ascii=False, allow_nan=False)
-    return (text + "\n").encode("utf-8")
+    return (
+        json.dumps(obj, sort_keys=True, indent=2, ensure_ascii=False, allow_nan=False) + "\n"
+    ).encode("utf-8")
 
 
 #: deeper nesting than any airgap document has; a deeper one is refused before code walks it
