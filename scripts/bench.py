@@ -32,7 +32,7 @@ import subprocess
 import sys
 import tempfile
 import time
-from collections.abc import Sequence
+from collections.abc import Iterable, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -84,6 +84,14 @@ def make_shards(folder: Path, total_bytes: int, shards: int) -> list[Path]:
         out.append(path)
     (folder / "config.json").write_text('{"architectures": ["Bench"]}\n')
     return out
+
+
+def age(paths: Iterable[Path]) -> None:
+    """Set mtimes an hour back: past the stat cache's racy window, as model files on a build
+    host are (a file changed in the last 2 s is not cached, and a benchmark's are just made)."""
+    old = time.time() - 3600
+    for p in paths:
+        os.utime(p, (old, old))
 
 
 def weights_project(base: Path, args: argparse.Namespace) -> list[Path]:
@@ -147,9 +155,7 @@ def bench_lock(args: argparse.Namespace) -> None:
     base = Path(args.dir or tempfile.mkdtemp(prefix="airgap-bench-"))
     try:
         shards = weights_project(base, args)
-        old = time.time() - 3600  # past the stat cache's racy window
-        for p in (base / "weights").iterdir():
-            os.utime(p, (old, old))
+        age((base / "weights").iterdir())
         env = bench_env(base, passphrase=False)
         size = sum(p.stat().st_size for p in shards)
         half = len(shards) // 2
@@ -186,9 +192,7 @@ def bench_build(args: argparse.Namespace) -> None:
     base = Path(args.dir or tempfile.mkdtemp(prefix="airgap-bench-"))
     try:
         shards = weights_project(base, args)
-        old = time.time() - 3600
-        for p in (base / "weights").iterdir():
-            os.utime(p, (old, old))
+        age((base / "weights").iterdir())
         key = base / "k.key.pem"
         subprocess.run(
             ["openssl", "genpkey", "-algorithm", "EC", "-pkeyopt", "ec_paramgen_curve:P-256",
@@ -313,9 +317,7 @@ def bench_scale(args: argparse.Namespace) -> None:
                 d.mkdir(parents=True)
             (d / f"f{i:06d}.json").write_bytes(os.urandom(args.file_bytes))
         (weights / "config.json").write_text('{"architectures": ["Bench"]}\n')
-        old = time.time() - 3600
-        for p in weights.rglob("*"):
-            os.utime(p, (old, old))
+        age(weights.rglob("*"))
         (base / "m.yaml").write_text(
             "apiVersion: airgap/v1\nkind: Bundle\nmetadata: {name: scale, version: 1.0.0}\n"
             "model: {name: bench/scale, source: {path: ./weights}, format: onnx}\n"
@@ -432,9 +434,7 @@ def bench_delta(args: argparse.Namespace) -> None:
                 fh.write(head)  # it forks report their own peak RSS, not an inherited one
                 for left in range(size - 4096, 0, -16 * 2**20):
                     fh.write(os.urandom(min(left, 16 * 2**20)))
-        old = time.time() - 3600  # past the stat cache's racy window
-        for p in [*(v1 / "weights").iterdir(), *(v2 / "weights").iterdir()]:
-            os.utime(p, (old, old))
+        age([*(v1 / "weights").iterdir(), *(v2 / "weights").iterdir()])
         env = bench_env(base)
         quiet = {"env": env, "check": True, "stdout": subprocess.DEVNULL}
         subprocess.run([*AIRGAP, "key", "generate", "--out", str(base), "--name", "k"], **quiet)  # type: ignore[call-overload]
@@ -499,9 +499,7 @@ def bench_big(args: argparse.Namespace) -> None:
     base = Path(args.dir or tempfile.mkdtemp(prefix="airgap-bench-"))
     try:
         shards = weights_project(base, args)
-        old = time.time() - 3600
-        for p in (base / "weights").iterdir():
-            os.utime(p, (old, old))
+        age((base / "weights").iterdir())
         env = bench_env(base)
         subprocess.run([*AIRGAP, "key", "generate", "--out", str(base), "--name", "k"], env=env,
                        check=True, stdout=subprocess.DEVNULL)  # fmt: skip
