@@ -84,6 +84,9 @@ ensure_packages() {
         [[ -e /usr/libexec/qemu-binfmt/aarch64-binfmt-P || -x /usr/bin/qemu-aarch64-static ]] ||
             want+=(qemu-user-static)
         command -v update-binfmts >/dev/null 2>&1 || want+=(binfmt-support)
+        # mmdebstrap only recommends it (and apt-get runs with --no-install-recommends), but a
+        # foreign --arch refuses to start without it
+        command -v arch-test >/dev/null 2>&1 || want+=(arch-test)
     fi
     # signatures the field checks: SoftHSM2 (a PKCS#11 token for --key pkcs11:...) and headless
     # Chromium (renders `audit --html` reports as a person sees them; fonts for its screenshots)
