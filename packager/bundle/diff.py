@@ -9,7 +9,10 @@ images, the layer digests each side's image manifests list, which the caller rea
 * images whose manifest digest changed (and the layers that came and went), added or removed;
 * kernels added, removed, or whose coverage changed (targets, archs, per-chip coverage);
 * wheels added or removed (by file name and digest);
-* what a delta from OLD would carry: every blob of NEW whose digest OLD does not hold.
+* what ``airgap build NEW --base OLD`` would carry, by the build's own rule
+  (:func:`packager.bundle.delta.plan_delta`): NEW's blobs except those with install paths that OLD
+  holds at the same size (image layers, OCI manifests and the probe are always carried), and the
+  bundle files (``airgap/``: descriptor, probe, site kit) every bundle carries.
 
 No I/O here: packager.commands.diff reads the two sides (bundles or an installed version).
 """
@@ -21,7 +24,8 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
-from packager.bundle.descriptor import BlobRecord, Descriptor, KernelRecord
+from packager.bundle.delta import BaseContent, plan_delta
+from packager.bundle.descriptor import BaseRef, BlobRecord, Descriptor, KernelRecord
 
 #: a manifest list is shown item by item up to this many items; longer lists as one value
 MAX_LIST_ITEMS = 64
@@ -163,12 +167,15 @@ class WheelChange:
 
 @dataclass(frozen=True)
 class Delta:
-    """What a delta bundle from OLD would carry: NEW's blobs whose digest OLD lacks."""
+    """What a delta bundle from OLD would carry (:func:`delta_from`): ``blobs``/``bytes`` of
+    NEW's ``full_blobs``/``full_bytes``, and the bundle files every bundle carries."""
 
     blobs: int
     bytes: int
     full_blobs: int
     full_bytes: int
+    files: int = 0
+    files_bytes: int = 0
 
     def to_json(self) -> dict[str, Any]:
         return dataclasses.asdict(self)
@@ -382,6 +389,25 @@ def _wheel_changes(old: Descriptor, new: Descriptor) -> tuple[WheelChange, ...]:
 # ----------------------------------------------------------------------------- the whole
 
 
+def delta_from(old: Descriptor, new: Descriptor) -> Delta:
+    """What ``airgap build NEW --base OLD`` would carry: OLD stands for a site that installed it
+    (its blobs with install paths, as packager.bundle.base reads a bundle given as --base), and
+    the blobs left out are the ones :func:`plan_delta` leaves out; every other blob and every
+    bundle file is carried."""
+    held = {b.hex: b.size for b in old.blobs if b.paths}
+    base = BaseContent(BaseRef(old.name, old.version, ""), held, "OLD")
+    left_out = set(plan_delta(new.blobs, base).not_carried)
+    carried = [b for b in new.blobs if b.digest not in left_out]
+    return Delta(
+        blobs=len(carried),
+        bytes=sum(b.size for b in carried),
+        full_blobs=len(new.blobs),
+        full_bytes=sum(b.size for b in new.blobs),
+        files=len(new.files),
+        files_bytes=sum(f.size for f in new.files),
+    )
+
+
 def diff_descriptors(
     old: Descriptor,
     new: Descriptor,
@@ -407,10 +433,5 @@ def diff_descriptors(
         images=_image_changes(old, new, old_layers or {}, new_layers or {}),
         kernels=_kernel_changes(old, new),
         wheels=_wheel_changes(old, new),
-        delta=Delta(
-            len(added),
-            sum(b.size for b in added),
-            len(new.blobs),
-            sum(b.size for b in new.blobs),
-        ),
+        delta=delta_from(old, new),
     )

@@ -401,10 +401,13 @@ def diff_report(r: DiffReport) -> None:
         )
     _more(len(d.wheels), DIFF_LINES)
     dl = d.delta
-    share = f" ({100 * dl.bytes / dl.full_bytes:.1f} %)" if dl.full_bytes else ""
+    carried, full = dl.bytes + dl.files_bytes, dl.full_bytes + dl.files_bytes
+    share = f" ({100 * carried / full:.1f} %)" if full else ""
     stdout.print(
-        f"a delta from old would carry {dl.blobs} of {dl.full_blobs} blobs, "
-        f"{human_size(dl.bytes)} of {human_size(dl.full_bytes)}{share}"
+        f"a delta from old would carry {dl.blobs} of {dl.full_blobs} blobs "
+        f"({human_size(dl.bytes)} of {human_size(dl.full_bytes)}) and the {dl.files} bundle "
+        f"files ({human_size(dl.files_bytes)}) every bundle carries: {human_size(carried)} of "
+        f"{human_size(full)}{share}"
     )
 
 

@@ -89,6 +89,7 @@ def test_blobs_by_role_and_the_delta() -> None:
     )  # fmt: skip
     assert [b.digest for b in r.added] == [d(5), d(6), d(7)]
     assert [b.digest for b in r.removed] == [d(2), d(4)]
+    # carried: the new config, the new OCI blob (never left out: no install path), the new wheel
     assert (r.delta.blobs, r.delta.bytes) == (3, 12 + 310 + 70)
     assert (r.delta.full_blobs, r.delta.full_bytes) == (5, 1000 + 12 + 5 + 310 + 70)
     assert [(w.filename, w.status, w.size) for w in r.wheels] == [
@@ -97,11 +98,33 @@ def test_blobs_by_role_and_the_delta() -> None:
     assert not r.same_content
 
 
+@pytest.mark.parametrize(
+    ("old", "new", "carried"),
+    [
+        # the same blob with an install path in OLD: left out
+        ([blob(1, "model/w", size=100)], [blob(1, "model/w", size=100)], (0, 0)),
+        # moved to another path: still the same content in the store, left out
+        ([blob(1, "model/w", size=100)], [blob(1, "model/v", size=100)], (0, 0)),
+        # unchanged, but a site's store keeps no copy (an image layer, the probe): carried
+        ([blob(2, size=40, role="image")], [blob(2, size=40, role="image")], (1, 40)),
+        # OLD holds it only as an image layer, NEW installs it: carried (not in the store)
+        ([blob(3, size=50, role="image")], [blob(3, "model/w", size=50)], (1, 50)),
+        # a new blob: carried
+        ([], [blob(4, "model/w", size=7)], (1, 7)),
+    ],
+)  # fmt: skip
+def test_the_delta_follows_the_builds_rule(
+    old: list[Any], new: list[Any], carried: tuple[int, int]
+) -> None:
+    r = diff_descriptors(make_descriptor(blobs=old), make_descriptor(version="2", blobs=new))
+    assert (r.delta.blobs, r.delta.bytes) == carried
+
+
 def test_the_same_descriptor_has_no_changes() -> None:
     a = make_descriptor(blobs=OLD_BLOBS)
     r = diff_descriptors(a, a, same_content=True)
     assert r.same_content and r.manifest == () and r.added == () and r.removed == ()
-    assert (r.delta.blobs, r.delta.bytes) == (0, 0)
+    assert (r.delta.blobs, r.delta.bytes) == (1, 300)  # the OCI blob: a store keeps no copy
     assert r.images == () and r.kernels == () and r.wheels == ()
 
 

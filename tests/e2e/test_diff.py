@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import json
 import shutil
+import tarfile
 from pathlib import Path
 from typing import Any
 
@@ -122,11 +123,39 @@ def test_the_json_names_every_change(bundles: tuple[Path, Path, Path, Path]) -> 
     assert kernel["status"] == "changed" and kernel["new"]["targets"] == ["sm_80", "sm_90"]
     assert kernel["binary_changed"] is False
     assert doc["wheels"] == []
-    added = doc["blobs"]["added"]
     delta = doc["delta"]
-    assert delta["blobs"] == len(added)
-    assert delta["bytes"] == sum(b["size"] for b in added)
     assert 0 < delta["bytes"] < delta["full_bytes"]
+
+
+def test_the_delta_it_announces_is_the_one_build_base_writes(
+    bundles: tuple[Path, Path, Path, Path], tmp_path: Path
+) -> None:
+    """What diff says a delta from v1 carries is what `build v2 --base v1` carries: the blobs it
+    does not leave out (the unchanged image layer and the probe too: a site's store keeps
+    neither) and every bundle file."""
+    v1, v2, _, base = bundles
+    r = airgap("build", str(base / "v2" / "golden.yaml"), "--key", str(base / "k.key.pem"),
+               "--out", str(tmp_path), "--base", str(v1),
+               env={"AIRGAP_KEY_PASSPHRASE": PASSPHRASE, "SOURCE_DATE_EPOCH": "1700000000"})  # fmt: skip
+    assert r.returncode == 0, r.stdout + r.stderr
+    made = _bundle_json(next(tmp_path.glob("*.delta-from-1.0.0.airgap.tar")))
+    left_out = set(made["delta"]["not_carried"])
+    carried = [b for b in made["blobs"] if b["digest"] not in left_out]
+    assert left_out and any(not b.get("paths") for b in carried)  # the case that differs
+    delta = _diff(str(v1), str(v2))["delta"]
+    assert (delta["blobs"], delta["bytes"]) == (len(carried), sum(b["size"] for b in carried))
+    assert (delta["full_blobs"], delta["full_bytes"]) == (
+        len(made["blobs"]), sum(b["size"] for b in made["blobs"]))  # fmt: skip
+    assert (delta["files"], delta["files_bytes"]) == (
+        len(made["files"]), sum(f["size"] for f in made["files"]))  # fmt: skip
+
+
+def _bundle_json(tar: Path) -> dict[str, Any]:
+    with tarfile.open(tar) as tf:
+        member = tf.extractfile("airgap/bundle.json")
+        assert member is not None
+        doc: dict[str, Any] = json.loads(member.read())
+    return doc
 
 
 def test_the_text_fits_a_screen_and_says_unverified(bundles: tuple[Path, Path, Path, Path]) -> None:
@@ -166,7 +195,11 @@ def test_a_bundle_against_itself_is_the_same_content(
 ) -> None:
     v1, _, _, _ = bundles
     doc = _diff(str(v1), str(v1))
-    assert doc["same_content"] is True and doc["delta"]["bytes"] == 0
+    assert doc["same_content"] is True
+    # nothing with an install path is carried again; what a site's store keeps no copy of is
+    unstored = [b for b in _bundle_json(v1)["blobs"] if not b.get("paths")]
+    assert (doc["delta"]["blobs"], doc["delta"]["bytes"]) == (
+        len(unstored), sum(b["size"] for b in unstored))  # fmt: skip
 
 
 def test_a_layout_folder_and_parts_read_as_the_tar(
