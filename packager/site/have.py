@@ -16,7 +16,7 @@ from __future__ import annotations
 import hashlib
 import os
 import stat
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from pathlib import Path
 
 from packager.bundle import layout
@@ -56,6 +56,36 @@ def have_list(prefix_path: Path) -> HaveList:
     return HaveList(tuple(blobs), tuple(versions))
 
 
+def check_blob(
+    d: Dir,
+    hexd: str,
+    record: Mapping[str, checked.Stamp],
+    progress: Callable[[int], None] | None,
+) -> tuple[str, checked.Stamp | None, bool]:
+    """Store blob ``hexd`` of folder ``d`` (read without following a link): its sha256 (hex),
+    the stat it had when its content was found to be ``hexd`` (None when it was not, or when it
+    changed while it was read), and whether the record (packager.site.checked) vouched for it
+    without a read."""
+    fd = d.open_read(hexd)
+    try:
+        st = os.fstat(fd)
+        if checked.matches(record, hexd, st):
+            if progress is not None:
+                progress(st.st_size)
+            return hexd, checked.stamp(st), True
+        h = hashlib.sha256()
+        while chunk := os.read(fd, CHUNK):
+            h.update(chunk)
+            if progress is not None:
+                progress(len(chunk))
+    finally:
+        os.close(fd)
+    got = h.hexdigest()
+    now = os.stat(hexd, dir_fd=d.fd, follow_symlinks=False)
+    unchanged = checked.stamp(now) == checked.stamp(st)  # it did not change while it was read
+    return got, (checked.stamp(st) if got == hexd and unchanged else None), False
+
+
 class StoreBlobs:
     """A prefix's store, read-only, as where a delta's left-out blobs come from.
 
@@ -87,29 +117,12 @@ class StoreBlobs:
         """The blob's sha256 (hex): read and hashed, or its name when the record shows it
         unchanged since it was checked."""
         assert self._store is not None
-        d: Dir = self._store.dir
-        fd = d.open_read(hexd)
-        try:
-            st = os.fstat(fd)
-            if checked.matches(self._record, hexd, st):
+        got, good, taken = check_blob(self._store.dir, hexd, self._record, progress)
+        if good is not None:
+            self.good[hexd] = good
+            if taken:
                 self.unchanged += 1
-                self.unchanged_bytes += st.st_size
-                self.good[hexd] = checked.stamp(st)
-                if progress is not None:
-                    progress(st.st_size)
-                return hexd
-            h = hashlib.sha256()
-            while chunk := os.read(fd, CHUNK):
-                h.update(chunk)
-                if progress is not None:
-                    progress(len(chunk))
-        finally:
-            os.close(fd)
-        got = h.hexdigest()
-        if got == hexd and checked.stamp(os.stat(hexd, dir_fd=d.fd, follow_symlinks=False)) == (
-            checked.stamp(st)
-        ):  # and it did not change while it was read
-            self.good[hexd] = checked.stamp(st)
+                self.unchanged_bytes += good[1]
         return got
 
     def changed(self) -> list[str]:

@@ -53,7 +53,7 @@ from packager.errors import AirgapError, CheckFailed, InputError
 from packager.signing.trust import Policy
 from packager.site import auditlog, checked
 from packager.site import trust as site_trust
-from packager.site.have import StoreBlobs
+from packager.site.have import StoreBlobs, check_blob
 from packager.site.prefix import Prefix, step
 from packager.site.receipts import InstalledFile, Receipt, record_images
 from packager.site.rules import (
@@ -630,7 +630,27 @@ def _install_locked(
         )
     store = BlobStore(prefix.root, create=True)
     try:
-        missing = {h: s for h, s in plan.blobs.items() if not store.has(h, s)}
+        present = {h: s for h, s in plan.blobs.items() if store.has(h, s)}
+        missing = {h: s for h, s in plan.blobs.items() if h not in present}
+        base_good = set(v.base.good) if isinstance(v.base, StoreBlobs) else set()
+        damaged, confirmed = _check_present(prefix, store, present, base_good, rep)
+        if damaged:
+            doc = v.report.descriptor
+            assert doc is not None
+            left_out = {b.hex for b in doc.blobs if not doc.carried(b)} & set(damaged)
+            if left_out:  # a delta's base blobs were checked by the verification: not reached
+                raise ContentMismatch(
+                    f"{len(left_out)} blob(s) of the store this delta needs are damaged "
+                    f"(first {min(left_out)}); nothing was installed",
+                    hint="`airgap audit --site` names them; install the full bundle",
+                )
+            missing.update(damaged)  # stored again from the bundle, which carries them
+            first = ", ".join(sorted(damaged)[:3])
+            result.notes.append(
+                f"{len(damaged)} blob(s) in the store did not hash to their names (damaged or "
+                f"tampered: {first}) and were stored again from the bundle; versions installed "
+                "before still link the damaged copies (`airgap audit --site`, `airgap repair`)"
+            )
         meta_bytes = sum(m.size or 4096 for m in plan.meta) + len(raw)
         _check_space(
             prefix,
@@ -653,17 +673,44 @@ def _install_locked(
             raise
         finally:
             result.notes += prefix.discard_staging(sname)
-        _record_checked(prefix, store, set(missing), v, result)
+        _record_checked(prefix, store, set(missing) | confirmed, v, result)
     finally:
         store.close()
+
+
+def _check_present(
+    prefix: Prefix,
+    store: BlobStore,
+    present: Mapping[str, int],
+    checked_already: set[str],
+    rep: Reporter,
+) -> tuple[dict[str, int], set[str]]:
+    """The store's copies of the blobs this install links but does not write, checked before
+    any is linked: a blob the store's record shows unchanged since airgap established its
+    content is taken as it is, any other is hashed (in parallel). Returns the damaged ones
+    (hex -> size) and the ones found intact (to record as checked)."""
+    todo = [(h, s) for h, s in sorted(present.items()) if h not in checked_already]
+    if not todo:
+        return {}, set()
+    record = checked.read_record(prefix.root)
+    rep.phase("checking blobs already in the store", sum(s for _, s in todo))
+
+    def one(item: tuple[str, int]) -> tuple[str, int, str, bool]:
+        got, good, _ = check_blob(store.dir, item[0], record, rep.advance)
+        return item[0], item[1], got, good is not None
+
+    with ThreadPoolExecutor(_workers(), thread_name_prefix="install-check") as pool:
+        results = list(pool.map(one, todo))
+    damaged = {h: s for h, s, got, _ in results if got != h}
+    return damaged, {h for h, _, got, good in results if got == h and good}
 
 
 def _record_checked(
     prefix: Prefix, store: BlobStore, written: set[str], v: Verifier, result: InstallResult
 ) -> None:
-    """Record the blobs whose content this install established (written, or a delta's base
-    blobs checked in the store) with their stat after linking (packager.site.checked): the
-    next delta from this version reads none of them again unless they change."""
+    """Record the blobs whose content this install established (written, or found intact in
+    the store: a delta's base blobs, the blobs already there) with their stat after linking
+    (packager.site.checked): the next install reads none of them again unless they change."""
     good = written | (set(v.base.good) if isinstance(v.base, StoreBlobs) else set())
     try:
         checked.write_record(prefix.root, store.dir, good)

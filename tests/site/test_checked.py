@@ -83,3 +83,38 @@ def test_a_link_in_place_of_the_record_is_not_followed(tmp_path: Path) -> None:
     target.write_text(json.dumps({"checked": 1, "blobs": {a: list(checked.stamp(st))}}))
     (prefix / layout.SITE_CHECKED_RECORD).symlink_to(target)
     assert _record(prefix) == {}
+
+
+# ----------------------------------------------------------------------------- check_blob
+
+
+@pytest.mark.parametrize(
+    ("recorded", "damage", "answer"),
+    [
+        # (the record vouches for it, what happens to it after, (hashes to its name, stamp, read?))
+        (False, None, (True, True, False)),  # unknown: read and hashed, intact
+        (True, None, (True, True, True)),  # vouched for: not read
+        (False, "rewrite", (False, False, False)),  # same size, other bytes: hashing finds it
+        (True, "rewrite", (False, False, False)),  # the write moved the ctime: read again
+        (True, "touch back", (False, False, False)),  # mtime set back: the ctime still moved
+    ],
+)  # fmt: skip
+def test_check_blob(
+    tmp_path: Path, recorded: bool, damage: str | None, answer: tuple[bool, bool, bool]
+) -> None:
+    from packager.site.have import check_blob
+
+    prefix, (a,) = _site(tmp_path, b"intact content")
+    blob = prefix / layout.SITE_BLOBS_DIR / a
+    if recorded:
+        _write(prefix, [a])
+    if damage is not None:
+        st = os.stat(blob)
+        blob.write_bytes(b"damaged conten")  # the same size
+        if damage == "touch back":
+            os.utime(blob, ns=(st.st_atime_ns, st.st_mtime_ns))
+    seen: list[int] = []
+    with Prefix.open(prefix, create=False) as p, p.root.walk(layout.SITE_BLOBS_DIR) as store:
+        got, good, taken = check_blob(store, a, checked.read_record(p.root), seen.append)
+    assert ((got == a), good is not None, taken) == answer
+    assert sum(seen) == len(b"intact content")  # progress counts every byte, read or not

@@ -396,3 +396,23 @@ def test_a_tampered_base_blob_in_the_store_is_caught(deltas: Deltas, tmp_path: P
     assert blob.name in r.stderr
     assert _state(site) == before and current(site, "many") == "1.0.0"
     assert not (site / layout.SITE_RECEIPTS_DIR / "many" / "2.0.0.json").exists()
+
+
+def test_a_full_install_does_not_link_a_damaged_store_blob(deltas: Deltas, tmp_path: Path) -> None:
+    """The blobs a full bundle would link from the store are checked first like a delta's base
+    blobs; a damaged one is stored again from the bundle, and the new version is intact."""
+    site = tmp_path / "site"
+    _ok(_install(deltas.v1, site, deltas.pub))
+    blob = _store_blob(site, _unchanged_file(deltas))
+    blob.chmod(0o644)
+    data = bytearray(blob.read_bytes())
+    data[-1] ^= 1
+    blob.write_bytes(bytes(data))  # same size: only hashing finds it
+    r = _ok(_install(deltas.v2, site, deltas.pub))
+    assert "did not hash to their names" in r.stderr + r.stdout and blob.name in r.stderr + r.stdout
+    assert hashlib.sha256(blob.read_bytes()).hexdigest() == blob.name  # the store is intact again
+    audit = run("audit", "--site", str(site))
+    assert audit.returncode == 1
+    assert "intact many 2.0.0" in audit.stdout and "DRIFT many 1.0.0" in audit.stdout
+    _ok(run("repair", "--prefix", str(site)))  # v1 from the store's intact copy
+    _ok(run("audit", "--site", str(site)))
