@@ -24,6 +24,7 @@ import hashlib
 import os
 import threading
 import time
+from collections.abc import Callable
 from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -336,9 +337,12 @@ class Verifier:
         hash_cache: dict[str, tuple[str, int]] | None = None,
         base: BlobSource | None = None,
         hash_early: bool = True,
+        choose_target: Callable[[Bundle], str | None] | None = None,
     ) -> None:
         """``hash_early``: hash the blobs in the background during :meth:`preflight` (False for
-        callers that stop after it)."""
+        callers that stop after it). ``choose_target``: with no ``target``, asked once the
+        bundle is open which target of a combined bundle to verify (install: the one this host
+        fits), so that the bundle's members are read once."""
         self.path = path
         self.policy = policy
         #: which target of a combined bundle (packager.bundle.combined); for a single-target
@@ -356,6 +360,7 @@ class Verifier:
         self._t0 = time.perf_counter()
         self._early = _EarlyHashes()
         self._hash_early = hash_early
+        self._choose_target = choose_target
 
     def __enter__(self) -> Verifier:
         return self
@@ -382,6 +387,8 @@ class Verifier:
             self._fail("layout", str(self.path), exc.message)
             self._name_damaged_parts()
             return False
+        if self.target is None and self._choose_target is not None:
+            self.target = self._choose_target(self.bundle)
         self.bundle = select_target(self.bundle, self.target, self.path, self._hash_cache)
         for problem in self.bundle.problems:
             self._fail("layout", str(self.path), problem)

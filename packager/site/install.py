@@ -309,14 +309,18 @@ def _install_bundle(
     rep = reporter or Reporter()
     t0 = time.perf_counter()
     policy = site_trust.policy_for_install(prefix_path, policy)
-    chosen = _target_for_host(path, prefix_path, opts, rep)
+
+    def choose(b: Bundle) -> str | None:
+        return _target_for_host(b, prefix_path, rep)
+
     with (
-        Verifier(path, policy, reporter=rep, target=opts.target or chosen) as v,
+        Verifier(path, policy, reporter=rep, target=opts.target, choose_target=choose) as v,
         contextlib.ExitStack() as stack,
     ):
         report = v.report
         if not v.preflight() or report.descriptor is None or report.digest is None:
             raise not_verified(path, report)
+        chosen = v.target if opts.target is None else None
         b = v.bundle
         assert b is not None
         if report.descriptor.delta is not None:  # what it leaves out comes from the store
@@ -378,29 +382,23 @@ def _install_bundle(
     return result
 
 
-def _target_for_host(
-    path: Path, prefix_path: Path, opts: InstallOptions, rep: Reporter
-) -> str | None:
-    """For a combined bundle given no ``--target``: the one target this host fits (its
-    accelerators, detected as the probe does, and its platform), read from each target's
-    descriptor only to choose; the chosen one is then verified as any bundle. None for a
-    single-target bundle, or when no target or several fit (then the Verifier asks, listing
-    them)."""
+def _target_for_host(b: Bundle, prefix_path: Path, rep: Reporter) -> str | None:
+    """For a combined bundle given no ``--target`` (``b``, opened by the Verifier): the one
+    target this host fits (its accelerators, detected as the probe does, and its platform),
+    read from each target's descriptor only to choose; the chosen one is then verified as any
+    bundle. None for a single-target bundle, or when no target or several fit (then the
+    Verifier asks, listing them)."""
     from packager.bundle.combined import TargetView, match_host, targets_of
     from packager.bundle.errors import BundleFormatError
-    from packager.bundle.reader import open_bundle
 
-    if opts.target is not None or not path.exists():
-        return None
     try:
-        with open_bundle(path) as b:
-            targets = targets_of(b.members())
-            if not targets:
-                return None
-            specs = {}
-            for t in targets:
-                _, doc = TargetView(b, t).descriptor()
-                specs[t] = (doc.target.accelerator.vendor, doc.target.platform)
+        targets = targets_of(b.members())
+        if not targets:
+            return None
+        specs = {}
+        for t in targets:
+            _, doc = TargetView(b, t).descriptor()
+            specs[t] = (doc.target.accelerator.vendor, doc.target.platform)
     except BundleFormatError:
         return None  # the Verifier names what is wrong
     rep.phase("detecting this host's accelerators (a combined bundle: which target?)")
