@@ -17,6 +17,7 @@ import hashlib
 import os
 import stat
 from collections.abc import Callable, Mapping
+from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
 from packager.bundle import layout
@@ -84,6 +85,22 @@ def check_blob(
     now = os.stat(hexd, dir_fd=d.fd, follow_symlinks=False)
     unchanged = checked.stamp(now) == checked.stamp(st)  # it did not change while it was read
     return got, (checked.stamp(st) if got == hexd and unchanged else None), False
+
+
+def check_present(
+    d: Dir,
+    blobs: Mapping[str, int],
+    record: Mapping[str, checked.Stamp],
+    progress: Callable[[int], None] | None,
+    workers: int,
+) -> tuple[dict[str, int], set[str]]:
+    """Store blobs (hex -> size) of folder ``d`` checked with :func:`check_blob` in parallel:
+    the damaged ones (hex -> size), and the intact ones whose stat held while they were read
+    (to record as checked)."""
+    with ThreadPoolExecutor(workers, thread_name_prefix="store-check") as pool:
+        got = list(pool.map(lambda h: check_blob(d, h, record, progress), sorted(blobs)))
+    damaged = {h: blobs[h] for h, (sha, _, _) in zip(sorted(blobs), got) if sha != h}
+    return damaged, {h for h, (sha, good, _) in zip(sorted(blobs), got) if good is not None}
 
 
 class StoreBlobs:

@@ -53,7 +53,8 @@ from packager.errors import AirgapError, CheckFailed, InputError
 from packager.signing.trust import Policy
 from packager.site import auditlog, checked
 from packager.site import trust as site_trust
-from packager.site.have import StoreBlobs, check_blob
+from packager.site.have import StoreBlobs, check_present
+from packager.site.hosttarget import target_for_host
 from packager.site.prefix import Prefix, step
 from packager.site.receipts import InstalledFile, Receipt, record_images
 from packager.site.rules import (
@@ -311,7 +312,7 @@ def _install_bundle(
     policy = site_trust.policy_for_install(prefix_path, policy)
 
     def choose(b: Bundle) -> str | None:
-        return _target_for_host(b, prefix_path, rep)
+        return target_for_host(b, prefix_path, rep)
 
     with (
         Verifier(path, policy, reporter=rep, target=opts.target, choose_target=choose) as v,
@@ -380,42 +381,6 @@ def _install_bundle(
     if os.environ.get("AIRGAP_TEST_KILL_AFTER") is not None:  # TEST ONLY (see prefix.step)
         result.notes.append(f"test hook: {step.count} write steps")
     return result
-
-
-def _target_for_host(b: Bundle, prefix_path: Path, rep: Reporter) -> str | None:
-    """For a combined bundle given no ``--target`` (``b``, opened by the Verifier): the one
-    target this host fits (its accelerators, detected as the probe does, and its platform),
-    read from each target's descriptor only to choose; the chosen one is then verified as any
-    bundle. None for a single-target bundle, or when no target or several fit (then the
-    Verifier asks, listing them)."""
-    from packager.bundle.combined import TargetView, match_host, targets_of
-    from packager.bundle.errors import BundleFormatError
-
-    try:
-        targets = targets_of(b.members())
-        if not targets:
-            return None
-        specs = {}
-        for t in targets:
-            _, doc = TargetView(b, t).descriptor()
-            specs[t] = (doc.target.accelerator.vendor, doc.target.platform)
-    except BundleFormatError:
-        return None  # the Verifier names what is wrong
-    rep.phase("detecting this host's accelerators (a combined bundle: which target?)")
-    from packager.compat.probe_facts import export_probe_facts
-    from packager.probe.chipfacts import load_facts
-    from packager.probe.detect import detect
-    from packager.probe.system import LiveSystem
-
-    facts, _ = load_facts(export_probe_facts())
-    where = prefix_path if prefix_path.exists() else prefix_path.parent
-    det = detect(LiveSystem(15), facts, str(where))
-    vendors = {
-        v
-        for v, present in (("nvidia", det.nvidia.present), ("huawei", det.ascend.present))
-        if present
-    }
-    return match_host(specs, vendors, det.host.platform)
 
 
 def _delta_base(path: Path, prefix_path: Path, v: Verifier, opts: InstallOptions) -> StoreBlobs:
@@ -630,25 +595,14 @@ def _install_locked(
     try:
         present = {h: s for h, s in plan.blobs.items() if store.has(h, s)}
         missing = {h: s for h, s in plan.blobs.items() if h not in present}
-        base_good = set(v.base.good) if isinstance(v.base, StoreBlobs) else set()
-        damaged, confirmed = _check_present(prefix, store, present, base_good, rep)
-        if damaged:
-            doc = v.report.descriptor
-            assert doc is not None
-            left_out = {b.hex for b in doc.blobs if not doc.carried(b)} & set(damaged)
-            if left_out:  # a delta's base blobs were checked by the verification: not reached
-                raise ContentMismatch(
-                    f"{len(left_out)} blob(s) of the store this delta needs are damaged "
-                    f"(first {min(left_out)}); nothing was installed",
-                    hint="`airgap audit --site` names them; install the full bundle",
-                )
-            missing.update(damaged)  # stored again from the bundle, which carries them
-            first = ", ".join(sorted(damaged)[:3])
-            result.notes.append(
-                f"{len(damaged)} blob(s) in the store did not hash to their names (damaged or "
-                f"tampered: {first}) and were stored again from the bundle; versions installed "
-                "before still link the damaged copies (`airgap audit --site`, `airgap repair`)"
-            )
+        checked_already = set(v.base.good) if isinstance(v.base, StoreBlobs) else set()
+        todo = {h: s for h, s in present.items() if h not in checked_already}
+        confirmed: set[str] = set()
+        if todo:  # linked, not written: their content is known before any link is made
+            rep.phase("checking blobs already in the store", sum(todo.values()))
+            record = checked.read_record(prefix.root)
+            damaged, confirmed = check_present(store.dir, todo, record, rep.advance, _workers())
+            missing.update(_restore(damaged, v, result))
         meta_bytes = sum(m.size or 4096 for m in plan.meta) + len(raw)
         _check_space(
             prefix,
@@ -676,31 +630,25 @@ def _install_locked(
         store.close()
 
 
-def _check_present(
-    prefix: Prefix,
-    store: BlobStore,
-    present: Mapping[str, int],
-    checked_already: set[str],
-    rep: Reporter,
-) -> tuple[dict[str, int], set[str]]:
-    """The store's copies of the blobs this install links but does not write, checked before
-    any is linked: a blob the store's record shows unchanged since airgap established its
-    content is taken as it is, any other is hashed (in parallel). Returns the damaged ones
-    (hex -> size) and the ones found intact (to record as checked)."""
-    todo = [(h, s) for h, s in sorted(present.items()) if h not in checked_already]
-    if not todo:
-        return {}, set()
-    record = checked.read_record(prefix.root)
-    rep.phase("checking blobs already in the store", sum(s for _, s in todo))
-
-    def one(item: tuple[str, int]) -> tuple[str, int, str, bool]:
-        got, good, _ = check_blob(store.dir, item[0], record, rep.advance)
-        return item[0], item[1], got, good is not None
-
-    with ThreadPoolExecutor(_workers(), thread_name_prefix="install-check") as pool:
-        results = list(pool.map(one, todo))
-    damaged = {h: s for h, s, got, _ in results if got != h}
-    return damaged, {h for h, _, got, good in results if got == h and good}
+def _restore(damaged: dict[str, int], v: Verifier, result: InstallResult) -> dict[str, int]:
+    """Store blobs that did not hash to their names: stored again from the bundle, which
+    carries them (a delta's left-out blobs were checked by its verification already)."""
+    doc = v.report.descriptor
+    assert doc is not None
+    if damaged and any(not doc.carried(b) for b in doc.blobs if b.hex in damaged):
+        raise ContentMismatch(
+            f"{len(damaged)} blob(s) of the store this delta needs are damaged (first "
+            f"{min(damaged)}); nothing was installed",
+            hint="`airgap audit --site` names them; install the full bundle",
+        )
+    if damaged:
+        result.notes.append(
+            f"{len(damaged)} blob(s) in the store did not hash to their names (damaged or "
+            f"tampered: {', '.join(sorted(damaged)[:3])}) and were stored again from the bundle; "
+            "versions installed before still link the damaged copies (`airgap audit --site`, "
+            "`airgap repair`)"
+        )
+    return damaged
 
 
 def _record_checked(
