@@ -356,12 +356,19 @@ def bench_scale(args: argparse.Namespace) -> None:
         for step, floor_label, floor_cmd, cmd in pairs:
             if step == "lock":  # a cold stat cache
                 (base / "cache" / "stat-cache.sqlite").unlink(missing_ok=True)
+            subprocess.run(["sync"], check=True)  # no step flushes what the one before wrote
             t_floor, _ = timed(["bash", "-c", floor_cmd])
             c_floor = LAST_CPU[0]
+            subprocess.run(["sync"], check=True)
             t, rss = timed(cmd, env=env, stdout=subprocess.DEVNULL)
             print(f"  {step:<8} airgap {t:7.2f} s (CPU {LAST_CPU[0]:6.2f} s, peak RSS {rss} MiB)   "
                   f"{floor_label}: {t_floor:6.2f} s (CPU {c_floor:5.2f} s)   "
                   f"{t / t_floor:5.2f}x (target <= 3)")  # fmt: skip
+            if step == "install":  # install makes every file durable before it is renamed
+                subprocess.run(["sync"], check=True)
+                t_sync, _ = timed(["bash", "-c", f"{floor_cmd} && sync"])
+                print(f"  {'':<8} the same with its files durable too, "
+                      f"{floor_label} && sync: {t_sync:6.2f} s   {t / t_sync:5.2f}x")  # fmt: skip
         print(f"  load average {os.getloadavg()[0]:.1f} on {os.cpu_count()} CPUs")
     finally:
         if not args.keep:
