@@ -290,7 +290,10 @@ def verify_report(r: VerifyReport) -> None:
         stdout.print(f"model signature ({shown(ms.state)}): {shown(ms.message)}")
     delta = r.descriptor.delta if r.descriptor is not None else None
     if delta is not None:
-        where = f"checked in {shown(r.base_checked_in)}" if r.base_checked_in else "not checked"
+        where = "not checked"
+        if r.base_checked_in:
+            lacking = any(f.check == "delta" for f in r.failures)
+            where = f"{'not all in' if lacking else 'checked in'} {shown(r.base_checked_in)}"
         stdout.print(
             f"a delta from {shown(delta.base.name)} {shown(delta.base.version)} "
             f"({delta.base.digest}): {r.not_carried} blob(s), {human_size(r.not_carried_bytes)}, "

@@ -239,6 +239,10 @@ def test_verify_with_the_base_bundle_or_a_site_checks_the_whole_version(
     have.write_text(_ok(run("list", "--prefix", str(site), "--have")).stdout)
     r = run("verify", str(deltas.delta), "--key", str(deltas.pub), "--base", str(have))
     assert r.returncode == 2 and "have-list" in r.stderr
+    # a base that lacks them (the delta itself): named as such, never "checked in" it
+    r = run("verify", str(deltas.delta), "--key", str(deltas.pub), "--base", str(deltas.delta))
+    assert r.returncode == 1 and f"not all in {deltas.delta}" in r.stdout
+    assert "checked in" not in r.stdout
 
 
 def test_a_tampered_carried_blob_is_caught(deltas: Deltas, tmp_path: Path) -> None:
