@@ -33,6 +33,8 @@ class BlobSource(Protocol):
 
     def summary(self) -> str | None: ...
 
+    def close(self) -> None: ...
+
 
 def _looks_like_have_list(path: Path) -> bool:
     if not path.is_file() or path.name.endswith(".airgap.parts.json"):

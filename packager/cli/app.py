@@ -292,6 +292,16 @@ BundleTargetOpt = Annotated[
     Optional[str],
     typer.Option("--target", help="Which target of a combined bundle (build --combined)."),
 ]
+DeltaBaseOpt = Annotated[
+    Optional[Path],
+    typer.Option(
+        "--base", help="A delta's base bundle: check the blobs the delta leaves out in it."
+    ),
+]
+DeltaPrefixOpt = Annotated[
+    Optional[Path],
+    typer.Option("--prefix", help="A site: check the blobs a delta leaves out in its store."),
+]
 
 
 @app.command()
@@ -353,16 +363,8 @@ def verify(
     insecure: InsecureOpt = False,
     ca_cert: CaCertOpt = None,
     target: BundleTargetOpt = None,
-    base: Annotated[
-        Optional[Path],
-        typer.Option(
-            "--base", help="A delta's base bundle: check the blobs the delta leaves out in it."
-        ),
-    ] = None,
-    prefix: Annotated[
-        Optional[Path],
-        typer.Option("--prefix", help="A site: check the blobs a delta leaves out in its store."),
-    ] = None,
+    base: DeltaBaseOpt = None,
+    prefix: DeltaPrefixOpt = None,
     as_json: JsonOpt = False,
 ) -> None:
     """Verify parts, signatures (threshold, expiry, revocation), every blob, and consistency.
@@ -462,6 +464,8 @@ def audit(
         ),
     ] = None,
     target: BundleTargetOpt = None,
+    base: DeltaBaseOpt = None,
+    prefix: DeltaPrefixOpt = None,
     as_json: JsonOpt = False,
 ) -> None:
     """Who signed and when, the build provenance, the SBOM summary and the verdict.
@@ -476,8 +480,8 @@ def audit(
         raise InputError("--probe-report goes into the HTML report: give --html FILE too")
     probe = report_files.probe(probe_report)
     if site is not None:
-        if bundle is not None:
-            raise InputError("give a BUNDLE or --site DIR, not both")
+        if bundle is not None or base is not None or prefix is not None:
+            raise InputError("give a BUNDLE (with a delta's --base or --prefix) or --site DIR")
         from packager.site.integrity import audit_site
 
         result = audit_site(site, _policy(trust, key))
@@ -489,7 +493,7 @@ def audit(
         raise InputError("audit needs a BUNDLE (or --site DIR for an install prefix)")
     from packager.commands.audit import audit_bundle
 
-    audit_report = audit_bundle(bundle, _policy(trust, key), target)
+    audit_report = audit_bundle(bundle, _policy(trust, key), target, base=base, prefix=prefix)
     if html_out is not None:
         report_files.bundle_html(html_out, audit_report, probe)
     render.show(audit_report, as_json, render.audit)

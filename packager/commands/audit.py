@@ -17,6 +17,7 @@ from packager.bundle.reader import Bundle
 from packager.bundle.sbom import SbomSummary, summarize_sbom
 from packager.bundle.verifier import verify_bundle
 from packager.commands.inspect_bundle import signature_keyids
+from packager.commands.verify import delta_base
 from packager.compat.load_code import HEAD_BYTES, MAX_CONFIG_BYTES, CodeFile, code_files, runs_code
 from packager.resolve.lockfile import PublisherSignatureRecord
 from packager.signing.intoto import Provenance
@@ -153,7 +154,16 @@ def policy_json(policy: Policy | None) -> dict[str, Any] | None:
     }
 
 
-def audit_bundle(path: Path, policy: Policy | None, target: str | None = None) -> AuditReport:
+def audit_bundle(
+    path: Path,
+    policy: Policy | None,
+    target: str | None = None,
+    *,
+    base: Path | None = None,
+    prefix: Path | None = None,
+) -> AuditReport:
+    """The officer's view of ``path``; a delta is verified whole with its ``base`` bundle or
+    the store of ``prefix`` (packager.commands.verify.delta_base), else it is not verified."""
     with open_target(path, target) as b:
         _, doc = b.descriptor()
         sig_ids = signature_keyids(b)
@@ -165,7 +175,10 @@ def audit_bundle(path: Path, policy: Policy | None, target: str | None = None) -
             except ValueError:
                 sbom_error = "the SBOM is unreadable"
         load_code = _load_code(b, doc)
-    report = verify_bundle(path, policy, target=target) if policy is not None else None
+    report = None
+    if policy is not None:
+        with delta_base(base, prefix) as source:
+            report = verify_bundle(path, policy, target=target, base=source)
     valid = {k for k, _ in report.signers} if report else set()
     signers = []
     for kid in sig_ids:

@@ -4,6 +4,7 @@ work: parts, signatures, descriptor and validity first, then every blob re-hashe
 from __future__ import annotations
 
 import contextlib
+from collections.abc import Iterator
 from pathlib import Path
 from typing import TYPE_CHECKING
 
@@ -61,19 +62,30 @@ def verify(
     """Verify ``bundle``; a delta's left-out blobs are checked in ``base`` (a bundle) or in the
     store of ``prefix`` (a site), and without either the delta is not verified."""
     policy = require_policy(trust, keys, "verify")
+    with delta_base(base, prefix) as source:
+        return verify_bundle(bundle, policy, reporter=reporter, target=target, base=source)
+
+
+@contextlib.contextmanager
+def delta_base(base: Path | None, prefix: Path | None) -> Iterator[BlobSource | None]:
+    """Where a delta's left-out blobs are checked: ``base`` (a bundle), the store of ``prefix``
+    (a site), or nowhere (None: a delta is then not verified)."""
     if base is not None and prefix is not None:
         raise InputError("give --base OLD or --prefix DIR, not both")
-    with contextlib.ExitStack() as stack:
-        source: BlobSource | None = None
-        if base is not None:
-            from packager.bundle.base import BundleBlobs
+    source: BlobSource | None = None
+    if base is not None:
+        from packager.bundle.base import BundleBlobs
 
-            source = stack.enter_context(contextlib.closing(BundleBlobs(base)))
-        elif prefix is not None:
-            from packager.site.have import StoreBlobs
+        source = BundleBlobs(base)
+    elif prefix is not None:
+        from packager.site.have import StoreBlobs
 
-            source = stack.enter_context(contextlib.closing(StoreBlobs(prefix)))
-        return verify_bundle(bundle, policy, reporter=reporter, target=target, base=source)
+        source = StoreBlobs(prefix)
+    try:
+        yield source
+    finally:
+        if source is not None:
+            source.close()
 
 
 def verify_remote(

@@ -420,3 +420,21 @@ def test_a_full_install_does_not_link_a_damaged_store_blob(deltas: Deltas, tmp_p
     assert "intact many 2.0.0" in audit.stdout and "DRIFT many 1.0.0" in audit.stdout
     _ok(run("repair", "--prefix", str(site)))  # v1 from the store's intact copy
     _ok(run("audit", "--site", str(site)))
+
+
+def test_audit_of_a_delta_checks_it_whole_with_its_base(deltas: Deltas, tmp_path: Path) -> None:
+    """The officer audits the delta before approving it: with its base (a bundle or a site)
+    the verdict is the full version's; without, it fails naming the base, as verify does."""
+    key = ("--key", str(deltas.pub))
+    r = run("audit", str(deltas.delta), *key, "--json")
+    doc = json.loads(r.stdout)
+    assert r.returncode == 1 and doc["verdict"] == "FAIL"
+    assert any("1.0.0" in reason and "--base" in reason for reason in doc["reasons"])
+    r = run("audit", str(deltas.delta), *key, "--base", str(deltas.v1), "--json")
+    assert r.returncode == 0 and json.loads(r.stdout)["verdict"] == "PASS", r.stdout + r.stderr
+    site = tmp_path / "site"
+    _ok(_install(deltas.v1, site, deltas.pub))
+    r = run("audit", str(deltas.delta), *key, "--prefix", str(site), "--json")
+    assert r.returncode == 0 and json.loads(r.stdout)["verdict"] == "PASS", r.stdout + r.stderr
+    r = run("audit", "--site", str(site), "--base", str(deltas.v1))
+    assert r.returncode == 2 and "--site" in r.stderr
