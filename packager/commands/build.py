@@ -536,7 +536,11 @@ def _lock_for_build(
     if locked or lock_path.exists():
         lock = load_lock(lock_path)
         try:
-            check_lock_belongs(manifest, lock, lock_path)
+            check_lock_belongs(
+                manifest, lock, lock_path,
+                drift=lambda: find_drift(manifest, lock, cache=cache, offline=offline,
+                                         timeout=timeout),
+            )  # fmt: skip
         except LockMismatch:
             # a model file that runs code and is not allowed is named first, as validate did
             # before the lock was read (validate leaves the model to the lock for build)

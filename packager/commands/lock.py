@@ -7,16 +7,18 @@ names each one whose content drifted; `airgap build --locked` refuses to build t
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import json
 import os
 import time
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from packager import __version__
-from packager.errors import InputError, LockMismatch
+from packager.errors import AirgapError, InputError, LockMismatch
 from packager.findings import Finding, has_errors
 from packager.manifest.model import Image, Manifest, Target
 from packager.resolve.files import install_dest, resolve_files, resolve_kernels
@@ -238,7 +240,16 @@ class Drift:
         return f"{self.kind} {self.name}: locked {self.locked}, now {self.now}"
 
 
-def check_lock_belongs(manifest: Manifest, lock: Lock, lock_path: Path) -> None:
+def check_lock_belongs(
+    manifest: Manifest,
+    lock: Lock,
+    lock_path: Path,
+    *,
+    drift: Callable[[], list[Drift]] | None = None,
+) -> None:
+    """LockMismatch unless ``lock`` was made from this manifest as it is now, naming what
+    changed; for a change the lock keeps no record of, ``drift`` (the inputs that now differ
+    from the lock, such as the model files another include pattern selects) names its effect."""
     if lock.manifest_name != manifest.name:
         raise LockMismatch(
             f"{lock_path} was made from another manifest ({lock.manifest_name} "
@@ -247,6 +258,9 @@ def check_lock_belongs(manifest: Manifest, lock: Lock, lock_path: Path) -> None:
         )
     if lock.manifest_digest != manifest_digest(manifest):
         changes = manifest_changes(manifest, lock)
+        if changes == [UNRECORDED_CHANGE] and drift is not None:
+            with contextlib.suppress(AirgapError):  # a manifest that does not resolve: as it is
+                changes += [f"input {d}" for d in drift()]
         listed = "".join(f"\n  - {c}" for c in changes)
         raise LockMismatch(
             f"{manifest.path} changed since {lock_path} was made:{listed}",
@@ -308,10 +322,14 @@ def manifest_changes(manifest: Manifest, lock: Lock) -> list[str]:
         python = t.wheels.python if t.wheels is not None else None
         if lt.wheels and python is not None and lt.python != python:
             out.append(f"{where}.runtime.wheels.python: locked {lt.python}, now {python}")
-    return out or [
-        "a setting the lock keeps no record of (accelerator, stack, precision, smoke, serve or "
-        "another field): compare the manifest with the version you locked"
-    ]
+    return out or [UNRECORDED_CHANGE]
+
+
+#: what :func:`manifest_changes` says when nothing the lock records of the manifest changed
+UNRECORDED_CHANGE = (
+    "a setting the lock keeps no record of (accelerator, stack, precision, include patterns, "
+    "smoke, serve or another field): compare the manifest with the version you locked"
+)
 
 
 def _files_drift(
@@ -443,12 +461,14 @@ def lock_command(
 ) -> LockReport | DriftReport:
     """`airgap lock`: resolve every input and write the lock at ``path`` (unless a finding is
     an error); with ``check``, re-resolve and name each input that drifted since that lock."""
-    existing = None
-    if check:
-        existing = load_lock(path)
-        check_lock_belongs(manifest, existing, path)
+    existing = load_lock(path) if check else None
     with open_stat_cache(use_cache) as cache:
         if existing is not None:
+            check_lock_belongs(
+                manifest, existing, path,
+                drift=lambda: find_drift(manifest, existing, cache=cache, offline=offline,
+                                         timeout=timeout),
+            )  # fmt: skip
             drift = find_drift(
                 manifest, existing, cache=cache, reporter=reporter, offline=offline, timeout=timeout
             )

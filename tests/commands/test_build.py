@@ -379,6 +379,17 @@ def test_a_changed_manifest_stops_a_build_from_the_old_lock(project: Path) -> No
     assert code == 1 and "changed since" in err and "airgap lock" in err
 
 
+def test_a_manifest_change_the_lock_keeps_no_record_of_names_the_inputs_it_moved(
+    project: Path,
+) -> None:
+    assert build(project, "--unsigned")[0] == 0
+    m = project / "m.yaml"
+    m.write_text(m.read_text().replace(', "vocab.txt"]', "]"))
+    code, _, err = build(project, "--unsigned")
+    assert code == 1 and "changed since" in err and "keeps no record of" in err
+    assert "input model vocab.txt: locked sha256:" in err and "airgap lock" in err
+
+
 def test_locked_fails_when_there_is_no_lock(project: Path) -> None:
     code, _, err = build(project, "--unsigned", "--locked")
     assert code == 2 and "m.lock.json" in err and "airgap lock" in err

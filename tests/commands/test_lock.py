@@ -182,6 +182,11 @@ MANIFEST_EDITS = [
      ["target.platform: locked linux/amd64, now linux/arm64"]),
     (lambda t: t.replace('driver: ">=550.54.14"', 'driver: ">=560.0"'),
      ["a setting the lock keeps no record of"]),
+    # not recorded itself, but what it changed in the inputs is named
+    (lambda t: t.replace('include: ["*.safetensors", "*.json", "vocab.txt"]',
+                         'include: ["*.safetensors", "*.json"]'),
+     ["a setting the lock keeps no record of", "input model vocab.txt: locked sha256:",
+      "now absent"]),
 ]  # fmt: skip
 
 
