@@ -338,11 +338,13 @@ class Verifier:
         base: BlobSource | None = None,
         hash_early: bool = True,
         choose_target: Callable[[Bundle], str | None] | None = None,
+        opened: Bundle | None = None,
     ) -> None:
         """``hash_early``: hash the blobs in the background during :meth:`preflight` (False for
         callers that stop after it). ``choose_target``: with no ``target``, asked once the
         bundle is open which target of a combined bundle to verify (install: the one this host
-        fits), so that the bundle's members are read once."""
+        fits), so that the bundle's members are read once. ``opened``: ``path`` already opened
+        by the caller (the Verifier closes it)."""
         self.path = path
         self.policy = policy
         #: which target of a combined bundle (packager.bundle.combined); for a single-target
@@ -361,6 +363,7 @@ class Verifier:
         self._early = _EarlyHashes()
         self._hash_early = hash_early
         self._choose_target = choose_target
+        self._opened = opened
 
     def __enter__(self) -> Verifier:
         return self
@@ -369,6 +372,8 @@ class Verifier:
         self._early.stop()
         if self.bundle is not None:
             self.bundle.close()
+        elif self._opened is not None:
+            self._opened.close()
         self.report.seconds = time.perf_counter() - self._t0
 
     def _fail(self, check: str, subject: str, message: str) -> None:
@@ -381,7 +386,7 @@ class Verifier:
         try:
             if not self._parts_present():
                 return False
-            self.bundle = open_bundle(self.path)
+            self.bundle, self._opened = self._opened or open_bundle(self.path), None
             self.bundle.members()
         except BundleFormatError as exc:
             self._fail("layout", str(self.path), exc.message)
@@ -673,14 +678,22 @@ def verify_bundle(
     from packager.bundle.combined import targets_of, unclaimed
 
     targets: list[str] = []
+    opened: Bundle | None = None  # read once: a single-target bundle goes on to the Verifier
     if target is None and path.exists():
         try:
-            with open_bundle(path) as b:
-                targets = targets_of(b.members())
-        except BundleFormatError:
-            targets = []  # the Verifier names it
+            opened = open_bundle(path)
+            targets = targets_of(opened.members())
+        except BundleFormatError:  # the Verifier names it, from an open of its own
+            if opened is not None:
+                opened.close()
+            opened = None
+        if targets and opened is not None:  # each target gets a Verifier of its own
+            opened.close()
+            opened = None
     if not targets:
-        with Verifier(path, policy, now=now, reporter=reporter, target=target, base=base) as v:
+        with Verifier(
+            path, policy, now=now, reporter=reporter, target=target, base=base, opened=opened
+        ) as v:
             if v.preflight():
                 v.complete()
         return v.report
