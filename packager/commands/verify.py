@@ -10,12 +10,12 @@ from typing import TYPE_CHECKING
 
 from packager.bundle.verifier import VerifyReport, verify_bundle
 from packager.errors import InputError
-from packager.oci.registry import OciLocation, RegistryOptions
 from packager.signing.trust import Policy, load_policy, policy_from_keys
 from packager.util.progress import Reporter
 
-if TYPE_CHECKING:
+if TYPE_CHECKING:  # the registry client only for oci:// (verify_remote)
     from packager.bundle.base import BlobSource
+    from packager.oci.registry import OciLocation, RegistryOptions
 
 __all__ = [
     "VerifyReport",
