@@ -1,7 +1,7 @@
 """The `airgap` entry point: `airgap verify` on a short path, everything else through the typer app.
 
 Verifying a bundle is what a site runs most, often in scripts, and for a bundle of a few GB the
-interpreter's start-up is a visible share of the time: the typer app (typer, pydantic, rich and
+interpreter's start-up is a visible share of the time: the typer app (typer, rich and
 every command's options) costs more CPU than hashing half a GB. So ``verify BUNDLE (--key PUB ...
 | --trust POLICY) [--json]``, exactly that, runs here with only what verification needs;
 anything else (help, another option, a usage error) goes to the typer app, which defines the
