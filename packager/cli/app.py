@@ -481,7 +481,9 @@ def audit(
     probe = report_files.probe(probe_report)
     if site is not None:
         if bundle is not None or base is not None or prefix is not None:
-            raise InputError("give a BUNDLE (with a delta's --base or --prefix) or --site DIR")
+            raise InputError(
+                "give a BUNDLE (with a delta's --base or --prefix) or --site DIR, not both"
+            )
         from packager.site.integrity import audit_site
 
         result = audit_site(site, _policy(trust, key))
