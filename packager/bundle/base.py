@@ -46,8 +46,11 @@ def _looks_like_have_list(path: Path) -> bool:
         return False
 
 
-def read_base(path: Path, name: str) -> BaseContent:
-    """What the site holds according to ``path`` (see the module), for bundle ``name``."""
+def read_base(path: Path, name: str, target: str | None = None) -> BaseContent:
+    """What the site holds according to ``path`` (see the module), for the delta of bundle
+    ``name`` and ``target`` (the manifest's target id; None for a single-target manifest): a
+    have-list's version of that target (else of any target: a site moving to targets), a
+    combined bundle's view of that target, or a bundle built for it."""
     if _looks_like_have_list(path):
         have = read_have_list(path)
         mine = [v for v in have.installed if v.name == name]
@@ -57,15 +60,32 @@ def read_base(path: Path, name: str) -> BaseContent:
                 "builds on",
                 hint="build a full bundle for that site (no --base)",
             )
+        mine = [v for v in mine if v.target == target] or mine
         pick = next((v for v in mine if v.current), mine[-1])
         return BaseContent(BaseRef(pick.name, pick.version, pick.digest), have.sizes(), str(path))
+    from packager.bundle.combined import TargetView, targets_of
+
     with open_bundle(path) as b:
-        raw, doc = b.descriptor()
+        targets = targets_of(b.members())
+        if targets and target not in targets:
+            raise InputError(
+                f"{path} is a combined bundle of {', '.join(targets)}: it holds no target "
+                f"{target!r} to be the base of its delta",
+                hint="give that target's older bundle, or the site's have-list",
+            )
+        raw, doc = (TargetView(b, target) if targets and target else b).descriptor()
         digest = "sha256:" + hashlib.sha256(content_bytes(raw)).hexdigest()
     if doc.name != name:
         raise InputError(
             f"{path} is a bundle of {doc.name}, not {name}",
             hint="--base names an older bundle of the same name, or a site's have-list",
+        )
+    if doc.target.id is not None and target is not None and doc.target.id != target:
+        raise InputError(
+            f"{path} is the bundle of target {doc.target.id}: it cannot be the base of target "
+            f"{target}'s delta (its content digest is another target's)",
+            hint=f"build that target alone (--target {doc.target.id}), give a combined bundle "
+            "or the site's have-list",
         )
     blobs = {x.hex: x.size for x in doc.blobs if x.paths}
     return BaseContent(BaseRef(doc.name, doc.version, digest), blobs, str(path))

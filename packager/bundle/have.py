@@ -101,11 +101,12 @@ def parse_have_list(raw: bytes, source: str) -> HaveList:
         if b.digest in seen:
             raise HaveListError(f"{source}: $.blobs lists {b.digest} twice")
         seen.add(b.digest)
-    versions: set[tuple[str, str]] = set()
-    for v in installed:
-        if (v.name, v.version) in versions:
-            raise HaveListError(f"{source}: $.installed lists {v.name} {v.version} twice")
-        versions.add((v.name, v.version))
+    versions: set[tuple[str, str | None, str]] = set()
+    for v in installed:  # a version per target: one bundle of each is installed as NAME+TARGET
+        if (v.name, v.target, v.version) in versions:
+            what = v.name if v.target is None else f"{v.name} (target {v.target})"
+            raise HaveListError(f"{source}: $.installed lists {what} {v.version} twice")
+        versions.add((v.name, v.target, v.version))
     return HaveList(blobs, installed)
 
 

@@ -617,12 +617,12 @@ def build(
         raise OutputError(
             f"{out}: the output folder is not writable", hint="pick another with --out"
         )
-    base_content = None
+    bases: dict[str | None, BaseContent] = {}  # the base of each target's delta
     if base is not None:
         from packager.bundle.base import read_base
 
         rep.phase(f"reading the base {base}")
-        base_content = read_base(base, manifest.name)
+        bases = {t.id: read_base(base, manifest.name, t.id) for t in targets}
     lock_path = lock_file or lock_path_for(manifest.path)
     one_pass: OnePass | None = None
     with open_stat_cache() as cache:
@@ -656,7 +656,7 @@ def build(
     common: dict[str, Any] = {
         "key": key, "store": store, "probe_payload": payload, "reporter": rep,
         "timeout": timeout, "all_platforms": all_platforms, "carry_trust": carry_trust,
-        "base": base_content, "site_kit": site_kit, "offline": offline,
+        "site_kit": site_kit, "offline": offline,
     }  # fmt: skip
     if combined:
         if base is not None:
@@ -679,7 +679,7 @@ def build(
         bundles = [
             build_target(
                 manifest, lock, t, out=out, split=split, layout_only=layout_only,
-                one_pass=one_pass if i == 0 else None, **common,
+                one_pass=one_pass if i == 0 else None, base=bases.get(t.id), **common,
             )
             for i, t in enumerate(targets)
         ]  # fmt: skip

@@ -41,10 +41,10 @@ def have_list(prefix_path: Path) -> HaveList:
                 hint="`airgap audit --site` shows the damage",
             )
         versions = []
-        for name in sorted(everything):
-            cur = prefix.current(name)
-            for version, r in sorted(everything[name].items()):
-                versions.append(HeldVersion(name, version, r.target, r.digest, version == cur))
+        for unit in sorted(everything):  # NAME, or NAME+TARGET: the bundle name is the receipt's
+            cur = prefix.current(unit)
+            for version, r in sorted(everything[unit].items()):
+                versions.append(HeldVersion(r.name, version, r.target, r.digest, version == cur))
         used = {b for vs in everything.values() for r in vs.values() for b in r.blobs}
         blobs = []
         store_dir = prefix.sub(layout.SITE_BLOBS_DIR)

@@ -163,6 +163,23 @@ def test_a_have_list_is_parsed_strictly(edit: Any, message: str) -> None:
     assert message in err.value.message and "h.json" in err.value.message
 
 
+def _two_targets(second: str | None) -> bytes:
+    doc = json.loads(json.dumps(HAVE))
+    doc["installed"] = [dict(doc["installed"][0], target="cuda")]
+    doc["installed"].append(dict(doc["installed"][0], target=second))
+    return json.dumps(doc).encode()
+
+
+def test_a_version_per_target_is_one_each_but_a_target_twice_is_refused() -> None:
+    """A site with two targets of one bundle (units b+cuda, b+ascend) lists the bundle's name
+    with each target: the same version twice, once per target."""
+    have = parse_have_list(_two_targets("ascend"), "h")
+    assert [(v.name, v.target) for v in have.installed] == [("b", "cuda"), ("b", "ascend")]
+    with pytest.raises(HaveListError) as err:
+        parse_have_list(_two_targets("cuda"), "h.json")
+    assert "lists b (target cuda) 1.0.0 twice" in err.value.message
+
+
 def test_a_have_list_with_a_name_twice_in_json_is_refused() -> None:
     raw = b'{"airgapHave": 1, "airgapHave": 1, "blobs": [], "installed": []}'
     with pytest.raises(HaveListError):

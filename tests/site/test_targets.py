@@ -114,7 +114,7 @@ def duo(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Path]:
     (base / "conf").mkdir()
     (base / "conf" / "a.conf").write_text("ascend\n")
     (base / "conf" / "b.conf").write_text("cuda\n")
-    out: dict[str, Path] = {"pub": pub}
+    out: dict[str, Path] = {"pub": pub, "priv": priv, "base": base}
 
     def run(*args: str) -> str:
         r = subprocess.run(
@@ -399,3 +399,57 @@ def test_sign_refuses_a_combined_bundle(duo: dict[str, Path], tmp_path: Path) ->
     )  # fmt: skip
     assert r.returncode == 2 and "sign the single-target bundles" in r.stderr
     assert copy.read_bytes() == duo["combined"].read_bytes()
+
+
+# ============================================================================ deltas per target
+
+
+def _build(duo: dict[str, Path], out: Path, *args: str) -> subprocess.CompletedProcess[str]:
+    base = duo["base"]
+    return subprocess.run(
+        [sys.executable, "-m", "packager", "build", str(base / "m-1.1.0.yaml"), "--locked",
+         "--key", str(duo["priv"]), "--out", str(out), *args],
+        capture_output=True, text=True, env=env(AIRGAP_CACHE_DIR=str(base / "cache")),
+        timeout=300,
+    )  # fmt: skip
+
+
+def _delta_base(tar: Path) -> dict[str, str]:
+    with tarfile.open(tar) as tf:
+        fh = tf.extractfile(layout.BUNDLE_JSON)
+        assert fh is not None
+        base: dict[str, str] = json.loads(fh.read())["delta"]["base"]
+    return base
+
+
+def test_each_targets_delta_names_its_own_base(
+    duo: dict[str, Path], site: Path, tmp_path: Path
+) -> None:
+    """A site holding both targets: its have-list lists the bundle's name once per target, and
+    the delta of each target (from that have-list, or from the combined v1) names that
+    target's v1; one target's bundle is the base of that target's delta only."""
+    r = cli("list", "--prefix", str(site), "--have")
+    assert r.returncode == 0, r.stderr
+    have = tmp_path / "have.json"
+    have.write_text(r.stdout)
+    held = sorted((v["name"], v["target"]) for v in json.loads(r.stdout)["installed"])
+    assert held == [("duo", "ascend"), ("duo", "cuda")]
+    digests = {t: cli("digest", str(duo[f"{t}-1.0.0"])).stdout.strip() for t in ("ascend", "cuda")}
+    for base in (have, duo["combined"]):
+        out = tmp_path / f"from-{base.name}"
+        r = _build(duo, out, "--base", str(base))
+        assert r.returncode == 0, r.stdout + r.stderr
+        for t in ("ascend", "cuda"):
+            got = _delta_base(out / f"duo-1.1.0-{t}.delta-from-1.0.0.airgap.tar")
+            assert (got["version"], got["digest"]) == ("1.0.0", digests[t]), t
+    for t in ("ascend", "cuda"):  # each installs over its own v1
+        r = install_cli(out / f"duo-1.1.0-{t}.delta-from-1.0.0.airgap.tar", site, duo["pub"],
+                        "--no-probe")  # fmt: skip
+        assert r.returncode == 0, r.stdout + r.stderr
+    assert cli("audit", "--site", str(site)).returncode == 0
+    r = _build(duo, tmp_path / "one", "--base", str(duo["cuda-1.0.0"]))
+    assert r.returncode == 2 and "bundle of target cuda" in r.stderr and "--target cuda" in r.stderr
+    r = _build(duo, tmp_path / "one", "--base", str(duo["cuda-1.0.0"]), "--target", "cuda")
+    assert r.returncode == 0, r.stdout + r.stderr
+    got = _delta_base(tmp_path / "one" / "duo-1.1.0-cuda.delta-from-1.0.0.airgap.tar")
+    assert got["digest"] == digests["cuda"]
