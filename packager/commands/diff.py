@@ -164,15 +164,20 @@ def read_installed_side(prefix_path: Path, name: str, version: str, policy: Poli
     from packager.bundle.checks import check_signatures
     from packager.commands.installed_audit import kept_signatures
     from packager.site.prefix import Prefix
-    from packager.site.rules import component_problem
+    from packager.site.rules import UnitChoice, component_problem, pick_unit
     from packager.site.safefs import SiteError
 
     for value, what in ((name, "the bundle name"), (version, "the version")):
         bad = component_problem(value, what)
         if bad:
             raise InputError(bad)
-    label = f"{name}@{version}"
     with Prefix.open(prefix_path.resolve(), create=False) as prefix:
+        try:  # NAME, or its one installed target (NAME+TARGET)
+            name = pick_unit(name, None, prefix.names())
+        except UnitChoice as exc:
+            sep = layout.SITE_TARGET_SEPARATOR
+            raise InputError(exc.message, hint=f"name one: {name}{sep}TARGET@{version}") from None
+        label = f"{name}@{version}"
         receipts = prefix.installed(name)
         receipt = receipts.get(version)
         if receipt is None:

@@ -453,3 +453,15 @@ def test_each_targets_delta_names_its_own_base(
     assert r.returncode == 0, r.stdout + r.stderr
     got = _delta_base(tmp_path / "one" / "duo-1.1.0-cuda.delta-from-1.0.0.airgap.tar")
     assert got["digest"] == digests["cuda"]
+
+
+def test_diff_names_an_installed_target_as_the_other_commands_do(
+    duo: dict[str, Path], site: Path
+) -> None:
+    new = str(duo["cuda-1.1.0"])
+    r = cli("diff", "--prefix", str(site), "duo@1.0.0", new)
+    assert r.returncode == 2 and "installed for 2 targets (ascend, cuda)" in r.stderr
+    assert "duo+TARGET@1.0.0" in r.stderr
+    r = cli("diff", "--prefix", str(site), "duo+cuda@1.0.0", new, "--json")
+    assert r.returncode == 0, r.stderr
+    assert json.loads(r.stdout)["old"]["version"] == "1.0.0"
