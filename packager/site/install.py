@@ -255,10 +255,14 @@ def not_verified(
     path: Path, report: VerifyReport, outcome: str = "nothing was installed"
 ) -> NotVerified:
     """The error for a bundle that did not verify: its failures and ``outcome``."""
-    return NotVerified(
-        f"{path} did not verify, {outcome}: {failures_text(report)}",
-        hint="`airgap verify` lists every failure; get an intact copy of the bundle",
-    )
+    hint = "`airgap verify` lists every failure; get an intact copy of the bundle"
+    store = report.base_checked_in
+    if store is not None and any(f.subject.startswith(store + ":") for f in report.failures):
+        hint = (
+            "the site's store holds a damaged blob the delta needs: install the full bundle "
+            "(it carries an intact copy); `airgap audit --site` names the versions that use it"
+        )
+    return NotVerified(f"{path} did not verify, {outcome}: {failures_text(report)}", hint=hint)
 
 
 def install_bundle(

@@ -397,7 +397,7 @@ def test_a_tampered_base_blob_in_the_store_is_caught(deltas: Deltas, tmp_path: P
     before = _state(site)
     r = _install(deltas.delta, site, deltas.pub)
     assert r.returncode == 1 and "did not verify" in r.stderr
-    assert blob.name in r.stderr
+    assert blob.name in r.stderr and "install the full bundle" in r.stderr
     assert _state(site) == before and current(site, "many") == "1.0.0"
     assert not (site / layout.SITE_RECEIPTS_DIR / "many" / "2.0.0.json").exists()
 
