@@ -8,12 +8,12 @@ hashed against the delta's signed blob list; the base's own signatures do not ma
 from __future__ import annotations
 
 import hashlib
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Protocol
 
 from packager.bundle import layout
-from packager.bundle.delta import BaseContent
+from packager.bundle.delta import BaseContent, held_blobs
 from packager.bundle.descriptor import BaseRef, content_bytes
 from packager.bundle.have import is_have_list, read_have_list
 from packager.bundle.reader import Bundle, open_bundle
@@ -46,11 +46,13 @@ def _looks_like_have_list(path: Path) -> bool:
         return False
 
 
-def read_base(path: Path, name: str, target: str | None = None) -> BaseContent:
+def read_bases(
+    path: Path, name: str, targets: Sequence[str | None]
+) -> dict[str | None, BaseContent]:
     """What the site holds according to ``path`` (see the module), for the delta of bundle
-    ``name`` and ``target`` (the manifest's target id; None for a single-target manifest): a
-    have-list's version of that target (else of any target: a site moving to targets), a
-    combined bundle's view of that target, or a bundle built for it."""
+    ``name`` to each of ``targets`` (the manifest's target ids; [None] for a single-target
+    manifest), read once: a have-list's version of that target (else of any target: a site
+    moving to targets), a combined bundle's view of that target, or a bundle built for it."""
     if _looks_like_have_list(path):
         have = read_have_list(path)
         mine = [v for v in have.installed if v.name == name]
@@ -60,21 +62,33 @@ def read_base(path: Path, name: str, target: str | None = None) -> BaseContent:
                 "builds on",
                 hint="build a full bundle for that site (no --base)",
             )
-        mine = [v for v in mine if v.target == target] or mine
-        pick = next((v for v in mine if v.current), mine[-1])
-        return BaseContent(BaseRef(pick.name, pick.version, pick.digest), have.sizes(), str(path))
-    from packager.bundle.combined import TargetView, targets_of
+        out = {}
+        for target in targets:
+            theirs = [v for v in mine if v.target == target] or mine
+            pick = next((v for v in theirs if v.current), theirs[-1])
+            ref = BaseRef(pick.name, pick.version, pick.digest)
+            out[target] = BaseContent(ref, have.sizes(), str(path))
+        return out
+    from packager.bundle.combined import targets_of
 
     with open_bundle(path) as b:
-        targets = targets_of(b.members())
-        if targets and target not in targets:
-            raise InputError(
-                f"{path} is a combined bundle of {', '.join(targets)}: it holds no target "
-                f"{target!r} to be the base of its delta",
-                hint="give that target's older bundle, or the site's have-list",
-            )
-        raw, doc = (TargetView(b, target) if targets and target else b).descriptor()
-        digest = "sha256:" + hashlib.sha256(content_bytes(raw)).hexdigest()
+        held = targets_of(b.members())
+        return {t: _bundle_base(path, b, held, name, t) for t in targets}
+
+
+def _bundle_base(
+    path: Path, b: Bundle, held: Sequence[str], name: str, target: str | None
+) -> BaseContent:
+    """The base of ``target``'s delta in bundle ``b`` (a combined one holds ``held``)."""
+    from packager.bundle.combined import TargetView
+
+    if held and target not in held:
+        raise InputError(
+            f"{path} is a combined bundle of {', '.join(held)}: it holds no target "
+            f"{target!r} to be the base of its delta",
+            hint="give that target's older bundle, or the site's have-list",
+        )
+    raw, doc = (TargetView(b, target) if held and target else b).descriptor()
     if doc.name != name:
         raise InputError(
             f"{path} is a bundle of {doc.name}, not {name}",
@@ -87,8 +101,8 @@ def read_base(path: Path, name: str, target: str | None = None) -> BaseContent:
             hint=f"build that target alone (--target {doc.target.id}), give a combined bundle "
             "or the site's have-list",
         )
-    blobs = {x.hex: x.size for x in doc.blobs if x.paths}
-    return BaseContent(BaseRef(doc.name, doc.version, digest), blobs, str(path))
+    digest = "sha256:" + hashlib.sha256(content_bytes(raw)).hexdigest()
+    return BaseContent(BaseRef(doc.name, doc.version, digest), held_blobs(doc), str(path))
 
 
 class BundleBlobs:

@@ -49,6 +49,12 @@ def check_base(base: BaseContent, name: str, version: str) -> None:
         )
 
 
+def held_blobs(descriptor: Descriptor) -> dict[str, int]:
+    """What a site that installed ``descriptor``'s version holds in its store (hex -> size):
+    its blobs with install paths (image layers, OCI manifests and the probe are not kept)."""
+    return {b.hex: b.size for b in descriptor.blobs if b.paths}
+
+
 def plan_delta(blobs: Iterable[BlobRecord], base: BaseContent) -> DeltaRecord:
     """The delta record: every blob with install paths that the base holds at the same size is
     left out; everything else is carried."""

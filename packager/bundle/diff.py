@@ -24,7 +24,7 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
-from packager.bundle.delta import BaseContent, plan_delta
+from packager.bundle.delta import BaseContent, held_blobs, plan_delta
 from packager.bundle.descriptor import BaseRef, BlobRecord, Descriptor, KernelRecord
 
 #: a manifest list is shown item by item up to this many items; longer lists as one value
@@ -391,11 +391,10 @@ def _wheel_changes(old: Descriptor, new: Descriptor) -> tuple[WheelChange, ...]:
 
 def delta_from(old: Descriptor, new: Descriptor) -> Delta:
     """What ``airgap build NEW --base OLD`` would carry: OLD stands for a site that installed it
-    (its blobs with install paths, as packager.bundle.base reads a bundle given as --base), and
+    (:func:`held_blobs`, as packager.bundle.base reads a bundle given as --base), and
     the blobs left out are the ones :func:`plan_delta` leaves out; every other blob and every
     bundle file is carried."""
-    held = {b.hex: b.size for b in old.blobs if b.paths}
-    base = BaseContent(BaseRef(old.name, old.version, ""), held, "OLD")
+    base = BaseContent(BaseRef(old.name, old.version, ""), held_blobs(old), "OLD")
     left_out = set(plan_delta(new.blobs, base).not_carried)
     carried = [b for b in new.blobs if b.digest not in left_out]
     return Delta(

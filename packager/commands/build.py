@@ -619,10 +619,10 @@ def build(
         )
     bases: dict[str | None, BaseContent] = {}  # the base of each target's delta
     if base is not None:
-        from packager.bundle.base import read_base
+        from packager.bundle.base import read_bases
 
         rep.phase(f"reading the base {base}")
-        bases = {t.id: read_base(base, manifest.name, t.id) for t in targets}
+        bases = read_bases(base, manifest.name, [t.id for t in targets])
     lock_path = lock_file or lock_path_for(manifest.path)
     one_pass: OnePass | None = None
     with open_stat_cache() as cache:
