@@ -386,7 +386,8 @@ class Verifier:
         try:
             if not self._parts_present():
                 return False
-            self.bundle, self._opened = self._opened or open_bundle(self.path), None
+            self.bundle = self._opened or open_bundle(self.path)
+            self._opened = None  # the Verifier's own now: closed as self.bundle
             self.bundle.members()
         except BundleFormatError as exc:
             self._fail("layout", str(self.path), exc.message)
@@ -663,6 +664,30 @@ class Verifier:
                 self.report.failures.append(f)
 
 
+def _open_once(path: Path) -> tuple[Bundle | None, list[str]]:
+    """``path`` opened and its members read once: a single-target bundle is returned open, for
+    the Verifier to go on with; a combined one is closed (each target gets a Verifier of its
+    own) and its targets returned; one that cannot be read is closed (the Verifier names what
+    is wrong from an open of its own)."""
+    from packager.bundle.combined import targets_of
+
+    if not path.exists():
+        return None, []
+    try:
+        b = open_bundle(path)
+    except BundleFormatError:
+        return None, []
+    try:
+        targets = targets_of(b.members())
+    except BundleFormatError:
+        b.close()
+        return None, []
+    if targets:
+        b.close()
+        return None, targets
+    return b, []
+
+
 def verify_bundle(
     path: Path,
     policy: Policy,
@@ -675,21 +700,9 @@ def verify_bundle(
     """The whole verification: :meth:`Verifier.preflight`, then :meth:`Verifier.complete`;
     for a combined bundle, of every target (``target``: of that one only), each against its
     own signatures, and nothing in it that no target claims."""
-    from packager.bundle.combined import targets_of, unclaimed
+    from packager.bundle.combined import unclaimed
 
-    targets: list[str] = []
-    opened: Bundle | None = None  # read once: a single-target bundle goes on to the Verifier
-    if target is None and path.exists():
-        try:
-            opened = open_bundle(path)
-            targets = targets_of(opened.members())
-        except BundleFormatError:  # the Verifier names it, from an open of its own
-            if opened is not None:
-                opened.close()
-            opened = None
-        if targets and opened is not None:  # each target gets a Verifier of its own
-            opened.close()
-            opened = None
+    opened, targets = (None, []) if target is not None else _open_once(path)
     if not targets:
         with Verifier(
             path, policy, now=now, reporter=reporter, target=target, base=base, opened=opened
