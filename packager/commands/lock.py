@@ -288,6 +288,13 @@ def _source_change(manifest: Manifest, lock: Lock) -> list[str]:
     return [] if was == now else [f"model.source: locked {was}, now {now}"]
 
 
+#: what :func:`manifest_changes` says when nothing the lock records of the manifest changed
+UNRECORDED_CHANGE = (
+    "a setting the lock keeps no record of (accelerator, stack, precision, include patterns, "
+    "smoke, serve or another field): compare the manifest with the version you locked"
+)
+
+
 def manifest_changes(manifest: Manifest, lock: Lock) -> list[str]:
     """What of the manifest differs from what the lock recorded of it (pure): the version, the
     model's source, targets, and per target its platform, images, files, kernels and Python. A
@@ -323,13 +330,6 @@ def manifest_changes(manifest: Manifest, lock: Lock) -> list[str]:
         if lt.wheels and python is not None and lt.python != python:
             out.append(f"{where}.runtime.wheels.python: locked {lt.python}, now {python}")
     return out or [UNRECORDED_CHANGE]
-
-
-#: what :func:`manifest_changes` says when nothing the lock records of the manifest changed
-UNRECORDED_CHANGE = (
-    "a setting the lock keeps no record of (accelerator, stack, precision, include patterns, "
-    "smoke, serve or another field): compare the manifest with the version you locked"
-)
 
 
 def _files_drift(

@@ -97,10 +97,11 @@ def check_present(
     """Store blobs (hex -> size) of folder ``d`` checked with :func:`check_blob` in parallel:
     the damaged ones (hex -> size), and the intact ones whose stat held while they were read
     (to record as checked)."""
+    names = sorted(blobs)
     with ThreadPoolExecutor(workers, thread_name_prefix="store-check") as pool:
-        got = list(pool.map(lambda h: check_blob(d, h, record, progress), sorted(blobs)))
-    damaged = {h: blobs[h] for h, (sha, _, _) in zip(sorted(blobs), got) if sha != h}
-    return damaged, {h for h, (sha, good, _) in zip(sorted(blobs), got) if good is not None}
+        got = dict(zip(names, pool.map(lambda h: check_blob(d, h, record, progress), names)))
+    damaged = {h: blobs[h] for h, (sha, _, _) in got.items() if sha != h}
+    return damaged, {h for h, (_, good, _) in got.items() if good is not None}
 
 
 class StoreBlobs:
@@ -139,7 +140,7 @@ class StoreBlobs:
             self.good[hexd] = good
             if taken:
                 self.unchanged += 1
-                self.unchanged_bytes += good[1]
+                self.unchanged_bytes += good[1]  # the stamp's size
         return got
 
     def changed(self) -> list[str]:
