@@ -116,6 +116,18 @@ def _state(site: Path) -> dict[str, bytes]:
     }  # fmt: skip
 
 
+def _site_with_a_damaged_base_blob(d: Deltas, site: Path) -> Path:
+    """v1 installed at ``site``, then one byte of a store blob v2 shares with it flipped (the
+    same size: only hashing finds it); the blob's path."""
+    _ok(_install(d.v1, site, d.pub))
+    blob = _store_blob(site, _unchanged_file(d))
+    blob.chmod(0o644)
+    data = bytearray(blob.read_bytes())
+    data[-1] ^= 1
+    blob.write_bytes(bytes(data))
+    return blob
+
+
 def _unchanged_file(d: Deltas) -> str:
     """An install path whose blob v1 and v2 share (left out of the delta)."""
     doc = json.loads(_bundle_json(d.delta))
@@ -386,12 +398,7 @@ def test_store_blobs_checked_before_are_not_read_again_unless_changed(
 
 def test_a_tampered_base_blob_in_the_store_is_caught(deltas: Deltas, tmp_path: Path) -> None:
     site = tmp_path / "site"
-    _ok(_install(deltas.v1, site, deltas.pub))
-    blob = _store_blob(site, _unchanged_file(deltas))
-    blob.chmod(0o644)
-    data = bytearray(blob.read_bytes())
-    data[-1] ^= 1
-    blob.write_bytes(bytes(data))  # same size: only hashing finds it
+    blob = _site_with_a_damaged_base_blob(deltas, site)
     code, rep = _verify(deltas.delta, deltas.pub, "--prefix", str(site))
     assert code == 1 and any("damaged or tampered" in f["message"] for f in rep["failures"])
     before = _state(site)
@@ -406,12 +413,7 @@ def test_a_full_install_does_not_link_a_damaged_store_blob(deltas: Deltas, tmp_p
     """The blobs a full bundle would link from the store are checked first like a delta's base
     blobs; a damaged one is stored again from the bundle, and the new version is intact."""
     site = tmp_path / "site"
-    _ok(_install(deltas.v1, site, deltas.pub))
-    blob = _store_blob(site, _unchanged_file(deltas))
-    blob.chmod(0o644)
-    data = bytearray(blob.read_bytes())
-    data[-1] ^= 1
-    blob.write_bytes(bytes(data))  # same size: only hashing finds it
+    blob = _site_with_a_damaged_base_blob(deltas, site)
     r = _ok(_install(deltas.v2, site, deltas.pub))
     assert "did not hash to their names" in r.stderr + r.stdout and blob.name in r.stderr + r.stdout
     assert hashlib.sha256(blob.read_bytes()).hexdigest() == blob.name  # the store is intact again
