@@ -407,14 +407,16 @@ def diff(
     ] = None,
     trust: TrustOpt = None,
     key: PubKeysOpt = None,
+    target: BundleTargetOpt = None,
     as_json: JsonOpt = False,
 ) -> None:
     """What changed from OLD to NEW: manifest fields, blobs by role, images, kernels, wheels,
     and the bytes a delta would carry. Unverified unless --trust or --key is given (then each
-    side's signatures must hold: exit 1 otherwise)."""
+    side's signatures must hold: exit 1 otherwise). --target picks the target of a combined
+    bundle, or of a name installed for several targets."""
     from packager.commands.diff import diff as run
 
-    report = run(old, new, prefix=prefix, policy=_policy(trust, key))
+    report = run(old, new, prefix=prefix, policy=_policy(trust, key), target=target)
     render.show(report, as_json, render.diff_report)
 
 

@@ -129,8 +129,11 @@ def _failed(label: str, failures: Sequence[Any]) -> CheckFailed:
     )
 
 
-def read_bundle_side(path: Path, policy: Policy | None) -> Side:
-    from packager.bundle.reader import Bundle, open_bundle
+def read_bundle_side(path: Path, policy: Policy | None, target: str | None = None) -> Side:
+    """``target``: which target of a combined bundle (a single-target bundle is read as it is,
+    whatever ``target`` says: the other side may be the combined one)."""
+    from packager.bundle.combined import open_target, targets_of
+    from packager.bundle.reader import Bundle
 
     def side(b: Bundle, raw: bytes, verified: bool, signers: tuple[str, ...]) -> Side:
         try:
@@ -149,18 +152,23 @@ def read_bundle_side(path: Path, policy: Policy | None) -> Side:
         return Side(str(path), "bundle", digest, doc, verified, signers, _image_layers(doc, read))
 
     if policy is None:
-        with open_bundle(path) as b:
+        with open_target(path, target) as b:
             return side(b, b.descriptor_bytes(), False, ())
     from packager.bundle.verifier import Verifier
 
-    with Verifier(path, policy, hash_early=False) as v:
+    def choose(b: Bundle) -> str | None:
+        return target if targets_of(b.members()) else None
+
+    with Verifier(path, policy, hash_early=False, choose_target=choose) as v:
         if not v.preflight() or v.bundle is None:
             raise _failed(str(path), v.report.failures)
         raw = v.report.verified[layout.BUNDLE_JSON]
         return side(v.bundle, raw, True, tuple(k for k, _ in v.report.signers))
 
 
-def read_installed_side(prefix_path: Path, name: str, version: str, policy: Policy | None) -> Side:
+def read_installed_side(
+    prefix_path: Path, name: str, version: str, policy: Policy | None, target: str | None = None
+) -> Side:
     from packager.bundle.checks import check_signatures
     from packager.commands.installed_audit import kept_signatures
     from packager.site.prefix import Prefix
@@ -173,10 +181,14 @@ def read_installed_side(prefix_path: Path, name: str, version: str, policy: Poli
             raise InputError(bad)
     with Prefix.open(prefix_path.resolve(), create=False) as prefix:
         try:  # NAME, or its one installed target (NAME+TARGET)
-            name = pick_unit(name, None, prefix.names())
+            sep = (
+                layout.SITE_TARGET_SEPARATOR
+            )  # a name with its target: --target is the other side's
+            name = pick_unit(name, None if sep in name else target, prefix.names())
         except UnitChoice as exc:
-            sep = layout.SITE_TARGET_SEPARATOR
-            raise InputError(exc.message, hint=f"name one: {name}{sep}TARGET@{version}") from None
+            raise InputError(
+                exc.message, hint=f"name one: {name}{sep}TARGET@{version}, or add --target TARGET"
+            ) from None
         label = f"{name}@{version}"
         receipts = prefix.installed(name)
         receipt = receipts.get(version)
@@ -238,23 +250,28 @@ def read_installed_side(prefix_path: Path, name: str, version: str, policy: Poli
     )
 
 
-def read_side(text: str, prefix: Path | None, policy: Policy | None) -> Side:
-    """A bundle path, or ``NAME@VERSION`` of ``prefix`` (a path that exists is a bundle)."""
+def read_side(
+    text: str, prefix: Path | None, policy: Policy | None, target: str | None = None
+) -> Side:
+    """A bundle path, or ``NAME@VERSION`` of ``prefix`` (a path that exists is a bundle);
+    ``target`` picks a combined bundle's target, or an installed name's target."""
     path = Path(text)
     m = _INSTALLED.fullmatch(text)
     if prefix is not None and m is not None and not path.exists():
-        return read_installed_side(prefix, m.group(1), m.group(2), policy)
+        return read_installed_side(prefix, m.group(1), m.group(2), policy, target)
     if m is not None and not path.exists():
         raise InputError(
             f"{text!r} is no file or folder; an installed version needs --prefix DIR",
             hint=f"airgap diff --prefix /opt/airgap {text} NEW",
         )
-    return read_bundle_side(path, policy)
+    return read_bundle_side(path, policy, target)
 
 
-def diff(old: str, new: str, *, prefix: Path | None, policy: Policy | None) -> DiffReport:
-    a = read_side(old, prefix, policy)
-    b = read_side(new, prefix, policy)
+def diff(
+    old: str, new: str, *, prefix: Path | None, policy: Policy | None, target: str | None = None
+) -> DiffReport:
+    a = read_side(old, prefix, policy, target)
+    b = read_side(new, prefix, policy, target)
     return DiffReport(
         a,
         b,

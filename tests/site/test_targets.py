@@ -465,3 +465,35 @@ def test_diff_names_an_installed_target_as_the_other_commands_do(
     r = cli("diff", "--prefix", str(site), "duo+cuda@1.0.0", new, "--json")
     assert r.returncode == 0, r.stderr
     assert json.loads(r.stdout)["old"]["version"] == "1.0.0"
+
+
+@pytest.mark.parametrize("verified", [False, True])
+def test_diff_reads_the_target_of_a_combined_bundle(duo: dict[str, Path], verified: bool) -> None:
+    """diff takes --target as the other commands do: the combined bundle's cuda target against
+    cuda 1.1.0 is the same diff as the cuda bundle built alone; without it, the targets are named."""
+    keys = ["--key", str(duo["pub"])] if verified else []
+    combined, new = str(duo["combined"]), str(duo["cuda-1.1.0"])
+    r = cli("diff", combined, new, *keys)
+    assert r.returncode == 2 and "combined bundle of 2 targets (ascend, cuda)" in r.stderr
+    assert "--target ascend" in r.stderr
+    r = cli("diff", combined, new, *keys, "--target", "cuda", "--json")
+    assert r.returncode == 0, r.stdout + r.stderr
+    got = json.loads(r.stdout)
+    alone = json.loads(cli("diff", str(duo["cuda-1.0.0"]), new, *keys, "--json").stdout)
+    assert got["old"]["digest"] == alone["old"]["digest"]
+    assert got["old"]["verified"] is verified
+    assert {k: v for k, v in got.items() if k != "old"} == {
+        k: v for k, v in alone.items() if k != "old"
+    }
+    r = cli("diff", combined, new, *keys, "--target", "mips")
+    assert r.returncode == 2 and "it has no target 'mips'" in r.stderr
+
+
+def test_diff_target_picks_an_installed_target(duo: dict[str, Path], site: Path) -> None:
+    new = str(duo["combined"])  # 1.0.0 both sides: the same content, per target
+    for old in ("duo@1.0.0", "duo+cuda@1.0.0"):
+        r = cli("diff", "--prefix", str(site), old, new, "--target", "cuda", "--json")
+        assert r.returncode == 0, r.stdout + r.stderr
+        got = json.loads(r.stdout)
+        assert got["old"]["target"] == got["new"]["target"] == "cuda"
+        assert got["old"]["digest"] == got["new"]["digest"]
