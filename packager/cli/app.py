@@ -277,10 +277,15 @@ def _registry_options(insecure: bool, ca_cert: Optional[Path]) -> Any:
 
 
 def _oci(source: str) -> Any:
-    """An oci:// address parsed, or None for a path."""
-    from packager.oci.registry import is_oci_url, parse_oci_url
+    """An oci:// address parsed, or None for a path (the registry client, ssl included, is
+    imported only for an address)."""
+    from packager.oci.reference import is_oci_url
 
-    return parse_oci_url(source) if is_oci_url(source) else None
+    if not is_oci_url(source):
+        return None
+    from packager.oci.registry import parse_oci_url
+
+    return parse_oci_url(source)
 
 
 def _no_registry_flags(source: str, insecure: bool, ca_cert: Optional[Path]) -> None:

@@ -24,17 +24,27 @@ from packager.errors import ResolveError
 __all__ = [
     "DOCKER_HUB_HOST",
     "DOCKER_HUB_NAME",
+    "OCI_SCHEME",
     "SHA256_DIGEST",
     "ImageReference",
     "Platform",
     "architecture_of",
     "docker_tag",
     "has_explicit_tag",
+    "is_oci_url",
     "is_registry_host",
     "parse_platform",
     "parse_reference",
     "try_parse_platform",
 ]
+
+#: how a registry address is written where a bundle path could be (``oci://HOST/REPO:TAG``)
+OCI_SCHEME = "oci://"
+
+
+def is_oci_url(text: str) -> bool:
+    return text.startswith(OCI_SCHEME)
+
 
 #: the registry Docker Hub's images are fetched from
 DOCKER_HUB_HOST = "registry-1.docker.io"

@@ -31,7 +31,13 @@ from urllib.parse import urlencode, urljoin, urlsplit
 
 from packager.errors import InputError, ResolveError
 from packager.oci.credentials import ENV_PASSWORD, ENV_USER, Credentials, lookup_credentials
-from packager.oci.reference import SHA256_DIGEST, is_registry_host, parse_reference
+from packager.oci.reference import (
+    OCI_SCHEME,
+    SHA256_DIGEST,
+    is_oci_url,
+    is_registry_host,
+    parse_reference,
+)
 
 MAX_REDIRECTS = 5
 #: a manifest or index larger than this is refused before it is read in full
@@ -83,13 +89,6 @@ class OciLocation:
     def __str__(self) -> str:
         tail = f"@{self.digest}" if self.digest else f":{self.tag}" if self.tag else ""
         return f"oci://{self.host}/{self.repository}{tail}"
-
-
-OCI_SCHEME = "oci://"
-
-
-def is_oci_url(text: str) -> bool:
-    return text.startswith(OCI_SCHEME)
 
 
 def parse_oci_url(text: str) -> OciLocation:
