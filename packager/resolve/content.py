@@ -62,7 +62,10 @@ def digest_stated(
         wanted = [i for i in idx if asks[i] is not None]
         if wanted:
             heads[real] = (max(asks[i].head for i in wanted), _answering(wanted, asks, answers))  # type: ignore[union-attr]
-    hashed = sha256_files(list(todo), progress=progress, error=ResolveError, heads=heads)
+    sizes = {real: files[idx[0]][1].st_size for real, idx in todo.items()}
+    hashed = sha256_files(
+        list(todo), progress=progress, error=ResolveError, heads=heads, sizes=sizes
+    )
     for real, idx in todo.items():
         d = hashed[real]
         for i in idx:

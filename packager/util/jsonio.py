@@ -24,12 +24,16 @@ from typing import Any, Optional, Union
 
 from packager.errors import InputError
 
+#: one encoder for every canonical document: json.dumps with options builds a new JSONEncoder
+#: per call, half the cost of encoding a small dict (a build of 50,000 files makes one each)
+_CANONICAL = json.JSONEncoder(
+    sort_keys=True, separators=(",", ":"), ensure_ascii=False, allow_nan=False
+)
+
 
 def canonical_json(obj: Any) -> bytes:
     """``obj`` as canonical JSON bytes (see the module docstring)."""
-    return json.dumps(
-        obj, sort_keys=True, separators=(",", ":"), ensure_ascii=False, allow_nan=False
-    ).encode("utf-8")
+    return _CANONICAL.encode(obj).encode("utf-8")
 
 
 def pretty_json(obj: Any) -> bytes:
