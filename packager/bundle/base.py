@@ -62,12 +62,12 @@ def read_bases(
                 "builds on",
                 hint="build a full bundle for that site (no --base)",
             )
-        out = {}
+        sizes, out = have.sizes(), {}
         for target in targets:
             theirs = [v for v in mine if v.target == target] or mine
             pick = next((v for v in theirs if v.current), theirs[-1])
             ref = BaseRef(pick.name, pick.version, pick.digest)
-            out[target] = BaseContent(ref, have.sizes(), str(path))
+            out[target] = BaseContent(ref, sizes, str(path))
         return out
     from packager.bundle.combined import targets_of
 

@@ -180,10 +180,8 @@ def read_installed_side(
         if bad:
             raise InputError(bad)
     with Prefix.open(prefix_path.resolve(), create=False) as prefix:
-        try:  # NAME, or its one installed target (NAME+TARGET)
-            sep = (
-                layout.SITE_TARGET_SEPARATOR
-            )  # a name with its target: --target is the other side's
+        sep = layout.SITE_TARGET_SEPARATOR
+        try:  # NAME, or its one installed target (NAME+TARGET: then --target is the other side's)
             name = pick_unit(name, None if sep in name else target, prefix.names())
         except UnitChoice as exc:
             raise InputError(

@@ -80,12 +80,7 @@ def delta_base(base: Path | None, prefix: Path | None) -> Iterator[BlobSource | 
     elif prefix is not None:
         from packager.site.have import StoreBlobs
 
-        if not prefix.is_dir():
-            raise InputError(
-                f"--prefix {prefix}: no such folder",
-                hint="give the install prefix of the site that holds the delta's base version",
-            )
-        source = StoreBlobs(prefix)
+        source = StoreBlobs(prefix, site=True)
     try:
         yield source
     finally:

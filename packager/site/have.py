@@ -13,6 +13,7 @@ the store fails the verification before anything is written.
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import os
 import stat
@@ -109,9 +110,13 @@ class StoreBlobs:
 
     A blob the store's record (packager.site.checked) shows unchanged since airgap last
     established its content is taken as checked without reading it; any other is hashed.
-    :attr:`good` collects both, for install to record again after it links them."""
+    :attr:`good` collects both, for install to record again after it links them.
 
-    def __init__(self, prefix_path: Path) -> None:
+    ``site``: the prefix must exist (verify and audit name a site to check against: one that is
+    not there is a usage error, SiteError); without it a prefix with no store yet (a site an
+    install is about to create) holds nothing."""
+
+    def __init__(self, prefix_path: Path, *, site: bool = False) -> None:
         self.where = str(prefix_path / layout.SITE_BLOBS_DIR)
         self._prefix: Prefix | None = None
         self._store: BlobStore | None = None
@@ -119,11 +124,13 @@ class StoreBlobs:
         #: hex -> the stat it had when its content was found right
         self.good: dict[str, checked.Stamp] = {}
         self.unchanged = self.unchanged_bytes = 0
-        if (prefix_path / layout.SITE_BLOBS_DIR).is_dir():
+        if site or (prefix_path / layout.SITE_BLOBS_DIR).is_dir():
             self._prefix = Prefix.open(prefix_path, create=False)
             try:
-                self._store = BlobStore(self._prefix.root, create=False)
-                self._record = checked.read_record(self._prefix.root)
+                with contextlib.suppress(FileNotFoundError):  # no store yet: it holds no blob
+                    self._store = BlobStore(self._prefix.root, create=False)
+                if self._store is not None:
+                    self._record = checked.read_record(self._prefix.root)
             except BaseException:
                 self._prefix.close()
                 raise

@@ -131,50 +131,35 @@ def sha256_files(
     if not items:
         return {}
     look = heads or {}
-    if sizes:
-        small = [p for p in items if sizes.get(p, SERIAL_MAX + 1) <= SERIAL_MAX]
-        if len(small) > 1:
-            chosen = set(small)
-            large = [p for p in items if p not in chosen]
-            with ThreadPoolExecutor(max_workers=1, thread_name_prefix="sha256") as pool:
-                rest = pool.submit(
-                    sha256_files, large, workers=workers, progress=progress, error=error,
-                    heads=heads,
-                )  # fmt: skip
-                done = {p: _one(p, look, progress, error) for p in small}
-                done.update(rest.result())
-            return {p: done[p] for p in items}
 
     def one(p: P) -> FileDigest:
-        return _one(p, look, progress, error)
+        want = look.get(p)
+        if want is None:
+            return sha256_file(p, progress, error=error)
+        d, first = sha256_file_head(p, want[0], progress, error=error)
+        want[1](first)
+        return d
 
-    n = workers or min(len(items), max(2, (os.cpu_count() or 2)))
-    if n == 1 or len(items) == 1:
+    known = sizes or {}
+    here = [p for p in items if known.get(p, SERIAL_MAX + 1) <= SERIAL_MAX]  # this thread's
+    taken = set(here)
+    pooled = [p for p in items if p not in taken]
+    if not pooled or workers == 1 or len(items) == 1:
         return {p: one(p) for p in items}
-    batches = [items[i : i + BATCH] for i in range(0, len(items), BATCH)]
+    n = workers or min(len(pooled), max(2, (os.cpu_count() or 2)))
+    batches = [pooled[i : i + BATCH] for i in range(0, len(pooled), BATCH)]
     if len(batches) < n:  # few files (large ones, likely): one task per file
-        batches = [[p] for p in items]
+        batches = [[p] for p in pooled]
 
     def run(batch: list[P]) -> list[FileDigest]:
         return [one(p) for p in batch]
 
     with ThreadPoolExecutor(max_workers=n, thread_name_prefix="sha256") as pool:
-        results = [d for done in pool.map(run, batches) for d in done]
-    return dict(strict_zip(items, results))
-
-
-def _one(
-    p: P,
-    heads: Mapping[P, tuple[int, Callable[[bytes], None]]],
-    progress: Callable[[int], None] | None,
-    error: type[InputError],
-) -> FileDigest:
-    want = heads.get(p)
-    if want is None:
-        return sha256_file(p, progress, error=error)
-    d, first = sha256_file_head(p, want[0], progress, error=error)
-    want[1](first)
-    return d
+        results = pool.map(run, batches)  # every batch is submitted now
+        done = {p: one(p) for p in here}  # while the threads hash the others
+        for batch, digests in strict_zip(batches, list(results)):
+            done.update(strict_zip(batch, digests))
+    return {p: done[p] for p in items}
 
 
 def sha256_bytes(data: bytes) -> str:

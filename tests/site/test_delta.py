@@ -251,12 +251,18 @@ def test_verify_with_the_base_bundle_or_a_site_checks_the_whole_version(
     have.write_text(_ok(run("list", "--prefix", str(site), "--have")).stdout)
     r = run("verify", str(deltas.delta), "--key", str(deltas.pub), "--base", str(have))
     assert r.returncode == 2 and "have-list" in r.stderr
-    # a prefix that is not there is a usage error, not "the blobs are not in it"
+    # a prefix that is not there is a usage error, not "the blobs are not in it"; one that is
+    # not a site yet holds none of them
     for command in ("verify", "audit"):
         r = run(
             command, str(deltas.delta), "--key", str(deltas.pub), "--prefix", str(tmp_path / "no")
         )
-        assert r.returncode == 2 and "no such folder" in r.stderr, (command, r.stderr)
+        assert r.returncode == 2 and "no such prefix" in r.stderr, (command, r.stderr)
+    (tmp_path / "empty").mkdir()
+    r = run(
+        "verify", str(deltas.delta), "--key", str(deltas.pub), "--prefix", str(tmp_path / "empty")
+    )
+    assert r.returncode == 1 and "not all in" in r.stdout, r.stdout + r.stderr
     # a base that lacks them (the delta itself): named as such, never "checked in" it
     r = run("verify", str(deltas.delta), "--key", str(deltas.pub), "--base", str(deltas.delta))
     assert r.returncode == 1 and f"not all in {deltas.delta}" in r.stdout
