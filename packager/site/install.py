@@ -74,6 +74,7 @@ from packager.site.store import (
     ContentMismatch,
     Span,
     capped_copy,
+    sync_written,
 )
 from packager.util.progress import Reporter
 from packager.util.timefmt import now_utc
@@ -797,6 +798,7 @@ def _stage(
             files.append(InstalledFile(f.path, f.sha256, f.size, True))
             rep.advance(f.size)
             step()
+        unsynced: dict[str, list[str]] = {}  # folder -> the files written there, not synced
         for m in plan.meta:
             data = verified.get(m.source)  # the bytes verify checked, never a second read
             if data is None and m.optional:
@@ -807,10 +809,15 @@ def _stage(
             if m.sha256 is not None and (sha != m.sha256 or len(data) != m.size):
                 raise ContentMismatch(f"{b.source}: {m.source} does not match bundle.json")
             parent, _, leaf = m.path.rpartition("/")
-            dirs[parent].write_file(leaf, data, modes.file)
+            dirs[parent].write_file(leaf, data, modes.file, sync=False)  # synced below, at once
+            unsynced.setdefault(parent, []).append(leaf)
             _own(dirs[parent], leaf, modes)
             files.append(InstalledFile(m.path, sha, len(data), False))
             step()
+        try:
+            sync_written([(dirs[parent], leaves) for parent, leaves in unsynced.items()])
+        except OSError as exc:
+            raise os_error(exc, tree.where) from None
         for rel in sorted(dirs, key=lambda k: -k.count("/")):
             dirs[rel].fsync()
             if rel:  # read-only; the version's own folder once it is in place (a move needs it)

@@ -184,14 +184,19 @@ class Dir:
         os.fchmod(fd, mode)
         return fd
 
-    def write_file(self, name: str, data: bytes, mode: int = FILE_MODE) -> None:
+    def write_file(
+        self, name: str, data: bytes, mode: int = FILE_MODE, *, sync: bool = True
+    ) -> None:
+        """A new file ``name`` holding ``data``, fsynced (``sync=False``: the caller makes it
+        durable, as one sync of many files; packager.site.store.sync_written)."""
         fd = self.create(name, mode)
         try:
             view = memoryview(data)
             while view:
                 n = os.write(fd, view)
                 view = view[n:]
-            os.fsync(fd)
+            if sync:
+                os.fsync(fd)
         except OSError as exc:
             raise os_error(exc, self.path_of(name)) from None
         finally:

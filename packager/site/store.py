@@ -22,7 +22,8 @@ import mmap
 import os
 import stat
 import sys
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from typing import Any, BinaryIO, cast
 
@@ -51,6 +52,9 @@ class Span:
 #: blobs at least this large are written with O_DIRECT where the file system takes it
 DIRECT_MIN = 8 * 1024 * 1024
 DIRECT_ALIGN = 4096
+
+#: blobs at least this large are hashed by a second thread while they are written
+OVERLAP_MIN = 2 * CHUNK
 
 #: written data is handed to the disk every this many bytes (it would otherwise pile up in the
 #: page cache and the final fsync would wait for all of it)
@@ -104,25 +108,39 @@ def capped_copy(
     # anonymous memory, aligned to a page; freed with the last view of it (not closed here: a
     # slice may still be referenced by a traceback)
     view = memoryview(mmap.mmap(-1, CHUNK))
-    while done < size:
-        want = view[: min(CHUNK, size - done)]
-        n = (
-            os.preadv(src.fd, [want], src.offset + done)
-            if isinstance(src, Span)
-            else readinto(want)  # type: ignore[misc]
-        )
-        if not n:
-            raise ContentMismatch(f"{what}: ends after {done} bytes, signed size is {size}")
-        h.update(view[:n])
-        _write_all(fd, view[:n], direct)
-        done += n
-        if not direct[0] and done - flushed >= WRITEBACK:  # write back now: fsync waits less
-            os.posix_fadvise(fd, flushed, done - flushed, os.POSIX_FADV_DONTNEED)
-            flushed = done
-        if progress is not None:
-            progress(n)
-        if step is not None:
-            step()
+    # a large blob's chunk is hashed by a second thread while this one writes it (both let go
+    # of the GIL): the copy takes the longer of the two, not their sum
+    hasher = ThreadPoolExecutor(1, thread_name_prefix="hash") if size >= OVERLAP_MIN else None
+    try:
+        while done < size:
+            want = view[: min(CHUNK, size - done)]
+            n = (
+                os.preadv(src.fd, [want], src.offset + done)
+                if isinstance(src, Span)
+                else readinto(want)  # type: ignore[misc]
+            )
+            if not n:
+                raise ContentMismatch(f"{what}: ends after {done} bytes, signed size is {size}")
+            if hasher is None:
+                h.update(view[:n])
+                _write_all(fd, view[:n], direct)
+            else:
+                hashed = hasher.submit(h.update, view[:n])
+                try:
+                    _write_all(fd, view[:n], direct)
+                finally:  # the buffer is read again only once the hash is done with it
+                    hashed.result()
+            done += n
+            if not direct[0] and done - flushed >= WRITEBACK:  # write back now: fsync waits less
+                os.posix_fadvise(fd, flushed, done - flushed, os.POSIX_FADV_DONTNEED)
+                flushed = done
+            if progress is not None:
+                progress(n)
+            if step is not None:
+                step()
+    finally:
+        if hasher is not None:
+            hasher.shutdown()
     if not isinstance(src, Span) and src.read(1):
         raise ContentMismatch(f"{what}: longer than its signed size {size}: refused")
     return h.hexdigest()
@@ -150,24 +168,31 @@ def _syncfs() -> Callable[[int], int] | None:
     return cast(Callable[[int], int], fn)
 
 
-def sync_files(d: Dir, names: list[str]) -> None:
+def sync_files(d: Dir, names: Sequence[str]) -> None:
     """Make the files ``names`` of folder ``d`` (written, closed, not yet synced) durable: one
     ``syncfs`` of ``d``'s file system (since Linux 5.8 it reports a write-back error of any file
     there since ``d`` was opened, as an fsync of each would); an fsync per file where syncfs
     is missing or refused (another OS, a sandbox)."""
+    sync_written([(d, names)])
+
+
+def sync_written(groups: Sequence[tuple[Dir, Sequence[str]]]) -> None:
+    """:func:`sync_files` for files of several folders of one file system: one ``syncfs`` (of
+    the first folder's), or an fsync of each file."""
     syncfs = _syncfs()
-    if syncfs is not None:
-        if syncfs(d.fd) == 0:
+    if syncfs is not None and groups:
+        if syncfs(groups[0][0].fd) == 0:
             return
         err = ctypes.get_errno()
         if err not in (errno.ENOSYS, errno.EPERM, errno.EACCES):
             raise OSError(err, os.strerror(err))
-    for name in names:
-        fd = d.open_read(name)
-        try:
-            os.fsync(fd)
-        finally:
-            os.close(fd)
+    for d, names in groups:
+        for name in names:
+            fd = d.open_read(name)
+            try:
+                os.fsync(fd)
+            finally:
+                os.close(fd)
 
 
 class BlobStore:
