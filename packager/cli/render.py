@@ -10,7 +10,7 @@ from typing import TYPE_CHECKING, Any, Protocol
 
 from packager.cli.jsonout import emit_document as emit_document
 from packager.cli.jsonout import emit_json as emit_json
-from packager.cli.progress import LineReporter, RichReporter, honest_speed
+from packager.cli.progress import LineReporter, honest_speed
 from packager.cli.term import SafeConsole, shown, shown_text, visible
 from packager.errors import AirgapError
 from packager.findings import Finding, Severity
@@ -128,6 +128,8 @@ def reporter(*, enabled: bool) -> Reporter:
     if not enabled or os.environ.get("AIRGAP_PROGRESS") == "0":
         return Reporter()
     if stderr.is_terminal:
+        from packager.cli.bars import RichReporter
+
         return RichReporter(stderr)
     return LineReporter(sys.stderr)
 

@@ -30,18 +30,19 @@ import re
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import datetime
-from typing import Any, Final
+from typing import TYPE_CHECKING, Any, Final
 
-from cryptography import x509
 from cryptography.exceptions import InvalidSignature
 from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.hazmat.primitives.asymmetric import ec
-from cryptography.x509 import verification as x509v
 
 from packager.signing.dsse import PAYLOAD_TYPE_INTOTO, Signer, pae
 from packager.signing.errors import OmsError
 from packager.signing.keys import ECDSA_P256_SHA256, PublicKey
 from packager.util.jsonio import DocumentError, canonical_json, parse_document, pretty_json
+
+if TYPE_CHECKING:  # x509 is imported where a certificate chain is read (~15 ms at start-up)
+    from cryptography import x509
 
 BUNDLE_MEDIA_TYPE: Final = "application/vnd.dev.sigstore.bundle.v0.3+json"
 STATEMENT_TYPE: Final = "https://in-toto.io/Statement/v1"
@@ -267,6 +268,9 @@ def verify_chain(sig: ModelSignature, roots: Sequence[x509.Certificate]) -> Chai
     model_signing does: at the time the certificate became valid (a signature outlives its
     certificate), and the certificate must be for signing (KeyUsage digitalSignature or the
     code-signing extended key usage). :class:`OmsError` says why not."""
+    from cryptography import x509
+    from cryptography.x509 import verification as x509v
+
     if not sig.certificates:
         raise OmsError("the model signature carries no certificate chain")
     try:
@@ -310,6 +314,8 @@ def verify_chain(sig: ModelSignature, roots: Sequence[x509.Certificate]) -> Chai
 
 
 def _for_signing(cert: x509.Certificate) -> bool:
+    from cryptography import x509
+
     try:
         if cert.extensions.get_extension_for_class(x509.KeyUsage).value.digital_signature:
             return True
