@@ -35,7 +35,7 @@ from packager.site.rules import (
     plan_install,
 )
 from packager.site.safefs import Dir, SiteError
-from packager.site.store import BlobStore, ContentMismatch, Span, capped_copy
+from packager.site.store import OVERLAP_MIN, BlobStore, ContentMismatch, Span, capped_copy
 from tests.site.install_support import (
     Bundles,
     built_bundles,
@@ -286,6 +286,29 @@ def test_a_copy_stops_one_byte_past_the_signed_size(tmp_path: Path) -> None:
             capped_copy(io.BytesIO(b"abc"), fd, 10, what="blob")
     finally:
         os.close(fd)
+
+
+@pytest.mark.parametrize("size", [1024, OVERLAP_MIN + 5])  # hashed in this thread; by a second
+def test_the_cap_holds_whichever_thread_hashes(tmp_path: Path, size: int) -> None:
+    src = Endless()
+    fd = os.open(tmp_path / "long", os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o644)
+    try:
+        with pytest.raises(ContentMismatch, match=f"longer than its signed size {size}"):
+            capped_copy(src, fd, size, what="blob")  # type: ignore[arg-type]
+    finally:
+        os.close(fd)
+    assert src.read_bytes == size + 1 and (tmp_path / "long").stat().st_size == size
+    data = os.urandom(size)
+    fd = os.open(tmp_path / "short", os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o644)
+    try:
+        with pytest.raises(ContentMismatch, match=f"ends after {size - 1} bytes"):
+            capped_copy(io.BytesIO(data[:-1]), fd, size, what="blob")
+        os.lseek(fd, 0, os.SEEK_SET)
+        got = capped_copy(io.BytesIO(data), fd, size, what="blob")
+    finally:
+        os.close(fd)
+    assert got == hashlib.sha256(data).hexdigest()  # the digest of the bytes written, in order
+    assert (tmp_path / "short").read_bytes() == data
 
 
 def test_a_span_of_another_length_is_refused_before_reading(tmp_path: Path) -> None:
