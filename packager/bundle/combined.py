@@ -233,12 +233,28 @@ def match_host(
     return fit[0] if len(fit) == 1 else None
 
 
-def open_target(path: Path, target: str | None = None) -> Bundle:
+def open_target(path: Path, target: str | None = None, *, strict: bool = True) -> Bundle:
     """:func:`packager.bundle.reader.open_bundle`, then :func:`select` (``target`` of a
-    combined bundle; a single-target bundle as it is)."""
+    combined bundle; a single-target bundle as it is). ``strict``: a single-target bundle named
+    with a ``target`` that is not its own is refused (BundleFormatError), never shown in its
+    place; without it (diff, whose other side may be the combined one) it is read as it is."""
     base = open_bundle(path)
     try:
-        return select(base, target, path)
+        chosen = select(base, target, path)
+        if strict and chosen is base and target is not None:
+            _, doc = base.descriptor()
+            if doc.bundle.target != target:
+                raise BundleFormatError(
+                    f"{path} is not a combined bundle, and it is "
+                    + (
+                        f"for target {doc.bundle.target!r}"
+                        if doc.bundle.target
+                        else "the bundle of a single-target manifest"
+                    )
+                    + f": it has no target {target!r}",
+                    hint="leave out --target for a single-target bundle",
+                )
+        return chosen
     except BaseException:
         base.close()
         raise

@@ -152,7 +152,7 @@ def read_bundle_side(path: Path, policy: Policy | None, target: str | None = Non
         return Side(str(path), "bundle", digest, doc, verified, signers, _image_layers(doc, read))
 
     if policy is None:
-        with open_target(path, target) as b:
+        with open_target(path, target, strict=False) as b:
             return side(b, b.descriptor_bytes(), False, ())
     from packager.bundle.verifier import Verifier
 
@@ -270,6 +270,16 @@ def diff(
 ) -> DiffReport:
     a = read_side(old, prefix, policy, target)
     b = read_side(new, prefix, policy, target)
+    if target is not None and target not in (
+        a.descriptor.bundle.target,
+        b.descriptor.bundle.target,
+    ):
+        raise InputError(
+            f"--target {target}: neither side is target {target!r} (old: "
+            f"{_target_of(a)}, new: {_target_of(b)}); it picks a combined bundle's target, or "
+            "an installed name's",
+            hint="leave out --target when both sides are single-target bundles",
+        )
     return DiffReport(
         a,
         b,
@@ -281,3 +291,8 @@ def diff(
             same_content=a.digest == b.digest,
         ),
     )
+
+
+def _target_of(side: Side) -> str:
+    t = side.descriptor.bundle.target
+    return repr(t) if t else "a single-target bundle"

@@ -497,3 +497,38 @@ def test_diff_target_picks_an_installed_target(duo: dict[str, Path], site: Path)
         got = json.loads(r.stdout)
         assert got["old"]["target"] == got["new"]["target"] == "cuda"
         assert got["old"]["digest"] == got["new"]["digest"]
+
+
+@pytest.mark.parametrize(
+    ("command", "extra"),
+    [
+        ("inspect", ()),
+        ("digest", ()),
+        ("images", ()),
+        ("audit", ("--key",)),
+        ("verify", ("--key",)),
+    ],
+)
+def test_a_target_a_single_target_bundle_is_not_is_refused(
+    duo: dict[str, Path], command: str, extra: tuple[str, ...]
+) -> None:
+    """--target names what the reader is to see: a single-target bundle of another target is
+    refused, never shown in its place (verify refused it already; the readers now do too)."""
+    args = [*extra, str(duo["pub"])] if extra else []
+    cuda = str(duo["cuda-1.0.0"])
+    r = cli(command, cuda, *args, "--target", "ascend")
+    assert r.returncode != 0, r.stdout
+    assert "ascend" in r.stdout + r.stderr and "Traceback" not in r.stdout + r.stderr
+    if command != "verify":  # a usage error, before anything is read on
+        assert r.returncode == 2 and "it has no target 'ascend'" in r.stderr
+        assert "leave out --target" in r.stderr
+    r = cli(command, cuda, *args, "--target", "cuda")  # its own target: read as asked
+    assert r.returncode == 0, r.stdout + r.stderr
+
+
+def test_diff_target_that_neither_side_is_is_refused(duo: dict[str, Path]) -> None:
+    r = cli("diff", str(duo["cuda-1.0.0"]), str(duo["cuda-1.1.0"]), "--target", "ascend")
+    assert r.returncode == 2 and "neither side is target 'ascend'" in r.stderr
+    assert "old: 'cuda', new: 'cuda'" in r.stderr
+    r = cli("diff", str(duo["cuda-1.0.0"]), str(duo["cuda-1.1.0"]), "--target", "cuda")
+    assert r.returncode == 0, r.stdout + r.stderr
