@@ -28,7 +28,7 @@ from collections.abc import Callable
 from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, Protocol
 
 from packager.bundle import layout
 from packager.bundle.checks import (
@@ -150,6 +150,22 @@ def _iso(when: _dt.datetime | None) -> str | None:
     return when.strftime("%Y-%m-%dT%H:%M:%SZ") if when is not None else None
 
 
+class MemberCopier(Protocol):
+    """Copies a blob member while it is hashed, where the caller keeps the copy (install:
+    packager.site.prestore): the verification reads that member once, for both."""
+
+    def wants(self, member: str, size: int) -> bool:
+        """Whether this member is to be copied (asked before any byte of it is read)."""
+        ...
+
+    def copy(
+        self, bundle: Bundle, member: str, size: int, progress: Callable[[int], None] | None
+    ) -> str | None:
+        """Its sha256 (hex), of the bytes copied; None when it could not be copied (then it
+        is hashed as any other member)."""
+        ...
+
+
 def _workers() -> int:
     return min(8, max(2, os.cpu_count() or 2))
 
@@ -180,13 +196,17 @@ class _EarlyHashes:
         self._pending = 0  # bytes hashed before the progress phase began
         self._advance: Any = None
 
-    def start(self, bundle: Bundle) -> None:
+    def start(self, bundle: Bundle, copier: MemberCopier | None = None) -> None:
+        """Hash every blob member in the background; those ``copier`` wants are left to
+        :meth:`Verifier.complete` (copied only once the signatures held)."""
         members = bundle.members()
         names = sorted(
             (
                 n
                 for n, m in members.items()
-                if m.kind == "file" and n.startswith(layout.BLOBS_DIR + "/")
+                if m.kind == "file"
+                and n.startswith(layout.BLOBS_DIR + "/")
+                and not (copier is not None and copier.wants(n, m.size))
             ),
             key=lambda n: -members[n].size,
         )
@@ -306,15 +326,23 @@ def _batches(names: list[str], members: dict[str, Member]) -> list[list[str]]:
     return out
 
 
-def _hash_all(b: Bundle, names: list[str], advance: Any) -> dict[str, str]:
-    """sha256 hex of each member in ``names``, in parallel (small ones in batches)."""
+def _hash_all(
+    b: Bundle, names: list[str], advance: Any, copier: MemberCopier | None = None
+) -> dict[str, str]:
+    """sha256 hex of each member in ``names``, in parallel (small ones in batches); a member
+    ``copier`` wants is hashed while it copies it."""
     if not names:
         return {}
     members = b.members()
 
     def batch(group: list[str]) -> list[tuple[str, str]]:
         if len(group) == 1:
-            return [(group[0], b.hash_member(group[0], advance)[0])]
+            name, size = group[0], members[group[0]].size
+            if copier is not None and copier.wants(name, size):
+                copied = copier.copy(b, name, size, advance)
+                if copied is not None:
+                    return [(name, copied)]
+            return [(name, b.hash_member(name, advance)[0])]
         got = [(n, b.hash_member(n)) for n in group]
         advance(sum(size for _, (_, size) in got))
         return [(n, h) for n, (h, _) in got]
@@ -339,12 +367,14 @@ class Verifier:
         hash_early: bool = True,
         choose_target: Callable[[Bundle], str | None] | None = None,
         opened: Bundle | None = None,
+        copier: MemberCopier | None = None,
     ) -> None:
         """``hash_early``: hash the blobs in the background during :meth:`preflight` (False for
         callers that stop after it). ``choose_target``: with no ``target``, asked once the
         bundle is open which target of a combined bundle to verify (install: the one this host
         fits), so that the bundle's members are read once. ``opened``: ``path`` already opened
-        by the caller (the Verifier closes it)."""
+        by the caller (the Verifier closes it). ``copier``: blob members it wants are copied
+        while :meth:`complete` hashes them (install), never before the signatures held."""
         self.path = path
         self.policy = policy
         #: which target of a combined bundle (packager.bundle.combined); for a single-target
@@ -364,6 +394,7 @@ class Verifier:
         self._hash_early = hash_early
         self._choose_target = choose_target
         self._opened = opened
+        self.copier = copier
 
     def __enter__(self) -> Verifier:
         return self
@@ -399,7 +430,7 @@ class Verifier:
         for problem in self.bundle.problems:
             self._fail("layout", str(self.path), problem)
         if not self.bundle.problems and self._hash_early:
-            self._early.start(self.bundle)
+            self._early.start(self.bundle, self.copier)
         if self._signatures() and self.report.ok:
             return True
         self._early.stop()  # nothing is trusted: read no more
@@ -522,7 +553,9 @@ class Verifier:
         early = {n: self._early.result(n) for n in large}
         hashes.update({n: got[0] for n, got in early.items() if got is not None})
         hashes.update(
-            _hash_all(b, [n for n, got in early.items() if got is None], self.rep.advance)
+            _hash_all(
+                b, [n for n, got in early.items() if got is None], self.rep.advance, self.copier
+            )
         )
         self.report.blobs_checked = sum(1 for n in present if layout.digest_of_blob_path(n))
         self.report.files_checked = len(present) - self.report.blobs_checked

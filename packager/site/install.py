@@ -56,6 +56,7 @@ from packager.site import trust as site_trust
 from packager.site.have import StoreBlobs, check_present
 from packager.site.hosttarget import target_for_host
 from packager.site.prefix import Prefix, step
+from packager.site.prestore import Prestore
 from packager.site.receipts import InstalledFile, Receipt, record_images
 from packager.site.rules import (
     Action,
@@ -319,10 +320,16 @@ def _install_bundle(
     def choose(b: Bundle) -> str | None:
         return target_for_host(b, prefix_path, rep)
 
+    # new large blobs are copied while they are verified (read once), unless they are adopted
+    prestore = None if opts.adopt else Prestore(prefix_path)
     with (
-        Verifier(path, policy, reporter=rep, target=opts.target, choose_target=choose) as v,
         contextlib.ExitStack() as stack,
+        Verifier(
+            path, policy, reporter=rep, target=opts.target, choose_target=choose, copier=prestore
+        ) as v,
     ):
+        if prestore is not None:
+            stack.callback(prestore.close)
         report = v.report
         if not v.preflight() or report.descriptor is None or report.digest is None:
             raise not_verified(path, report)
@@ -621,8 +628,9 @@ def _install_locked(
         try:
             with staging:
                 _stage(
-                    prefix, b, plan, v.report.verified, store, staging, missing, opts, result, rep
-                )
+                    prefix, b, plan, v.report.verified, store, staging, missing, opts, result, rep,
+                    v.copier if isinstance(v.copier, Prestore) else None,
+                )  # fmt: skip
         except SiteError as exc:
             if not result.committed:
                 was = f"{current} is still current" if current else "nothing was installed"
@@ -699,8 +707,10 @@ def _stage(
     opts: InstallOptions,
     result: InstallResult,
     rep: Reporter,
+    prestore: Prestore | None = None,
 ) -> None:
-    # blobs: the largest first, in parallel (hashlib and os.write release the GIL)
+    # blobs: the largest first, in parallel (hashlib and os.write release the GIL); those the
+    # verification copied already (prestore) only get their names
     rep.phase("storing blobs", sum(missing.values()))
     todo = sorted(missing.items(), key=lambda kv: -kv[1])
 
@@ -726,6 +736,11 @@ def _stage(
         hexd, size = item
         member = layout.blob_path("sha256:" + hexd)
         m = listed(member)
+        if prestore is not None and prestore.take(hexd, size, staging, f"blob-{hexd}"):
+            store.enter(hexd, staging, f"blob-{hexd}")
+            rep.advance(size)
+            step()
+            return
         if pulled is not None and store.adopt(
             hexd, size, pulled, staging, what=member, progress=rep.advance
         ):

@@ -250,6 +250,10 @@ class BlobStore:
             )
         if step is not None:
             step()
+        self.enter(hexd, staging, tmp)
+
+    def enter(self, hexd: str, staging: Dir, tmp: str) -> None:
+        """Staging's ``tmp`` (complete, durable, hashed to ``hexd``) renamed into the store."""
         self._refuse_planted(hexd)
         staging.rename(tmp, self.dir, hexd)  # over a damaged one of the wrong size, if any
 
