@@ -13,7 +13,7 @@ from pathlib import Path
 from typing import Protocol
 
 from packager.bundle import layout
-from packager.bundle.delta import BaseContent, held_blobs
+from packager.bundle.delta import BaseContent, held_blobs, held_files
 from packager.bundle.descriptor import BaseRef, content_bytes
 from packager.bundle.have import is_have_list, read_have_list
 from packager.bundle.reader import Bundle, open_bundle
@@ -30,6 +30,11 @@ class BlobSource(Protocol):
     def has(self, hexd: str, size: int) -> bool: ...
 
     def hash(self, hexd: str, progress: Callable[[int], None] | None) -> str: ...
+
+    def kit_file(self, sha256: str, size: int) -> bytes | None:
+        """A site-kit wheel's bytes as this source holds them (at most ``size`` + 1, checked
+        by the caller against the delta's signed sha256), or None when it holds none."""
+        ...
 
     def summary(self) -> str | None: ...
 
@@ -62,12 +67,12 @@ def read_bases(
                 "builds on",
                 hint="build a full bundle for that site (no --base)",
             )
-        sizes, out = have.sizes(), {}
+        sizes, kit, out = have.sizes(), have.kit_sizes(), {}
         for target in targets:
             theirs = [v for v in mine if v.target == target] or mine
             pick = next((v for v in theirs if v.current), theirs[-1])
             ref = BaseRef(pick.name, pick.version, pick.digest)
-            out[target] = BaseContent(ref, sizes, str(path))
+            out[target] = BaseContent(ref, sizes, str(path), kit)
         return out
     from packager.bundle.combined import targets_of
 
@@ -102,7 +107,9 @@ def _bundle_base(
             "or the site's have-list",
         )
     digest = "sha256:" + hashlib.sha256(content_bytes(raw)).hexdigest()
-    return BaseContent(BaseRef(doc.name, doc.version, digest), held_blobs(doc), str(path))
+    return BaseContent(
+        BaseRef(doc.name, doc.version, digest), held_blobs(doc), str(path), held_files(doc)
+    )
 
 
 class BundleBlobs:
@@ -117,6 +124,7 @@ class BundleBlobs:
         self.where = str(path)
         self.unchanged_bytes = 0
         self.bundle: Bundle = open_bundle(path)
+        self._kit: dict[tuple[str, int], str] | None = None
 
     def has(self, hexd: str, size: int) -> bool:
         m = self.bundle.members().get(layout.blob_path("sha256:" + hexd))
@@ -125,6 +133,25 @@ class BundleBlobs:
     def hash(self, hexd: str, progress: Callable[[int], None] | None) -> str:
         got, _ = self.bundle.hash_member(layout.blob_path("sha256:" + hexd), progress)
         return got
+
+    def kit_file(self, sha256: str, size: int) -> bytes | None:
+        """The base bundle's site-kit wheel of that sha256 and size (found by its descriptor,
+        whose files it reads where they are; the caller hashes what is returned)."""
+        if self._kit is None:
+            try:
+                _, doc = self.bundle.descriptor()
+            except InputError:
+                doc = None
+            self._kit = {
+                (f.sha256, f.size): f.path
+                for f in (doc.files if doc is not None else ())
+                if layout.is_kit_wheel(f.path)
+            }
+        path = self._kit.get((sha256, size))
+        m = self.bundle.members().get(path) if path is not None else None
+        if path is None or m is None or m.kind != "file" or m.size != size:
+            return None
+        return self.bundle.read(path, size)
 
     def summary(self) -> str | None:
         return None

@@ -284,7 +284,8 @@ def expected_members(descriptor: Descriptor) -> dict[str, tuple[str, int | None]
         layout.ATTESTATION: ("file", None),
     }
     for f in descriptor.files:
-        allowed[f.path] = ("file", f.size)
+        if descriptor.file_carried(f.path):
+            allowed[f.path] = ("file", f.size)
     for b in descriptor.blobs:
         if descriptor.carried(b):
             allowed[b.member] = ("file", b.size)
@@ -329,6 +330,8 @@ def check_members(descriptor: Descriptor, observed: list[Observed]) -> list[Fail
         want = allowed.get(name)
         if want is None and _left_out(descriptor, name):
             out.append(Failure("layout", name, "carried, but delta.not_carried lists it"))
+        elif want is None and not descriptor.file_carried(name):
+            out.append(Failure("layout", name, "carried, but delta.not_carried_files lists it"))
         elif want is None:
             out.append(Failure("layout", name, "an extra file that bundle.json does not list"))
         elif want[0] != o.kind:

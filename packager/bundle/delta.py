@@ -4,6 +4,10 @@ A delta is the full version's descriptor plus a ``delta`` record (packager.bundl
 its base (name, version, content digest) and the blobs its archive leaves out. Only blobs with
 install paths are ever left out: those are what a site's store keeps (``DIR/blobs/sha256``);
 image layers, OCI manifests and the probe live only in bundles, so a delta always carries them.
+Of the airgap files, only the site kit's wheels may be left out (``not_carried_files``): every
+installed version keeps them in its ``.airgap/site/wheels/``, and they are most of a delta
+whose model changed little (about 20 MB); the launcher, the kit index and every other file are
+always carried.
 
 The I/O around it: reading what a base holds (packager.bundle.base), writing the archive
 (packager.commands.build), checking the blobs a site must supply (packager.bundle.verifier,
@@ -14,9 +18,10 @@ from __future__ import annotations
 
 import re
 from collections.abc import Callable, Iterable, Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
-from packager.bundle.descriptor import BaseRef, BlobRecord, DeltaRecord, Descriptor
+from packager.bundle import layout
+from packager.bundle.descriptor import BaseRef, BlobRecord, CoveredFile, DeltaRecord, Descriptor
 from packager.errors import InputError
 from packager.util.units import human_size
 
@@ -32,6 +37,8 @@ class BaseContent:
     ref: BaseRef
     blobs: Mapping[str, int]
     source: str  # for messages: the file it was read from
+    #: the site-kit wheels it has installed (sha256 hex -> size)
+    files: Mapping[str, int] = field(default_factory=dict)
 
 
 def check_base(base: BaseContent, name: str, version: str) -> None:
@@ -55,11 +62,25 @@ def held_blobs(descriptor: Descriptor) -> dict[str, int]:
     return {b.hex: b.size for b in descriptor.blobs if b.paths}
 
 
-def plan_delta(blobs: Iterable[BlobRecord], base: BaseContent) -> DeltaRecord:
+def held_files(descriptor: Descriptor) -> dict[str, int]:
+    """The site-kit wheels a site that installed ``descriptor``'s version holds (sha256 hex ->
+    size): its ``.airgap/site/wheels/``."""
+    return {f.sha256: f.size for f in descriptor.files if layout.is_kit_wheel(f.path)}
+
+
+def plan_delta(
+    blobs: Iterable[BlobRecord], base: BaseContent, files: Iterable[CoveredFile] = ()
+) -> DeltaRecord:
     """The delta record: every blob with install paths that the base holds at the same size is
-    left out; everything else is carried."""
+    left out, and every site-kit wheel it holds (same sha256 and size); everything else is
+    carried."""
     left_out = sorted(b.digest for b in blobs if b.paths and base.blobs.get(b.hex, -1) == b.size)
-    return DeltaRecord(base.ref, tuple(left_out))
+    kit = sorted(
+        f.path
+        for f in files
+        if layout.is_kit_wheel(f.path) and base.files.get(f.sha256, -1) == f.size
+    )
+    return DeltaRecord(base.ref, tuple(left_out), tuple(kit))
 
 
 def not_carried(descriptor: Descriptor) -> list[BlobRecord]:
@@ -67,22 +88,44 @@ def not_carried(descriptor: Descriptor) -> list[BlobRecord]:
     return [b for b in descriptor.blobs if not descriptor.carried(b)]
 
 
+def not_carried_files(descriptor: Descriptor) -> list[CoveredFile]:
+    """The site-kit wheels a delta's site must supply (none for a full bundle)."""
+    return [f for f in descriptor.files if not descriptor.file_carried(f.path)]
+
+
 def missing(descriptor: Descriptor, has: Callable[[str, int], bool]) -> list[BlobRecord]:
     """The blobs that are neither carried nor held (``has(hex, size)``)."""
     return [b for b in not_carried(descriptor) if not has(b.hex, b.size)]
 
 
-def needs_base(descriptor: Descriptor, blobs: list[BlobRecord], where: str) -> str:
+def missing_files(descriptor: Descriptor, has: Callable[[str, int], bool]) -> list[CoveredFile]:
+    """The site-kit wheels that are neither carried nor held (``has(sha256 hex, size)``)."""
+    return [f for f in not_carried_files(descriptor) if not has(f.sha256, f.size)]
+
+
+def needs_base(
+    descriptor: Descriptor,
+    blobs: list[BlobRecord],
+    where: str,
+    files: list[CoveredFile] | None = None,
+) -> str:
     """What a delta lacks, in one line: the base version it needs and how much is missing."""
     assert descriptor.delta is not None
     base = descriptor.delta.base
+    kit = files or []
+    size = sum(b.size for b in blobs) + sum(f.size for f in kit)
+    what = f"{len(blobs)} blob(s)" + (f" and {len(kit)} site-kit wheel(s)" if kit else "")
     return (
         f"a delta from {base.name} {base.version} (content {base.digest}): "
-        f"{len(blobs)} blob(s), {human_size(sum(b.size for b in blobs))}, are not in "
-        f"{where}"
+        f"{what}, {human_size(size)}, are not in {where}"
     )
 
 
 def carried_bytes(descriptor: Descriptor) -> int:
     """The bytes of the blobs the archive carries."""
     return sum(b.size for b in descriptor.blobs if descriptor.carried(b))
+
+
+def not_carried_file_bytes(descriptor: Descriptor) -> int:
+    """The bytes of the site-kit wheels the archive leaves out."""
+    return sum(f.size for f in not_carried_files(descriptor))

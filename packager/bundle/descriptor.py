@@ -609,13 +609,23 @@ class DeltaRecord:
 
     base: BaseRef
     not_carried: tuple[str, ...]  # blob digests, sorted
+    #: site-kit wheels (paths under airgap/site/wheels/, sorted) the archive leaves out: a site
+    #: holding the base has them in an installed version's .airgap/site/wheels/
+    not_carried_files: tuple[str, ...] = ()
 
     def to_json(self) -> dict[str, Any]:
-        return {"base": self.base.to_json(), "not_carried": list(self.not_carried)}
+        out: dict[str, Any] = {"base": self.base.to_json(), "not_carried": list(self.not_carried)}
+        if self.not_carried_files:
+            out["not_carried_files"] = list(self.not_carried_files)
+        return out
 
     @classmethod
     def from_json(cls, d: Mapping[str, Any]) -> DeltaRecord:
-        return cls(BaseRef.from_json(d["base"]), tuple(d["not_carried"]))
+        return cls(
+            BaseRef.from_json(d["base"]),
+            tuple(d["not_carried"]),
+            tuple(d.get("not_carried_files", ())),
+        )
 
 
 @dataclass(frozen=True)
@@ -650,6 +660,11 @@ class Descriptor:
     def carried(self, blob: BlobRecord) -> bool:
         """Whether the archive holds ``blob`` (every blob, unless this is a delta)."""
         return self.delta is None or blob.digest not in self._not_carried
+
+    def file_carried(self, path: str) -> bool:
+        """Whether the archive holds the airgap file ``path`` (every one, unless a delta leaves
+        out site-kit wheels its base has)."""
+        return self.delta is None or path not in self.delta.not_carried_files
 
     @property
     def _not_carried(self) -> frozenset[str]:
@@ -780,6 +795,7 @@ def _unique(descriptor: Descriptor) -> None:
     ]
     if descriptor.delta is not None:
         checks.append(("delta.not_carried", descriptor.delta.not_carried))
+        checks.append(("delta.not_carried_files", descriptor.delta.not_carried_files))
     for where, values in checks:
         twice = _repeated(values)
         if twice is not None:
@@ -799,6 +815,15 @@ def _unique(descriptor: Descriptor) -> None:
                     hint="a delta leaves out only blobs with install paths; this bundle was "
                     "not made by airgap build, or was changed",
                 )  # fmt: skip
+        listed = {f.path for f in descriptor.files}
+        for path in descriptor.delta.not_carried_files:
+            if path not in listed or not layout.is_kit_wheel(path):
+                raise DescriptorError(
+                    f"{layout.BUNDLE_JSON}: delta.not_carried_files lists {path!r}, which is not "
+                    "a site-kit wheel it lists",
+                    hint="a delta leaves out only the site kit's wheels among its files; this "
+                    "bundle was not made by airgap build, or was changed",
+                )
 
 
 def content_bytes(raw: bytes) -> bytes:

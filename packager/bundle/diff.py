@@ -11,7 +11,8 @@ images, the layer digests each side's image manifests list, which the caller rea
 * wheels added or removed (by file name and digest);
 * what ``airgap build NEW --base OLD`` would carry, by the build's own rule
   (:func:`packager.bundle.delta.plan_delta`): NEW's blobs except those with install paths that OLD
-  holds at the same size (image layers, OCI manifests and the probe are always carried), and the
+  holds at the same size (image layers, OCI manifests and the probe are always carried), the
+  site-kit wheels OLD has installed left out too, and the
   bundle files (``airgap/``: descriptor, probe, site kit) every bundle carries.
 
 No I/O here: packager.commands.diff reads the two sides (bundles or an installed version).
@@ -24,7 +25,7 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
-from packager.bundle.delta import BaseContent, held_blobs, plan_delta
+from packager.bundle.delta import BaseContent, held_blobs, held_files, plan_delta
 from packager.bundle.descriptor import BaseRef, BlobRecord, Descriptor, KernelRecord
 
 #: a manifest list is shown item by item up to this many items; longer lists as one value
@@ -174,8 +175,10 @@ class Delta:
     bytes: int
     full_blobs: int
     full_bytes: int
-    files: int = 0
+    files: int = 0  # the bundle files it carries (all but the site-kit wheels OLD has)
     files_bytes: int = 0
+    full_files: int = 0  # NEW's bundle files
+    full_files_bytes: int = 0
 
     def to_json(self) -> dict[str, Any]:
         return dataclasses.asdict(self)
@@ -392,18 +395,22 @@ def _wheel_changes(old: Descriptor, new: Descriptor) -> tuple[WheelChange, ...]:
 def delta_from(old: Descriptor, new: Descriptor) -> Delta:
     """What ``airgap build NEW --base OLD`` would carry: OLD stands for a site that installed it
     (:func:`held_blobs`, as packager.bundle.base reads a bundle given as --base), and
-    the blobs left out are the ones :func:`plan_delta` leaves out; every other blob and every
-    bundle file is carried."""
-    base = BaseContent(BaseRef(old.name, old.version, ""), held_blobs(old), "OLD")
-    left_out = set(plan_delta(new.blobs, base).not_carried)
+    the blobs and site-kit wheels left out are the ones :func:`plan_delta` leaves out; every
+    other blob and bundle file is carried."""
+    base = BaseContent(BaseRef(old.name, old.version, ""), held_blobs(old), "OLD", held_files(old))
+    plan = plan_delta(new.blobs, base, new.files)
+    left_out, kit = set(plan.not_carried), set(plan.not_carried_files)
     carried = [b for b in new.blobs if b.digest not in left_out]
+    files = [f for f in new.files if f.path not in kit]
     return Delta(
         blobs=len(carried),
         bytes=sum(b.size for b in carried),
         full_blobs=len(new.blobs),
         full_bytes=sum(b.size for b in new.blobs),
-        files=len(new.files),
-        files_bytes=sum(f.size for f in new.files),
+        files=len(files),
+        files_bytes=sum(f.size for f in files),
+        full_files=len(new.files),
+        full_files_bytes=sum(f.size for f in new.files),
     )
 
 

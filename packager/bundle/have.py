@@ -35,6 +35,17 @@ class HeldBlob:
 
 
 @dataclass(frozen=True)
+class HeldFile:
+    """A site-kit wheel an installed version keeps (its sha256 hex and size)."""
+
+    sha256: str
+    size: int
+
+    def to_json(self) -> dict[str, Any]:
+        return {"sha256": self.sha256, "size": self.size}
+
+
+@dataclass(frozen=True)
 class HeldVersion:
     name: str
     version: str
@@ -60,17 +71,24 @@ class HeldVersion:
 class HaveList:
     blobs: tuple[HeldBlob, ...]
     installed: tuple[HeldVersion, ...]
+    #: the site kit's wheels (a have-list from before them lists none: a delta carries the kit)
+    kit: tuple[HeldFile, ...] = ()
 
     def to_json(self) -> dict[str, Any]:
         return {
             "airgapHave": HAVE_FORMAT,
             "blobs": [b.to_json() for b in self.blobs],
             "installed": [v.to_json() for v in self.installed],
+            "kit": [f.to_json() for f in self.kit],
         }
 
     def sizes(self) -> dict[str, int]:
         """Blob hex -> size."""
         return {b.hex: b.size for b in self.blobs}
+
+    def kit_sizes(self) -> dict[str, int]:
+        """Site-kit wheel sha256 hex -> size."""
+        return {f.sha256: f.size for f in self.kit}
 
 
 class HaveListError(InputError):
@@ -96,18 +114,23 @@ def parse_have_list(raw: bytes, source: str) -> HaveList:
         )
     blobs = tuple(HeldBlob(b["digest"], b["size"]) for b in doc["blobs"])
     installed = tuple(HeldVersion.from_json(v) for v in doc["installed"])
+    kit = tuple(HeldFile(f["sha256"], f["size"]) for f in doc.get("kit", ()))
     seen: set[str] = set()
     for b in blobs:
         if b.digest in seen:
             raise HaveListError(f"{source}: $.blobs lists {b.digest} twice")
         seen.add(b.digest)
+    for f in kit:
+        if f.sha256 in seen:
+            raise HaveListError(f"{source}: $.kit lists {f.sha256} twice")
+        seen.add(f.sha256)
     versions: set[tuple[str, str | None, str]] = set()
     for v in installed:  # a version per target: one bundle of each is installed as NAME+TARGET
         if (v.name, v.target, v.version) in versions:
             what = v.name if v.target is None else f"{v.name} (target {v.target})"
             raise HaveListError(f"{source}: $.installed lists {what} {v.version} twice")
         versions.add((v.name, v.target, v.version))
-    return HaveList(blobs, installed)
+    return HaveList(blobs, installed, kit)
 
 
 def read_have_list(path: Path) -> HaveList:

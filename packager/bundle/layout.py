@@ -51,6 +51,14 @@ SITE_DIR = "airgap/site"
 SITE_LAUNCHER = "airgap/site/airgap"
 SITE_KIT_INDEX = "airgap/site/kit.json"
 SITE_WHEELS_DIR = "airgap/site/wheels"
+
+
+def is_kit_wheel(path: str) -> bool:
+    """A wheel of the site kit (the airgap files a delta may leave out: a site holding its base
+    has them installed)."""
+    return path.startswith(SITE_WHEELS_DIR + "/") and "/" not in path[len(SITE_WHEELS_DIR) + 1 :]
+
+
 SITE_KIT_FORMAT = 1
 #: where the launcher keeps verified kits under a prefix: DIR/.airgap-kit/<kit id>/, and
 #: DIR/.airgap-kit/current -> <kit id> (the kit the site runs; replaced only after it verified

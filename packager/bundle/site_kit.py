@@ -312,6 +312,8 @@ def launcher() -> bytes:
         "SITE_KIT_INDEX": layout.SITE_KIT_INDEX,
         "SITE_WHEELS_DIR": layout.SITE_WHEELS_DIR,
         "SITE_KIT_INSTALL_DIR": layout.SITE_KIT_INSTALL_DIR,
+        "SITE_BUNDLES_DIR": layout.SITE_BUNDLES_DIR,
+        "INSTALLED_WHEELS_DIR": layout.installed_meta_path(layout.SITE_WHEELS_DIR),
         "SITE_KIT_FORMAT": str(layout.SITE_KIT_FORMAT),
         "PROBE_DIR": layout.PROBE_DIR,
         "MIN_PYTHON": KIT_PYTHONS[0],

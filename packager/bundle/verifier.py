@@ -43,7 +43,7 @@ from packager.bundle.checks import (
     check_signatures,
 )
 from packager.bundle.combined import select as select_target
-from packager.bundle.descriptor import Descriptor, content_bytes, parse_descriptor
+from packager.bundle.descriptor import CoveredFile, Descriptor, content_bytes, parse_descriptor
 from packager.bundle.errors import BundleFormatError, DescriptorError
 from packager.bundle.parts import PartsIndex
 from packager.bundle.reader import Bundle, Member, open_bundle, parts_of
@@ -90,6 +90,9 @@ class VerifyReport:
     #: a delta: the blobs it leaves out, their bytes, and where they were checked (None: nowhere)
     not_carried: int = 0
     not_carried_bytes: int = 0
+    #: and the site-kit wheels it leaves out (each read from the base into :attr:`verified`)
+    not_carried_files: int = 0
+    not_carried_files_bytes: int = 0
     base_checked_in: str | None = None
 
     @property
@@ -122,6 +125,8 @@ class VerifyReport:
                 "base": self.descriptor.delta.base.to_json(),
                 "not_carried": self.not_carried,
                 "not_carried_bytes": self.not_carried_bytes,
+                "not_carried_files": self.not_carried_files,
+                "not_carried_files_bytes": self.not_carried_files_bytes,
                 "checked_in": self.base_checked_in,
             }
             if self.descriptor is not None and self.descriptor.delta is not None
@@ -588,26 +593,29 @@ class Verifier:
         """A delta's left-out blobs, hashed where the base is (:attr:`base`): each must be there
         with the content the signed blob list gives it; without a base the delta is not
         verified, and the failure names the base it needs. Returns the content mismatches."""
-        from packager.bundle.delta import missing, needs_base, not_carried
+        from packager.bundle.delta import missing, needs_base, not_carried, not_carried_files
 
-        left_out = not_carried(doc)
+        left_out, kit = not_carried(doc), not_carried_files(doc)
         self.report.not_carried = len(left_out)
         self.report.not_carried_bytes = sum(x.size for x in left_out)
+        self.report.not_carried_files = len(kit)
+        self.report.not_carried_files_bytes = sum(f.size for f in kit)
         assert doc.delta is not None
         subject = f"delta from {doc.delta.base.version}"
         if self.base is None:
             self._fail(
                 "delta",
                 subject,
-                needs_base(doc, left_out, "this bundle")
+                needs_base(doc, left_out, "this bundle", kit)
                 + "; it is verified only with its base: --base OLD or --prefix DIR",
             )
             return []
         base = self.base
         self.report.base_checked_in = base.where
+        kit_absent = self._base_kit(base, kit)
         absent = missing(doc, base.has)
-        if absent:
-            self._fail("delta", subject, needs_base(doc, absent, base.where))
+        if absent or kit_absent:
+            self._fail("delta", subject, needs_base(doc, absent, base.where, kit_absent))
         lacking = {x.digest for x in absent}
         there = [x for x in left_out if x.digest not in lacking]
         self.rep.phase(f"hashing base blobs in {base.where}", sum(x.size for x in there))
@@ -630,6 +638,30 @@ class Verifier:
         if note is not None:
             self.report.notes.append(note)
         return bad
+
+    def _base_kit(self, base: BlobSource, kit: list[CoveredFile]) -> list[CoveredFile]:
+        """The site-kit wheels a delta leaves out, read from ``base`` and hashed: each that
+        matches its signed sha256 is kept for install (:attr:`VerifyReport.verified`), each
+        that does not is a failure; returns those the base does not hold."""
+        absent = []
+        for f in kit:
+            data = base.kit_file(f.sha256, f.size)
+            if data is None:
+                absent.append(f)
+                continue
+            got = hashlib.sha256(data).hexdigest()
+            if got != f.sha256 or len(data) != f.size:
+                self._fail(
+                    "layout",
+                    f"{base.where}: {f.path}",
+                    f"the site-kit wheel the base supplies has sha256 {got} ({len(data)} bytes), "
+                    f"not {f.sha256} ({f.size}): damaged or tampered",
+                )
+                continue
+            self.report.verified[f.path] = data
+            self.report.files_checked += 1
+            self.report.bytes_hashed += f.size
+        return absent
 
     def _attestation(self, doc: Descriptor) -> None:
         """The DSSE envelope, judged by :func:`attestation_verdict`; kept for install when good."""

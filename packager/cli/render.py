@@ -215,9 +215,15 @@ def build_result(result: BuildResult) -> None:
             base = b.delta["base"]
             stdout.print(
                 f"  delta from {shown(base['name'])} {shown(base['version'])} ({base['digest']}): "
-                f"carries {human_size(b.delta['carried_bytes'])}; leaves out "
-                f"{b.delta['not_carried']} blob(s), {human_size(b.delta['not_carried_bytes'])}, "
-                "that a site holding the base has"
+                f"carries {human_size(b.delta['carried_bytes'])} of blobs; leaves out "
+                f"{b.delta['not_carried']} blob(s), {human_size(b.delta['not_carried_bytes'])}"
+                + (
+                    f", and {b.delta['not_carried_files']} site-kit wheel(s), "
+                    f"{human_size(b.delta['not_carried_files_bytes'])},"
+                    if b.delta.get("not_carried_files")
+                    else ","
+                )
+                + " that a site holding the base has"
             )
         for n in b.notes:
             stdout.print(f"  [dim]note:[/dim] {shown(n)}")
@@ -240,7 +246,14 @@ def inspection(info: Inspection) -> None:
         stdout.print(
             f"a delta from {shown(base['name'])} {shown(base['version'])} ({base['digest']}): "
             f"leaves out {j['delta']['not_carried']} blob(s), "
-            f"{human_size(j['delta']['not_carried_bytes'])}, that the site's store must hold"
+            f"{human_size(j['delta']['not_carried_bytes'])}"
+            + (
+                f", and {j['delta']['not_carried_files']} site-kit wheel(s), "
+                f"{human_size(j['delta']['not_carried_files_bytes'])},"
+                if j["delta"].get("not_carried_files")
+                else ","
+            )
+            + " that the site must hold"
         )
     stdout.print(
         "signatures: "
@@ -298,8 +311,14 @@ def verify_report(r: VerifyReport) -> None:
             where = f"{'not all in' if lacking else 'checked in'} {shown(r.base_checked_in)}"
         stdout.print(
             f"a delta from {shown(delta.base.name)} {shown(delta.base.version)} "
-            f"({delta.base.digest}): {r.not_carried} blob(s), {human_size(r.not_carried_bytes)}, "
-            f"come from its base ({where})"
+            f"({delta.base.digest}): {r.not_carried} blob(s), {human_size(r.not_carried_bytes)}"
+            + (
+                f", and {r.not_carried_files} site-kit wheel(s), "
+                f"{human_size(r.not_carried_files_bytes)},"
+                if r.not_carried_files
+                else ","
+            )
+            + f" come from its base ({where})"
         )
     if r.ok:
         signers = ", ".join(f"{n} ({k[:16]})" for k, n in r.signers)
@@ -406,13 +425,15 @@ def diff_report(r: DiffReport) -> None:
         )
     _more(len(d.wheels), DIFF_LINES)
     dl = d.delta
-    carried, full = dl.bytes + dl.files_bytes, dl.full_bytes + dl.files_bytes
+    carried, full = dl.bytes + dl.files_bytes, dl.full_bytes + dl.full_files_bytes
     share = f" ({100 * carried / full:.1f} %)" if full else ""
+    kit = dl.full_files - dl.files
     stdout.print(
         f"a delta from old would carry {dl.blobs} of {dl.full_blobs} blobs "
-        f"({human_size(dl.bytes)} of {human_size(dl.full_bytes)}) and the {dl.files} bundle "
-        f"files ({human_size(dl.files_bytes)}) every bundle carries: {human_size(carried)} of "
-        f"{human_size(full)}{share}"
+        f"({human_size(dl.bytes)} of {human_size(dl.full_bytes)}) and {dl.files} of "
+        f"{dl.full_files} bundle files ({human_size(dl.files_bytes)}"
+        + (f"; {kit} site-kit wheel(s) old has are left out" if kit else "")
+        + f"): {human_size(carried)} of {human_size(full)}{share}"
     )
 
 

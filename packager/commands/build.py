@@ -34,7 +34,13 @@ from packager.bundle.assemble import (
     plan_wheels,
     sha256_digest,
 )
-from packager.bundle.delta import BaseContent, carried_bytes, check_base, plan_delta
+from packager.bundle.delta import (
+    BaseContent,
+    carried_bytes,
+    check_base,
+    not_carried_file_bytes,
+    plan_delta,
+)
 from packager.bundle.descriptor import DeltaRecord, Descriptor, content_bytes, descriptor_bytes
 from packager.bundle.onepass import OnePass
 from packager.bundle.parts import Part, PartsIndex, write_parts_index
@@ -363,7 +369,10 @@ def prepare_target(
         stem = layout.delta_stem(stem, base.ref.version)
         for d in delta.not_carried:
             del content[layout.blob_path(d)]
+        for path in delta.not_carried_files:  # the site kit's wheels its base has installed
+            del content[path]
         carried = carried_bytes(replace(descriptor, delta=delta))
+        kit_left_out = not_carried_file_bytes(replace(descriptor, delta=delta))
     return _Prepared(
         target=target.id,
         stem=stem,
@@ -381,6 +390,8 @@ def prepare_target(
             "not_carried": len(delta.not_carried),
             "not_carried_bytes": plan.stored_bytes - carried,
             "carried_bytes": carried,
+            "not_carried_files": len(delta.not_carried_files),
+            "not_carried_files_bytes": kit_left_out,
         }
         if delta is not None
         else None,
@@ -495,7 +506,7 @@ def _delta(
     if base is None:
         return bundle_json, None
     check_base(base, descriptor.name, descriptor.version)
-    delta = plan_delta(descriptor.blobs, base)  # digests of validated blobs, a checked base
+    delta = plan_delta(descriptor.blobs, base, descriptor.files)  # validated, a checked base
     written = descriptor_bytes(replace(descriptor, delta=delta))
     if content_bytes(written) != bundle_json:  # the invariant install and verify rest on
         raise AssertionError("a delta's bundle.json does not reduce to the full one")

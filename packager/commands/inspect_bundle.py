@@ -79,6 +79,10 @@ class Inspection:
                 "base": d.delta.base.to_json(),
                 "not_carried": len(d.delta.not_carried),
                 "not_carried_bytes": sum(b.size for b in d.blobs if not d.carried(b)),
+                "not_carried_files": len(d.delta.not_carried_files),
+                "not_carried_files_bytes": sum(
+                    f.size for f in d.files if not d.file_carried(f.path)
+                ),
             }
             if d.delta is not None
             else None,

@@ -22,7 +22,7 @@ from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
 from packager.bundle import layout
-from packager.bundle.have import HaveList, HeldBlob, HeldVersion
+from packager.bundle.have import HaveList, HeldBlob, HeldFile, HeldVersion
 from packager.site import checked
 from packager.site import receipts as receipts_mod
 from packager.site.prefix import Prefix
@@ -55,7 +55,36 @@ def have_list(prefix_path: Path) -> HaveList:
                     st = store_dir.lstat(hexd)
                     if st is not None and stat.S_ISREG(st.st_mode):
                         blobs.append(HeldBlob("sha256:" + hexd, st.st_size))
-    return HaveList(tuple(blobs), tuple(versions))
+        kit = [HeldFile(h, n) for h, n in sorted(kit_index(prefix.root, everything))]
+    return HaveList(tuple(blobs), tuple(versions), tuple(kit))
+
+
+#: where an installed version keeps the site kit's wheels (``.airgap/site/wheels/``)
+KIT_WHEELS = layout.installed_meta_path(layout.SITE_WHEELS_DIR) + "/"
+
+
+def kit_index(
+    root: Dir, everything: Mapping[str, Mapping[str, receipts_mod.Receipt]]
+) -> dict[tuple[str, int], tuple[str, str, str]]:
+    """The site-kit wheels installed versions keep, by (sha256 hex, size): where one is
+    (unit, version, path in the version), as its receipt says; only those still there, a
+    regular file of that size (a delta's verification hashes what it reads)."""
+    out: dict[tuple[str, int], tuple[str, str, str]] = {}
+    for unit, versions in sorted(everything.items()):
+        for version, r in sorted(versions.items()):
+            for f in r.files:
+                if not f.path.startswith(KIT_WHEELS) or "/" in f.path[len(KIT_WHEELS) :]:
+                    continue
+                if (f.sha256, f.size) in out:
+                    continue
+                try:
+                    with root.walk(f"{layout.SITE_BUNDLES_DIR}/{unit}/{version}/{KIT_WHEELS}") as d:
+                        st = d.lstat(f.path[len(KIT_WHEELS) :])
+                except (OSError, SiteError):
+                    continue
+                if st is not None and stat.S_ISREG(st.st_mode) and st.st_size == f.size:
+                    out[(f.sha256, f.size)] = (unit, version, f.path)
+    return out
 
 
 def check_blob(
@@ -124,6 +153,7 @@ class StoreBlobs:
         #: hex -> the stat it had when its content was found right
         self.good: dict[str, checked.Stamp] = {}
         self.unchanged = self.unchanged_bytes = 0
+        self._kit: dict[tuple[str, int], tuple[str, str, str]] | None = None
         if site or (prefix_path / layout.SITE_BLOBS_DIR).is_dir():
             self._prefix = Prefix.open(prefix_path, create=False)
             try:
@@ -149,6 +179,42 @@ class StoreBlobs:
                 self.unchanged += 1
                 self.unchanged_bytes += good[1]  # the stamp's size
         return got
+
+    def has_kit(self, sha256: str, size: int) -> bool:
+        """Whether an installed version keeps that site-kit wheel (a regular file of that size;
+        its content is hashed when :meth:`kit_file` reads it)."""
+        return self._kit_where(sha256, size) is not None
+
+    def _kit_where(self, sha256: str, size: int) -> tuple[str, str, str] | None:
+        if self._prefix is None:
+            return None
+        if self._kit is None:
+            everything, _ = receipts_mod.read_all(self._prefix.root)
+            self._kit = kit_index(self._prefix.root, everything)
+        return self._kit.get((sha256, size))
+
+    def kit_file(self, sha256: str, size: int) -> bytes | None:
+        """A site-kit wheel of that sha256 and size, read from an installed version's
+        ``.airgap/site/wheels/`` (no link followed; at most ``size`` + 1 bytes: the caller
+        hashes them against the delta's signed sha256); None when no version keeps one."""
+        where = self._kit_where(sha256, size)
+        if where is None or self._prefix is None:
+            return None
+        unit, version, path = where
+        folder, _, name = f"{layout.SITE_BUNDLES_DIR}/{unit}/{version}/{path}".rpartition("/")
+        try:
+            with self._prefix.root.walk(folder) as d:
+                fd = d.open_read(name)
+                try:
+                    chunks, got = [], 0
+                    while got <= size and (chunk := os.read(fd, min(CHUNK, size + 1 - got))):
+                        chunks.append(chunk)
+                        got += len(chunk)
+                finally:
+                    os.close(fd)
+        except (OSError, SiteError):
+            return None
+        return b"".join(chunks)
 
     def changed(self) -> list[str]:
         """The checked blobs whose stat is no longer what it was when they were checked."""

@@ -399,7 +399,7 @@ def _delta_base(path: Path, prefix_path: Path, v: Verifier, opts: InstallOptions
     """A delta installs only where the store holds every blob it leaves out (from any installed
     version); else it is refused here, before anything is hashed or written. Those blobs are
     hashed from the store by the verification (:class:`packager.site.have.StoreBlobs`)."""
-    from packager.bundle.delta import missing, needs_base
+    from packager.bundle.delta import missing, missing_files, needs_base
 
     doc = v.report.descriptor
     assert doc is not None and doc.delta is not None
@@ -410,12 +410,12 @@ def _delta_base(path: Path, prefix_path: Path, v: Verifier, opts: InstallOptions
             hint="install it without --docker/--registry, or install the full bundle",
         )
     store = StoreBlobs(prefix_path)
-    absent = missing(doc, store.has)
-    if absent:
+    absent, kit = missing(doc, store.has), missing_files(doc, store.has_kit)
+    if absent or kit:
         store.close()
         base = doc.delta.base
         raise InstallRefused(
-            f"{path}: {needs_base(doc, absent, f'the store of {prefix_path}')}; "
+            f"{path}: {needs_base(doc, absent, f'the store of {prefix_path}', kit)}; "
             "nothing was installed",
             hint=f"install {base.name} {base.version} first, or install the full bundle",
         )

@@ -67,7 +67,7 @@ fi
 # everything below is Python's standard library (-I: no environment, no user site; -S: no
 # site-packages), run before any file of the kit is trusted
 exec "$py" -I -S -c '
-import base64, hashlib, json, os, re, shutil, subprocess, sys, tarfile, tempfile, zipfile
+import base64, glob, hashlib, json, os, re, shutil, subprocess, sys, tarfile, tempfile, zipfile
 
 ME = "airgap-launcher"
 BUNDLE_JSON = "@BUNDLE_JSON@"
@@ -76,6 +76,8 @@ SITE_DIR = "@SITE_DIR@"
 KIT_INDEX = "@SITE_KIT_INDEX@"
 WHEELS_DIR = "@SITE_WHEELS_DIR@"
 INSTALL_DIR = "@SITE_KIT_INSTALL_DIR@"
+BUNDLES_DIR = "@SITE_BUNDLES_DIR@"
+INSTALLED_WHEELS = "@INSTALLED_WHEELS_DIR@"
 KIT_FORMAT = @SITE_KIT_FORMAT@
 MAX_JSON = 32 * 1024 * 1024
 MAX_FILE = 512 * 1024 * 1024
@@ -270,6 +272,23 @@ try:
     if BUNDLE_JSON not in got:
         fail("%s: no %s: not an airgap bundle" % (bundle, BUNDLE_JSON), 2)
 
+    # what the signatures cover: a delta signs its version without its delta record, written as
+    # the build writes bundle.json (sorted keys, 2-space indent, UTF-8, a final newline)
+    signed = got[BUNDLE_JSON]
+    with open(signed, "rb") as f:
+        raw_desc = f.read()
+    if b"\"delta\"" in raw_desc:
+        try:
+            whole = json.loads(raw_desc.decode("utf-8"))
+        except ValueError:
+            whole = None
+        if isinstance(whole, dict) and "delta" in whole:
+            signed = os.path.join(work, "content.json")
+            with open(signed, "wb") as f:
+                f.write((json.dumps({k: v for k, v in whole.items() if k != "delta"},
+                                    sort_keys=True, indent=2, ensure_ascii=False,
+                                    allow_nan=False) + "\n").encode("utf-8"))
+
     # -------------------------------------------------------------- 1. the signature, by openssl
     def pem_keyid(pem_path, where):
         r = openssl("pkey", "-pubin", "-in", pem_path, "-outform", "DER")
@@ -298,10 +317,9 @@ try:
                 cannot.append(keyid)
                 return False
             r = openssl("pkeyutl", "-verify", "-pubin", "-inkey", pem_path, "-rawin",
-                        "-in", got[BUNDLE_JSON], "-sigfile", sig_bin)
+                        "-in", signed, "-sigfile", sig_bin)
         else:
-            r = openssl("dgst", "-sha256", "-verify", pem_path, "-signature", sig_bin,
-                        got[BUNDLE_JSON])
+            r = openssl("dgst", "-sha256", "-verify", pem_path, "-signature", sig_bin, signed)
         return r.returncode == 0
 
     cannot = []  # Ed25519 keys this openssl cannot check
@@ -371,7 +389,26 @@ try:
             listed[entry["path"]] = entry["sha256"]
     if not listed:
         fail("%s: the bundle carries no site kit (it was built with --no-site-kit)" % bundle)
+    delta = desc.get("delta") or {}
+    left_out = set(delta.get("not_carried_files") or [])
+    unfetched = []  # kit wheels a delta leaves out that no installed version here keeps
+    from_site = []  # and those read from an installed version of --prefix
     for path, want in sorted(listed.items()):
+        if path not in got and path in left_out:
+            # a delta leaves out the kit wheels its base has: an installed version of the site
+            # keeps each (same name, hashed below like every kit file)
+            name = path.rsplit("/", 1)[1]
+            found = sorted(glob.glob(os.path.join(glob.escape(prefix), BUNDLES_DIR, "*", "*",
+                                                  INSTALLED_WHEELS, name))) if prefix else []
+            for candidate in found:
+                if os.path.isfile(candidate) and not os.path.islink(candidate) \
+                        and sha256_file(candidate) == want:
+                    got[path] = candidate
+                    from_site.append(name)
+                    break
+            if path not in got:  # needed only if this kit is not unpacked yet (below)
+                unfetched.append(name)
+                continue
         if path not in got:
             fail("%s: the kit file %s that %s lists is missing" % (bundle, path, BUNDLE_JSON))
         have = sha256_file(got[path])
@@ -402,7 +439,10 @@ try:
     except OSError:
         pass
     say("%s: signed by %s; %d kit files match it (kit %s)"
-        % (bundle, ", ".join(signers), len(listed), kit_id[:12]))
+        % (bundle, ", ".join(signers), len(listed) - len(unfetched), kit_id[:12])
+        + (" (%d read from versions installed in %s)" % (len(from_site), prefix)
+           if from_site else "")
+        + (" (%d left out by this delta)" % len(unfetched) if unfetched else ""))
 
     # -------------------------------------------------------------- 3. the kit, unpacked once
     if prefix:
@@ -417,6 +457,13 @@ try:
     current = os.path.join(base, "current")
 
     if not os.path.isfile(os.path.join(target, "complete")):
+        if unfetched:
+            dbase = delta.get("base") or {}
+            fail("%s is a delta from %s %s: it leaves out %d wheel(s) of its site kit (first %s), "
+                 "which no installed version %s keeps, and this kit is not unpacked in %s; "
+                 "install the full bundle, or run the airgap the site has"
+                 % (bundle, dbase.get("name"), dbase.get("version"), len(unfetched), unfetched[0],
+                    "of --prefix %s" % prefix if prefix else "(no --prefix given)", base))
         if prefix and os.path.isfile(os.path.join(current, "complete")):
             old = os.path.realpath(current)
             say("the installed airgap (%s) verifies %s before its kit replaces it"

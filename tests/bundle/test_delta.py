@@ -9,11 +9,19 @@ from typing import Any
 
 import pytest
 
-from packager.bundle import checks
+from packager.bundle import checks, layout
 from packager.bundle.checks import Observed
-from packager.bundle.delta import BaseContent, check_base, missing, needs_base, plan_delta
+from packager.bundle.delta import (
+    BaseContent,
+    check_base,
+    missing,
+    needs_base,
+    not_carried_files,
+    plan_delta,
+)
 from packager.bundle.descriptor import (
     BaseRef,
+    CoveredFile,
     DeltaRecord,
     content_bytes,
     descriptor_bytes,
@@ -184,3 +192,86 @@ def test_a_have_list_with_a_name_twice_in_json_is_refused() -> None:
     raw = b'{"airgapHave": 1, "airgapHave": 1, "blobs": [], "installed": []}'
     with pytest.raises(HaveListError):
         parse_have_list(raw, "h.json")
+
+
+# ----------------------------------------------------------------------------- the site kit
+
+KIT_WHEEL = "airgap/site/wheels/" + "a" * 32 + ".whl"
+FILES = (
+    CoveredFile(layout.SITE_LAUNCHER, "1" * 64, 900),
+    CoveredFile(layout.SITE_KIT_INDEX, "2" * 64, 80),
+    CoveredFile(KIT_WHEEL, "3" * 64, 5000),
+    CoveredFile("airgap/site/wheels/" + "b" * 32 + ".whl", "4" * 64, 7000),
+)
+
+
+@pytest.mark.parametrize(
+    ("held", "left_out"),
+    [
+        ({}, []),
+        ({"3" * 64: 5000}, [KIT_WHEEL]),
+        ({"3" * 64: 5001}, []),  # same sha256, another size: carried
+        ({"1" * 64: 900, "2" * 64: 80}, []),  # the launcher and the index: always carried
+    ],
+)
+def test_plan_delta_leaves_out_only_kit_wheels_the_base_has(
+    held: dict[str, int], left_out: list[str]
+) -> None:
+    record = plan_delta(BLOBS, BaseContent(BASE, {}, "test", held), FILES)
+    assert record.not_carried_files == tuple(left_out)
+    doc = replace(make_descriptor(blobs=BLOBS, files=FILES), delta=record)
+    assert [f.path for f in not_carried_files(doc)] == left_out
+    assert doc.file_carried(layout.SITE_LAUNCHER)
+
+
+def _kit_delta_doc(not_carried_files: list[str]) -> bytes:
+    doc: dict[str, Any] = make_descriptor(blobs=BLOBS, files=FILES).to_json()
+    doc["delta"] = {
+        "base": BASE.to_json(),
+        "not_carried": [],
+        "not_carried_files": not_carried_files,
+    }
+    return json.dumps(doc).encode()
+
+
+@pytest.mark.parametrize(
+    ("paths", "message"),
+    [
+        ([KIT_WHEEL, KIT_WHEEL], f"lists {KIT_WHEEL!r} twice"),
+        ([layout.SITE_LAUNCHER], "does not match"),  # the schema: wheels only
+        (["airgap/site/wheels/" + "c" * 32 + ".whl"], "which is not a site-kit wheel it lists"),
+        (["airgap/site/wheels/../bundle.json"], "does not match"),
+        (["airgap/sbom.cdx.json"], "does not match"),
+    ],
+)
+def test_a_kit_record_that_cannot_be_true_is_refused(paths: list[str], message: str) -> None:
+    parse_descriptor(_kit_delta_doc([KIT_WHEEL]))  # a true one
+    with pytest.raises(DescriptorError) as err:
+        parse_descriptor(_kit_delta_doc(paths))
+    assert message in err.value.message
+
+
+def test_members_of_a_delta_may_lack_the_kit_wheels_it_leaves_out() -> None:
+    record = DeltaRecord(BASE, (), (KIT_WHEEL,))
+    doc = replace(make_descriptor(blobs=BLOBS, files=FILES), delta=record)
+    seen = [Observed(b.member, "file", b.size) for b in BLOBS]
+    seen += [Observed(f.path, "file", f.size) for f in FILES if f.path != KIT_WHEEL]
+    seen += [Observed("airgap/bundle.json", "file", 2)]
+    assert checks.check_members(doc, seen) == []
+    carried_anyway = [*seen, Observed(KIT_WHEEL, "file", 5000)]
+    got = {(f.subject, f.message) for f in checks.check_members(doc, carried_anyway)}
+    assert got == {(KIT_WHEEL, "carried, but delta.not_carried_files lists it")}
+    line = needs_base(doc, [], "the store", not_carried_files(doc))
+    assert line.endswith("0 blob(s) and 1 site-kit wheel(s), 5.0 KB, are not in the store")
+
+
+def test_a_have_list_kit_is_read_and_a_wheel_twice_is_refused() -> None:
+    doc = json.loads(json.dumps(HAVE))
+    doc["kit"] = [{"sha256": "3" * 64, "size": 5000}]
+    assert parse_have_list(json.dumps(doc).encode(), "h").kit_sizes() == {"3" * 64: 5000}
+    doc["kit"].append(dict(doc["kit"][0]))
+    with pytest.raises(HaveListError) as err:
+        parse_have_list(json.dumps(doc).encode(), "h.json")
+    assert "$.kit lists " + "3" * 64 + " twice" in err.value.message
+    del doc["kit"]  # a have-list from before the kit: it holds none
+    assert parse_have_list(json.dumps(doc).encode(), "h").kit == ()
