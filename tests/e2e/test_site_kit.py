@@ -278,6 +278,36 @@ def test_an_installed_site_verifies_a_new_kit_before_it_replaces_its_own(
     assert os.readlink(kits / "current") == installed.name
 
 
+def test_a_delta_installs_with_only_its_launcher_and_the_wheels_the_site_keeps(
+    amd64_root: Path, signed: dict[str, Path], kit_env: dict[str, str]
+) -> None:
+    """Python 3.9 and OpenSSL 1.1.1: the launcher checks a delta's signature over its content
+    bytes, and takes the kit wheels the delta leaves out from the site's installed version."""
+    root, base = amd64_root, signed["base"]
+    weights = base / "weights-2"
+    weights.mkdir(exist_ok=True)
+    (weights / "model.safetensors").write_bytes(tiny_safetensors())
+    (weights / "config.json").write_text('{"v": 2}\n')
+    build(base, kit_env, base / "ecdsa.key.pem", version="2.0.0", weights=weights)  # its lock
+    r = airgap("build", str(base / "kitdemo-2.0.0.yaml"), "--out", str(base / "delta"), "--key",
+               str(base / "ecdsa.key.pem"), "--site-kit", "--base", str(signed["bundle"]),
+               env=kit_env)  # fmt: skip
+    assert r.returncode == 0, r.stdout + r.stderr
+    delta = base / "delta" / "kitdemo-2.0.0.delta-from-1.0.0.airgap.tar"
+    assert delta.stat().st_size < signed["bundle"].stat().st_size // 5  # no kit wheels in it
+    shutil.rmtree(root / "srv4", ignore_errors=True)
+    stage(root, signed["bundle"], signed["pub"])
+    assert launch(root, "install", "--prefix", "/srv4", "--key", "ecdsa.pub.pem").returncode == 0
+    shutil.rmtree(root / "srv4" / ".airgap-kit")  # the kit must come from the installed version
+    stage(root, delta, signed["pub"])  # the delta's own launcher, as B.airgap.tar
+    r = launch(root, "install", "--prefix", "/srv4", "--key", "ecdsa.pub.pem")
+    assert r.returncode == 0, r.stdout + r.stderr
+    assert "read from versions installed in /srv4" in r.stderr
+    assert "installed kitdemo 2.0.0" in r.stdout and "Traceback" not in r.stderr
+    r = launch(root, "audit", "--site", "/srv4", "--key", "ecdsa.pub.pem")
+    assert r.returncode == 0 and "verdict: PASS" in r.stdout, r.stdout + r.stderr
+
+
 def test_arm64_bundle_of_the_demo_model_installs_and_audits_with_only_the_launcher(
     tmp_path_factory: pytest.TempPathFactory, kit_env: dict[str, str]
 ) -> None:
