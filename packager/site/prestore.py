@@ -40,10 +40,12 @@ _TMPFILE = getattr(os, "O_TMPFILE", 0)
 
 
 def _nearest_folder(path: Path) -> Path | None:
-    """``path`` or its nearest folder that exists (a prefix not made yet: its parent)."""
+    """``path`` or its nearest folder that exists (a prefix not made yet: its parent); None
+    when that is a link or no folder (the install refuses such a prefix: nothing is copied
+    through it)."""
     for p in (path, *path.parents):
         try:
-            st = os.stat(p)
+            st = os.lstat(p)
         except OSError:
             continue
         return p if stat.S_ISDIR(st.st_mode) else None

@@ -9,6 +9,7 @@ from __future__ import annotations
 import errno
 import os
 import random
+import shutil
 import subprocess
 import sys
 from pathlib import Path
@@ -23,6 +24,7 @@ from packager.site import prestore as prestore_mod
 from packager.site.install import InstallOptions, NotVerified, install_bundle
 from packager.site.integrity import audit_site
 from packager.site.prestore import MIN_BYTES, Prestore
+from packager.site.safefs import SiteError
 from tests.site.install_support import descriptor_of, env, store_is_sound, tree_files
 from tests.support.projects import make_key
 
@@ -243,3 +245,17 @@ def test_without_an_unnamed_file_the_blob_is_copied_from_the_bundle(
     assert open_fds() == fds
     store_is_sound(tmp_path / "site")
     assert audit_site(tmp_path / "site").to_json()["ok"]
+
+
+def test_a_store_that_is_a_link_gets_no_copy_through_it(
+    built: dict[str, Path], tmp_path: Path, spy: list[Spy]
+) -> None:
+    site, elsewhere = tmp_path / "site", tmp_path / "elsewhere"
+    install(built["1.0.0"], site, built["pub"])
+    store = site / layout.SITE_BLOBS_DIR
+    shutil.move(store, elsewhere)
+    store.symlink_to(elsewhere, target_is_directory=True)
+    before = sorted(p.name for p in elsewhere.iterdir())
+    with pytest.raises(SiteError):
+        install(built["2.0.0"], site, built["pub"])
+    assert spy[-1].copied == [] and sorted(p.name for p in elsewhere.iterdir()) == before
