@@ -25,7 +25,13 @@ from packager.site.install import InstallOptions, NotVerified, install_bundle
 from packager.site.integrity import audit_site
 from packager.site.prestore import MIN_BYTES, Prestore
 from packager.site.safefs import SiteError
-from tests.site.install_support import descriptor_of, env, store_is_sound, tree_files
+from tests.site.install_support import (
+    descriptor_of,
+    env,
+    split_into_parts,
+    store_is_sound,
+    tree_files,
+)
 from tests.support.projects import make_key
 
 LARGE = MIN_BYTES + 4096 + 123  # above the threshold, not a whole number of blocks
@@ -70,6 +76,11 @@ def built(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Path]:
     airgap("build", str(base / "m-2.0.0.yaml"), "--key", str(priv), "--out", str(base / "d"),
            "--base", str(out["1.0.0"]))  # fmt: skip
     out["delta"] = base / "d" / "big-2.0.0.delta-from-1.0.0.airgap.tar"
+    out["1.0.0-parts"] = split_into_parts(out["1.0.0"], base / "parts", size=3 << 20)
+    folder = base / "folder" / "big-1.0.0"  # a layout folder: the tar extracted
+    folder.mkdir(parents=True)
+    subprocess.run(["tar", "-xf", str(out["1.0.0"]), "-C", str(folder)], check=True)
+    out["1.0.0-folder"] = folder
     return out
 
 
@@ -131,11 +142,17 @@ def site_tree(prefix: Path) -> dict[str, bytes]:
     }
 
 
+@pytest.mark.parametrize("form", ["1.0.0", "1.0.0-parts", "1.0.0-folder"])
 def test_a_new_large_blob_is_copied_once_and_the_result_is_the_two_pass_result(
-    built: dict[str, Path], tmp_path: Path, spy: list[Spy], monkeypatch: pytest.MonkeyPatch
+    built: dict[str, Path],
+    tmp_path: Path,
+    spy: list[Spy],
+    monkeypatch: pytest.MonkeyPatch,
+    form: str,
 ) -> None:
+    """A tar (read with pread), parts (a stream across them), a layout folder (its files)."""
     fds = open_fds()
-    result = install(built["1.0.0"], tmp_path / "one" / "site", built["pub"])
+    result = install(built[form], tmp_path / "one" / "site", built["pub"])
     (p,) = spy
     assert len(large_blobs(built["1.0.0"])) == 2
     assert {"sha256:" + m.rsplit("/", 1)[1] for m in p.copied} == large_blobs(built["1.0.0"])
