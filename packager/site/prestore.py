@@ -4,19 +4,19 @@ Install (packager.site.install) hands the Verifier a :class:`Prestore`
 (packager.bundle.verifier.MemberCopier). Each blob member that the site's store lacks and that
 is large (at least :data:`MIN_BYTES`) is then not hashed on its own: the verification copies it
 into an unnamed file (``O_TMPFILE``) on the prefix's file system and hashes the bytes it copies
-(packager.site.store.capped_copy). Only after the signatures held and before the copy starts
-(the early hashing of the archive leaves these members alone, so nothing is written for a
-bundle whose signatures fail), and nothing has a name: a verification that fails, or a process
-that dies, leaves no trace (the kernel frees an unnamed file when its last descriptor closes).
+(packager.site.store.capped_copy). The copying starts only once the signatures held (the early
+hashing of the archive leaves these members alone: nothing is written for a bundle whose
+signatures fail), and nothing has a name: a verification that fails, or a process that dies,
+leaves no trace (the kernel frees an unnamed file when its last descriptor closes).
 
 Once the whole bundle is verified, the install gives such a file its temporary name in staging
 (a link of ``/proc/self/fd/N``), makes it durable and renames it into the store, as
 :meth:`packager.site.store.BlobStore.put` does with a blob it writes: a final name still only
 ever holds complete, matching content.
 
-Where the file system has no ``O_TMPFILE``, ``/proc`` is not mounted, or the link fails for any
-other reason, the blob is copied from the bundle again by ``BlobStore.put`` (read twice, as
-before): slower, never wrong.
+Where the file system has no ``O_TMPFILE``, ``/proc`` is not mounted, the prefix or its store is
+a link, the copy fails (no room) or the link fails for any other reason, the blob is copied
+from the bundle again by ``BlobStore.put`` (read twice, as before): slower, never wrong.
 """
 
 from __future__ import annotations
