@@ -11,9 +11,9 @@ images, the layer digests each side's image manifests list, which the caller rea
 * wheels added or removed (by file name and digest);
 * what ``airgap build NEW --base OLD`` would carry, by the build's own rule
   (:func:`packager.bundle.delta.plan_delta`): NEW's blobs except those with install paths that OLD
-  holds at the same size (image layers, OCI manifests and the probe are always carried), the
-  site-kit wheels OLD has installed left out too, and the
-  bundle files (``airgap/``: descriptor, probe, site kit) every bundle carries.
+  holds at the same size (image layers, OCI manifests and the probe are always carried), and
+  NEW's bundle files (``airgap/``: descriptor, probe, site kit) except the site-kit wheels OLD
+  has.
 
 No I/O here: packager.commands.diff reads the two sides (bundles or an installed version).
 """
@@ -169,7 +169,8 @@ class WheelChange:
 @dataclass(frozen=True)
 class Delta:
     """What a delta bundle from OLD would carry (:func:`delta_from`): ``blobs``/``bytes`` of
-    NEW's ``full_blobs``/``full_bytes``, and the bundle files every bundle carries."""
+    NEW's ``full_blobs``/``full_bytes``, and ``files``/``files_bytes`` of NEW's ``full_files``
+    bundle files (all but the site-kit wheels OLD has)."""
 
     blobs: int
     bytes: int
