@@ -411,12 +411,12 @@ def _delta_base(path: Path, prefix_path: Path, v: Verifier, opts: InstallOptions
         )
     store = StoreBlobs(prefix_path)
     absent, kit = missing(doc, store.has), missing_files(doc, store.has_kit)
+    where = f"the store of {prefix_path}" + (" or its installed versions" if kit else "")
     if absent or kit:
         store.close()
         base = doc.delta.base
         raise InstallRefused(
-            f"{path}: {needs_base(doc, absent, f'the store of {prefix_path}', kit)}; "
-            "nothing was installed",
+            f"{path}: {needs_base(doc, absent, where, kit)}; nothing was installed",
             hint=f"install {base.name} {base.version} first, or install the full bundle",
         )
     return store
