@@ -493,7 +493,12 @@ def _check_room_before(prefix_path: Path, plan: InstallPlan) -> None:
     need = sum(plan.blobs.values()) + plan.copy_bytes + SPACE_MARGIN
     free = st.f_bavail * st.f_frsize
     store = prefix_path / layout.SITE_BLOBS_DIR
-    have = sum(size for hexd, size in plan.blobs.items() if (store / hexd).is_file())
+    at = f"{store}{os.sep}"  # (50,000 blobs: a string and a stat each, not a Path)
+    have = (
+        sum(size for hexd, size in plan.blobs.items() if os.path.isfile(at + hexd))
+        if store.is_dir()
+        else 0
+    )
     if free < need - have:
         raise SiteError(
             f"not enough free space in {where}: the install writes up to "

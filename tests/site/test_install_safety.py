@@ -472,3 +472,43 @@ def test_a_planted_link_is_an_exit_2_with_one_clear_line(
         and "Traceback" not in r.stderr
     )
     assert audit_site(prefix).ok is False
+
+
+@pytest.mark.parametrize(
+    ("in_store", "free_mib", "refused"),
+    [
+        ((), 100, True),  # 3 blobs of 40 MiB to write: 120 MiB (and the margin) > 100 MiB
+        (("a", "b"), 100, False),  # 2 already there: only 40 MiB is written
+        (("a", "b", "c"), 1, False),  # all there: nothing to write but the margin
+        (("a", "b", "c"), 0, True),  # not even the margin
+    ],
+)
+def test_room_before_counts_only_the_blobs_not_in_the_store(
+    tmp_path: Path,
+    monkeypatch: pytest.MonkeyPatch,
+    in_store: tuple[str, ...],
+    free_mib: int,
+    refused: bool,
+) -> None:
+    from packager.site import install as install_mod
+    from packager.site.rules import InstallPlan
+
+    monkeypatch.setattr(install_mod, "SPACE_MARGIN", 1 << 20)
+    size = 40 << 20
+    plan = InstallPlan("n", "1.0.0", None, blobs={h * 64: size for h in "abc"})
+    store = tmp_path / "site" / layout.SITE_BLOBS_DIR
+    store.mkdir(parents=True)
+    for h in in_store:
+        with (store / (h * 64)).open("wb") as fh:
+            fh.truncate(size)  # sparse: its size is what counts
+
+    class Room:
+        f_frsize = 1 << 20
+        f_bavail = free_mib
+
+    monkeypatch.setattr(install_mod.os, "statvfs", lambda p: Room)
+    if refused:
+        with pytest.raises(SiteError, match="not enough free space"):
+            install_mod._check_room_before(tmp_path / "site", plan)
+    else:
+        install_mod._check_room_before(tmp_path / "site", plan)
