@@ -31,9 +31,10 @@ class BlobSource(Protocol):
 
     def hash(self, hexd: str, progress: Callable[[int], None] | None) -> str: ...
 
-    def kit_file(self, sha256: str, size: int) -> bytes | None:
+    def kit_file(self, sha256: str, size: int) -> tuple[bytes, str] | None:
         """A site-kit wheel's bytes as this source holds them (at most ``size`` + 1, checked
-        by the caller against the delta's signed sha256), or None when it holds none."""
+        by the caller against the delta's signed sha256) and where they were read, or None
+        when it holds none."""
         ...
 
     def summary(self) -> str | None: ...
@@ -134,7 +135,7 @@ class BundleBlobs:
         got, _ = self.bundle.hash_member(layout.blob_path("sha256:" + hexd), progress)
         return got
 
-    def kit_file(self, sha256: str, size: int) -> bytes | None:
+    def kit_file(self, sha256: str, size: int) -> tuple[bytes, str] | None:
         """The base bundle's site-kit wheel of that sha256 and size (found by its descriptor,
         whose files it reads where they are; the caller hashes what is returned)."""
         if self._kit is None:
@@ -151,7 +152,7 @@ class BundleBlobs:
         m = self.bundle.members().get(path) if path is not None else None
         if path is None or m is None or m.kind != "file" or m.size != size:
             return None
-        return self.bundle.read(path, size)
+        return self.bundle.read(path, size), f"{self.where}: {path}"
 
     def summary(self) -> str | None:
         return None

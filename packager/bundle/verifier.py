@@ -645,15 +645,16 @@ class Verifier:
         that does not is a failure; returns those the base does not hold."""
         absent = []
         for f in kit:
-            data = base.kit_file(f.sha256, f.size)
-            if data is None:
+            found = base.kit_file(f.sha256, f.size)
+            if found is None:
                 absent.append(f)
                 continue
+            data, where = found
             got = hashlib.sha256(data).hexdigest()
             if got != f.sha256 or len(data) != f.size:
                 self._fail(
                     "layout",
-                    f"{base.where}: {f.path}",
+                    f"{where} ({f.path})",
                     f"the site-kit wheel the base supplies has sha256 {got} ({len(data)} bytes), "
                     f"not {f.sha256} ({f.size}): damaged or tampered",
                 )

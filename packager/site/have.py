@@ -1,14 +1,16 @@
 """A site's have-list and its store as the base of a delta bundle.
 
 `airgap list --prefix DIR --have` (:func:`have_list`): the blobs of the store that installed
-versions use, with their sizes, and the installed versions with their content digests
+versions use, with their sizes, the site kit's wheels installed versions keep (sha256 and size,
+:func:`kit_index`), and the installed versions with their content digests
 (packager.bundle.have). Blobs no version uses are left out: `airgap gc` may drop them before a
 delta made against the list arrives.
 
-:class:`StoreBlobs` is the store as the source of what a delta leaves out, for
+:class:`StoreBlobs` is the site as the source of what a delta leaves out, for
 ``verify --prefix`` and ``install`` (packager.bundle.base.BlobSource): each blob is read through
-the store's folder descriptor (no link followed) and hashed, so a damaged or tampered blob in
-the store fails the verification before anything is written.
+the store's folder descriptor, each kit wheel through an installed version's folders (no link
+followed), and hashed, so a damaged or tampered one fails the verification before anything is
+written.
 """
 
 from __future__ import annotations
@@ -193,10 +195,11 @@ class StoreBlobs:
             self._kit = kit_index(self._prefix.root, everything)
         return self._kit.get((sha256, size))
 
-    def kit_file(self, sha256: str, size: int) -> bytes | None:
+    def kit_file(self, sha256: str, size: int) -> tuple[bytes, str] | None:
         """A site-kit wheel of that sha256 and size, read from an installed version's
         ``.airgap/site/wheels/`` (no link followed; at most ``size`` + 1 bytes: the caller
-        hashes them against the delta's signed sha256); None when no version keeps one."""
+        hashes them against the delta's signed sha256) and that file's path; None when no
+        version keeps one."""
         where = self._kit_where(sha256, size)
         if where is None or self._prefix is None:
             return None
@@ -214,7 +217,7 @@ class StoreBlobs:
                     os.close(fd)
         except (OSError, SiteError):
             return None
-        return b"".join(chunks)
+        return b"".join(chunks), self._prefix.root.path_of(f"{folder}/{name}")
 
     def changed(self) -> list[str]:
         """The checked blobs whose stat is no longer what it was when they were checked."""
