@@ -280,14 +280,17 @@ try:
     if b"\"delta\"" in raw_desc:
         try:
             whole = json.loads(raw_desc.decode("utf-8"))
-        except ValueError:
-            whole = None
-        if isinstance(whole, dict) and "delta" in whole:
+            content = None
+            if isinstance(whole, dict) and "delta" in whole:
+                content = (json.dumps({k: v for k, v in whole.items() if k != "delta"},
+                                      sort_keys=True, indent=2, ensure_ascii=False,
+                                      allow_nan=False) + "\n").encode("utf-8")
+        except (ValueError, RecursionError):  # no document airgap writes: the raw bytes are
+            content = None  # checked, and fail
+        if content is not None:
             signed = os.path.join(work, "content.json")
             with open(signed, "wb") as f:
-                f.write((json.dumps({k: v for k, v in whole.items() if k != "delta"},
-                                    sort_keys=True, indent=2, ensure_ascii=False,
-                                    allow_nan=False) + "\n").encode("utf-8"))
+                f.write(content)
 
     # -------------------------------------------------------------- 1. the signature, by openssl
     def pem_keyid(pem_path, where):
@@ -389,8 +392,10 @@ try:
             listed[entry["path"]] = entry["sha256"]
     if not listed:
         fail("%s: the bundle carries no site kit (it was built with --no-site-kit)" % bundle)
-    delta = desc.get("delta") or {}
-    left_out = set(delta.get("not_carried_files") or [])
+    delta = desc.get("delta")  # transport metadata, outside the signature: only a hint of
+    delta = delta if isinstance(delta, dict) else {}  # where a listed kit file may be found
+    hinted = delta.get("not_carried_files")
+    left_out = set(p for p in hinted if isinstance(p, str)) if isinstance(hinted, list) else set()
     unfetched = []  # kit wheels a delta leaves out that no installed version here keeps
     from_site = []  # and those read from an installed version of --prefix
     for path, want in sorted(listed.items()):
@@ -399,7 +404,8 @@ try:
             # keeps each (same name, hashed below like every kit file)
             name = path.rsplit("/", 1)[1]
             found = sorted(glob.glob(os.path.join(glob.escape(prefix), BUNDLES_DIR, "*", "*",
-                                                  INSTALLED_WHEELS, name))) if prefix else []
+                                                  INSTALLED_WHEELS, glob.escape(name)))
+                           ) if prefix else []
             for candidate in found:
                 if os.path.isfile(candidate) and not os.path.islink(candidate) \
                         and sha256_file(candidate) == want:
@@ -458,7 +464,7 @@ try:
 
     if not os.path.isfile(os.path.join(target, "complete")):
         if unfetched:
-            dbase = delta.get("base") or {}
+            dbase = delta.get("base") if isinstance(delta.get("base"), dict) else {}
             fail("%s is a delta from %s %s: it leaves out %d wheel(s) of its site kit (first %s), "
                  "which no installed version %s keeps, and this kit is not unpacked in %s; "
                  "install the full bundle, or run the airgap the site has"
