@@ -69,8 +69,6 @@ class Prestore:
         self._files: dict[str, int] = {}
         self._part: int | None = None  # a one-file tar, opened once for pread
         self._off = self._folder is None or not os.path.isdir("/proc/self/fd")
-        #: blobs stored from their unnamed copies (not read from the bundle a second time)
-        self.named = 0
 
     # ------------------------------------------------------ the verification's side (copying)
 
@@ -177,8 +175,6 @@ class Prestore:
                 _link_fd(fd, staging, name)
             except OSError:  # another file system (EXDEV), no /proc, a refusal: copy instead
                 return False
-            with self._lock:
-                self.named += 1
             return True
         finally:
             os.close(fd)

@@ -313,8 +313,7 @@ class BlobStore:
         if step is not None:
             step()
         for hexd in written:  # every one durable: now they may have their names
-            self._refuse_planted(hexd)
-            staging.rename(f"blob-{hexd}", self.dir, hexd)
+            self.enter(hexd, staging, f"blob-{hexd}")
 
     def adopt(
         self,
@@ -356,8 +355,7 @@ class BlobStore:
                 f"({size} bytes) (the pulled bundle changed after it was verified?)",
                 hint="run the install again: it fetches what is damaged",
             )
-        self._refuse_planted(hexd)
-        staging.rename(tmp, self.dir, hexd)
+        self.enter(hexd, staging, tmp)
         return True
 
     def copy_to(self, hexd: str, size: int, d: Dir, name: str, mode: int) -> str:

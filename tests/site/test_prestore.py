@@ -12,6 +12,7 @@ import random
 import shutil
 import subprocess
 import sys
+import tarfile
 from pathlib import Path
 from typing import Any, ClassVar
 
@@ -92,12 +93,23 @@ class Spy(Prestore):
     def __init__(self, prefix_path: Path) -> None:
         super().__init__(prefix_path)
         self.copied: list[str] = []
+        self.took: list[str] = []  # blobs stored from their unnamed copies (append: atomic)
         Spy.made.append(self)
+
+    @property
+    def named(self) -> int:
+        return len(self.took)
 
     def copy(self, bundle: Any, member: str, size: int, progress: Any) -> str | None:
         got = super().copy(bundle, member, size, progress)
         self.copied.append(member)
         return got
+
+    def take(self, hexd: str, size: int, staging: Any, name: str) -> bool:
+        took = super().take(hexd, size, staging, name)
+        if took:
+            self.took.append(hexd)
+        return took
 
 
 @pytest.fixture
@@ -187,8 +199,6 @@ def test_a_delta_copies_only_the_blob_it_carries(
 def _tampered(tar: Path, dest: Path) -> Path:
     """A copy of ``tar`` with one byte of model.onnx's blob flipped (the signature still holds:
     bundle.json is untouched)."""
-    import tarfile
-
     with tarfile.open(tar) as t:
         (m,) = (m for m in t.getmembers() if m.name.startswith("blobs/") and m.size == LARGE)
         where = m.offset_data + m.size // 2
