@@ -56,7 +56,8 @@ SITE_WHEELS_DIR = "airgap/site/wheels"
 def is_kit_wheel(path: str) -> bool:
     """A wheel of the site kit (the airgap files a delta may leave out: a site holding its base
     has them installed)."""
-    return path.startswith(SITE_WHEELS_DIR + "/") and "/" not in path[len(SITE_WHEELS_DIR) + 1 :]
+    name = path[len(SITE_WHEELS_DIR) + 1 :]
+    return path.startswith(SITE_WHEELS_DIR + "/") and name != "" and "/" not in name
 
 
 SITE_KIT_FORMAT = 1
@@ -314,6 +315,12 @@ def trust_history_name(version: int) -> str:
 
 def receipt_name(version: str) -> str:
     return f"{version}.json"
+
+
+def is_installed_kit_wheel(path: str) -> bool:
+    """``.airgap/site/wheels/NAME`` (a path in an installed version): a site-kit wheel."""
+    head = INSTALLED_META_DIR + "/"
+    return path.startswith(head) and is_kit_wheel(f"{AIRGAP_DIR}/{path[len(head) :]}")
 
 
 def installed_meta_path(bundle_path: str) -> str:

@@ -61,10 +61,6 @@ def have_list(prefix_path: Path) -> HaveList:
     return HaveList(tuple(blobs), tuple(versions), tuple(kit))
 
 
-#: where an installed version keeps the site kit's wheels (``.airgap/site/wheels/``)
-KIT_WHEELS = layout.installed_meta_path(layout.SITE_WHEELS_DIR) + "/"
-
-
 def kit_index(
     root: Dir, everything: Mapping[str, Mapping[str, receipts_mod.Receipt]]
 ) -> dict[tuple[str, int], tuple[str, str, str]]:
@@ -75,13 +71,12 @@ def kit_index(
     for unit, versions in sorted(everything.items()):
         for version, r in sorted(versions.items()):
             for f in r.files:
-                if not f.path.startswith(KIT_WHEELS) or "/" in f.path[len(KIT_WHEELS) :]:
+                if not layout.is_installed_kit_wheel(f.path) or (f.sha256, f.size) in out:
                     continue
-                if (f.sha256, f.size) in out:
-                    continue
+                folder, _, name = f.path.rpartition("/")
                 try:
-                    with root.walk(f"{layout.SITE_BUNDLES_DIR}/{unit}/{version}/{KIT_WHEELS}") as d:
-                        st = d.lstat(f.path[len(KIT_WHEELS) :])
+                    with root.walk(f"{layout.SITE_BUNDLES_DIR}/{unit}/{version}/{folder}") as d:
+                        st = d.lstat(name)
                 except (OSError, SiteError):
                     continue
                 if st is not None and stat.S_ISREG(st.st_mode) and st.st_size == f.size:

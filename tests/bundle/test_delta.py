@@ -275,3 +275,22 @@ def test_a_have_list_kit_is_read_and_a_wheel_twice_is_refused() -> None:
     assert "$.kit lists " + "3" * 64 + " twice" in err.value.message
     del doc["kit"]  # a have-list from before the kit: it holds none
     assert parse_have_list(json.dumps(doc).encode(), "h").kit == ()
+
+
+@pytest.mark.parametrize(
+    ("path", "in_bundle", "installed"),
+    [
+        ("airgap/site/wheels/" + "a" * 32 + ".whl", True, False),
+        (".airgap/site/wheels/" + "a" * 32 + ".whl", False, True),
+        ("airgap/site/wheels/", False, False),  # no name
+        (".airgap/site/wheels/", False, False),
+        ("airgap/site/wheels/x/y.whl", False, False),  # not directly in the folder
+        (".airgap/site/wheels/x/y.whl", False, False),
+        ("airgap/site/kit.json", False, False),  # the index and the launcher: always carried
+        (layout.SITE_LAUNCHER, False, False),
+        ("model/airgap/site/wheels/a.whl", False, False),
+    ],
+)
+def test_which_paths_are_kit_wheels(path: str, in_bundle: bool, installed: bool) -> None:
+    assert layout.is_kit_wheel(path) is in_bundle
+    assert layout.is_installed_kit_wheel(path) is installed
