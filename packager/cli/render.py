@@ -217,12 +217,7 @@ def build_result(result: BuildResult) -> None:
                 f"  delta from {shown(base['name'])} {shown(base['version'])} ({base['digest']}): "
                 f"carries {human_size(b.delta['carried_bytes'])} of blobs; leaves out "
                 f"{b.delta['not_carried']} blob(s), {human_size(b.delta['not_carried_bytes'])}"
-                + (
-                    f", and {b.delta['not_carried_files']} site-kit wheel(s), "
-                    f"{human_size(b.delta['not_carried_files_bytes'])},"
-                    if b.delta.get("not_carried_files")
-                    else ","
-                )
+                + _kit_left_out(b.delta["not_carried_files"], b.delta["not_carried_files_bytes"])
                 + " that a site holding the base has"
             )
         for n in b.notes:
@@ -231,6 +226,11 @@ def build_result(result: BuildResult) -> None:
     stdout.print(
         f"{len(result.bundles)} bundle(s), {human_size(total)} in {result.seconds:.1f} s ({human_size(rate)}/s)"
     )
+
+
+def _kit_left_out(wheels: int, size: int) -> str:
+    """The tail of a delta's "N blob(s), SIZE" line: the site-kit wheels it leaves out."""
+    return f", and {wheels} site-kit wheel(s), {human_size(size)}," if wheels else ","
 
 
 def inspection(info: Inspection) -> None:
@@ -247,12 +247,7 @@ def inspection(info: Inspection) -> None:
             f"a delta from {shown(base['name'])} {shown(base['version'])} ({base['digest']}): "
             f"leaves out {j['delta']['not_carried']} blob(s), "
             f"{human_size(j['delta']['not_carried_bytes'])}"
-            + (
-                f", and {j['delta']['not_carried_files']} site-kit wheel(s), "
-                f"{human_size(j['delta']['not_carried_files_bytes'])},"
-                if j["delta"].get("not_carried_files")
-                else ","
-            )
+            + _kit_left_out(j["delta"]["not_carried_files"], j["delta"]["not_carried_files_bytes"])
             + " that the site must hold"
         )
     stdout.print(
@@ -312,12 +307,7 @@ def verify_report(r: VerifyReport) -> None:
         stdout.print(
             f"a delta from {shown(delta.base.name)} {shown(delta.base.version)} "
             f"({delta.base.digest}): {r.not_carried} blob(s), {human_size(r.not_carried_bytes)}"
-            + (
-                f", and {r.not_carried_files} site-kit wheel(s), "
-                f"{human_size(r.not_carried_files_bytes)},"
-                if r.not_carried_files
-                else ","
-            )
+            + _kit_left_out(r.not_carried_files, r.not_carried_files_bytes)
             + f" come from its base ({where})"
         )
     if r.ok:

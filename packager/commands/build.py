@@ -371,8 +371,8 @@ def prepare_target(
             del content[layout.blob_path(d)]
         for path in delta.not_carried_files:  # the site kit's wheels its base has installed
             del content[path]
-        carried = carried_bytes(replace(descriptor, delta=delta))
-        kit_left_out = not_carried_file_bytes(replace(descriptor, delta=delta))
+        as_delta = replace(descriptor, delta=delta)
+        carried, kit_left_out = carried_bytes(as_delta), not_carried_file_bytes(as_delta)
     return _Prepared(
         target=target.id,
         stem=stem,

@@ -13,6 +13,7 @@ from typing import Any
 
 from packager.bundle import layout
 from packager.bundle.combined import open_target
+from packager.bundle.delta import not_carried_file_bytes
 from packager.bundle.descriptor import Descriptor, content_bytes
 from packager.bundle.reader import Bundle
 from packager.oci.registry import OciLocation, RegistryOptions
@@ -80,9 +81,7 @@ class Inspection:
                 "not_carried": len(d.delta.not_carried),
                 "not_carried_bytes": sum(b.size for b in d.blobs if not d.carried(b)),
                 "not_carried_files": len(d.delta.not_carried_files),
-                "not_carried_files_bytes": sum(
-                    f.size for f in d.files if not d.file_carried(f.path)
-                ),
+                "not_carried_files_bytes": not_carried_file_bytes(d),
             }
             if d.delta is not None
             else None,

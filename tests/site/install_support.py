@@ -88,6 +88,12 @@ def run(*args: str, timeout: float = 120, **extra: str) -> subprocess.CompletedP
     )
 
 
+def ok(r: subprocess.CompletedProcess[str]) -> subprocess.CompletedProcess[str]:
+    """``r``, asserted to have succeeded (its output in the failure)."""
+    assert r.returncode == 0, r.stdout + r.stderr
+    return r
+
+
 def install(
     bundle: Path, prefix: Path, pub: Path, *args: str, **extra: str
 ) -> subprocess.CompletedProcess[str]:

@@ -25,6 +25,7 @@ from tests.site.install_support import (
     current,
     log_lines,
     many_weights,
+    ok,
     receipt,
     run,
     tree_files,
@@ -54,11 +55,6 @@ def _build(manifest: Path, out: Path, priv: Path, *args: str) -> subprocess.Comp
     )  # fmt: skip
 
 
-def _ok(r: subprocess.CompletedProcess[str]) -> subprocess.CompletedProcess[str]:
-    assert r.returncode == 0, r.stdout + r.stderr
-    return r
-
-
 @pytest.fixture(scope="module")
 def deltas(tmp_path_factory: pytest.TempPathFactory) -> Deltas:
     base = tmp_path_factory.mktemp("deltas")
@@ -69,9 +65,9 @@ def deltas(tmp_path_factory: pytest.TempPathFactory) -> Deltas:
         d = base / version
         many_weights(d / "weights", seed, changed=0.25)
         (d / "m.yaml").write_text(MANY.format(version=version))
-        _ok(_build(d / "m.yaml", base / "out", priv))
+        ok(_build(d / "m.yaml", base / "out", priv))
         paths.append(base / "out" / f"many-{version}.airgap.tar")
-    r = _ok(_build(base / "2.0.0" / "m.yaml", base / "delta", priv, "--base", str(paths[0])))
+    r = ok(_build(base / "2.0.0" / "m.yaml", base / "delta", priv, "--base", str(paths[0])))
     delta = base / "delta" / "many-2.0.0.delta-from-1.0.0.airgap.tar"
     assert delta.is_file(), r.stdout + r.stderr
     return Deltas(paths[0], paths[1], delta, base / "2.0.0", pub, priv, base)
@@ -99,7 +95,7 @@ def _verify(bundle: Path, pub: Path, *args: str) -> tuple[int, dict[str, Any]]:
 
 
 def _digest(bundle: Path) -> str:
-    return _ok(run("digest", str(bundle))).stdout.strip()
+    return ok(run("digest", str(bundle))).stdout.strip()
 
 
 def _store_blob(prefix: Path, rel: str, version: str = "1.0.0") -> Path:
@@ -119,7 +115,7 @@ def _state(site: Path) -> dict[str, bytes]:
 def _site_with_a_damaged_base_blob(d: Deltas, site: Path) -> Path:
     """v1 installed at ``site``, then one byte of a store blob v2 shares with it flipped (the
     same size: only hashing finds it); the blob's path."""
-    _ok(_install(d.v1, site, d.pub))
+    ok(_install(d.v1, site, d.pub))
     blob = _store_blob(site, _unchanged_file(d))
     blob.chmod(0o644)
     data = bytearray(blob.read_bytes())
@@ -167,7 +163,7 @@ def test_a_delta_from_a_layout_folder_or_parts_is_the_same(deltas: Deltas, tmp_p
     folder.mkdir()
     subprocess.run(["tar", "-xf", str(deltas.v1), "-C", str(folder)], check=True)
     out = tmp_path / "out"
-    _ok(
+    ok(
         _build(
             deltas.v2_folder / "m.yaml", out, deltas.priv, "--base", str(folder), "--split", "1M"
         )
@@ -208,7 +204,7 @@ def test_a_base_that_cannot_be_one_is_refused(
         (path / "weights").parent.mkdir()
         many_weights(path / "weights", 1)
         (path / "m.yaml").write_text(MANY.format(version="1.0.0").replace("name: many", "name: o"))
-        _ok(_build(path / "m.yaml", tmp_path / "o-out", deltas.priv))
+        ok(_build(path / "m.yaml", tmp_path / "o-out", deltas.priv))
         path = tmp_path / "o-out" / "o-1.0.0.airgap.tar"
     else:
         path = tmp_path / "have.json"
@@ -242,13 +238,13 @@ def test_verify_with_the_base_bundle_or_a_site_checks_the_whole_version(
     assert full_code == 0 and rep["digest"] == full["digest"]
     assert rep["blobs_checked"] == full["blobs_checked"]
     site = tmp_path / "site"
-    _ok(_install(deltas.v1, site, deltas.pub))
+    ok(_install(deltas.v1, site, deltas.pub))
     code, rep = _verify(deltas.delta, deltas.pub, "--prefix", str(site))
     assert code == 0, rep["failures"]
     assert rep["delta"]["checked_in"].endswith("blobs/sha256")
     # a have-list holds no bytes
     have = tmp_path / "have.json"
-    have.write_text(_ok(run("list", "--prefix", str(site), "--have")).stdout)
+    have.write_text(ok(run("list", "--prefix", str(site), "--have")).stdout)
     r = run("verify", str(deltas.delta), "--key", str(deltas.pub), "--base", str(have))
     assert r.returncode == 2 and "have-list" in r.stderr
     # a prefix that is not there is a usage error, not "the blobs are not in it"; one that is
@@ -284,7 +280,7 @@ def test_a_tampered_carried_blob_is_caught(deltas: Deltas, tmp_path: Path) -> No
     assert code == 1
     assert [f["subject"] for f in rep["failures"]] == [layout.blob_path(victim["digest"])]
     site = tmp_path / "site"
-    _ok(_install(deltas.v1, site, deltas.pub))
+    ok(_install(deltas.v1, site, deltas.pub))
     before = _state(site)
     r = _install(folder, site, deltas.pub)
     assert r.returncode == 1 and "did not verify" in r.stderr
@@ -312,14 +308,14 @@ def test_a_delta_carrying_a_blob_it_says_it_leaves_out_fails(
 
 def test_v1_then_the_delta_is_exactly_v2_installed_full(deltas: Deltas, tmp_path: Path) -> None:
     a, b = tmp_path / "a", tmp_path / "b"
-    _ok(_install(deltas.v1, a, deltas.pub))
-    _ok(_install(deltas.v1, b, deltas.pub))
-    r = _ok(run("install", str(deltas.delta), "--prefix", str(a), "--key", str(deltas.pub),
+    ok(_install(deltas.v1, a, deltas.pub))
+    ok(_install(deltas.v1, b, deltas.pub))
+    r = ok(run("install", str(deltas.delta), "--prefix", str(a), "--key", str(deltas.pub),
                 "--no-probe", "--json"))  # fmt: skip
     res = json.loads(r.stdout)
     assert res["action"] == "installed" and res["digest"] == _digest(deltas.v2)
     assert any(n.startswith("a delta from many 1.0.0: ") for n in res["notes"])
-    _ok(_install(deltas.v2, b, deltas.pub))
+    ok(_install(deltas.v2, b, deltas.pub))
     va = a / layout.SITE_BUNDLES_DIR / "many" / "2.0.0"
     vb = b / layout.SITE_BUNDLES_DIR / "many" / "2.0.0"
     assert tree_files(va) == tree_files(vb) and len(tree_files(va)) > 200
@@ -332,9 +328,9 @@ def test_v1_then_the_delta_is_exactly_v2_installed_full(deltas: Deltas, tmp_path
     audit = run("audit", "--site", str(a), "--json")
     assert audit.returncode == 0, audit.stdout + audit.stderr
     # and back to the base, then forward again (a no-op: the version is installed)
-    _ok(run("rollback", "many", "--prefix", str(a)))
+    ok(run("rollback", "many", "--prefix", str(a)))
     assert current(a, "many") == "1.0.0"
-    again = _ok(run("install", str(deltas.delta), "--prefix", str(a), "--key", str(deltas.pub),
+    again = ok(run("install", str(deltas.delta), "--prefix", str(a), "--key", str(deltas.pub),
                     "--no-probe", "--json"))  # fmt: skip
     assert json.loads(again.stdout)["action"] == "activated" and current(a, "many") == "2.0.0"
 
@@ -343,13 +339,13 @@ def test_a_delta_against_a_have_list_of_a_site_with_another_model(
     deltas: Deltas, tmp_path: Path
 ) -> None:
     site = tmp_path / "site"
-    _ok(_install(deltas.v1, site, deltas.pub))
+    ok(_install(deltas.v1, site, deltas.pub))
     other = tmp_path / "other"
     many_weights(other / "weights", 7, changed=1.0)  # shares model.safetensors and config.json
     (other / "m.yaml").write_text(MANY.format(version="3.1.0").replace("name: many", "name: other"))
-    _ok(_build(other / "m.yaml", tmp_path / "other-out", deltas.priv))
-    _ok(_install(tmp_path / "other-out" / "other-3.1.0.airgap.tar", site, deltas.pub))
-    r = _ok(run("list", "--prefix", str(site), "--have"))
+    ok(_build(other / "m.yaml", tmp_path / "other-out", deltas.priv))
+    ok(_install(tmp_path / "other-out" / "other-3.1.0.airgap.tar", site, deltas.pub))
+    r = ok(run("list", "--prefix", str(site), "--have"))
     have = json.loads(r.stdout)
     parsed = parse_have_list(r.stdout.encode(), "stdout")  # follows schemas/have.schema.json
     assert len(parsed.blobs) == len(have["blobs"]) > 200
@@ -361,12 +357,10 @@ def test_a_delta_against_a_have_list_of_a_site_with_another_model(
     assert schema_check.stdout == r.stdout
     (tmp_path / "have.json").write_text(r.stdout)
     out = tmp_path / "out"
-    _ok(
-        _build(deltas.v2_folder / "m.yaml", out, deltas.priv, "--base", str(tmp_path / "have.json"))
-    )
+    ok(_build(deltas.v2_folder / "m.yaml", out, deltas.priv, "--base", str(tmp_path / "have.json")))
     delta = out / "many-2.0.0.delta-from-1.0.0.airgap.tar"
     assert _members(delta) == _members(deltas.delta)  # what v1 holds, no more
-    _ok(_install(delta, site, deltas.pub))
+    ok(_install(delta, site, deltas.pub))
     assert current(site, "many") == "2.0.0" and current(site, "other") == "3.1.0"
     assert run("audit", "--site", str(site)).returncode == 0
 
@@ -375,9 +369,9 @@ def test_a_delta_whose_base_blob_was_gced_is_refused_with_nothing_written(
     deltas: Deltas, tmp_path: Path
 ) -> None:
     site = tmp_path / "site"
-    _ok(_install(deltas.v1, site, deltas.pub))
-    _ok(run("uninstall", "many", "--prefix", str(site), "--all"))
-    _ok(run("gc", "--prefix", str(site)))
+    ok(_install(deltas.v1, site, deltas.pub))
+    ok(run("uninstall", "many", "--prefix", str(site), "--all"))
+    ok(run("gc", "--prefix", str(site)))
     before = _state(site)
     r = _install(deltas.delta, site, deltas.pub)
     assert r.returncode == 1, r.stdout + r.stderr
@@ -394,7 +388,7 @@ def test_store_blobs_checked_before_are_not_read_again_unless_changed(
     deltas: Deltas, tmp_path: Path
 ) -> None:
     site = tmp_path / "site"
-    _ok(_install(deltas.v1, site, deltas.pub))
+    ok(_install(deltas.v1, site, deltas.pub))
     record = site / "blobs" / "checked.json"
     n = len(json.loads(_bundle_json(deltas.delta))["delta"]["not_carried"])
     code, rep = _verify(deltas.delta, deltas.pub, "--prefix", str(site))
@@ -402,7 +396,7 @@ def test_store_blobs_checked_before_are_not_read_again_unless_changed(
     record.write_text("{not json")  # a damaged record: everything is hashed again
     code, rep = _verify(deltas.delta, deltas.pub, "--prefix", str(site))
     assert code == 0 and not any("taken as checked" in m for m in rep["notes"])
-    _ok(_install(deltas.delta, site, deltas.pub))
+    ok(_install(deltas.delta, site, deltas.pub))
     v2_blobs = {b["digest"][7:] for b in json.loads(_bundle_json(deltas.v2))["blobs"] if b["paths"]}
     assert set(json.loads(record.read_text())["blobs"]) == v2_blobs  # v1's others: unknown now
     assert run("audit", "--site", str(site)).returncode == 0
@@ -426,14 +420,14 @@ def test_a_full_install_does_not_link_a_damaged_store_blob(deltas: Deltas, tmp_p
     blobs; a damaged one is stored again from the bundle, and the new version is intact."""
     site = tmp_path / "site"
     blob = _site_with_a_damaged_base_blob(deltas, site)
-    r = _ok(_install(deltas.v2, site, deltas.pub))
+    r = ok(_install(deltas.v2, site, deltas.pub))
     assert "did not hash to their names" in r.stderr + r.stdout and blob.name in r.stderr + r.stdout
     assert hashlib.sha256(blob.read_bytes()).hexdigest() == blob.name  # the store is intact again
     audit = run("audit", "--site", str(site))
     assert audit.returncode == 1
     assert "intact many 2.0.0" in audit.stdout and "DRIFT many 1.0.0" in audit.stdout
-    _ok(run("repair", "--prefix", str(site)))  # v1 from the store's intact copy
-    _ok(run("audit", "--site", str(site)))
+    ok(run("repair", "--prefix", str(site)))  # v1 from the store's intact copy
+    ok(run("audit", "--site", str(site)))
 
 
 def test_audit_of_a_delta_checks_it_whole_with_its_base(deltas: Deltas, tmp_path: Path) -> None:
@@ -447,7 +441,7 @@ def test_audit_of_a_delta_checks_it_whole_with_its_base(deltas: Deltas, tmp_path
     r = run("audit", str(deltas.delta), *key, "--base", str(deltas.v1), "--json")
     assert r.returncode == 0 and json.loads(r.stdout)["verdict"] == "PASS", r.stdout + r.stderr
     site = tmp_path / "site"
-    _ok(_install(deltas.v1, site, deltas.pub))
+    ok(_install(deltas.v1, site, deltas.pub))
     r = run("audit", str(deltas.delta), *key, "--prefix", str(site), "--json")
     assert r.returncode == 0 and json.loads(r.stdout)["verdict"] == "PASS", r.stdout + r.stderr
     r = run("audit", "--site", str(site), "--base", str(deltas.v1))
