@@ -3,9 +3,11 @@ what and where (never a bare ValueError, RecursionError or UnicodeError)."""
 
 from __future__ import annotations
 
+import json
+
 import pytest
 
-from packager.util.jsonio import DocumentError, parse_document
+from packager.util.jsonio import DocumentError, parse_document, pretty_json
 
 
 @pytest.mark.parametrize(
@@ -59,3 +61,55 @@ def test_what_airgap_writes_reads_back(raw: bytes, data: object) -> None:
     doc = parse_document(raw)
     if data is not None:
         assert doc == data
+
+
+class _Level(int):
+    """An int subclass, as an IntEnum member is: json.dumps writes int.__repr__ of it."""
+
+    def __repr__(self) -> str:
+        return "Level()"
+
+
+PRETTY_CASES = [
+    {},
+    [],
+    "text",
+    7,
+    None,
+    {"b": 1, "a": [1, 2, {"z": None, "y": True, "x": False}], "c": {}},
+    {"empty": [], "nested": [[], {}, [[]]], "tuple": (1, "two", (3,))},
+    {"text": 'quote " backslash \\ newline \n tab \t nul \x00 esc \x1b del \x7f'},
+    {"unicode": "Modèle 模型 ☃ \u2028 \U0001f600", "ключ": "значение"},
+    {"floats": [0.1, -0.0, 1e100, 2.5e-300, 3.0], "ints": [0, -1, 2**70, _Level(3), True]},
+    {"blobs": [{"digest": f"sha256:{i:064x}", "size": i, "paths": [f"model/f{i}"]} for i in range(50)]},
+]
+
+
+@pytest.mark.parametrize("obj", PRETTY_CASES, ids=range(len(PRETTY_CASES)))
+def test_pretty_json_writes_exactly_what_json_dumps_with_an_indent_writes(obj: object) -> None:
+    # the launcher re-renders a delta's signed bytes with json.dumps: not one byte may differ
+    expected = json.dumps(obj, sort_keys=True, indent=2, ensure_ascii=False, allow_nan=False)
+    assert pretty_json(obj) == (expected + "\n").encode("utf-8")
+
+
+@pytest.mark.parametrize(
+    ("obj", "error"),
+    [
+        ({"x": float("nan")}, ValueError),
+        ([float("inf")], ValueError),
+        ({"x": {1, 2}}, TypeError),
+        ({"x": object()}, TypeError),
+        ({1: "a", "b": 2}, TypeError),  # names of two kinds cannot be sorted, as in json.dumps
+    ],
+)
+def test_pretty_json_refuses_what_json_dumps_refuses(obj: object, error: type) -> None:
+    with pytest.raises(error):
+        json.dumps(obj, sort_keys=True, indent=2, ensure_ascii=False, allow_nan=False)
+    with pytest.raises(error):
+        pretty_json(obj)
+
+
+def test_pretty_json_leaves_names_that_are_not_text_to_json_dumps() -> None:
+    obj = {"a": {2: "two", 1: "one"}, "b": {None: 0}}
+    expected = json.dumps(obj, sort_keys=True, indent=2, ensure_ascii=False, allow_nan=False)
+    assert pretty_json(obj) == (expected + "\n").encode("utf-8")
