@@ -8,10 +8,11 @@ import sys
 from collections.abc import Callable
 from typing import TYPE_CHECKING, Any, Protocol
 
+from packager.cli.consoles import LazyConsole
 from packager.cli.jsonout import emit_document as emit_document
 from packager.cli.jsonout import emit_json as emit_json
 from packager.cli.progress import LineReporter, honest_speed
-from packager.cli.term import SafeConsole, shown, shown_text, visible
+from packager.cli.term import shown, shown_text, visible
 from packager.errors import AirgapError
 from packager.findings import Finding, Severity
 from packager.util.progress import Reporter
@@ -41,8 +42,9 @@ if TYPE_CHECKING:
 
 _STYLE = {Severity.ERROR: "bold red", Severity.WARNING: "yellow", Severity.INFO: "cyan"}
 
-stdout = SafeConsole(highlight=False, soft_wrap=True)
-stderr = SafeConsole(stderr=True, highlight=False, soft_wrap=True)
+#: made on first use (packager.cli.consoles): a --json run prints without rich
+stdout = LazyConsole(highlight=False, soft_wrap=True)
+stderr = LazyConsole(stderr=True, highlight=False, soft_wrap=True)
 
 
 class Result(Protocol):
@@ -130,7 +132,7 @@ def reporter(*, enabled: bool) -> Reporter:
     if stderr.is_terminal:
         from packager.cli.bars import RichReporter
 
-        return RichReporter(stderr)
+        return RichReporter(stderr.console)
     return LineReporter(sys.stderr)
 
 

@@ -12,10 +12,6 @@ newlines and rich markup for one value inside a line. ``--json`` output needs no
 from __future__ import annotations
 
 import unicodedata
-from typing import Any
-
-from rich.console import Console
-from rich.markup import escape
 
 #: format characters that reorder or hide text (bidi overrides and isolates, zero-width ones)
 _INVISIBLE_CATEGORIES = ("Cc", "Cf", "Cs", "Co", "Cn", "Zl", "Zp")
@@ -47,20 +43,14 @@ def visible(text: str, *, newlines: bool = True) -> str:
 def shown(value: object) -> str:
     """One value inside a line of rich markup: control characters and newlines visible, markup
     escaped."""
+    from rich.markup import escape  # (rich is loaded only where people read the output)
+
     return escape(visible(str(value), newlines=False))
 
 
 def shown_text(value: object) -> str:
     """A message of several lines (an error with its list): control characters visible,
     newlines kept, markup escaped."""
+    from rich.markup import escape
+
     return escape(visible(str(value), newlines=True))
-
-
-class SafeConsole(Console):
-    """A rich Console that shows what it prints with :func:`visible` applied to every string."""
-
-    def print(self, *objects: Any, **kwargs: Any) -> None:
-        super().print(
-            *(visible(o) if isinstance(o, str) else o for o in objects),
-            **kwargs,
-        )

@@ -78,3 +78,19 @@ def test_an_error_on_the_short_path_is_a_message(tmp_path: Path) -> None:
     assert r.returncode == 2 and "error:" in r.stderr and "Traceback" not in r.stderr
     r = _run("entry", "verify", str(tmp_path / "none.tar"), "--key", "k", "--json")
     assert r.returncode == 2 and json.loads(r.stdout)["ok"] is False
+
+
+def test_a_json_run_loads_no_rich_and_a_terminal_run_prints_through_it() -> None:
+    # rich is a tenth of a scripted install's start-up: only output for people loads it
+    probe = (
+        "import sys\n"
+        "from packager.cli import app, render\n"
+        "assert not [m for m in sys.modules if m.split('.')[0] == 'rich'], 'rich at import'\n"
+        "render.stderr.print('x\\x1b[2Jy')\n"
+        "assert 'rich.console' in sys.modules\n"
+    )
+    done = subprocess.run(
+        [sys.executable, "-c", probe], cwd=REPO, capture_output=True, text=True, check=False
+    )
+    assert done.returncode == 0, done.stderr
+    assert done.stderr == "x\\x1b[2Jy\n"  # made on first use, and still a safe console

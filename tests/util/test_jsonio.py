@@ -81,7 +81,11 @@ PRETTY_CASES = [
     {"text": 'quote " backslash \\ newline \n tab \t nul \x00 esc \x1b del \x7f'},
     {"unicode": "Modèle 模型 ☃ \u2028 \U0001f600", "ключ": "значение"},
     {"floats": [0.1, -0.0, 1e100, 2.5e-300, 3.0], "ints": [0, -1, 2**70, _Level(3), True]},
-    {"blobs": [{"digest": f"sha256:{i:064x}", "size": i, "paths": [f"model/f{i}"]} for i in range(50)]},
+    {
+        "blobs": [
+            {"digest": f"sha256:{i:064x}", "size": i, "paths": [f"model/f{i}"]} for i in range(50)
+        ]
+    },
 ]
 
 
