@@ -318,6 +318,9 @@ def prepare_target(
             f"(sh {layout.SITE_LAUNCHER} BUNDLE COMMAND)"
         )
     plan_images(plan, collected, store)
+    # what takes seconds for a model of many files: one SBOM, provenance, descriptor and model
+    # signature entry per file (not the kit's phase above: a user sees which step is slow)
+    reporter.phase(f"describing and signing{f' [{target.id}]' if target.id else ''}")
     sbom = build_sbom(
         lock,
         target.id,
