@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import contextlib
 import hashlib
-import json
 import os
 import time
 from collections.abc import Callable
@@ -29,7 +28,7 @@ from packager.resolve.wheels import target_python
 from packager.util.cache import cache_dir
 from packager.util.compat import strict_zip
 from packager.util.fs import atomic_write_text
-from packager.util.jsonio import canonical_json, read_json_bounded
+from packager.util.jsonio import canonical_json, indented_json, read_json_bounded
 from packager.util.progress import Reporter
 from packager.util.schemacheck import conforms
 from packager.util.schemas import validate, validator
@@ -191,7 +190,8 @@ def lock_manifest(
 def write_lock(lock: Lock, path: Path) -> None:
     doc = lock.to_json()
     validate("lock", doc)  # what we write must follow our own schema
-    atomic_write_text(path, json.dumps(doc, indent=2, sort_keys=False) + "\n")
+    text = indented_json(doc, sort_keys=False, ensure_ascii=True, allow_nan=True)  # json.dumps's
+    atomic_write_text(path, text + "\n")
 
 
 def load_lock(path: Path) -> Lock:

@@ -19,7 +19,7 @@ from __future__ import annotations
 import json
 import re
 from collections.abc import Callable, Iterable
-from json.encoder import encode_basestring as _encode_text  # C, as json.dumps uses
+from json.encoder import encode_basestring, encode_basestring_ascii  # C, as json uses
 from pathlib import Path
 from typing import Any, Optional, Union
 
@@ -39,88 +39,116 @@ def canonical_json(obj: Any) -> bytes:
 
 def pretty_json(obj: Any) -> bytes:
     """Readable, still deterministic JSON for the files people open (bundle.json, the SBOM):
-    sorted keys, 2-space indent, UTF-8, a final newline.
+    sorted keys, 2-space indent, UTF-8, a final newline: exactly ``json.dumps(obj,
+    sort_keys=True, indent=2, ensure_ascii=False, allow_nan=False) + "\\n"`` (the launcher
+    re-renders a delta's signed bytes that way), made by :func:`indented_json`."""
+    return (indented_json(obj, sort_keys=True, ensure_ascii=False) + "\n").encode("utf-8")
 
-    The bytes are exactly ``json.dumps(obj, sort_keys=True, indent=2, ensure_ascii=False,
-    allow_nan=False) + "\\n"`` (the launcher re-renders a delta's signed bytes that way), made
-    twice as fast: with an indent, ``json`` falls back to its pure-Python encoder, whose
-    generators cost more than the walk below (a descriptor of 50,000 files: 0.57 s -> 0.30 s)."""
+
+def indented_json(obj: Any, *, sort_keys: bool, ensure_ascii: bool, allow_nan: bool = False) -> str:
+    """Exactly ``json.dumps(obj, indent=2, ...)`` with these options, twice as fast: with an
+    indent, ``json`` falls back to its pure-Python encoder, whose generators cost more than
+    the walk below (a descriptor of 50,000 files: 0.57 s -> 0.30 s; its SBOM 0.96 -> 0.37 s)."""
     parts: list[str] = []
+    walk = _Indenter(
+        parts.append,
+        encode_basestring_ascii if ensure_ascii else encode_basestring,
+        sort_keys,
+        allow_nan,
+    )
     try:
-        _pretty_value(obj, "", parts.append)
+        walk.value(obj, "")
     except _NotPlain:  # a name that is no text (json.dumps turns 1 into "1"): the slow way
-        return (
-            json.dumps(obj, sort_keys=True, indent=2, ensure_ascii=False, allow_nan=False) + "\n"
-        ).encode("utf-8")
-    parts.append("\n")
-    return "".join(parts).encode("utf-8")
+        return json.dumps(
+            obj, indent=2, sort_keys=sort_keys, ensure_ascii=ensure_ascii, allow_nan=allow_nan
+        )
+    return "".join(parts)
 
 
 class _NotPlain(Exception):
-    """A dict key that is not ``str``: :func:`pretty_json` leaves it to ``json.dumps``."""
+    """A dict key that is not ``str``: :func:`indented_json` leaves it to ``json.dumps``."""
 
 
 _CONTAINERS = (dict, list, tuple)
 
 
-def _pretty_scalar(value: Any) -> str:
-    """A value that holds no other, as ``json.dumps`` writes it (ensure_ascii=False,
-    allow_nan=False): the same checks, the same ``repr`` of numbers."""
-    if isinstance(value, str):
-        return _encode_text(value)
-    if value is None:
-        return "null"
-    if value is True:
-        return "true"
-    if value is False:
-        return "false"
-    if isinstance(value, int):
-        return int.__repr__(value)
-    if isinstance(value, float):
-        if value != value or value in (float("inf"), float("-inf")):
-            raise ValueError(f"Out of range float values are not JSON compliant: {value!r}")
-        return float.__repr__(value)
-    raise TypeError(f"Object of type {type(value).__name__} is not JSON serializable")
+class _Indenter:
+    """One :func:`indented_json` walk: pieces of text given to ``add`` (containers recurse:
+    airgap documents nest a few levels deep)."""
 
+    def __init__(
+        self,
+        add: Callable[[str], None],
+        text: Callable[[str], str],
+        sort_keys: bool,
+        allow_nan: bool,
+    ) -> None:
+        self.add, self.text, self.sort_keys, self.allow_nan = add, text, sort_keys, allow_nan
 
-def _pretty_value(value: Any, indent: str, add: Callable[[str], None]) -> None:
-    """``value`` indented as ``json.dumps(indent=2, sort_keys=True)`` writes it, given to
-    ``add`` in pieces (containers recurse: airgap documents nest a few levels deep)."""
-    if not isinstance(value, _CONTAINERS):
-        add(_pretty_scalar(value))
-        return
-    if not value:
-        add("{}" if isinstance(value, dict) else "[]")
-        return
-    inner = indent + "  "
-    sep = ("{\n" if isinstance(value, dict) else "[\n") + inner
-    if isinstance(value, dict):
-        for key in sorted(value):
-            if not isinstance(key, str):
-                raise _NotPlain
-            item = value[key]
+    def scalar(self, value: Any) -> str:
+        """A value that holds no other, as ``json.dumps`` writes it: the same checks, the same
+        ``repr`` of numbers."""
+        if isinstance(value, str):
+            return self.text(value)
+        if value is None:
+            return "null"
+        if value is True:
+            return "true"
+        if value is False:
+            return "false"
+        if isinstance(value, int):
+            return int.__repr__(value)
+        if isinstance(value, float):
+            if value != value:
+                special = "NaN"
+            elif value == float("inf"):
+                special = "Infinity"
+            elif value == float("-inf"):
+                special = "-Infinity"
+            else:
+                return float.__repr__(value)
+            if not self.allow_nan:
+                raise ValueError(f"Out of range float values are not JSON compliant: {value!r}")
+            return special
+        raise TypeError(f"Object of type {type(value).__name__} is not JSON serializable")
+
+    def value(self, value: Any, indent: str) -> None:
+        add, text = self.add, self.text
+        if not isinstance(value, _CONTAINERS):
+            add(self.scalar(value))
+            return
+        if not value:
+            add("{}" if isinstance(value, dict) else "[]")
+            return
+        inner = indent + "  "
+        sep = ("{\n" if isinstance(value, dict) else "[\n") + inner
+        if isinstance(value, dict):
+            for key in sorted(value) if self.sort_keys else value:
+                if not isinstance(key, str):
+                    raise _NotPlain
+                item = value[key]
+                add(sep)
+                add(text(key))
+                add(": ")
+                if type(item) is str:
+                    add(text(item))
+                elif type(item) is int:
+                    add(int.__repr__(item))
+                else:
+                    self.value(item, inner)
+                sep = ",\n" + inner
+            add("\n" + indent + "}")
+            return
+        for item in value:
             add(sep)
-            add(_encode_text(key))
-            add(": ")
             if type(item) is str:
-                add(_encode_text(item))
+                add(text(item))
             elif type(item) is int:
                 add(int.__repr__(item))
             else:
-                _pretty_value(item, inner, add)
+                self.value(item, inner)
             sep = ",\n" + inner
-        add("\n" + indent + "}")
-        return
-    for item in value:
-        add(sep)
-        if type(item) is str:
-            add(_encode_text(item))
-        elif type(item) is int:
-            add(int.__repr__(item))
-        else:
-            _pretty_value(item, inner, add)
-        sep = ",\n" + inner
-    add("\n" + indent + "]")
+        add("\n" + indent + "]")
 
 
 #: deeper nesting than any airgap document has; a deeper one is refused before code walks it

@@ -7,7 +7,7 @@ import json
 
 import pytest
 
-from packager.util.jsonio import DocumentError, parse_document, pretty_json
+from packager.util.jsonio import DocumentError, indented_json, parse_document, pretty_json
 
 
 @pytest.mark.parametrize(
@@ -117,3 +117,18 @@ def test_pretty_json_leaves_names_that_are_not_text_to_json_dumps() -> None:
     obj = {"a": {2: "two", 1: "one"}, "b": {None: 0}}
     expected = json.dumps(obj, sort_keys=True, indent=2, ensure_ascii=False, allow_nan=False)
     assert pretty_json(obj) == (expected + "\n").encode("utf-8")
+
+
+@pytest.mark.parametrize(
+    "obj", [*PRETTY_CASES, {"nan": [float("nan"), float("inf"), -float("inf")]}]
+)
+@pytest.mark.parametrize(
+    "options",
+    [
+        {"sort_keys": False, "ensure_ascii": True, "allow_nan": True},  # a lock, --json output
+        {"sort_keys": True, "ensure_ascii": True, "allow_nan": True},
+        {"sort_keys": False, "ensure_ascii": False, "allow_nan": True},
+    ],
+)
+def test_indented_json_writes_exactly_what_json_dumps_writes(obj: object, options: dict) -> None:
+    assert indented_json(obj, **options) == json.dumps(obj, indent=2, **options)
