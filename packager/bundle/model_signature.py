@@ -32,11 +32,21 @@ NOT_ECDSA = (
 )
 
 
+#: the last statement made, with the model it was made of: a build describes the model, then
+#: signs it (0.2 s a statement for a model of 50,000 files); the model is frozen, its files a
+#: tuple of frozen records, so the same object gives the same statement
+_last: list[tuple[LockedModel, bytes]] = []
+
+
 def statement_payload(model: LockedModel) -> bytes:
     """The statement model.sig signs, from the lock's model files (path, sha256)."""
-    return oms.statement_payload(
+    if _last and _last[0][0] is model:
+        return _last[0][1]
+    payload = oms.statement_payload(
         oms.model_statement(model.name, ((f.path, f.sha256) for f in model.files))
     )
+    _last[:] = [(model, payload)]
+    return payload
 
 
 def describe(model: LockedModel) -> ModelSignatureRecord | None:

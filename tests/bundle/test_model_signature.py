@@ -59,6 +59,17 @@ def test_the_record_is_a_function_of_the_lock_and_leaves_out_what_oms_ignores() 
     assert statement["subject"][0]["digest"]["sha256"] == record.root_digest
 
 
+def test_the_statement_is_made_once_per_model_and_again_for_another() -> None:
+    # build describes, then signs, one model: the second statement is the first one's bytes
+    model = DOC.lock.model
+    first = model_signature.statement_payload(model)
+    assert model_signature.statement_payload(model) is first
+    other = dataclasses.replace(model, files=model.files[:1])
+    assert model_signature.statement_payload(other) != first  # another model: made anew
+    equal = dataclasses.replace(model)  # an equal model, another object: the same bytes
+    assert model_signature.statement_payload(equal) == first
+
+
 def test_only_ecdsa_p256_keys_make_a_model_signature() -> None:
     assert model_signature.sign(DOC, A) is not None
     assert model_signature.sign(DOC, ED) is None  # OMS verifiers take EC keys: no model.sig
