@@ -330,6 +330,9 @@ _TYPE_KIND = {
 _NO_CONTENT = ("dir", "hardlink", "symlink", "device or special file")
 
 
+_OCTAL_DIGITS = re.compile(rb"[0-7]+")
+
+
 def _octal(field: bytes, what: str, where: int) -> int:
     """A tar number: NUL/space-terminated octal, or GNU base-256 (first byte 0x80)."""
     if field[:1] == b"\x80":
@@ -337,7 +340,7 @@ def _octal(field: bytes, what: str, where: int) -> int:
     text = field.split(b"\0", 1)[0].strip(b" ")
     if not text:
         return 0
-    if not all(48 <= c <= 55 for c in text):
+    if _OCTAL_DIGITS.fullmatch(text) is None:  # (a generator per field cost 0.1 s a 50k tar)
         raise BundleFormatError(f"the tar header at byte {where} has a bad {what} field")
     return int(text, 8)
 

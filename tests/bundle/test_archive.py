@@ -265,3 +265,39 @@ def test_the_hand_built_header_is_tarfiles(name: str, size: int, directory: bool
         except ValueError as exc:
             got = type(exc)
         assert got == want
+
+
+def _one_member_tar(path: Path, size_field: bytes) -> None:
+    """A tar of one 5-byte member whose header's size field is ``size_field`` (checksum right)."""
+    header = bytearray(tarfile_header("f", 5, 1_700_000_000, False))
+    header[124:136] = size_field.ljust(12, b"\0")[:12]
+    header[148:156] = b" " * 8
+    header[148:156] = b"%06o\0 " % sum(header)
+    path.write_bytes(bytes(header) + b"hello".ljust(512, b"\0") + b"\0" * 1024)
+
+
+@pytest.mark.parametrize(
+    ("field", "size"),
+    [
+        (b"00000000005\0", 5),
+        (b"5 ", 5),  # space-terminated, as old tars write it
+        (b"\x80" + (5).to_bytes(11, "big"), 5),  # GNU base-256
+        (b"0000000005x\0", None),
+        (b"00000000\xd9\0", None),  # a non-ASCII digit
+        (b"-0000000005\0", None),
+        (b"0000000009\0", None),  # 9 is no octal digit
+    ],
+)
+def test_a_tar_number_is_octal_or_base_256_and_nothing_else(
+    tmp_path: Path, field: bytes, size: int | None
+) -> None:
+    from packager.bundle.reader import scan_tar
+
+    tar = tmp_path / "one.tar"
+    _one_member_tar(tar, field)
+    with ConcatFile([tar]) as raw:
+        if size is None:
+            with pytest.raises(BundleFormatError, match="at byte 0 has a bad size field"):
+                scan_tar(raw)
+        else:
+            assert [(e.name, e.size) for e in scan_tar(raw).entries] == [("f", size)]
