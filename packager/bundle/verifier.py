@@ -823,7 +823,7 @@ def attestation_verdict(
         return None, ("missing (bundle.json lists its payload)" if ref is not None else None), None
     keys = {k: v.public_key for k, v in policy.keys.items() if k not in policy.revoked}
     try:
-        check = dsse.check_envelope(dsse.envelope_from_json(raw, source=layout.ATTESTATION), keys)
+        check = dsse.check_envelope(dsse.read_envelope(raw, source=layout.ATTESTATION), keys)
     except Exception as exc:  # a damaged envelope is a finding, not a crash
         return None, f"unreadable: {getattr(exc, 'message', exc)}", None
     if ref is not None:

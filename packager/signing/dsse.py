@@ -174,15 +174,18 @@ class EnvelopeCheck:
     problems: tuple[str, ...]
 
 
-def check_envelope(env: object, public_keys_by_keyid: Mapping[str, PublicKey]) -> EnvelopeCheck:
-    """Verify every signature of ``env`` against the given keys; raises only for a malformed
+def check_envelope(
+    env: object | ParsedEnvelope, public_keys_by_keyid: Mapping[str, PublicKey]
+) -> EnvelopeCheck:
+    """Verify every signature of ``env`` (a parsed JSON value, or an envelope parsed already:
+    a large payload is decoded once) against the given keys; raises only for a malformed
     envelope. A signature entry without a keyid is tried against every key (the DSSE keyid is
     only a hint); valid keyids are those of the verifying keys, so no key counts twice.
     """
     for kid, key in public_keys_by_keyid.items():
         if keyid(key) != kid:
             raise ValueError(f"public_keys_by_keyid: {kid!r} is not the keyid of its key")
-    parsed = parse_envelope(env)
+    parsed = env if isinstance(env, ParsedEnvelope) else parse_envelope(env)
     signed = pae(parsed.payload_type, parsed.payload)
     valid: set[str] = set()
     problems: list[str] = []
@@ -232,6 +235,17 @@ def envelope_to_json(env: Mapping[str, Any]) -> bytes:
 
 def envelope_from_json(data: bytes, *, source: str = "DSSE envelope") -> dict[str, Any]:
     """Parse an envelope file's bytes (bounded by :data:`MAX_ENVELOPE_BYTES`); shape-checked."""
+    value, _ = _read_envelope(data, source)
+    return value
+
+
+def read_envelope(data: bytes, *, source: str = "DSSE envelope") -> ParsedEnvelope:
+    """An envelope file's bytes, parsed and decoded (what :func:`check_envelope` checks)."""
+    _, parsed = _read_envelope(data, source)
+    return parsed
+
+
+def _read_envelope(data: bytes, source: str) -> tuple[dict[str, Any], ParsedEnvelope]:
     if len(data) > MAX_ENVELOPE_BYTES:
         raise EnvelopeError(
             f"{source}: too large ({len(data)} bytes, at most {MAX_ENVELOPE_BYTES})"
@@ -240,7 +254,7 @@ def envelope_from_json(data: bytes, *, source: str = "DSSE envelope") -> dict[st
         value = parse_document(data)
     except DocumentError as exc:
         raise EnvelopeError(f"{source}: not JSON ({exc})") from None
-    parse_envelope(value)
+    parsed = parse_envelope(value)
     if not isinstance(value, dict):  # parse_envelope checked it is a mapping
         raise EnvelopeError(f"{source}: not a JSON object")
-    return value
+    return value, parsed

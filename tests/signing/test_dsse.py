@@ -224,6 +224,10 @@ def test_json_round_trip() -> None:
     data = dsse.envelope_to_json(env)
     assert data.endswith(b"}\n") and b" " not in data
     assert dsse.envelope_from_json(data) == env
+    # read already decoded, the envelope checks as the JSON value does (its payload decoded once)
+    parsed = dsse.read_envelope(data)
+    assert parsed == dsse.parse_envelope(env)
+    assert dsse.check_envelope(parsed, _by_keyid(key)) == dsse.check_envelope(env, _by_keyid(key))
 
 
 @pytest.mark.parametrize(
@@ -240,6 +244,8 @@ def test_json_round_trip() -> None:
 def test_envelope_from_bad_json(data: bytes, fragment: str) -> None:
     with pytest.raises(EnvelopeError, match=fragment):
         dsse.envelope_from_json(data, source="attestation.dsse.json")
+    with pytest.raises(EnvelopeError, match=fragment):
+        dsse.read_envelope(data, source="attestation.dsse.json")
 
 
 def test_envelope_from_json_is_bounded(monkeypatch: pytest.MonkeyPatch) -> None:
