@@ -28,6 +28,10 @@ MAX_MEMBERS = 1_000_000
 #: (:meth:`ConcatFile.pread`), not streamed through a handle of its own: on a bundle of many
 #: small files, opening and buffering per member costs more than hashing it
 SMALL_MEMBER = 1024 * 1024
+#: small members read in one run (TarBundle.hash_members): at most this many bytes a read, and
+#: at most this much between two members (their headers, a PAX record, padding)
+RUN_BYTES = 4 * 1024 * 1024
+RUN_GAP = 64 * 1024
 #: the buffer a streamed member is hashed through
 HASH_CHUNK = 1024 * 1024
 
@@ -176,6 +180,12 @@ class Bundle:
                 if progress is not None:
                     progress(got)
         return h.hexdigest(), n
+
+    def hash_members(self, names: list[str]) -> Iterator[tuple[str, str, int]]:
+        """``(name, sha256 hex, size)`` of each member, in order, as :meth:`hash_member` gives
+        them (lazily: a caller may stop between two)."""
+        for name in names:
+            yield (name, *self.hash_member(name))
 
     def read_small(self, name: str) -> bytes | None:
         """The content of a member of at most :data:`SMALL_MEMBER` bytes where this bundle
@@ -527,6 +537,35 @@ class TarBundle(Bundle):
         if m.size > SMALL_MEMBER:
             return None
         return self._raw.pread(m.offset, m.size)
+
+    def hash_members(self, names: list[str]) -> Iterator[tuple[str, str, int]]:
+        """As :meth:`Bundle.hash_members`; small members that lie one after the other in the
+        archive are read together, one ``pread`` of at most :data:`RUN_BYTES` (a model of
+        50,000 small files: 200 reads instead of 50,000). Each is hashed over its own bytes,
+        as many as the archive holds of it, like :meth:`read_small`."""
+        members = self.members()
+        i = 0
+        while i < len(names):
+            first = members[names[i]]
+            if first.size > SMALL_MEMBER:
+                yield (names[i], *self.hash_member(names[i]))
+                i += 1
+                continue
+            j, end = i + 1, first.offset + first.size
+            while j < len(names):  # the run: members that follow, headers and padding between
+                m = members[names[j]]
+                if not (end <= m.offset <= end + RUN_GAP and m.size <= SMALL_MEMBER):
+                    break
+                if m.offset + m.size - first.offset > RUN_BYTES:
+                    break
+                end = m.offset + m.size
+                j += 1
+            run = memoryview(self._raw.pread(first.offset, end - first.offset))
+            for name in names[i:j]:
+                m = members[name]
+                data = run[m.offset - first.offset : m.offset - first.offset + m.size]
+                yield name, hashlib.sha256(data).hexdigest(), len(data)
+            i = j
 
     def open_fresh(self, name: str) -> BinaryIO:
         m = self.members()[name]

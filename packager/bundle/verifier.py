@@ -241,14 +241,17 @@ class _EarlyHashes:
         at its next member."""
         out: dict[str, tuple[str, int]] = {}
         done = 0
+        wanted = self._wanted
         try:
-            for name in names:
+            for name, hexd, size in bundle.hash_members(
+                names if wanted is None else [n for n in names if n in wanted]
+            ):
                 if self._stopped.is_set():
                     raise _Stopped
                 if self._wanted is not None and name not in self._wanted:
-                    continue
-                out[name] = bundle.hash_member(name)
-                done += out[name][1]
+                    continue  # no longer wanted since the batch began
+                out[name] = (hexd, size)
+                done += size
         finally:
             self._progress(done)
         return out
@@ -348,9 +351,9 @@ def _hash_all(
                 if copied is not None:
                     return [(name, copied)]
             return [(name, b.hash_member(name, advance)[0])]
-        got = [(n, b.hash_member(n)) for n in group]
-        advance(sum(size for _, (_, size) in got))
-        return [(n, h) for n, (h, _) in got]
+        got = list(b.hash_members(group))
+        advance(sum(size for _, _, size in got))
+        return [(n, h) for n, h, _ in got]
 
     with ThreadPoolExecutor(_workers(), thread_name_prefix="verify") as pool:
         return {n: h for done in pool.map(batch, _batches(names, members)) for n, h in done}

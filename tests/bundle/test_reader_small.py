@@ -101,3 +101,51 @@ def test_concat_reads_find_their_part_at_each_boundary(tmp_path: Path) -> None:
             assert raw.read(300) == data[at : at + 300]
             assert raw.pread(at, 300) == data[at : at + 300]
         assert raw.pread(len(data), 10) == b""
+
+
+NAMES = list(MEMBERS)
+
+
+@pytest.mark.parametrize(
+    ("order", "small_member", "run_bytes"),
+    [
+        (NAMES, 1024 * 1024, 4 * 1024 * 1024),  # every member in one run
+        (NAMES[::-1], 1024 * 1024, 4 * 1024 * 1024),  # backwards: one read each
+        (NAMES[::3] + NAMES[1::3], 1024 * 1024, 4 * 1024 * 1024),  # gaps of two members
+        (NAMES, 10_000, 4 * 1024 * 1024),  # the large ones streamed between runs
+        (NAMES, 1024 * 1024, 30_000),  # runs cut by their size
+        (NAMES[:1], 1024 * 1024, 1),  # a run of one
+        ([], 1024 * 1024, 4 * 1024 * 1024),
+    ],
+    ids=["in-order", "backwards", "every-third", "large-between", "short-runs", "one", "none"],
+)
+@pytest.mark.parametrize("cuts", [[], list(range(3000, 600_000, 7001))], ids=["one-part", "parts"])
+def test_members_read_in_runs_give_each_members_own_digest(
+    tmp_path: Path,
+    monkeypatch: pytest.MonkeyPatch,
+    order: list[str],
+    small_member: int,
+    run_bytes: int,
+    cuts: list[int],
+) -> None:
+    monkeypatch.setattr(reader, "SMALL_MEMBER", small_member)
+    monkeypatch.setattr(reader, "RUN_BYTES", run_bytes)
+    data = _tar(MEMBERS)
+    parts = _split(data, [c for c in cuts if c < len(data)], tmp_path)
+    with TarBundle(tmp_path / "b.airgap.tar", parts) as b:
+        want = [(n, hashlib.sha256(MEMBERS[n]).hexdigest(), len(MEMBERS[n])) for n in order]
+        assert list(b.hash_members(order)) == want
+
+
+def test_a_run_over_a_shrunk_archive_hashes_what_it_holds(tmp_path: Path) -> None:
+    data = _tar(MEMBERS)
+    (part,) = _split(data, [], tmp_path)
+    with TarBundle(part, [part]) as b:
+        last = NAMES[-1]
+        b.members()
+        with part.open("r+b") as fh:  # the archive shrinks after it was scanned
+            fh.truncate(b.members()[last].offset + 5)
+        got = {n: (h, size) for n, h, size in b.hash_members(NAMES)}
+        assert got[last] == (hashlib.sha256(MEMBERS[last][:5]).hexdigest(), 5)  # short: named
+        first = MEMBERS[NAMES[0]]
+        assert got[NAMES[0]] == (hashlib.sha256(first).hexdigest(), len(first))
