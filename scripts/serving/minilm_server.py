@@ -467,8 +467,8 @@ def make_handler(state: _State) -> type[BaseHTTPRequestHandler]:
         server_version = "airgap-minilm/1"
         protocol_version = "HTTP/1.1"
 
-        def log_message(self, format: str, *args: Any) -> None:  # noqa: A002 - the stdlib's name
-            sys.stderr.write("%s %s\n" % (self.address_string(), format % args))
+        def log_message(self, format: str, *args: Any) -> None:
+            sys.stderr.write(f"{self.address_string()} {format % args}\n")
 
         def _send(self, status: int, doc: dict[str, Any]) -> None:
             data = json.dumps(doc, separators=(",", ":")).encode("utf-8")
@@ -478,7 +478,7 @@ def make_handler(state: _State) -> type[BaseHTTPRequestHandler]:
             self.end_headers()
             self.wfile.write(data)
 
-        def do_GET(self) -> None:  # noqa: N802 - the stdlib's name
+        def do_GET(self) -> None:
             path = self.path.split("?", 1)[0]
             if path == "/health":
                 if state.encoder is None:
@@ -505,7 +505,7 @@ def make_handler(state: _State) -> type[BaseHTTPRequestHandler]:
             else:
                 self._send(*_error(404, f"no route {path}", "not_found_error"))
 
-        def do_POST(self) -> None:  # noqa: N802 - the stdlib's name
+        def do_POST(self) -> None:
             path = self.path.split("?", 1)[0]
             try:
                 length = int(self.headers.get("Content-Length") or "0")
