@@ -168,8 +168,10 @@ def test_failures_say_why_and_remove_the_container(
 @pytest.mark.parametrize("sig", [signal.SIGINT, signal.SIGTERM], ids=["ctrl-c", "sigterm"])
 def test_an_interrupted_probe_removes_the_container(site: Site, sig: int) -> None:
     spec = spec_with(site, readiness={"path": "/nope", "status": 200, "timeout_s": 120})
-    script = (
-        "import json, sys\n"
+    script = (  # Ctrl-C as at a terminal, even when this suite runs with SIGINT ignored (a
+        # background job of a non-interactive shell: its children inherit the ignore)
+        "import json, signal, sys\n"
+        "signal.signal(signal.SIGINT, signal.default_int_handler)\n"
         "from packager.probe.serve import run_serve\n"
         "spec, target, images, weights = json.loads(sys.argv[1])\n"
         "try:\n"
