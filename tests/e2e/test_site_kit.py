@@ -82,17 +82,22 @@ def build(
     return folder / "out" / f"{name}-{version}.airgap.tar"
 
 
-def roots(factory: pytest.TempPathFactory) -> Path:
-    """Where the session's Debian roots go (AIRGAP_TEST_ROOTS keeps them across local runs)."""
-    keep = os.environ.get("AIRGAP_TEST_ROOTS")
-    return Path(keep) if keep else factory.getbasetemp() / "debroots"
+def root_for(factory: pytest.TempPathFactory, fixture: str) -> Path:
+    """The session's Debian root that ``fixture`` names (tests/conftest.py starts making the
+    ones the selected tests ask for when the session begins)."""
+    platform = debroot.ROOT_FIXTURES[fixture]
+    dest = debroot.roots_dir(factory.getbasetemp()) / fixture.removesuffix("_root")
+    return services.require(lambda: debroot.make_root(platform, dest))
 
 
 @pytest.fixture(scope="session")
 def amd64_root(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    return services.require(
-        lambda: debroot.make_root("linux/amd64", roots(tmp_path_factory) / "amd64")
-    )
+    return root_for(tmp_path_factory, "amd64_root")
+
+
+@pytest.fixture(scope="session")
+def arm64_root(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    return root_for(tmp_path_factory, "arm64_root")
 
 
 @pytest.fixture(scope="session")
@@ -309,11 +314,9 @@ def test_a_delta_installs_with_only_its_launcher_and_the_wheels_the_site_keeps(
 
 
 def test_arm64_bundle_of_the_demo_model_installs_and_audits_with_only_the_launcher(
-    tmp_path_factory: pytest.TempPathFactory, kit_env: dict[str, str]
+    tmp_path_factory: pytest.TempPathFactory, kit_env: dict[str, str], arm64_root: Path
 ) -> None:
-    root = services.require(
-        lambda: debroot.make_root("linux/arm64", roots(tmp_path_factory) / "arm64")
-    )
+    root = arm64_root
     weights = services.require(services.minilm_model_dir)
     base = tmp_path_factory.mktemp("arm64")
     priv, pub, _ = make_key(base, "ecdsa")

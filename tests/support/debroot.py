@@ -10,9 +10,14 @@ AIRGAP_REQUIRE_SERVICES=1.
 
 from __future__ import annotations
 
+import contextlib
 import os
+import shlex
 import shutil
+import signal
 import subprocess
+import time
+from collections.abc import Sequence
 from pathlib import Path
 
 from tests.support.services import ServiceUnavailable
@@ -42,18 +47,106 @@ def available(platform: str) -> None:
             )
 
 
+def roots_dir(basetemp: Path) -> Path:
+    """Where a session's Debian roots go: ``basetemp/debroots``, or $AIRGAP_TEST_ROOTS (which
+    keeps them across local runs)."""
+    keep = os.environ.get("AIRGAP_TEST_ROOTS")
+    return Path(keep) if keep else basetemp / "debroots"
+
+
+#: the fixture that asks for each root, and the root's platform (tests/e2e/test_site_kit.py)
+ROOT_FIXTURES = {"amd64_root": "linux/amd64", "arm64_root": "linux/arm64"}
+
+
+def _command(platform: str, dest: Path) -> list[str]:
+    arch = ARCHES[platform]
+    return ["mmdebstrap", f"--arch={arch}", "--variant=apt", f"--include={PACKAGES}", SUITE,
+            str(dest), MIRROR]  # fmt: skip
+
+
+def _failed_marker(dest: Path) -> Path:
+    return dest.parent / f"{dest.name}.failed"
+
+
+#: roots being made in the background (start_making): the process, and the roots it makes
+_BACKGROUND: tuple[subprocess.Popen[bytes], set[Path]] | None = None
+
+
+def start_making(jobs: Sequence[tuple[str, Path]]) -> None:
+    """Begin making the roots of ``jobs`` ((platform, dest), one after another) in a background
+    process, so that the minutes mmdebstrap takes (arm64 through qemu: about 2.5) run beside the
+    tests before them; :func:`make_root` of one of them waits for it. A root already made, or
+    one that cannot be made here (:func:`available`), is left out. Nothing of this process
+    (no thread, no pipe) stays open in the caller: its output goes to ``DEST.log``."""
+    global _BACKGROUND
+    lines = []
+    wanted: set[Path] = set()
+    for platform, dest in jobs:
+        try:
+            available(platform)
+        except ServiceUnavailable:
+            continue
+        if (dest / ".made").is_file():
+            continue
+        dest.parent.mkdir(parents=True, exist_ok=True)  # mmdebstrap wants the folder's parent
+        q = shlex.quote
+        cmd = " ".join(q(a) for a in _command(platform, dest))
+        lines.append(
+            f"rm -rf {q(str(dest))} {q(str(_failed_marker(dest)))}; "
+            f"if timeout {MAKE_TIMEOUT} {cmd} >{q(str(dest))}.log 2>&1; "
+            f"then echo ok >{q(str(dest / '.made'))}; else echo failed >{q(str(_failed_marker(dest)))}; fi"
+        )
+        wanted.add(dest)
+    if not lines:
+        return
+    proc = subprocess.Popen(
+        ["sh", "-c", "\n".join(lines)],
+        stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
+        start_new_session=True,
+    )  # fmt: skip
+    _BACKGROUND = (proc, wanted)
+
+
+def stop_making() -> None:
+    """Stop the background making (at the end of a session that did not need all of it)."""
+    global _BACKGROUND
+    if _BACKGROUND is None:
+        return
+    proc, _ = _BACKGROUND
+    _BACKGROUND = None
+    if proc.poll() is None:
+        with contextlib.suppress(ProcessLookupError):
+            os.killpg(proc.pid, signal.SIGTERM)
+    proc.wait()
+
+
+def _wait_for_background(dest: Path) -> None:
+    """Until the background process has made ``dest``, failed at it, or ended."""
+    if _BACKGROUND is None or dest not in _BACKGROUND[1]:
+        return
+    proc = _BACKGROUND[0]
+    deadline = time.monotonic() + MAKE_TIMEOUT + 60
+    while time.monotonic() < deadline:
+        if (dest / ".made").is_file() or _failed_marker(dest).is_file():
+            return
+        if proc.poll() is not None:
+            return
+        time.sleep(0.5)
+
+
 def make_root(platform: str, dest: Path) -> Path:
-    """A bullseye root for ``platform`` in ``dest`` (made once; ``dest`` is the cache)."""
+    """A bullseye root for ``platform`` in ``dest`` (made once; ``dest`` is the cache). One being
+    made in the background (:func:`start_making`) is waited for; made here if that failed."""
     available(platform)
     done = dest / ".made"
+    _wait_for_background(dest)
     if done.is_file():
         return dest
     if dest.exists():
         shutil.rmtree(dest)
     dest.parent.mkdir(parents=True, exist_ok=True)  # mmdebstrap wants the folder's parent
-    cmd = ["mmdebstrap", f"--arch={ARCHES[platform]}", "--variant=apt", f"--include={PACKAGES}"]
     r = subprocess.run(
-        [*cmd, SUITE, str(dest), MIRROR], capture_output=True, text=True, timeout=MAKE_TIMEOUT
+        _command(platform, dest), capture_output=True, text=True, timeout=MAKE_TIMEOUT
     )
     if r.returncode != 0:
         raise ServiceUnavailable(f"mmdebstrap {platform} failed: {r.stderr[-800:]}")
