@@ -45,6 +45,14 @@ def _debian_roots_begun(
 
 
 @pytest.fixture(scope="session")
+def kit_cache(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """One AIRGAP_CACHE_DIR for every site-kit build of the session: pip downloads a platform's
+    kit wheels once ($AIRGAP_TEST_KIT_CACHE keeps them across local runs; CI starts empty)."""
+    keep = os.environ.get("AIRGAP_TEST_KIT_CACHE")
+    return Path(keep) if keep else tmp_path_factory.mktemp("kit-cache")
+
+
+@pytest.fixture(scope="session")
 def docker_client() -> Iterator[docker.DockerClient]:
     """A docker SDK client for the engine at $DOCKER_HOST (scripts/services.sh's dockerd)."""
     client = services.require(services.connect_docker)

@@ -40,11 +40,9 @@ target:
 
 
 @pytest.fixture(scope="session")
-def kit_env(tmp_path_factory: pytest.TempPathFactory) -> dict[str, str]:
-    """One cache for every kit build of the session: pip downloads a platform's wheels once."""
-    # AIRGAP_TEST_KIT_CACHE: keep the downloaded wheels across local runs (CI starts empty)
-    cache = os.environ.get("AIRGAP_TEST_KIT_CACHE") or tmp_path_factory.mktemp("kit-cache")
-    return {**os.environ, "AIRGAP_CACHE_DIR": str(cache), "AIRGAP_KEY_PASSPHRASE": PASS}
+def kit_env(kit_cache: Path) -> dict[str, str]:
+    """The session's kit cache (tests/conftest.py): pip downloads a platform's wheels once."""
+    return {**os.environ, "AIRGAP_CACHE_DIR": str(kit_cache), "AIRGAP_KEY_PASSPHRASE": PASS}
 
 
 def airgap(*args: str, env: dict[str, str]) -> subprocess.CompletedProcess[str]:

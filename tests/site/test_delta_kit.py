@@ -50,9 +50,9 @@ class Kit:
 
 
 @pytest.fixture(scope="module")
-def kit(tmp_path_factory: pytest.TempPathFactory) -> Kit:
+def kit(tmp_path_factory: pytest.TempPathFactory, kit_cache: Path) -> Kit:
     base = tmp_path_factory.mktemp("delta-kit")
-    cache = Path(os.environ.get("AIRGAP_TEST_KIT_CACHE") or base / "cache")
+    cache = kit_cache  # the session's: the kit wheels are downloaded once
     (base / "keys").mkdir()
     priv, pub, _ = make_key(base / "keys", "k", "ed25519")
 
