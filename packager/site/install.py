@@ -31,13 +31,10 @@
 from __future__ import annotations
 
 import contextlib
-import errno
-import fcntl
 import hashlib
 import io
 import json
 import os
-import stat
 import time
 from collections.abc import Mapping
 from concurrent.futures import ThreadPoolExecutor, as_completed
@@ -51,7 +48,7 @@ from packager.bundle.reader import Bundle, FolderBundle, Member, TarBundle
 from packager.bundle.verifier import Verifier, VerifyReport, failures_text
 from packager.errors import AirgapError, CheckFailed, InputError
 from packager.signing.trust import Policy
-from packager.site import auditlog, checked
+from packager.site import auditlog, checked, placing
 from packager.site import trust as site_trust
 from packager.site.have import StoreBlobs, check_present
 from packager.site.hosttarget import target_for_host
@@ -60,13 +57,12 @@ from packager.site.prestore import Prestore
 from packager.site.receipts import InstalledFile, Receipt, record_images
 from packager.site.rules import (
     Action,
-    InstallModes,
     InstallPlan,
     UnsafeBundle,
     decide,
     plan_install,
 )
-from packager.site.safefs import CONTENT_FILE_MODE, Dir, SiteError, os_error
+from packager.site.safefs import Dir, SiteError, os_error
 from packager.site.store import (
     BATCH_BLOBS,
     BATCH_BYTES,
@@ -74,7 +70,6 @@ from packager.site.store import (
     BlobStore,
     ContentMismatch,
     Span,
-    capped_copy,
     sync_written,
 )
 from packager.util.progress import Reporter
@@ -810,11 +805,14 @@ def _stage(
         for f in plan.files:
             parent, _, leaf = f.path.rpartition("/")
             if modes.linkable(f.path):
-                _place(dirs[parent], leaf, store, f.sha256, f.size, result)
+                if not placing.place(dirs[parent], leaf, store, f.sha256, f.size):
+                    result.linked = False
             else:  # its own inode: the store's blob keeps its mode and owner
                 result.linked = False
-                _copy(dirs[parent], leaf, store, f.sha256, f.size, modes.file_mode(f.path))
-                _own(dirs[parent], leaf, modes)
+                placing.copy_blob(
+                    dirs[parent], leaf, store, f.sha256, f.size, modes.file_mode(f.path)
+                )
+                placing.own(dirs[parent], leaf, modes)
             files.append(InstalledFile(f.path, f.sha256, f.size, True))
             rep.advance(f.size)
             step()
@@ -831,7 +829,7 @@ def _stage(
             parent, _, leaf = m.path.rpartition("/")
             dirs[parent].write_file(leaf, data, modes.file, sync=False)  # synced below, at once
             unsynced.setdefault(parent, []).append(leaf)
-            _own(dirs[parent], leaf, modes)
+            placing.own(dirs[parent], leaf, modes)
             files.append(InstalledFile(m.path, sha, len(data), False))
             step()
         try:
@@ -841,9 +839,9 @@ def _stage(
         for rel in sorted(dirs, key=lambda k: -k.count("/")):
             dirs[rel].fsync()
             if rel:  # read-only; the version's own folder once it is in place (a move needs it)
-                _set_dir(dirs[rel], modes)
+                placing.set_dir(dirs[rel], modes)
             else:  # its owner now: a refusal leaves nothing in place
-                _own_dir(dirs[rel], modes)
+                placing.own_dir(dirs[rel], modes)
     finally:
         for opened in dirs.values():
             opened.close()
@@ -900,99 +898,6 @@ def _parallel(fn: Any, items: list[Any]) -> None:
             for fut in futures:
                 fut.cancel()
             raise
-
-
-def _place(
-    d: Dir, leaf: str, store: BlobStore, hexd: str, size: int, result: InstallResult
-) -> None:
-    """``leaf`` in ``d`` as a hard link to the blob, or a copy (:func:`_copy`) where a link fails
-    (a file system without hard links, or a blob at its link limit)."""
-    if d.link_from(store.dir, hexd, leaf):
-        st = d.lstat(leaf)  # the link just made (no link followed)
-        if st is None or not (st.st_size == size and stat.S_ISREG(st.st_mode)):
-            raise SiteError(f"{d.path_of(leaf)}: the store's blob {hexd} changed while linking")
-        if st.st_mode & 0o777 != CONTENT_FILE_MODE:  # a blob stored by an older airgap
-            fd = d.open_read(leaf)  # a regular file, or refused
-            try:
-                os.fchmod(fd, CONTENT_FILE_MODE)
-            finally:
-                os.close(fd)
-        return
-    result.linked = False
-    _copy(d, leaf, store, hexd, size, CONTENT_FILE_MODE)
-
-
-#: FICLONE (linux/fs.h): the destination shares the source's extents (copy on write)
-FICLONE = 0x40049409
-
-
-def _copy(d: Dir, leaf: str, store: BlobStore, hexd: str, size: int, mode: int) -> None:
-    """``leaf`` in ``d`` as a file of its own with the blob's content and ``mode``: a reflink
-    where the file system makes one (btrfs, XFS: no bytes copied), else a copy hashed while it
-    is written. The store's blob is only read: its inode, mode and owner stay as they are."""
-    src = store.dir.open_read(hexd)
-    out = d.create(leaf, 0o600)
-    got: str | None = None
-    try:
-        try:
-            if os.fstat(src).st_size != size:
-                raise ContentMismatch(
-                    f"{store.dir.path_of(hexd)}: the stored blob has "
-                    f"{os.fstat(src).st_size} bytes, not {size}",
-                    hint="remove that blob and run again",
-                )
-            try:
-                fcntl.ioctl(out, FICLONE, src)
-            except OSError:  # another file system, or none that shares extents: copy
-                got = capped_copy(Span(src, 0, size), out, size, what=store.dir.path_of(hexd))
-            os.fchmod(out, mode)
-            os.fsync(out)
-        except OSError as exc:
-            raise os_error(exc, d.path_of(leaf)) from None
-    finally:
-        os.close(out)
-        os.close(src)
-    if got is not None and got != hexd:
-        raise ContentMismatch(
-            f"{store.dir.path_of(hexd)}: the stored blob is damaged (sha256:{got})",
-            hint="`airgap audit --site` shows what else changed; remove that blob and run again",
-        )
-
-
-def _own(d: Dir, leaf: str, modes: InstallModes) -> None:
-    """Give ``leaf`` the declared owner (never following a link)."""
-    owner = modes.owner
-    if owner is None:
-        return
-    try:
-        os.chown(leaf, owner[0], owner[1], dir_fd=d.fd, follow_symlinks=False)
-    except OSError as exc:
-        raise _owner_error(exc, d.path_of(leaf), modes) from None
-
-
-def _set_dir(d: Dir, modes: InstallModes) -> None:
-    os.fchmod(d.fd, modes.dir)
-    _own_dir(d, modes)
-
-
-def _own_dir(d: Dir, modes: InstallModes) -> None:
-    owner = modes.owner
-    if owner is not None:
-        try:
-            os.fchown(d.fd, owner[0], owner[1])
-        except OSError as exc:
-            raise _owner_error(exc, d.where, modes) from None
-
-
-def _owner_error(exc: OSError, where: str, modes: InstallModes) -> SiteError:
-    who = f"uid {modes.uid if modes.uid is not None else '-'} gid {modes.gid if modes.gid is not None else '-'}"
-    if exc.errno == errno.EPERM:
-        return SiteError(
-            f"{where}: cannot give it to {who}, as the bundle's serve.install asks: only root "
-            "may give files away; nothing was installed",
-            hint="run the install as root (or as that user, for its own uid)",
-        )
-    return os_error(exc, where)
 
 
 def _commit(prefix: Prefix, staging: Dir, plan: InstallPlan, result: InstallResult) -> None:

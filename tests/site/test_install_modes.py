@@ -18,7 +18,7 @@ from packager.bundle.descriptor import (
     descriptor_bytes,
     parse_descriptor,
 )
-from packager.site.install import _copy
+from packager.site.placing import copy_blob
 from packager.site.rules import InstallModes, UnsafeBundle, plan_install
 from packager.site.safefs import Dir
 from packager.site.store import BlobStore, ContentMismatch
@@ -102,7 +102,7 @@ def test_a_copy_gets_its_own_inode_and_mode_and_the_blob_keeps_its_own(tmp_path:
     hexd = hashlib.sha256(data).hexdigest()
     prefix, store = _store_with(tmp_path, data, hexd)
     with prefix, store.dir, prefix.sub("out", create=True) as out:
-        _copy(out, "w.bin", store, hexd, len(data), 0o640)
+        copy_blob(out, "w.bin", store, hexd, len(data), 0o640)
         st, blob = os.stat(tmp_path / "p/out/w.bin"), os.stat(store.dir.path_of(hexd))
     assert (tmp_path / "p/out/w.bin").read_bytes() == data
     assert stat.S_IMODE(st.st_mode) == 0o640 and st.st_ino != blob.st_ino
@@ -115,9 +115,9 @@ def test_a_damaged_blob_is_not_copied_silently(tmp_path: Path) -> None:
     prefix, store = _store_with(tmp_path, b"W" + data[1:], hexd)  # same size, other bytes
     with prefix, store.dir, prefix.sub("out", create=True) as out:
         with pytest.raises(ContentMismatch, match="damaged"):
-            _copy(out, "w.bin", store, hexd, len(data), 0o640)
+            copy_blob(out, "w.bin", store, hexd, len(data), 0o640)
         with pytest.raises(ContentMismatch, match="bytes, not"):
-            _copy(out, "x.bin", store, hexd, len(data) + 1, 0o640)
+            copy_blob(out, "x.bin", store, hexd, len(data) + 1, 0o640)
 
 
 def test_the_space_check_counts_the_copies() -> None:
