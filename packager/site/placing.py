@@ -5,13 +5,12 @@ owner and modes that a bundle's serve.install asks for, never following a link."
 from __future__ import annotations
 
 import errno
-import fcntl
 import os
 import stat
 
 from packager.site.rules import InstallModes
 from packager.site.safefs import CONTENT_FILE_MODE, Dir, SiteError, os_error
-from packager.site.store import BlobStore, ContentMismatch, Span, capped_copy
+from packager.site.store import BlobStore, ContentMismatch
 
 
 def place(d: Dir, leaf: str, store: BlobStore, hexd: str, size: int) -> bool:
@@ -32,36 +31,11 @@ def place(d: Dir, leaf: str, store: BlobStore, hexd: str, size: int) -> bool:
     return False
 
 
-#: FICLONE (linux/fs.h): the destination shares the source's extents (copy on write)
-FICLONE = 0x40049409
-
-
 def copy_blob(d: Dir, leaf: str, store: BlobStore, hexd: str, size: int, mode: int) -> None:
     """``leaf`` in ``d`` as a file of its own with the blob's content and ``mode``: a reflink
     where the file system makes one (btrfs, XFS: no bytes copied), else a copy hashed while it
-    is written. The store's blob is only read: its inode, mode and owner stay as they are."""
-    src = store.dir.open_read(hexd)
-    out = d.create(leaf, 0o600)
-    got: str | None = None
-    try:
-        try:
-            if os.fstat(src).st_size != size:
-                raise ContentMismatch(
-                    f"{store.dir.path_of(hexd)}: the stored blob has "
-                    f"{os.fstat(src).st_size} bytes, not {size}",
-                    hint="remove that blob and run again",
-                )
-            try:
-                fcntl.ioctl(out, FICLONE, src)
-            except OSError:  # another file system, or none that shares extents: copy
-                got = capped_copy(Span(src, 0, size), out, size, what=store.dir.path_of(hexd))
-            os.fchmod(out, mode)
-            os.fsync(out)
-        except OSError as exc:
-            raise os_error(exc, d.path_of(leaf)) from None
-    finally:
-        os.close(out)
-        os.close(src)
+    is written (:meth:`BlobStore.copy_to`), refused when that is not the blob's digest."""
+    got = store.copy_to(hexd, size, d, leaf, mode, reflink=True)
     if got is not None and got != hexd:
         raise ContentMismatch(
             f"{store.dir.path_of(hexd)}: the stored blob is damaged (sha256:{got})",

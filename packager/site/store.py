@@ -195,6 +195,20 @@ def sync_written(groups: Sequence[tuple[Dir, Sequence[str]]]) -> None:
                 os.close(fd)
 
 
+#: FICLONE (linux/fs.h): the destination shares the source's extents (copy on write)
+FICLONE = 0x40049409
+
+
+def _reflinked(out: int, src: int) -> bool:
+    """Whether ``out`` now shares ``src``'s extents (False: another file system, or one that
+    shares none; copy instead)."""
+    try:
+        fcntl.ioctl(out, FICLONE, src)
+    except OSError:
+        return False
+    return True
+
+
 class BlobStore:
     """``DIR/blobs/sha256`` opened (and created) without following links."""
 
@@ -358,20 +372,33 @@ class BlobStore:
         self.enter(hexd, staging, tmp)
         return True
 
-    def copy_to(self, hexd: str, size: int, d: Dir, name: str, mode: int) -> str:
+    def copy_to(
+        self, hexd: str, size: int, d: Dir, name: str, mode: int, *, reflink: bool = False
+    ) -> str | None:
         """Copy blob ``hexd`` (``size`` bytes, no more read) into a new file ``d/name`` of
-        ``mode``, fsynced; returns the sha256 hex of what was copied (the caller compares)."""
+        ``mode``, fsynced; returns the sha256 hex of what was copied (the caller compares).
+        ``reflink``: where the file system shares extents (btrfs, XFS), the new file shares the
+        blob's instead: nothing is read or written, and None is returned. The blob is only
+        read: its inode, mode and owner stay as they are."""
         src = self.dir.open_read(hexd)
-        out = d.create(name, mode)
         try:
-            got = capped_copy(
-                Span(src, 0, os.fstat(src).st_size), out, size, what=self.dir.path_of(hexd)
-            )
-            os.fsync(out)
+            stored = os.fstat(src).st_size
+            if stored != size:
+                raise ContentMismatch(
+                    f"{self.dir.path_of(hexd)}: the stored blob has {stored} bytes, not {size}",
+                    hint="remove that blob and run again",
+                )
+            out = d.create(name, mode)
+            try:
+                got = None
+                if not (reflink and _reflinked(out, src)):
+                    got = capped_copy(Span(src, 0, size), out, size, what=self.dir.path_of(hexd))
+                os.fsync(out)
+            finally:
+                os.close(out)
         except OSError as exc:
             raise os_error(exc, d.path_of(name)) from None
         finally:
-            os.close(out)
             os.close(src)
         return got
 

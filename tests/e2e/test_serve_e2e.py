@@ -191,8 +191,7 @@ def test_an_interrupted_probe_removes_the_container(site: Site, sig: int) -> Non
                 break
         assert len(leftovers()) == 1  # it runs
         proc.send_signal(sig)
-        # removal may take the engine its cleanup timeout, then an inspect its own (vfs on a
-        # busy disk deletes a whole root file system)
+        # the probe's own worst case: `rm -f` up to its cleanup timeout, then an inspect
         try:
             out, err = proc.communicate(timeout=CLEANUP_TIMEOUT + 90)
         except subprocess.TimeoutExpired:

@@ -120,6 +120,35 @@ def test_a_damaged_blob_is_not_copied_silently(tmp_path: Path) -> None:
             copy_blob(out, "x.bin", store, hexd, len(data) + 1, 0o640)
 
 
+@pytest.mark.parametrize("mode", [0o640, 0o440, 0o555, 0o600])
+@pytest.mark.parametrize("reflink", [False, True], ids=["copy", "reflink-or-copy"])
+def test_copy_to_gives_the_new_file_its_mode_and_the_digest_of_what_it_read(
+    tmp_path: Path, mode: int, reflink: bool
+) -> None:
+    """A read-only mode too: the file is created with it and still written through its open
+    descriptor. Where no reflink is made (this file system), the bytes are read and hashed."""
+    data = b"weights" * 1000
+    hexd = hashlib.sha256(data).hexdigest()
+    prefix, store = _store_with(tmp_path, data, hexd)
+    with prefix, store.dir, prefix.sub("out", create=True) as out:
+        got = store.copy_to(hexd, len(data), out, "w.bin", mode, reflink=reflink)
+    assert got in ((hexd,) if not reflink else (hexd, None))
+    st = os.stat(tmp_path / "p/out/w.bin")
+    assert stat.S_IMODE(st.st_mode) == mode
+    assert (tmp_path / "p/out/w.bin").read_bytes() == data
+
+
+def test_copy_to_refuses_a_blob_of_another_size_before_making_a_file(tmp_path: Path) -> None:
+    data = b"weights" * 1000
+    hexd = hashlib.sha256(data).hexdigest()
+    prefix, store = _store_with(tmp_path, data, hexd)
+    with prefix, store.dir, prefix.sub("out", create=True) as out:
+        for size in (len(data) - 1, len(data) + 1):
+            with pytest.raises(ContentMismatch, match=f"has {len(data)} bytes, not {size}"):
+                store.copy_to(hexd, size, out, "w.bin", 0o640)
+    assert not (tmp_path / "p/out/w.bin").exists()
+
+
 def test_the_space_check_counts_the_copies() -> None:
     plain = plan_install(desc())
     assert plain.copy_bytes == 0
