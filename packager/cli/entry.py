@@ -10,6 +10,7 @@ command's options and messages. Both run packager.commands.verify and render the
 
 from __future__ import annotations
 
+import gc
 import os
 import sys
 from pathlib import Path
@@ -96,8 +97,23 @@ def _verify(v: VerifyArgs) -> int:
     return 0 if report.ok else 1
 
 
+#: the cyclic collector's thresholds for a command that runs once and ends (gc.set_threshold)
+ONE_SHOT_GC = (100_000, 50, 1000)
+
+
+def tune_collector(args: list[str]) -> None:
+    """Collect cycles rarely in a command that runs once and ends: a descriptor of 50,000 files
+    is about a million objects that live to the end, and the default thresholds (700, 10, 10)
+    walked them again and again (15-25 % of the CPU of verify and lock at that scale). Young
+    cycles are still collected every 100,000 allocations; RSS is unchanged in the benchmarks.
+    `airgap serve` runs for days: it keeps the default."""
+    if args[:1] != ["serve"]:
+        gc.set_threshold(*ONE_SHOT_GC)
+
+
 def main(argv: list[str] | None = None) -> None:
     args = sys.argv[1:] if argv is None else argv
+    tune_collector(args)
     fast = parse_verify(args)
     if fast is not None:
         sys.exit(_verify(fast))

@@ -37,35 +37,51 @@ def digest_stated(
     probes: Sequence[Probe | None] | None = None,
 ) -> tuple[list[FileDigest], list[str | None]]:
     """sha256 and size of each file, hashing cache misses in parallel; and for each file with a
-    probe (``probes[i]``), its answer (None where there is no probe)."""
+    probe (``probes[i]``), its answer (None where there is no probe).
+
+    Its loops run once per file of a model that may have 50,000: each is one pass with no call
+    per file that it can spare (the cache is asked and told in batches)."""
     asks: Sequence[Probe | None] = probes if probes is not None else [None] * len(files)
     digests: list[FileDigest | None] = [None] * len(files)
     answers: list[str | None] = [None] * len(files)
     todo: dict[str, list[int]] = {}  # real path -> the files it is (links may share one)
     unanswered: list[int] = []
-    for i, (real, st) in enumerate(files):
-        ask = asks[i]
-        e = cache.entry(real, st)
+    for i, e in enumerate(cache.entries(files)):
+        real, st = files[i]
         if e is None:
-            todo.setdefault(real, []).append(i)
+            same = todo.get(real)
+            if same is None:
+                todo[real] = [i]
+            else:
+                same.append(i)
             continue
         digests[i] = FileDigest(e.sha256, st.st_size)
         if progress:
             progress(st.st_size)
+        ask = asks[i]
         if ask is not None:
             if e.fact is not None and e.fact.of == ask.of:
                 answers[i] = e.fact.value
             else:
                 unanswered.append(i)
-    heads: dict[str, tuple[int, Callable[[bytes], None]]] = {}
+    heads: dict[str, int] = {}  # real path -> the most bytes of its start a probe asks
+    sizes: dict[str, int] = {}
     for real, idx in todo.items():
-        wanted = [i for i in idx if asks[i] is not None]
-        if wanted:
-            heads[real] = (max(asks[i].head for i in wanted), _answering(wanted, asks, answers))  # type: ignore[union-attr]
-    sizes = {real: files[idx[0]][1].st_size for real, idx in todo.items()}
+        sizes[real] = files[idx[0]][1].st_size
+        n = max((a.head for a in (asks[i] for i in idx) if a is not None), default=-1)
+        if n >= 0:  # a probe asks (of no bytes, maybe: a .py file runs code whatever it holds)
+            heads[real] = n
+
+    def answer(real: str, first: bytes) -> None:  # in the thread that read it: nothing is kept
+        for i in todo[real]:
+            ask = asks[i]
+            if ask is not None:
+                answers[i] = ask.answer(first[: ask.head])
+
     hashed = sha256_files(
-        list(todo), progress=progress, error=ResolveError, heads=heads, sizes=sizes
+        list(todo), progress=progress, error=ResolveError, heads=heads, on_head=answer, sizes=sizes
     )
+    found: list[tuple[str, os.stat_result, str, Fact | None]] = []
     for real, idx in todo.items():
         d = hashed[real]
         for i in idx:
@@ -73,27 +89,17 @@ def digest_stated(
         i = idx[0]
         st, ask = files[i][1], asks[i]
         if d.size == st.st_size:
-            fact = Fact(ask.of, answers[i]) if ask is not None else None
-            cache.store(real, st, d.sha256, fact)
+            found.append(
+                (real, st, d.sha256, Fact(ask.of, answers[i]) if ask is not None else None)
+            )
     for i in unanswered:  # known to the cache, asked a question it has no answer to
         ask = asks[i]
         assert ask is not None
         real, st = files[i]
         answers[i] = ask.answer(read_head(real, ask.head))
-        cache.store(real, st, str(digests[i].sha256), Fact(ask.of, answers[i]))  # type: ignore[union-attr]
+        found.append((real, st, str(digests[i].sha256), Fact(ask.of, answers[i])))  # type: ignore[union-attr]
+    cache.store_many(found)
     return [d for d in digests if d is not None], answers
-
-
-def _answering(
-    idx: list[int], asks: Sequence[Probe | None], answers: list[str | None]
-) -> Callable[[bytes], None]:
-    def answer(head: bytes) -> None:
-        for i in idx:
-            ask = asks[i]
-            assert ask is not None
-            answers[i] = ask.answer(head[: ask.head])
-
-    return answer
 
 
 def read_head(path: str | Path, n: int) -> bytes:

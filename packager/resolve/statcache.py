@@ -18,6 +18,7 @@ import os
 import sqlite3
 import threading
 import time
+from collections.abc import Iterable, Sequence
 from pathlib import Path
 from types import TracebackType
 from typing import Any, NamedTuple
@@ -29,6 +30,15 @@ TABLE = "stat_v2"
 _FLUSH_ROWS = 10_000
 
 _Key = tuple[int, int, int, int, int]
+
+
+def _split(path: str) -> tuple[str, str]:
+    """``os.path.split`` of a real path (no doubled or trailing slash), without its cost per
+    file where the folder is not the root."""
+    folder, _, name = path.rpartition("/")
+    if not folder or not name or folder[-1] == "/":
+        return os.path.split(path)
+    return folder, name
 
 
 def stat_key(st: os.stat_result) -> _Key:
@@ -100,18 +110,35 @@ class StatCache:
     def entry(self, path: str | Path, st: os.stat_result) -> Entry | None:
         """The cached digest (and fact) of the file at ``path`` (its real path) whose stat is
         ``st``; None (a miss) unless every stat field matches."""
+        return self.entries([(str(path), st)])[0]
+
+    def entries(self, files: Sequence[tuple[str, os.stat_result]]) -> list[Entry | None]:
+        """:meth:`entry` of each (real path, stat), in order: one pass, one lock, a folder's
+        rows looked up once per run of its files (a model of 50,000 files spent 0.2 s in
+        per-file calls)."""
         if self._db is None:
-            self.misses += 1
-            return None
-        folder, name = os.path.split(path)
+            self.misses += len(files)
+            return [None] * len(files)
+        out: list[Entry | None] = []
+        hits = hit_bytes = 0
+        last: str | None = None
+        rows: dict[str, tuple[Any, ...]] = {}
         with self._lock:
-            row = self._folder(folder).get(name)
-        if row is not None and row[1:6] == stat_key(st):
-            self.hits += 1
-            self.hit_bytes += st.st_size
-            return Entry(row[6], Fact(row[7], row[8]) if row[7] is not None else None)
-        self.misses += 1
-        return None
+            for path, st in files:
+                folder, name = _split(path)
+                if folder != last:
+                    rows, last = self._folder(folder), folder
+                row = rows.get(name)
+                if row is not None and row[1:6] == stat_key(st):
+                    hits += 1
+                    hit_bytes += st.st_size
+                    out.append(Entry(row[6], Fact(row[7], row[8]) if row[7] is not None else None))
+                else:
+                    out.append(None)
+            self.hits += hits
+            self.hit_bytes += hit_bytes
+            self.misses += len(files) - hits
+        return out
 
     def lookup(self, path: str | Path, st: os.stat_result) -> str | None:
         e = self.entry(path, st)
@@ -124,17 +151,26 @@ class StatCache:
         sha256: str,
         fact: Fact | None = None,
     ) -> None:
-        if self._db is None or time.time() - st.st_mtime < RACY_SECONDS:
+        self.store_many([(str(path), st, sha256, fact)])
+
+    def store_many(self, found: Iterable[tuple[str, os.stat_result, str, Fact | None]]) -> None:
+        """Keep the digest (and fact) of each (real path, stat, sha256, fact), except for a
+        file modified within RACY_SECONDS of now."""
+        if self._db is None:
             return
-        folder, name = os.path.split(path)
-        row = (folder, name, *stat_key(st), sha256, *(fact or (None, None)))
+        settled = time.time() - RACY_SECONDS
         with self._lock:
-            self._pending.append(row)
-            known = self._folders.get(folder)
-            if known is not None:
-                known[name] = row[1:]
-            if len(self._pending) >= _FLUSH_ROWS:
-                self._flush()
+            for path, st, sha256, fact in found:
+                if st.st_mtime > settled:
+                    continue
+                folder, name = _split(path)
+                row = (folder, name, *stat_key(st), sha256, *(fact or (None, None)))
+                self._pending.append(row)
+                known = self._folders.get(folder)
+                if known is not None:
+                    known[name] = row[1:]
+                if len(self._pending) >= _FLUSH_ROWS:
+                    self._flush()
 
     def _flush(self) -> None:
         if self._db is None or not self._pending:

@@ -160,6 +160,7 @@ def scan_folder(snap: Snapshot) -> list[Listed]:
             entries = sorted(os.scandir(folder), key=lambda e: e.name)
         except OSError as exc:
             raise ResolveError(f"{folder}: cannot list: {exc.strerror}") from None
+        inside = real.rstrip("/") + "/"  # the real folder, to name its files by (no join each)
         for e in entries:
             rel = prefix + e.name
             try:
@@ -170,7 +171,7 @@ def scan_folder(snap: Snapshot) -> list[Listed]:
                     walk(e.path, rel + "/")
                     continue
                 else:
-                    target = os.path.join(real, e.name)
+                    target = inside + e.name
                     st = e.stat(follow_symlinks=False)
             except OSError as exc:
                 raise ResolveError(f"{e.path}: cannot stat: {exc.strerror}") from None

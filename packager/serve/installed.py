@@ -43,9 +43,8 @@ from packager.site.integrity import installed_signature_files
 from packager.site.prefix import Prefix
 from packager.site.safefs import Dir, SiteError
 from packager.site.trust import policy_for_install
+from packager.util.hashing import read_size
 from packager.util.progress import Reporter
-
-CHUNK = 4 * 1024 * 1024
 
 
 def from_site(
@@ -161,7 +160,8 @@ def _hash_store(
         fd = store.open_read(digest[7:])
         try:
             why = ident.changed(os.fstat(fd))
-            while why is None and (chunk := os.read(fd, CHUNK)):
+            ask = read_size(ident.size)
+            while why is None and (chunk := os.read(fd, ask)):
                 h.update(chunk)
                 if keep:
                     data += chunk

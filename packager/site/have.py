@@ -30,6 +30,7 @@ from packager.site import receipts as receipts_mod
 from packager.site.prefix import Prefix
 from packager.site.safefs import Dir, SiteError
 from packager.site.store import BlobStore
+from packager.util.hashing import read_size
 
 CHUNK = 1024 * 1024
 
@@ -102,7 +103,8 @@ def check_blob(
                 progress(st.st_size)
             return hexd, checked.stamp(st), True
         h = hashlib.sha256()
-        while chunk := os.read(fd, CHUNK):
+        ask = read_size(st.st_size)
+        while chunk := os.read(fd, ask):
             h.update(chunk)
             if progress is not None:
                 progress(len(chunk))

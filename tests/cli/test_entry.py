@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import gc
 import json
 import subprocess
 import sys
@@ -9,7 +10,7 @@ from pathlib import Path
 
 import pytest
 
-from packager.cli.entry import VerifyArgs, parse_verify
+from packager.cli.entry import ONE_SHOT_GC, VerifyArgs, parse_verify, tune_collector
 from tests.support.cli import REPO
 from tests.support.golden import build_golden, write_public_key
 
@@ -94,3 +95,23 @@ def test_a_json_run_loads_no_rich_and_a_terminal_run_prints_through_it() -> None
     )
     assert done.returncode == 0, done.stderr
     assert done.stderr == "x\\x1b[2Jy\n"  # made on first use, and still a safe console
+
+
+@pytest.mark.parametrize(
+    ("argv", "rare"),
+    [
+        (["verify", "b.tar", "--key", "k.pem"], True),
+        (["lock", "m.yaml"], True),
+        (["install", "b.tar", "--prefix", "p"], True),
+        ([], True),
+        (["serve", "--prefix", "p"], False),  # runs for days: the default thresholds
+    ],
+)  # fmt: skip
+def test_a_command_that_runs_once_collects_cycles_rarely(argv: list[str], rare: bool) -> None:
+    before = gc.get_threshold()
+    try:
+        gc.set_threshold(700, 10, 10)
+        tune_collector(argv)
+        assert gc.get_threshold() == (ONE_SHOT_GC if rare else (700, 10, 10))
+    finally:
+        gc.set_threshold(*before)

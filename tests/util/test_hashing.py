@@ -8,7 +8,7 @@ from pathlib import Path
 import pytest
 
 from packager.errors import InputError
-from packager.util.hashing import SERIAL_MAX, FileDigest, sha256_files
+from packager.util.hashing import SERIAL_MAX, FileDigest, sha256_file_head, sha256_files
 
 
 @pytest.fixture
@@ -33,14 +33,15 @@ def test_every_file_gets_its_own_digest_in_the_order_given(
     got = sha256_files(
         paths,
         progress=seen.append,
-        heads={p: (3, lambda b, p=p: heads.__setitem__(p, b)) for p in paths[:4]},
+        heads={**{p: 3 for p in paths[:4]}, paths[4]: 0},
+        on_head=heads.__setitem__,
         sizes={p: len(files[p]) for p in paths} if with_sizes else None,
     )
     assert list(got) == paths
     for p, data in files.items():
         assert got[p] == FileDigest(hashlib.sha256(data).hexdigest(), len(data))
     assert sum(seen) == sum(len(d) for d in files.values())
-    assert heads == {p: files[p][:3] for p in paths[:4]}
+    assert heads == {**{p: files[p][:3] for p in paths[:4]}, paths[4]: b""}
 
 
 def test_a_small_file_that_cannot_be_read_is_named(files: dict[Path, bytes]) -> None:
@@ -49,3 +50,17 @@ def test_a_small_file_that_cannot_be_read_is_named(files: dict[Path, bytes]) -> 
     with pytest.raises(InputError, match="cannot read") as exc:
         sha256_files(list(files), sizes={p: len(d) for p, d in files.items()})
     assert str(gone) in exc.value.message
+
+
+@pytest.mark.parametrize("stated", [0, 1, 2047, 2048, 2049, 64 * 1024, 5 * 1024 * 1024])
+def test_a_stated_size_that_is_out_of_date_still_gives_the_digest_of_every_byte(
+    tmp_path: Path, stated: int
+) -> None:
+    """The size a caller stat'ed only sizes the reads: a file that grew or shrank since is read
+    to its end all the same."""
+    data = bytes(range(256)) * 8  # 2,048 bytes
+    p = tmp_path / "f"
+    p.write_bytes(data)
+    got, first = sha256_file_head(p, 100, size=stated)
+    assert got == FileDigest(hashlib.sha256(data).hexdigest(), len(data))
+    assert first == data[:100]
