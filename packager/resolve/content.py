@@ -67,8 +67,13 @@ def digest_stated(
     heads: dict[str, int] = {}  # real path -> the most bytes of its start a probe asks
     sizes: dict[str, int] = {}
     for real, idx in todo.items():
-        sizes[real] = files[idx[0]][1].st_size
-        n = max((a.head for a in (asks[i] for i in idx) if a is not None), default=-1)
+        first = idx[0]
+        sizes[real] = files[first][1].st_size
+        if len(idx) == 1:  # most files: no other name links to them
+            ask = asks[first]
+            n = -1 if ask is None else ask.head
+        else:
+            n = max((a.head for a in (asks[i] for i in idx) if a is not None), default=-1)
         if n >= 0:  # a probe asks (of no bytes, maybe: a .py file runs code whatever it holds)
             heads[real] = n
 

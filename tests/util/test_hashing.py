@@ -64,3 +64,19 @@ def test_a_stated_size_that_is_out_of_date_still_gives_the_digest_of_every_byte(
     got, first = sha256_file_head(p, 100, size=stated)
     assert got == FileDigest(hashlib.sha256(data).hexdigest(), len(data))
     assert first == data[:100]
+
+
+@pytest.mark.parametrize("off", [-2048, -1, 1, 5000])
+def test_a_small_file_whose_stated_size_is_out_of_date_is_read_to_its_end(
+    tmp_path: Path, off: int
+) -> None:
+    data = bytes(range(256)) * 8
+    files = {tmp_path / f"f{i}": data[: 100 * i] for i in range(1, 6)}
+    for p, d in files.items():
+        p.write_bytes(d)
+    odd = tmp_path / "f3"
+    sizes = {p: len(d) for p, d in files.items()} | {odd: max(0, len(files[odd]) + off)}
+    heads: dict[Path, bytes] = {}
+    got = sha256_files(list(files), sizes=sizes, heads={odd: 10}, on_head=heads.__setitem__)
+    assert got == {p: FileDigest(hashlib.sha256(d).hexdigest(), len(d)) for p, d in files.items()}
+    assert heads == {odd: files[odd][:10]}
