@@ -768,17 +768,17 @@ def _stage(
         data = b.read_small(member)  # a tar's member of at most BATCH_MAX_BLOB: never None
         return b"" if data is None else data  # (nothing read: put_batch names the short blob)
 
-    def put_batch(batch: list[tuple[str, int]]) -> None:
-        blobs = [(h, s, layout.blob_path("sha256:" + h)) for h, s in batch]
-        store.put_batch(blobs, read_small, staging, progress=rep.advance, step=step)
-
-    # a tar's small blobs in batches, one file-system sync each (BlobStore.put_batch)
+    # a tar's small blobs in batches, one file-system sync each (BlobStore.put_batches)
     batched = isinstance(b, TarBundle) and pulled is None
     large = [t for t in todo if not (batched and t[1] <= BATCH_MAX_BLOB)]
     small = [t for t in todo if batched and t[1] <= BATCH_MAX_BLOB]
     try:
         _parallel(put, large)
-        _parallel(put_batch, _store_batches(small))
+        batches = [
+            [(h, s, layout.blob_path("sha256:" + h)) for h, s in batch]
+            for batch in _store_batches(small)
+        ]
+        store.put_batches(batches, read_small, staging, progress=rep.advance, step=step)
     finally:
         if one_file is not None:
             os.close(one_file)
@@ -871,10 +871,9 @@ def _stage(
 
 
 def _store_batches(blobs: list[tuple[str, int]]) -> list[list[tuple[str, int]]]:
-    """Small blobs ``(hex, size)`` grouped for :meth:`BlobStore.put_batch`: at most BATCH_BLOBS
-    or BATCH_BYTES each, and at least one batch per worker when there are enough blobs (both
-    cores hash while another batch waits for its sync)."""
-    per = max(1, min(BATCH_BLOBS, -(-len(blobs) // (2 * _workers()))))
+    """Small blobs ``(hex, size)`` grouped for :meth:`BlobStore.put_batches`: at most
+    BATCH_BLOBS or BATCH_BYTES each (one sync each: the next batch is written meanwhile)."""
+    per = BATCH_BLOBS
     out: list[list[tuple[str, int]]] = []
     size = 0
     for blob in blobs:

@@ -7,7 +7,6 @@ version is uninstalled. `airgap audit --site` re-hashes the installed files agai
 
 from __future__ import annotations
 
-import json
 import re
 import secrets
 from dataclasses import dataclass, field
@@ -15,7 +14,7 @@ from typing import Any
 
 from packager.bundle import layout
 from packager.site.safefs import Dir, SiteError
-from packager.util.jsonio import DocumentError, parse_document
+from packager.util.jsonio import DocumentError, indented_json, parse_document
 from packager.util.schemas import first_error
 
 MAX_RECEIPT_BYTES = 64 * 1024 * 1024
@@ -103,7 +102,8 @@ class Receipt:
         }
 
     def to_bytes(self) -> bytes:
-        return (json.dumps(self.to_json(), indent=1, sort_keys=True) + "\n").encode()
+        text = indented_json(self.to_json(), sort_keys=True, ensure_ascii=True, indent=1)
+        return (text + "\n").encode()  # json.dumps(indent=1, sort_keys=True)'s bytes
 
 
 class ReceiptError(SiteError):

@@ -6,9 +6,10 @@ then renamed to its final name: a final name always holds complete, matching con
 are written with O_DIRECT where the file system takes it (no copy through the page cache, and
 the fsync has little left to wait for); others are handed to the disk every 32 MiB.
 
-Many small blobs are stored in batches (:meth:`BlobStore.put_batch`): each is written and checked
-under its temporary name, then one ``syncfs`` makes the whole batch durable, and only then are
-they renamed, so the rule above holds with one sync per batch instead of one per blob.
+Many small blobs are stored in batches (:meth:`BlobStore.put_batches`): each is written and
+checked under its temporary name, then one ``syncfs`` makes the whole batch durable, and only then
+are they renamed, so the rule above holds with one sync per batch instead of one per blob. One
+thread writes them, while another syncs the batch before.
 """
 
 from __future__ import annotations
@@ -23,7 +24,7 @@ import os
 import stat
 import sys
 from collections.abc import Callable, Sequence
-from concurrent.futures import ThreadPoolExecutor
+from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass
 from typing import Any, BinaryIO, cast
 
@@ -290,6 +291,43 @@ class BlobStore:
         makes every file of the batch durable, and only after it are they renamed into the
         store: as with :meth:`put`, a blob is on disk before its name appears, and a crash or a
         full disk leaves only temporary files in ``staging`` (which the install discards)."""
+        self.put_batches([blobs], read, staging, progress=progress, step=step)
+
+    def put_batches(
+        self,
+        batches: Sequence[list[tuple[str, int, str]]],
+        read: Callable[[str, int, str], bytes],
+        staging: Dir,
+        *,
+        progress: Callable[[int], None] | None = None,
+        step: Callable[[], None] | None = None,
+    ) -> None:
+        """:meth:`put_batch` of each batch in turn, written by this thread while another syncs
+        the batch before it. One thread makes the files: threads that create files in one
+        folder contend for its lock in the kernel (and for the GIL): four of them storing
+        50,000 small blobs spent 20-40 s of system time spinning, one spends none. A batch's
+        blobs are named once its sync returned, and a failure leaves the batches not yet
+        named as temporary files only."""
+        with ThreadPoolExecutor(1, thread_name_prefix="store-sync") as syncer:
+            pending: tuple[Future[None], list[str]] | None = None
+            for blobs in batches:
+                written = self._write_batch(blobs, read, staging, progress, step)
+                synced = syncer.submit(sync_files, staging, [f"blob-{h}" for h in written])
+                if pending is not None:
+                    self._name_batch(*pending, staging, step)
+                pending = (synced, written)
+            if pending is not None:
+                self._name_batch(*pending, staging, step)
+
+    def _write_batch(
+        self,
+        blobs: list[tuple[str, int, str]],
+        read: Callable[[str, int, str], bytes],
+        staging: Dir,
+        progress: Callable[[int], None] | None,
+        step: Callable[[], None] | None,
+    ) -> list[str]:
+        """Each blob of a batch checked and written to its temporary file (not synced)."""
         written: list[str] = []
         for hexd, size, what in blobs:
             data = read(hexd, size, what)
@@ -318,10 +356,18 @@ class BlobStore:
                 progress(size)
             if step is not None:
                 step()
-        if not written:
-            return
+        return written
+
+    def _name_batch(
+        self,
+        synced: Future[None],
+        written: list[str],
+        staging: Dir,
+        step: Callable[[], None] | None,
+    ) -> None:
+        """Once a batch's sync returned (its error raised, naming staging), its blobs named."""
         try:
-            sync_files(staging, [f"blob-{h}" for h in written])
+            synced.result()
         except OSError as exc:
             raise os_error(exc, staging.where) from None
         if step is not None:

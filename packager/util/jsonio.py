@@ -45,9 +45,11 @@ def pretty_json(obj: Any) -> bytes:
     return (indented_json(obj, sort_keys=True, ensure_ascii=False) + "\n").encode("utf-8")
 
 
-def indented_json(obj: Any, *, sort_keys: bool, ensure_ascii: bool, allow_nan: bool = False) -> str:
-    """Exactly ``json.dumps(obj, indent=2, ...)`` with these options, twice as fast: with an
-    indent, ``json`` falls back to its pure-Python encoder, whose generators cost more than
+def indented_json(
+    obj: Any, *, sort_keys: bool, ensure_ascii: bool, allow_nan: bool = False, indent: int = 2
+) -> str:
+    """Exactly ``json.dumps(obj, indent=indent, ...)`` with these options, twice as fast: with
+    an indent, ``json`` falls back to its pure-Python encoder, whose generators cost more than
     the walk below (a descriptor of 50,000 files: 0.57 s -> 0.30 s; its SBOM 0.96 -> 0.37 s)."""
     parts: list[str] = []
     walk = _Indenter(
@@ -55,12 +57,13 @@ def indented_json(obj: Any, *, sort_keys: bool, ensure_ascii: bool, allow_nan: b
         encode_basestring_ascii if ensure_ascii else encode_basestring,
         sort_keys,
         allow_nan,
+        " " * indent,
     )
     try:
         walk.value(obj, "")
     except _NotPlain:  # a name that is no text (json.dumps turns 1 into "1"): the slow way
         return json.dumps(
-            obj, indent=2, sort_keys=sort_keys, ensure_ascii=ensure_ascii, allow_nan=allow_nan
+            obj, indent=indent, sort_keys=sort_keys, ensure_ascii=ensure_ascii, allow_nan=allow_nan
         )
     return "".join(parts)
 
@@ -82,8 +85,10 @@ class _Indenter:
         text: Callable[[str], str],
         sort_keys: bool,
         allow_nan: bool,
+        step: str,
     ) -> None:
         self.add, self.text, self.sort_keys, self.allow_nan = add, text, sort_keys, allow_nan
+        self.step = step  # one level's indent
 
     def scalar(self, value: Any) -> str:
         """A value that holds no other, as ``json.dumps`` writes it: the same checks, the same
@@ -120,7 +125,7 @@ class _Indenter:
         if not value:
             add("{}" if isinstance(value, dict) else "[]")
             return
-        inner = indent + "  "
+        inner = indent + self.step
         sep = ("{\n" if isinstance(value, dict) else "[\n") + inner
         if isinstance(value, dict):
             for key in sorted(value) if self.sort_keys else value:

@@ -8,6 +8,7 @@ import ctypes
 import errno
 import hashlib
 import os
+import threading
 from collections.abc import Callable, Iterator
 from pathlib import Path
 
@@ -134,3 +135,42 @@ def test_syncfs_is_found_on_linux() -> None:
     if os.uname().sysname != "Linux":
         pytest.skip("syncfs is Linux's")
     assert store_mod._syncfs() is not None
+
+
+def test_batches_are_written_by_one_thread_and_each_named_only_after_its_own_sync(
+    site: tuple[BlobStore, Dir, Path], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    store, staging, root = site
+    batches = [_items(BLOBS[:2]), _items(BLOBS[2:5]), _items(BLOBS[5:])]
+    early: list[str] = []
+    real = store_mod.sync_files
+
+    def watching(d: Dir, names: list[str]) -> None:
+        k = next(i for i, b in enumerate(batches) if f"blob-{b[0][0]}" in names)
+        later = {h for b in batches[k:] for h, _, _ in b}
+        early.extend(_stored(root) & later)  # a blob of this batch or a later one, named
+        real(d, names)
+
+    monkeypatch.setattr(store_mod, "sync_files", watching)
+    writers: set[str] = set()
+    read = _reader(BLOBS)
+
+    def reading(hexd: str, size: int, what: str) -> bytes:
+        writers.add(threading.current_thread().name)
+        return read(hexd, size, what)
+
+    store.put_batches(batches, reading, staging)
+    assert early == []
+    assert writers == {threading.current_thread().name}  # one thread makes every file
+    assert _stored(root) == {h for h, _, _ in _items(BLOBS)}
+    assert os.listdir(root / "staging") == []
+
+
+def test_a_bad_blob_in_a_later_batch_leaves_no_name_of_it_or_after(
+    site: tuple[BlobStore, Dir, Path],
+) -> None:
+    store, staging, root = site
+    batches = [_items(BLOBS[:2]), _items(BLOBS[2:5]), _items(BLOBS[5:])]
+    with pytest.raises(ContentMismatch):
+        store.put_batches(batches, _reader(BLOBS, damaged=3), staging)
+    assert not _stored(root) & {h for b in batches[1:] for h, _, _ in b}

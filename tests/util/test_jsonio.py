@@ -130,5 +130,8 @@ def test_pretty_json_leaves_names_that_are_not_text_to_json_dumps() -> None:
         {"sort_keys": False, "ensure_ascii": False, "allow_nan": True},
     ],
 )
-def test_indented_json_writes_exactly_what_json_dumps_writes(obj: object, options: dict) -> None:
-    assert indented_json(obj, **options) == json.dumps(obj, indent=2, **options)
+@pytest.mark.parametrize("indent", [2, 1])  # 1: a receipt
+def test_indented_json_writes_exactly_what_json_dumps_writes(
+    obj: object, options: dict, indent: int
+) -> None:
+    assert indented_json(obj, indent=indent, **options) == json.dumps(obj, indent=indent, **options)
