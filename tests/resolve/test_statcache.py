@@ -16,6 +16,7 @@ import pytest
 
 from packager.compat.load_code import name_class
 from packager.manifest.model import Manifest, load_manifest
+from packager.resolve import statcache
 from packager.resolve.content import digest_files, digest_stated
 from packager.resolve.statcache import StatCache
 from packager.resolve.weights import code_probes, resolve_weights
@@ -217,3 +218,13 @@ def test_what_a_cache_stored_it_finds_before_it_is_closed(tmp_path: Path) -> Non
         assert cache.lookup(files[0], files[0].stat()) == "0" * 64
         cache.store(files[1], files[1].stat(), "1" * 64)  # its folder already looked at
         assert cache.lookup(files[1], files[1].stat()) == "1" * 64
+
+
+@pytest.mark.parametrize(
+    "path",
+    ["/a/b", "/a/b/c.json", "/b", "/", "b", "a/b", "/a//b", "/a/b/", "//a", "/a/.b", "/ä/ö"],
+)
+def test_a_path_is_split_as_os_path_split_splits_it(path: str) -> None:
+    """The cache's rows are keyed by folder and name: the quick split must give the keys that
+    ``os.path.split`` gave when the rows were written."""
+    assert statcache._split(path) == os.path.split(path)
