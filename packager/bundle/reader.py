@@ -615,7 +615,25 @@ def open_bundle(path: Path) -> Bundle:
             f"{path}: missing part(s): {', '.join(p.name for p in missing)}",
             hint="copy every part into one folder",
         )
+    if parts == [path] and _json_not_tar(path):
+        raise BundleFormatError(
+            f"{path}: a JSON document, not a bundle",
+            hint="give the .airgap.tar, its parts index (NAME.airgap.parts.json) or the layout "
+            "folder (`airgap build --base` also takes a site's have-list, which `airgap list "
+            "--prefix DIR --have` writes)",
+        )
     return TarBundle(path, parts)
+
+
+def _json_not_tar(path: Path) -> bool:
+    """Whether the file begins as JSON does and has no tar header (a have-list, a policy or a
+    parts index under another name): said as such, not as a damaged archive."""
+    try:
+        with path.open("rb") as fh:
+            head = fh.read(512)
+    except OSError:
+        return False  # the archive's own reading names the problem
+    return head[257:262] != b"ustar" and head.lstrip(b" \t\r\n").startswith((b"{", b"["))
 
 
 def iter_blob_members(b: Bundle) -> Iterator[Member]:

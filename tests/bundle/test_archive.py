@@ -148,6 +148,30 @@ def test_not_a_bundle(tmp_path: Path) -> None:
         open_bundle(tmp_path / "none.tar")
 
 
+@pytest.mark.parametrize(
+    "text",
+    [b'{"airgapHave": 1', b'  \n{"parts": []}', b"[1, 2]", b'{"version": 1, "keys": {}}'],
+)
+def test_a_json_document_is_named_as_one_not_as_a_damaged_archive(
+    tmp_path: Path, text: bytes
+) -> None:
+    doc = tmp_path / "have.json"
+    doc.write_bytes(text)
+    with pytest.raises(BundleFormatError, match="a JSON document, not a bundle") as info:
+        open_bundle(doc)
+    assert "have-list" in (info.value.hint or "")
+
+
+def test_a_tar_whose_first_member_begins_like_json_is_still_read_as_a_tar(tmp_path: Path) -> None:
+    path = tmp_path / "odd.airgap.tar"
+    src = tmp_path / "x"
+    src.write_bytes(b"data")
+    with tarfile.open(path, "w", format=tarfile.USTAR_FORMAT) as tf:
+        tf.add(src, arcname="{odd}")
+    with open_bundle(path) as b:
+        assert "{odd}" in b.members()
+
+
 H = [c * 64 for c in "abc"]
 
 
