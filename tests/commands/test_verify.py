@@ -24,6 +24,7 @@ from packager.commands.verify import verify_bundle
 from packager.signing import keys, signature
 from packager.signing.trust import Policy, PolicyError, TrustedKey, load_policy, policy_from_keys
 from packager.util.compat import strict_zip
+from packager.util.schemas import validator
 from tests.support.cli import REPO, airgap
 from tests.support.projects import PASS, make_key, project, run_build
 
@@ -96,6 +97,7 @@ def test_the_untouched_bundle_verifies_in_every_form(built: dict[str, Path]) -> 
         assert report.blobs_checked >= 15
     r = airgap("verify", str(built["tar"]), "--key", str(built["pub_a"]), "--json")
     assert r.returncode == 0 and json.loads(r.stdout)["verified"] is True
+    validator("verify-report").validate(json.loads(r.stdout))
 
 
 # ----------------------------------------------------------------------------- flipped bytes
@@ -207,6 +209,7 @@ def test_tampered_bundles_are_rejected_for_the_right_reason(
     report = verify_bundle(folder, policy_a(built))
     assert not report.ok
     assert any(c == check and words in m for c, _, m in failures(report)), failures(report)
+    validator("verify-report").validate(report.to_json())  # what --json prints
 
 
 def test_index_json_changes_are_caught_by_its_digest_too(

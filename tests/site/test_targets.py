@@ -17,6 +17,7 @@ import pytest
 
 from packager.bundle import layout
 from packager.site.rules import UnitChoice, pick_unit
+from packager.util.schemas import validator
 from tests.site.install_support import env, install_cli, many_weights, receipt
 from tests.support.cli import cli
 from tests.support.projects import make_key
@@ -262,6 +263,7 @@ def test_a_combined_bundle_holds_each_target_as_built_alone(duo: dict[str, Path]
     assert r.returncode == 0, r.stdout
     v = json.loads(r.stdout)
     assert v["targets"] == ["ascend", "cuda"] and v["ok"]
+    validator("verify-report").validate(v)  # a combined bundle's report, targets and all
 
 
 def test_install_both_targets_of_a_combined_bundle(duo: dict[str, Path], tmp_path: Path) -> None:
