@@ -308,12 +308,16 @@ def read_provenance(stmt: Mapping[str, Any], signed_by: Iterable[str]) -> Proven
         raise StatementError("attestation payload: resolvedDependencies is not a list")
     sources = []
     publisher = None
-    for i, d in enumerate(deps):
-        entry = _obj(d, f"resolvedDependencies[{i}]")
-        uri = _text(entry.get("uri"), f"resolvedDependencies[{i}].uri", required=True)
-        sources.append(
-            (str(uri), _obj(entry.get("digest", {}), f"resolvedDependencies[{i}].digest"))
-        )
+    for i, entry in enumerate(deps):  # one per model file: a place is named only when wrong
+        if not isinstance(entry, Mapping):
+            _obj(entry, f"resolvedDependencies[{i}]")
+        uri = entry.get("uri")
+        if not isinstance(uri, str):
+            _text(uri, f"resolvedDependencies[{i}].uri", required=True)
+        digest = entry.get("digest", {})
+        if not isinstance(digest, Mapping):
+            _obj(digest, f"resolvedDependencies[{i}].digest")
+        sources.append((uri, digest))
         if entry.get("name") == PUBLISHER_SIGNATURE:
             notes = _obj(entry.get("annotations", {}), f"resolvedDependencies[{i}].annotations")
             publisher = {"uri": uri, **{k: v for k, v in notes.items() if k != "uri"}}

@@ -25,6 +25,7 @@ from __future__ import annotations
 
 import base64
 import binascii
+import functools
 import hashlib
 import re
 from collections.abc import Iterable, Mapping, Sequence
@@ -69,7 +70,15 @@ _CURVE_HASH: Final[Mapping[str, type[hashes.HashAlgorithm]]] = {
 def ignored(path: str, ignore_paths: Iterable[str] = DEFAULT_IGNORE) -> bool:
     """True when ``path`` (POSIX, relative to the model folder) is one of ``ignore_paths`` or
     inside one (model_signing ignores a folder with everything below it)."""
-    return any(path == p or path.startswith(p.rstrip("/") + "/") for p in ignore_paths)
+    exact, below = _ignore_rule(tuple(ignore_paths))
+    return path in exact or path.startswith(below)
+
+
+@functools.lru_cache(maxsize=16)
+def _ignore_rule(ignore_paths: tuple[str, ...]) -> tuple[frozenset[str], tuple[str, ...]]:
+    """The names :func:`ignored` compares and the folder prefixes it tests with one
+    ``startswith``, made once per set of paths (it runs for each file of a model)."""
+    return frozenset(ignore_paths), tuple(p.rstrip("/") + "/" for p in ignore_paths)
 
 
 def root_digest(resources: Iterable[tuple[str, str]]) -> str:

@@ -130,3 +130,20 @@ def test_a_record_that_does_not_match_the_lock_is_a_consistency_failure() -> Non
     status, failures = model_signature.check(forged, None, _policy(A))
     assert status.state == "invalid"
     assert failures[0].check == "consistency"
+
+
+def _ignored_by_definition(path: str, ignore_paths: tuple[str, ...]) -> bool:
+    """model_signing's rule as it reads: the path itself, or anything below it."""
+    return any(path == p or path.startswith(p.rstrip("/") + "/") for p in ignore_paths)
+
+
+@pytest.mark.parametrize(
+    "path",
+    ["model.sig", "model.sig.bak", "a/model.sig", ".git", ".git/config", ".gitx", ".github/x/y",
+     ".gitignore", ".gitattributes", "config.json", "", "/", "x/.git/config", "model.sig/inner"],
+)  # fmt: skip
+@pytest.mark.parametrize("ignore", [oms.DEFAULT_IGNORE, ("dir/", "a"), ()])
+def test_a_path_is_ignored_exactly_as_model_signing_ignores_it(
+    path: str, ignore: tuple[str, ...]
+) -> None:
+    assert oms.ignored(path, ignore) == _ignored_by_definition(path, ignore)
