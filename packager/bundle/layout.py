@@ -70,10 +70,16 @@ SITE_KIT_INSTALL_DIR = ".airgap-kit"
 MAX_BUNDLE_JSON_BYTES = 32 * 1024 * 1024
 
 
+#: a sha256 in hex, as blob names and keyids spell it (compiled once: blob_path runs for each
+#: blob of a bundle, several times)
+_HEX64 = re.compile(r"[0-9a-f]{64}")
+_BLOB_PATH = re.compile(re.escape(BLOBS_DIR) + r"/([0-9a-f]{64})")
+
+
 def blob_path(digest: str) -> str:
     """``sha256:<hex>`` -> ``blobs/sha256/<hex>``."""
     algo, _, hexd = digest.partition(":")
-    if algo != "sha256" or not re.fullmatch(r"[0-9a-f]{64}", hexd):
+    if algo != "sha256" or not _HEX64.fullmatch(hexd):
         raise ValueError(f"not a sha256 digest: {digest!r}")
     return f"{BLOBS_DIR}/{hexd}"
 
@@ -102,14 +108,14 @@ def archive_order(names: Iterable[str], first: Sequence[str] = ()) -> list[str]:
 
 
 def signature_path(keyid: str) -> str:
-    if not re.fullmatch(r"[0-9a-f]{64}", keyid):
+    if not _HEX64.fullmatch(keyid):
         raise ValueError(f"not a keyid: {keyid!r}")
     return f"{SIGNATURES_DIR}/{keyid}.sig"
 
 
 def signing_time_path(keyid: str) -> str:
     """The signer's signed record of when it signed (a DSSE envelope, beside its .sig)."""
-    if not re.fullmatch(r"[0-9a-f]{64}", keyid):
+    if not _HEX64.fullmatch(keyid):
         raise ValueError(f"not a keyid: {keyid!r}")
     return f"{SIGNATURES_DIR}/{keyid}.time.json"
 
@@ -119,7 +125,7 @@ SIGNATURE_MEMBER = re.compile(re.escape(SIGNATURES_DIR) + r"/([0-9a-f]{64})\.(si
 
 
 def digest_of_blob_path(path: str) -> str | None:
-    m = re.fullmatch(r"blobs/sha256/([0-9a-f]{64})", path)
+    m = _BLOB_PATH.fullmatch(path)
     return f"sha256:{m.group(1)}" if m else None
 
 
