@@ -873,11 +873,10 @@ def _stage(
 def _store_batches(blobs: list[tuple[str, int]]) -> list[list[tuple[str, int]]]:
     """Small blobs ``(hex, size)`` grouped for :meth:`BlobStore.put_batches`: at most
     BATCH_BLOBS or BATCH_BYTES each (one sync each: the next batch is written meanwhile)."""
-    per = BATCH_BLOBS
     out: list[list[tuple[str, int]]] = []
     size = 0
     for blob in blobs:
-        if not out or len(out[-1]) >= per or size + blob[1] > BATCH_BYTES:
+        if not out or len(out[-1]) >= BATCH_BLOBS or size + blob[1] > BATCH_BYTES:
             out.append([])
             size = 0
         out[-1].append(blob)

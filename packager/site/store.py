@@ -312,6 +312,8 @@ class BlobStore:
             pending: tuple[Future[None], list[str]] | None = None
             for blobs in batches:
                 written = self._write_batch(blobs, read, staging, progress, step)
+                if not written:  # nothing to make durable
+                    continue
                 synced = syncer.submit(sync_files, staging, [f"blob-{h}" for h in written])
                 if pending is not None:
                     self._name_batch(*pending, staging, step)

@@ -309,35 +309,15 @@ def _integer(least: Any, most: Any) -> Check:
 
 def _list_of(each: Check) -> Check:
     """``type: array`` whose every item is ``each``."""
-
-    def check(x: Any) -> bool:
-        if not isinstance(x, list):
-            return False
-        for v in x:  # noqa: SIM110 - a loop: no generator per call (see above)
-            if not each(v):
-                return False
-        return True
-
-    return check
+    items = _items(each)
+    return lambda x: isinstance(x, list) and items(x)
 
 
 def _object(props: dict[str, Check], rest: Check | None, names: tuple[str, ...]) -> Check:
     """``type: object`` with ``properties`` (``rest`` for the others; None: any), and the
-    ``required`` ``names``."""
-
-    def check(x: Any) -> bool:
-        if not isinstance(x, dict):
-            return False
-        for k, v in x.items():
-            f = props.get(k, rest)
-            if f is not None and not f(v):
-                return False
-        for k in names:  # noqa: SIM110 - a loop: no generator per call (see above)
-            if k not in x:
-                return False
-        return True
-
-    return check
+    ``required`` ``names``: the keywords' own checks behind one type test."""
+    fields, needed = _properties(props, rest), _required(list(names))
+    return lambda x: isinstance(x, dict) and fields(x) and needed(x)
 
 
 def _pattern(rx: re.Pattern[str]) -> Check:

@@ -174,3 +174,14 @@ def test_a_bad_blob_in_a_later_batch_leaves_no_name_of_it_or_after(
     with pytest.raises(ContentMismatch):
         store.put_batches(batches, _reader(BLOBS, damaged=3), staging)
     assert not _stored(root) & {h for b in batches[1:] for h, _, _ in b}
+
+
+def test_an_empty_batch_syncs_nothing(
+    site: tuple[BlobStore, Dir, Path], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    store, staging, root = site
+    synced: list[list[str]] = []
+    monkeypatch.setattr(store_mod, "sync_files", lambda d, names: synced.append(names))
+    store.put_batches([[], _items(BLOBS[:1]), []], _reader(BLOBS), staging)
+    assert synced == [[f"blob-{_items(BLOBS[:1])[0][0]}"]]  # one sync, for the one blob
+    assert len(_stored(root)) == 1
