@@ -24,7 +24,7 @@ import hashlib
 import os
 import threading
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -48,6 +48,7 @@ from packager.bundle.errors import BundleFormatError, DescriptorError
 from packager.bundle.parts import PartsIndex
 from packager.bundle.reader import Bundle, Member, open_bundle, parts_of
 from packager.signing.trust import Policy
+from packager.util.forked import Forked
 from packager.util.hashing import sha256_file
 from packager.util.progress import Reporter
 
@@ -359,6 +360,43 @@ def _hash_all(
         return {n: h for done in pool.map(batch, _batches(names, members)) for n, h in done}
 
 
+#: archives of at least this many members have their documents judged on another core
+#: (:class:`~packager.util.forked.Forked`); below it a second process would cost more than it saves
+FORK_MIN_MEMBERS = 2000
+
+
+@dataclass(frozen=True)
+class _Judged:
+    """The documents' verdicts (:meth:`Verifier._documents`): computed on another core, so
+    plain data only."""
+
+    consistency: list[Failure]  # check_consistency (see _consistency)
+    envelope: bytes | None  # the attestation's bytes as read
+    attestation: tuple[Provenance | None, str | None, str | None]  # attestation_verdict
+    signature: bytes | None  # model.sig's bytes as read
+    model_signature: tuple[ModelSignatureStatus, list[Failure]] | None  # model_signature.check
+    signature_unreadable: str | None  # why model.sig could not be read
+
+
+def _consistency(
+    doc: Descriptor,
+    index: tuple[str, bytes | None] | None,
+    manifests: Sequence[tuple[str, bytes | None]],
+) -> list[Failure]:
+    """:func:`check_consistency` over index.json and the OCI manifests read as the descriptor
+    lists them (``index``: its listed sha256 and its bytes; ``manifests``: each manifest blob's
+    digest and bytes, None where the archive lacks it at its size): only bytes whose sha256 is
+    the listed one are judged (the others are named by the content checks, as damaged)."""
+    if index is None or index[1] is None or hashlib.sha256(index[1]).hexdigest() != index[0]:
+        return []  # already named: missing, or not what bundle.json says
+    good = {
+        digest: raw
+        for digest, raw in manifests
+        if raw is not None and "sha256:" + hashlib.sha256(raw).hexdigest() == digest
+    }
+    return check_consistency(doc, index[1], good)
+
+
 class Verifier:
     """One verification of one bundle; a context manager that holds the bundle open."""
 
@@ -531,6 +569,15 @@ class Verifier:
         b, doc = self.bundle, self.report.descriptor
         assert b is not None and doc is not None
         members = b.members()
+        documents = self._documents(doc)
+        with Forked(documents, fork=len(b.observed) >= FORK_MIN_MEMBERS) as judged:
+            return self._complete(b, doc, members, judged)
+
+    def _complete(
+        self, b: Bundle, doc: Descriptor, members: dict[str, Member], judged: Forked[_Judged]
+    ) -> VerifyReport:
+        """:meth:`complete`'s work, while ``judged`` (index.json and the OCI manifests, the
+        attestation and model.sig) is computed on another core."""
         self.report.failures += check_members(
             doc, [Observed(name, kind, size) for name, kind, size in b.observed]
         )
@@ -573,19 +620,7 @@ class Verifier:
         for f in doc.files:  # keep only what matched
             if hashes.get(f.path) != f.sha256:
                 self.report.verified.pop(f.path, None)
-        manifest_types = set(layout.IMAGE_MANIFEST_TYPES) | set(layout.IMAGE_INDEX_TYPES)
-        manifests = {
-            x.digest: b.read(x.member, MAX_MANIFEST_BYTES)
-            for x in doc.blobs
-            if x.media_type in manifest_types
-            and hashes.get(x.member) == x.hex
-            and x.size <= MAX_MANIFEST_BYTES
-        }
-        index = self.report.verified.get(layout.INDEX_JSON)
-        if index is not None:  # else already named: missing, or not what bundle.json says
-            self.report.failures += check_consistency(doc, index, manifests)
-        self._attestation(doc)
-        self._model_signature(doc)
+        self._judged(judged.result())
         if doc.delta is not None:
             self._base_blobs(doc)
         if mismatched:
@@ -667,50 +702,99 @@ class Verifier:
             self.report.bytes_hashed += f.size
         return absent
 
-    def _attestation(self, doc: Descriptor) -> None:
-        """The DSSE envelope, judged by :func:`attestation_verdict`; kept for install when good."""
-        from packager.signing import dsse
+    def _documents(self, doc: Descriptor) -> Callable[[], _Judged]:
+        """The pure judgement of index.json and the OCI manifests, the attestation and model.sig
+        against the verified descriptor (:class:`_Judged`), their bytes read now: the per-entry
+        documents of a bundle of many files, judged on another core while this one hashes."""
+        from packager.bundle import model_signature
+        from packager.signing import dsse, oms
 
         b = self.bundle
         assert b is not None
-        m = b.members().get(layout.ATTESTATION)
-        raw = None
-        if m is not None and m.kind == "file":
+        envelope, attestation_unreadable = self._read(layout.ATTESTATION, dsse.MAX_ENVELOPE_BYTES)
+        signature, signature_unreadable = (
+            self._read(layout.MODEL_SIGNATURE, oms.MAX_SIGNATURE_BYTES)
+            if doc.model_signature is not None
+            else (None, None)
+        )
+        policy = self.policy
+        members = b.members()
+
+        def listed(name: str, size: int, limit: int) -> bytes | None:
+            """A member as the descriptor lists it (its hash is checked where it is used)."""
+            m = members.get(name)
+            if m is None or m.kind != "file" or m.size != size or size > limit:
+                return None
             try:
-                raw = b.read(layout.ATTESTATION, dsse.MAX_ENVELOPE_BYTES)
-            except BundleFormatError as exc:
-                self._fail("consistency", layout.ATTESTATION, f"unreadable: {exc.message}")
-                return
-        provenance, failure, note = attestation_verdict(raw, doc, self.policy)
+                return b.read(name, limit)
+            except BundleFormatError:  # named by the content checks
+                return None
+
+        index_record = next((f for f in doc.files if f.path == layout.INDEX_JSON), None)
+        index = (
+            (index_record.sha256, listed(index_record.path, index_record.size, MAX_KEPT_FILE_BYTES))
+            if index_record is not None
+            else None
+        )
+        manifest_types = set(layout.IMAGE_MANIFEST_TYPES) | set(layout.IMAGE_INDEX_TYPES)
+        manifests = [
+            (x.digest, listed(x.member, x.size, MAX_MANIFEST_BYTES))
+            for x in doc.blobs
+            if x.media_type in manifest_types
+        ]
+
+        def judge() -> _Judged:
+            return _Judged(
+                consistency=_consistency(doc, index, manifests),
+                envelope=envelope,
+                attestation=(
+                    attestation_verdict(envelope, doc, policy)
+                    if attestation_unreadable is None
+                    else (None, f"unreadable: {attestation_unreadable}", None)
+                ),
+                signature=signature,
+                model_signature=(
+                    model_signature.check(doc, signature, policy)
+                    if signature_unreadable is None
+                    else None
+                ),
+                signature_unreadable=signature_unreadable,
+            )
+
+        return judge
+
+    def _read(self, name: str, limit: int) -> tuple[bytes | None, str | None]:
+        """A member's bytes (None: not in the archive as a file), or why it cannot be read."""
+        b = self.bundle
+        assert b is not None
+        m = b.members().get(name)
+        if m is None or m.kind != "file":
+            return None, None
+        try:
+            return b.read(name, limit), None
+        except BundleFormatError as exc:
+            return None, exc.message
+
+    def _judged(self, judged: _Judged) -> None:
+        """What :meth:`_documents` found, into the report (each of the attestation and model.sig
+        kept for install only when it held)."""
+        provenance, failure, note = judged.attestation
         if failure is not None:
             self._fail("consistency", layout.ATTESTATION, failure)
         if note is not None:
             self.report.notes.append(note)
-        if provenance is not None and raw is not None:
-            self.report.verified[layout.ATTESTATION] = raw
+        if provenance is not None and judged.envelope is not None:
+            self.report.verified[layout.ATTESTATION] = judged.envelope
             self.report.provenance = provenance
-
-    def _model_signature(self, doc: Descriptor) -> None:
-        """airgap/model.sig, when bundle.json has a record of it: it signs the statement the
-        record pins, by a key the policy trusts (kept for install only then)."""
-        from packager.bundle import model_signature
-        from packager.signing import oms
-
-        b = self.bundle
-        assert b is not None
-        data = None
-        m = b.members().get(layout.MODEL_SIGNATURE)
-        if doc.model_signature is not None and m is not None:
-            try:
-                data = b.read(layout.MODEL_SIGNATURE, oms.MAX_SIGNATURE_BYTES)
-            except BundleFormatError as exc:
-                self._fail("signatures", layout.MODEL_SIGNATURE, exc.message)
-                return
-        status, failures = model_signature.check(doc, data, self.policy)
-        self.report.model_signature = status
-        self.report.failures += failures
-        if status.state == "signed" and data is not None:
-            self.report.verified[layout.MODEL_SIGNATURE] = data
+        self.report.failures += judged.consistency
+        if judged.signature_unreadable is not None:
+            self._fail("signatures", layout.MODEL_SIGNATURE, judged.signature_unreadable)
+        if judged.model_signature is not None:
+            status, failures = judged.model_signature
+            self.report.model_signature = status
+            self.report.failures += failures
+            if status.state == "signed" and judged.signature is not None:
+                self.report.verified[layout.MODEL_SIGNATURE] = judged.signature
 
     def _name_damaged_parts(self) -> None:
         """Hash the parts against the index, to say which copy is damaged (only when needed)."""

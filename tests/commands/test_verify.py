@@ -12,7 +12,7 @@ import os
 import shutil
 import subprocess
 import tarfile
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -210,6 +210,132 @@ def test_tampered_bundles_are_rejected_for_the_right_reason(
     assert not report.ok
     assert any(c == check and words in m for c, _, m in failures(report)), failures(report)
     validator("verify-report").validate(report.to_json())  # what --json prints
+
+
+# ----------------------------------------------------------------------------- on a second core
+
+
+def _attestation_replaced(folder: Path) -> None:
+    import base64
+
+    p = folder / layout.ATTESTATION
+    env = json.loads(p.read_text())
+    statement = json.loads(base64.b64decode(env["payload"]))
+    statement["predicate"]["runDetails"]["builder"]["id"] = "https://evil.example/builder"
+    env["payload"] = base64.b64encode(json.dumps(statement).encode()).decode()
+    p.write_text(json.dumps(env))
+
+
+def _attestation_garbage(folder: Path) -> None:
+    (folder / layout.ATTESTATION).write_bytes(b"\x00not json")
+
+
+def _model_signature_flipped(folder: Path) -> None:
+    flip(folder / layout.MODEL_SIGNATURE, 40)
+
+
+def _model_signature_removed(folder: Path) -> None:
+    (folder / layout.MODEL_SIGNATURE).unlink()
+
+
+def _manifest_flipped(folder: Path) -> None:
+    flip(blob_of(folder, "image", layout.OCI_MANIFEST))
+
+
+def _untouched(folder: Path) -> None:
+    pass
+
+
+#: what verify judges on a second core for a bundle of many files (the attestation, model.sig,
+#: index.json and the OCI manifests), each tampered with; whether the bundle still verifies (a
+#: model.sig taken out leaves its state "absent": bundle.json's signature covers the model bytes)
+JUDGED_ELSEWHERE: list[tuple[str, Callable[[Path], None], bool]] = [
+    ("untouched", _untouched, True),
+    ("attestation-replaced", _attestation_replaced, False),
+    ("attestation-not-json", _attestation_garbage, False),
+    ("attestation-removed", lambda f: (f / layout.ATTESTATION).unlink(), False),
+    ("model-signature-flipped", _model_signature_flipped, False),
+    ("model-signature-removed", _model_signature_removed, True),
+    ("index-json-points-elsewhere", _index_points_elsewhere, False),
+    ("image-manifest-flipped", _manifest_flipped, False),
+]
+
+
+@pytest.mark.parametrize(
+    ("tamper", "verified"), [pytest.param(t, v, id=i) for i, t, v in JUDGED_ELSEWHERE]
+)
+def test_a_report_judged_on_a_second_core_is_the_one_judged_on_one(
+    built: dict[str, Path], tmp_path: Path, tamper: Callable[[Path], None], verified: bool,
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:  # fmt: skip
+    from packager.bundle import verifier
+    from packager.util import forked
+
+    folder = copy_folder(built, tmp_path)
+    tamper(folder)
+    monkeypatch.setenv(forked.NO_FORK_ENV, "1")
+    one = verify_bundle(folder, policy_a(built)).to_json()
+    monkeypatch.setenv(forked.NO_FORK_ENV, "0")
+    monkeypatch.setattr(verifier, "FORK_MIN_MEMBERS", 0)
+    children: list[bool] = []
+
+    class Spied(forked.Forked[Any]):
+        def result(self) -> Any:
+            children.append(self.forked)
+            return super().result()
+
+    monkeypatch.setattr(verifier, "Forked", Spied)
+    two = verify_bundle(folder, policy_a(built)).to_json()
+    assert children == [forked.can_fork()]
+    one.pop("seconds"), two.pop("seconds")
+    assert two == one
+    assert one["verified"] is verified, one["failures"]
+
+
+def test_only_index_and_manifest_bytes_of_the_listed_digest_are_judged(
+    built: dict[str, Path],
+) -> None:
+    """verifier._consistency: bytes that are not what bundle.json lists are named by the content
+    checks (as damaged), never parsed; the listed ones are checked for consistency."""
+    import hashlib
+
+    from packager.bundle.descriptor import parse_descriptor
+    from packager.bundle.verifier import _consistency
+
+    folder = built["folder"]
+    doc = parse_descriptor((folder / layout.BUNDLE_JSON).read_bytes())
+    index = (folder / layout.INDEX_JSON).read_bytes()
+    listed = hashlib.sha256(index).hexdigest()
+    elsewhere = index.replace(b'"digest":"sha256:', b'"digest":"sha256:0', 1)  # an unlisted one
+    assert elsewhere != index
+    manifests = [
+        (x.digest, (folder / x.member).read_bytes())
+        for x in doc.blobs
+        if x.media_type in layout.IMAGE_MANIFEST_TYPES
+    ]
+    assert manifests
+    # each manifest pointing at an unlisted blob: kept under its digest it is damaged (not
+    # judged); under the digest of its new bytes (as if bundle.json listed them) it is judged
+    edited = [
+        (d, raw.replace(b'"digest":"sha256:', b'"digest":"sha256:0', 1)) for d, raw in manifests
+    ]
+    judged = [("sha256:" + hashlib.sha256(raw).hexdigest(), raw) for _, raw in edited]
+    assert all(raw != m for (_, raw), (_, m) in zip(edited, manifests))
+    unlisted = hashlib.sha256(elsewhere).hexdigest()
+    # (index: its listed sha256 and its bytes, the manifests, the failures' checks)
+    cases: list[tuple[tuple[str, bytes | None], Sequence[tuple[str, bytes | None]], list[str]]] = [
+        ((listed, index), manifests, []),
+        ((listed, index), [(d, None) for d, _ in manifests], []),  # a delta leaves them out
+        ((listed, index), edited, []),  # not parsed: named as damaged blobs elsewhere
+        ((listed, elsewhere), manifests, []),  # not what bundle.json lists: named elsewhere
+        ((listed, None), manifests, []),
+        ((unlisted, elsewhere), manifests, ["consistency"]),
+        ((listed, index), judged, ["consistency"]),
+    ]
+    for i, (idx, mans, checks) in enumerate(cases):
+        got = _consistency(doc, idx, mans)
+        assert sorted({f.check for f in got}) == checks, (i, got)
+    assert _consistency(doc, None, manifests) == []
 
 
 def test_index_json_changes_are_caught_by_its_digest_too(

@@ -1,0 +1,119 @@
+"""Pure work on the second core: a forked child computes a function's result while this process
+goes on with its own work (the GIL keeps threads of Python code on one core).
+
+Only for pure functions of data already in memory (parsing and checking documents): the child
+reads no file, writes nothing but its result to a pipe, and leaves with ``os._exit`` (no atexit
+handler, no buffered output of the parent's written twice). Its result is the same as calling the
+function here, and whenever the child cannot give it (no ``fork`` on this platform, one CPU, the
+child failed or raised, its pipe broke) the function is simply called here: a :class:`Forked`
+never changes what is computed, only which core computes it.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import pickle
+import signal
+import sys
+from collections.abc import Callable
+from typing import Generic, TypeVar
+
+T = TypeVar("T")
+
+#: set to 1 to compute every Forked in this process (a debugger, a profile of one process)
+NO_FORK_ENV = "AIRGAP_NO_FORK"
+
+
+def can_fork() -> bool:
+    """Whether a second process would run on a second core: ``fork`` exists, there is more than
+    one CPU, and it was not turned off (:data:`NO_FORK_ENV`)."""
+    return (
+        hasattr(os, "fork")
+        and sys.platform != "darwin"  # fork without exec is unsafe with macOS system frameworks
+        and (os.cpu_count() or 1) > 1
+        and os.environ.get(NO_FORK_ENV, "") in ("", "0")
+    )
+
+
+class Forked(Generic[T]):
+    """``fn()`` computed in a child process from now on; :meth:`result` gives it (computed here
+    when the child could not). :meth:`close` (or leaving the ``with``) ends a child whose result
+    is not wanted."""
+
+    def __init__(self, fn: Callable[[], T], *, fork: bool = True) -> None:
+        self._fn = fn
+        self._pid: int | None = None
+        self._fd: int | None = None
+        if fork and can_fork():
+            self._start()
+
+    def _start(self) -> None:
+        r, w = os.pipe()
+        try:
+            pid = os.fork()
+        except OSError:  # no memory or no process slot: compute it here
+            os.close(r)
+            os.close(w)
+            return
+        if pid == 0:  # the child: compute, write, leave
+            code = 1
+            try:
+                os.close(r)
+                data = pickle.dumps(self._fn(), protocol=pickle.HIGHEST_PROTOCOL)
+                with open(w, "wb", closefd=True) as out:
+                    out.write(data)
+                code = 0
+            except BaseException:  # the parent computes it again, and sees why
+                pass
+            finally:
+                os._exit(code)
+        os.close(w)
+        self._pid, self._fd = pid, r
+
+    @property
+    def forked(self) -> bool:
+        """Whether a child is computing it (False: :meth:`result` computes it here)."""
+        return self._pid is not None
+
+    def result(self) -> T:
+        """The result: the child's when it gave one, else ``fn()`` computed here (so an exception
+        ``fn`` raises is raised here, as without a child)."""
+        if self._fd is None:
+            return self._fn()
+        chunks = []
+        with contextlib.suppress(OSError):
+            while chunk := os.read(self._fd, 1 << 20):
+                chunks.append(chunk)
+        ok = self._reap() == 0
+        if ok and chunks:
+            try:
+                value: T = pickle.loads(b"".join(chunks))  # our own child's bytes
+                return value
+            except Exception:  # cut short: computed here
+                pass
+        return self._fn()
+
+    def _reap(self) -> int | None:
+        """Close the pipe and wait for the child: its exit code (None when there was none)."""
+        if self._fd is not None:
+            os.close(self._fd)
+            self._fd = None
+        if self._pid is None:
+            return None
+        pid, self._pid = self._pid, None
+        _, status = os.waitpid(pid, 0)
+        return os.waitstatus_to_exitcode(status)
+
+    def close(self) -> None:
+        """No result wanted: a child still at work is ended, and reaped (no zombie is left)."""
+        if self._pid is not None:
+            with contextlib.suppress(OSError):
+                os.kill(self._pid, signal.SIGKILL)
+        self._reap()
+
+    def __enter__(self) -> Forked[T]:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
