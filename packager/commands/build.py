@@ -58,12 +58,13 @@ from packager.commands.lock import (
 from packager.errors import CheckFailed, InputError, LockMismatch, ResolveError
 from packager.findings import Finding
 from packager.manifest.model import Manifest, Target
-from packager.resolve.lockfile import Lock
+from packager.resolve.lockfile import Lock, LockedTarget
 from packager.resolve.statcache import StatCache
 from packager.signing.intoto import ManifestRef
 from packager.signing.keys import SigningKey
 from packager.util.cache import cache_dir
 from packager.util.compat import strict_zip
+from packager.util.forked import Forked
 from packager.util.progress import Reporter
 from packager.util.timefmt import epoch_of, format_utc, source_date_epoch
 from packager.util.units import human_size
@@ -129,6 +130,11 @@ class BuildResult:
             },
             "bundles": [b.to_json() for b in self.bundles],
         }
+
+
+#: a model of at least this many files has its SBOM made on another core
+#: (packager.util.forked): below it a second process costs more than it saves
+FORK_MIN_FILES = 2000
 
 
 def _signing_time() -> int:
@@ -288,6 +294,59 @@ def prepare_target(
     expires = (
         format_utc(epoch + int(manifest.expires.total_seconds())) if manifest.expires else None
     )
+
+    def sbom() -> bytes:
+        doc = build_sbom(
+            lock,
+            target.id,
+            bundle_name=manifest.name,
+            bundle_version=manifest.version,
+            serial_seed=f"{lock.manifest_digest}/{target.id}",
+            timestamp=created,
+            tool_version=__version__,
+            model_license=manifest.model.license,
+            precision=target.precision,
+            chips=target.accelerator.chips,
+            accelerator_vendor=target.accelerator.vendor,
+        )
+        return sbom_bytes(doc)  # the dict per file is gone when this returns (peak memory)
+
+    # a model of many files: its SBOM (a component per file, pure) is made on another core while
+    # this one plans the blobs and makes the attestation (forked before the image collection
+    # starts its threads)
+    made_sbom = Forked(sbom, fork=len(lock.model.files) >= FORK_MIN_FILES)
+    try:
+        return _prepare(
+            manifest, lock, target, made_sbom, locked=locked, epoch=epoch, created=created,
+            expires=expires, key=key, store=store, probe_payload=probe_payload,
+            reporter=reporter, timeout=timeout, all_platforms=all_platforms,
+            carry_trust=carry_trust, base=base, site_kit=site_kit, offline=offline,
+        )  # fmt: skip
+    finally:
+        made_sbom.close()
+
+
+def _prepare(
+    manifest: Manifest,
+    lock: Lock,
+    target: Target,
+    made_sbom: Forked[bytes],
+    *,
+    locked: LockedTarget,
+    epoch: int,
+    created: str,
+    expires: str | None,
+    key: SigningKey | None,
+    store: BlobStore,
+    probe_payload: dict[str, bytes],
+    reporter: Reporter,
+    timeout: float,
+    all_platforms: bool,
+    carry_trust: bytes | None,
+    base: BaseContent | None,
+    site_kit: bool,
+    offline: bool,
+) -> _Prepared:
     plan = Plan(target, locked)
     collected = []
     if target.images:  # the image machinery (docker SDK, registry clients) only when needed
@@ -321,26 +380,12 @@ def prepare_target(
     # what takes seconds for a model of many files: one SBOM, provenance, descriptor and model
     # signature entry per file (not the kit's phase above: a user sees which step is slow)
     reporter.phase(f"describing and signing{f' [{target.id}]' if target.id else ''}")
-    sbom = build_sbom(
-        lock,
-        target.id,
-        bundle_name=manifest.name,
-        bundle_version=manifest.version,
-        serial_seed=f"{lock.manifest_digest}/{target.id}",
-        timestamp=created,
-        tool_version=__version__,
-        model_license=manifest.model.license,
-        precision=target.precision,
-        chips=target.accelerator.chips,
-        accelerator_vendor=target.accelerator.vendor,
-    )
-    plan.airgap_files[layout.SBOM] = sbom_bytes(sbom)
-    del sbom  # a dict per file: gone before the next document is made (peak memory)
-    if carry_trust is not None:
-        plan.airgap_files[layout.CARRIED_TRUST] = carry_trust
     envelope, attested = attestation(
         plan, ManifestRef(manifest.name, manifest.version, lock.manifest_digest), lock, key, epoch
     )
+    plan.airgap_files[layout.SBOM] = made_sbom.result()  # made meanwhile (not attested)
+    if carry_trust is not None:
+        plan.airgap_files[layout.CARRIED_TRUST] = carry_trust
     descriptor = describe(manifest, lock, plan, target, created, expires, attested)
     bundle_json = descriptor_bytes(descriptor, check=True)  # what is signed: the whole version
     digest = sha256_digest(bundle_json)

@@ -443,3 +443,30 @@ def test_one_bundle_per_target(project: Path) -> None:
     (project / "out" / names[1]).unlink()
     code, out, _ = build(project, "--unsigned", "--target", "cuda")
     assert [b["target"] for b in out["bundles"]] == ["cuda"]
+
+
+@pytest.mark.parametrize("carry_trust", [None, b'{"trust": "carried"}\n'], ids=["plain", "carry"])
+def test_a_bundle_made_on_two_cores_is_the_bundle_made_on_one(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, carry_trust: bytes | None
+) -> None:
+    """The SBOM of a model of many files is made in a forked child (packager.util.forked): the
+    bundle is the same bytes either way."""
+    from packager.commands import build as build_module
+    from packager.util import forked
+    from tests.support.golden import build_golden
+
+    monkeypatch.setenv(forked.NO_FORK_ENV, "1")
+    (one,) = build_golden(tmp_path / "one", carry_trust=carry_trust)
+    monkeypatch.setenv(forked.NO_FORK_ENV, "0")
+    monkeypatch.setattr(build_module, "FORK_MIN_FILES", 0)
+    children: list[bool] = []
+
+    class Spied(forked.Forked[Any]):
+        def result(self) -> Any:
+            children.append(self.forked)
+            return super().result()
+
+    monkeypatch.setattr(build_module, "Forked", Spied)
+    (two,) = build_golden(tmp_path / "two", carry_trust=carry_trust)
+    assert children == [forked.can_fork()]
+    assert two.read_bytes() == one.read_bytes()
