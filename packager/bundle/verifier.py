@@ -441,12 +441,17 @@ class Verifier:
         self._choose_target = choose_target
         self._opened = opened
         self.copier = copier
+        #: the documents' judgement, started when preflight held (see _judge)
+        self._judging: Forked[_Judged] | None = None
 
     def __enter__(self) -> Verifier:
         return self
 
     def __exit__(self, *exc: object) -> None:
         self._early.stop()
+        if self._judging is not None:  # complete() was not called after all
+            self._judging.close()
+            self._judging = None
         if self.bundle is not None:
             self.bundle.close()
         elif self._opened is not None:
@@ -478,9 +483,17 @@ class Verifier:
         if not self.bundle.problems and self._hash_early:
             self._early.start(self.bundle, self.copier)
         if self._signatures() and self.report.ok:
+            if self._hash_early:  # complete() follows: its documents judged from now on
+                self._judging = self._judge()
             return True
         self._early.stop()  # nothing is trusted: read no more
         return False
+
+    def _judge(self) -> Forked[_Judged]:
+        """:meth:`_documents`'s judgement, on another core for an archive of many members."""
+        assert self.bundle is not None and self.report.descriptor is not None
+        many = len(self.bundle.observed) >= FORK_MIN_MEMBERS
+        return Forked(self._documents(self.report.descriptor), fork=many)
 
     def _parts_present(self) -> bool:
         """Every part the index lists, at its size (sizes only: hashing comes later if needed)."""
@@ -569,8 +582,8 @@ class Verifier:
         b, doc = self.bundle, self.report.descriptor
         assert b is not None and doc is not None
         members = b.members()
-        documents = self._documents(doc)
-        with Forked(documents, fork=len(b.observed) >= FORK_MIN_MEMBERS) as judged:
+        judged, self._judging = self._judging or self._judge(), None  # (once per call)
+        with judged:
             return self._complete(b, doc, members, judged)
 
     def _complete(

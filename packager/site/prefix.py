@@ -40,10 +40,12 @@ class _FaultSteps:
         self.count = 0
         self.kill = int(os.environ.get("AIRGAP_TEST_KILL_AFTER") or 0)
         self.stop = int(os.environ.get("AIRGAP_TEST_STOP_AFTER") or 0)
+        #: counting at all (read once: a step is taken for each file an install writes)
+        self.counting = bool(self.kill or self.stop or "AIRGAP_TEST_KILL_AFTER" in os.environ)
         self._lock = threading.Lock()  # blobs are written by several threads
 
     def __call__(self) -> None:
-        if not (self.kill or self.stop or "AIRGAP_TEST_KILL_AFTER" in os.environ):
+        if not self.counting:
             return
         with self._lock:
             self.count += 1
