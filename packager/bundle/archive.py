@@ -89,6 +89,16 @@ class FileSink(Sink):
         except OSError as exc:
             raise write_error(self.final, exc) from None
 
+    def resume(self, offset: int) -> None:
+        """Go on writing at ``offset``: the file's first ``offset`` bytes were written by
+        another process (packager.bundle.onepass.ModelWrite)."""
+        try:
+            self._fh.flush()
+            self._fh.seek(offset)
+            self._fh.truncate(offset)
+        except OSError as exc:
+            raise write_error(self.final, exc) from None
+
     def cut(self, offset: int) -> None:
         """Drop everything from ``offset`` on (a blob written twice); writing goes on there."""
         try:

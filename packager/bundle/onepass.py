@@ -20,18 +20,27 @@ two listings), the tar is dropped and written the usual way.
 
 from __future__ import annotations
 
+import functools
 import os
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, BinaryIO
 
 from packager.bundle import layout
-from packager.bundle.archive import Entry, FileSink, TarWriter, write_entries
+from packager.bundle.archive import (
+    Entry,
+    FileSink,
+    Sink,
+    TarWriter,
+    write_entries,
+    write_error,
+)
 from packager.errors import LockMismatch, ResolveError
 from packager.manifest.model import Manifest
 from packager.resolve.lockfile import Lock
 from packager.resolve.statcache import Fact, StatCache, stat_key
+from packager.util.forked import Forked
 from packager.util.progress import Reporter
 
 if TYPE_CHECKING:
@@ -146,4 +155,103 @@ class OnePass:
 
     def abort(self) -> None:
         self.writer.__exit__(None, None, None)
+        self.sink.abort()
+
+
+#: a model file as the usual write copies it: (blob path, source, size, sha256 hex, what)
+ModelFile = tuple[str, str, int, str, str]
+
+
+class _StreamSink(Sink):
+    """A child's writes into the file the parent's FileSink made (committed by the parent)."""
+
+    def __init__(self, fh: BinaryIO, where: Path) -> None:
+        self._fh = fh
+        self._where = where
+
+    def write(self, data: bytes | bytearray | memoryview) -> None:
+        try:
+            self._fh.write(data)
+        except OSError as exc:
+            raise write_error(self._where, exc) from None
+
+
+def _write_model_files(
+    tmp: Path, final: Path, epoch: int, files: Sequence[ModelFile]
+) -> tuple[int, list[str], int]:
+    """The blob folders and ``files`` written from the start of ``tmp`` as
+    :func:`packager.bundle.archive.write_entries` writes them first (each checked against the
+    lock while it is copied: LockMismatch when it changed): (bytes written, the names written
+    in order, the model bytes)."""
+    names: list[str] = []
+    try:
+        fd = os.open(tmp, os.O_WRONLY | os.O_TRUNC | os.O_CLOEXEC)
+    except OSError as exc:
+        raise write_error(final, exc) from None
+    with open(fd, "wb", buffering=1 << 20) as fh:
+        with TarWriter(_StreamSink(fh, final), epoch) as writer:
+            for name in layout.BLOB_FOLDERS:
+                writer.add_dir(name)
+                names.append(name)
+            for name, source, size, sha256, what in files:
+                writer.add_file(name, Path(source), size=size, sha256=sha256, what=what)
+                names.append(name)
+        try:
+            fh.flush()
+        except OSError as exc:
+            raise write_error(final, exc) from None
+    return writer.size, names, sum(f[2] for f in files)
+
+
+class ModelWrite:
+    """A build from its lock: the model files written into the tar by a forked child
+    (packager.util.forked) from :meth:`start` on, while this process goes on; :meth:`joined`
+    hands the tar over as a :class:`OnePass` for the rest. A child that fails is run again here
+    (Forked), so its error (a model file that changed: LockMismatch) is raised here."""
+
+    def __init__(self, final: Path, epoch: int, files: list[ModelFile]) -> None:
+        self.sink = FileSink(final)
+        self.epoch = epoch
+        self.files = files
+        write = functools.partial(_write_model_files, self.sink.tmp, final, epoch, files)
+        self._job: Forked[tuple[int, list[str], int]] = Forked(write)
+
+    @classmethod
+    def start(cls, manifest: Manifest, lock: Lock, final: Path, epoch: int) -> ModelWrite:
+        """The lock's model files, in its order, each content once (as Plan.add_blob keeps the
+        first file of a digest), into a new tar that will be ``final``."""
+        from packager.bundle.assemble import model_source_root
+
+        root = model_source_root(manifest, lock)
+        files: dict[str, ModelFile] = {}
+        for f in lock.model.files:
+            name = layout.blob_path(f"sha256:{f.sha256}")
+            if name not in files:
+                files[name] = (name, str(root / f.path), f.size, f.sha256, f"model {f.path}")
+        return cls(final, epoch, list(files.values()))
+
+    def joined(self, entries: dict[str, Entry], first: Sequence[str]) -> OnePass | None:
+        """The tar holding the model files, to finish (:meth:`OnePass.finish`); None when the
+        bundle's entries do not begin with what was written (the tar is dropped: write it the
+        usual way)."""
+        try:
+            size, names, model_bytes = self._job.result()
+        except BaseException:
+            self.abort()
+            raise
+        if layout.archive_order(entries, first)[: len(names)] != names:
+            self.abort()
+            return None
+        try:
+            self.sink.resume(size)
+        except BaseException:
+            self.abort()
+            raise
+        writer = TarWriter(self.sink, self.epoch)
+        writer.size = size
+        return OnePass(self.sink, writer, set(names), [], model_bytes, matches=True)
+
+    def abort(self) -> None:
+        """Stop the child (if it still runs) and drop the tar."""
+        self._job.close()
         self.sink.abort()

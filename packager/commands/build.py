@@ -42,7 +42,7 @@ from packager.bundle.delta import (
     plan_delta,
 )
 from packager.bundle.descriptor import DeltaRecord, Descriptor, content_bytes, descriptor_bytes
-from packager.bundle.onepass import OnePass
+from packager.bundle.onepass import ModelWrite, OnePass
 from packager.bundle.parts import Part, PartsIndex, write_parts_index
 from packager.bundle.provenance import attestation
 from packager.bundle.store import BlobStore
@@ -64,7 +64,7 @@ from packager.signing.intoto import ManifestRef
 from packager.signing.keys import SigningKey
 from packager.util.cache import cache_dir
 from packager.util.compat import strict_zip
-from packager.util.forked import Forked
+from packager.util.forked import Forked, can_fork
 from packager.util.progress import Reporter
 from packager.util.timefmt import epoch_of, format_utc, source_date_epoch
 from packager.util.units import human_size
@@ -259,7 +259,16 @@ def build_target(
 ) -> BuiltBundle:
     """One target's bundle, written (``prepare``: :func:`prepare_target`'s options)."""
     one_pass = prepare.pop("one_pass", None)
-    p = prepare_target(manifest, lock, target, **prepare)
+    model_write: ModelWrite | None = prepare.pop("model_write", None)
+    try:
+        p = prepare_target(manifest, lock, target, **prepare)
+        if model_write is not None:  # the model files, written meanwhile by another process
+            one_pass = model_write.joined(p.entries, p.first)
+            model_write = None  # its tar is one_pass's now (or dropped)
+    except BaseException:
+        if model_write is not None:
+            model_write.abort()
+        raise
     return _write(
         p,
         out=out,
@@ -586,11 +595,14 @@ def _lock_for_build(
     offline: bool,
     timeout: float,
     before_write: Callable[[Lock], object] | None = None,
+    on_loaded: Callable[[Lock], object] | None = None,
 ) -> tuple[Lock, bool]:
     """The lock a build uses, as cargo and npm do: the lock beside the manifest when it is there
     and every input still matches it; none there (and not ``--locked``): lock now and write it
     (atomically). A lock of another manifest, or inputs that drifted, stop the build (exit 1)
     naming each one: a build never re-locks silently. Returns (the lock, whether it was written).
+    ``on_loaded``: called with a lock that belongs to the manifest, before its inputs are
+    checked (a build starts writing the model files then: packager.bundle.onepass.ModelWrite).
     """
     if locked or lock_path.exists():
         lock = load_lock(lock_path)
@@ -607,6 +619,8 @@ def _lock_for_build(
 
             _refuse_errors(scan_code(manifest))
             raise
+        if on_loaded is not None:
+            on_loaded(lock)
         reporter.phase("checking inputs against the lock")
         drift = find_drift(
             manifest, lock, cache=cache, reporter=reporter, offline=offline, timeout=timeout
@@ -684,6 +698,19 @@ def build(
         bases = read_bases(base, manifest.name, [t.id for t in targets])
     lock_path = lock_file or lock_path_for(manifest.path)
     one_pass: OnePass | None = None
+    model_write: ModelWrite | None = None
+    plain = not (combined or layout_only or split is not None or base is not None)
+
+    def write_model(lock: Lock) -> None:
+        """A build from the lock of a model of many files: its files go into the first target's
+        tar from another process while this one checks the inputs and describes the bundle."""
+        nonlocal model_write
+        if plain and len(lock.model.files) >= FORK_MIN_FILES and can_fork():
+            stem = layout.bundle_stem(manifest.name, manifest.version, targets[0].id)
+            model_write = ModelWrite.start(
+                manifest, lock, out / layout.tar_name(stem), _epoch(lock)
+            )
+
     with open_stat_cache() as cache:
         if (
             not locked
@@ -699,6 +726,7 @@ def build(
             lock, lock_written = _lock_for_build(
                 manifest, lock_path, locked, cache=cache, reporter=rep, offline=offline,
                 timeout=timeout, before_write=one_pass.check if one_pass else None,
+                on_loaded=write_model if one_pass is None else None,
             )  # fmt: skip
             if one_pass is not None and not one_pass.matches:
                 one_pass.abort()
@@ -706,17 +734,55 @@ def build(
         except BaseException:
             if one_pass is not None:
                 one_pass.abort()
+            if model_write is not None:
+                model_write.abort()
             raise
+    try:
+        return _build_targets(
+            manifest, lock, targets, out=out, split=split, layout_only=layout_only,
+            combined=combined, base=base, bases=bases, one_pass=one_pass,
+            model_write=model_write, lock_path=lock_path, locked=locked,
+            lock_written=lock_written, t0=t0, common={
+                "key": key, "reporter": rep, "timeout": timeout, "all_platforms": all_platforms,
+                "carry_trust": carry_trust, "site_kit": site_kit, "offline": offline,
+            },
+        )  # fmt: skip
+    except BaseException:  # a tar begun from the lock is dropped (aborting twice is harmless)
+        for begun in (one_pass, model_write):
+            if begun is not None:
+                begun.abort()
+        raise
+
+
+def _build_targets(
+    manifest: Manifest,
+    lock: Lock,
+    targets: list[Target],
+    *,
+    out: Path,
+    split: int | None,
+    layout_only: bool,
+    combined: bool,
+    base: Path | None,
+    bases: dict[str | None, BaseContent],
+    one_pass: OnePass | None,
+    model_write: ModelWrite | None,
+    lock_path: Path,
+    locked: bool,
+    lock_written: bool,
+    t0: float,
+    common: dict[str, Any],
+) -> BuildResult:
+    """:func:`build` once the lock is there: each target's bundle (or one combined)."""
     _check_allowed_code(manifest, lock)
     from packager.bundle.probe_payload import probe_payload
 
-    payload = probe_payload()
-    store = BlobStore(cache_dir() / "blobs")
-    common: dict[str, Any] = {
-        "key": key, "store": store, "probe_payload": payload, "reporter": rep,
-        "timeout": timeout, "all_platforms": all_platforms, "carry_trust": carry_trust,
-        "site_kit": site_kit, "offline": offline,
-    }  # fmt: skip
+    common = {
+        **common,
+        "store": BlobStore(cache_dir() / "blobs"),
+        "probe_payload": probe_payload(),
+    }
+    rep = common["reporter"]
     if combined:
         if base is not None:
             raise InputError("--combined and --base: a delta of a combined bundle is not made yet")
@@ -734,18 +800,14 @@ def build(
         prepared = [prepare_target(manifest, lock, t, **common) for t in targets]
         one = _combined(prepared, manifest, out=out, layout_only=layout_only, reporter=rep)
         return BuildResult([one], time.perf_counter() - t0, lock_path if locked else None)
-    try:
-        bundles = [
-            build_target(
-                manifest, lock, t, out=out, split=split, layout_only=layout_only,
-                one_pass=one_pass if i == 0 else None, base=bases.get(t.id), **common,
-            )
-            for i, t in enumerate(targets)
-        ]  # fmt: skip
-    except BaseException:
-        if one_pass is not None:
-            one_pass.abort()
-        raise
+    bundles = [
+        build_target(
+            manifest, lock, t, out=out, split=split, layout_only=layout_only,
+            one_pass=one_pass if i == 0 else None, base=bases.get(t.id),
+            model_write=model_write if i == 0 else None, **common,
+        )
+        for i, t in enumerate(targets)
+    ]  # fmt: skip
     return BuildResult(bundles, time.perf_counter() - t0, lock_path, lock_written)
 
 

@@ -149,3 +149,79 @@ def test_a_cold_build_of_two_targets_reads_into_the_first_and_equals_builds_from
     cold = tars(tmp_path / "cold")
     assert sorted(cold) == ["onepass-1.0.0-a.airgap.tar", "onepass-1.0.0-b.airgap.tar"]
     assert cold == tars(tmp_path / "warm")
+
+
+# ----------------------------------------------------------------------------- from the lock, two cores
+
+
+@pytest.fixture
+def on_two_cores(monkeypatch: pytest.MonkeyPatch) -> list[bool]:
+    """Every build from a lock writes its model files from another process (the threshold of
+    a model of many files set to 0); the list gets, per model write joined, whether a child
+    wrote them (False: written here, where fork is not to be had)."""
+    from packager.bundle import onepass
+    from packager.commands import build as build_module
+    from packager.util import forked
+
+    monkeypatch.setattr(build_module, "FORK_MIN_FILES", 0)
+    monkeypatch.setenv(forked.NO_FORK_ENV, "0")
+    joined: list[bool] = []
+    real = onepass.ModelWrite.joined
+
+    def spied(self: onepass.ModelWrite, *a: Any) -> Any:
+        joined.append(self._job.forked)
+        return real(self, *a)
+
+    monkeypatch.setattr(onepass.ModelWrite, "joined", spied)
+    return joined
+
+
+def test_a_build_from_its_lock_with_the_model_written_by_another_process_is_the_same_bytes(
+    manifest: Manifest, tmp_path: Path, monkeypatch: pytest.MonkeyPatch, on_two_cores: list[bool]
+) -> None:
+    from packager.util import forked
+
+    if not forked.can_fork():
+        pytest.skip("no fork or one CPU here: a build writes its model files itself")
+    cold = _build(manifest, tmp_path / "cold")  # locks (the one-pass read: no model write)
+    assert on_two_cores == []
+    two = _build(manifest, tmp_path / "two")
+    assert on_two_cores == [True]
+    monkeypatch.setenv(forked.NO_FORK_ENV, "1")
+    one = _build(manifest, tmp_path / "one")  # one process: the usual write
+    assert on_two_cores == [True]
+    assert cold == two == one
+    assert [p.name for p in (tmp_path / "two").iterdir()] == ["onepass-1.0.0.airgap.tar"]
+
+
+def test_a_model_file_unlike_its_lock_stops_the_build_and_leaves_nothing(
+    manifest: Manifest, tmp_path: Path, monkeypatch: pytest.MonkeyPatch, on_two_cores: list[bool]
+) -> None:
+    """A file the input check took as unchanged (a stat cache fooled by a same-size rewrite)
+    but whose bytes are not the locked ones: the model write's own hash stops the build."""
+    from packager.commands import build as build_module
+    from packager.util import forked
+
+    if not forked.can_fork():
+        pytest.skip("no fork or one CPU here: a build writes its model files itself")
+    _build(manifest, tmp_path / "cold")
+    notes = manifest.base_dir / "weights" / "sub" / "notes.txt"
+    notes.write_text("NOTES\n")  # the same size, other bytes
+    monkeypatch.setattr(build_module, "find_drift", lambda *a, **kw: [])
+    with pytest.raises(LockMismatch, match=r"model sub/notes\.txt .* changed since the lock"):
+        _build(manifest, tmp_path / "out")
+    assert on_two_cores == [True]  # the child found it (and this process, to raise it)
+    assert list((tmp_path / "out").iterdir()) == []  # no tar, no partial file
+
+
+@pytest.mark.parametrize(
+    "options",
+    [{"split": 4096}, {"layout_only": True}],
+    ids=["split", "layout-only"],
+)
+def test_a_build_into_parts_or_a_folder_writes_the_model_files_itself(
+    manifest: Manifest, tmp_path: Path, on_two_cores: list[bool], options: dict[str, Any]
+) -> None:
+    _build(manifest, tmp_path / "cold")
+    build(manifest, out=tmp_path / "out", key=signing_key(), **options)
+    assert on_two_cores == []
