@@ -1,12 +1,19 @@
 """Pure work on the second core: a forked child computes a function's result while this process
 goes on with its own work (the GIL keeps threads of Python code on one core).
 
-Only for pure functions of data already in memory (parsing and checking documents): the child
-reads no file, writes nothing but its result to a pipe, and leaves with ``os._exit`` (no atexit
+For work that is the same wherever it runs: pure functions of data already in memory (parsing
+and checking documents), or a write the caller hands over (a build's model files into its tar).
+The child writes nothing but its result to a pipe and leaves with ``os._exit`` (no atexit
 handler, no buffered output of the parent's written twice). Its result is the same as calling the
 function here, and whenever the child cannot give it (no ``fork`` on this platform, one CPU, the
 child failed or raised, its pipe broke) the function is simply called here: a :class:`Forked`
 never changes what is computed, only which core computes it.
+
+A child is forked from a process that may run threads (hashing, a progress bar). Only the forking
+thread goes on in the child: a lock another thread held at that moment stays held there (Python
+3.12 warns of this). So the parent watches a child it waits for: one that sleeps without using
+any CPU for :data:`STUCK_SECONDS` is taken to be stuck on such a lock, is killed, and the
+function is called here instead.
 """
 
 from __future__ import annotations
@@ -14,8 +21,10 @@ from __future__ import annotations
 import contextlib
 import os
 import pickle
+import select
 import signal
 import sys
+import time
 from collections.abc import Callable
 from typing import Generic, TypeVar
 
@@ -23,6 +32,10 @@ T = TypeVar("T")
 
 #: set to 1 to compute every Forked in this process (a debugger, a profile of one process)
 NO_FORK_ENV = "AIRGAP_NO_FORK"
+#: a child asleep this long without using CPU is stuck (see the module docstring)
+STUCK_SECONDS = 5.0
+#: how often a waiting parent looks at the child
+_POLL_SECONDS = 0.25
 
 
 def can_fork() -> bool:
@@ -30,10 +43,27 @@ def can_fork() -> bool:
     one CPU, and it was not turned off (:data:`NO_FORK_ENV`)."""
     return (
         hasattr(os, "fork")
-        and sys.platform != "darwin"  # fork without exec is unsafe with macOS system frameworks
+        and sys.platform.startswith("linux")  # /proc watches the child (and macOS's system
+        # frameworks are unsafe in a child forked without exec)
         and (os.cpu_count() or 1) > 1
         and os.environ.get(NO_FORK_ENV, "") in ("", "0")
     )
+
+
+def _progress(pid: int | None) -> tuple[str, int] | None:
+    """A process's state letter and the CPU ticks it used so far (/proc/PID/stat), or None."""
+    if pid is None:
+        return None
+    try:
+        with open(f"/proc/{pid}/stat", "rb") as fh:
+            stat = fh.read()
+    except OSError:
+        return None
+    fields = stat[stat.rfind(b")") + 2 :].split()  # after "PID (COMM) "; COMM may hold spaces
+    try:
+        return fields[0].decode("ascii", "replace"), int(fields[11]) + int(fields[12])
+    except (IndexError, ValueError):
+        return None
 
 
 class Forked(Generic[T]):
@@ -81,11 +111,10 @@ class Forked(Generic[T]):
         ``fn`` raises is raised here, as without a child)."""
         if self._fd is None:
             return self._fn()
-        chunks = []
-        with contextlib.suppress(OSError):
-            while chunk := os.read(self._fd, 1 << 20):
-                chunks.append(chunk)
-        ok = self._reap() == 0
+        chunks = self._read_all(self._fd)
+        ok = chunks is not None and self._reap() == 0
+        if not ok:
+            self.close()
         if ok and chunks:
             try:
                 value: T = pickle.loads(b"".join(chunks))  # our own child's bytes
@@ -93,6 +122,28 @@ class Forked(Generic[T]):
             except Exception:  # cut short: computed here
                 pass
         return self._fn()
+
+    def _read_all(self, fd: int) -> list[bytes] | None:
+        """The child's result as it comes; None when the child is stuck (see the module)."""
+        chunks: list[bytes] = []
+        last: tuple[str, int] | None = None
+        since = time.monotonic()
+        try:
+            while True:
+                ready, _, _ = select.select([fd], [], [], _POLL_SECONDS)
+                if ready:
+                    chunk = os.read(fd, 1 << 20)
+                    if not chunk:
+                        return chunks
+                    chunks.append(chunk)
+                    continue
+                now = _progress(self._pid)
+                if now is None or now != last or now[0] != "S":
+                    last, since = now, time.monotonic()  # at work (or cannot tell)
+                elif time.monotonic() - since > STUCK_SECONDS:
+                    return None
+        except OSError:
+            return chunks
 
     def _reap(self) -> int | None:
         """Close the pipe and wait for the child: its exit code (None when there was none)."""

@@ -93,3 +93,37 @@ def test_closing_ends_a_child_whose_result_is_not_wanted() -> None:
         assert pid is not None
     assert time.monotonic() - t0 < 10  # killed, not waited for
     assert _gone(pid)
+
+
+@pytest.mark.skipif(not forked.can_fork(), reason="no fork or one CPU here")
+def test_a_child_stuck_on_a_lock_another_thread_held_at_the_fork_is_replaced(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """The hazard of forking a process that runs threads: the child waits forever for a lock
+    that no thread of its own will release. It sleeps without using CPU: it is killed, and the
+    function is computed here (where the lock's holder lets it go)."""
+    import threading
+
+    monkeypatch.setattr(forked, "STUCK_SECONDS", 0.5)
+    held, release = threading.Lock(), threading.Event()
+    held.acquire()
+
+    def holder() -> None:
+        release.wait()
+        held.release()
+
+    def needs_the_lock() -> int:
+        with held:
+            return os.getpid()
+
+    thread = threading.Thread(target=holder)
+    thread.start()
+    job = Forked(needs_the_lock)
+    pid = job._pid
+    assert pid is not None
+    threading.Timer(1.0, release.set).start()  # after the child is found stuck
+    t0 = time.monotonic()
+    assert job.result() == os.getpid()  # computed here
+    assert 0.5 < time.monotonic() - t0 < 30
+    assert _gone(pid)
+    thread.join()
