@@ -211,7 +211,36 @@ def copy_verified(
     got, copied, grown, _ = copy_hashing(
         source, write, size=size, what=what, pool=pool, progress=progress
     )
-    _check_copy(source, what, size, sha256, copied, grown, got)
+    check_copy(source, what, size, sha256, copied, grown, got)
+
+
+def _unreadable(source: Path | str, what: str, exc: OSError) -> InputError:
+    return InputError(
+        f"{what} ({source}): cannot read: {exc.strerror}",
+        hint="it was there at lock time; restore it or lock again",
+    )
+
+
+def read_whole(source: Path | str, size: int, what: str) -> tuple[bytes, bool]:
+    """At most ``size`` bytes of a small file, in one read where the kernel gives them so:
+    (its bytes, whether it holds more than ``size``). A short read is not the end: read to
+    EOF, or to one byte past ``size``."""
+    try:
+        fd = os.open(source, os.O_RDONLY | os.O_CLOEXEC)
+    except OSError as exc:
+        raise _unreadable(source, what, exc) from None
+    try:
+        data = b""
+        while len(data) <= size:
+            more = os.read(fd, size + 1 - len(data))
+            if not more:
+                break
+            data += more
+    except OSError as exc:
+        raise _unreadable(source, what, exc) from None
+    finally:
+        os.close(fd)
+    return data[:size], len(data) > size
 
 
 def copy_hashing(
@@ -230,29 +259,18 @@ def copy_hashing(
     h = hashlib.sha256()
     pending: Future[None] | None = None
     copied = 0
-    try:
-        fh = open(source, "rb", buffering=0)  # noqa: SIM115
-    except OSError as exc:
-        raise InputError(
-            f"{what} ({source}): cannot read: {exc.strerror}",
-            hint="it was there at lock time; restore it or lock again",
-        ) from None
     if size <= SMALL:  # one read, hashed here: no buffers to allocate, no thread to wake
-        with fh:
-            data = b""
-            while len(data) <= size:  # a short read is not the end: read to EOF or one past
-                more = fh.read(size + 1 - len(data))
-                if not more:
-                    break
-                data += more
-        grown = len(data) > size
-        data = data[:size]
+        data, grown = read_whole(source, size, what)
         h.update(data)
         write(memoryview(data))
         copied = len(data)
         if progress:
             progress(copied)
         return h.hexdigest(), copied, grown, data[:head]
+    try:
+        fh = open(source, "rb", buffering=0)  # noqa: SIM115
+    except OSError as exc:
+        raise _unreadable(source, what, exc) from None
     bufs = (bytearray(CHUNK), bytearray(CHUNK))
     first = b""
     with fh:
@@ -279,8 +297,8 @@ def copy_hashing(
     return h.hexdigest(), copied, grown, first
 
 
-def _check_copy(
-    source: Path, what: str, size: int, sha256: str, copied: int, grown: bool, got: str
+def check_copy(
+    source: Path | str, what: str, size: int, sha256: str, copied: int, grown: bool, got: str
 ) -> None:
     if copied != size or grown:
         raise LockMismatch(

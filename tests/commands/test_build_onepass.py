@@ -194,9 +194,19 @@ def test_a_build_from_its_lock_with_the_model_written_by_another_process_is_the_
     assert [p.name for p in (tmp_path / "two").iterdir()] == ["onepass-1.0.0.airgap.tar"]
 
 
+@pytest.mark.parametrize(
+    ("content", "words"),
+    [
+        ("NOTES\n", r"model sub/notes\.txt .* changed since the lock: sha256"),
+        ("notes, and more\n", r"model sub/notes\.txt .* changed size since the lock"),
+        ("", r"model sub/notes\.txt .* changed size since the lock: locked 6 bytes, now 0"),
+    ],
+    ids=["same-size", "grown", "emptied"],
+)
 def test_a_model_file_unlike_its_lock_stops_the_build_and_leaves_nothing(
-    manifest: Manifest, tmp_path: Path, monkeypatch: pytest.MonkeyPatch, on_two_cores: list[bool]
-) -> None:
+    manifest: Manifest, tmp_path: Path, monkeypatch: pytest.MonkeyPatch, on_two_cores: list[bool],
+    content: str, words: str,
+) -> None:  # fmt: skip
     """A file the input check took as unchanged (a stat cache fooled by a same-size rewrite)
     but whose bytes are not the locked ones: the model write's own hash stops the build."""
     from packager.commands import build as build_module
@@ -206,9 +216,9 @@ def test_a_model_file_unlike_its_lock_stops_the_build_and_leaves_nothing(
         pytest.skip("no fork or one CPU here: a build writes its model files itself")
     _build(manifest, tmp_path / "cold")
     notes = manifest.base_dir / "weights" / "sub" / "notes.txt"
-    notes.write_text("NOTES\n")  # the same size, other bytes
+    notes.write_text(content)
     monkeypatch.setattr(build_module, "find_drift", lambda *a, **kw: [])
-    with pytest.raises(LockMismatch, match=r"model sub/notes\.txt .* changed since the lock"):
+    with pytest.raises(LockMismatch, match=words):
         _build(manifest, tmp_path / "out")
     assert on_two_cores == [True]  # the child found it (and this process, to raise it)
     assert list((tmp_path / "out").iterdir()) == []  # no tar, no partial file
