@@ -154,6 +154,32 @@ def statement(
     }
 
 
+def _resolved(dependencies: Iterable[Dependency]) -> list[dict[str, Any]]:
+    """Each dependency's ResourceDescriptor, exact duplicates merged, sorted by uri, then name,
+    then its canonical JSON. A build of 50,000 files has 50,000: they are merged by their fields
+    and sorted by (uri, name), and only those that share both are spelled as canonical JSON."""
+    unique: dict[tuple[Any, ...], dict[str, Any]] = {}
+    for dep in dependencies:
+        d = dep.to_dict()
+        notes = d.get("annotations")
+        key = (
+            d["uri"],
+            d["digest"]["sha256"],
+            d.get("name"),
+            d.get("mediaType"),
+            None if notes is None else canonical_json(notes),
+        )
+        unique.setdefault(key, d)
+    by_place: dict[tuple[str, str], list[dict[str, Any]]] = {}
+    for d in unique.values():
+        by_place.setdefault((d["uri"], d.get("name", "")), []).append(d)
+    out: list[dict[str, Any]] = []
+    for place in sorted(by_place):
+        same = by_place[place]
+        out += same if len(same) == 1 else sorted(same, key=canonical_json)
+    return out
+
+
 def provenance_statement(
     subjects: Iterable[Subject],
     *,
@@ -188,7 +214,7 @@ def provenance_statement(
     }
     if target is not None:
         external["target"] = target
-    deps = {canonical_json(d): d for d in (dep.to_dict() for dep in dependencies)}
+    resolved = _resolved(dependencies)
     metadata: dict[str, Any] = {
         "startedOn": rfc3339(started_on),
         "finishedOn": rfc3339(finished_on),
@@ -200,13 +226,7 @@ def provenance_statement(
             "buildType": BUILD_TYPE,
             "externalParameters": external,
             "internalParameters": {"toolVersion": tool_version},
-            "resolvedDependencies": [
-                deps[k]
-                for k in sorted(
-                    deps,
-                    key=lambda k: (deps[k]["uri"], deps[k].get("name", ""), k),
-                )
-            ],
+            "resolvedDependencies": resolved,
         },
         "runDetails": {
             "builder": {"id": builder_id, "version": {"airgap": tool_version}},

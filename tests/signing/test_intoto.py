@@ -106,6 +106,40 @@ def test_order_of_inputs_does_not_matter() -> None:
     )
 
 
+def _resolved_by_definition(deps: list[intoto.Dependency]) -> list[dict[str, Any]]:
+    """resolvedDependencies as first written: merged by canonical JSON, sorted by (uri, name,
+    canonical JSON)."""
+    by_json = {canonical_json(d): d for d in (dep.to_dict() for dep in deps)}
+    order = sorted(by_json, key=lambda k: (by_json[k]["uri"], by_json[k].get("name", ""), k))
+    return [by_json[k] for k in order]
+
+
+def test_resolved_dependencies_are_merged_and_ordered_by_their_definition() -> None:
+    """Random lists (duplicates, one uri under several digests, names, media types, empty
+    names, annotations that differ in one value or in key order): the same list as merging by
+    canonical JSON and sorting by (uri, name, canonical JSON)."""
+    import random
+
+    rng = random.Random(15)
+    for _ in range(300):
+        deps = []
+        for _ in range(rng.randrange(0, 12)):
+            deps.append(
+                intoto.Dependency(
+                    f"file:{rng.choice('abc')}",
+                    H[rng.choice("012")],
+                    name=rng.choice([None, "", "x", "y"]),
+                    media_type=rng.choice([None, "", "application/x"]),
+                    annotations=rng.choice(
+                        [None, {}, {"k": 1, "j": "v"}, {"j": "v", "k": 1}, {"k": 2}]
+                    ),
+                )
+            )
+        deps += rng.sample(deps, k=len(deps) // 2)  # exact duplicates
+        rng.shuffle(deps)
+        assert intoto._resolved(deps) == _resolved_by_definition(deps)
+
+
 @pytest.mark.parametrize(
     "overrides",
     [
