@@ -89,18 +89,10 @@ class FileSink(Sink):
         except OSError as exc:
             raise write_error(self.final, exc) from None
 
-    def resume(self, offset: int) -> None:
-        """Go on writing at ``offset``: the file's first ``offset`` bytes were written by
-        another process (packager.bundle.onepass.ModelWrite)."""
-        try:
-            self._fh.flush()
-            self._fh.seek(offset)
-            self._fh.truncate(offset)
-        except OSError as exc:
-            raise write_error(self.final, exc) from None
-
     def cut(self, offset: int) -> None:
-        """Drop everything from ``offset`` on (a blob written twice); writing goes on there."""
+        """Drop everything from ``offset`` on (a blob written twice); writing goes on there.
+        Also how this sink takes over a file whose first ``offset`` bytes another process
+        wrote (packager.bundle.onepass.ModelWrite)."""
         try:
             self._fh.flush()
             self._fh.truncate(offset)
@@ -197,7 +189,7 @@ class PartsSink(Sink):
 
 
 def copy_verified(
-    source: Path,
+    source: Path | str,
     write: Callable[[memoryview], object],
     *,
     size: int,
@@ -211,7 +203,7 @@ def copy_verified(
     got, copied, grown, _ = copy_hashing(
         source, write, size=size, what=what, pool=pool, progress=progress
     )
-    check_copy(source, what, size, sha256, copied, grown, got)
+    _check_copy(source, what, size, sha256, copied, grown, got)
 
 
 def _unreadable(source: Path | str, what: str, exc: OSError) -> InputError:
@@ -221,7 +213,7 @@ def _unreadable(source: Path | str, what: str, exc: OSError) -> InputError:
     )
 
 
-def read_whole(source: Path | str, size: int, what: str) -> tuple[bytes, bool]:
+def _read_whole(source: Path | str, size: int, what: str) -> tuple[bytes, bool]:
     """At most ``size`` bytes of a small file, in one read where the kernel gives them so:
     (its bytes, whether it holds more than ``size``). A short read is not the end: read to
     EOF, or to one byte past ``size``."""
@@ -244,7 +236,7 @@ def read_whole(source: Path | str, size: int, what: str) -> tuple[bytes, bool]:
 
 
 def copy_hashing(
-    source: Path,
+    source: Path | str,
     write: Callable[[memoryview], object],
     *,
     size: int,
@@ -260,7 +252,7 @@ def copy_hashing(
     pending: Future[None] | None = None
     copied = 0
     if size <= SMALL:  # one read, hashed here: no buffers to allocate, no thread to wake
-        data, grown = read_whole(source, size, what)
+        data, grown = _read_whole(source, size, what)
         h.update(data)
         write(memoryview(data))
         copied = len(data)
@@ -297,7 +289,7 @@ def copy_hashing(
     return h.hexdigest(), copied, grown, first
 
 
-def check_copy(
+def _check_copy(
     source: Path | str, what: str, size: int, sha256: str, copied: int, grown: bool, got: str
 ) -> None:
     if copied != size or grown:
@@ -535,7 +527,7 @@ class TarWriter:
     def add_file(
         self,
         name: str,
-        source: Path,
+        source: Path | str,
         *,
         size: int,
         sha256: str,

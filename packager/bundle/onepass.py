@@ -21,7 +21,6 @@ two listings), the tar is dropped and written the usual way.
 from __future__ import annotations
 
 import functools
-import hashlib
 import os
 from collections.abc import Sequence
 from dataclasses import dataclass, field
@@ -30,13 +29,10 @@ from typing import TYPE_CHECKING, BinaryIO
 
 from packager.bundle import layout
 from packager.bundle.archive import (
-    SMALL,
     Entry,
     FileSink,
     Sink,
     TarWriter,
-    check_copy,
-    read_whole,
     write_entries,
     write_error,
 )
@@ -198,13 +194,7 @@ def _write_model_files(
                 writer.add_dir(name)
                 names.append(name)
             for name, source, size, sha256, what in files:
-                if size > SMALL:
-                    writer.add_file(name, Path(source), size=size, sha256=sha256, what=what)
-                else:  # add_file's bytes, without its stream and thread (50,000 small files)
-                    data, grown = read_whole(source, size, what)
-                    got = hashlib.sha256(data).hexdigest()
-                    check_copy(source, what, size, sha256, len(data), grown, got)
-                    writer.add_bytes(name, data)
+                writer.add_file(name, source, size=size, sha256=sha256, what=what)
                 names.append(name)
         try:
             fh.flush()
@@ -222,7 +212,6 @@ class ModelWrite:
     def __init__(self, final: Path, epoch: int, files: list[ModelFile]) -> None:
         self.sink = FileSink(final)
         self.epoch = epoch
-        self.files = files
         write = functools.partial(_write_model_files, self.sink.tmp, final, epoch, files)
         self._job: Forked[tuple[int, list[str], int]] = Forked(write)
 
@@ -252,14 +241,10 @@ class ModelWrite:
         usual way)."""
         try:
             size, names, model_bytes = self._job.result()
-        except BaseException:
-            self.abort()
-            raise
-        if layout.archive_order(entries, first)[: len(names)] != names:
-            self.abort()
-            return None
-        try:
-            self.sink.resume(size)
+            if layout.archive_order(entries, first)[: len(names)] != names:
+                self.abort()
+                return None
+            self.sink.cut(size)  # this process writes on after the child's bytes
         except BaseException:
             self.abort()
             raise
