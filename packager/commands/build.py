@@ -3,6 +3,7 @@ target, each under a temporary name renamed into place at the end."""
 
 from __future__ import annotations
 
+import functools
 import os
 import time
 from collections.abc import Callable
@@ -58,7 +59,7 @@ from packager.commands.lock import (
 from packager.errors import CheckFailed, InputError, LockMismatch, ResolveError
 from packager.findings import Finding
 from packager.manifest.model import Manifest, Target
-from packager.resolve.lockfile import Lock, LockedTarget
+from packager.resolve.lockfile import Lock
 from packager.resolve.statcache import StatCache
 from packager.signing.intoto import ManifestRef
 from packager.signing.keys import SigningKey
@@ -260,15 +261,9 @@ def build_target(
     """One target's bundle, written (``prepare``: :func:`prepare_target`'s options)."""
     one_pass = prepare.pop("one_pass", None)
     model_write: ModelWrite | None = prepare.pop("model_write", None)
-    try:
-        p = prepare_target(manifest, lock, target, **prepare)
-        if model_write is not None:  # the model files, written meanwhile by another process
-            one_pass = model_write.joined(p.entries, p.first)
-            model_write = None  # its tar is one_pass's now (or dropped)
-    except BaseException:
-        if model_write is not None:
-            model_write.abort()
-        raise
+    p = prepare_target(manifest, lock, target, **prepare)
+    if model_write is not None:  # the model files, written meanwhile by another process
+        one_pass = model_write.joined(p.entries, p.first)  # (build() aborts it on a failure)
     return _write(
         p,
         out=out,
@@ -295,8 +290,6 @@ def prepare_target(
     site_kit: bool = False,
     offline: bool = False,
 ) -> _Prepared:
-    from packager.bundle.sbom import build_sbom, sbom_bytes
-
     locked = lock.target(target.id)
     epoch = _epoch(lock)
     created = format_utc(epoch)
@@ -304,156 +297,135 @@ def prepare_target(
         format_utc(epoch + int(manifest.expires.total_seconds())) if manifest.expires else None
     )
 
-    def sbom() -> bytes:
-        doc = build_sbom(
-            lock,
-            target.id,
-            bundle_name=manifest.name,
-            bundle_version=manifest.version,
-            serial_seed=f"{lock.manifest_digest}/{target.id}",
-            timestamp=created,
-            tool_version=__version__,
-            model_license=manifest.model.license,
-            precision=target.precision,
-            chips=target.accelerator.chips,
-            accelerator_vendor=target.accelerator.vendor,
-        )
-        return sbom_bytes(doc)  # the dict per file is gone when this returns (peak memory)
-
     # a model of many files: its SBOM (a component per file, pure) is made on another core while
     # this one plans the blobs and makes the attestation (forked before the image collection
     # starts its threads)
-    made_sbom = Forked(sbom, fork=len(lock.model.files) >= FORK_MIN_FILES)
-    try:
-        return _prepare(
-            manifest, lock, target, made_sbom, locked=locked, epoch=epoch, created=created,
-            expires=expires, key=key, store=store, probe_payload=probe_payload,
-            reporter=reporter, timeout=timeout, all_platforms=all_platforms,
-            carry_trust=carry_trust, base=base, site_kit=site_kit, offline=offline,
-        )  # fmt: skip
-    finally:
-        made_sbom.close()
+    sbom = functools.partial(_sbom, manifest, lock, target, created)
+    with Forked(sbom, fork=len(lock.model.files) >= FORK_MIN_FILES) as made_sbom:
+        plan = Plan(target, locked)
+        collected = []
+        if target.images:  # the image machinery (docker SDK, registry clients) only when needed
+            from packager.bundle.images import collect_image
 
+            reporter.phase(f"images{f' [{target.id}]' if target.id else ''}")
+            collected = [
+                collect_image(
+                    img, li, store, timeout=timeout, progress=reporter.advance,
+                    all_platforms=all_platforms,
+                )
+                for img, li in strict_zip(target.images, locked.images)
+            ]  # fmt: skip
+        plan_model(plan, manifest, lock, created)
+        plan_kernels(plan, manifest)
+        plan_wheels(plan, _wheel_sources(target, locked))
+        plan_files(plan, manifest.base_dir)
+        plan_probe(plan, probe_payload)
+        kit_notes: list[str] = []
+        if site_kit:
+            from packager.bundle.site_kit import site_kit as make_kit
 
-def _prepare(
-    manifest: Manifest,
-    lock: Lock,
-    target: Target,
-    made_sbom: Forked[bytes],
-    *,
-    locked: LockedTarget,
-    epoch: int,
-    created: str,
-    expires: str | None,
-    key: SigningKey | None,
-    store: BlobStore,
-    probe_payload: dict[str, bytes],
-    reporter: Reporter,
-    timeout: float,
-    all_platforms: bool,
-    carry_trust: bytes | None,
-    base: BaseContent | None,
-    site_kit: bool,
-    offline: bool,
-) -> _Prepared:
-    plan = Plan(target, locked)
-    collected = []
-    if target.images:  # the image machinery (docker SDK, registry clients) only when needed
-        from packager.bundle.images import collect_image
-
-        reporter.phase(f"images{f' [{target.id}]' if target.id else ''}")
-        collected = [
-            collect_image(
-                img, li, store, timeout=timeout, progress=reporter.advance,
-                all_platforms=all_platforms,
+            reporter.phase(f"site kit [{target.platform}]")
+            kit = make_kit(target.platform, offline=offline)
+            plan_site_kit(plan, kit.files)
+            kit_notes.append(
+                f"site kit for {target.platform}: {len(kit.files)} files, {human_size(kit.size)} "
+                f"(sh {layout.SITE_LAUNCHER} BUNDLE COMMAND)"
             )
-            for img, li in strict_zip(target.images, locked.images)
-        ]  # fmt: skip
-    plan_model(plan, manifest, lock, created)
-    plan_kernels(plan, manifest)
-    plan_wheels(plan, _wheel_sources(target, locked))
-    plan_files(plan, manifest.base_dir)
-    plan_probe(plan, probe_payload)
-    kit_notes: list[str] = []
-    if site_kit:
-        from packager.bundle.site_kit import site_kit as make_kit
-
-        reporter.phase(f"site kit [{target.platform}]")
-        kit = make_kit(target.platform, offline=offline)
-        plan_site_kit(plan, kit.files)
-        kit_notes.append(
-            f"site kit for {target.platform}: {len(kit.files)} files, {human_size(kit.size)} "
-            f"(sh {layout.SITE_LAUNCHER} BUNDLE COMMAND)"
+        plan_images(plan, collected, store)
+        # what takes seconds for a model of many files: one SBOM, provenance, descriptor and model
+        # signature entry per file (not the kit's phase above: a user sees which step is slow)
+        reporter.phase(f"describing and signing{f' [{target.id}]' if target.id else ''}")
+        envelope, attested = attestation(
+            plan,
+            ManifestRef(manifest.name, manifest.version, lock.manifest_digest),
+            lock,
+            key,
+            epoch,
         )
-    plan_images(plan, collected, store)
-    # what takes seconds for a model of many files: one SBOM, provenance, descriptor and model
-    # signature entry per file (not the kit's phase above: a user sees which step is slow)
-    reporter.phase(f"describing and signing{f' [{target.id}]' if target.id else ''}")
-    envelope, attested = attestation(
-        plan, ManifestRef(manifest.name, manifest.version, lock.manifest_digest), lock, key, epoch
-    )
-    plan.airgap_files[layout.SBOM] = made_sbom.result()  # made meanwhile (not attested)
-    if carry_trust is not None:
-        plan.airgap_files[layout.CARRIED_TRUST] = carry_trust
-    descriptor = describe(manifest, lock, plan, target, created, expires, attested)
-    bundle_json = descriptor_bytes(descriptor, check=True)  # what is signed: the whole version
-    digest = sha256_digest(bundle_json)
-    written, delta = _delta(descriptor, bundle_json, base)
-    entries: dict[str, bytes] = {
-        layout.OCI_LAYOUT: layout.OCI_LAYOUT_CONTENT,
-        layout.INDEX_JSON: index_json(plan),
-        layout.BUNDLE_JSON: written,
-        layout.ATTESTATION: envelope,
-        **plan.airgap_files,
-    }
-    signed_by = []
-    notes: list[str] = [*kit_notes]
-    model_sig: str | None = None
-    if key is not None:
-        from packager.signing.signature import signature_file_content
-        from packager.signing.signing_time import make_record
-
-        entries[layout.signature_path(key.keyid)] = signature_file_content(key.sign(bundle_json))
-        entries[layout.signing_time_path(key.keyid)] = make_record(key, digest, _signing_time())
-        signed_by.append(key.keyid)
-        model_sig, note = _model_signature(descriptor, key, entries)
-        notes += [note] if note else []
-    stem = layout.bundle_stem(manifest.name, manifest.version, target.id)
-    content = plan.entries(entries)
-    carried = plan.stored_bytes
-    if delta is not None:
-        assert base is not None
-        stem = layout.delta_stem(stem, base.ref.version)
-        for d in delta.not_carried:
-            del content[layout.blob_path(d)]
-        for path in delta.not_carried_files:  # the site kit's wheels its base has installed
-            del content[path]
-        as_delta = replace(descriptor, delta=delta)
-        carried, kit_left_out = carried_bytes(as_delta), not_carried_file_bytes(as_delta)
-    return _Prepared(
-        target=target.id,
-        stem=stem,
-        entries=content,
-        digest=digest,
-        epoch=epoch,
-        blobs=len(plan.blobs),
-        stored_bytes=carried,
-        logical_bytes=plan.logical_bytes,
-        signed_by=signed_by,
-        model_signature=model_sig,
-        notes=notes,
-        delta={
-            "base": delta.base.to_json(),
-            "not_carried": len(delta.not_carried),
-            "not_carried_bytes": plan.stored_bytes - carried,
-            "carried_bytes": carried,
-            "not_carried_files": len(delta.not_carried_files),
-            "not_carried_files_bytes": kit_left_out,
+        plan.airgap_files[layout.SBOM] = made_sbom.result()  # made meanwhile (not attested)
+        if carry_trust is not None:
+            plan.airgap_files[layout.CARRIED_TRUST] = carry_trust
+        descriptor = describe(manifest, lock, plan, target, created, expires, attested)
+        bundle_json = descriptor_bytes(descriptor, check=True)  # what is signed: the whole version
+        digest = sha256_digest(bundle_json)
+        written, delta = _delta(descriptor, bundle_json, base)
+        entries: dict[str, bytes] = {
+            layout.OCI_LAYOUT: layout.OCI_LAYOUT_CONTENT,
+            layout.INDEX_JSON: index_json(plan),
+            layout.BUNDLE_JSON: written,
+            layout.ATTESTATION: envelope,
+            **plan.airgap_files,
         }
-        if delta is not None
-        else None,
-        first=[layout.blob_path(f"sha256:{f.sha256}") for f in lock.model.files],
+        signed_by = []
+        notes: list[str] = [*kit_notes]
+        model_sig: str | None = None
+        if key is not None:
+            from packager.signing.signature import signature_file_content
+            from packager.signing.signing_time import make_record
+
+            entries[layout.signature_path(key.keyid)] = signature_file_content(
+                key.sign(bundle_json)
+            )
+            entries[layout.signing_time_path(key.keyid)] = make_record(key, digest, _signing_time())
+            signed_by.append(key.keyid)
+            model_sig, note = _model_signature(descriptor, key, entries)
+            notes += [note] if note else []
+        stem = layout.bundle_stem(manifest.name, manifest.version, target.id)
+        content = plan.entries(entries)
+        carried = plan.stored_bytes
+        if delta is not None:
+            assert base is not None
+            stem = layout.delta_stem(stem, base.ref.version)
+            for d in delta.not_carried:
+                del content[layout.blob_path(d)]
+            for path in delta.not_carried_files:  # the site kit's wheels its base has installed
+                del content[path]
+            as_delta = replace(descriptor, delta=delta)
+            carried, kit_left_out = carried_bytes(as_delta), not_carried_file_bytes(as_delta)
+        return _Prepared(
+            target=target.id,
+            stem=stem,
+            entries=content,
+            digest=digest,
+            epoch=epoch,
+            blobs=len(plan.blobs),
+            stored_bytes=carried,
+            logical_bytes=plan.logical_bytes,
+            signed_by=signed_by,
+            model_signature=model_sig,
+            notes=notes,
+            delta={
+                "base": delta.base.to_json(),
+                "not_carried": len(delta.not_carried),
+                "not_carried_bytes": plan.stored_bytes - carried,
+                "carried_bytes": carried,
+                "not_carried_files": len(delta.not_carried_files),
+                "not_carried_files_bytes": kit_left_out,
+            }
+            if delta is not None
+            else None,
+            first=[layout.blob_path(f"sha256:{f.sha256}") for f in lock.model.files],
+        )
+
+
+def _sbom(manifest: Manifest, lock: Lock, target: Target, created: str) -> bytes:
+    """The target's SBOM, as written into the bundle."""
+    from packager.bundle.sbom import build_sbom, sbom_bytes
+
+    doc = build_sbom(
+        lock,
+        target.id,
+        bundle_name=manifest.name,
+        bundle_version=manifest.version,
+        serial_seed=f"{lock.manifest_digest}/{target.id}",
+        timestamp=created,
+        tool_version=__version__,
+        model_license=manifest.model.license,
+        precision=target.precision,
+        chips=target.accelerator.chips,
+        accelerator_vendor=target.accelerator.vendor,
     )
+    return sbom_bytes(doc)  # the dict per file is gone when this returns (peak memory)
 
 
 def _write(
@@ -737,78 +709,49 @@ def build(
             if model_write is not None:
                 model_write.abort()
             raise
-    try:
-        return _build_targets(
-            manifest, lock, targets, out=out, split=split, layout_only=layout_only,
-            combined=combined, base=base, bases=bases, one_pass=one_pass,
-            model_write=model_write, lock_path=lock_path, locked=locked,
-            lock_written=lock_written, t0=t0, common={
-                "key": key, "reporter": rep, "timeout": timeout, "all_platforms": all_platforms,
-                "carry_trust": carry_trust, "site_kit": site_kit, "offline": offline,
-            },
-        )  # fmt: skip
-    except BaseException:  # a tar begun from the lock is dropped (aborting twice is harmless)
+    try:  # a tar begun from the lock is dropped on any failure (aborting twice is harmless)
+        _check_allowed_code(manifest, lock)
+        from packager.bundle.probe_payload import probe_payload
+
+        common: dict[str, Any] = {
+            "key": key, "store": BlobStore(cache_dir() / "blobs"),
+            "probe_payload": probe_payload(), "reporter": rep, "timeout": timeout,
+            "all_platforms": all_platforms, "carry_trust": carry_trust, "site_kit": site_kit,
+            "offline": offline,
+        }  # fmt: skip
+        if combined:
+            if base is not None:
+                raise InputError(
+                    "--combined and --base: a delta of a combined bundle is not made yet"
+                )
+            if len(targets) < 2:
+                raise InputError(
+                    "--combined puts several targets into one bundle: the manifest (or --target) "
+                    f"selects {len(targets)}",
+                    hint="use it with a manifest that has `targets:` of two or more",
+                )
+            if split is not None:
+                raise InputError(
+                    "--combined cannot be split into parts yet",
+                    hint="build it whole, or build one bundle per target with --split",
+                )
+            prepared = [prepare_target(manifest, lock, t, **common) for t in targets]
+            one = _combined(prepared, manifest, out=out, layout_only=layout_only, reporter=rep)
+            return BuildResult([one], time.perf_counter() - t0, lock_path if locked else None)
+        bundles = [
+            build_target(
+                manifest, lock, t, out=out, split=split, layout_only=layout_only,
+                one_pass=one_pass if i == 0 else None, base=bases.get(t.id),
+                model_write=model_write if i == 0 else None, **common,
+            )
+            for i, t in enumerate(targets)
+        ]  # fmt: skip
+        return BuildResult(bundles, time.perf_counter() - t0, lock_path, lock_written)
+    except BaseException:
         for begun in (one_pass, model_write):
             if begun is not None:
                 begun.abort()
         raise
-
-
-def _build_targets(
-    manifest: Manifest,
-    lock: Lock,
-    targets: list[Target],
-    *,
-    out: Path,
-    split: int | None,
-    layout_only: bool,
-    combined: bool,
-    base: Path | None,
-    bases: dict[str | None, BaseContent],
-    one_pass: OnePass | None,
-    model_write: ModelWrite | None,
-    lock_path: Path,
-    locked: bool,
-    lock_written: bool,
-    t0: float,
-    common: dict[str, Any],
-) -> BuildResult:
-    """:func:`build` once the lock is there: each target's bundle (or one combined)."""
-    _check_allowed_code(manifest, lock)
-    from packager.bundle.probe_payload import probe_payload
-
-    common = {
-        **common,
-        "store": BlobStore(cache_dir() / "blobs"),
-        "probe_payload": probe_payload(),
-    }
-    rep = common["reporter"]
-    if combined:
-        if base is not None:
-            raise InputError("--combined and --base: a delta of a combined bundle is not made yet")
-        if len(targets) < 2:
-            raise InputError(
-                "--combined puts several targets into one bundle: the manifest (or --target) "
-                f"selects {len(targets)}",
-                hint="use it with a manifest that has `targets:` of two or more",
-            )
-        if split is not None:
-            raise InputError(
-                "--combined cannot be split into parts yet",
-                hint="build it whole, or build one bundle per target with --split",
-            )
-        prepared = [prepare_target(manifest, lock, t, **common) for t in targets]
-        one = _combined(prepared, manifest, out=out, layout_only=layout_only, reporter=rep)
-        return BuildResult([one], time.perf_counter() - t0, lock_path if locked else None)
-    bundles = [
-        build_target(
-            manifest, lock, t, out=out, split=split, layout_only=layout_only,
-            one_pass=one_pass if i == 0 else None, base=bases.get(t.id),
-            model_write=model_write if i == 0 else None, **common,
-        )
-        for i, t in enumerate(targets)
-    ]  # fmt: skip
-    return BuildResult(bundles, time.perf_counter() - t0, lock_path, lock_written)
 
 
 def _check_allowed_code(manifest: Manifest, lock: Lock) -> None:
