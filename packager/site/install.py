@@ -766,7 +766,7 @@ def _stage(
                 f"{member}: the bundle holds {m.size} bytes, signed size is {size}"
             )
         data = b.read_small(member)  # a tar's member of at most BATCH_MAX_BLOB: never None
-        return b"" if data is None else data  # (nothing read: put_batch names the short blob)
+        return b"" if data is None else data  # (nothing read: put_batches names the short blob)
 
     # a tar's small blobs in batches, one file-system sync each (BlobStore.put_batches)
     batched = isinstance(b, TarBundle) and pulled is None

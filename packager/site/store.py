@@ -147,7 +147,7 @@ def capped_copy(
     return h.hexdigest()
 
 
-#: blobs up to this size may be stored in batches (:meth:`BlobStore.put_batch`): read whole,
+#: blobs up to this size may be stored in batches (:meth:`BlobStore.put_batches`): read whole,
 #: as a bundle reads a small member in place (packager.bundle.reader.SMALL_MEMBER)
 BATCH_MAX_BLOB = SMALL_MEMBER
 #: a batch holds at most this many blobs, or bytes (one file-system sync each)
@@ -272,27 +272,6 @@ class BlobStore:
         self._refuse_planted(hexd)
         staging.rename(tmp, self.dir, hexd)  # over a damaged one of the wrong size, if any
 
-    def put_batch(
-        self,
-        blobs: list[tuple[str, int, str]],
-        read: Callable[[str, int, str], bytes],
-        staging: Dir,
-        *,
-        progress: Callable[[int], None] | None = None,
-        step: Callable[[], None] | None = None,
-    ) -> None:
-        """Store small blobs, each ``(hexd, size, what)`` with ``read(hexd, size, what)`` giving
-        the bytes the bundle holds of it (at most ``size``: the caller refuses a member of
-        another size before reading it).
-
-        Each is hashed and written to a new file of ``staging``, one at a time (one blob's
-        bytes in memory); a short or wrong one is refused (:class:`ContentMismatch`) before
-        anything of the batch gets its name. Then one file-system sync (:func:`sync_files`)
-        makes every file of the batch durable, and only after it are they renamed into the
-        store: as with :meth:`put`, a blob is on disk before its name appears, and a crash or a
-        full disk leaves only temporary files in ``staging`` (which the install discards)."""
-        self.put_batches([blobs], read, staging, progress=progress, step=step)
-
     def put_batches(
         self,
         batches: Sequence[list[tuple[str, int, str]]],
@@ -302,12 +281,21 @@ class BlobStore:
         progress: Callable[[int], None] | None = None,
         step: Callable[[], None] | None = None,
     ) -> None:
-        """:meth:`put_batch` of each batch in turn, written by this thread while another syncs
-        the batch before it. One thread makes the files: threads that create files in one
-        folder contend for its lock in the kernel (and for the GIL): four of them storing
-        50,000 small blobs spent 20-40 s of system time spinning, one spends none. A batch's
-        blobs are named once its sync returned, and a failure leaves the batches not yet
-        named as temporary files only."""
+        """Store small blobs in ``batches``, each blob ``(hexd, size, what)`` with ``read(hexd,
+        size, what)`` giving the bytes the bundle holds of it (at most ``size``: the caller
+        refuses a member of another size before reading it).
+
+        Each is hashed and written to a new file of ``staging``, one at a time (one blob's
+        bytes in memory); a short or wrong one is refused (:class:`ContentMismatch`) before
+        anything of its batch gets its name. Then one file-system sync (:func:`sync_files`)
+        makes every file of the batch durable, and only after it are they renamed into the
+        store: as with :meth:`put`, a blob is on disk before its name appears, and a crash or a
+        full disk leaves only temporary files in ``staging`` (which the install discards).
+
+        This thread writes each batch while another syncs the batch before it. One thread makes
+        the files: threads that create files in one folder contend for its lock in the kernel
+        (and for the GIL): four of them storing 50,000 small blobs spent 20-40 s of system time
+        spinning, one spends none."""
         with ThreadPoolExecutor(1, thread_name_prefix="store-sync") as syncer:
             pending: tuple[Future[None], list[str]] | None = None
             for blobs in batches:

@@ -1,4 +1,4 @@
-"""packager.site.store.BlobStore.put_batch: small blobs stored with one file-system sync per
+"""packager.site.store.BlobStore.put_batches: small blobs stored with one file-system sync per
 batch; a blob's name appears only after the sync, a bad blob or a failed sync leaves no name of
 the batch in the store, and without syncfs each file is fsynced instead."""
 
@@ -66,7 +66,7 @@ def test_every_name_appears_after_the_one_sync(
         real(d, names)
 
     monkeypatch.setattr(store_mod, "sync_files", watching)
-    store.put_batch(_items(BLOBS), _reader(BLOBS), staging)
+    store.put_batches([_items(BLOBS)], _reader(BLOBS), staging)
     assert seen == [set()]  # one sync, before any blob had its name
     assert _stored(root) == {h for h, _, _ in _items(BLOBS)}
     for h, _, _ in _items(BLOBS):
@@ -85,7 +85,7 @@ def test_a_bad_blob_leaves_no_name_of_its_batch(
 ) -> None:
     store, staging, root = site
     with pytest.raises(ContentMismatch) as info:
-        store.put_batch(_items(BLOBS), _reader(BLOBS, damaged, short), staging)
+        store.put_batches([_items(BLOBS)], _reader(BLOBS, damaged, short), staging)
     assert words in info.value.message
     assert _stored(root) == set()
 
@@ -101,7 +101,7 @@ def test_a_failed_sync_is_an_error_and_nothing_is_renamed(
 
     monkeypatch.setattr(store_mod, "_syncfs", lambda: failing)
     with pytest.raises(SiteError) as info:
-        store.put_batch(_items(BLOBS), _reader(BLOBS), staging)
+        store.put_batches([_items(BLOBS)], _reader(BLOBS), staging)
     assert "staging" in info.value.message
     assert _stored(root) == set()
 
@@ -126,7 +126,7 @@ def test_without_syncfs_each_file_is_fsynced_before_its_rename(
         real(fd)
 
     monkeypatch.setattr(store_mod.os, "fsync", fsync)
-    store.put_batch(_items(BLOBS), _reader(BLOBS), staging)
+    store.put_batches([_items(BLOBS)], _reader(BLOBS), staging)
     assert len(synced) == len(BLOBS)
     assert len(_stored(root)) == len(BLOBS)
 
