@@ -48,7 +48,7 @@ from packager.bundle.errors import BundleFormatError, DescriptorError
 from packager.bundle.parts import PartsIndex
 from packager.bundle.reader import Bundle, Member, open_bundle, parts_of
 from packager.signing.trust import Policy
-from packager.util.forked import Forked
+from packager.util.forked import Forked, worth_forking
 from packager.util.hashing import sha256_file
 from packager.util.progress import Reporter
 
@@ -360,11 +360,6 @@ def _hash_all(
         return {n: h for done in pool.map(batch, _batches(names, members)) for n, h in done}
 
 
-#: archives of at least this many members have their documents judged on another core
-#: (:class:`~packager.util.forked.Forked`); below it a second process would cost more than it saves
-FORK_MIN_MEMBERS = 2000
-
-
 @dataclass(frozen=True)
 class _Judged:
     """The documents' verdicts (:meth:`Verifier._documents`): computed on another core, so
@@ -492,7 +487,7 @@ class Verifier:
     def _judge(self) -> Forked[_Judged]:
         """:meth:`_documents`'s judgement, on another core for an archive of many members."""
         assert self.bundle is not None and self.report.descriptor is not None
-        many = len(self.bundle.observed) >= FORK_MIN_MEMBERS
+        many = worth_forking(len(self.bundle.observed))
         return Forked(self._documents(self.report.descriptor), fork=many)
 
     def _parts_present(self) -> bool:

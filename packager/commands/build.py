@@ -65,7 +65,7 @@ from packager.signing.intoto import ManifestRef
 from packager.signing.keys import SigningKey
 from packager.util.cache import cache_dir
 from packager.util.compat import strict_zip
-from packager.util.forked import Forked, can_fork
+from packager.util.forked import Forked, can_fork, worth_forking
 from packager.util.progress import Reporter
 from packager.util.timefmt import epoch_of, format_utc, source_date_epoch
 from packager.util.units import human_size
@@ -131,11 +131,6 @@ class BuildResult:
             },
             "bundles": [b.to_json() for b in self.bundles],
         }
-
-
-#: a model of at least this many files has its SBOM made on another core
-#: (packager.util.forked): below it a second process costs more than it saves
-FORK_MIN_FILES = 2000
 
 
 def _signing_time() -> int:
@@ -301,7 +296,7 @@ def prepare_target(
     # this one plans the blobs and makes the attestation (forked before the image collection
     # starts its threads)
     sbom = functools.partial(_sbom, manifest, lock, target, created)
-    with Forked(sbom, fork=len(lock.model.files) >= FORK_MIN_FILES) as made_sbom:
+    with Forked(sbom, fork=worth_forking(len(lock.model.files))) as made_sbom:
         plan = Plan(target, locked)
         collected = []
         if target.images:  # the image machinery (docker SDK, registry clients) only when needed
@@ -677,7 +672,7 @@ def build(
         """A build from the lock of a model of many files: its files go into the first target's
         tar from another process while this one checks the inputs and describes the bundle."""
         nonlocal model_write
-        if plain and len(lock.model.files) >= FORK_MIN_FILES and can_fork():
+        if plain and worth_forking(len(lock.model.files)) and can_fork():
             stem = layout.bundle_stem(manifest.name, manifest.version, targets[0].id)
             model_write = ModelWrite.start(
                 manifest, lock, out / layout.tar_name(stem), _epoch(lock)

@@ -32,6 +32,9 @@ T = TypeVar("T")
 
 #: set to 1 to compute every Forked in this process (a debugger, a profile of one process)
 NO_FORK_ENV = "AIRGAP_NO_FORK"
+#: work over at least this many entries (a model's files, an archive's members) is worth a
+#: child: below it, forking and sending the result back cost more than the second core saves
+FORK_MIN_ITEMS = 2000
 #: a child asleep this long without using CPU is stuck (see the module docstring)
 STUCK_SECONDS = 5.0
 #: how often a waiting parent looks at the child
@@ -48,6 +51,11 @@ def can_fork() -> bool:
         and (os.cpu_count() or 1) > 1
         and os.environ.get(NO_FORK_ENV, "") in ("", "0")
     )
+
+
+def worth_forking(items: int) -> bool:
+    """Whether work over ``items`` entries is worth a child (:data:`FORK_MIN_ITEMS`)."""
+    return items >= FORK_MIN_ITEMS
 
 
 def _progress(pid: int | None) -> tuple[str, int] | None:

@@ -453,20 +453,12 @@ def test_a_bundle_made_on_two_cores_is_the_bundle_made_on_one(
     bundle is the same bytes either way."""
     from packager.commands import build as build_module
     from packager.util import forked
+    from tests.support.forks import on_two_cores
     from tests.support.golden import build_golden
 
     monkeypatch.setenv(forked.NO_FORK_ENV, "1")
     (one,) = build_golden(tmp_path / "one", carry_trust=carry_trust)
-    monkeypatch.setenv(forked.NO_FORK_ENV, "0")
-    monkeypatch.setattr(build_module, "FORK_MIN_FILES", 0)
-    children: list[bool] = []
-
-    class Spied(forked.Forked[Any]):
-        def result(self) -> Any:
-            children.append(self.forked)
-            return super().result()
-
-    monkeypatch.setattr(build_module, "Forked", Spied)
+    children = on_two_cores(monkeypatch, build_module)
     (two,) = build_golden(tmp_path / "two", carry_trust=carry_trust)
     assert children == [forked.can_fork()]
     assert two.read_bytes() == one.read_bytes()

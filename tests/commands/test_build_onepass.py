@@ -156,24 +156,13 @@ def test_a_cold_build_of_two_targets_reads_into_the_first_and_equals_builds_from
 
 @pytest.fixture
 def on_two_cores(monkeypatch: pytest.MonkeyPatch) -> list[bool]:
-    """Every build from a lock writes its model files from another process (the threshold of
-    a model of many files set to 0); the list gets, per model write joined, whether a child
-    wrote them (False: written here, where fork is not to be had)."""
+    """Every build from a lock writes its model files from another process (a model of any
+    size counts as many files); the list gets, per model write joined, whether a child wrote
+    them (False: written here, where fork is not to be had)."""
     from packager.bundle import onepass
-    from packager.commands import build as build_module
-    from packager.util import forked
+    from tests.support.forks import on_two_cores as recorded
 
-    monkeypatch.setattr(build_module, "FORK_MIN_FILES", 0)
-    monkeypatch.setenv(forked.NO_FORK_ENV, "0")
-    joined: list[bool] = []
-    real = onepass.ModelWrite.joined
-
-    def spied(self: onepass.ModelWrite, *a: Any) -> Any:
-        joined.append(self._job.forked)
-        return real(self, *a)
-
-    monkeypatch.setattr(onepass.ModelWrite, "joined", spied)
-    return joined
+    return recorded(monkeypatch, onepass)
 
 
 def test_a_build_from_its_lock_with_the_model_written_by_another_process_is_the_same_bytes(

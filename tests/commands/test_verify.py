@@ -270,21 +270,13 @@ def test_a_report_judged_on_a_second_core_is_the_one_judged_on_one(
 ) -> None:  # fmt: skip
     from packager.bundle import verifier
     from packager.util import forked
+    from tests.support.forks import on_two_cores
 
     folder = copy_folder(built, tmp_path)
     tamper(folder)
     monkeypatch.setenv(forked.NO_FORK_ENV, "1")
     one = verify_bundle(folder, policy_a(built)).to_json()
-    monkeypatch.setenv(forked.NO_FORK_ENV, "0")
-    monkeypatch.setattr(verifier, "FORK_MIN_MEMBERS", 0)
-    children: list[bool] = []
-
-    class Spied(forked.Forked[Any]):
-        def result(self) -> Any:
-            children.append(self.forked)
-            return super().result()
-
-    monkeypatch.setattr(verifier, "Forked", Spied)
+    children = on_two_cores(monkeypatch, verifier)
     two = verify_bundle(folder, policy_a(built)).to_json()
     assert children == [forked.can_fork()]
     one.pop("seconds"), two.pop("seconds")

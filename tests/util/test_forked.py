@@ -127,3 +127,11 @@ def test_a_child_stuck_on_a_lock_another_thread_held_at_the_fork_is_replaced(
     assert 0.5 < time.monotonic() - t0 < 30
     assert _gone(pid)
     thread.join()
+
+
+@pytest.mark.parametrize(
+    ("items", "worth"),
+    [(0, False), (forked.FORK_MIN_ITEMS - 1, False), (forked.FORK_MIN_ITEMS, True), (10**6, True)],
+)
+def test_only_work_over_many_entries_is_worth_a_child(items: int, worth: bool) -> None:
+    assert forked.worth_forking(items) is worth
