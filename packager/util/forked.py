@@ -20,13 +20,13 @@ from __future__ import annotations
 
 import contextlib
 import os
-import pickle
-import select
-import signal
 import sys
 import time
 from collections.abc import Callable
 from typing import Generic, TypeVar
+
+# pickle, select and signal are imported where a child is made, waited for or ended: verify
+# imports this module at start-up, and most bundles it verifies make no child (about 3 ms)
 
 T = TypeVar("T")
 
@@ -87,6 +87,8 @@ class Forked(Generic[T]):
             self._start()
 
     def _start(self) -> None:
+        import pickle
+
         r, w = os.pipe()
         try:
             pid = os.fork()
@@ -124,6 +126,8 @@ class Forked(Generic[T]):
         if not ok:
             self.close()
         if ok and chunks:
+            import pickle
+
             try:
                 value: T = pickle.loads(b"".join(chunks))  # our own child's bytes
                 return value
@@ -133,6 +137,8 @@ class Forked(Generic[T]):
 
     def _read_all(self, fd: int) -> list[bytes] | None:
         """The child's result as it comes; None when the child is stuck (see the module)."""
+        import select
+
         chunks: list[bytes] = []
         last: tuple[str, int] | None = None
         since = time.monotonic()
@@ -167,6 +173,8 @@ class Forked(Generic[T]):
     def close(self) -> None:
         """No result wanted: a child still at work is ended, and reaped (no zombie is left)."""
         if self._pid is not None:
+            import signal
+
             with contextlib.suppress(OSError):
                 os.kill(self._pid, signal.SIGKILL)
         self._reap()
