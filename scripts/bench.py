@@ -165,7 +165,7 @@ def bench_lock(args: argparse.Namespace) -> None:
         env = bench_env(base, passphrase=False)
         size = sum(p.stat().st_size for p in shards)
         half = len(shards) // 2
-        rows = []
+        rows: list[tuple[str, float, int | None]] = []
         floor, _ = timed(
             ["bash", "-c", 'openssl dgst -sha256 "$@" >/dev/null & openssl dgst -sha256 '
              + " ".join(f"'{p}'" for p in shards[half:]) + " >/dev/null; wait", "_",
@@ -208,7 +208,7 @@ def bench_build(args: argparse.Namespace) -> None:
         env = bench_env(base)
         size = sum(p.stat().st_size for p in shards)
         out = base / "out"
-        rows = []
+        rows: list[tuple[str, float, int | None]] = []
         subprocess.run(["sync"], check=True)
         floor, _ = timed(
             ["tar", "-b", "8192", "-cf", str(base / "floor.tar"), "-C", str(base), "weights"]
@@ -417,7 +417,9 @@ def bench_install(args: argparse.Namespace) -> None:
         size = tar.stat().st_size
         subprocess.run(["cat", str(tar)], stdout=subprocess.DEVNULL, check=True)  # warm cache
         rows: list[tuple[str, float, int | None]] = []
-        floors, durable, installs = [], [], []
+        floors: list[float] = []
+        durable: list[float] = []
+        installs: list[float] = []
         for i in range(args.runs):
             for label, cmd, into in (
                 ("copy floor: tar -xf into a fresh folder", "tar -xf {tar} -C {dest}", floors),

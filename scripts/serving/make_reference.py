@@ -48,7 +48,10 @@ def main() -> int:
 
     model = SentenceTransformer(folder, device="cpu")
     vectors = model.encode(SENTENCES, convert_to_numpy=True, normalize_embeddings=False)
-    tokens = [len(model.tokenizer(s, truncation=True, max_length=model.max_seq_length)["input_ids"]) for s in SENTENCES]
+    tokens = [
+        len(model.tokenizer(s, truncation=True, max_length=model.max_seq_length)["input_ids"])
+        for s in SENTENCES
+    ]
     with open(os.path.join(folder, "model.safetensors"), "rb") as fh:
         sha = hashlib.sha256(fh.read()).hexdigest()
     doc = {

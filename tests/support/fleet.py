@@ -91,13 +91,14 @@ class CountingProxy:
     def __init__(self, upstream: str, *, throttle: float = 0.0, corrupt: str | None = None) -> None:
         """``throttle``: seconds of sleep per 64 KiB of a blob body over 1 MiB; ``corrupt``: a
         digest whose blob body is served with one bit flipped."""
-        self.server: Any = ThreadingHTTPServer(("127.0.0.1", 0), _Handler)
-        self.server.daemon_threads = True
-        self.server.handle_error = lambda *_: None  # a killed node breaks its connections
-        self.server.upstream = upstream
-        self.server.throttle = throttle
-        self.server.corrupt = corrupt
-        self.server.served = Served()
+        server: Any = ThreadingHTTPServer(("127.0.0.1", 0), _Handler)
+        server.daemon_threads = True
+        server.handle_error = lambda *_: None  # a killed node breaks its connections
+        server.upstream = upstream
+        server.throttle = throttle
+        server.corrupt = corrupt
+        server.served = Served()
+        self.server: Any = server
         self.thread = threading.Thread(target=self.server.serve_forever, daemon=True)
         self.thread.start()
 
