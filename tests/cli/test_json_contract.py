@@ -11,6 +11,7 @@ import pytest
 from packager.cli import render
 from tests.support.cli import cli
 from tests.support.golden import write_public_key
+from tests.support.reports import report_problem
 
 EXAMPLES = Path(__file__).resolve().parents[2] / "manifests" / "examples"
 
@@ -57,3 +58,24 @@ def test_emit_json_puts_ok_first_unless_the_document_says_it(
     render.emit_json(doc, ok=ok)
     out = json.loads(capsys.readouterr().out)
     assert next(iter(out.items())) == first
+
+
+@pytest.mark.parametrize(
+    ("args", "stdout", "problem"),
+    [
+        (["install", "b.tar", "--json"], "not json", "printed no JSON document"),
+        (["build", "m.yaml", "--json"], "[1]", "printed no JSON object"),
+        (["verify", "b.tar", "--json"], '{"ok": false, "error": {"type": "InputError", '
+         '"message": "m", "hint": null, "file": null, "line": null, "column": null}}', None),
+        (["verify", "b.tar", "--json"], '{"ok": false, "error": {"message": "m"}}',
+         "the error object has other keys"),
+        (["install", "b.tar", "--json"], '{"ok": true}', "is a required property"),
+        (["install", "b.tar"], "installed many 1.0.0", None),  # text: no report
+        (["list", "--prefix", "p", "--json"], "[]", None),  # no report schema here
+    ],
+)  # fmt: skip
+def test_the_report_check_every_cli_call_gets(
+    args: list[str], stdout: str, problem: str | None
+) -> None:
+    got = report_problem(["/usr/bin/python", "-m", "packager", *args], stdout)
+    assert (got is None) if problem is None else (got is not None and problem in got), got

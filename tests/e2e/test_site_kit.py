@@ -21,6 +21,7 @@ import pytest
 
 from tests.support import debroot, services
 from tests.support.projects import PASS, make_key, tiny_safetensors
+from tests.support.reports import checked
 
 pytestmark = pytest.mark.slow
 
@@ -46,10 +47,11 @@ def kit_env(kit_cache: Path) -> dict[str, str]:
 
 
 def airgap(*args: str, env: dict[str, str]) -> subprocess.CompletedProcess[str]:
-    return subprocess.run(
+    r = subprocess.run(
         [sys.executable, "-m", "packager", *args],
         capture_output=True, text=True, timeout=1800, env=env,
     )  # fmt: skip
+    return checked(args, r)  # a --json report keeps its schema
 
 
 def build(

@@ -27,6 +27,7 @@ import pytest
 from packager.bundle import layout
 from tests.support.cli import cli
 from tests.support.projects import PASS, make_key, project, tiny_safetensors
+from tests.support.reports import checked
 
 FILES = 200
 
@@ -79,13 +80,14 @@ def airgap_proc(*args: str, **extra: str) -> subprocess.Popen[str]:
 
 
 def run(*args: str, timeout: float = 120, **extra: str) -> subprocess.CompletedProcess[str]:
-    return subprocess.run(
+    r = subprocess.run(
         [sys.executable, "-m", "packager", *args],
         capture_output=True,
         text=True,
         env=env(**extra),
         timeout=timeout,
     )
+    return checked(args, r)  # a --json report keeps its schema
 
 
 def ok(r: subprocess.CompletedProcess[str]) -> subprocess.CompletedProcess[str]:

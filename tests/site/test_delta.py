@@ -32,6 +32,7 @@ from tests.site.install_support import (
     tree_files,
 )
 from tests.support.projects import make_key
+from tests.support.reports import report_problem
 
 EPOCH = "1767225600"  # 2026-01-01
 
@@ -337,6 +338,40 @@ def test_v1_then_the_delta_is_exactly_v2_installed_full(deltas: Deltas, tmp_path
     again = ok(run("install", str(deltas.delta), "--prefix", str(a), "--key", str(deltas.pub),
                     "--no-probe", "--json"))  # fmt: skip
     assert json.loads(again.stdout)["action"] == "activated" and current(a, "many") == "2.0.0"
+
+
+def test_the_json_of_a_delta_build_and_its_install_keeps_the_report_schemas(
+    deltas: Deltas, tmp_path: Path
+) -> None:
+    """What `build --base --json` and `install DELTA --json` print (schemas/build-report and
+    install-report): the delta's base and its carried and left-out bytes, the blobs the install
+    wrote and those the store had; a report that lost a field or says another action fails."""
+    r = ok(_build(deltas.v2_folder / "m.yaml", tmp_path / "out", deltas.priv, "--base",
+                  str(deltas.v1), "--json"))  # fmt: skip
+    assert report_problem(["build", "--json"], r.stdout) is None
+    built = json.loads(r.stdout)
+    (b,) = built["bundles"]
+    assert b["delta"]["base"] == {"name": "many", "version": "1.0.0", "digest": _digest(deltas.v1)}
+    assert b["delta"]["not_carried"] > 0 and b["delta"]["carried_bytes"] == b["stored_bytes"]
+    assert b["digest"] == _digest(deltas.v2) and built["lock"]["written"] is False
+    site = tmp_path / "site"
+    ok(_install(deltas.v1, site, deltas.pub))
+    r = ok(run("install", str(deltas.delta), "--prefix", str(site), "--key", str(deltas.pub),
+                "--no-probe", "--json"))  # fmt: skip
+    assert report_problem(["install", "--json"], r.stdout) is None
+    done = json.loads(r.stdout)
+    assert done["action"] == "installed" and done["previous"] == "1.0.0"
+    assert done["blobs_written"] > 0 and done["blobs_present"] > 0 and done["probe"] is None
+    no_base = {**b, "delta": {**b["delta"], "base": {"name": "many", "version": "1.0.0"}}}
+    for command, broken, where in (
+        ("build", {**built, "bundles": [no_base]}, "$.bundles[0].delta"),
+        ("build", {k: v for k, v in built.items() if k != "lock"}, "'lock' is a required"),
+        ("install", {**done, "action": "copied"}, "$.action"),
+        ("install", {**done, "extra": 1}, "'extra' was unexpected"),
+        ("install", {**done, "digest": done["digest"] + "\n"}, "$.digest"),
+    ):
+        problem = report_problem([command, "--json"], json.dumps(broken))
+        assert problem is not None and where in problem, (command, problem)
 
 
 def test_a_delta_against_a_have_list_of_a_site_with_another_model(

@@ -9,6 +9,8 @@ import subprocess
 import sys
 from pathlib import Path
 
+from tests.support.reports import checked
+
 REPO = Path(__file__).resolve().parents[2]
 EXAMPLES = REPO / "manifests" / "examples"
 
@@ -16,8 +18,9 @@ EXAMPLES = REPO / "manifests" / "examples"
 def airgap(
     *args: str, cwd: Path | None = None, env: dict[str, str] | None = None, timeout: float = 60
 ) -> subprocess.CompletedProcess[str]:
-    """``python -m packager ARGS`` in a new process, wide output, no colours."""
-    return subprocess.run(
+    """``python -m packager ARGS`` in a new process, wide output, no colours; a ``--json``
+    report is checked against its schema (tests.support.reports)."""
+    r = subprocess.run(
         [sys.executable, "-m", "packager", *args],
         capture_output=True,
         text=True,
@@ -25,6 +28,7 @@ def airgap(
         env={**os.environ, "COLUMNS": "200", "NO_COLOR": "1", **(env or {})},
         timeout=timeout,
     )
+    return checked(args, r)
 
 
 def cli(*args: str) -> subprocess.CompletedProcess[str]:
@@ -39,4 +43,6 @@ def cli(*args: str) -> subprocess.CompletedProcess[str]:
             main(list(args))
         except SystemExit as exc:
             code = exc.code if isinstance(exc.code, int) else 0 if exc.code is None else 1
-    return subprocess.CompletedProcess(list(args), code, out.getvalue(), err.getvalue())
+    return checked(
+        args, subprocess.CompletedProcess(list(args), code, out.getvalue(), err.getvalue())
+    )

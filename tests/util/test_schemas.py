@@ -24,7 +24,16 @@ def test_each_shipped_schema_is_valid(name: str) -> None:
 
 
 def test_the_schemas_are_all_there() -> None:
-    assert {"bundle", "lock", "manifest", "trust", "diff", "receipt"} <= set(SCHEMAS)
+    assert {
+        "bundle",
+        "lock",
+        "manifest",
+        "trust",
+        "diff",
+        "receipt",
+        "build-report",
+        "install-report",
+    } <= set(SCHEMAS)
 
 
 @pytest.mark.parametrize(

@@ -1,0 +1,61 @@
+"""The CLI contract, held wherever a test runs the real CLI: a command's ``--json`` document is
+valid against its report schema (``schemas/``), whichever code path made it.
+
+A command error prints the ``{"ok": false, "error": {...}}`` object every command shares
+instead (packager.cli.render.error); that one is checked for its own shape."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+from collections.abc import Sequence
+from typing import Any
+
+from packager.util.schemas import first_error
+
+#: command -> its report schema (schemas/NAME.schema.json)
+REPORT_SCHEMAS = {
+    "build": "build-report",
+    "install": "install-report",
+    "verify": "verify-report",
+    "diff": "diff",
+}
+
+_ERROR_KEYS = {"type", "message", "hint", "file", "line", "column"}
+
+
+def _command(args: Sequence[str]) -> str | None:
+    """The airgap command in ``args`` (``python -m packager CMD ...`` or ``CMD ...``)."""
+    words = [str(a) for a in args]
+    if "packager" in words:
+        words = words[words.index("packager") + 1 :]
+    return words[0] if words else None
+
+
+def report_problem(args: Sequence[str], stdout: str) -> str | None:
+    """Why ``stdout`` of ``airgap ARGS`` breaks the contract, or None (also when ``--json`` was
+    not asked for or the command has no report schema here)."""
+    words = [str(a) for a in args]
+    schema = REPORT_SCHEMAS.get(_command(words) or "")
+    if "--json" not in words or schema is None:
+        return None
+    try:
+        doc: Any = json.loads(stdout)
+    except ValueError:
+        return "--json printed no JSON document"
+    if not isinstance(doc, dict):
+        return "--json printed no JSON object"
+    if doc.get("ok") is False and isinstance(doc.get("error"), dict):
+        extra = set(doc) - {"ok", "error"} or set(doc["error"]) ^ _ERROR_KEYS
+        return f"the error object has other keys: {sorted(extra)}" if extra else None
+    problem = first_error(schema, doc)
+    return f"not valid against schemas/{schema}.schema.json {problem}" if problem else None
+
+
+def checked(
+    args: Sequence[str], r: subprocess.CompletedProcess[str]
+) -> subprocess.CompletedProcess[str]:
+    """``r``, asserted to keep the contract (see the module)."""
+    problem = report_problem(args, r.stdout)
+    assert problem is None, f"airgap {' '.join(map(str, args))}: {problem}\n{r.stdout[:4000]}"
+    return r
