@@ -19,6 +19,7 @@ REPORT_SCHEMAS = {
     "install": "install-report",
     "verify": "verify-report",
     "diff": "diff",
+    "lock": "lock-report",
 }
 
 _ERROR_KEYS = {"type", "message", "hint", "file", "line", "column"}

@@ -33,6 +33,7 @@ def test_the_schemas_are_all_there() -> None:
         "receipt",
         "build-report",
         "install-report",
+        "lock-report",
     } <= set(SCHEMAS)
 
 
