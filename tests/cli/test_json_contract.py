@@ -72,6 +72,8 @@ def test_emit_json_puts_ok_first_unless_the_document_says_it(
         (["install", "b.tar", "--json"], '{"ok": true}', "is a required property"),
         (["install", "b.tar"], "installed many 1.0.0", None),  # text: no report
         (["list", "--prefix", "p", "--json"], "[]", None),  # no report schema here
+        (["list", "--prefix", "p", "--have"], '{"blobs": []}', "schemas/have.schema.json"),
+        (["inspect", "b.tar", "--json"], '{"ok": true}', "schemas/inspect-report.schema.json"),
     ],
 )  # fmt: skip
 def test_the_report_check_every_cli_call_gets(

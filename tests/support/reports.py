@@ -1,5 +1,6 @@
 """The CLI contract, held wherever a test runs the real CLI: a command's ``--json`` document is
-valid against its report schema (``schemas/``), whichever code path made it.
+valid against its report schema (``schemas/``), whichever code path made it; so is the
+have-list ``list --have`` prints.
 
 A command error prints the ``{"ok": false, "error": {...}}`` object every command shares
 instead (packager.cli.render.error); that one is checked for its own shape."""
@@ -20,6 +21,7 @@ REPORT_SCHEMAS = {
     "verify": "verify-report",
     "diff": "diff",
     "lock": "lock-report",
+    "inspect": "inspect-report",
 }
 
 _ERROR_KEYS = {"type", "message", "hint", "file", "line", "column"}
@@ -38,6 +40,8 @@ def report_problem(args: Sequence[str], stdout: str) -> str | None:
     not asked for or the command has no report schema here)."""
     words = [str(a) for a in args]
     schema = REPORT_SCHEMAS.get(_command(words) or "")
+    if _command(words) == "list" and "--have" in words:  # the have-list is JSON without --json
+        schema, words = "have", [*words, "--json"]
     if "--json" not in words or schema is None:
         return None
     try:

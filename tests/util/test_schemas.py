@@ -34,6 +34,7 @@ def test_the_schemas_are_all_there() -> None:
         "build-report",
         "install-report",
         "lock-report",
+        "inspect-report",
     } <= set(SCHEMAS)
 
 
