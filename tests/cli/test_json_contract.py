@@ -71,7 +71,8 @@ def test_emit_json_puts_ok_first_unless_the_document_says_it(
          "the error object has other keys"),
         (["install", "b.tar", "--json"], '{"ok": true}', "is a required property"),
         (["install", "b.tar"], "installed many 1.0.0", None),  # text: no report
-        (["list", "--prefix", "p", "--json"], "[]", None),  # no report schema here
+        (["key", "generate", "--out", "d", "--json"], "[]", None),  # no report schema here
+        (["gc", "--prefix", "p", "--json"], '{"ok": true, "prefix": "p"}', "'removed' is a required"),
         (["list", "--prefix", "p", "--have"], '{"blobs": []}', "schemas/have.schema.json"),
         (["inspect", "b.tar", "--json"], '{"ok": true}', "schemas/inspect-report.schema.json"),
     ],

@@ -333,7 +333,8 @@ def test_v1_then_the_delta_is_exactly_v2_installed_full(deltas: Deltas, tmp_path
     audit = run("audit", "--site", str(a), "--json")
     assert audit.returncode == 0, audit.stdout + audit.stderr
     # and back to the base, then forward again (a no-op: the version is installed)
-    ok(run("rollback", "many", "--prefix", str(a)))
+    back = json.loads(ok(run("rollback", "many", "--prefix", str(a), "--json")).stdout)
+    assert (back["from"], back["to"], back["digest"]) == ("2.0.0", "1.0.0", _digest(deltas.v1))
     assert current(a, "many") == "1.0.0"
     again = ok(run("install", str(deltas.delta), "--prefix", str(a), "--key", str(deltas.pub),
                     "--no-probe", "--json"))  # fmt: skip

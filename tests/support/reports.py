@@ -22,6 +22,10 @@ REPORT_SCHEMAS = {
     "diff": "diff",
     "lock": "lock-report",
     "inspect": "inspect-report",
+    "list": "list-report",
+    "uninstall": "uninstall-report",
+    "rollback": "rollback-report",
+    "gc": "gc-report",
 }
 
 _ERROR_KEYS = {"type", "message", "hint", "file", "line", "column"}

@@ -35,6 +35,10 @@ def test_the_schemas_are_all_there() -> None:
         "install-report",
         "lock-report",
         "inspect-report",
+        "list-report",
+        "uninstall-report",
+        "rollback-report",
+        "gc-report",
     } <= set(SCHEMAS)
 
 
