@@ -12,7 +12,9 @@ import subprocess
 from collections.abc import Sequence
 from typing import Any
 
-from packager.util.schemas import first_error
+from jsonschema.exceptions import best_match
+
+from packager.util.schemas import first_error, json_path, validator
 
 #: command -> its report schema (schemas/NAME.schema.json)
 REPORT_SCHEMAS = {
@@ -26,6 +28,7 @@ REPORT_SCHEMAS = {
     "uninstall": "uninstall-report",
     "rollback": "rollback-report",
     "gc": "gc-report",
+    "audit": "audit-report",
 }
 
 _ERROR_KEYS = {"type", "message", "hint", "file", "line", "column"}
@@ -57,8 +60,12 @@ def report_problem(args: Sequence[str], stdout: str) -> str | None:
     if doc.get("ok") is False and isinstance(doc.get("error"), dict):
         extra = set(doc) - {"ok", "error"} or set(doc["error"]) ^ _ERROR_KEYS
         return f"the error object has other keys: {sorted(extra)}" if extra else None
-    problem = first_error(schema, doc)
-    return f"not valid against schemas/{schema}.schema.json {problem}" if problem else None
+    if first_error(schema, doc) is None:
+        return None
+    # the most relevant error (inside the branch of a oneOf that came closest), by its path
+    err = best_match(validator(schema).iter_errors(doc))
+    assert err is not None
+    return f"not valid against schemas/{schema}.schema.json at {json_path(err.absolute_path)}: {err.message[:300]}"
 
 
 def checked(

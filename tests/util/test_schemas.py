@@ -39,6 +39,7 @@ def test_the_schemas_are_all_there() -> None:
         "uninstall-report",
         "rollback-report",
         "gc-report",
+        "audit-report",
     } <= set(SCHEMAS)
 
 
