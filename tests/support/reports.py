@@ -29,6 +29,8 @@ REPORT_SCHEMAS = {
     "rollback": "rollback-report",
     "gc": "gc-report",
     "audit": "audit-report",
+    "digest": "digest-report",
+    "sign": "sign-report",
 }
 
 _ERROR_KEYS = {"type", "message", "hint", "file", "line", "column"}

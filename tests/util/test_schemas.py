@@ -40,6 +40,8 @@ def test_the_schemas_are_all_there() -> None:
         "rollback-report",
         "gc-report",
         "audit-report",
+        "digest-report",
+        "sign-report",
     } <= set(SCHEMAS)
 
 
