@@ -83,3 +83,18 @@ def test_the_report_check_every_cli_call_gets(
 ) -> None:
     got = report_problem(["/usr/bin/python", "-m", "packager", *args], stdout)
     assert (got is None) if problem is None else (got is not None and problem in got), got
+
+
+@pytest.mark.parametrize("command", ["build", "lock"])
+def test_an_invalid_manifest_prints_its_validation_under_its_command_schema(
+    command: str, tmp_path: Path
+) -> None:
+    bad = tmp_path / "bad.yaml"
+    bad.write_text((EXAMPLES / "demo.yaml").read_text().replace("apiVersion", "apiVerzion", 1))
+    extra = ["--unsigned", "--out", str(tmp_path / "out")] if command == "build" else []
+    r = cli(command, str(bad), *extra, "--json")  # checked by its report schema (support.cli)
+    doc = json.loads(r.stdout)
+    assert r.returncode == 1 and doc["ok"] is False and doc["validation"]["valid"] is False
+    broken = {**doc, "validation": {**doc["validation"], "valid": "no"}}
+    problem = report_problem([command, "--json"], json.dumps(broken))
+    assert problem is not None and "validate-report" in problem

@@ -63,6 +63,10 @@ def report_problem(args: Sequence[str], stdout: str) -> str | None:
         extra = set(doc) - {"ok", "error"} or set(doc["error"]) ^ _ERROR_KEYS
         return f"the error object has other keys: {sorted(extra)}" if extra else None
     if first_error(schema, doc) is None:
+        inner = doc.get("validation")  # lock and build of an invalid manifest: validate's report
+        if isinstance(inner, dict) and doc.get("ok") is False:
+            problem = first_error("validate-report", inner)
+            return f"its validation breaks schemas/validate-report {problem}" if problem else None
         return None
     # the most relevant error (inside the branch of a oneOf that came closest), by its path
     err = best_match(validator(schema).iter_errors(doc))
