@@ -292,6 +292,14 @@ def test_compose_render_points_at_the_installed_version(site: Site) -> None:
     assert svc["volumes"][0]["source"] == str(version_dir / "model")
     assert svc["image"].startswith("airgap.local/minilm-server@sha256:")
     assert svc["ports"] == ["127.0.0.1:8000:8000"]
+    r = airgap(  # --json: schemas/deploy-report (checked by tests.support.cli)
+        "deploy", "render", "--installed", NAME, "--prefix", str(site.prefix), "--format",
+        "compose", "--json",
+    )  # fmt: skip
+    assert r.returncode == 0, r.stderr
+    rendered = json.loads(r.stdout)
+    assert (rendered["format"], rendered["image"]) == ("compose", svc["image"])
+    assert rendered["documents"][0]["services"]["server"]["volumes"] == svc["volumes"]
 
 
 def test_a_tampered_descriptor_is_not_rendered(site: Site, tmp_path: Path) -> None:

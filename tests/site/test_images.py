@@ -32,6 +32,7 @@ from tests.site import support
 from tests.site.bundles import RUN, SiteBundle, remove_images
 from tests.support import images as sup
 from tests.support.descriptors import descriptor_json
+from tests.support.reports import report_problem
 
 if TYPE_CHECKING:
     import docker
@@ -96,7 +97,9 @@ def test_images_command_lists_platform_size_and_digests(
     with pytest.raises(SystemExit) as exit_:
         airgap_main(["images", str(site_bundle.parts), "--json"])
     assert exit_.value.code == 0
-    doc = json.loads(capsys.readouterr().out)
+    out = capsys.readouterr().out
+    assert report_problem(["images", "--json"], out) is None  # schemas/images-report
+    doc = json.loads(out)
     rows = {i["ref"]: i for i in doc["images"]}
     serving = site_bundle.images["serving"]
     row = rows[serving.ref]

@@ -31,7 +31,17 @@ REPORT_SCHEMAS = {
     "audit": "audit-report",
     "digest": "digest-report",
     "sign": "sign-report",
+    "images": "images-report",
+    "key generate": "key-report",
+    "key show": "key-report",
+    "trust show": "trust-show",
+    "trust sign": "trust-sign",
+    "trust update": "trust-update",
+    "deploy render": "deploy-report",
 }
+
+#: commands with subcommands: the report belongs to ``GROUP SUBCOMMAND``
+_GROUPS = ("key", "trust", "deploy", "kernel")
 
 _ERROR_KEYS = {"type", "message", "hint", "file", "line", "column"}
 
@@ -41,6 +51,8 @@ def _command(args: Sequence[str]) -> str | None:
     words = [str(a) for a in args]
     if "packager" in words:
         words = words[words.index("packager") + 1 :]
+    if len(words) > 1 and words[0] in _GROUPS:
+        return f"{words[0]} {words[1]}"
     return words[0] if words else None
 
 

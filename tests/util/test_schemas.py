@@ -42,6 +42,10 @@ def test_the_schemas_are_all_there() -> None:
         "audit-report",
         "digest-report",
         "sign-report",
+        "images-report",
+        "key-report",
+        "trust-show",
+        "deploy-report",
     } <= set(SCHEMAS)
 
 
