@@ -71,7 +71,7 @@ def test_emit_json_puts_ok_first_unless_the_document_says_it(
          "the error object has other keys"),
         (["install", "b.tar", "--json"], '{"ok": true}', "is a required property"),
         (["install", "b.tar"], "installed many 1.0.0", None),  # text: no report
-        (["kernel", "inspect", "k.cubin", "--json"], "[]", None),  # no report schema here
+        (["init", "demo", "--json"], "[]", None),  # no report schema here
         (["gc", "--prefix", "p", "--json"], '{"ok": true, "prefix": "p"}', "'removed' is a required"),
         (["audit", "--site", "p", "--json"], '{"ok": true, "verdict": "MAYBE"}', "audit-report"),
         (["list", "--prefix", "p", "--have"], '{"blobs": []}', "schemas/have.schema.json"),

@@ -11,6 +11,8 @@ import pytest
 from packager.compat.cuda import CudaArch
 from packager.kernels import cubin, fatbin
 from packager.kernels.inspection import inspect_bytes, inspect_file
+from tests.support.cli import cli
+from tests.support.reports import report_problem
 
 VADD_PARAMS = (8, 8, 8, 4)  # const float*, const float*, float*, int
 KERNELS = ["_Z4axpyfPKfPfi", "scale", "vadd"]
@@ -218,6 +220,22 @@ def test_json_and_text(kernel_bins: Path) -> None:
     text = info.render_text()
     assert "SASS (cubins): sm_80, sm_90" in text and "PTX (JIT):     compute_90" in text
     assert "zstd -> " in text
+
+
+@pytest.mark.parametrize(
+    "name",
+    ["sm80.cubin", "sm90a.cubin", "compute80.ptx", "two.fatbin", "two_lz4.fatbin", "libvadd.so"],
+)
+def test_kernel_inspect_json_keeps_its_report_schema(kernel_bins: Path, name: str) -> None:
+    """`airgap kernels inspect FILE --json` by the CLI (schemas/kernel-report, checked by
+    tests.support.cli): each real binary reads whole, and a report without its archs fails."""
+    r = cli("kernels", "inspect", str(kernel_bins / name), "--json")
+    doc = json.loads(r.stdout)
+    assert r.returncode == 0 and doc["ok"] is True and doc["sass"] + doc["ptx"], r.stderr
+    broken = json.dumps({k: v for k, v in doc.items() if k != "sass"})
+    assert "'sass' is a required" in (
+        report_problem(["kernels", "inspect", "--json"], broken) or ""
+    )
 
 
 def test_arch_ordering_and_equality() -> None:

@@ -38,10 +38,11 @@ REPORT_SCHEMAS = {
     "trust sign": "trust-sign",
     "trust update": "trust-update",
     "deploy render": "deploy-report",
+    "kernels inspect": "kernel-report",
 }
 
 #: commands with subcommands: the report belongs to ``GROUP SUBCOMMAND``
-_GROUPS = ("key", "trust", "deploy", "kernel")
+_GROUPS = ("key", "trust", "deploy", "kernels")
 
 _ERROR_KEYS = {"type", "message", "hint", "file", "line", "column"}
 

@@ -46,6 +46,7 @@ def test_the_schemas_are_all_there() -> None:
         "key-report",
         "trust-show",
         "deploy-report",
+        "kernel-report",
     } <= set(SCHEMAS)
 
 
