@@ -39,6 +39,9 @@ REPORT_SCHEMAS = {
     "trust update": "trust-update",
     "deploy render": "deploy-report",
     "kernels inspect": "kernel-report",
+    "validate": "validate-report",
+    "repair": "repair",
+    "publish": "publish",
 }
 
 #: commands with subcommands: the report belongs to ``GROUP SUBCOMMAND``
