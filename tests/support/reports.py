@@ -12,8 +12,6 @@ import subprocess
 from collections.abc import Sequence
 from typing import Any
 
-from jsonschema.exceptions import best_match
-
 from packager.util.schemas import first_error, json_path, validator
 
 #: command -> its report schema (schemas/NAME.schema.json)
@@ -84,10 +82,25 @@ def report_problem(args: Sequence[str], stdout: str) -> str | None:
             problem = first_error("validate-report", inner)
             return f"its validation breaks schemas/validate-report {problem}" if problem else None
         return None
-    # the most relevant error (inside the branch of a oneOf that came closest), by its path
-    err = best_match(validator(schema).iter_errors(doc))
-    assert err is not None
-    return f"not valid against schemas/{schema}.schema.json at {json_path(err.absolute_path)}: {err.message[:300]}"
+    return f"not valid against schemas/{schema}.schema.json {_closest(schema, doc)}"
+
+
+def _closest(schema: str, doc: Any) -> str:
+    """The first error (by path) of the branch of a top-level ``oneOf`` that ``doc`` comes
+    closest to (the fewest errors), or of the whole schema: ``at $.path: message``."""
+    v = validator(schema)
+    root: dict[str, Any] = v.schema  # type: ignore[assignment]
+    branches = root.get("oneOf")
+    if branches:
+        defs = {k: root[k] for k in ("$defs",) if k in root}
+        per = [list(v.evolve(schema={**b, **defs}).iter_errors(doc)) for b in branches]
+        errors = min(per, key=len)
+    else:
+        errors = list(v.iter_errors(doc))
+    if not errors:
+        return "at $: fits more than one of its forms (oneOf)"
+    e = min(errors, key=lambda e: [str(p) for p in e.absolute_path])
+    return f"at {json_path(e.absolute_path)}: {e.message[:300]}"
 
 
 def checked(
