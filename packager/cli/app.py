@@ -982,6 +982,7 @@ def init(
         Optional[Path], typer.Option("--out", "-o", help="Where to write (default NAME.yaml).")
     ] = None,
     force: Annotated[bool, typer.Option(help="Replace an existing file.")] = False,
+    as_json: JsonOpt = False,
 ) -> None:
     """Write a commented starter manifest that validates."""
     from packager.commands.init import starter_manifest
@@ -992,6 +993,8 @@ def init(
     target = out or Path(f"{name}.yaml")
     atomic_write_text(target, text, overwrite=force)
     render.stderr.print(f"wrote {shown(target)}; next: airgap validate {shown(target)}")
+    if as_json:
+        render.emit_json({"manifest": str(target), "name": name, "bytes": len(text.encode())})
 
 
 from packager.cli.groups import kernels_app, key_app, trust_app  # noqa: E402

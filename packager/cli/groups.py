@@ -29,6 +29,7 @@ def trust_init(
         Optional[Path],
         typer.Option("--from", help="Start the next version of this policy (its keys, unsigned)."),
     ] = None,
+    as_json: JsonOpt = False,
 ) -> None:
     """Write an empty trust policy (version 1), or the next version of one (--from)."""
     from packager.commands import trust as trust_cmd
@@ -38,6 +39,31 @@ def trust_init(
         f"wrote {shown(policy)} (version {version}); add keys with `airgap trust add "
         f"{shown(policy)} PUB --name NAME`, sign it with `airgap trust sign {shown(policy)} --key KEY`"
     )
+    _edit_json(as_json, policy, "init", version=version)
+
+
+def _edit_json(
+    as_json: bool,
+    policy: Path,
+    action: str,
+    *,
+    keyid: Optional[str] = None,
+    version: Optional[int] = None,
+    dropped: int = 0,
+) -> None:
+    """``--json`` of a policy edit (schemas/trust-edit.schema.json): what was done to which
+    file. Not the policy itself: an edit may leave it unusable until more keys are added
+    (`airgap trust show` says so), and the edit still happened."""
+    if as_json:
+        render.emit_json(
+            {
+                "policy": str(policy),
+                "action": action,
+                "keyid": keyid,
+                "version": version,
+                "signatures_dropped": dropped,
+            }
+        )
 
 
 def _dropped_note(policy: Path, before: int) -> None:
@@ -53,13 +79,17 @@ def trust_add(
     policy: Annotated[Path, typer.Argument(help="The policy file.")],
     public_key: Annotated[Path, typer.Argument(help="A public key PEM.")],
     name: Annotated[str, typer.Option(help="Who holds the key.")],
+    as_json: JsonOpt = False,
 ) -> None:
     """Trust a public key (an edit: the policy's signatures are dropped)."""
     from packager.commands import trust as trust_cmd
 
     before = trust_cmd.signature_count(policy)
-    render.plain(trust_cmd.add_key(policy, public_key, name))
+    keyid = trust_cmd.add_key(policy, public_key, name)
+    if not as_json:
+        render.plain(keyid)
     _dropped_note(policy, before)
+    _edit_json(as_json, policy, "add", keyid=keyid, dropped=before)
 
 
 @trust_app.command("revoke")
@@ -67,13 +97,15 @@ def trust_revoke(
     policy: Annotated[Path, typer.Argument(help="The policy file.")],
     keyid: Annotated[str, typer.Argument(help="Keyid (or a unique prefix, or the key's name).")],
     reason: Annotated[str, typer.Option(help="Why.")] = "",
+    as_json: JsonOpt = False,
 ) -> None:
     """Revoke a key: bundles it signed no longer count its signature."""
     from packager.commands import trust as trust_cmd
 
     before = trust_cmd.signature_count(policy)
-    trust_cmd.revoke_key(policy, keyid, reason)
+    revoked = trust_cmd.revoke_key(policy, keyid, reason)
     _dropped_note(policy, before)
+    _edit_json(as_json, policy, "revoke", keyid=revoked, dropped=before)
 
 
 @trust_app.command("show")

@@ -93,7 +93,9 @@ def add_key(path: Path, public_key: Path, name: str) -> str:
     return kid
 
 
-def revoke_key(path: Path, keyid: str, reason: str) -> None:
+def revoke_key(path: Path, keyid: str, reason: str) -> str:
+    """Revoke the one key ``keyid`` names (a keyid, a unique prefix of one, or a key's name);
+    returns its full keyid (revoking a revoked key again changes nothing)."""
     doc, _ = _editable(path)
     matches = [
         k["keyid"] for k in doc["keys"] if k["keyid"].startswith(keyid) or k["name"] == keyid
@@ -104,9 +106,10 @@ def revoke_key(path: Path, keyid: str, reason: str) -> None:
             hint="give the full keyid or the key's name (`airgap trust show`)",
         )
     if any(r["keyid"] == matches[0] for r in doc["revoked"]):
-        return
+        return str(matches[0])
     doc["revoked"].append({"keyid": matches[0], "reason": reason, "revoked": now_utc()})
     _write(path, doc)
+    return str(matches[0])
 
 
 @dataclass(frozen=True)

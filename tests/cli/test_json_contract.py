@@ -44,6 +44,32 @@ def test_key_and_trust_documents(tmp_path: Path, monkeypatch: pytest.MonkeyPatch
     assert code == 0 and doc["ok"] is True
 
 
+def test_policy_edits_and_init_print_their_documents(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """trust init, add and revoke --json say what the edit did (schemas/trust-edit; a new
+    policy cannot be shown until it has keys); init --json names the manifest it wrote."""
+    policy = tmp_path / "trust.json"
+    code, doc = _doc(["trust", "init", str(policy)])
+    assert code == 0 and (doc["action"], doc["version"], doc["keyid"]) == ("init", 1, None)
+    pub = write_public_key(tmp_path)
+    code, doc = _doc(["trust", "add", str(policy), str(pub), "--name", "a"])
+    shown = _doc(["trust", "show", str(policy)])[1]
+    keyid = shown["keys"][0]["keyid"]
+    assert code == 0 and (doc["action"], doc["keyid"]) == ("add", keyid)
+    code, doc = _doc(["trust", "revoke", str(policy), "a", "--reason", "lost"])  # by its name
+    assert code == 0 and (doc["action"], doc["keyid"]) == ("revoke", keyid)
+    assert doc["signatures_dropped"] == 0
+    monkeypatch.chdir(tmp_path)
+    code, doc = _doc(["init", "demo-model", "--vendor", "nvidia", "--chip", "h100"])
+    written = tmp_path / "demo-model.yaml"
+    assert code == 0 and doc == {
+        "ok": True, "manifest": "demo-model.yaml", "name": "demo-model",
+        "bytes": written.stat().st_size,
+    }  # fmt: skip
+    assert cli("validate", str(written)).returncode == 0
+
+
 @pytest.mark.parametrize(
     ("doc", "ok", "first"),
     [
@@ -71,7 +97,7 @@ def test_emit_json_puts_ok_first_unless_the_document_says_it(
          "the error object has other keys"),
         (["install", "b.tar", "--json"], '{"ok": true}', "is a required property"),
         (["install", "b.tar"], "installed many 1.0.0", None),  # text: no report
-        (["init", "demo", "--json"], "[]", None),  # no report schema here
+        (["serve", "b.tar", "--json"], "[]", None),  # no report schema here (a stream)
         (["gc", "--prefix", "p", "--json"], '{"ok": true, "prefix": "p"}', "'removed' is a required"),
         (["audit", "--site", "p", "--json"], '{"ok": true, "verdict": "MAYBE"}', "audit-report"),
         (["list", "--prefix", "p", "--have"], '{"blobs": []}', "schemas/have.schema.json"),

@@ -47,6 +47,8 @@ def test_the_schemas_are_all_there() -> None:
         "trust-show",
         "deploy-report",
         "kernel-report",
+        "init-report",
+        "trust-edit",
     } <= set(SCHEMAS)
 
 
