@@ -88,8 +88,9 @@ def trust_add(
     keyid = trust_cmd.add_key(policy, public_key, name)
     if not as_json:
         render.plain(keyid)
-    _dropped_note(policy, before)
-    _edit_json(as_json, policy, "add", keyid=keyid, dropped=before)
+    dropped = before - trust_cmd.signature_count(policy)
+    _dropped_note(policy, dropped)
+    _edit_json(as_json, policy, "add", keyid=keyid, dropped=dropped)
 
 
 @trust_app.command("revoke")
@@ -104,8 +105,9 @@ def trust_revoke(
 
     before = trust_cmd.signature_count(policy)
     revoked = trust_cmd.revoke_key(policy, keyid, reason)
-    _dropped_note(policy, before)
-    _edit_json(as_json, policy, "revoke", keyid=revoked, dropped=before)
+    dropped = before - trust_cmd.signature_count(policy)  # none when it was revoked already
+    _dropped_note(policy, dropped)
+    _edit_json(as_json, policy, "revoke", keyid=revoked, dropped=dropped)
 
 
 @trust_app.command("show")

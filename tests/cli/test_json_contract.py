@@ -57,9 +57,16 @@ def test_policy_edits_and_init_print_their_documents(
     shown = _doc(["trust", "show", str(policy)])[1]
     keyid = shown["keys"][0]["keyid"]
     assert code == 0 and (doc["action"], doc["keyid"]) == ("add", keyid)
+    monkeypatch.setenv("AIRGAP_KEY_PASSPHRASE", "pass phrase")
+    _doc(["key", "generate", "--out", str(tmp_path), "--name", "k"])
+    _doc(["trust", "add", str(policy), str(tmp_path / "k.pub.pem"), "--name", "k"])
+    assert cli("trust", "sign", str(policy), "--key", str(tmp_path / "k.key.pem")).returncode == 0
     code, doc = _doc(["trust", "revoke", str(policy), "a", "--reason", "lost"])  # by its name
     assert code == 0 and (doc["action"], doc["keyid"]) == ("revoke", keyid)
-    assert doc["signatures_dropped"] == 0
+    assert doc["signatures_dropped"] == 1  # the edit drops the policy's signature
+    assert cli("trust", "sign", str(policy), "--key", str(tmp_path / "k.key.pem")).returncode == 0
+    code, doc = _doc(["trust", "revoke", str(policy), keyid[:12]])  # revoked already: no edit
+    assert code == 0 and doc["keyid"] == keyid and doc["signatures_dropped"] == 0
     monkeypatch.chdir(tmp_path)
     code, doc = _doc(["init", "demo-model", "--vendor", "nvidia", "--chip", "h100"])
     written = tmp_path / "demo-model.yaml"
