@@ -666,29 +666,23 @@ def build(
     lock_path = lock_file or lock_path_for(manifest.path)
     one_pass: OnePass | None = None
     model_write: ModelWrite | None = None
+    #: one tar per target, whole and full: the builds a tar begun early can serve
     plain = not (combined or layout_only or split is not None or base is not None)
+    first_tar = out / layout.tar_name(layout.bundle_stem(manifest.name, manifest.version,
+                                                         targets[0].id))  # fmt: skip
 
     def write_model(lock: Lock) -> None:
         """A build from the lock of a model of many files: its files go into the first target's
         tar from another process while this one checks the inputs and describes the bundle."""
         nonlocal model_write
         if plain and worth_forking(len(lock.model.files)) and can_fork():
-            stem = layout.bundle_stem(manifest.name, manifest.version, targets[0].id)
-            model_write = ModelWrite.start(
-                manifest, lock, out / layout.tar_name(stem), _epoch(lock)
-            )
+            model_write = ModelWrite.start(manifest, lock, first_tar, _epoch(lock))
 
     with open_stat_cache() as cache:
-        if (
-            not locked
-            and not lock_path.exists()
-            and not (combined or layout_only or split is not None or base is not None)
-        ):  # a cold build: the model files are read once, into the first target's tar
+        if not locked and not lock_path.exists() and plain:
+            # a cold build: the model files are read once, into the first target's tar
             # (packager.bundle.onepass); each further target's tar copies them from the lock
-            stem = layout.bundle_stem(manifest.name, manifest.version, targets[0].id)
-            one_pass = OnePass.start(
-                manifest, out / layout.tar_name(stem), cache=cache, reporter=rep
-            )
+            one_pass = OnePass.start(manifest, first_tar, cache=cache, reporter=rep)
         try:
             lock, lock_written = _lock_for_build(
                 manifest, lock_path, locked, cache=cache, reporter=rep, offline=offline,
@@ -732,7 +726,7 @@ def build(
                 )
             prepared = [prepare_target(manifest, lock, t, **common) for t in targets]
             one = _combined(prepared, manifest, out=out, layout_only=layout_only, reporter=rep)
-            return BuildResult([one], time.perf_counter() - t0, lock_path if locked else None)
+            return BuildResult([one], time.perf_counter() - t0, lock_path, lock_written)
         bundles = [
             build_target(
                 manifest, lock, t, out=out, split=split, layout_only=layout_only,

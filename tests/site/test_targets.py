@@ -21,6 +21,7 @@ from packager.util.schemas import validator
 from tests.site.install_support import env, install_cli, many_weights, receipt
 from tests.support.cli import cli
 from tests.support.projects import make_key
+from tests.support.reports import checked
 
 DUO = """\
 apiVersion: airgap/v1
@@ -124,7 +125,7 @@ def duo(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Path]:
             timeout=300,
         )  # fmt: skip
         assert r.returncode == 0, r.stdout + r.stderr
-        return r.stdout
+        return checked(args, r).stdout  # a --json report keeps its schema
 
     for version in ("1.0.0", "1.1.0"):
         (base / f"m-{version}.yaml").write_text(DUO.format(version=version))
@@ -135,8 +136,8 @@ def duo(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Path]:
             out[f"{t}-{version}"] = base / "out" / f"duo-{version}-{t}.airgap.tar"
     # from the same lock: each target's part is the bundle built alone
     doc = run(
-        "build", str(base / "m-1.0.0.yaml"), "--locked", "--key", str(priv), "--combined",
-        "--json", "--out", str(base / "combined"),
+        "build", str(base / "m-1.0.0.yaml"), "--key", str(priv), "--combined",  # the lock
+        "--json", "--out", str(base / "combined"),  # beside it is used, as with --locked
     )  # fmt: skip
     out["combined"] = base / "combined" / "duo-1.0.0-combined.airgap.tar"
     out["combined_json"] = base / "combined.json"
@@ -251,6 +252,9 @@ def test_a_combined_bundle_holds_each_target_as_built_alone(duo: dict[str, Path]
     doc = json.loads(duo["combined_json"].read_text())
     (built,) = doc["bundles"]
     assert built["targets"] == ["ascend", "cuda"]
+    # the lock beside the manifest it was built from, as a build of one target reports it
+    assert doc["lock"] == {"path": str(duo["combined"].parents[1] / "m-1.0.0.lock.json"),
+                           "written": False}  # fmt: skip
     for t in ("ascend", "cuda"):  # each target's signed bundle.json is the one built alone
         r = cli("verify", str(duo[f"{t}-1.0.0"]), "--key", str(duo["pub"]), "--json")
         alone = json.loads(r.stdout)["digest"]
