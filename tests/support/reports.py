@@ -66,8 +66,9 @@ def report_problem(args: Sequence[str], stdout: str) -> str | None:
     """Why ``stdout`` of ``airgap ARGS`` breaks the contract, or None (also when ``--json`` was
     not asked for or the command has no report schema here)."""
     words = [str(a) for a in args]
-    schema = REPORT_SCHEMAS.get(_command(words) or "")
-    if _command(words) == "list" and "--have" in words:  # the have-list is JSON without --json
+    command = _command(words)
+    schema = REPORT_SCHEMAS.get(command or "")
+    if command == "list" and "--have" in words:  # the have-list is JSON without --json
         schema, words = "have", [*words, "--json"]
     if "--json" not in words or schema is None:
         return None
