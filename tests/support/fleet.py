@@ -24,6 +24,8 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 from typing import Any
 
+from tests.support.reports import report_problem
+
 _HOP = {"connection", "keep-alive", "transfer-encoding", "te", "trailer", "upgrade"}
 
 
@@ -144,5 +146,7 @@ def start_node(
 def finish(node: subprocess.Popen[str], timeout: float = 120) -> dict[str, Any]:
     out, err = node.communicate(timeout=timeout)
     assert node.returncode == 0, f"exit {node.returncode}: {err[-2000:]}"
+    problem = report_problem(["install", "--json"], out)  # schemas/install-report
+    assert problem is None, problem
     doc: dict[str, Any] = json.loads(out)
     return doc
