@@ -16,7 +16,7 @@ import re
 from collections.abc import Callable
 from typing import Any
 
-from packager.util.schemas import compile_pattern, load_schema
+from packager.util.schemas import compile_pattern, load_schema, schema_name
 
 Check = Callable[[Any], bool]
 
@@ -66,24 +66,37 @@ def _same(a: Any, b: Any) -> bool:
 
 
 class _Compiler:
-    def __init__(self, root: dict[str, Any]) -> None:
+    """One schema document's compiler. ``shared``: the compilers of every document a ``$ref``
+    reached, by name, so that a definition another schema owns is compiled once, in its own
+    document (its ``#/...`` refs are that document's)."""
+
+    def __init__(self, root: dict[str, Any], shared: dict[str, _Compiler] | None = None) -> None:
         self.root = root
         self.refs: dict[str, Check] = {}
+        self.shared = {} if shared is None else shared
 
-    def ref(self, pointer: str) -> Check:
-        if not pointer.startswith("#/"):
-            raise Unsupported(pointer)
-        if pointer not in self.refs:
+    def ref(self, ref: str) -> Check:
+        uri, hash_, pointer = ref.partition("#")
+        if uri:  # another airgap schema's definition: ``<its $id>#/...``
+            name = schema_name(uri)
+            if name is None or not hash_:
+                raise Unsupported(ref)
+            if name not in self.shared:
+                self.shared[name] = _Compiler(load_schema(name), self.shared)
+            return self.shared[name].ref("#" + pointer)
+        if pointer and not pointer.startswith("/"):
+            raise Unsupported(ref)
+        if ref not in self.refs:  # "#": the document itself; "#/a/b": a place in it
             target: Any = self.root
-            for part in pointer[2:].split("/"):
+            for part in pointer[1:].split("/") if pointer else ():
                 part = part.replace("~1", "/").replace("~0", "~")
                 if not isinstance(target, dict) or part not in target:
-                    raise Unsupported(pointer)
+                    raise Unsupported(ref)
                 target = target[part]
             slot: list[Check] = []
-            self.refs[pointer] = lambda x: slot[0](x)  # recursion: bound once compiled
+            self.refs[ref] = lambda x: slot[0](x)  # recursion: bound once compiled
             slot.append(self.compile(target))
-        return self.refs[pointer]
+        return self.refs[ref]
 
     def compile(self, schema: Any) -> Check:
         if schema is True or schema == {}:
@@ -376,8 +389,10 @@ def compiled(name: str) -> Check | None:
     """Schema ``name`` as one predicate, or None when it uses a keyword outside the subset."""
     if name not in _COMPILED:
         schema = load_schema(name)
+        compiler = _Compiler(schema)
+        compiler.shared[name] = compiler  # a ref back into this document by its $id
         try:
-            _COMPILED[name] = _Compiler(schema).compile(schema)
+            _COMPILED[name] = compiler.compile(schema)
         except Unsupported:
             _COMPILED[name] = None
     return _COMPILED[name]

@@ -20,12 +20,39 @@ if TYPE_CHECKING:  # imported when a document needs it: most conform (packager.u
     from jsonschema.exceptions import ValidationError
 
 
+#: every airgap schema's ``$id`` is ``SCHEMA_ID_PREFIX + NAME + "/v1.json"``; one schema names a
+#: definition another owns by that ``$id`` (``"$ref": "<$id>#/$defs/finding"``), never by a copy
+SCHEMA_ID_PREFIX = "https://airgap.dev/schemas/"
+_SCHEMA_ID = re.compile(re.escape(SCHEMA_ID_PREFIX) + r"([a-z0-9]+(?:-[a-z0-9]+)*)/v1\.json")
+
+
 @cache
 def load_schema(name: str) -> dict[str, Any]:
     """The schema document ``schemas/<name>.schema.json``."""
     ref = resources.files("packager").joinpath("schemas", f"{name}.schema.json")
     data: dict[str, Any] = json.loads(ref.read_text(encoding="utf-8"))
     return data
+
+
+def schema_name(uri: str) -> str | None:
+    """The name of the shipped schema whose ``$id`` is ``uri``; None for any other address
+    (nothing is ever fetched)."""
+    m = _SCHEMA_ID.fullmatch(uri)
+    if m is None:
+        return None
+    shipped = resources.files("packager").joinpath("schemas", f"{m.group(1)}.schema.json")
+    return m.group(1) if shipped.is_file() else None
+
+
+def _retrieve(uri: str) -> Any:
+    """The registry's only source: the schemas shipped with airgap, by ``$id`` (no network)."""
+    from referencing import Resource
+    from referencing.exceptions import NoSuchResource
+
+    name = schema_name(uri)
+    if name is None:
+        raise NoSuchResource(uri)
+    return Resource.from_contents(load_schema(name))
 
 
 def ecma_to_python(pattern: str) -> str:
@@ -74,7 +101,12 @@ def validator(name: str) -> jsonschema.protocols.Validator:
     # against its metaschema (tests/util/test_schemas.py); checking again on every run cost
     # verify more CPU than its other start-up work
     cls = jsonschema.validators.extend(base, {"pattern": _pattern})  # type: ignore[no-untyped-call]
-    v: jsonschema.protocols.Validator = cls(schema, format_checker=base.FORMAT_CHECKER)
+    from referencing import Registry
+
+    registry: Registry[Any] = Registry(retrieve=_retrieve)  # type: ignore[call-arg]
+    v: jsonschema.protocols.Validator = cls(
+        schema, format_checker=base.FORMAT_CHECKER, registry=registry
+    )
     return v
 
 

@@ -128,6 +128,16 @@ def test_an_invalid_manifest_prints_its_validation_under_its_command_schema(
     r = cli(command, str(bad), *extra, "--json")  # checked by its report schema (support.cli)
     doc = json.loads(r.stdout)
     assert r.returncode == 1 and doc["ok"] is False and doc["validation"]["valid"] is False
-    broken = {**doc, "validation": {**doc["validation"], "valid": "no"}}
-    problem = report_problem([command, "--json"], json.dumps(broken))
-    assert problem is not None and "validate-report" in problem
+    # the command's schema holds the report to validate-report's, by $ref: its own fields and
+    # each finding (validate-report's $defs/finding)
+    v = doc["validation"]
+    for broken, where in (
+        ({**v, "valid": "no"}, "at $.validation.valid:"),
+        ({**v, "findings": [{**v["findings"][0], "extra": 1}]}, "at $.validation.findings[0]:"),
+        (
+            {**v, "findings": [{**v["findings"][0], "line": "1"}]},
+            "at $.validation.findings[0].line:",
+        ),
+    ):
+        problem = report_problem([command, "--json"], json.dumps({**doc, "validation": broken}))
+        assert problem is not None and f"schemas/{command}-report.schema.json {where}" in problem

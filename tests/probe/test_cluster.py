@@ -9,14 +9,15 @@ import json
 from collections.abc import Callable, Iterable
 from pathlib import Path
 
-import jsonschema
 import pytest
 
-from tests.probe.util import BUNDLES, REPO, Run, copy_machine, probe, set_command
+from packager.util.schemas import validator
+from tests.probe.util import BUNDLES, Run, copy_machine, probe, set_command
 
 A2 = "ascend-910b3x8-2nodes"
 HGX = "cuda-h100x8-2nodes"
-SCHEMA = json.loads((REPO / "schemas" / "probe-cluster.schema.json").read_text())
+#: schemas/probe-cluster.schema.json, with the definitions it takes from probe-report
+SCHEMA = validator("probe-cluster")
 
 
 def report(capsys: pytest.CaptureFixture[str], root: Path, bundle: str, out: Path) -> Path:
@@ -29,7 +30,7 @@ def report(capsys: pytest.CaptureFixture[str], root: Path, bundle: str, out: Pat
 def cluster(capsys: pytest.CaptureFixture[str], *reports: Path) -> Run:
     run = probe(capsys, "--cluster", *map(str, reports), "--json")
     assert run.code in (0, 1, 3), run.err
-    jsonschema.Draft202012Validator(SCHEMA).validate(run.doc)
+    SCHEMA.validate(run.doc)
     return run
 
 
@@ -260,4 +261,4 @@ def test_text_output_names_each_node(tmp_path: Path, capsys: pytest.CaptureFixtu
     assert run.code == 0
     assert "atlas800t-a2-n1" in run.out and "Result: PASS" in run.out
     doc = json.loads((tmp_path / "cluster.json").read_text())
-    jsonschema.Draft202012Validator(SCHEMA).validate(doc)
+    SCHEMA.validate(doc)

@@ -14,9 +14,14 @@ import pytest
 from packager.util import schemacheck
 from packager.util.schemacheck import Unsupported, _Compiler, conforms
 from packager.util.schemas import validator
+from tests.support.cli import cli
 from tests.support.golden import build_golden
 
 DIGEST = "sha256:" + "a" * 64
+FINDING = "https://airgap.dev/schemas/validate-report/v1.json#/$defs/finding"
+REFUSAL = "https://airgap.dev/schemas/validate-report/v1.json#/$defs/refusal"
+FOUND = {"severity": "error", "code": "AG201", "message": "m", "file": "m.yaml", "line": 3,
+         "column": 1, "path": "$.a", "hint": None}  # fmt: skip
 
 
 @pytest.mark.parametrize(
@@ -48,6 +53,11 @@ DIGEST = "sha256:" + "a" * 64
         ({"propertyNames": {"pattern": "^[a-z]+$"}}, {"A": 1}, False),
         ({"$ref": "#/$defs/d", "$defs": {"d": {"type": "string"}}}, "x", True),
         ({"$ref": "#/$defs/d", "$defs": {"d": {"type": "string"}}}, 1, False),
+        # a definition another shipped schema owns, by its $id (compiled in that document)
+        ({"$ref": FINDING}, FOUND, True),
+        ({"$ref": FINDING}, {**FOUND, "line": "3"}, False),
+        ({"$ref": FINDING}, {**FOUND, "path": "a"}, False),  # validate-report's pattern
+        ({"$ref": REFUSAL}, {"ok": False, "validation": {}}, False),  # "#" there: its report
         ({"type": "string", "default": "x"}, "y", True),  # a default says nothing of validity
         ({"allOf": [{"type": "integer"}, {"minimum": 2}]}, 1, False),
         ({"allOf": [{"type": "integer"}, {"minimum": 2}]}, 2, True),
@@ -102,7 +112,11 @@ def test_keywords(schema: dict[str, Any], instance: Any, ok: bool) -> None:
 @pytest.mark.parametrize(
     "schema",
     [{"format": "date-time"}, {"dependentRequired": {}}, {"not": {}}, {"patternProperties": {}},
-     {"items": [{}]}, {"$ref": "other.json"}, {"type": "float"}],
+     {"items": [{}]}, {"$ref": "other.json"}, {"type": "float"},
+     {"$ref": "https://example.com/schemas/bundle/v1.json#/$defs/images"},  # not an airgap $id
+     {"$ref": "https://airgap.dev/schemas/nope/v1.json#/$defs/x"},  # no such shipped schema
+     {"$ref": "https://airgap.dev/schemas/bundle/v1.json#/$defs/nope"},  # no such definition
+     {"$ref": "https://airgap.dev/schemas/bundle/v1.json"}],  # no fragment: not our form
 )  # fmt: skip
 def test_a_keyword_outside_the_subset_is_not_compiled(schema: dict[str, Any]) -> None:
     with pytest.raises(Unsupported):
@@ -160,25 +174,42 @@ def documents(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Any]:
 
     demo = Path(__file__).resolve().parents[2] / "manifests" / "examples" / "demo.yaml"
     multi = demo.with_name("qwen2.5-7b-multi.yaml")
+    # reports whose schemas take definitions from others by $ref: inspect's (bundle's images
+    # and accelerator), and lock's refusal of an invalid manifest (validate-report's refusal,
+    # which holds validate's whole report, findings and all)
+    bad = tar.parent / "bad.yaml"
+    bad.write_text(demo.read_text().replace("apiVersion", "apiVerzion", 1))
+    refusal = json.loads(cli("lock", str(bad), "--json").stdout)
+    assert refusal["ok"] is False and refusal["validation"]["findings"]
     return {
         "bundle": bundle,
         "lock": bundle["lock"],
         "manifest": yaml.safe_load(demo.read_text()),
         "manifest-multi": yaml.safe_load(multi.read_text()),
+        "inspect-report": json.loads(cli("inspect", str(tar), "--json").stdout),
+        "lock-report": refusal,
     }
 
 
-KINDS = ["bundle", "lock", "manifest", "manifest-multi"]
+#: the real documents, and the schema each follows
+KINDS = {
+    "bundle": "bundle",
+    "lock": "lock",
+    "manifest": "manifest",
+    "manifest-multi": "manifest",
+    "inspect-report": "inspect-report",
+    "lock-report": "lock-report",
+}
 
 
 @pytest.mark.parametrize("kind", KINDS)
 def test_real_documents_take_the_fast_path(documents: dict[str, Any], kind: str) -> None:
-    assert conforms(kind.split("-")[0], documents[kind])
+    assert conforms(KINDS[kind], documents[kind])
 
 
 @pytest.mark.parametrize("kind", KINDS)
 def test_a_yes_is_never_a_document_jsonschema_refuses(documents: dict[str, Any], kind: str) -> None:
-    name = kind.split("-")[0]
+    name = KINDS[kind]
     rng = random.Random(f"schemacheck {kind}")
     refused = 0
     for _ in range(600):
