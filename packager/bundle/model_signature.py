@@ -24,6 +24,13 @@ from packager.signing.errors import OmsError
 from packager.signing.keys import SigningKey
 from packager.signing.trust import Policy
 
+#: what verify says of a bundle with a model signature record and no model.sig: a build with a
+#: key that is not ECDSA P-256 makes none and `airgap sign` can add one later, so bundle.json
+#: cannot pin it (as it cannot pin a co-signature) and its absence is no proof it was removed
+ABSENT = (
+    "no model.sig in the bundle: none was made (only an ECDSA P-256 key makes one, at build or "
+    "with `airgap sign BUNDLE --key KEY`), or it was removed; bundle.json cannot say which"
+)
 #: why a bundle has no model.sig, for build output and audit
 NOT_ECDSA = (
     "no model.sig: OpenSSF model signatures are made with ECDSA keys (model_signing verifies "
@@ -128,9 +135,7 @@ def check(
         )
         return status("invalid", failure.message), [failure]
     if data is None:
-        return status(
-            "absent", "no model.sig in the bundle (it was signed without an ECDSA P-256 key)"
-        ), []
+        return status("absent", ABSENT), []
     try:
         sig = oms.parse_model_signature(data, source=layout.MODEL_SIGNATURE)
     except OmsError as exc:
