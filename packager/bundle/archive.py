@@ -358,6 +358,8 @@ def write_entries(
             continue
         if isinstance(item, bytes):
             writer.add_bytes(name, item)
+            if progress is not None and layout.digest_of_blob_path(name):
+                progress(len(item))  # a blob made in memory (a manifest, the SBOM) counts too
         else:
             writer.add_file(
                 name, item.source, size=item.size, sha256=item.sha256, what=item.what,

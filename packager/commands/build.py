@@ -233,7 +233,9 @@ class _Prepared:
     epoch: int
     blobs: int
     stored_bytes: int
-    logical_bytes: int
+    #: bytes not stored twice: content several paths share is one blob (of the whole version,
+    #: a delta's left-out blobs included: leaving them out is not deduplication)
+    dedup_saved: int
     signed_by: list[str]
     model_signature: str | None
     notes: list[str]
@@ -385,7 +387,7 @@ def prepare_target(
             epoch=epoch,
             blobs=len(plan.blobs),
             stored_bytes=carried,
-            logical_bytes=plan.logical_bytes,
+            dedup_saved=plan.logical_bytes - plan.stored_bytes,
             signed_by=signed_by,
             model_signature=model_sig,
             notes=notes,
@@ -474,7 +476,7 @@ def _write(
         size=size,
         blobs=p.blobs,
         stored_bytes=p.stored_bytes,
-        dedup_saved=p.logical_bytes - p.stored_bytes,
+        dedup_saved=p.dedup_saved,
         signed_by=p.signed_by,
         parts=parts,
         model_signature=p.model_signature,
@@ -507,7 +509,8 @@ def _combined(
         epoch=prepared[0].epoch,
         blobs=len(blobs),
         stored_bytes=stored,
-        logical_bytes=sum(p.stored_bytes for p in prepared),
+        # each target's own, and what the targets share (stored once here)
+        dedup_saved=sum(p.dedup_saved + p.stored_bytes for p in prepared) - stored,
         signed_by=sorted({k for p in prepared for k in p.signed_by}),
         model_signature=prepared[0].model_signature,
         first=prepared[0].first,

@@ -9,7 +9,14 @@ from pathlib import Path
 
 import pytest
 
-from packager.bundle.archive import FileSink, OutputError, PartsSink, TarWriter
+from packager.bundle.archive import (
+    FileContent,
+    FileSink,
+    OutputError,
+    PartsSink,
+    TarWriter,
+    write_entries,
+)
 from packager.bundle.errors import BundleFormatError
 from packager.bundle.reader import ConcatFile, open_bundle, parts_of
 from packager.errors import LockMismatch
@@ -58,6 +65,24 @@ def test_the_tar_is_standard_and_fixed(tmp_path: Path, payload: Path) -> None:
             assert i.pax_headers == {}
         x = tf.extractfile("blobs/x")
         assert x is not None and x.read() == payload.read_bytes()
+
+
+def test_the_progress_of_a_write_counts_every_blob_it_writes(tmp_path: Path, payload: Path) -> None:
+    """The build announces a write of the blobs' bytes: those read from files and those made in
+    memory (manifests, the SBOM; all a delta may carry) count alike, other members do not."""
+    data = payload.read_bytes()
+    manifest = b'{"schemaVersion": 2}'
+    entries = {
+        "airgap/bundle.json": b'{"a": 1}\n',  # not a blob
+        f"blobs/sha256/{sha(data)}": FileContent(payload, len(data), sha(data), "weights"),
+        f"blobs/sha256/{sha(manifest)}": manifest,
+        "index.json": b"{}",
+    }
+    done: list[int] = []
+    with TarWriter(FileSink(tmp_path / "b.tar"), 1_700_000_000) as w:
+        write_entries(w, entries, done.append)
+        w.close()
+    assert sum(done) == len(data) + len(manifest)
 
 
 def test_the_same_input_gives_the_same_bytes(tmp_path: Path, payload: Path) -> None:

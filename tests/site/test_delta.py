@@ -355,6 +355,10 @@ def test_the_json_of_a_delta_build_and_its_install_keeps_the_report_schemas(
     assert b["delta"]["base"] == {"name": "many", "version": "1.0.0", "digest": _digest(deltas.v1)}
     assert b["delta"]["not_carried"] > 0 and b["delta"]["carried_bytes"] == b["stored_bytes"]
     assert b["digest"] == _digest(deltas.v2) and built["lock"]["written"] is False
+    full = json.loads(ok(_build(deltas.v2_folder / "m.yaml", tmp_path / "full", deltas.priv,
+                                "--json")).stdout)["bundles"][0]  # fmt: skip
+    # what the delta leaves out is not deduplication: the same figure as the full version's
+    assert b["dedup_saved_bytes"] == full["dedup_saved_bytes"] < b["delta"]["not_carried_bytes"]
     same = json.loads(ok(run("digest", str(deltas.delta), "--json")).stdout)  # digest-report
     assert same == {"ok": True, "bundle": str(deltas.delta), "digest": b["digest"]}
     site = tmp_path / "site"
