@@ -58,7 +58,10 @@ class LineReporter(Reporter):
         seconds = self._clock() - self._started
         speed = honest_speed(self._done, seconds)
         rate = f", {speed}" if speed else ""
-        self._line(f"{self._label}: done, {human_size(self._done)} in {seconds:.1f} s{rate}")
+        # a phase that counts no bytes (checking inputs, signing) says how long it took only:
+        # "done, 0 B" read as if nothing had been done
+        amount = f", {human_size(self._done)}" if self._done or self._total else ""
+        self._line(f"{self._label}: done{amount} in {seconds:.1f} s{rate}")
         self._label = None
 
     def phase(self, label: str, total: int | None = None) -> None:

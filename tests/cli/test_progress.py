@@ -51,8 +51,15 @@ def test_lines_for_a_start_every_ten_seconds_and_an_end() -> None:
     assert lines[4] == "hashing: done, 3.0 GB in 30.0 s, 100.0 MB/s"
     assert lines[5] == "writing x\\x1b[2Jy ..."  # a name from a file, made visible
     assert lines[6] == "a note"
-    assert lines[7].startswith("writing x\\x1b[2Jy: done, 0 B in 0.0 s")
+    assert lines[7] == "writing x\\x1b[2Jy: done in 0.0 s"  # it counted no bytes: no "0 B"
     assert "/s" not in lines[7]  # too short for a speed
+
+
+def test_a_phase_that_was_to_count_bytes_says_how_many_even_none() -> None:
+    out = io.StringIO()
+    with LineReporter(out, clock=Clock()) as rep:
+        rep.phase("writing", 100)
+    assert out.getvalue().splitlines()[-1] == "writing: done, 0 B in 0.0 s"
 
 
 def test_a_failed_run_ends_no_phase_as_done() -> None:
