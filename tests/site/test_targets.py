@@ -131,7 +131,9 @@ def duo(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Path]:
         (base / f"m-{version}.yaml").write_text(DUO.format(version=version))
         m = str(base / f"m-{version}.yaml")
         run("lock", m)  # then every build is from that lock
-        run("build", m, "--locked", "--key", str(priv), "--out", str(base / "out"))
+        built = run("build", m, "--locked", "--key", str(priv), "--out", str(base / "out"),
+                    "--json")  # fmt: skip
+        (base / f"targets-{version}.json").write_text(built)
         for t in ("ascend", "cuda"):
             out[f"{t}-{version}"] = base / "out" / f"duo-{version}-{t}.airgap.tar"
     # from the same lock: each target's part is the bundle built alone
@@ -259,6 +261,14 @@ def test_a_combined_bundle_holds_each_target_as_built_alone(duo: dict[str, Path]
         r = cli("verify", str(duo[f"{t}-1.0.0"]), "--key", str(duo["pub"]), "--json")
         alone = json.loads(r.stdout)["digest"]
         assert built["digests"][t] == alone
+    # what it does not store twice: each target's own dedup, and what the two share
+    alone = json.loads((duo["base"] / "targets-1.0.0.json").read_text())["bundles"]
+    assert (
+        len(alone) == 2
+        and built["dedup_saved_bytes"]
+        == sum(b["dedup_saved_bytes"] + b["stored_bytes"] for b in alone) - built["stored_bytes"]
+    )
+    assert built["dedup_saved_bytes"] > built["stored_bytes"] // 2  # the weights, once
     # about one copy of the weights: far less than the two single-target bundles together
     one = duo["ascend-1.0.0"].stat().st_size
     size = duo["combined"].stat().st_size
