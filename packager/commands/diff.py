@@ -23,7 +23,7 @@ from pathlib import Path
 from typing import Any
 
 from packager.bundle import layout
-from packager.bundle.descriptor import Descriptor, parse_descriptor
+from packager.bundle.descriptor import Descriptor, content_bytes, parse_descriptor
 from packager.bundle.diff import DescriptorDiff, diff_descriptors
 from packager.bundle.errors import DescriptorError
 from packager.errors import CheckFailed, InputError
@@ -41,7 +41,7 @@ class Side:
 
     label: str  # the path given, or NAME@VERSION under PREFIX
     kind: str  # bundle | installed
-    digest: str  # content digest: sha256 of bundle.json
+    digest: str  # content digest: sha256 of bundle.json (a delta's without its delta record)
     descriptor: Descriptor
     verified: bool  # signatures checked against the policy given
     signers: tuple[str, ...]  # keyids of the valid signatures (when verified)
@@ -138,6 +138,8 @@ def read_bundle_side(path: Path, policy: Policy | None, target: str | None = Non
     def side(b: Bundle, raw: bytes, verified: bool, signers: tuple[str, ...]) -> Side:
         try:
             doc = parse_descriptor(raw)
+            # a delta's content digest is its version's: bundle.json without the delta record
+            digest = "sha256:" + hashlib.sha256(content_bytes(raw)).hexdigest()
         except DescriptorError as exc:
             raise CheckFailed(f"{path}: {exc.message}", hint=exc.hint) from None
         members = b.members()
@@ -148,7 +150,6 @@ def read_bundle_side(path: Path, policy: Policy | None, target: str | None = Non
                 return None
             return b.read(blob.member, MAX_IMAGE_MANIFEST_BYTES)
 
-        digest = "sha256:" + hashlib.sha256(raw).hexdigest()
         return Side(str(path), "bundle", digest, doc, verified, signers, _image_layers(doc, read))
 
     if policy is None:

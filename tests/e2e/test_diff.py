@@ -148,6 +148,13 @@ def test_the_delta_it_announces_is_the_one_build_base_writes(
         len(made["blobs"]), sum(b["size"] for b in made["blobs"]))  # fmt: skip
     assert (delta["files"], delta["files_bytes"]) == (
         len(made["files"]), sum(f["size"] for f in made["files"]))  # fmt: skip
+    # the delta is v2: one content digest (what `airgap digest` says of both), read or verified
+    tar = next(tmp_path.glob("*.delta-from-1.0.0.airgap.tar"))
+    full = airgap("digest", str(v2)).stdout.strip()
+    for check in ((), ("--key", str(base / "k.pub.pem"))):
+        same = _diff(str(v2), str(tar), *check)
+        assert same["same_content"] is True, check
+        assert same["old"]["digest"] == same["new"]["digest"] == full, check
 
 
 def _bundle_json(tar: Path) -> dict[str, Any]:
