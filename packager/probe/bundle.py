@@ -234,6 +234,19 @@ def _check_tree(doc: Any) -> str | None:
     return None
 
 
+def _content(data: bytes, doc: dict[str, Any]) -> bytes:
+    """What the content digest covers (packager.bundle.descriptor.content_bytes): a full
+    bundle's bundle.json as it is; a delta's is its version's with a ``delta`` member added, and
+    without it, written as airgap writes every descriptor (sorted keys, a 2-space indent, UTF-8,
+    a final newline), it is byte for byte the full bundle's. So a node probed with a delta and
+    one probed with the full bundle name one version."""
+    if "delta" not in doc:
+        return data
+    rest = {k: v for k, v in doc.items() if k != "delta"}
+    text = json.dumps(rest, sort_keys=True, indent=2, ensure_ascii=False, allow_nan=False)
+    return (text + "\n").encode("utf-8")
+
+
 def parse_requirements(data: bytes, source: str) -> Requirements:
     """The requirements of a bundle.json; BundleError names the first bad value."""
     if len(data) > MAX_DESCRIPTOR:
@@ -300,7 +313,7 @@ def parse_requirements(data: bytes, source: str) -> Requirements:
             for path in _list(blob, "paths", "blobs[]."):
                 if isinstance(path, str):
                     req.blob_for_path[path] = blob["digest"]
-    req.digest = "sha256:" + hashlib.sha256(data).hexdigest()
+    req.digest = "sha256:" + hashlib.sha256(_content(data, doc)).hexdigest()
     req.weights_digest = _weights_digest(doc.get("blobs"))
     smoke = doc.get("smoke")
     if smoke is not None and not isinstance(smoke, dict):

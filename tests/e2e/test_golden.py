@@ -13,7 +13,8 @@ site-truth probe (issue 13) and the serving check (issue 17), which change the p
 by the model-signature record (issue 18) and the fuzz fixes to the probe's readers; then by the
 probe that runs nothing from an unverified bundle (issue 14); then the tar alone (bundle.json is
 unchanged) by the archive order of issue 15: the blobs first, the model files in the lock's order,
-so a cold build writes each model file as it reads and hashes it.
+so a cold build writes each model file as it reads and hashes it; then by the probe it carries
+(issue 15: a delta's probe names its version's content digest).
 """
 
 from __future__ import annotations
@@ -24,8 +25,8 @@ from pathlib import Path
 from tests.support.golden import build_golden
 
 #: sha256 of airgap/bundle.json (the content digest) and of the whole tar
-CONTENT_DIGEST = "sha256:39183e5f1d911c02f137b304c8728b002eadff124c0ea73c715fde688044a6e5"
-TAR_SHA256 = "f9611be5e50901a140f93df18915df94e120449691b146449629b48c0a060618"
+CONTENT_DIGEST = "sha256:6b098e04b07a6ba03cb4d110c711fbf8bb71bafa812e87775e0c7014137a06ab"
+TAR_SHA256 = "6d117f5f50923386f86343c482ca9f25400d2a39ff3f5cc0976484643f710076"
 
 
 def test_the_golden_bundle_is_byte_identical(tmp_path: Path) -> None:

@@ -3,6 +3,7 @@
 
 from __future__ import annotations
 
+import hashlib
 import io
 import json
 import tarfile
@@ -58,6 +59,28 @@ def test_bundle_tar_is_read_in_place(tmp_path: Path, capsys: pytest.CaptureFixtu
     assert run.code == 0
     assert run.doc["bundle"]["source"] == str(tar)
     assert sorted(p.name for p in tmp_path.iterdir()) == ["b.airgap.tar"]  # nothing extracted
+
+
+def test_a_delta_names_its_versions_content_digest(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """A delta's bundle.json is its version's plus a ``delta`` record: the probe reports the
+    version's content digest (what `airgap digest` says of the delta and of the full bundle)."""
+    from packager.bundle.descriptor import content_bytes
+    from packager.util.jsonio import pretty_json
+
+    doc = json.loads(GOOD)
+    full = pretty_json(doc)  # as airgap build writes a descriptor
+    record = {"base": {"name": "qwen2.5-7b", "version": "0.9.0", "digest": "sha256:" + "a" * 64},
+              "not_carried": [], "not_carried_files": []}  # fmt: skip
+    delta = pretty_json({**doc, "delta": record})
+    assert content_bytes(delta) == full  # the build's invariant, which the probe follows
+    digests = []
+    for name, data in (("full", full), ("delta", delta)):
+        tar = make_tar(tmp_path / f"{name}.airgap.tar", {"airgap/bundle.json": data})
+        run = probe_json(capsys, "--sysroot", H100, "--bundle", str(tar))
+        digests.append(run.doc["bundle"]["digest"])
+    assert digests == ["sha256:" + hashlib.sha256(full).hexdigest()] * 2
 
 
 def test_installed_bundle(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
