@@ -9,6 +9,9 @@ from pathlib import Path
 import pytest
 
 from packager.cli import render
+from packager.errors import AirgapError, InputError, LockMismatch, SourceLocation
+from packager.signing.pkcs11_uri import Pkcs11UriError
+from packager.util.schemas import first_error
 from tests.support.cli import cli
 from tests.support.golden import write_public_key
 from tests.support.reports import report_problem
@@ -94,6 +97,24 @@ def test_emit_json_puts_ok_first_unless_the_document_says_it(
 
 
 @pytest.mark.parametrize(
+    "exc",
+    [
+        InputError("no such file", hint="give a manifest"),
+        LockMismatch("1 input(s) drifted", hint="airgap lock m.yaml"),
+        Pkcs11UriError("bad pkcs11 URI"),  # a kind with digits in its name
+        InputError("bad YAML", location=SourceLocation("m.yaml", 3, 7)),
+    ],
+)
+def test_the_error_object_keeps_its_schema(
+    exc: AirgapError, capsys: pytest.CaptureFixture[str]
+) -> None:
+    render.error(exc, as_json=True)
+    doc = json.loads(capsys.readouterr().out)
+    assert first_error("error", doc) is None, doc
+    assert doc["error"]["type"] == type(exc).__name__ and doc["error"]["message"] == exc.message
+
+
+@pytest.mark.parametrize(
     ("args", "stdout", "problem"),
     [
         (["install", "b.tar", "--json"], "not json", "printed no JSON document"),
@@ -101,7 +122,16 @@ def test_emit_json_puts_ok_first_unless_the_document_says_it(
         (["verify", "b.tar", "--json"], '{"ok": false, "error": {"type": "InputError", '
          '"message": "m", "hint": null, "file": null, "line": null, "column": null}}', None),
         (["verify", "b.tar", "--json"], '{"ok": false, "error": {"message": "m"}}',
-         "the error object has other keys"),
+         "schemas/error.schema.json at $.error: 'type' is a required property"),
+        (["verify", "b.tar", "--json"], '{"ok": false, "error": {"type": "InputError", '
+         '"message": "m", "hint": null, "file": null, "line": null, "column": null}, "x": 1}',
+         "schemas/error.schema.json at $: Additional properties"),
+        (["lock", "m.yaml", "--json"], '{"ok": false, "error": {"type": "InputError", '
+         '"message": "m", "hint": null, "file": "m.yaml", "line": 0, "column": null}}',
+         "schemas/error.schema.json at $.error.line"),
+        (["lock", "m.yaml", "--json"], '{"ok": true, "error": {"type": "InputError", '
+         '"message": "m", "hint": null, "file": null, "line": null, "column": null}}',
+         "schemas/error.schema.json at $.ok"),
         (["install", "b.tar", "--json"], '{"ok": true}', "is a required property"),
         (["install", "b.tar"], "installed many 1.0.0", None),  # text: no report
         (["serve", "b.tar", "--json"], "[]", None),  # no report schema here (a stream)

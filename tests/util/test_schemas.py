@@ -52,6 +52,7 @@ def test_the_schemas_are_all_there() -> None:
         "kernel-report",
         "init-report",
         "trust-edit",
+        "error",
     } <= set(SCHEMAS)
 
 
