@@ -66,10 +66,10 @@ def _edit_json(
         )
 
 
-def _dropped_note(policy: Path, before: int) -> None:
-    if before:
+def _dropped_note(policy: Path, dropped: int) -> None:
+    if dropped:
         render.stderr.print(
-            f"note: the edit dropped {before} signature(s) of {shown(policy)}: "
+            f"note: the edit dropped {dropped} signature(s) of {shown(policy)}: "
             "sign it again (airgap trust sign)"
         )
 
@@ -84,13 +84,11 @@ def trust_add(
     """Trust a public key (an edit: the policy's signatures are dropped)."""
     from packager.commands import trust as trust_cmd
 
-    before = trust_cmd.signature_count(policy)
-    keyid = trust_cmd.add_key(policy, public_key, name)
+    edit = trust_cmd.add_key(policy, public_key, name)
     if not as_json:
-        render.plain(keyid)
-    dropped = before - trust_cmd.signature_count(policy)
-    _dropped_note(policy, dropped)
-    _edit_json(as_json, policy, "add", keyid=keyid, dropped=dropped)
+        render.plain(edit.keyid)
+    _dropped_note(policy, edit.signatures_dropped)
+    _edit_json(as_json, policy, "add", keyid=edit.keyid, dropped=edit.signatures_dropped)
 
 
 @trust_app.command("revoke")
@@ -103,11 +101,9 @@ def trust_revoke(
     """Revoke a key: bundles it signed no longer count its signature."""
     from packager.commands import trust as trust_cmd
 
-    before = trust_cmd.signature_count(policy)
-    revoked = trust_cmd.revoke_key(policy, keyid, reason)
-    dropped = before - trust_cmd.signature_count(policy)  # none when it was revoked already
-    _dropped_note(policy, dropped)
-    _edit_json(as_json, policy, "revoke", keyid=revoked, dropped=dropped)
+    edit = trust_cmd.revoke_key(policy, keyid, reason)
+    _dropped_note(policy, edit.signatures_dropped)
+    _edit_json(as_json, policy, "revoke", keyid=edit.keyid, dropped=edit.signatures_dropped)
 
 
 @trust_app.command("show")

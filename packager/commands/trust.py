@@ -70,13 +70,17 @@ def _editable(path: Path) -> tuple[dict[str, Any], int]:
     return doc, 0
 
 
-def signature_count(path: Path) -> int:
-    """How many signatures the policy file carries (an edit drops them)."""
-    return _editable(path)[1]
+@dataclass(frozen=True)
+class PolicyEdit:
+    """What an edit of a policy file did: the key it added or revoked (its full keyid) and the
+    signatures it dropped (none when it changed nothing)."""
+
+    keyid: str
+    signatures_dropped: int
 
 
-def add_key(path: Path, public_key: Path, name: str) -> str:
-    doc, _ = _editable(path)
+def add_key(path: Path, public_key: Path, name: str) -> PolicyEdit:
+    doc, signatures = _editable(path)
     pub = keys.load_public_key(public_key)
     kid = keys.keyid(pub)
     if any(k["keyid"] == kid for k in doc["keys"]):
@@ -90,13 +94,17 @@ def add_key(path: Path, public_key: Path, name: str) -> str:
          "public_key": keys.public_key_pem(pub).decode("ascii"), "added": now_utc()}
     )  # fmt: skip
     _write(path, doc)
-    return kid
+    return PolicyEdit(kid, signatures)
 
 
-def revoke_key(path: Path, keyid: str, reason: str) -> str:
+def revoke_key(path: Path, keyid: str, reason: str) -> PolicyEdit:
     """Revoke the one key ``keyid`` names (a keyid, a unique prefix of one, or a key's name);
-    returns its full keyid (revoking a revoked key again changes nothing)."""
-    doc, _ = _editable(path)
+    revoking a revoked key again changes nothing (and drops no signature)."""
+    if not keyid:
+        raise PolicyError(
+            f"{path}: an empty keyid names no key", hint="give the keyid or the key's name"
+        )
+    doc, signatures = _editable(path)
     matches = [
         k["keyid"] for k in doc["keys"] if k["keyid"].startswith(keyid) or k["name"] == keyid
     ]
@@ -105,11 +113,12 @@ def revoke_key(path: Path, keyid: str, reason: str) -> str:
             f"{path}: {keyid!r} names {'no' if not matches else 'more than one'} trusted key",
             hint="give the full keyid or the key's name (`airgap trust show`)",
         )
-    if any(r["keyid"] == matches[0] for r in doc["revoked"]):
-        return str(matches[0])
-    doc["revoked"].append({"keyid": matches[0], "reason": reason, "revoked": now_utc()})
+    kid = str(matches[0])
+    if any(r["keyid"] == kid for r in doc["revoked"]):
+        return PolicyEdit(kid, 0)
+    doc["revoked"].append({"keyid": kid, "reason": reason, "revoked": now_utc()})
     _write(path, doc)
-    return str(matches[0])
+    return PolicyEdit(kid, signatures)
 
 
 @dataclass(frozen=True)

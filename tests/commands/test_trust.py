@@ -36,6 +36,16 @@ def test_add_show_revoke_round_trip(policy: Path, tmp_path: Path) -> None:
     )
 
 
+def test_an_empty_keyid_revokes_nothing(policy: Path, tmp_path: Path) -> None:
+    """Every keyid starts with "": with one key trusted, an empty argument named it."""
+    a = write_public_key(tmp_path, b"key a", "a")
+    assert cli("trust", "add", str(policy), str(a), "--name", "alice").returncode == 0
+    before = policy.read_bytes()
+    r = cli("trust", "revoke", str(policy), "")
+    assert r.returncode == 2 and "an empty keyid names no key" in r.stderr, r.stderr
+    assert policy.read_bytes() == before
+
+
 BAD_EDITS = [
     # (id, how the policy document is changed, words in the error)
     ("keyid-not-its-key", lambda d: d["keys"][0].update(keyid="0" * 64), "its public key is"),
