@@ -567,12 +567,17 @@ def bench_big(args: argparse.Namespace) -> None:
                           "weights"])  # fmt: skip
         (base / "floor.tar").unlink()
         row("build", "copy floor: tar -b 8192 -cf", floor, floor, None)
-        # the build makes its tar durable (fsync before the rename); tar leaves up to
-        # vm.dirty_ratio of memory unwritten when it exits, a share that grows with the size
+
+        def durable_floor() -> float:
+            """The build makes its tar durable (fsync before the rename); tar leaves up to
+            vm.dirty_ratio of memory unwritten when it exits, a share that grows with the size."""
+            wall, _ = timed(["bash", "-c", f"tar -b 8192 -cf {base / 'floor.tar'} -C {base} "
+                             "weights && sync"])  # fmt: skip
+            (base / "floor.tar").unlink()
+            return wall
+
         subprocess.run(["sync"], check=True)
-        durable, _ = timed(["bash", "-c", f"tar -b 8192 -cf {base / 'floor.tar'} -C {base} "
-                            "weights && sync"])  # fmt: skip
-        (base / "floor.tar").unlink()
+        durable = durable_floor()
         row("build", "durable copy floor: tar -b 8192 -cf, then sync", durable, floor, None)
         subprocess.run(["sync"], check=True)
         t, rss = timed(build, env=env, stdout=subprocess.DEVNULL)
@@ -589,9 +594,7 @@ def bench_big(args: argparse.Namespace) -> None:
         # it. With the caches dropped before each, both read every input from the disk.
         if drop_caches():
             shutil.rmtree(base / "out")
-            durable, _ = timed(["bash", "-c", f"tar -b 8192 -cf {base / 'floor.tar'} -C {base} "
-                                "weights && sync"])  # fmt: skip
-            (base / "floor.tar").unlink()
+            durable = durable_floor()
             row("build", "durable copy floor, caches dropped first", durable, floor, None)
             (base / "m.lock.json").unlink()  # cold again: no lock, no stat cache
             (base / "cache" / "stat-cache.sqlite").unlink(missing_ok=True)
