@@ -14,7 +14,7 @@ from packager.signing.pkcs11_uri import Pkcs11UriError
 from packager.util.schemas import first_error
 from tests.support.cli import cli
 from tests.support.golden import write_public_key
-from tests.support.reports import report_problem
+from tests.support.reports import REPORT_SCHEMAS, report_problem
 
 EXAMPLES = Path(__file__).resolve().parents[2] / "manifests" / "examples"
 
@@ -171,3 +171,42 @@ def test_an_invalid_manifest_prints_its_validation_under_its_command_schema(
     ):
         problem = report_problem([command, "--json"], json.dumps({**doc, "validation": broken}))
         assert problem is not None and f"schemas/{command}-report.schema.json {where}" in problem
+
+
+def _commands() -> list[tuple[str, bool]]:
+    """Every command and subcommand of the typer app, and whether it takes --json."""
+    import typer
+
+    from packager.cli.app import app
+
+    def walk(c: object, name: tuple[str, ...]) -> list[tuple[str, bool]]:
+        subs = getattr(c, "commands", None)
+        if subs is not None:
+            return [x for n, sub in subs.items() for x in walk(sub, (*name, n))]
+        params = getattr(c, "params", [])
+        return [(" ".join(name), any("--json" in p.opts for p in params))]
+
+    return walk(typer.main.get_command(app), ())
+
+
+#: --json output that is no single report: serve streams a start document, then serves
+#: (schemas/serve.schema.json, checked in tests/serve)
+_STREAMED = {"serve": "serve"}
+
+
+def test_every_json_command_has_a_report_schema_the_readme_names() -> None:
+    commands = _commands()
+    assert len(commands) > 25 and ("install", True) in commands
+    readme = (Path(__file__).resolve().parents[2] / "README.md").read_text()
+    schemas = Path(__file__).resolve().parents[2] / "schemas"
+    for name, takes_json in commands:
+        if not takes_json:
+            continue
+        schema = REPORT_SCHEMAS.get(name) or _STREAMED.get(name)
+        assert schema is not None, (
+            f"airgap {name} --json has no report schema (tests/support/reports.py)"
+        )
+        assert (schemas / f"{schema}.schema.json").is_file(), (name, schema)
+        assert f"schemas/{schema}.schema.json" in readme, (
+            f"the README does not name {schema} ({name})"
+        )
