@@ -213,6 +213,15 @@ def _no_constant(name: str) -> Any:
     raise ValueError(f"{name} is not a JSON number")
 
 
+def _finite(text: str) -> float:
+    """A JSON number with a fraction or exponent; one too large for a float (1e400) is refused,
+    as airgap's own reader refuses it (packager.util.jsonio), not read as infinity."""
+    value = float(text)
+    if value in (float("inf"), float("-inf")):
+        raise ValueError(f"{text} is too large to be a number")
+    return value
+
+
 def _check_tree(doc: Any) -> str | None:
     """What makes ``doc`` unusable (nesting too deep, text that is not Unicode), or None.
     Iterative: nothing for a hostile document to exhaust."""
@@ -253,7 +262,10 @@ def parse_requirements(data: bytes, source: str) -> Requirements:
         raise BundleError(f"{source}: bundle.json is larger than 16 MiB")
     try:
         doc = json.loads(
-            data.decode("utf-8"), object_pairs_hook=_unique, parse_constant=_no_constant
+            data.decode("utf-8"),
+            object_pairs_hook=_unique,
+            parse_constant=_no_constant,
+            parse_float=_finite,
         )
     except (UnicodeDecodeError, ValueError) as exc:
         raise BundleError(f"bad bundle.json ({source}): not JSON: {exc}") from None

@@ -14,7 +14,7 @@ by the model-signature record (issue 18) and the fuzz fixes to the probe's reade
 probe that runs nothing from an unverified bundle (issue 14); then the tar alone (bundle.json is
 unchanged) by the archive order of issue 15: the blobs first, the model files in the lock's order,
 so a cold build writes each model file as it reads and hashes it; then by the probe it carries
-(issue 15: a delta's probe names its version's content digest).
+(issue 15: a delta's probe names its version's content digest, and refuses a number too large to write back).
 """
 
 from __future__ import annotations
@@ -25,8 +25,8 @@ from pathlib import Path
 from tests.support.golden import build_golden
 
 #: sha256 of airgap/bundle.json (the content digest) and of the whole tar
-CONTENT_DIGEST = "sha256:6b098e04b07a6ba03cb4d110c711fbf8bb71bafa812e87775e0c7014137a06ab"
-TAR_SHA256 = "6d117f5f50923386f86343c482ca9f25400d2a39ff3f5cc0976484643f710076"
+CONTENT_DIGEST = "sha256:46c377d4f4b5f7888f3780b52bc7e6a6a0195526928ced34b28d1692e997ec0b"
+TAR_SHA256 = "045c91344072524b57eaa3866aab6d616e18f88466a50e9bbc96c508d107d1af"
 
 
 def test_the_golden_bundle_is_byte_identical(tmp_path: Path) -> None:

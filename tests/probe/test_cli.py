@@ -135,6 +135,8 @@ BAD_BUNDLES: list[tuple[bytes, str]] = [
     (b'{"bundle": {"name": "\\ud800"}}', "not valid Unicode"),
     (b'{"kernels": [], "kernels": []}', "given twice"),
     (b'{"install": {"bytes": NaN}}', "NaN is not a JSON number"),
+    # a delta's content digest re-renders its bundle.json: infinity would not go back out
+    (b'{"delta": {}, "install": {"ratio": 1e400}}', "1e400 is too large to be a number"),
     (b'{"install": {"bytes": ' + b"9" * 5000 + b"}}", "not JSON"),
     (
         json.dumps({"blobs": [{"digest": "sha256:../../etc/passwd", "paths": ["k"]}]}).encode(),
